@@ -1,0 +1,17 @@
+//! vrm-node's native core.
+//!
+//! Pure Rust, no pyo3: `codec` (canonical MessagePack subset), `envelope` (field checks, signed
+//! bytes, ids), `ed25519` (ZIP-215 single and batch verification), `keycache` (LRU of decoded
+//! keys), `verify` (the envelope batch pipeline), `reason` (reason codes and the error type).
+//! The only pyo3 code is in `py`, the binding module `node._native`.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod ed25519;
+pub mod envelope;
+pub mod keycache;
+pub mod reason;
+pub mod verify;
+
+mod py;

@@ -1,0 +1,486 @@
+//! The one pyo3 binding module: Python objects <-> `Value`, `reason::Error` -> `EnvelopeError`,
+//! and the GIL released around the signature work. Everything else is plain Rust.
+
+use std::borrow::Cow;
+use std::sync::{LazyLock, Mutex};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
+
+use crate::codec::{self, Head, Reader, Value, MAX_DEPTH, MAX_ENVELOPE_BYTES};
+use crate::ed25519;
+use crate::envelope::{self, KINDS, MAX_CLOCK_SKEW_MS, PROTOCOL_VERSION, SIGNING_PREFIX};
+use crate::keycache::{self, KeyCache};
+use crate::reason::{Error, Reason};
+use crate::verify;
+
+pyo3::import_exception!(node.errors, EnvelopeError);
+
+/// The one conversion point from the Rust error to the Python exception.
+fn py_err(e: Error) -> PyErr {
+    EnvelopeError::new_err((e.reason.code(), e.detail()))
+}
+
+fn env_err(reason: Reason, what: &'static str) -> PyErr {
+    py_err(Error::new(reason, what))
+}
+
+// -- Python -> Value ---------------------------------------------------------------------------
+
+/// The bytes of a bytes / bytearray / memoryview (borrowed for bytes). Other types: `None`.
+fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Option<Cow<'a, [u8]>>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Some(Cow::Borrowed(b.as_bytes())));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Some(Cow::Owned(b.to_vec())));
+    }
+    if obj.is_instance_of::<PyMemoryView>() {
+        let copy = obj.call_method0("tobytes")?;
+        let b = copy.cast::<PyBytes>().map_err(PyErr::from)?;
+        return Ok(Some(Cow::Owned(b.as_bytes().to_vec())));
+    }
+    Ok(None)
+}
+
+/// A bytes-like argument, or TypeError.
+fn bytes_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    match bytes_like(obj)? {
+        Some(b) => Ok(b.into_owned()),
+        None => Err(PyTypeError::new_err(format!(
+            "{what} must be bytes, bytearray or memoryview, not {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))),
+    }
+}
+
+fn too_deep() -> PyErr {
+    env_err(Reason::TooDeep, "nesting deeper than 16")
+}
+
+/// Converts a Python object at nesting `depth` (outermost = 1) into a `Value`.
+fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if obj.is_none() {
+        return Ok(Value::Nil);
+    }
+    // bool before int: bool is a subclass of int.
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(v) = obj.extract::<i64>() {
+            return Ok(Value::int(v));
+        }
+        if let Ok(v) = obj.extract::<u64>() {
+            return Ok(Value::UInt(v));
+        }
+        return Err(env_err(
+            Reason::WrongType,
+            "integer outside -2**63 .. 2**64-1",
+        ));
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        return Err(env_err(Reason::FloatForbidden, "float"));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return match s.to_str() {
+            Ok(s) => Ok(Value::Str(s.to_owned())),
+            Err(_) => Err(env_err(Reason::WrongType, "text is not encodable as UTF-8")),
+        };
+    }
+    if let Some(b) = bytes_like(obj)? {
+        return Ok(Value::Bin(b.into_owned()));
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let mut items = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            items.push(to_value(&item, depth + 1)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let mut items = Vec::with_capacity(tuple.len());
+        for item in tuple.iter() {
+            items.push(to_value(&item, depth + 1)?);
+        }
+        return Ok(Value::Array(items));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        // Keys first (all must be str), then values in canonical key order.
+        let mut entries: Vec<(String, Bound<'_, PyAny>)> = Vec::with_capacity(dict.len());
+        for (k, v) in dict.iter() {
+            let Ok(ks) = k.cast::<PyString>() else {
+                return Err(env_err(Reason::WrongType, "map key is not str"));
+            };
+            let Ok(ks) = ks.to_str() else {
+                return Err(env_err(
+                    Reason::WrongType,
+                    "map key is not encodable as UTF-8",
+                ));
+            };
+            entries.push((ks.to_owned(), v));
+        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let v = to_value(&v, depth + 1)?;
+            out.push((k, v));
+        }
+        return Ok(Value::Map(out));
+    }
+    Err(env_err(Reason::WrongType, "type not encodable"))
+}
+
+// -- module functions --------------------------------------------------------------------------
+
+/// Canonical encoding of a Python value.
+#[pyfunction]
+fn encode<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let v = to_value(value, 1)?;
+    let bytes = codec::encode(&v).map_err(py_err)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// Strict canonical decode.
+/// Decodes one value at `depth` straight into Python objects (no intermediate `Value`); the
+/// reader enforces every rule, in the same order as `codec::decode`.
+fn read_py<'py>(py: Python<'py>, r: &mut Reader<'_>, depth: usize) -> PyResult<Bound<'py, PyAny>> {
+    let head = r.head(depth).map_err(py_err)?;
+    Ok(match head {
+        Head::Nil => py.None().into_bound(py),
+        Head::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+        Head::UInt(u) => u.into_pyobject(py)?.into_any(),
+        Head::NInt(i) => i.into_pyobject(py)?.into_any(),
+        Head::Str(s) => PyString::new(py, s).into_any(),
+        Head::Bin(b) => PyBytes::new(py, b).into_any(),
+        Head::Array(n) => {
+            let list = PyList::empty(py);
+            for _ in 0..n {
+                list.append(read_py(py, r, depth + 1)?)?;
+            }
+            list.into_any()
+        }
+        Head::Map(n) => {
+            let dict = PyDict::new(py);
+            let mut prev = None;
+            for _ in 0..n {
+                let key = r.key(depth + 1, prev).map_err(py_err)?;
+                prev = Some(key);
+                let value = read_py(py, r, depth + 1)?;
+                dict.set_item(PyString::new(py, key), value)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// A bytes-like argument (borrowed when it is bytes), or TypeError.
+fn data_arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    bytes_like(obj)?
+        .ok_or_else(|| PyTypeError::new_err("data must be bytes, bytearray or memoryview"))
+}
+
+/// Strict canonical decode.
+#[pyfunction]
+fn decode<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let data = data_arg(data)?;
+    codec::check_size(&data).map_err(py_err)?;
+    let mut r = Reader::new(&data);
+    let value = read_py(py, &mut r, 1)?;
+    r.finish().map_err(py_err)?;
+    Ok(value)
+}
+
+struct Fields {
+    author: Value,
+    body: Value,
+    created: Value,
+    expires: Value,
+    kind: Value,
+}
+
+fn fields(
+    author: &Bound<'_, PyAny>,
+    body: &Bound<'_, PyAny>,
+    created: &Bound<'_, PyAny>,
+    expires: &Bound<'_, PyAny>,
+    kind: &Bound<'_, PyAny>,
+) -> PyResult<Fields> {
+    // In canonical key order, as a decoder would meet them.
+    Ok(Fields {
+        author: to_value(author, 2)?,
+        body: to_value(body, 2)?,
+        created: to_value(created, 2)?,
+        expires: to_value(expires, 2)?,
+        kind: to_value(kind, 2)?,
+    })
+}
+
+#[pyfunction]
+fn signed_bytes<'py>(
+    py: Python<'py>,
+    author: &Bound<'py, PyAny>,
+    body: &Bound<'py, PyAny>,
+    created: &Bound<'py, PyAny>,
+    expires: &Bound<'py, PyAny>,
+    kind: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let f = fields(author, body, created, expires, kind)?;
+    let bytes =
+        envelope::signed_bytes(f.author, f.body, f.created, f.expires, f.kind).map_err(py_err)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+#[pyfunction]
+fn encode_envelope<'py>(
+    py: Python<'py>,
+    author: &Bound<'py, PyAny>,
+    body: &Bound<'py, PyAny>,
+    created: &Bound<'py, PyAny>,
+    expires: &Bound<'py, PyAny>,
+    kind: &Bound<'py, PyAny>,
+    sig: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let f = fields(author, body, created, expires, kind)?;
+    let sig = to_value(sig, 2)?;
+    let bytes = envelope::encode_envelope(f.author, f.body, f.created, f.expires, f.kind, sig)
+        .map_err(py_err)?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+#[pyfunction]
+fn decode_envelope<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let data = data_arg(data)?;
+    let env = envelope::parse(&data).map_err(py_err)?;
+    // The body is at depth 2 inside the envelope (parse has validated it already).
+    let mut body_reader = Reader::new(env.body_raw);
+    let body = read_py(py, &mut body_reader, 2)?;
+    let items: [Bound<'py, PyAny>; 9] = [
+        env.v.into_pyobject(py)?.into_any(),
+        PyString::new(py, env.kind).into_any(),
+        PyBytes::new(py, env.author).into_any(),
+        env.created.into_pyobject(py)?.into_any(),
+        env.expires.into_pyobject(py)?.into_any(),
+        body,
+        PyBytes::new(py, env.sig).into_any(),
+        PyBytes::new(py, &env.signed_bytes()).into_any(),
+        PyBytes::new(py, &env.id()).into_any(),
+    ];
+    PyTuple::new(py, items)
+}
+
+/// Copies a sequence of bytes-like objects into one buffer. Items over the size cap are not
+/// copied (they are refused as too_large whatever they hold): they become `None`.
+struct Batch {
+    buf: Vec<u8>,
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl Batch {
+    fn collect(seq: &Bound<'_, PyAny>) -> PyResult<Batch> {
+        let mut buf = Vec::new();
+        let mut spans = Vec::new();
+        for item in seq.try_iter()? {
+            let item = item?;
+            let Some(b) = bytes_like(&item)? else {
+                return Err(PyTypeError::new_err(
+                    "envelopes must be bytes, bytearray or memoryview",
+                ));
+            };
+            if b.len() > MAX_ENVELOPE_BYTES {
+                spans.push(None);
+            } else {
+                let start = buf.len();
+                buf.extend_from_slice(&b);
+                spans.push(Some((start, buf.len())));
+            }
+        }
+        Ok(Batch { buf, spans })
+    }
+
+    fn items(&self) -> Vec<&[u8]> {
+        // An oversized item stands in as an empty slice and is fixed up after verification.
+        self.spans
+            .iter()
+            .map(|s| s.and_then(|(a, b)| self.buf.get(a..b)).unwrap_or(&[]))
+            .collect()
+    }
+}
+
+/// Envelope verification with a bounded cache of decoded author keys (shared by all calls).
+#[pyclass(frozen, module = "node._native")]
+struct Verifier {
+    cache: Mutex<KeyCache>,
+}
+
+#[pymethods]
+impl Verifier {
+    #[new]
+    #[pyo3(signature = (key_cache_size = 4096))]
+    fn new(key_cache_size: usize) -> Self {
+        Verifier {
+            cache: Mutex::new(KeyCache::new(key_cache_size)),
+        }
+    }
+
+    fn verify_batch<'py>(
+        &self,
+        py: Python<'py>,
+        envelopes: &Bound<'py, PyAny>,
+        now_ms: i64,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let batch = Batch::collect(envelopes)?;
+        let (codes, ids) = py.detach(|| {
+            let items = batch.items();
+            let outcomes = verify::verify_batch(&self.cache, &items, now_ms);
+            let mut codes = Vec::with_capacity(outcomes.len());
+            let mut ids = Vec::with_capacity(outcomes.len() * 32);
+            for (o, span) in outcomes.iter().zip(&batch.spans) {
+                match span {
+                    None => {
+                        codes.push(Reason::TooLarge.code());
+                        ids.extend_from_slice(&[0u8; 32]);
+                    }
+                    Some(_) => {
+                        codes.push(o.reason.code());
+                        ids.extend_from_slice(&o.id.unwrap_or([0u8; 32]));
+                    }
+                }
+            }
+            (codes, ids)
+        });
+        Ok((PyBytes::new(py, &codes), PyBytes::new(py, &ids)))
+    }
+
+    fn verify_one<'py>(
+        &self,
+        py: Python<'py>,
+        envelope: &Bound<'py, PyAny>,
+        now_ms: i64,
+    ) -> PyResult<(u8, Bound<'py, PyBytes>)> {
+        let Some(data) = bytes_like(envelope)? else {
+            return Err(PyTypeError::new_err(
+                "envelope must be bytes, bytearray or memoryview",
+            ));
+        };
+        if data.len() > MAX_ENVELOPE_BYTES {
+            return Ok((Reason::TooLarge.code(), PyBytes::new(py, &[0u8; 32])));
+        }
+        let data = data.into_owned();
+        let o = py.detach(|| verify::verify_one(&self.cache, &data, now_ms));
+        Ok((
+            o.reason.code(),
+            PyBytes::new(py, &o.id.unwrap_or([0u8; 32])),
+        ))
+    }
+
+    fn cache_len(&self) -> usize {
+        self.cache
+            .lock()
+            .map(|c| c.len())
+            .unwrap_or_else(|e| e.into_inner().len())
+    }
+}
+
+/// Decoded keys for the raw `ed25519_*` functions (a node verifies the same keys again and
+/// again; decoding one costs a tenth of a verification). Caching changes no verdict.
+static RAW_KEYS: LazyLock<Mutex<KeyCache>> = LazyLock::new(|| Mutex::new(KeyCache::new(1024)));
+
+fn raw_decoder(key: &[u8; 32]) -> Option<curve25519_dalek::edwards::EdwardsPoint> {
+    keycache::decode_through(&RAW_KEYS, key)
+}
+
+#[pyfunction]
+fn ed25519_verify(
+    py: Python<'_>,
+    public_key: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+    signature: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let pk = bytes_arg(public_key, "public_key")?;
+    let msg = bytes_arg(message, "message")?;
+    let sig = bytes_arg(signature, "signature")?;
+    Ok(py.detach(|| ed25519::verify_with(&pk, &msg, &sig, &mut raw_decoder)))
+}
+
+type Triple = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn triples(items: &Bound<'_, PyAny>) -> PyResult<Vec<Triple>> {
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let item = item?;
+        let (pk, msg, sig): (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) =
+            match item.cast::<PyList>() {
+                Ok(list) => list.as_sequence().to_tuple()?.extract()?,
+                Err(_) => item.extract()?,
+            };
+        out.push((
+            bytes_arg(&pk, "public_key")?,
+            bytes_arg(&msg, "message")?,
+            bytes_arg(&sig, "signature")?,
+        ));
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+fn ed25519_verify_batch<'py>(
+    py: Python<'py>,
+    items: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let items = triples(items)?;
+    let verdicts: Vec<u8> = py.detach(|| {
+        ed25519::verify_batch_with(&items, &mut raw_decoder)
+            .into_iter()
+            .map(u8::from)
+            .collect()
+    });
+    Ok(PyBytes::new(py, &verdicts))
+}
+
+#[pyfunction]
+fn ed25519_batch_check(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let items = triples(items)?;
+    Ok(py.detach(|| ed25519::batch_check_with(&items, &mut raw_decoder)))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    // Import the exception's module now: a failure is an ImportError here, never a panic later.
+    py.import("node.errors")?.getattr("EnvelopeError")?;
+    m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
+    m.add("SIGNING_PREFIX", PyBytes::new(py, SIGNING_PREFIX))?;
+    m.add("MAX_ENVELOPE_BYTES", MAX_ENVELOPE_BYTES)?;
+    m.add("MAX_DEPTH", MAX_DEPTH)?;
+    m.add("MAX_CLOCK_SKEW_MS", MAX_CLOCK_SKEW_MS)?;
+    m.add("KINDS", PyTuple::new(py, KINDS)?)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(signed_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_envelope, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_envelope, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_batch_check, m)?)?;
+    m.add_class::<Verifier>()?;
+    Ok(())
+}

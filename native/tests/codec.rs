@@ -1,0 +1,604 @@
+//! Canonical MessagePack subset: round trips, every rejection, and PROTOCOL.md's error order.
+
+mod common;
+
+use _native::codec::{self, decode, decode_uncapped, encode, validate, Value, MAX_ENVELOPE_BYTES};
+use _native::reason::Reason;
+use common::*;
+
+fn reason(data: &[u8]) -> Reason {
+    let r = decode(data).expect_err("should be refused").reason;
+    // The validating (non-building) pass must agree.
+    assert_eq!(
+        validate(data).expect_err("validate should refuse").reason,
+        r,
+        "validate vs decode on {}",
+        hex::encode(data)
+    );
+    r
+}
+
+fn ok(data: &[u8]) -> Value {
+    let v = decode(data).unwrap_or_else(|e| panic!("{} refused: {e}", hex::encode(data)));
+    validate(data).expect("validate agrees");
+    // Canonical: re-encoding gives the same bytes.
+    assert_eq!(
+        encode(&v).unwrap(),
+        data,
+        "re-encode of {}",
+        hex::encode(data)
+    );
+    v
+}
+
+fn roundtrip(v: Value, expect_hex: &str) {
+    let bytes = encode(&v).unwrap();
+    assert_eq!(hex::encode(&bytes), expect_hex, "{v:?}");
+    assert_eq!(decode(&bytes).unwrap(), v);
+}
+
+#[test]
+fn scalars_roundtrip_with_exact_encodings() {
+    roundtrip(Value::Nil, "c0");
+    roundtrip(Value::Bool(false), "c2");
+    roundtrip(Value::Bool(true), "c3");
+    let uints: &[(u64, &str)] = &[
+        (0, "00"),
+        (127, "7f"),
+        (128, "cc80"),
+        (255, "ccff"),
+        (256, "cd0100"),
+        (65535, "cdffff"),
+        (65536, "ce00010000"),
+        (0xffff_ffff, "ceffffffff"),
+        (0x1_0000_0000, "cf0000000100000000"),
+        (u64::MAX, "cfffffffffffffffff"),
+    ];
+    for (v, h) in uints {
+        roundtrip(Value::UInt(*v), h);
+    }
+    let nints: &[(i64, &str)] = &[
+        (-1, "ff"),
+        (-32, "e0"),
+        (-33, "d0df"),
+        (-128, "d080"),
+        (-129, "d1ff7f"),
+        (-32768, "d18000"),
+        (-32769, "d2ffff7fff"),
+        (-2_147_483_648, "d280000000"),
+        (-2_147_483_649, "d3ffffffff7fffffff"),
+        (i64::MIN, "d38000000000000000"),
+    ];
+    for (v, h) in nints {
+        roundtrip(Value::NInt(*v), h);
+        assert_eq!(Value::int(*v), Value::NInt(*v));
+    }
+    assert_eq!(Value::int(5), Value::UInt(5));
+}
+
+#[test]
+fn lengths_roundtrip_at_every_boundary() {
+    for (n, head) in [
+        (0usize, "a0"),
+        (31, "bf"),
+        (32, "d920"),
+        (255, "d9ff"),
+        (256, "da0100"),
+        (65535, "daffff"),
+        (65536, "db00010000"),
+    ] {
+        let v = Value::Str("x".repeat(n));
+        let b = encode(&v).unwrap();
+        assert!(hex::encode(&b).starts_with(head), "str {n}");
+        assert_eq!(decode_uncapped(&b).unwrap(), v);
+    }
+    for (n, head) in [
+        (0usize, "c400"),
+        (255, "c4ff"),
+        (256, "c50100"),
+        (65535, "c5ffff"),
+        (65536, "c600010000"),
+    ] {
+        let v = Value::Bin(vec![7; n]);
+        let b = encode(&v).unwrap();
+        assert!(hex::encode(&b).starts_with(head), "bin {n}");
+        assert_eq!(decode_uncapped(&b).unwrap(), v);
+    }
+    for (n, head) in [
+        (0usize, "90"),
+        (15, "9f"),
+        (16, "dc0010"),
+        (65535, "dcffff"),
+        (65536, "dd00010000"),
+    ] {
+        let v = Value::Array(vec![Value::Nil; n]);
+        let b = encode(&v).unwrap();
+        assert!(hex::encode(&b).starts_with(head), "array {n}");
+        assert_eq!(decode_uncapped(&b).unwrap(), v);
+    }
+    for (n, head) in [
+        (0usize, "80"),
+        (15, "8f"),
+        (16, "de0010"),
+        (65536, "df00010000"),
+    ] {
+        let v = Value::Map(
+            (0..n)
+                .map(|i| (format!("k{i:06}"), Value::UInt(i as u64)))
+                .collect(),
+        );
+        let b = encode(&v).unwrap();
+        assert!(hex::encode(&b).starts_with(head), "map {n}");
+        assert_eq!(decode_uncapped(&b).unwrap(), v);
+    }
+}
+
+#[test]
+fn maps_are_sorted_by_utf8_bytes() {
+    let v = map(&[
+        ("b", Value::UInt(1)),
+        ("aa", Value::UInt(2)),
+        ("a", Value::UInt(3)),
+        ("Z", Value::Nil),
+        ("é", Value::Nil),
+        ("z", Value::Nil),
+    ]);
+    let b = encode(&v).unwrap();
+    // Z (5a) < a < aa < b < z < é (c3 a9)
+    assert_eq!(
+        hex::encode(&b),
+        "86a15ac0a16103a2616102a16201a17ac0a2c3a9c0"
+    );
+    match decode(&b).unwrap() {
+        Value::Map(entries) => {
+            let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["Z", "a", "aa", "b", "z", "é"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Duplicate keys cannot be encoded.
+    let dup = Value::Map(vec![("a".into(), Value::Nil), ("a".into(), Value::Nil)]);
+    assert_eq!(encode(&dup).unwrap_err().reason, Reason::NonCanonical);
+}
+
+#[test]
+fn nested_values_roundtrip() {
+    let v = map(&[
+        (
+            "list",
+            Value::Array(vec![
+                Value::UInt(1),
+                s("two"),
+                Value::Bin(vec![3]),
+                Value::Array(vec![]),
+                map(&[]),
+            ]),
+        ),
+        (
+            "m",
+            map(&[("x", Value::NInt(-200)), ("y", Value::Bool(false))]),
+        ),
+    ]);
+    let b = encode(&v).unwrap();
+    assert_eq!(ok(&b), v);
+}
+
+#[test]
+fn non_shortest_forms_are_non_canonical() {
+    let cases = [
+        // uint forms holding a smaller value
+        "cc00",
+        "cc7f",
+        "cd0000",
+        "cd00ff",
+        "ce00000000",
+        "ce0000ffff",
+        "cf0000000000000000",
+        "cf00000000ffffffff",
+        // signed forms holding a value >= 0
+        "d000",
+        "d07f",
+        "d10000",
+        "d17fff",
+        "d200000000",
+        "d27fffffff",
+        "d30000000000000000",
+        "d37fffffffffffffff",
+        // signed forms holding a value that fits a shorter form
+        "d0ff",
+        "d0e0",
+        "d1ffff",
+        "d1ffe0",
+        "d1ff80",
+        "d2ffffffff",
+        "d2ffff8000",
+        "d3ffffffffffffffff",
+        "d3ffffffff80000000",
+        // text lengths
+        "d900",
+        "d91f",
+        "da0000",
+        "da00ff",
+        "db00000000",
+        "db0000ffff",
+        // bytes lengths (c4 is the shortest form for 0..255)
+        "c50000",
+        "c500ff",
+        "c600000000",
+        "c60000ffff",
+        // container lengths
+        "dc0000",
+        "dc000f",
+        "dd00000000",
+        "dd0000ffff",
+        "de0000",
+        "de000f",
+        "df00000000",
+        "df0000ffff",
+    ];
+    for h in cases {
+        assert_eq!(reason(&hex(h)), Reason::NonCanonical, "{h}");
+    }
+}
+
+#[test]
+fn float_ext_and_reserved_are_refused() {
+    assert_eq!(reason(&hex("ca3fc00000")), Reason::FloatForbidden);
+    assert_eq!(reason(&hex("cb3ff8000000000000")), Reason::FloatForbidden);
+    // even truncated: the type byte decides
+    assert_eq!(reason(&hex("ca")), Reason::FloatForbidden);
+    assert_eq!(reason(&hex("c1")), Reason::Malformed);
+    for t in ["c7", "c8", "c9", "d4", "d5", "d6", "d7", "d8"] {
+        assert_eq!(
+            reason(&hex(&format!("{t}0100000000000000000000000000000000"))),
+            Reason::Malformed,
+            "{t}"
+        );
+        assert_eq!(reason(&hex(t)), Reason::Malformed, "{t}");
+    }
+    // inside containers
+    assert_eq!(reason(&hex("9201ca00000000")), Reason::FloatForbidden);
+    assert_eq!(
+        reason(&hex("81a161cb0000000000000000")),
+        Reason::FloatForbidden
+    );
+    assert_eq!(reason(&hex("9201c1")), Reason::Malformed);
+}
+
+#[test]
+fn map_key_rules() {
+    // unsorted
+    assert_eq!(
+        reason(&raw_map(&[(b"\xa1b", b"\x01"), (b"\xa1a", b"\x02")])),
+        Reason::NonCanonical
+    );
+    // duplicate
+    assert_eq!(
+        reason(&raw_map(&[(b"\xa1a", b"\x01"), (b"\xa1a", b"\x02")])),
+        Reason::NonCanonical
+    );
+    // prefix order: "a" < "aa"
+    ok(&raw_map(&[(b"\xa1a", b"\x01"), (b"\xa2aa", b"\x02")]));
+    assert_eq!(
+        reason(&raw_map(&[(b"\xa2aa", b"\x01"), (b"\xa1a", b"\x02")])),
+        Reason::NonCanonical
+    );
+    // byte order, not code point order of a different encoding: "z" (7a) < "é" (c3a9)
+    ok(&raw_map(&[(b"\xa1z", b"\x01"), (b"\xa2\xc3\xa9", b"\x02")]));
+    // non-text keys
+    for key in [
+        &b"\x01"[..],
+        b"\xc0",
+        b"\xc3",
+        b"\xc4\x01a",
+        b"\x90",
+        b"\x80",
+        b"\xff",
+        b"\xcc\x80",
+    ] {
+        assert_eq!(
+            reason(&raw_map(&[(key, b"\x01")])),
+            Reason::NonCanonical,
+            "{}",
+            hex::encode(key)
+        );
+    }
+    // empty-string key is fine and sorts first
+    ok(&raw_map(&[(b"\xa0", b"\x01"), (b"\xa1a", b"\x02")]));
+}
+
+#[test]
+fn invalid_utf8_is_malformed() {
+    for bad in ["a1ff", "a2c3", "a3eda080", "a2c0af", "a4f4908080"] {
+        assert_eq!(reason(&hex(bad)), Reason::Malformed, "{bad}");
+        // as a key too
+        let mut m = vec![0x81];
+        m.extend(hex(bad));
+        m.push(0x01);
+        assert_eq!(reason(&m), Reason::Malformed, "key {bad}");
+    }
+    ok(&hex("a2c3a9"));
+}
+
+fn nest(depth: usize, inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x91; depth];
+    v.extend_from_slice(inner);
+    v
+}
+
+#[test]
+fn depth_limit() {
+    // 16 nested arrays holding a scalar: the innermost container is at depth 16.
+    ok(&nest(16, &[0x01]));
+    ok(&nest(15, &[0x90]));
+    ok(&nest(16, &[])
+        .into_iter()
+        .take(15)
+        .chain([0x90])
+        .collect::<Vec<u8>>());
+    // a container at depth 17
+    assert_eq!(reason(&nest(16, &[0x90])), Reason::TooDeep);
+    assert_eq!(reason(&nest(17, &[0x01])), Reason::TooDeep);
+    assert_eq!(reason(&nest(16, &[0x80])), Reason::TooDeep);
+    assert_eq!(reason(&nest(16, &hex("dc0010"))), Reason::TooDeep);
+    // maps count too
+    let mut m = Vec::new();
+    for _ in 0..16 {
+        m.extend_from_slice(b"\x81\xa1k");
+    }
+    m.push(0x01);
+    ok(&m);
+    let mut m17 = Vec::new();
+    for _ in 0..17 {
+        m17.extend_from_slice(b"\x81\xa1k");
+    }
+    m17.push(0x01);
+    assert_eq!(reason(&m17), Reason::TooDeep);
+    // encode refuses too
+    let mut v = Value::Nil;
+    for _ in 0..16 {
+        v = Value::Array(vec![v]);
+    }
+    assert!(encode(&v).is_ok());
+    let v17 = Value::Array(vec![v.clone()]);
+    assert_eq!(encode(&v17).unwrap_err().reason, Reason::TooDeep);
+    // a scalar at depth 17 is fine
+    assert_eq!(encode(&v).unwrap(), nest(16, &[0xc0]));
+}
+
+#[test]
+fn trailing_bytes() {
+    assert_eq!(reason(&hex("c000")), Reason::TrailingBytes);
+    assert_eq!(reason(&hex("9101ff")), Reason::TrailingBytes);
+    // whatever the trailing garbage is
+    assert_eq!(reason(&hex("01c1")), Reason::TrailingBytes);
+    assert_eq!(reason(&hex("01ca")), Reason::TrailingBytes);
+    // empty input is a truncated value
+    assert_eq!(reason(&[]), Reason::Malformed);
+}
+
+#[test]
+fn size_cap() {
+    // exactly the cap is fine
+    let v = Value::Bin(vec![0; MAX_ENVELOPE_BYTES - 3]);
+    let b = encode(&v).unwrap();
+    assert_eq!(b.len(), MAX_ENVELOPE_BYTES);
+    ok(&b);
+    // one more byte: too_large, checked before anything is read
+    let v = Value::Bin(vec![0; MAX_ENVELOPE_BYTES - 2]);
+    let b = encode(&v).unwrap();
+    assert_eq!(reason(&b), Reason::TooLarge);
+    assert_eq!(
+        reason(&vec![0xc1; MAX_ENVELOPE_BYTES + 1]),
+        Reason::TooLarge
+    );
+    assert_eq!(
+        reason(&vec![0xca; MAX_ENVELOPE_BYTES + 1]),
+        Reason::TooLarge
+    );
+    // uncapped decode accepts it
+    assert!(decode_uncapped(&b).is_ok());
+}
+
+#[test]
+fn truncation_at_every_position_is_malformed() {
+    let sk = signer([9; 32]);
+    let env = envelope_signed(&sk, 1);
+    ok(&env);
+    for cut in 0..env.len() {
+        assert_eq!(reason(&env[..cut]), Reason::Malformed, "cut at {cut}");
+    }
+    // and of a value with every kind of item
+    let v = map(&[
+        ("a", Value::UInt(u64::MAX)),
+        ("b", Value::NInt(i64::MIN)),
+        ("c", s(&"x".repeat(300))),
+        ("d", Value::Bin(vec![1; 300])),
+        ("e", Value::Array(vec![Value::UInt(70000); 20])),
+        ("f", Value::NInt(-40000)),
+    ]);
+    let b = enc(&v);
+    for cut in 0..b.len() {
+        assert_eq!(reason(&b[..cut]), Reason::Malformed, "cut at {cut}");
+    }
+}
+
+#[test]
+fn claimed_lengths_do_not_allocate() {
+    // Huge claimed counts with little data: refused quickly as truncated, no big allocation.
+    for h in [
+        "ddffffffff",
+        "dfffffffff",
+        "c6ffffffff",
+        "dbffffffff",
+        "dcffff",
+        "deffff",
+    ] {
+        let mut b = hex(h);
+        b.extend(vec![0xc0; 1000]);
+        let r = reason(&b);
+        assert!(
+            r == Reason::Malformed || r == Reason::NonCanonical,
+            "{h}: {r:?}"
+        );
+    }
+    // A 64 KiB input of nested 32-bit-count arrays: depth stops it.
+    let mut b = Vec::new();
+    while b.len() + 5 <= MAX_ENVELOPE_BYTES {
+        b.extend(hex("ddffffffff"));
+    }
+    assert_eq!(reason(&b), Reason::TooDeep);
+}
+
+// -- the order of errors (PROTOCOL.md section 1) ------------------------------------------------
+
+#[test]
+fn order_first_problem_wins_left_to_right() {
+    // earlier items decide
+    assert_eq!(reason(&hex("92c1ca")), Reason::Malformed);
+    assert_eq!(reason(&hex("92ca00000000c1")), Reason::FloatForbidden);
+    assert_eq!(reason(&hex("92cc01c1")), Reason::NonCanonical);
+    assert_eq!(reason(&hex("92c1cc01")), Reason::Malformed);
+    // a value error beats trailing bytes (the value is not finished)
+    assert_eq!(reason(&hex("92c0")), Reason::Malformed);
+    assert_eq!(reason(&hex("91ca0000000000")), Reason::FloatForbidden);
+}
+
+#[test]
+fn order_type_byte_before_length() {
+    // a container at depth 17 whose length is truncated or non-canonical: too_deep (type byte first)
+    assert_eq!(reason(&nest(16, &hex("dc"))), Reason::TooDeep);
+    assert_eq!(reason(&nest(16, &hex("dc0001"))), Reason::TooDeep);
+    assert_eq!(reason(&nest(16, &hex("de"))), Reason::TooDeep);
+    // floats and forbidden types at any depth are decided by the type byte
+    assert_eq!(reason(&nest(16, &hex("ca"))), Reason::FloatForbidden);
+    assert_eq!(reason(&nest(16, &hex("c1"))), Reason::Malformed);
+}
+
+#[test]
+fn order_length_before_content() {
+    // truncated length -> malformed
+    assert_eq!(reason(&hex("cd01")), Reason::Malformed);
+    assert_eq!(reason(&hex("d9")), Reason::Malformed);
+    assert_eq!(reason(&hex("dc00")), Reason::Malformed);
+    // a non-shortest length with truncated content: non_canonical (length is read first)
+    assert_eq!(reason(&hex("d9056162")), Reason::NonCanonical);
+    assert_eq!(reason(&hex("c5000101")), Reason::NonCanonical);
+    // a non-shortest length with invalid UTF-8 content: non_canonical
+    assert_eq!(reason(&hex("d901ff")), Reason::NonCanonical);
+    // shortest length, content truncated -> malformed; content invalid -> malformed
+    assert_eq!(reason(&hex("a56162")), Reason::Malformed);
+    assert_eq!(reason(&hex("c40501")), Reason::Malformed);
+    // truncated content that would also be invalid UTF-8: malformed either way
+    assert_eq!(reason(&hex("a3ff")), Reason::Malformed);
+    // a non-shortest container length with missing items: non_canonical
+    assert_eq!(reason(&hex("dc0001")), Reason::NonCanonical);
+}
+
+#[test]
+fn order_map_key_then_order_then_value() {
+    // problems inside the key come first: a float key is float_forbidden, not non_canonical
+    assert_eq!(reason(&hex("81ca0000000001")), Reason::FloatForbidden);
+    // a key container with a bad item inside: that item's reason
+    assert_eq!(reason(&hex("8191c101")), Reason::Malformed);
+    assert_eq!(reason(&hex("8191cc0101")), Reason::NonCanonical);
+    assert_eq!(reason(&hex("8191ca0000000001")), Reason::FloatForbidden);
+    // a truncated non-text key: malformed (decoded as a value first)
+    assert_eq!(reason(&hex("81cd00")), Reason::Malformed);
+    // a well-formed non-text key: non_canonical, even if the value would be worse
+    assert_eq!(reason(&hex("8101ca00000000")), Reason::NonCanonical);
+    assert_eq!(reason(&hex("8101c1")), Reason::NonCanonical);
+    // a key container nested too deep inside a key: too_deep from inside the key
+    let mut k = nest(15, &[]);
+    k.insert(0, 0x81);
+    k.extend(hex("9101"));
+    assert_eq!(reason(&k), Reason::TooDeep);
+    // key order is checked before the value: unsorted key with a float value
+    assert_eq!(reason(&hex("82a16201a161ca00000000")), Reason::NonCanonical);
+    // an invalid UTF-8 second key beats the order check
+    assert_eq!(reason(&hex("82a16201a1ff01")), Reason::Malformed);
+    // then the value
+    assert_eq!(
+        reason(&hex("82a161ca00000000a16201")),
+        Reason::FloatForbidden
+    );
+    assert_eq!(reason(&hex("82a16101a162cc01")), Reason::NonCanonical);
+    // non-text key check happens after the key's own decode but before the order check
+    assert_eq!(reason(&hex("82a1620101")), Reason::NonCanonical);
+}
+
+#[test]
+fn order_size_cap_first() {
+    let mut b = hex("c1");
+    b.resize(MAX_ENVELOPE_BYTES + 1, 0);
+    assert_eq!(reason(&b), Reason::TooLarge);
+}
+
+/// Random byte strings and mutations of valid encodings: never a panic; decode and validate agree;
+/// whatever decodes re-encodes to exactly the same bytes (one value, one encoding).
+#[test]
+fn fuzz_canonical_property() {
+    let mut rng = Rng::new(7);
+    let sk = signer([3; 32]);
+    let seeds: Vec<Vec<u8>> = vec![
+        envelope_signed(&sk, 5),
+        enc(&map(&[
+            (
+                "a",
+                Value::Array(vec![Value::UInt(300), Value::NInt(-300), s("hi")]),
+            ),
+            ("b", Value::Bin(vec![0; 20])),
+        ])),
+        hex("93cd0100d1ff7fa3616263"),
+    ];
+    let mut decoded = 0;
+    for round in 0..60_000 {
+        let data: Vec<u8> = if round % 3 == 0 {
+            let n = rng.below(24);
+            rng.vec(n)
+        } else {
+            let mut d = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..1 + rng.below(3) {
+                let i = rng.below(d.len());
+                match rng.below(4) {
+                    0 => d[i] = rng.next_u64() as u8,
+                    1 => d[i] ^= 1 << rng.below(8),
+                    2 => {
+                        d.remove(i);
+                        if d.is_empty() {
+                            d.push(0);
+                        }
+                    }
+                    _ => d.insert(i, rng.next_u64() as u8),
+                }
+            }
+            d
+        };
+        let a = decode(&data);
+        let b = validate(&data);
+        match (&a, &b) {
+            (Ok(v), Ok(())) => {
+                decoded += 1;
+                assert_eq!(
+                    encode(v).unwrap(),
+                    data,
+                    "not canonical: {}",
+                    hex::encode(&data)
+                );
+            }
+            (Err(e1), Err(e2)) => assert_eq!(e1, e2, "{}", hex::encode(&data)),
+            _ => panic!("decode and validate disagree on {}", hex::encode(&data)),
+        }
+    }
+    assert!(decoded > 100, "fuzz decoded only {decoded}");
+}
+
+#[test]
+fn writer_helpers_match_encode() {
+    let mut out = Vec::new();
+    codec::write_nint(&mut out, 5);
+    assert_eq!(out, [5]);
+    let mut out = Vec::new();
+    codec::write_str(&mut out, "abc").unwrap();
+    assert_eq!(out, hex("a3616263"));
+}
