@@ -1,0 +1,83 @@
+"""The one exception hierarchy of vrm-node.
+
+Everything the project raises on purpose derives from VrmError, so a caller (the CLI, the HTTP API)
+can catch one class. The native core raises these same classes (imported into Rust), never its own.
+"""
+
+from __future__ import annotations
+
+from node.reasons import Reason
+
+
+class VrmError(Exception):
+    """Base of every error vrm-node raises on purpose."""
+
+
+class EnvelopeError(VrmError):
+    """An envelope or canonical value was refused; ``reason`` says why, ``detail`` where."""
+
+    def __init__(self, reason: int | str | Reason, detail: str = "") -> None:
+        self.reason = Reason.parse(reason)
+        self.detail = detail
+        super().__init__(f"{self.reason.label}: {detail}" if detail else self.reason.label)
+
+    def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working with two args
+        return (type(self), (int(self.reason), self.detail))
+
+
+class IdentityError(VrmError):
+    """A key could not be created, loaded or decoded."""
+
+
+class HomeError(VrmError):
+    """The node's home directory is missing, incomplete, or already holds a node (never overwritten)."""
+
+
+class PassphraseError(VrmError):
+    """A passphrase was wrong, or needed and not given; nothing was changed."""
+
+
+class StoreError(VrmError):
+    """The store cannot be opened or upgraded (for example a schema newer than this program)."""
+
+
+class ValidationError(VrmError):
+    """An input value was refused before anything was written; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.field, self.message))
+
+
+class SearchQueryError(ValidationError):
+    """A full-text search query is not valid FTS5 syntax."""
+
+
+class NotFoundError(VrmError):
+    """No record of ``kind`` matches ``key`` (a vendor handle, an id, a vault field name)."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"no {kind} {key!r}")
+
+    def __reduce__(self):
+        return (type(self), (self.kind, self.key))
+
+
+class ConflictError(VrmError):
+    """The request conflicts with what is stored (a duplicate handle, resolving a resolved issue)."""
+
+
+class VaultError(VrmError):
+    """A vault value cannot be stored or read (a damaged or swapped ciphertext, a plain write into an
+    encrypted vault)."""
+
+
+class ExchangeError(VrmError):
+    """An export document was refused (unknown format or version, bad content) or the import target
+    is not a new home."""
