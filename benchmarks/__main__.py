@@ -1,0 +1,69 @@
+"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec]"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import codec, verify
+from benchmarks.data import make_corpus
+from benchmarks.harness import Gate, Suite, evaluate_gates, print_table, write_json
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+
+# Ratios the native core must reach, measured in the same run (per-operation time of the baseline
+# divided by the native one).
+GATES = [
+    Gate("batch verify >= 4x pyca", "verify.native.batch256", "verify.pyca.single", 4.0),
+    Gate("single verify >= 2x pyca", "verify.native.verify_one", "verify.pyca.single", 2.0),
+    Gate("decode >= 8x reference", "codec.native.decode", "codec.reference.decode", 8.0),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer envelopes and shorter rounds (CI)")
+    parser.add_argument("--gate", action="store_true", help="exit 1 when a speed ratio is under its gate")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
+    parser.add_argument("--only", choices=("verify", "codec"), help="run one group")
+    args = parser.parse_args(argv)
+
+    from node.backends import get_backend
+
+    native, reference = get_backend("native"), get_backend("reference")
+    try:
+        native.module  # noqa: B018 - import now, to fail with a clear message
+    except ImportError as exc:
+        print(f"the native core is not built ({exc}); run `make setup` first", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    n = 256 if args.quick else 1024
+    print(f"building {n} signed envelopes from 64 authors ...", file=sys.stderr)
+    corpus = make_corpus(native, n, authors=64)
+    suite = Suite(quick=args.quick)
+    if args.only in (None, "verify"):
+        verify.run(suite, native, reference, corpus)
+    if args.only in (None, "codec"):
+        codec.run(suite, native, reference, corpus)
+    gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
+    print_table(suite, gates)
+    elapsed = time.perf_counter() - started
+    write_json(args.json, suite, gates, {"envelopes": n, "authors": corpus.authors, "cpus": os.cpu_count(),
+                                         "seconds": round(elapsed, 2)})  # fmt: skip
+    print(f"results written to {args.json} ({elapsed:.1f} s)", file=sys.stderr)
+    if args.gate:
+        failed = [g for g in gates if not g.passed]
+        for gate in failed:
+            print(f"GATE FAILED: {gate.describe()}", file=sys.stderr)
+        if failed:
+            return 1
+        print("all gates passed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
