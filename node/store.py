@@ -1,0 +1,363 @@
+"""The node's SQLite store: one narrow class over sqlite-utils, numbered migrations, one writer.
+
+Durability settings (the brief's "no acknowledged write is lost"): WAL journal, ``synchronous=FULL`` so a
+commit is on disk before it returns, foreign keys enforced. Every write runs inside
+``with store.transaction():`` (nested blocks become savepoints); a write outside one is refused rather
+than silently auto-committed on its own, so a batch can never be half applied.
+
+Schema changes are numbered migrations applied in order on open, each in its own transaction together
+with its row in ``schema_migrations``: an older home upgrades in place, and a crash during an upgrade
+leaves the previous version intact. Never edit a shipped migration; append a new one.
+
+``AsyncStore`` is the trio face: every call runs in a worker thread, one at a time, so the event loop
+never blocks on disk and there is exactly one writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+import trio
+
+from node.errors import StoreError
+
+T = TypeVar("T")
+Clock = Callable[[], int]
+Step = Sequence[str] | Callable[[sqlite_utils.Database], None]
+Migration = tuple[int, str, Step]
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch: the default ``clock`` everywhere a time is stamped."""
+    return time.time_ns() // 1_000_000
+
+
+ENGAGEMENT_LEVELS = ("none", "transactional", "casual", "engaged", "advocate")
+ISSUE_STATES = ("open", "waiting_on_vendor", "resolved")
+_LEVELS_SQL = ", ".join(f"'{level}'" for level in ENGAGEMENT_LEVELS)
+_STATES_SQL = ", ".join(f"'{state}'" for state in ISSUE_STATES)
+_NONBLANK = "length(trim({0})) > 0"
+
+_RECORDS_V1 = (
+    f"""CREATE TABLE vendors (
+        id INTEGER PRIMARY KEY,
+        handle TEXT NOT NULL UNIQUE CHECK (substr(handle, 1, 1) = '@' AND length(handle) BETWEEN 2 AND 64),
+        name TEXT NOT NULL CHECK ({_NONBLANK.format("name")}),
+        node_id TEXT,
+        website TEXT,
+        notes TEXT NOT NULL DEFAULT '',
+        engagement TEXT NOT NULL DEFAULT 'none' CHECK (engagement IN ({_LEVELS_SQL})),
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        end_reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK (ended_at IS NULL OR ended_at >= started_at),
+        CHECK (end_reason IS NULL OR ended_at IS NOT NULL)
+    )""",
+    f"""CREATE TABLE engagement_changes (
+        id INTEGER PRIMARY KEY,
+        vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+        level TEXT NOT NULL CHECK (level IN ({_LEVELS_SQL})),
+        at INTEGER NOT NULL
+    )""",
+    f"""CREATE TABLE purchases (
+        id INTEGER PRIMARY KEY,
+        vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+        product TEXT NOT NULL CHECK ({_NONBLANK.format("product")}),
+        price_minor INTEGER CHECK (price_minor IS NULL OR price_minor >= 0),
+        currency TEXT CHECK (currency IS NULL OR (length(currency) = 3 AND currency = upper(currency))),
+        bought_at INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        CHECK ((price_minor IS NULL) = (currency IS NULL))
+    )""",
+    f"""CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+        text TEXT NOT NULL CHECK ({_NONBLANK.format("text")}),
+        tags TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags) AND json_type(tags) = 'array'),
+        at INTEGER NOT NULL
+    )""",
+    """CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY,
+        vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+        stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+        comment TEXT NOT NULL DEFAULT '',
+        at INTEGER NOT NULL
+    )""",
+    """CREATE TABLE recommendations (
+        id INTEGER PRIMARY KEY,
+        vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+        would_recommend INTEGER NOT NULL CHECK (would_recommend IN (0, 1)),
+        text TEXT NOT NULL DEFAULT '',
+        at INTEGER NOT NULL
+    )""",
+    f"""CREATE TABLE issues (
+        id INTEGER PRIMARY KEY,
+        vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+        title TEXT NOT NULL CHECK ({_NONBLANK.format("title")}),
+        state TEXT NOT NULL CHECK (state IN ({_STATES_SQL})),
+        opened_at INTEGER NOT NULL,
+        resolved_at INTEGER,
+        CHECK ((state = 'resolved') = (resolved_at IS NOT NULL)),
+        CHECK (resolved_at IS NULL OR resolved_at >= opened_at)
+    )""",
+    f"""CREATE TABLE issue_replies (
+        id INTEGER PRIMARY KEY,
+        issue_id INTEGER NOT NULL REFERENCES issues(id),
+        author TEXT NOT NULL CHECK (author IN ('me', 'vendor')),
+        text TEXT NOT NULL CHECK ({_NONBLANK.format("text")}),
+        at INTEGER NOT NULL
+    )""",
+    *(
+        f"CREATE INDEX {table}_vendor ON {table}(vendor_id)"
+        for table in ("engagement_changes", "purchases", "notes", "ratings", "recommendations", "issues")
+    ),
+    "CREATE INDEX issue_replies_issue ON issue_replies(issue_id)",
+)
+
+# What the full-text index holds: (kind, code, table, vendor id expression, body expression).
+# The index row id is ``record id * 8 + code``, so a trigger finds its own row without a scan.
+_INDEXED = (
+    (
+        "vendor",
+        1,
+        "vendors",
+        "{r}.id",
+        "{r}.name || ' ' || {r}.handle || ' ' || coalesce({r}.website, '') || ' ' || {r}.notes"
+        " || ' ' || coalesce({r}.end_reason, '')",
+    ),
+    ("purchase", 2, "purchases", "{r}.vendor_id", "{r}.product || ' ' || {r}.note"),
+    ("note", 3, "notes", "{r}.vendor_id", "{r}.text || ' ' || {r}.tags"),
+    ("rating", 4, "ratings", "{r}.vendor_id", "{r}.comment"),
+    ("recommendation", 5, "recommendations", "{r}.vendor_id", "{r}.text"),
+    ("issue", 6, "issues", "{r}.vendor_id", "{r}.title"),
+    (
+        "reply",
+        7,
+        "issue_replies",
+        "(SELECT vendor_id FROM issues WHERE issues.id = {r}.issue_id)",
+        "{r}.text",
+    ),
+)
+
+
+def _search_v2() -> tuple[str, ...]:
+    statements = [
+        "CREATE VIRTUAL TABLE search_index USING fts5(kind UNINDEXED, vendor_id UNINDEXED, "
+        "ref_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"
+    ]
+    insert = "INSERT INTO search_index (rowid, kind, vendor_id, ref_id, body)"
+    for kind, code, table, vendor, body in _INDEXED:
+        new = f"new.id * 8 + {code}, '{kind}', {vendor.format(r='new')}, new.id, {body.format(r='new')}"
+        old = (
+            f"{table}.id * 8 + {code}, '{kind}', {vendor.format(r=table)}, {table}.id, {body.format(r=table)}"
+        )
+        delete = f"DELETE FROM search_index WHERE rowid = old.id * 8 + {code};"
+        statements += [
+            f"CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN {insert} VALUES ({new}); END",
+            f"CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN {delete} END",
+            f"CREATE TRIGGER {table}_au AFTER UPDATE ON {table} BEGIN {delete} {insert} VALUES ({new}); END",
+            # Rows of an upgraded home, written before the index existed, are indexed once here.
+            f"{insert} SELECT {old} FROM {table}",
+        ]
+    return tuple(statements)
+
+
+_VAULT_V3 = (
+    """CREATE TABLE vault (
+        name TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+        scheme TEXT NOT NULL CHECK (scheme IN ('plain', 'chacha20poly1305')),
+        nonce BLOB,
+        value BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK ((scheme = 'plain') = (nonce IS NULL))
+    )""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "relationship records", _RECORDS_V1),
+    (2, "full-text search index", _search_v2()),
+    (3, "personal data vault", _VAULT_V3),
+)
+
+
+class Store:
+    """The node database. Not safe for concurrent use from several threads: use AsyncStore for that."""
+
+    def __init__(
+        self, path: str | Path, *, migrations: Sequence[Migration] = MIGRATIONS, clock: Clock = wall_clock_ms
+    ):
+        self.path = Path(path)
+        self._clock = clock
+        try:
+            # check_same_thread=False: AsyncStore hands calls to trio's worker threads one at a time.
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._db = sqlite_utils.Database(conn, execute_plugins=False)
+            self._db.execute("PRAGMA busy_timeout = 5000")  # another process (the CLI) may hold the lock
+            self._db.enable_wal()
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            # Deleted vault values and records should not linger in free pages.
+            self._db.execute("PRAGMA secure_delete = ON")
+            self._migrate(migrations)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            self._db = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ------------------------------------------------------------------------------------
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        versions = [m[0] for m in migrations]
+        if versions != list(range(1, len(versions) + 1)):
+            raise StoreError("migrations must be numbered 1, 2, 3, … without gaps")
+        with self._db.atomic():
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+        applied = [
+            r["version"] for r in self._db.query("SELECT version FROM schema_migrations ORDER BY version")
+        ]
+        if applied != list(range(1, len(applied) + 1)):
+            raise StoreError(f"schema history is damaged: applied versions {applied}")
+        if len(applied) > len(migrations):
+            raise StoreError(
+                f"this store has schema version {len(applied)}, newer than this program knows "
+                f"({len(migrations)}); upgrade vrm-node"
+            )
+        for version, name, step in migrations[len(applied) :]:
+            with self._db.atomic():
+                if callable(step):
+                    step(self._db)
+                else:
+                    for statement in step:
+                        self._db.execute(statement)
+                self._db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, self._clock()),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+    def table_names(self) -> list[str]:
+        return self._db.table_names()
+
+    # -- transactions and writes ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All writes inside commit together or not at all; nested blocks are savepoints."""
+        with self._db.atomic():
+            yield self
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.conn.in_transaction
+
+    def _require_transaction(self) -> None:
+        if not self._db.conn.in_transaction:
+            raise StoreError("writes must run inside `with store.transaction():`")
+
+    def insert(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row into an existing table; returns its integer primary key."""
+        self._require_transaction()
+        columns = ", ".join(sqlite_utils.db.quote_identifier(c) for c in row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self._db.execute(
+            f"INSERT INTO {sqlite_utils.db.quote_identifier(table)} ({columns}) VALUES ({marks})",
+            list(row.values()),
+        )
+        return cursor.lastrowid
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one write statement inside the current transaction; returns the number of rows changed."""
+        self._require_transaction()
+        return self._db.execute(sql, params).rowcount
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        return list(self._db.query(sql, params))
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def count(self, table: str) -> int:
+        return self._db.execute(f"SELECT count(*) FROM {sqlite_utils.db.quote_identifier(table)}").fetchone()[
+            0
+        ]
+
+    def quote_fts(self, text: str) -> str:
+        """``text`` as a literal FTS5 query: every word quoted, no operators."""
+        return self._db.quote_fts(text)
+
+    def integrity_check(self) -> str:
+        """``"ok"`` for a sound database file, else SQLite's list of problems."""
+        rows = self._db.execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(r[0] for r in rows)
+
+    def pragma(self, name: str) -> Any:
+        """Read one PRAGMA value (``journal_mode``, ``synchronous``, ``foreign_keys`` …)."""
+        if not name.replace("_", "").isalpha():
+            raise StoreError(f"not a pragma name: {name!r}")
+        return self._db.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+class AsyncStore:
+    """Runs calls against one Store in a worker thread, strictly one at a time.
+
+    ``await astore.run(fn, *args)`` calls ``fn(*args)`` off the event loop; the limiter of one makes
+    it the node's single writer. Cancellation waits for a running call to finish, so a transaction is
+    never abandoned half way.
+    """
+
+    def __init__(self, store: Store, limiter: trio.CapacityLimiter) -> None:
+        self.store = store
+        self._limiter = limiter
+
+    @classmethod
+    async def open(cls, path: str | Path, **store_kwargs: Any) -> AsyncStore:
+        limiter = trio.CapacityLimiter(1)
+        store = await trio.to_thread.run_sync(functools.partial(Store, path, **store_kwargs), limiter=limiter)
+        return cls(store, limiter)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        await self.run(self.store.close)
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

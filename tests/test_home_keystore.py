@@ -1,0 +1,260 @@
+"""The node home and its key file: init never overwrites, secrets are encrypted at rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node.errors import HomeError, IdentityError, PassphraseError
+from node.home import (
+    CONFIG_FILE,
+    DB_FILE,
+    KEY_FILE,
+    init_home,
+    is_home,
+    load_home,
+    open_store,
+    open_vault,
+    resolve_home,
+)
+from node.keystore import derive_vault_key, load_identity, read_public, write_new_file
+from node.nodeid import decode_node_id
+from node.records import Records
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+# -- where the home is -------------------------------------------------------------------------------
+
+
+def test_resolve_home_prefers_explicit_then_env_then_platform_dir(tmp_path):
+    env = {"VRM_HOME": str(tmp_path / "from-env")}
+    assert resolve_home(tmp_path / "explicit", environ=env) == tmp_path / "explicit"
+    assert resolve_home(None, environ=env) == tmp_path / "from-env"
+    default = resolve_home(None, environ={})
+    assert default.name == "vrm-node" and default.is_absolute()
+
+
+# -- init --------------------------------------------------------------------------------------------
+
+
+def test_init_creates_a_private_home_with_an_identity(tmp_path):
+    home = tmp_path / "alice"
+    info = init_home(home, None, clock=lambda: 1_700_000_000_000)
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith(DB_FILE)) == sorted(
+        [KEY_FILE, CONFIG_FILE]
+    )
+    assert (home / DB_FILE).exists()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / KEY_FILE).stat().st_mode) == 0o600
+    assert info.role == "person" and info.encrypted is False and info.created_at == 1_700_000_000_000
+    assert decode_node_id(info.node_id).hex() == info.public_key
+    assert load_home(home) == info
+    config = json.loads((home / CONFIG_FILE).read_text())
+    assert config["role"] == "person" and config["schema_version"] == info.schema_version >= 1
+    identity = load_identity(info.key_path, None)
+    assert identity.public_key.hex() == info.public_key
+
+
+def test_init_twice_never_overwrites(tmp_path):
+    home = tmp_path / "alice"
+    first = init_home(home, PASSPHRASE)
+    before = _snapshot(home)
+    for passphrase in (PASSPHRASE, None, "another"):
+        with pytest.raises(HomeError):
+            init_home(home, passphrase)
+    assert _snapshot(home) == before
+    assert load_home(home).node_id == first.node_id
+
+
+def test_init_refuses_a_non_empty_directory_or_a_file(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "thesis.txt").write_text("precious")
+    with pytest.raises(HomeError):
+        init_home(tmp_path / "docs", None)
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["thesis.txt"]
+    (tmp_path / "plain-file").write_text("x")
+    with pytest.raises(HomeError):
+        init_home(tmp_path / "plain-file", None)
+
+
+def test_init_into_an_existing_empty_directory_works(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert init_home(tmp_path / "empty", None).path == str(tmp_path / "empty")
+
+
+def test_empty_passphrase_and_unknown_role_are_refused_before_anything_is_created(tmp_path):
+    with pytest.raises(PassphraseError):
+        init_home(tmp_path / "a", "")
+    with pytest.raises(HomeError):
+        init_home(tmp_path / "b", None, role="admin")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_interrupted_init_is_reported_and_not_initialised_over(tmp_path):
+    home = tmp_path / "alice"
+    init_home(home, None)
+    (home / CONFIG_FILE).unlink()  # as if init died before writing its last file
+    with pytest.raises(HomeError, match="incomplete"):
+        load_home(home)
+    assert not is_home(home)
+    with pytest.raises(HomeError):
+        init_home(home, None)
+
+
+def test_load_home_of_a_directory_that_is_not_one(tmp_path):
+    with pytest.raises(HomeError):
+        load_home(tmp_path)
+
+
+def test_write_new_file_never_replaces_and_leaves_no_temporary_files(tmp_path):
+    target = tmp_path / "f.json"
+    write_new_file(target, b"first")
+    with pytest.raises(HomeError):
+        write_new_file(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+# -- passphrases -------------------------------------------------------------------------------------
+
+
+def test_encrypted_key_loads_only_with_the_right_passphrase(tmp_path):
+    info = init_home(tmp_path / "alice", PASSPHRASE)
+    assert info.encrypted
+    before = _snapshot(tmp_path / "alice")
+    for wrong in ("Correct horse battery staple", "correct horse battery stapl", "x"):
+        with pytest.raises(PassphraseError):
+            load_identity(info.key_path, wrong)
+    with pytest.raises(PassphraseError, match="needed"):
+        load_identity(info.key_path, None)
+    assert _snapshot(tmp_path / "alice") == before  # a wrong passphrase changes nothing
+
+    identity = load_identity(info.key_path, PASSPHRASE)
+    assert identity.public_key.hex() == info.public_key
+    signature = identity.sign(b"hello")
+    Ed25519PublicKey.from_public_bytes(identity.public_key).verify(signature, b"hello")
+
+
+def test_the_passphrase_is_unicode_normalised(tmp_path):
+    info = init_home(tmp_path / "h", "caf\u00e9")  # é precomposed
+    assert (
+        load_identity(info.key_path, "cafe\u0301").public_key.hex() == info.public_key
+    )  # e + combining accent
+
+
+def test_wrong_passphrase_for_the_vault(tmp_path):
+    info = init_home(tmp_path / "alice", PASSPHRASE)
+    with open_store(info) as store:
+        with pytest.raises(PassphraseError):
+            open_vault(info, store, "wrong")
+        with pytest.raises(PassphraseError):
+            open_vault(info, store, None)
+        assert open_vault(info, store, PASSPHRASE).encrypted
+    assert len(derive_vault_key(info.key_path, PASSPHRASE)) == 32
+
+
+def test_a_tampered_key_file_is_refused(tmp_path):
+    info = init_home(tmp_path / "alice", PASSPHRASE)
+    doc = json.loads(info.key_path.read_text())
+
+    def rewrite(**changes):
+        info.key_path.write_text(json.dumps({**doc, **changes}))
+
+    other = init_home(tmp_path / "bob", None)
+    rewrite(public_key=other.public_key, node_id=other.node_id)  # someone swaps in another public key
+    with pytest.raises(PassphraseError):  # the public key is the AAD: the seed no longer opens
+        load_identity(info.key_path, PASSPHRASE)
+
+    secret = bytearray(bytes.fromhex(doc["secret"]))
+    secret[0] ^= 1
+    rewrite(secret=secret.hex())
+    with pytest.raises(PassphraseError):
+        load_identity(info.key_path, PASSPHRASE)
+
+    rewrite(node_id=other.node_id)  # node id that does not match the key
+    with pytest.raises(IdentityError):
+        read_public(info.key_path)
+
+    rewrite(encryption={**doc["encryption"], "n": 2**40})  # a key file asking for absurd work
+    with pytest.raises(IdentityError):
+        load_identity(info.key_path, PASSPHRASE)
+
+    info.key_path.write_text("{not json")
+    with pytest.raises(IdentityError):
+        load_identity(info.key_path, PASSPHRASE)
+
+
+def test_a_plain_key_whose_seed_does_not_match_is_refused(tmp_path):
+    info = init_home(tmp_path / "alice", None)
+    doc = json.loads(info.key_path.read_text())
+    info.key_path.write_text(json.dumps({**doc, "secret": "11" * 32}))
+    with pytest.raises(IdentityError):
+        load_identity(info.key_path, None)
+
+
+# -- nothing secret on disk ----------------------------------------------------------------------------
+
+
+def test_no_plaintext_secret_anywhere_in_the_home(tmp_path):
+    """The seed, the vault values and the passphrase must not appear in any file of an encrypted home,
+    including the SQLite write-ahead log while the store is open."""
+    home = tmp_path / "alice"
+    info = init_home(home, PASSPHRASE)
+    seed = load_identity(info.key_path, PASSPHRASE).seed()
+    values = {
+        "email": "alice.secret@example.org",
+        "shipping_address": "221B Baker Street, London NW1 6XE",
+        "sizes": "shoe EU 38; dress 36",
+    }
+    needles = [seed, seed.hex().encode(), seed.hex().upper().encode(), PASSPHRASE.encode()]
+    needles += [v.encode("utf-8") for v in values.values()]
+    needles += [v.encode("utf-16-le") for v in values.values()]
+
+    def assert_clean() -> int:
+        scanned = 0
+        for path in home.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                scanned += 1
+                for needle in needles:
+                    assert needle not in data, f"{path.name} holds a plaintext secret"
+        return scanned
+
+    store = open_store(info)
+    vault = open_vault(info, store, PASSPHRASE)
+    for name, value in values.items():
+        vault.set(name, value)
+    vault.set("email", values["email"])  # an update writes a fresh ciphertext
+    Records(store).add_vendor("Acme Air")
+    assert (home / (DB_FILE + "-wal")).exists()
+    assert assert_clean() >= 4  # key file, config, node.db, node.db-wal (and -shm)
+    assert vault.get("shipping_address") == values["shipping_address"]
+    store.close()
+    assert_clean()
+    # The scan can fail: the same home without a passphrase does hold the values in the clear.
+    plain = init_home(tmp_path / "plain", None)
+    with open_store(plain) as store:
+        open_vault(plain, store, None).set("email", values["email"])
+    assert any(
+        values["email"].encode() in p.read_bytes() for p in (tmp_path / "plain").rglob("*") if p.is_file()
+    )
+
+
+def test_key_file_permissions_survive_a_permissive_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        info = init_home(tmp_path / "alice", None)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(info.key_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(info.config_path.stat().st_mode) == 0o600

@@ -1,0 +1,240 @@
+"""The store: durability settings, transactions, in-place migrations, a killed writer, one async writer."""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.errors import StoreError
+from node.records import Records
+from node.search import search
+from node.store import MIGRATIONS, AsyncStore, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "node.db", clock=lambda: 1_000) as s:
+        yield s
+
+
+def _vendor(i: int) -> dict:
+    return {"handle": f"@v{i}", "name": f"Vendor {i}", "started_at": 1, "created_at": 1, "updated_at": 1}
+
+
+def test_durability_settings(store):
+    assert store.pragma("journal_mode") == "wal"
+    assert store.pragma("synchronous") == 2  # FULL
+    assert store.pragma("foreign_keys") == 1
+    assert store.schema_version == len(MIGRATIONS)
+
+
+def test_writes_outside_a_transaction_are_refused(store):
+    with pytest.raises(StoreError):
+        store.insert("vendors", _vendor(1))
+    with pytest.raises(StoreError):
+        store.execute("DELETE FROM vendors")
+    assert store.count("vendors") == 0
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.insert("vendors", _vendor(1))
+            store.insert("vendors", _vendor(2))
+            raise RuntimeError("boom")
+    assert store.count("vendors") == 0
+    assert store.query("SELECT * FROM search_index") == []  # the triggers' writes went too
+
+
+def test_nested_transactions_are_savepoints(store):
+    with store.transaction():
+        store.insert("vendors", _vendor(1))
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.insert("vendors", _vendor(2))
+                raise RuntimeError("inner")
+    assert [r["handle"] for r in store.query("SELECT handle FROM vendors")] == ["@v1"]
+
+
+def test_foreign_keys_are_enforced(store):
+    import sqlite3
+
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction():
+            store.insert("notes", {"vendor_id": 99, "text": "orphan", "at": 1})
+    assert store.count("notes") == 0
+
+
+def test_an_older_home_upgrades_in_place(tmp_path):
+    path = tmp_path / "node.db"
+    with Store(path, migrations=MIGRATIONS[:1]) as old:
+        assert old.schema_version == 1
+        assert "search_index" not in old.table_names() and "vault" not in old.table_names()
+        records = Records(old, clock=lambda: 5)
+        vendor = records.add_vendor("Acme Air", notes="the blue airline")
+        records.add_note(vendor.id, "lost my luggage twice")
+    with Store(path) as new:
+        assert new.schema_version == len(MIGRATIONS)
+        assert {"search_index", "vault"} <= set(new.table_names())
+        assert [v.name for v in Records(new).list_vendors()] == ["Acme Air"]
+        # rows written before the search index existed are searchable after the upgrade
+        assert {h.kind for h in search(new, "luggage OR blue")} == {"note", "vendor"}
+        assert [r["version"] for r in new.query("SELECT version FROM schema_migrations")] == [1, 2, 3]
+
+
+def test_a_store_newer_than_the_program_is_refused_untouched(tmp_path):
+    path = tmp_path / "node.db"
+    with Store(path) as s, s.transaction():
+        s.insert("vendors", _vendor(1))
+    with pytest.raises(StoreError, match="newer"):
+        Store(path, migrations=MIGRATIONS[:1])
+    with Store(path) as s:
+        assert s.count("vendors") == 1
+
+
+def test_a_failing_migration_is_rolled_back_whole(tmp_path):
+    path = tmp_path / "node.db"
+    broken = (*MIGRATIONS, (len(MIGRATIONS) + 1, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")))
+    with pytest.raises(StoreError):
+        Store(path, migrations=broken)
+    with Store(path) as s:
+        assert s.schema_version == len(MIGRATIONS)
+        assert "half_done" not in s.table_names()
+
+
+def test_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "node.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        Store(path)
+
+
+# -- a writer killed at a random moment --------------------------------------------------------------------
+
+
+def _check_consistent(path: Path, acknowledged: set[int]) -> int:
+    with Store(path) as s:
+        assert s.integrity_check() == "ok"
+        with s.transaction():
+            s.execute("INSERT INTO search_index (search_index) VALUES ('integrity-check')")
+        handles = {r["handle"] for r in s.query("SELECT handle FROM vendors")}
+        notes_per_vendor = s.query(
+            "SELECT v.handle, count(n.id) AS n FROM vendors v "
+            "LEFT JOIN notes n ON n.vendor_id = v.id GROUP BY v.id"
+        )
+        assert all(r["n"] == 3 for r in notes_per_vendor), "a transaction was partly applied"
+        assert s.count("notes") == 3 * len(handles)
+        indexed = {
+            r["kind"]: r["n"] for r in s.query("SELECT kind, count(*) AS n FROM search_index GROUP BY kind")
+        }
+        assert indexed.get("vendor", 0) == len(handles) and indexed.get("note", 0) == s.count("notes")
+        lost = {i for i in acknowledged if f"@w-{i}" not in handles}
+        assert not lost, f"acknowledged writes lost: {sorted(lost)[:10]}"
+        # committed transactions are numbered 0..n-1 with no gaps
+        assert handles == {f"@w-{i}" for i in range(len(handles))}
+        return len(handles)
+
+
+def test_a_writer_killed_at_random_leaves_a_consistent_store(tmp_path):
+    path = tmp_path / "node.db"
+    Store(path).close()
+    rng = random.Random()
+    acknowledged: set[int] = set()
+    for _round in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests._writer_proc", str(path)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump(stream=proc.stdout, lines=lines):
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        wanted = rng.randint(5, 40)
+        seen = 0
+        try:
+            while seen < wanted:
+                line = lines.get(timeout=60)
+                assert line is not None, f"writer died: {proc.stderr.read()}"
+                acknowledged.add(int(line))
+                seen += 1
+            time.sleep(rng.uniform(0, 0.05))  # somewhere inside a later transaction, most likely
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        reader.join(timeout=30)
+        while (line := lines.get_nowait()) is not None:  # acknowledged just before the kill
+            acknowledged.add(int(line))
+        committed = _check_consistent(path, acknowledged)
+        assert committed >= len(acknowledged)
+
+
+# -- one writer for trio -----------------------------------------------------------------------------------
+
+
+async def test_async_store_serialises_calls_in_a_worker_thread(tmp_path):
+    with trio.fail_after(30):
+        astore = await AsyncStore.open(tmp_path / "node.db")
+        active = 0
+        most = 0
+        lock = threading.Lock()
+
+        def increment(store: Store) -> None:
+            nonlocal active, most
+            with lock:
+                active += 1
+                most = max(most, active)
+            try:
+                with store.transaction():
+                    n = store.count("vendors")
+                    time.sleep(0.005)  # widen the window a second writer would need
+                    store.insert("vendors", _vendor(n))
+            finally:
+                with lock:
+                    active -= 1
+
+        async with astore:
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(astore.run, increment, astore.store)
+            assert await astore.run(astore.store.count, "vendors") == 20
+            assert most == 1
+
+
+async def test_async_store_keeps_the_event_loop_free(tmp_path):
+    with trio.fail_after(30):
+        async with await AsyncStore.open(tmp_path / "node.db") as astore:
+            ticks = 0
+
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    await trio.sleep(0.01)
+                    ticks += 1
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ticker)
+                await astore.run(time.sleep, 0.3)  # a slow disk
+                nursery.cancel_scope.cancel()
+            assert ticks >= 10
