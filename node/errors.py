@@ -81,3 +81,21 @@ class VaultError(VrmError):
 class ExchangeError(VrmError):
     """An export document was refused (unknown format or version, bad content) or the import target
     is not a new home."""
+
+
+class IntentSyntaxError(ValidationError):
+    """An intent's text was refused: ``word`` is the offending word, ``offset`` its character offset in
+    the text (both empty/0 when the whole text is at fault). Raised alike by the native tokenizer and
+    its Python reference."""
+
+    def __init__(self, message: str, word: str = "", offset: int = 0) -> None:
+        self.word = word
+        self.offset = offset
+        super().__init__("intent", message)
+
+    def __str__(self) -> str:
+        where = f" at {self.word!r} (character {self.offset})" if self.word else ""
+        return f"{self.message}{where}"
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.word, self.offset))
