@@ -99,3 +99,34 @@ class IntentSyntaxError(ValidationError):
 
     def __reduce__(self):
         return (type(self), (self.message, self.word, self.offset))
+
+
+class RequestSignatureError(VrmError):
+    """A node-to-node HTTP request's RFC 9421 signature was refused (PROTOCOL.md section 6).
+
+    ``reason`` is the wire code sent back with the 401, ``detail`` a human explanation (never sent).
+    """
+
+    REASONS = (
+        "missing_signature",
+        "malformed_signature",
+        "unsupported_algorithm",
+        "bad_key_id",
+        "unknown_key",
+        "missing_component",
+        "stale",
+        "from_future",
+        "digest_mismatch",
+        "bad_signature",
+        "replayed",
+    )
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown request signature reason {reason!r}")
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.detail))

@@ -1,0 +1,198 @@
+"""Signed node-to-node HTTP at the edges: an httpx ``Auth`` that signs, an ASGI middleware that verifies.
+
+Both only translate between their framework's request and ``httpsig.RequestParts``; every decision is
+in ``federation.httpsig``. Clocks are injected (``clock`` returns Unix seconds) so tests need no sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator
+
+import httpx
+import msgpack
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from federation.httpsig import MAX_SKEW, RequestParts, VerifiedRequest, new_nonce, sign_request, verify_request
+from federation.noncecache import NonceCache
+from node.errors import RequestSignatureError
+from node.identity import Identity
+
+MAX_BODY = 8 * 1024 * 1024  # the body is hashed before anything else; an unbounded read is a free DoS
+REASON_HEADER = "Vrm-Signature-Error"
+PEER_STATE = "peer"  # request.state.peer: the VerifiedRequest of the signer
+
+
+class SignatureAuth(httpx.Auth):
+    """Sign every request of an httpx client as ``identity`` (PROTOCOL.md section 6).
+
+    Each request (each redirect hop too) gets a fresh nonce and ``created = int(clock())``.
+    """
+
+    requires_request_body = True  # the body is digested, so httpx must read it before signing
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] = new_nonce,
+    ) -> None:
+        self._identity = identity
+        self._clock = clock
+        self._nonce = nonce
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        fields = sign_request(parts_from_httpx(request), self._identity, now=int(self._clock()), nonce=self._nonce())
+        request.headers.update(fields)
+        yield request
+
+
+def parts_from_httpx(request: httpx.Request) -> RequestParts:
+    """The signable parts of an outgoing httpx request (its body already read)."""
+    url = request.url
+    return RequestParts(
+        method=request.method,
+        scheme=url.scheme,
+        authority=request.headers.get("host") or url.netloc.decode("ascii"),
+        target=url.raw_path.decode("ascii"),
+        headers=tuple(request.headers.multi_items()),
+        body=request.content,
+    )
+
+
+def parts_from_scope(scope: Scope, body: bytes) -> RequestParts:
+    """The signable parts of an incoming ASGI HTTP request, as received (no decoding of the path)."""
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ()))
+    authority = next((v for k, v in headers if k.lower() == "host"), None)
+    if authority is None and scope.get("server"):
+        host, port = scope["server"]
+        authority = f"{host}:{port}" if port is not None else host
+    raw_path = scope.get("raw_path")
+    # Older servers put the query in raw_path too; the query is taken from query_string only.
+    path = raw_path.split(b"?", 1)[0].decode("latin-1") if raw_path else scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    return RequestParts(
+        method=scope["method"],
+        scheme=scope.get("scheme", "http"),
+        authority=authority or "",
+        target=f"{path}?{query}" if query else path,
+        headers=headers,
+        body=body,
+    )
+
+
+def signature_error_response(error: RequestSignatureError, accept: str = "") -> Response:
+    """The 401 for a refused signature: ``{"error": "bad_request_signature", "reason": …}`` as msgpack
+    when the client accepts msgpack, else JSON; the reason is also in the ``Vrm-Signature-Error`` header."""
+    content = {"error": "bad_request_signature", "reason": error.reason}
+    return _error_response(
+        401, content, accept, {REASON_HEADER: error.reason, "WWW-Authenticate": 'Signature realm="vrm"'}
+    )
+
+
+def _error_response(status: int, content: dict, accept: str, headers: dict[str, str] | None = None) -> Response:
+    if "msgpack" in accept:
+        return Response(msgpack.packb(content), status, headers, media_type="application/msgpack")
+    return Response(json.dumps(content), status, headers, media_type="application/json")
+
+
+def verified_peer(request: Request) -> VerifiedRequest:
+    """The verified signer of a request that passed ``SignatureMiddleware``."""
+    return getattr(request.state, PEER_STATE)
+
+
+class SignatureMiddleware:
+    """ASGI middleware: only requests with a valid vrm signature reach ``app``; others get a 401.
+
+    The body is read first (at most ``max_body`` bytes, else 413) because the signature covers its
+    digest, then replayed to ``app``. The handler finds the signer in ``request.state.peer``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        nonces: NonceCache,
+        clock: Callable[[], float] = time.time,
+        max_skew: int = MAX_SKEW,
+        accept_key: Callable[[bytes], bool] | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.app = app
+        self.nonces = nonces
+        self.clock = clock
+        self.max_skew = max_skew
+        self.accept_key = accept_key
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # no unsigned side doors (websockets) into the federation API
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        accept = _header(scope, b"accept")
+        try:
+            body = await _read_body(receive, self.max_body)
+        except _BodyTooLarge:
+            limit = {"error": "request_too_large", "limit": self.max_body}
+            await _error_response(413, limit, accept)(scope, receive, send)
+            return
+        if body is None:  # the client went away
+            return
+        try:
+            peer = verify_request(
+                parts_from_scope(scope, body),
+                now=int(self.clock()),
+                nonces=self.nonces,
+                max_skew=self.max_skew,
+                accept_key=self.accept_key,
+            )
+        except RequestSignatureError as exc:
+            await signature_error_response(exc, accept)(scope, receive, send)
+            return
+        scope = {**scope, "state": {**scope.get("state", {}), PEER_STATE: peer}}
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return ", ".join(v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == name)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body (None if the client went away); _BodyTooLarge past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -1,0 +1,84 @@
+"""Bounded memory of the request nonces seen within the replay window.
+
+A signed request is acceptable while ``now - window <= created``; its nonce must be remembered for
+exactly that long, until ``created + window``, after which the time check alone refuses a replay.
+
+Memory stays bounded under a flood: at ``capacity`` entries the entry with the oldest ``created`` is
+forgotten early. Forgetting must never enable a replay, so the cache keeps a **floor**: the largest
+``created`` it ever forgot early. The rule is:
+
+- a request with ``created <= floor`` is refused (``FORGOTTEN``): its nonce may be among those
+  forgotten, so it cannot be checked;
+- when full, a new request whose ``created`` is not newer than the oldest retained one is refused
+  (``FORGOTTEN``) instead of evicting anything; otherwise the oldest entry is evicted, raising the floor.
+
+Every entry ever forgotten early has ``created <= floor`` and every retained entry is newer than the
+floor, so any request newer than the floor that was admitted before is still remembered. Under a flood
+honest requests signed earlier than the newest forgotten second are refused (the signer retries with a
+fresh ``created``); none is ever accepted twice. The floor stops mattering once it falls out of the
+window. Only authenticated requests reach the cache, so an anonymous flood cannot fill it.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Hashable
+
+DEFAULT_WINDOW = 300  # seconds
+DEFAULT_CAPACITY = 32_768  # about 12 MB when full; over 100 signed requests/s sustained for the window
+
+
+class Admission(enum.Enum):
+    NEW = "new"  # first sighting: remembered until created + window
+    REPLAYED = "replayed"  # seen before within the window
+    FORGOTTEN = "forgotten"  # too old for what the cache could keep (see the module docstring)
+
+
+class NonceCache:
+    """Which (key, nonce) pairs were admitted within the last ``window`` seconds; at most
+    ``capacity`` of them. Times are integer seconds, passed in by the caller."""
+
+    __slots__ = ("window", "capacity", "_heap", "_seen", "_floor", "_seq")
+
+    def __init__(self, *, window: int = DEFAULT_WINDOW, capacity: int = DEFAULT_CAPACITY) -> None:
+        if window <= 0 or capacity <= 0:
+            raise ValueError("window and capacity must be positive")
+        self.window = window
+        self.capacity = capacity
+        self._heap: list[tuple[int, int, Hashable]] = []  # (created, insertion order, key): oldest first
+        self._seen: set[Hashable] = set()
+        self._floor: int | None = None
+        self._seq = 0
+
+    @property
+    def floor(self) -> int | None:
+        """The newest ``created`` forgotten before its time, or None if nothing was."""
+        return self._floor
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def admit(self, key: Hashable, created: int, now: int) -> Admission:
+        """Remember ``key`` (signed at ``created``) unless it was seen or cannot be checked."""
+        self._expire(now)
+        if key in self._seen:
+            return Admission.REPLAYED
+        if created + self.window < now or (self._floor is not None and created <= self._floor):
+            return Admission.FORGOTTEN
+        if len(self._seen) >= self.capacity:
+            if created <= self._heap[0][0]:
+                return Admission.FORGOTTEN
+            evicted, _, old_key = heapq.heappop(self._heap)
+            self._seen.discard(old_key)
+            self._floor = evicted if self._floor is None else max(self._floor, evicted)
+        self._seq += 1
+        heapq.heappush(self._heap, (created, self._seq, key))
+        self._seen.add(key)
+        return Admission.NEW
+
+    def _expire(self, now: int) -> None:
+        # An entry is needed while its request could still pass the time check: now <= created + window.
+        heap = self._heap
+        while heap and heap[0][0] + self.window < now:
+            self._seen.discard(heapq.heappop(heap)[2])

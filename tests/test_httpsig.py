@@ -1,0 +1,532 @@
+"""RFC 9421 request signatures, sans IO: the RFC's own Ed25519 example, interop with the independent
+``http-message-signatures`` package, every reason code, the Content-Digest check and the nonce memory."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, InvalidSignature, MappingKeyResolver
+from http_message_signatures.algorithms import ED25519
+from http_sfv import Dictionary
+from hypothesis import given
+from hypothesis import strategies as st
+
+from federation.auth import SignatureAuth, parts_from_httpx
+from federation.digest import check_content_digest, content_digest
+from federation.httpsig import (
+    COVERED,
+    RequestParts,
+    new_nonce,
+    sign_components,
+    sign_request,
+    signature_base,
+    signature_params,
+    verify_request,
+)
+from federation.noncecache import Admission, NonceCache
+from node.errors import RequestSignatureError
+from node.identity import Identity
+from node.nodeid import encode_node_id
+
+NOW = 1_700_000_000
+ALICE = Identity.from_seed(bytes([0xA1]) * 32)
+BOB = Identity.from_seed(bytes([0xB0]) * 32)
+
+# --- RFC 9421 appendix B.1.4 (test-key-ed25519) and B.2 (the example request), verbatim ---------------
+
+RFC_PUBLIC_KEY_PEM = b"""\
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAJrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=
+-----END PUBLIC KEY-----
+"""
+
+RFC_PRIVATE_KEY_PEM = b"""\
+-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
+-----END PRIVATE KEY-----
+"""
+
+RFC_REQUEST = """\
+POST /foo?param=Value&Pet=dog HTTP/1.1
+Host: example.com
+Date: Tue, 20 Apr 2021 02:07:55 GMT
+Content-Type: application/json
+Content-Digest: sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:
+Content-Length: 18
+
+{"hello": "world"}
+"""
+
+# B.2.6, with the RFC 8792 line wrapping of the last line undone.
+RFC_B26_COMPONENTS = ("date", "@method", "@path", "@authority", "content-type", "content-length")
+RFC_B26_PARAMS = (("created", 1618884473), ("keyid", "test-key-ed25519"))
+RFC_B26_BASE = """\
+"date": Tue, 20 Apr 2021 02:07:55 GMT
+"@method": POST
+"@path": /foo
+"@authority": example.com
+"content-type": application/json
+"content-length": 18
+"@signature-params": ("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519\""""
+RFC_B26_SIGNATURE_INPUT = (
+    'sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");'
+    'created=1618884473;keyid="test-key-ed25519"'
+)
+RFC_B26_SIGNATURE = "sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:"
+
+
+def parse_request_text(text: str, scheme: str = "https") -> RequestParts:
+    head, _, body = text.partition("\n\n")
+    request_line, *lines = head.split("\n")
+    method, target, _version = request_line.split(" ")
+    headers = tuple(tuple(line.split(": ", 1)) for line in lines)
+    host = next(v for k, v in headers if k.lower() == "host")
+    return RequestParts(method, scheme, host, target, headers, body.removesuffix("\n").encode())
+
+
+def rfc_identity() -> Identity:
+    return Identity.from_seed(load_pem_private_key(RFC_PRIVATE_KEY_PEM, password=None).private_bytes_raw())
+
+
+def test_rfc9421_b26_signature_base_is_byte_exact():
+    parts = parse_request_text(RFC_REQUEST)
+    base = signature_base(parts, signature_params(RFC_B26_COMPONENTS, RFC_B26_PARAMS))
+    assert base == RFC_B26_BASE.encode("ascii")
+
+
+def test_rfc9421_b26_signature_is_reproduced():
+    parts = parse_request_text(RFC_REQUEST)
+    signature_input, signature = sign_components(
+        parts, RFC_B26_COMPONENTS, RFC_B26_PARAMS, rfc_identity(), label="sig-b26"
+    )
+    assert signature_input == RFC_B26_SIGNATURE_INPUT
+    assert signature == RFC_B26_SIGNATURE
+    # and the RFC's public key (an independent Ed25519 implementation) accepts it
+    public = load_pem_public_key(RFC_PUBLIC_KEY_PEM)
+    assert public.public_bytes_raw() == rfc_identity().public_key
+    public.verify(_sig_bytes(signature), RFC_B26_BASE.encode())
+
+
+def _sig_bytes(field: str) -> bytes:
+    parsed = Dictionary()
+    parsed.parse(field.encode())
+    return next(iter(parsed.values())).value
+
+
+def test_rfc_example_content_digest_checks_with_sha512():
+    parts = parse_request_text(RFC_REQUEST)
+    check_content_digest(parts.field("content-digest"), parts.body, require="sha-512")
+    with pytest.raises(RequestSignatureError) as info:
+        check_content_digest(parts.field("content-digest"), parts.body + b" ", require="sha-512")
+    assert info.value.reason == "digest_mismatch"
+
+
+def test_content_digest_of_empty_body():
+    # RFC 9530 appendix: the sha-256 of an empty body
+    assert content_digest(b"") == "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
+
+
+# --- our profile: sign and verify ---------------------------------------------------------------------
+
+
+def signed(
+    identity: Identity = ALICE,
+    *,
+    method: str = "POST",
+    target: str = "/gossip/push?hops=3",
+    body: bytes = b"\x92\x01\x02",
+    now: int = NOW,
+    nonce: str | None = None,
+    authority: str = "node.example:8470",
+) -> RequestParts:
+    parts = RequestParts(method, "http", authority, target, (("Content-Type", "application/msgpack"),), body)
+    fields = sign_request(parts, identity, now=now, nonce=nonce or new_nonce())
+    for name, value in fields.items():
+        parts = parts.with_field(name, value)
+    return parts
+
+
+def verify(parts: RequestParts, *, now: int = NOW, nonces: NonceCache | None = None, **kwargs):
+    return verify_request(parts, now=now, nonces=nonces if nonces is not None else NonceCache(), **kwargs)
+
+
+def reason_of(parts: RequestParts, **kwargs) -> str:
+    with pytest.raises(RequestSignatureError) as info:
+        verify(parts, **kwargs)
+    return info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body"),
+    [
+        ("POST", "/gossip/push?hops=3", b"\x92\x01\x02"),
+        ("GET", "/inbox", b""),
+        ("GET", "/", b""),
+        ("PUT", "/a%20b?q=%C3%A4&x", b"x" * 5000),
+    ],
+)
+def test_round_trip(method, target, body):
+    parts = signed(method=method, target=target, body=body)
+    peer = verify(parts)
+    assert peer.key == ALICE.public_key
+    assert peer.node_id == encode_node_id(ALICE.public_key)
+    assert peer.created == NOW
+
+
+def test_nonces_are_fresh_22_character_base64url():
+    nonces = {new_nonce() for _ in range(100)}
+    assert len(nonces) == 100
+    assert all(
+        len(n) == 22 and set(n) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        for n in nonces
+    )
+
+
+# The worked example of PROTOCOL.md section 6 (seed a1 × 32); the document copies these values.
+EXAMPLE_SIGNATURE_INPUT = (
+    'vrm=("@method" "@authority" "@path" "@query" "content-digest");created=1700000000'
+    ';nonce="AAECAwQFBgcICQoLDA0ODw";keyid="vrm1h37tedtrvd6l58vzgdx5veeymy3h0afmnqrfth2f6fksecfzqkjstkrc8w";alg="ed25519"'
+)
+EXAMPLE_BASE = f"""\
+"@method": POST
+"@authority": node.example:8470
+"@path": /gossip/push
+"@query": ?hops=3
+"content-digest": sha-256=:8w180khfggXxRZx6JZEhpdVK5odePdz+dq+6yev5W6Q=:
+"@signature-params": {EXAMPLE_SIGNATURE_INPUT.removeprefix("vrm=")}"""
+EXAMPLE_SIGNATURE = "vrm=:zfWurGZuU59kz/i1vkJUvdc219M9T2duUKznKpPuNVMTzJtPgVNH5dgjYgZ6SL0XZs2zPpRTZ0fh8U/QP6/hBQ==:"
+
+
+def test_protocol_example():
+    parts = signed(nonce="AAECAwQFBgcICQoLDA0ODw")
+    assert encode_node_id(ALICE.public_key) == "vrm1h37tedtrvd6l58vzgdx5veeymy3h0afmnqrfth2f6fksecfzqkjstkrc8w"
+    assert parts.field("content-digest") == "sha-256=:8w180khfggXxRZx6JZEhpdVK5odePdz+dq+6yev5W6Q=:"
+    assert parts.field("signature-input") == EXAMPLE_SIGNATURE_INPUT
+    inputs = Dictionary()
+    inputs.parse(EXAMPLE_SIGNATURE_INPUT.encode())
+    assert signature_base(parts, inputs["vrm"]) == EXAMPLE_BASE.encode()
+    assert parts.field("signature") == EXAMPLE_SIGNATURE
+    Ed25519PublicKey.from_public_bytes(ALICE.public_key).verify(_sig_bytes(EXAMPLE_SIGNATURE), EXAMPLE_BASE.encode())
+
+
+def test_authority_is_normalized_on_both_sides():
+    parts = signed()
+    assert verify(dataclasses.replace(parts, authority="NODE.example:8470")).key == ALICE.public_key
+    default_port = signed(authority="node.example")
+    assert verify(dataclasses.replace(default_port, authority="Node.Example:80")).key == ALICE.public_key
+    assert reason_of(dataclasses.replace(default_port, authority="node.example:8080")) == "bad_signature"
+
+
+def test_extra_covered_components_are_allowed():
+    parts = RequestParts("POST", "https", "n.example", "/x", (("Content-Type", "application/json"),), b"{}")
+    parts = parts.with_field("content-digest", content_digest(b"{}"))
+    params = (("created", NOW), ("nonce", new_nonce()), ("keyid", encode_node_id(ALICE.public_key)), ("alg", "ed25519"))
+    sig_input, sig = sign_components(parts, (*COVERED, "content-type", "@target-uri"), params, ALICE)
+    assert verify(parts.with_field("signature-input", sig_input).with_field("signature", sig)).key == ALICE.public_key
+
+
+def edit_params(parts: RequestParts, **changes) -> RequestParts:
+    """Change signature parameters in Signature-Input (None removes one) without re-signing."""
+    inputs = Dictionary()
+    inputs.parse(parts.field("signature-input").encode())
+    for name, value in changes.items():
+        if value is None:
+            del inputs["vrm"].params[name]
+        else:
+            inputs["vrm"].params[name] = value
+    return parts.with_field("signature-input", str(inputs))
+
+
+def sign_with(components, params=None, identity=ALICE) -> RequestParts:
+    parts = RequestParts("POST", "http", "node.example", "/p?q=1", (), b"body")
+    parts = parts.with_field("content-digest", content_digest(b"body"))
+    if params is None:
+        params = (
+            ("created", NOW),
+            ("nonce", new_nonce()),
+            ("keyid", encode_node_id(identity.public_key)),
+            ("alg", "ed25519"),
+        )
+    sig_input, sig = sign_components(parts, components, params, identity)
+    return parts.with_field("signature-input", sig_input).with_field("signature", sig)
+
+
+def without(parts: RequestParts, name: str) -> RequestParts:
+    return dataclasses.replace(parts, headers=tuple(h for h in parts.headers if h[0].lower() != name))
+
+
+def typo(text: str) -> str:
+    return text[:-1] + ("q" if text[-1] != "q" else "p")
+
+
+def add_component(parts: RequestParts, name: str) -> RequestParts:
+    inputs = Dictionary()
+    inputs.parse(parts.field("signature-input").encode())
+    inputs["vrm"].append(name)
+    return parts.with_field("signature-input", str(inputs))
+
+
+def retyped(parts: RequestParts, old: str, new: str) -> RequestParts:
+    return parts.with_field("signature-input", parts.field("signature-input").replace(old, new))
+
+
+def replaced_signature(parts: RequestParts, signature: bytes) -> RequestParts:
+    return parts.with_field("signature", str(Dictionary({"vrm": signature})))
+
+
+CASES = {
+    # tampering after signing
+    "method": (lambda: dataclasses.replace(signed(), method="PUT"), "bad_signature"),
+    "path": (lambda: dataclasses.replace(signed(), target="/gossip/pull?hops=3"), "bad_signature"),
+    "query": (lambda: dataclasses.replace(signed(), target="/gossip/push?hops=9"), "bad_signature"),
+    "query added": (lambda: dataclasses.replace(signed(target="/inbox"), target="/inbox?all=1"), "bad_signature"),
+    "query dropped": (lambda: dataclasses.replace(signed(), target="/gossip/push"), "bad_signature"),
+    "authority": (lambda: dataclasses.replace(signed(), authority="other.example:8470"), "bad_signature"),
+    "body": (lambda: dataclasses.replace(signed(), body=b"\x92\x01\x03"), "digest_mismatch"),
+    "body and digest": (
+        lambda: dataclasses.replace(signed(), body=b"x").with_field("content-digest", content_digest(b"x")),
+        "bad_signature",
+    ),
+    "signature bytes": (lambda: replaced_signature(signed(), bytes(64)), "bad_signature"),
+    "wrong key": (lambda: edit_params(signed(ALICE), keyid=encode_node_id(BOB.public_key)), "bad_signature"),
+    # keys
+    "keyid not a node id": (lambda: edit_params(signed(), keyid="test-key-ed25519"), "bad_key_id"),
+    "keyid typo": (lambda: edit_params(signed(), keyid=typo(encode_node_id(ALICE.public_key))), "bad_key_id"),
+    "keyid upper case": (lambda: edit_params(signed(), keyid=encode_node_id(ALICE.public_key).upper()), "bad_key_id"),
+    # time
+    "stale": (lambda: signed(now=NOW - 301), "stale"),
+    "expires past": (lambda: edit_params(signed(), expires=NOW - 1), "stale"),
+    "from future": (lambda: signed(now=NOW + 61), "from_future"),
+    # missing pieces
+    "no signature fields": (lambda: without(without(signed(), "signature"), "signature-input"), "missing_signature"),
+    "other label only": (
+        lambda: signed().with_field("signature-input", 'x=("@method");created=1').with_field("signature", "x=:AA==:"),
+        "missing_signature",
+    ),
+    "no Signature": (lambda: without(signed(), "signature"), "malformed_signature"),
+    "no Signature-Input": (lambda: without(signed(), "signature-input"), "malformed_signature"),
+    "no Content-Digest": (lambda: without(signed(), "content-digest"), "digest_mismatch"),
+    "digest garbage": (lambda: signed().with_field("content-digest", "sha-256=abc"), "digest_mismatch"),
+    "digest sha-512 only": (
+        lambda: signed().with_field("content-digest", content_digest(b"\x92\x01\x02", "sha-512")),
+        "digest_mismatch",
+    ),
+    **{
+        f"not covering {name}": (lambda name=name: sign_with([c for c in COVERED if c != name]), "missing_component")
+        for name in COVERED
+    },
+    # algorithm
+    "alg rsa": (lambda: edit_params(signed(), alg="rsa-pss-sha512"), "unsupported_algorithm"),
+    "alg missing": (lambda: edit_params(signed(), alg=None), "unsupported_algorithm"),
+    # malformed
+    "created missing": (lambda: edit_params(signed(), created=None), "malformed_signature"),
+    "created a string": (lambda: edit_params(signed(), created=str(NOW)), "malformed_signature"),
+    "created a boolean": (lambda: edit_params(signed(), created=True), "malformed_signature"),
+    "nonce missing": (lambda: edit_params(signed(), nonce=None), "malformed_signature"),
+    "nonce short": (lambda: edit_params(signed(), nonce="abc"), "malformed_signature"),
+    "nonce long": (lambda: edit_params(signed(), nonce="n" * 65), "malformed_signature"),
+    "keyid missing": (lambda: edit_params(signed(), keyid=None), "malformed_signature"),
+    "unknown parameter": (lambda: edit_params(signed(), color="red"), "malformed_signature"),
+    "short signature": (lambda: replaced_signature(signed(), bytes(63)), "malformed_signature"),
+    "signature a string": (lambda: signed().with_field("signature", 'vrm="abc"'), "malformed_signature"),
+    "input not a list": (lambda: signed().with_field("signature-input", 'vrm="@method"'), "malformed_signature"),
+    "duplicate component": (lambda: sign_with([*COVERED, "@method"]), "malformed_signature"),
+    "component with parameters": (
+        lambda: retyped(signed(), '"content-digest")', '"content-digest";sf)'),
+        "malformed_signature",
+    ),
+    "component a token": (lambda: retyped(signed(), '"content-digest")', "content-digest)"), "malformed_signature"),
+    "covered field absent": (lambda: add_component(signed(), "date"), "malformed_signature"),
+    "non-ASCII target": (lambda: dataclasses.replace(signed(), target="/gossip/pushé?hops=3"), "malformed_signature"),
+    "too long": (lambda: signed().with_field("signature", "vrm=:" + "A" * 9000 + ":"), "malformed_signature"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reason_codes(case):
+    make, reason = CASES[case]
+    assert reason_of(make()) == reason
+
+
+def test_unknown_key_when_not_accepted():
+    parts = signed(ALICE)
+    assert reason_of(parts, accept_key=BOB.public_key.__eq__) == "unknown_key"
+    assert verify(parts, accept_key=ALICE.public_key.__eq__).key == ALICE.public_key
+
+
+def test_replayed_nonce():
+    nonces = NonceCache()
+    nonce = new_nonce()
+    parts = signed(nonce=nonce)
+    verify(parts, nonces=nonces)
+    assert reason_of(parts, nonces=nonces, now=NOW + 299) == "replayed"
+    assert reason_of(signed(nonce=nonce, target="/other"), nonces=nonces) == "replayed"
+    # the same nonce from another signer is another request
+    assert verify(signed(BOB, nonce=nonce), nonces=nonces).key == BOB.public_key
+
+
+def test_only_authentic_requests_use_the_replay_memory():
+    nonces = NonceCache()
+    for make, _ in CASES.values():
+        with pytest.raises(RequestSignatureError):
+            verify(make(), nonces=nonces)
+    assert len(nonces) == 0
+
+
+def test_every_reason_code_is_produced():
+    produced = {reason for _, reason in CASES.values()} | {"unknown_key", "replayed"}
+    assert produced == set(RequestSignatureError.REASONS)
+
+
+GARBAGE = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet='vrm=():;"@ -,*?0123456789abcdefAB+/', max_size=80),
+    st.sampled_from(
+        ["vrm", "vrm=", "vrm=(", "vrm=()", 'vrm=("@method"', "vrm=:abc", "vrm=:", "vrm=?2", "vrm=-", "vrm=1.2345"]
+    ),
+)
+
+
+@given(sig_input=GARBAGE, sig=GARBAGE, digest=GARBAGE)
+def test_garbage_fields_only_raise_request_signature_errors(sig_input, sig, digest):
+    parts = signed(nonce="AAECAwQFBgcICQoLDA0ODw")
+    for name, value in (("signature-input", sig_input), ("signature", sig), ("content-digest", digest)):
+        mangled = parts.with_field(name, value)
+        with pytest.raises(RequestSignatureError):
+            verify(mangled)
+
+
+# --- interop with the independent http-message-signatures package -----------------------------------
+
+
+def hms_message(request: httpx.Request) -> SimpleNamespace:
+    return SimpleNamespace(method=request.method, url=str(request.url), headers=request.headers)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "http://node.example:8470/gossip/push?hops=3", b"\x92\x01\x02"),
+        ("POST", "https://node.example/gossip/push", b"\x00" * 1000),
+        ("GET", "http://127.0.0.1:8470/inbox?since=17&limit=100", None),
+        ("GET", "http://node.example/peers", None),
+    ],
+)
+def test_http_message_signatures_verifies_our_signature(method, url, body):
+    request = httpx.Request(method, url, content=body)
+    flow = SignatureAuth(ALICE).auth_flow(request)
+    request = next(flow)
+    node_id = encode_node_id(ALICE.public_key)
+    resolver = MappingKeyResolver(
+        public_keys={node_id: Ed25519PublicKey.from_public_bytes(ALICE.public_key)}, private_keys={}
+    )
+    verifier = HTTPMessageVerifier(signature_algorithm=ED25519, key_resolver=resolver)
+    (result,) = verifier.verify(
+        hms_message(request), max_age=timedelta(seconds=300), require_components=COVERED, body=request.content
+    )
+    assert result.label == "vrm" and result.parameters["keyid"] == node_id and result.parameters["alg"] == "ed25519"
+    assert result.body == request.content
+    # their verifier is really checking: a changed path fails there too
+    tampered = hms_message(request)
+    tampered.url = tampered.url.replace("node.example", "other.example").replace("127.0.0.1", "127.0.0.2")
+    with pytest.raises(InvalidSignature):
+        verifier.verify(tampered, max_age=timedelta(seconds=300), body=request.content)
+
+
+@pytest.mark.parametrize("url", ["http://node.example:8470/gossip/push?hops=3", "https://node.example/inbox"])
+@pytest.mark.parametrize("body", [b"\x92\x01\x02", b""])
+def test_we_verify_a_signature_made_by_http_message_signatures(url, body):
+    seed = bytes(range(32))
+    identity = Identity.from_seed(seed)
+    node_id = encode_node_id(identity.public_key)
+    resolver = MappingKeyResolver(public_keys={}, private_keys={node_id: Ed25519PrivateKey.from_private_bytes(seed)})
+    request = httpx.Request("POST", url, content=body)
+    HTTPMessageSigner(signature_algorithm=ED25519, key_resolver=resolver).sign(
+        hms_message(request),
+        key_id=node_id,
+        created=datetime.fromtimestamp(NOW, UTC),
+        nonce=new_nonce(),
+        label="vrm",
+        covered_component_ids=COVERED,
+        body=body,
+    )
+    peer = verify(parts_from_httpx(request))
+    assert peer.key == identity.public_key
+    assert reason_of(dataclasses.replace(parts_from_httpx(request), method="PUT")) == "bad_signature"
+
+
+# --- the nonce memory ----------------------------------------------------------------------------------
+
+
+def test_nonce_remembered_for_the_window_then_dropped():
+    cache = NonceCache(window=300)
+    assert cache.admit("n", created=100, now=100) is Admission.NEW
+    assert cache.admit("n", created=100, now=400) is Admission.REPLAYED  # 400 <= 100 + 300: still valid
+    assert cache.admit("m", created=401, now=401) is Admission.NEW  # expires "n"
+    assert len(cache) == 1
+    assert cache.admit("n", created=100, now=401) is Admission.FORGOTTEN  # stale by time anyway
+
+
+def test_future_created_is_remembered_from_created():
+    cache = NonceCache(window=300)
+    assert cache.admit("f", created=160, now=100) is Admission.NEW
+    assert cache.admit("f", created=160, now=455) is Admission.REPLAYED
+
+
+def test_eviction_raises_the_floor_and_never_reopens_a_replay():
+    cache = NonceCache(window=300, capacity=3)
+    for key, created in (("a", 100), ("b", 101), ("c", 102)):
+        assert cache.admit(key, created, now=102) is Admission.NEW
+    assert cache.admit("d", 103, now=103) is Admission.NEW  # evicts "a" early
+    assert cache.floor == 100 and len(cache) == 3
+    assert cache.admit("a", 100, now=104) is Admission.FORGOTTEN  # a replay of "a" is not accepted
+    assert cache.admit("e", 100, now=104) is Admission.FORGOTTEN  # nor anything else that old
+    assert cache.admit("b", 101, now=104) is Admission.REPLAYED
+    # full, and not newer than the oldest retained (101): refused without evicting anything
+    assert cache.admit("g", 101, now=104) is Admission.FORGOTTEN
+    assert cache.floor == 100 and len(cache) == 3
+
+
+@given(
+    created=st.lists(st.integers(0, 500), min_size=1, max_size=16),
+    ops=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 6)), max_size=300),
+    capacity=st.integers(1, 8),
+)
+def test_nonce_cache_never_admits_a_replay_and_stays_bounded(created, ops, capacity):
+    # A signed request is (nonce, created): a replay repeats both. Request i is (i, 800 + created[i]).
+    cache = NonceCache(window=300, capacity=capacity)
+    admitted: set[int] = set()
+    now = 1000
+    for index, step in ops:
+        now += step
+        key = index % len(created)
+        signed_at = 800 + created[key]
+        if not now - 300 <= signed_at <= now + 60:
+            continue  # the verifier's time check refuses it before the cache is asked
+        result = cache.admit(key, signed_at, now)
+        if key in admitted:
+            assert result is not Admission.NEW
+        if result is Admission.NEW:
+            admitted.add(key)
+        assert len(cache) <= capacity
+
+
+def test_nonce_cache_without_pressure_is_exact():
+    cache = NonceCache(window=300, capacity=1000)
+    for i in range(500):
+        assert cache.admit(i, NOW, NOW) is Admission.NEW
+    assert all(cache.admit(i, NOW, NOW + 300) is Admission.REPLAYED for i in range(500))
+    assert cache.floor is None
+
+
+def test_clock_default_is_wall_time():
+    # the Auth's default clock signs with the current time, which a fresh verifier accepts
+    request = next(SignatureAuth(ALICE).auth_flow(httpx.Request("GET", "http://n.example/")))
+    assert verify(parts_from_httpx(request), now=int(time.time())).key == ALICE.public_key
