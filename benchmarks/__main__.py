@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec]"""
+"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import codec, verify
+from benchmarks import codec, tokenizer, verify
 from benchmarks.data import make_corpus
 from benchmarks.harness import Gate, Suite, evaluate_gates, print_table, write_json
 
@@ -20,6 +20,7 @@ GATES = [
     Gate("batch verify >= 4x pyca", "verify.native.batch256", "verify.pyca.single", 4.0),
     Gate("single verify >= 2x pyca", "verify.native.verify_one", "verify.pyca.single", 2.0),
     Gate("decode >= 8x reference", "codec.native.decode", "codec.reference.decode", 8.0),
+    Gate("tokenizer >= 5x reference", "tokenizer.native.parse_intent", "tokenizer.reference.parse_intent", 5.0),
 ]
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer envelopes and shorter rounds (CI)")
     parser.add_argument("--gate", action="store_true", help="exit 1 when a speed ratio is under its gate")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
-    parser.add_argument("--only", choices=("verify", "codec"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         verify.run(suite, native, reference, corpus)
     if args.only in (None, "codec"):
         codec.run(suite, native, reference, corpus)
+    if args.only in (None, "tokenizer"):
+        tokenizer.run(suite, native, reference)
     gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
     print_table(suite, gates)
     elapsed = time.perf_counter() - started

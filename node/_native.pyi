@@ -14,6 +14,9 @@ MAX_ENVELOPE_BYTES: int  # 65536
 MAX_DEPTH: int  # 16
 MAX_CLOCK_SKEW_MS: int  # 300_000
 KINDS: tuple[str, ...]  # sorted
+MAX_INTENT_CHARS: int  # 1000
+MAX_INTENT_NAME_CHARS: int  # 64
+INTENT_UNICODE_VERSION: str  # "14.0.0": the Unicode data the tokenizer's tables were made from
 
 # -- canonical MessagePack subset (PROTOCOL.md section 1) --------------------------------------
 
@@ -78,3 +81,16 @@ def ed25519_verify_batch(items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes:
 def ed25519_batch_check(items: Sequence[tuple[bytes, bytes, bytes]]) -> bool:
     """Only the combined batch equation (no fallback): True iff it holds. Items with a wrong
     length, an undecodable point or S >= l make it False. Empty -> True."""
+
+# -- intents (PROTOCOL.md section 5) ---------------------------------------------------------------
+
+def parse_intent(text: str) -> dict[str, Any]:
+    """Tokenize an intent's text: {"text", "tokens", "tags", "handles", "constraints", "words"}.
+
+    tokens/tags/handles are lower-cased names without their sigil, deduplicated in first-occurrence
+    order; constraints maps each key (in order of appearance) to its typed value ({"money": minor,
+    "cur": "USD"}, {"date": ...}, {"int": n}, {"range": [lo, hi]} (+ "cur" for money), {"geohash": ...},
+    {"place": ...}, {"text": ...}); words are the free words, punctuation stripped. Raises
+    node.errors.IntentSyntaxError(message, word, offset) — offset in characters (code points) — and
+    TypeError when text is not a str. Never panics.
+    """

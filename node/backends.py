@@ -30,6 +30,9 @@ class Backend(Protocol):
     MAX_DEPTH: int
     MAX_CLOCK_SKEW_MS: int
     KINDS: tuple[str, ...]
+    MAX_INTENT_CHARS: int
+    MAX_INTENT_NAME_CHARS: int
+    INTENT_UNICODE_VERSION: str
 
     def encode(self, value: Any) -> bytes: ...
     def decode(self, data: bytes) -> Any: ...
@@ -42,12 +45,14 @@ class Backend(Protocol):
     def ed25519_verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
     def ed25519_verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes: ...
     def ed25519_batch_check(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bool: ...
+    def parse_intent(self, text: str) -> dict[str, Any]: ...
 
 
 _INTERFACE = frozenset(
     {"PROTOCOL_VERSION", "SIGNING_PREFIX", "MAX_ENVELOPE_BYTES", "MAX_DEPTH", "MAX_CLOCK_SKEW_MS", "KINDS"}
     | {"encode", "decode", "signed_bytes", "encode_envelope", "decode_envelope", "Verifier"}
     | {"ed25519_verify", "ed25519_verify_batch", "ed25519_batch_check"}
+    | {"MAX_INTENT_CHARS", "MAX_INTENT_NAME_CHARS", "INTENT_UNICODE_VERSION", "parse_intent"}
 )
 
 

@@ -9,7 +9,9 @@ Document (version 1)::
                    "ratings": […], "recommendations": […], "issues": […], "issue_replies": […]},
        "vault": {"encrypted": bool, "kdf": null | {scrypt parameters, salt, check},
                  "entries": [{"name", "created_at", "updated_at", "value"} |
-                             {"name", "created_at", "updated_at", "nonce": hex, "ciphertext": hex}]}}}
+                             {"name", "created_at", "updated_at", "nonce": hex, "ciphertext": hex}]},
+       "intents": [{"id": hex, "text", "created": ms, "expires": ms,
+                    "envelope": hex, "withdrawal": hex | null}, …]}}
 
 Rows carry every column under its column name, ids included, times in milliseconds; note tags are a
 list and ``would_recommend`` a boolean. The secret key never leaves the node: only the public part of
@@ -17,7 +19,13 @@ the identity is exported, so an import creates a new home with a new identity an
 data came from in its config (``imported_from``). The vault stays sealed unless ``decrypt=True``; a
 sealed vault needs the passphrase it was sealed under to be imported.
 
-Later issues add sections (intents, grants, receipts) under ``sections``; an importer that meets a
+Intents travel as the envelopes that were signed (PROTOCOL.md section 5), with their withdrawal when
+there is one; ``id``, ``text``, ``created`` and ``expires`` repeat what the envelope says for people
+reading the file. Import checks every signature (at the envelope's own creation time, so expired
+intents come back too) and that the body is what its text gives. Imported intents keep their original
+author: the new home lists them but cannot withdraw them (it has a new key).
+
+Later issues add sections (grants, receipts) under ``sections``; an importer that meets a
 section it does not know refuses the document rather than silently dropping someone's data.
 """
 
@@ -41,7 +49,10 @@ from node.errors import (
     VaultError,
     VrmError,
 )
+from node import envelope as envelopes
+from node.backends import NATIVE
 from node.home import DB_FILE, KEY_FILE, HomeInfo, init_home, load_home
+from node.intents import check_body, intent_row
 from node.keystore import (
     derive_vault_key,
     vault_kdf,
@@ -61,7 +72,8 @@ from node.vault import SCHEME_PLAIN, SCHEME_SEALED, seal, unseal, validate_field
 
 FORMAT = "vrm-export"
 VERSION = 1
-SECTIONS = ("records", "vault")
+SECTIONS = ("records", "vault", "intents")
+INTENT_ENTRY = ("id", "text", "created", "expires", "envelope", "withdrawal")
 _HEADER = ("format", "version", "exported_at", "schema_version", "node", "sections")
 
 
@@ -102,6 +114,7 @@ def export_home(
                 for table in RECORD_TABLES
             }
             vault_rows = store.query("SELECT * FROM vault ORDER BY name")
+            intent_rows = store.query("SELECT * FROM intents ORDER BY created_at, id")
             schema_version = store.schema_version
     entries = [_vault_entry(row, key, decrypt) for row in vault_rows]
     sealed = any("ciphertext" in e for e in entries)
@@ -123,6 +136,7 @@ def export_home(
                 "kdf": vault_kdf(info.key_path) if sealed else None,
                 "entries": entries,
             },
+            "intents": [_intent_entry(row) for row in intent_rows],
         },
     }
 
@@ -141,6 +155,17 @@ def _vault_entry(row: dict[str, Any], key: bytes | None, decrypt: bool) -> dict[
         assert key is not None  # derive_vault_key raised PassphraseError otherwise
         return {**entry, "value": unseal(key, row["name"], row["nonce"], row["value"])}
     return {**entry, "nonce": bytes(row["nonce"]).hex(), "ciphertext": bytes(row["value"]).hex()}
+
+
+def _intent_entry(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "text": row["text"],
+        "created": row["created_at"],
+        "expires": row["expires_at"],
+        "envelope": bytes(row["raw"]).hex(),
+        "withdrawal": None if row["withdrawal_raw"] is None else bytes(row["withdrawal_raw"]).hex(),
+    }
 
 
 def dump_document(document: dict[str, Any]) -> str:
@@ -197,6 +222,7 @@ def import_home(
     sections = document["sections"]
     records = _check_records(sections.get("records", {}), columns)
     vault_values = _open_vault_section(sections.get("vault"), source_passphrase or passphrase)
+    intent_rows = _check_intents(sections.get("intents", []))
 
     staging = target.parent / f".{target.name}.importing-{secrets.token_hex(4)}"
     node = document["node"]
@@ -231,6 +257,11 @@ def import_home(
                             "updated_at": entry["updated_at"],
                         },
                     )
+                for index, row in enumerate(intent_rows):
+                    try:
+                        store.insert("intents", row)
+                    except sqlite3.IntegrityError as exc:
+                        raise ExchangeError(f"intents[{index}] cannot be stored: {exc}") from None
         if target.exists():
             target.rmdir()  # empty, checked above
         os.rename(staging, target)
@@ -239,6 +270,7 @@ def import_home(
         raise
     counts = {table: len(records[table]) for table in RECORD_TABLES}
     counts["vault"] = len(vault_values)
+    counts["intents"] = len(intent_rows)
     return ImportResult(home=load_home(target), counts=counts)
 
 
@@ -374,6 +406,64 @@ def _open_vault_section(section: Any, passphrase: str | None) -> list[tuple[dict
                 f"{where} must carry a text value, or nonce and ciphertext in an encrypted vault"
             )
         out.append((entry, value))
+    return out
+
+
+def _signed(where: str, text: Any, kind: str) -> envelopes.Envelope:
+    """The envelope in hex ``text``, its signature checked at its own creation time (so an expired
+    one still proves who signed what)."""
+    try:
+        raw = bytes.fromhex(text) if isinstance(text, str) else None
+    except ValueError:
+        raw = None
+    if raw is None:
+        raise ExchangeError(f"{where} must be a hex envelope")
+    try:
+        decoded = envelopes.decode(raw)
+        env = envelopes.verify(raw, decoded.created, NATIVE.Verifier(1))
+    except VrmError as exc:
+        raise ExchangeError(f"{where}: {exc}") from None
+    if env.kind != kind:
+        raise ExchangeError(f"{where} is a {env.kind!r} envelope, not {kind!r}")
+    return env
+
+
+def _check_intents(section: Any) -> list[dict[str, Any]]:
+    """The ``intents`` rows of the section, every envelope and withdrawal verified."""
+    if not isinstance(section, list):
+        raise ExchangeError("intents must be a list")
+    out, seen = [], set()
+    for index, entry in enumerate(section):
+        where = f"intents[{index}]"
+        if not isinstance(entry, dict) or set(entry) != set(INTENT_ENTRY):
+            raise ExchangeError(f"{where} must have exactly the fields {sorted(INTENT_ENTRY)}")
+        env = _signed(f"{where}.envelope", entry["envelope"], "intent")
+        try:
+            check_body(env.body)
+        except ValidationError as exc:
+            raise ExchangeError(f"{where}: {exc}") from None
+        row = intent_row(env, env.body)
+        stated = (entry["id"], entry["text"], entry["created"], entry["expires"])
+        if stated != (row["id"], row["text"], row["created_at"], row["expires_at"]):
+            raise ExchangeError(f"{where}: id, text, created or expires differ from the envelope's")
+        if row["id"] in seen:
+            raise ExchangeError(f"{where}: intent {row['id']} appears twice")
+        seen.add(row["id"])
+        if entry["withdrawal"] is not None:
+            withdrawal = _signed(f"{where}.withdrawal", entry["withdrawal"], "withdraw")
+            if (
+                withdrawal.author != env.author
+                or withdrawal.body != {"intent": env.id}
+                or withdrawal.expires != env.expires
+            ):
+                raise ExchangeError(f"{where}.withdrawal does not withdraw this intent (PROTOCOL.md section 5)")
+            row.update(
+                status="withdrawn",
+                withdrawn_at=withdrawal.created,
+                withdrawal_id=withdrawal.id.hex(),
+                withdrawal_raw=withdrawal.raw,
+            )
+        out.append(row)
     return out
 
 

@@ -21,12 +21,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
-import trio
 
 from node.errors import StoreError
+
+if TYPE_CHECKING:  # trio is imported where it is used: the CLI opens stores without it
+    import trio
 
 T = TypeVar("T")
 Clock = Callable[[], int]
@@ -183,10 +185,37 @@ _VAULT_V3 = (
     )""",
 )
 
+# Signed intents (PROTOCOL.md section 5). ``raw`` is the envelope as signed, ``body`` its body as JSON
+# (for reading without decoding); a withdrawal adds its own signed envelope. "expired" is not stored:
+# it follows from expires_at and the clock.
+_HEX64 = "length({0}) = 64 AND NOT {0} GLOB '*[^0-9a-f]*'"
+_INTENTS_V4 = (
+    f"""CREATE TABLE intents (
+        id TEXT PRIMARY KEY CHECK ({_HEX64.format("id")}),
+        author TEXT NOT NULL CHECK ({_HEX64.format("author")}),
+        text TEXT NOT NULL CHECK ({_NONBLANK.format("text")}),
+        body TEXT NOT NULL CHECK (json_valid(body) AND json_type(body) = 'object'),
+        raw BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'withdrawn')),
+        withdrawn_at INTEGER,
+        withdrawal_id TEXT UNIQUE CHECK (withdrawal_id IS NULL OR ({_HEX64.format("withdrawal_id")})),
+        withdrawal_raw BLOB,
+        CHECK (expires_at > created_at),
+        CHECK ((status = 'withdrawn') = (withdrawn_at IS NOT NULL)),
+        CHECK ((withdrawn_at IS NULL) = (withdrawal_id IS NULL)),
+        CHECK ((withdrawal_id IS NULL) = (withdrawal_raw IS NULL))
+    )""",
+    "CREATE INDEX intents_expires ON intents(status, expires_at)",
+    "CREATE INDEX intents_created ON intents(created_at, id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
     (3, "personal data vault", _VAULT_V3),
+    (4, "intents", _INTENTS_V4),
 )
 
 
@@ -346,11 +375,15 @@ class AsyncStore:
 
     @classmethod
     async def open(cls, path: str | Path, **store_kwargs: Any) -> AsyncStore:
+        import trio
+
         limiter = trio.CapacityLimiter(1)
         store = await trio.to_thread.run_sync(functools.partial(Store, path, **store_kwargs), limiter=limiter)
         return cls(store, limiter)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import trio
+
         return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
 
     async def aclose(self) -> None:

@@ -172,7 +172,7 @@ def _broken(doc, change):
 BROKEN = {
     "not an export": lambda d: d.update(format="something-else"),
     "future version": lambda d: d.update(version=2),
-    "unknown section": lambda d: d["sections"].update(intents=[{"text": "?flight"}]),
+    "unknown section": lambda d: d["sections"].update(grants=[{"fields": ["email"]}]),
     "unknown top-level field": lambda d: d.update(extra=1),
     "newer schema": lambda d: d.update(schema_version=99),
     "unknown table": lambda d: d["sections"]["records"].update(offers=[]),

@@ -91,7 +91,9 @@ def test_an_older_home_upgrades_in_place(tmp_path):
         assert [v.name for v in Records(new).list_vendors()] == ["Acme Air"]
         # rows written before the search index existed are searchable after the upgrade
         assert {h.kind for h in search(new, "luggage OR blue")} == {"note", "vendor"}
-        assert [r["version"] for r in new.query("SELECT version FROM schema_migrations")] == [1, 2, 3]
+        assert [r["version"] for r in new.query("SELECT version FROM schema_migrations")] == list(
+            range(1, len(MIGRATIONS) + 1)
+        )
 
 
 def test_a_store_newer_than_the_program_is_refused_untouched(tmp_path):

@@ -2,7 +2,8 @@
 //!
 //! Pure Rust, no pyo3: `codec` (canonical MessagePack subset), `envelope` (field checks, signed
 //! bytes, ids), `ed25519` (ZIP-215 single and batch verification), `keycache` (LRU of decoded
-//! keys), `verify` (the envelope batch pipeline), `reason` (reason codes and the error type).
+//! keys), `verify` (the envelope batch pipeline), `reason` (reason codes and the error type),
+//! `intent` (the intent tokenizer, with its generated Unicode tables in `intent_tables.rs`).
 //! The only pyo3 code is in `py`, the binding module `node._native`.
 
 #![forbid(unsafe_code)]
@@ -10,6 +11,7 @@
 pub mod codec;
 pub mod ed25519;
 pub mod envelope;
+pub mod intent;
 pub mod keycache;
 pub mod reason;
 pub mod verify;

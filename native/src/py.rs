@@ -1,10 +1,12 @@
 //! The one pyo3 binding module: Python objects <-> `Value`, `reason::Error` -> `EnvelopeError`,
-//! and the GIL released around the signature work. Everything else is plain Rust.
+//! `intent::SyntaxError` -> `IntentSyntaxError`, and the GIL released around the signature work.
+//! Everything else is plain Rust.
 
 use std::borrow::Cow;
 use std::sync::{LazyLock, Mutex};
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
@@ -13,11 +15,13 @@ use pyo3::types::{
 use crate::codec::{self, Head, Reader, Value, MAX_DEPTH, MAX_ENVELOPE_BYTES};
 use crate::ed25519;
 use crate::envelope::{self, KINDS, MAX_CLOCK_SKEW_MS, PROTOCOL_VERSION, SIGNING_PREFIX};
+use crate::intent::{self, Constraint};
 use crate::keycache::{self, KeyCache};
 use crate::reason::{Error, Reason};
 use crate::verify;
 
 pyo3::import_exception!(node.errors, EnvelopeError);
+pyo3::import_exception!(node.errors, IntentSyntaxError);
 
 /// The one conversion point from the Rust error to the Python exception.
 fn py_err(e: Error) -> PyErr {
@@ -462,17 +466,90 @@ fn ed25519_batch_check(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<boo
     Ok(py.detach(|| ed25519::batch_check_with(&items, &mut raw_decoder)))
 }
 
+// -- intents (PROTOCOL.md section 5) -------------------------------------------------------------
+
+/// The one conversion point from the tokenizer's error to the Python exception.
+fn intent_err(e: intent::SyntaxError) -> PyErr {
+    IntentSyntaxError::new_err((e.message, e.word, e.offset))
+}
+
+fn constraint_dict<'py>(py: Python<'py>, c: &Constraint) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    match c {
+        Constraint::Money { minor, cur } => {
+            d.set_item(intern!(py, "money"), minor)?;
+            d.set_item(intern!(py, "cur"), cur)?;
+        }
+        Constraint::MoneyRange { lo, hi, cur } => {
+            d.set_item(intern!(py, "range"), PyList::new(py, [lo, hi])?)?;
+            d.set_item(intern!(py, "cur"), cur)?;
+        }
+        Constraint::Date(date) => d.set_item(intern!(py, "date"), date)?,
+        Constraint::DateRange(lo, hi) => {
+            d.set_item(intern!(py, "range"), PyList::new(py, [lo, hi])?)?
+        }
+        Constraint::Int(n) => d.set_item(intern!(py, "int"), n)?,
+        Constraint::IntRange(lo, hi) => {
+            d.set_item(intern!(py, "range"), PyList::new(py, [lo, hi])?)?
+        }
+        Constraint::Geohash(g) => d.set_item(intern!(py, "geohash"), g)?,
+        Constraint::Place(p) => d.set_item(intern!(py, "place"), p)?,
+        Constraint::Text(t) => d.set_item(intern!(py, "text"), t)?,
+    }
+    Ok(d)
+}
+
+/// Tokenizes an intent's text into the dict of its parsed body (without `terms`).
+#[pyfunction]
+fn parse_intent<'py>(py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let Ok(s) = text.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "text must be str, not {}",
+            text.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )));
+    };
+    // A lone surrogate has no UTF-8 form.
+    let Ok(utf8) = s.to_str() else {
+        return Err(intent_err(intent::SyntaxError {
+            message: intent::MSG_NOT_UNICODE.to_owned(),
+            word: String::new(),
+            offset: 0,
+        }));
+    };
+    let parsed = intent::parse(utf8).map_err(intent_err)?;
+    let constraints = PyDict::new(py);
+    for (key, c) in &parsed.constraints {
+        constraints.set_item(key, constraint_dict(py, c)?)?;
+    }
+    let out = PyDict::new(py);
+    out.set_item(intern!(py, "text"), s)?;
+    out.set_item(intern!(py, "tokens"), PyList::new(py, &parsed.tokens)?)?;
+    out.set_item(intern!(py, "tags"), PyList::new(py, &parsed.tags)?)?;
+    out.set_item(intern!(py, "handles"), PyList::new(py, &parsed.handles)?)?;
+    out.set_item(intern!(py, "constraints"), constraints)?;
+    out.set_item(intern!(py, "words"), PyList::new(py, &parsed.words)?)?;
+    Ok(out)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     // Import the exception's module now: a failure is an ImportError here, never a panic later.
-    py.import("node.errors")?.getattr("EnvelopeError")?;
+    let errors = py.import("node.errors")?;
+    errors.getattr("EnvelopeError")?;
+    errors.getattr("IntentSyntaxError")?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("SIGNING_PREFIX", PyBytes::new(py, SIGNING_PREFIX))?;
     m.add("MAX_ENVELOPE_BYTES", MAX_ENVELOPE_BYTES)?;
     m.add("MAX_DEPTH", MAX_DEPTH)?;
     m.add("MAX_CLOCK_SKEW_MS", MAX_CLOCK_SKEW_MS)?;
     m.add("KINDS", PyTuple::new(py, KINDS)?)?;
+    m.add("MAX_INTENT_CHARS", intent::MAX_TEXT_CHARS)?;
+    m.add("MAX_INTENT_NAME_CHARS", intent::MAX_NAME_CHARS)?;
+    m.add("INTENT_UNICODE_VERSION", intent::UNICODE_VERSION)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(signed_bytes, m)?)?;
@@ -481,6 +558,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_batch_check, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_intent, m)?)?;
     m.add_class::<Verifier>()?;
     Ok(())
 }

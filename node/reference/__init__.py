@@ -18,12 +18,21 @@ from node.reference.envelope import (
     encode_envelope,
     signed_bytes,
 )
+from node.reference.intent import (
+    INTENT_UNICODE_VERSION,
+    MAX_INTENT_CHARS,
+    MAX_INTENT_NAME_CHARS,
+    parse_intent,
+)
 
 __all__ = [
+    "INTENT_UNICODE_VERSION",
     "KINDS",
     "MAX_CLOCK_SKEW_MS",
     "MAX_DEPTH",
     "MAX_ENVELOPE_BYTES",
+    "MAX_INTENT_CHARS",
+    "MAX_INTENT_NAME_CHARS",
     "PROTOCOL_VERSION",
     "SIGNING_PREFIX",
     "Verifier",
@@ -34,5 +43,6 @@ __all__ = [
     "ed25519_verify_batch",
     "encode",
     "encode_envelope",
+    "parse_intent",
     "signed_bytes",
 ]
