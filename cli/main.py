@@ -1,16 +1,49 @@
-"""The `vrm` command. Heavy modules are imported inside commands so that start-up stays light."""
+"""The `vrm` command: the root app, its global options, and the command groups it registers.
+
+Start-up stays light: command modules import only typer and node.errors at the top; the store
+(sqlite-utils), cryptography, the native core and rich are imported inside the commands that use them.
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+
+from cli import exchange_cmd, intents_cmd, issues_cmd, node_cmd, records_cmd, vault_cmd, vendors_cmd
+from cli.complete import shells
+from cli.context import EXIT_CODES_HELP, NodeContext, VrmGroup
 
 app = typer.Typer(
     name="vrm",
+    cls=VrmGroup,
     help="vrm-node: your side of customer relationships.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # `vrm completion SHELL` prints the script instead
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            envvar="VRM_HOME",
+            metavar="PATH",
+            help="The node's home directory (default: the platform data directory).",
+        ),
+    ] = None,
+) -> None:
+    """Put the per-invocation NodeContext on the context; it opens the home only when a command asks."""
+    state = NodeContext(home)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 @app.command()
@@ -32,5 +65,43 @@ def demo(
     raise typer.Exit(run_demo(batch_size=batch))
 
 
+@app.command()
+def completion(
+    ctx: typer.Context,
+    shell: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SHELL", help="bash, zsh or fish (default: from $SHELL).", autocompletion=shells
+        ),
+    ] = None,
+) -> None:
+    """Print the shell completion script, e.g. `source <(vrm completion bash)`.
+
+    zsh: `vrm completion zsh > "${fpath[1]}/_vrm"`;
+    fish: `vrm completion fish > ~/.config/fish/completions/vrm.fish`.
+    """
+    from typer._click.shell_completion import get_completion_class
+    from typer._completion_classes import completion_init
+
+    shell = shell or os.path.basename(os.environ.get("SHELL", ""))
+    if shell not in ("bash", "zsh", "fish"):
+        raise typer.BadParameter(f"{shell or 'no shell'!r}: choose bash, zsh or fish", param_hint="SHELL")
+    completion_init()  # typer's completion classes, the ones VrmGroup answers completion requests with
+    root = ctx.find_root()
+    script_cls = get_completion_class(shell)
+    assert script_cls is not None
+    typer.echo(script_cls(root.command, {}, "vrm", "_VRM_COMPLETE").source())
+
+
+node_cmd.register(app)
+vendors_cmd.register(app)
+records_cmd.register(app)
+issues_cmd.register(app)
+vault_cmd.register(app)
+intents_cmd.register(app)
+exchange_cmd.register(app)
+
+
 def main() -> None:
-    app()
+    # prog_name fixed so `python -m cli` prints the same usage lines and completion variable as `vrm`.
+    app(prog_name="vrm")

@@ -1,0 +1,126 @@
+"""Output for people and for scripts.
+
+``--json``: one JSON document on stdout (sorted keys, times as integer milliseconds since the epoch),
+nothing else on stdout. Otherwise rich tables on stdout. Notes and warnings always go to stderr, so a
+script reading stdout never sees them. rich is imported only when a table is printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any
+
+import typer
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON (stable keys) on stdout instead of a table.")
+]
+
+
+def to_data(value: Any) -> Any:
+    """Plain JSON values from records (dataclasses, objects with ``to_json()``, tuples, dicts)."""
+    if hasattr(value, "to_json"):
+        return to_data(value.to_json())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_data(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_data(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(to_data(value), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def say(message: str) -> None:
+    """A result line for people (stdout)."""
+    typer.echo(message)
+
+
+def note(message: str) -> None:
+    """A remark or warning (stderr)."""
+    typer.echo(message, err=True)
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    # markup off: vendor names and notes are the person's text, "[x]" in them must print as typed.
+    return Console(markup=False, highlight=False, emoji=False)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    from rich import box
+    from rich.table import Table
+
+    # gh-style: a rule under the header, no cell borders, so eight columns still fit in 80.
+    grid = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True
+    )
+    for index, name in enumerate(columns):
+        # Never "…": a cut handle or id is useless. The first column (the key) stays on one line.
+        grid.add_column(name, overflow="fold", no_wrap=index == 0, min_width=len(name))
+    for row in rows:
+        grid.add_row(*(cell if _is_text(cell) else _cell(cell) for cell in row))
+    console().print(grid)
+
+
+def fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    """A two-column "name  value" block, for `show` commands."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for name, value in pairs:
+        grid.add_row(name, value if _is_text(value) else _cell(value))
+    console().print(grid)
+
+
+def _is_text(value: Any) -> bool:
+    from rich.text import Text
+
+    return isinstance(value, Text)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def when(ms: int | None) -> str:
+    """A time in milliseconds as local ``YYYY-MM-DD HH:MM``."""
+    if ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+def duration(ms: int | None) -> str:
+    """``90061000`` → ``1d 1h``: the two largest units, enough to read at a glance."""
+    if ms is None:
+        return "-"
+    seconds = max(0, ms) // 1000
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+def money(minor: int | None, currency: str | None) -> str:
+    if minor is None or currency is None:
+        return "-"
+    from cli.money import format_money
+
+    return format_money(minor, currency)
