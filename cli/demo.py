@@ -13,6 +13,7 @@ from rich.table import Table
 from node import envelope
 from node._native import Verifier
 from node.identity import Identity
+from node.intents import parse_intent
 from node.reasons import Reason
 
 DAY_MS = 24 * 3600 * 1000
@@ -25,8 +26,8 @@ def run_demo(batch_size: int, console: Console | None = None) -> int:
     alice = Identity.generate()
     console.print(f"1. Alice creates an Ed25519 identity: [cyan]{alice.public_key.hex()}[/]")
 
-    body = {"text": "?flight SFO->JFK before:2026-12-20 max:400USD", "terms": ["contact-only-about-this"]}
-    intent = envelope.create(alice, "intent", body, ttl_ms=7 * DAY_MS)
+    parsed = parse_intent("?flight SFO->JFK before:2026-12-20 max:400USD")
+    intent = envelope.create(alice, "intent", parsed.body(["contact-only-about-this"]), ttl_ms=7 * DAY_MS)
     console.print(
         f"2. She signs an [bold]intent[/] expiring in 7 days: {len(intent.raw)} bytes of canonical "
         f"MessagePack, id [green]{intent.id.hex()}[/]"
@@ -66,13 +67,15 @@ def _mixed_batch(alice: Identity, good: bytes, size: int, now: int) -> tuple[lis
     """Valid envelopes from 16 authors with a tampered, an expired and a truncated one mixed in."""
     authors = [alice] + [Identity.generate() for _ in range(15)]
     batch = [
-        envelope.create(authors[i % 16], "intent", {"text": f"?rentalcar near:9q8y #{i}"}, ttl_ms=DAY_MS).raw
+        envelope.create(authors[i % 16], "intent", parse_intent(f"?rentalcar near:9q8y #n{i}").body(), ttl_ms=DAY_MS).raw
         for i in range(size)
     ]
     labels = {0: "a valid intent"}
     if size >= 4:
         batch[1] = good.replace(b"SFO", b"LAX")  # still canonical, so only the signature can catch it
-        batch[2] = envelope.create(alice, "intent", {"text": "?taxi"}, created=now - 2 * DAY_MS, expires=now - DAY_MS).raw
+        batch[2] = envelope.create(
+            alice, "intent", parse_intent("?taxi").body(), created=now - 2 * DAY_MS, expires=now - DAY_MS
+        ).raw
         batch[3] = good[:-5]
         labels.update({1: "Alice's intent with SFO changed to LAX", 2: "an intent that expired yesterday", 3: "a truncated envelope"})
     return batch, labels

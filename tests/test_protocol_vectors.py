@@ -44,6 +44,17 @@ def test_the_vector_file_covers_the_spec():
     )
 
 
+def test_intent_vectors_carry_valid_section_5_bodies(backend):
+    """Another implementation copies these vectors: an intent among them must be a valid intent."""
+    from node.intents import check_body
+
+    intents = [v for v in ENVELOPES if v["kind"] == "intent"]
+    assert intents
+    for vector in intents:
+        parsed, terms = check_body(unhex_value(vector["body"]), backend=backend)
+        assert parsed.tokens and terms
+
+
 @pytest.mark.parametrize("vector", ENVELOPES, ids=[v["name"] for v in ENVELOPES])
 def test_complete_vector(backend, vector):
     seed = bytes.fromhex(vector["seed"])

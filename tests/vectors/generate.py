@@ -23,6 +23,7 @@ from node.reasons import Reason
 from node.reference import codec, ed25519
 from node.reference import envelope as ref
 from node.reference.ed25519 import BASE, L, P, TORSION
+from node.reference.intent import parse_intent
 from tests.vectors import VECTORS_DIR, refused_bytes, to_json
 
 ROOT = VECTORS_DIR.parents[1]
@@ -96,7 +97,8 @@ def complete_vectors() -> list[dict[str, Any]]:
     }
     specs = [
         ("intent", 0x01, "intent", CREATED, CREATED + 7 * DAY_MS,
-         {"text": "?flight SFO->JFK before:2026-12-20 max:400USD", "terms": ["contact-only-about-this"]}),
+         # a valid section-5 body: what the reference tokenizer gives for the text, plus terms
+         {**parse_intent("?flight SFO->JFK before:2026-12-20 max:400USD"), "terms": ["contact-only-about-this"]}),
         ("offer_every_type", 0x02, "offer", CREATED, CREATED + DAY_MS, all_types),
         ("receipt_long_forms", 0x03, "receipt", CREATED, CREATED + DAY_MS, long_forms),
         ("deletion_extreme_times", 0x04, "deletion", 0, 2**63 - 1, None),
