@@ -130,3 +130,23 @@ class RequestSignatureError(VrmError):
 
     def __reduce__(self):
         return (type(self), (self.reason, self.detail))
+
+
+class DeliveryError(VrmError):
+    """One attempt to deliver a batch to a peer failed (timeout, transport error, or a refusing status).
+
+    ``retry`` says whether sending the same bytes later may succeed; ``detail`` is kept as the
+    delivery's last error.
+    """
+
+    def __init__(self, detail: str, *, retry: bool = True) -> None:
+        self.detail = detail
+        self.retry = retry
+        super().__init__(detail)
+
+    def __reduce__(self):
+        return (_delivery_error, (self.detail, self.retry))
+
+
+def _delivery_error(detail: str, retry: bool) -> DeliveryError:
+    return DeliveryError(detail, retry=retry)

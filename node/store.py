@@ -211,11 +211,46 @@ _INTENTS_V4 = (
     "CREATE INDEX intents_created ON intents(created_at, id)",
 )
 
+# The federation's delivery queue (federation/outbox.py): one row per (peer, payload) until delivered.
+# ``id`` order is the per-peer send order; ``ref`` (an envelope id) keeps a payload queued once per peer.
+# Rows that will never be delivered move to ``outbox_dead`` with the reason, to be reported.
+_OUTBOX_V5 = (
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        peer TEXT NOT NULL CHECK (length(peer) BETWEEN 1 AND 256),
+        kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 32),
+        ref TEXT,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        next_at INTEGER NOT NULL,
+        last_error TEXT,
+        UNIQUE (peer, kind, ref)
+    )""",
+    "CREATE INDEX outbox_peer ON outbox(peer, id)",
+    "CREATE INDEX outbox_expires ON outbox(expires_at) WHERE expires_at IS NOT NULL",
+    """CREATE TABLE outbox_dead (
+        id INTEGER PRIMARY KEY,
+        peer TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ref TEXT,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('max_attempts', 'expired', 'rejected')),
+        last_error TEXT,
+        dead_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX outbox_dead_peer ON outbox_dead(peer, id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
     (3, "personal data vault", _VAULT_V3),
     (4, "intents", _INTENTS_V4),
+    (5, "delivery outbox", _OUTBOX_V5),
 )
 
 

@@ -1,0 +1,199 @@
+"""The persistent delivery queue over a real SQLite store: FIFO per peer, backoff, dead letters, restart."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from federation.backoff import Backoff
+from federation.outbox import Outbox
+from node.errors import StoreError, ValidationError
+from node.store import MIGRATIONS, Store
+
+BACKOFF = Backoff(base_ms=1_000, cap_ms=8_000, floor_ms=0)
+
+
+def top(rand_value: float = 0.999):
+    """A fixed 'random' source: delays at the top of their range, so the test knows them."""
+    return lambda: rand_value
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "node.db") as s:
+        yield s
+
+
+def make(store, **kw) -> Outbox:
+    kw.setdefault("backoff", BACKOFF)
+    kw.setdefault("rand", top())
+    return Outbox(store, **kw)
+
+
+def fill(outbox: Outbox, peer: str, n: int, *, now: int = 0, kind: str = "intent", start: int = 0) -> list[int]:
+    with outbox.store.transaction():
+        return [outbox.enqueue(peer, f"p{i}".encode(), kind=kind, now=now) for i in range(start, start + n)]
+
+
+def payloads(batch) -> list[bytes]:
+    return [d.payload for d in batch]
+
+
+def test_migration_5_adds_the_outbox_to_an_older_home(tmp_path):
+    path = tmp_path / "node.db"
+    with Store(path, migrations=MIGRATIONS[:4]) as old:
+        assert "outbox" not in old.table_names()
+    with Store(path) as new:
+        assert new.schema_version == 5 == len(MIGRATIONS)
+        assert {"outbox", "outbox_dead"} <= set(new.table_names())
+
+
+def test_enqueue_runs_in_the_callers_transaction(store):
+    outbox = make(store)
+    with pytest.raises(StoreError):
+        outbox.enqueue("a", b"x", kind="intent", now=0)
+    with pytest.raises(RuntimeError), store.transaction():
+        outbox.enqueue("a", b"x", kind="intent", now=0)
+        raise RuntimeError("the producer failed: nothing it queued survives")
+    assert outbox.pending_counts() == {}
+    with pytest.raises(ValidationError), store.transaction():
+        outbox.enqueue("a", "not bytes", kind="intent", now=0)  # type: ignore[arg-type]
+
+
+def test_ref_queues_a_payload_once_per_peer(store):
+    outbox = make(store)
+    with store.transaction():
+        first = outbox.enqueue("a", b"x", kind="intent", now=0, ref="e1")
+        assert outbox.enqueue("a", b"x", kind="intent", now=0, ref="e1") is None
+        assert outbox.enqueue("b", b"x", kind="intent", now=0, ref="e1") not in (None, first)
+    assert outbox.pending_counts() == {"a": 1, "b": 1}
+
+
+def test_due_batches_are_fifo_per_peer_and_bounded(store):
+    outbox = make(store)
+    fill(outbox, "a", 5)
+    fill(outbox, "b", 2)
+    assert payloads(outbox.due("a", 0, limit=3)) == [b"p0", b"p1", b"p2"]
+    assert payloads(outbox.due("a", 0, limit=10, max_bytes=5)) == [b"p0", b"p1"]
+    assert payloads(outbox.due("a", 0, limit=10, max_bytes=1)) == [b"p0"]  # always at least one
+    assert payloads(outbox.due("b", 0)) == [b"p0", b"p1"]
+    assert outbox.due("c", 0) == []
+    assert outbox.pending_counts() == {"a": 5, "b": 2} and outbox.peers() == ["a", "b"]
+
+
+def test_a_batch_holds_one_kind(store):
+    outbox = make(store)
+    fill(outbox, "a", 2, kind="intent")
+    fill(outbox, "a", 1, kind="offer", start=2)
+    first = outbox.due("a", 0)
+    assert [d.kind for d in first] == ["intent", "intent"]
+    outbox.mark_delivered([d.id for d in first])
+    assert [(d.kind, d.payload) for d in outbox.due("a", 0)] == [("offer", b"p2")]
+
+
+def test_delivered_deliveries_are_deleted(store):
+    outbox = make(store)
+    fill(outbox, "a", 3)
+    batch = outbox.due("a", 0, limit=2)
+    outbox.mark_delivered([d.id for d in batch])
+    assert payloads(outbox.due("a", 0)) == [b"p2"]
+    assert outbox.pending_counts() == {"a": 1}
+
+
+def test_a_failure_retries_after_the_backoff_and_keeps_order(store):
+    outbox = make(store)
+    fill(outbox, "a", 2)
+    batch = outbox.due("a", 100, limit=1)
+    assert outbox.mark_failed([d.id for d in batch], 100, "HTTP 503") == []
+    retry_at = 100 + BACKOFF.delay(1, top())
+    assert outbox.next_at("a") == retry_at
+    # The second delivery is due, but it waits behind the head: nothing overtakes a failed delivery.
+    assert outbox.due("a", retry_at - 1) == []
+    again = outbox.due("a", retry_at)
+    assert payloads(again) == [b"p0", b"p1"] and again[0].attempts == 1 and again[0].last_error == "HTTP 503"
+    outbox.mark_failed([d.id for d in again], retry_at, "timeout")
+    # The delay follows the head's attempt count (2), not the newcomer's (1).
+    assert outbox.next_at("a") == retry_at + BACKOFF.delay(2, top())
+
+
+def test_delays_grow_with_attempts_up_to_the_cap(store):
+    outbox = make(store, max_attempts=100)
+    fill(outbox, "a", 1)
+    now, gaps = 0, []
+    for _ in range(6):
+        batch = outbox.due("a", now)
+        outbox.mark_failed([d.id for d in batch], now, "down")
+        gaps.append(outbox.next_at("a") - now)
+        now = outbox.next_at("a")
+    assert gaps == [999, 1_998, 3_996, 7_992, 7_992, 7_992]
+
+
+def test_max_attempts_dead_letters_and_reports(store):
+    outbox = make(store, max_attempts=3)
+    fill(outbox, "a", 1)
+    now, dead = 0, []
+    for _ in range(3):
+        batch = outbox.due("a", now)
+        assert payloads(batch) == [b"p0"]
+        dead = outbox.mark_failed([d.id for d in batch], now, f"fail at {now}")
+        now = outbox.next_at("a") or now
+    assert len(dead) == 1
+    assert outbox.pending_counts() == {} and outbox.due("a", now + 10**9) == []
+    [letter] = outbox.dead("a")
+    assert (letter.id, letter.payload, letter.attempts, letter.reason) == (dead[0], b"p0", 3, "max_attempts")
+    assert letter.last_error.startswith("fail at")
+
+
+def test_expired_payloads_are_dead_lettered_not_sent(store):
+    outbox = make(store)
+    with store.transaction():
+        outbox.enqueue("a", b"old", kind="intent", now=0, expires_at=500)
+        outbox.enqueue("a", b"new", kind="intent", now=0, expires_at=5_000)
+    assert payloads(outbox.due("a", 499)) == [b"old", b"new"]
+    assert payloads(outbox.due("a", 500)) == [b"new"]
+    assert [(d.payload, d.reason) for d in outbox.dead()] == [(b"old", "expired")]
+
+
+def test_rejected_deliveries_are_dead_lettered_at_once(store):
+    outbox = make(store)
+    fill(outbox, "a", 2)
+    batch = outbox.due("a", 0)
+    assert outbox.mark_rejected([d.id for d in batch], 7, "HTTP 413") == [d.id for d in batch]
+    assert [(d.reason, d.last_error, d.dead_at) for d in outbox.dead("a")] == [("rejected", "HTTP 413", 7)] * 2
+
+
+def test_the_queue_survives_a_restart(tmp_path):
+    path = tmp_path / "node.db"
+    with Store(path) as first:
+        outbox = make(first)
+        fill(outbox, "a", 3)
+        fill(outbox, "b", 1)
+        failed = outbox.due("a", 0, limit=1)
+        outbox.mark_failed([d.id for d in failed], 0, "down")
+    # The process is gone; a new one opens the same file.
+    with Store(path) as second:
+        outbox = make(second)
+        assert outbox.peers() == ["a", "b"] and outbox.pending_counts() == {"a": 3, "b": 1}
+        assert outbox.due("a", 0) == []  # the backoff survived too
+        later = outbox.next_at("a")
+        batch = outbox.due("a", later)
+        assert payloads(batch) == [b"p0", b"p1", b"p2"] and batch[0].attempts == 1
+        outbox.mark_delivered([d.id for d in batch])
+        outbox.mark_delivered([d.id for d in outbox.due("b", 0)])
+    with Store(path) as third:
+        assert make(third).pending_counts() == {}
+
+
+def test_ids_keep_increasing_so_order_is_stable(store):
+    outbox = make(store)
+    ids = fill(outbox, "a", 50)
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    seen = []
+    for _ in itertools.count():
+        batch = outbox.due("a", 0, limit=7)
+        if not batch:
+            break
+        seen += [d.id for d in batch]
+        outbox.mark_delivered([d.id for d in batch])
+    assert seen == ids
