@@ -8,11 +8,11 @@ against a clock and raises EnvelopeError with the reason when it is refused.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from node.backends import NATIVE, Backend, VerifierLike
+from node.clock import wall_clock_ms
 from node.errors import EnvelopeError
 from node.identity import Identity
 from node.reasons import Reason
@@ -35,7 +35,7 @@ class Envelope:
 
 def now_ms() -> int:
     """The current Unix time in milliseconds, the clock envelopes are stamped and checked with."""
-    return time.time_ns() // 1_000_000
+    return wall_clock_ms()
 
 
 def create(

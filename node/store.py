@@ -18,27 +18,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
+from node.clock import Clock, wall_clock_ms  # re-exported: modules take both from the store
 from node.errors import StoreError
 
 if TYPE_CHECKING:  # trio is imported where it is used: the CLI opens stores without it
     import trio
 
 T = TypeVar("T")
-Clock = Callable[[], int]
 Step = Sequence[str] | Callable[[sqlite_utils.Database], None]
 Migration = tuple[int, str, Step]
-
-
-def wall_clock_ms() -> int:
-    """Milliseconds since the epoch: the default ``clock`` everywhere a time is stamped."""
-    return time.time_ns() // 1_000_000
 
 
 ENGAGEMENT_LEVELS = ("none", "transactional", "casual", "engaged", "advocate")

@@ -45,7 +45,7 @@ def test_migration_5_adds_the_outbox_to_an_older_home(tmp_path):
     with Store(path, migrations=MIGRATIONS[:4]) as old:
         assert "outbox" not in old.table_names()
     with Store(path) as new:
-        assert new.schema_version == 5 == len(MIGRATIONS)
+        assert new.schema_version == len(MIGRATIONS) >= 5
         assert {"outbox", "outbox_dead"} <= set(new.table_names())
 
 
