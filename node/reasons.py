@@ -3,6 +3,10 @@
 The numbers are part of the wire protocol (PROTOCOL.md, "Reason codes"): the native core returns them
 as one byte per item, peers send them back for every rejected envelope, and both implementations must
 give the same code for the same input. Append new codes; never renumber.
+
+Codes 0..16 are the envelope verifier's (native core and reference alike; ``ENVELOPE_REASONS``). Codes
+17 and up are given by a node's gossip pipeline after an envelope verified: they judge what it says
+(its body, its addressee, the node's own state), so only Python produces them.
 """
 
 from __future__ import annotations
@@ -28,14 +32,32 @@ class Reason(enum.IntEnum):
     EXPIRED = 14
     BAD_KEY = 15
     BAD_SIGNATURE = 16
+    # -- gossip (PROTOCOL.md section 7): judged after the envelope verified --
+    DUPLICATE = 17  # already held (or already decided): not an error, the sender can stop
+    RATE_LIMITED = 18  # the sender exceeded the receiver's rate; try again later
+    INVALID_BODY = 19  # the body breaks its kind's rules
+    UNKNOWN_INTENT = 20  # the addressee never cast that intent (or never made that offer)
+    WITHDRAWN = 21  # the intent was withdrawn
+    BLOCKED = 22  # the person blocked this vendor
+    WRONG_AUTHOR = 23  # a withdrawal or decision not by whom it must be, or with another expiry
+    NOT_FOR_ROLE = 24  # a kind this node's role does not take from that sender
 
     @property
     def label(self) -> str:
         """The name used on the wire and in messages: ``bad_signature``."""
         return self.name.lower()
 
+    @property
+    def held(self) -> bool:
+        """Whether the receiver now holds the envelope (``ok`` or ``duplicate``): resending is useless."""
+        return self in (Reason.OK, Reason.DUPLICATE)
+
     @classmethod
     def parse(cls, value: int | str | Reason) -> Reason:
         if isinstance(value, str):
             return cls[value.upper()]
         return cls(value)
+
+
+# What envelope verification (node.envelope.verify, the native Verifier and its reference) can return.
+ENVELOPE_REASONS: frozenset[Reason] = frozenset(r for r in Reason if r <= Reason.BAD_SIGNATURE)

@@ -239,12 +239,103 @@ _OUTBOX_V5 = (
     "CREATE INDEX outbox_dead_peer ON outbox_dead(peer, id)",
 )
 
+# The federation (PROTOCOL.md sections 7 and 8). ``envelopes`` is every envelope this node holds for
+# gossip (its own and its peers'): ``seq`` is the order peers pull in, ``id`` deduplicates, and rows
+# leave once expired. ``recipient`` is the addressee of an offer, acceptance or decline (inbox pulls);
+# ``ref`` the id the message is about. Peers are pinned by public key; ``url`` is NULL for a peer that
+# announced none (a node behind NAT: it pulls, it is never pushed to).
+_PEER_ROLES_SQL = "'person', 'vendor', 'relay'"
+_FEDERATION_V6 = (
+    f"""CREATE TABLE peers (
+        id INTEGER PRIMARY KEY,
+        public_key TEXT NOT NULL UNIQUE CHECK ({_HEX64.format("public_key")}),
+        node_id TEXT NOT NULL UNIQUE CHECK (substr(node_id, 1, 4) = 'vrm1'),
+        url TEXT CHECK (url IS NULL OR url GLOB 'http*://*'),
+        role TEXT NOT NULL CHECK (role IN ({_PEER_ROLES_SQL})),
+        name TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL CHECK (source IN ('added', 'announced')),
+        added_at INTEGER NOT NULL,
+        last_contact_at INTEGER,
+        last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+        pull_cursor INTEGER NOT NULL DEFAULT 0 CHECK (pull_cursor >= 0),
+        inbox_cursor INTEGER NOT NULL DEFAULT 0 CHECK (inbox_cursor >= 0)
+    )""",
+    f"""CREATE TABLE envelopes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE CHECK ({_HEX64.format("id")}),
+        kind TEXT NOT NULL,
+        author TEXT NOT NULL CHECK ({_HEX64.format("author")}),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        recipient TEXT CHECK (recipient IS NULL OR ({_HEX64.format("recipient")})),
+        ref TEXT CHECK (ref IS NULL OR ({_HEX64.format("ref")})),
+        ttl INTEGER NOT NULL CHECK (ttl >= 0),
+        raw BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        from_peer TEXT
+    )""",
+    "CREATE INDEX envelopes_expires ON envelopes(expires_at)",
+    "CREATE INDEX envelopes_recipient ON envelopes(recipient, seq) WHERE recipient IS NOT NULL",
+    "CREATE INDEX envelopes_ref ON envelopes(ref) WHERE ref IS NOT NULL",
+    "CREATE INDEX envelopes_kind_created ON envelopes(kind, created_at)",
+    """CREATE TABLE subscriptions (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL CHECK (length(trim(text)) > 0),
+        spec TEXT NOT NULL CHECK (json_valid(spec)),
+        created_at INTEGER NOT NULL
+    )""",
+    f"""CREATE TABLE leads (
+        id INTEGER PRIMARY KEY,
+        intent_id TEXT NOT NULL UNIQUE CHECK ({_HEX64.format("intent_id")}),
+        author TEXT NOT NULL CHECK ({_HEX64.format("author")}),
+        text TEXT NOT NULL,
+        body TEXT NOT NULL CHECK (json_valid(body)),
+        subscription_ids TEXT NOT NULL CHECK (json_valid(subscription_ids)),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'withdrawn')),
+        withdrawn_at INTEGER
+    )""",
+    "CREATE INDEX leads_live ON leads(status, expires_at)",
+    f"""CREATE TABLE offers (
+        id TEXT PRIMARY KEY CHECK ({_HEX64.format("id")}),
+        direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+        intent_id TEXT NOT NULL CHECK ({_HEX64.format("intent_id")}),
+        vendor TEXT NOT NULL CHECK ({_HEX64.format("vendor")}),
+        person TEXT NOT NULL CHECK ({_HEX64.format("person")}),
+        vendor_name TEXT NOT NULL,
+        vendor_handle TEXT NOT NULL,
+        price_minor INTEGER NOT NULL CHECK (price_minor >= 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        text TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'declined')),
+        decided_at INTEGER,
+        decision_id TEXT CHECK (decision_id IS NULL OR ({_HEX64.format("decision_id")})),
+        decision_raw BLOB,
+        CHECK ((status = 'open') = (decided_at IS NULL))
+    )""",
+    "CREATE INDEX offers_intent ON offers(intent_id)",
+    f"""CREATE TABLE blocked (
+        public_key TEXT PRIMARY KEY CHECK ({_HEX64.format("public_key")}),
+        node_id TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        blocked_at INTEGER NOT NULL
+    )""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
     (3, "personal data vault", _VAULT_V3),
     (4, "intents", _INTENTS_V4),
     (5, "delivery outbox", _OUTBOX_V5),
+    (6, "federation: peers, gossiped envelopes, subscriptions, leads, offers, blocks", _FEDERATION_V6),
 )
 
 

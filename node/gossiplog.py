@@ -1,0 +1,247 @@
+"""The gossip log: every envelope this node holds to pass on (the ``envelopes`` table).
+
+Rows are kept until they expire. ``seq`` orders them as peers pull them (``GET /v1/gossip?after=``),
+``id`` deduplicates, ``recipient`` marks an addressed envelope (offer, accept, decline) for inbox pulls
+and ``ref`` is the id it is about. Nothing here checks signatures or bodies: the pipeline stores only
+what it accepted, and ``addressing`` reads the two columns from an already checked body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.envelope import Envelope
+from node.errors import ConflictError, ValidationError
+from node.store import Clock, Store, wall_clock_ms
+
+ORIGIN_TTL = 4  # hops an envelope may still travel when its author sends it
+MAX_TTL = 8  # a receiver clamps a larger ttl to this
+MAX_PAGE = 1000  # items in one pull
+ADDRESSED_KINDS = ("offer", "accept", "decline")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_MAX_INT = 2**63 - 1
+_COLUMNS = (
+    "seq, id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
+)
+
+
+@dataclass(frozen=True)
+class Held:
+    """One held envelope; ``raw`` is its exact wire encoding, ``from_peer`` the hex key it came from
+    (None for our own)."""
+
+    seq: int
+    id: str
+    kind: str
+    author: str
+    created: int
+    expires: int
+    recipient: str | None
+    ref: str | None
+    ttl: int
+    raw: bytes
+    received_at: int
+    from_peer: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "kind": self.kind,
+            "author": self.author,
+            "created": self.created,
+            "expires": self.expires,
+            "recipient": self.recipient,
+            "ref": self.ref,
+            "ttl": self.ttl,
+            "raw": self.raw.hex(),
+            "received_at": self.received_at,
+            "from_peer": self.from_peer,
+        }
+
+
+def _key_hex(body: Any, key: str) -> str:
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise ValidationError("body", f"{key!r} must be 32 bytes")
+    return value.hex()
+
+
+def addressing(env: Envelope) -> tuple[str | None, str | None]:
+    """``(recipient, ref)`` as hex for an envelope whose body passed its kind's check: offer → (to,
+    intent), accept/decline → (to, offer), withdraw → (None, intent), any other kind → (None, None).
+    ValidationError when the body lacks the key its kind needs."""
+    if env.kind == "offer":
+        return _key_hex(env.body, "to"), _key_hex(env.body, "intent")
+    if env.kind in ("accept", "decline"):
+        return _key_hex(env.body, "to"), _key_hex(env.body, "offer")
+    if env.kind == "withdraw":
+        return None, _key_hex(env.body, "intent")
+    return None, None
+
+
+def envelope_row(
+    env: Envelope, *, ttl: int, recipient: str | None, ref: str | None, from_peer: str | None, received_at: int
+) -> dict[str, Any]:
+    """The ``add_many`` row of an envelope (Held's fields without ``seq``)."""
+    return {
+        "id": env.id.hex(),
+        "kind": env.kind,
+        "author": env.author.hex(),
+        "created": env.created,
+        "expires": env.expires,
+        "recipient": recipient,
+        "ref": ref,
+        "ttl": ttl,
+        "raw": env.raw,
+        "received_at": received_at,
+        "from_peer": from_peer,
+    }
+
+
+def _hex_or_none(row: Mapping[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    if value is not None and not (isinstance(value, str) and _HEX64.fullmatch(value)):
+        raise ValidationError(name, "must be 64 lower-case hex characters or None")
+    return value
+
+
+def _int(row: Mapping[str, Any], name: str, low: int = 0, high: int = _MAX_INT) -> int:
+    value = row.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def _column_row(row: Mapping[str, Any], now: int) -> dict[str, Any]:
+    """The table row of a Held-like mapping, every field checked (ValidationError names the first bad one)."""
+    for name in ("id", "author"):
+        if not (isinstance(row.get(name), str) and _HEX64.fullmatch(row[name])):
+            raise ValidationError(name, "must be 64 lower-case hex characters")
+    kind, raw, from_peer = row.get("kind"), row.get("raw"), row.get("from_peer")
+    if not isinstance(kind, str) or not 1 <= len(kind) <= 32:
+        raise ValidationError("kind", "must be a kind name")
+    if not isinstance(raw, (bytes, bytearray)) or not raw:
+        raise ValidationError("raw", "must be the envelope's bytes")
+    if from_peer is not None and not isinstance(from_peer, str):
+        raise ValidationError("from_peer", "must be a peer's hex key or None")
+    created, expires = _int(row, "created"), _int(row, "expires")
+    if expires <= created:
+        raise ValidationError("expires", "must be after created")
+    return {
+        "id": row["id"],
+        "kind": kind,
+        "author": row["author"],
+        "created_at": created,
+        "expires_at": expires,
+        "recipient": _hex_or_none(row, "recipient"),
+        "ref": _hex_or_none(row, "ref"),
+        "ttl": _int(row, "ttl", 0, MAX_TTL),
+        "raw": bytes(raw),
+        "received_at": now if row.get("received_at") is None else _int(row, "received_at"),
+        "from_peer": from_peer,
+    }
+
+
+def _held(row: dict[str, Any]) -> Held:
+    return Held(
+        seq=row["seq"],
+        id=row["id"],
+        kind=row["kind"],
+        author=row["author"],
+        created=row["created_at"],
+        expires=row["expires_at"],
+        recipient=row["recipient"],
+        ref=row["ref"],
+        ttl=row["ttl"],
+        raw=bytes(row["raw"]),
+        received_at=row["received_at"],
+        from_peer=row["from_peer"],
+    )
+
+
+class GossipLog:
+    """The ``envelopes`` table over one Store."""
+
+    def __init__(self, store: Store, *, clock: Clock = wall_clock_ms) -> None:
+        self._store = store
+        self._clock = clock
+
+    def known(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` (hex) are held, in one query whatever their number."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        rows = self._store.query(
+            "SELECT id FROM envelopes WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
+        )
+        return {r["id"] for r in rows}
+
+    def add_many(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert rows with Held's fields (``seq`` aside; ``received_at`` defaults to now) and return
+        their seqs in order. Every row is checked before the first is written; ConflictError when an id
+        is already held (callers deduplicate with ``known`` first). Joins the caller's transaction."""
+        now = self._clock()
+        checked = [_column_row(row, now) for row in rows]
+        seqs = []
+        try:
+            with self._store.transaction():
+                for row in checked:
+                    seqs.append(self._store.insert("envelopes", row))
+        except sqlite3.IntegrityError:
+            raise ConflictError("an envelope in the batch is already held") from None
+        return seqs
+
+    def add(
+        self, env: Envelope, *, ttl: int, recipient: str | None, ref: str | None, from_peer: str | None
+    ) -> int:
+        """Hold one envelope; its seq."""
+        row = envelope_row(
+            env, ttl=ttl, recipient=recipient, ref=ref, from_peer=from_peer, received_at=self._clock()
+        )
+        return self.add_many([row])[0]
+
+    def since(self, after: int, limit: int, *, recipient: str | None = None) -> tuple[list[Held], int]:
+        """Live envelopes with seq > ``after`` in seq order, at most ``limit`` (1..1000), only those
+        addressed to ``recipient`` when given; and the cursor to pass next (``after`` when none)."""
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= _MAX_INT:
+            raise ValidationError("after", "must be a sequence number (a non-negative integer)")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValidationError("limit", f"must be an integer from 1 to {MAX_PAGE}")
+        where, params = "seq > ? AND expires_at > ?", [after, self._clock()]
+        if recipient is not None:
+            _hex_or_none({"recipient": recipient}, "recipient")
+            where += " AND recipient = ?"
+            params.append(recipient)
+        rows = self._store.query(
+            f"SELECT {_COLUMNS} FROM envelopes WHERE {where} ORDER BY seq LIMIT ?", [*params, limit]
+        )
+        items = [_held(r) for r in rows]
+        return items, items[-1].seq if items else after
+
+    def get(self, envelope_id: str) -> Held | None:
+        """The held envelope with this hex id (expired or not, until pruned)."""
+        row = self._store.query_one(f"SELECT {_COLUMNS} FROM envelopes WHERE id = ?", [envelope_id])
+        return None if row is None else _held(row)
+
+    def by_ref(self, ref: str, kind: str | None = None) -> list[Held]:
+        """Held envelopes about ``ref`` (hex id), optionally of one kind, in seq order."""
+        sql, params = f"SELECT {_COLUMNS} FROM envelopes WHERE ref = ?", [ref]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return [_held(r) for r in self._store.query(sql + " ORDER BY seq", params)]
+
+    def prune(self, now: int) -> int:
+        """Drop every envelope dead at ``now``; how many went."""
+        with self._store.transaction():
+            return self._store.execute("DELETE FROM envelopes WHERE expires_at <= ?", [now])
+
+    def count_by_kind(self) -> dict[str, int]:
+        rows = self._store.query("SELECT kind, count(*) AS n FROM envelopes GROUP BY kind ORDER BY kind")
+        return {r["kind"]: r["n"] for r in rows}

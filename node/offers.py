@@ -1,0 +1,476 @@
+"""Offers: a vendor's signed answer to a lead, and the person's signed acceptance or refusal.
+
+The vendor side ``make``s an ``offer`` envelope for a live lead and learns the person's decision with
+``decision_received``. The person side ``receive``s offers addressed to it (refused with the reason
+codes of PROTOCOL.md section 7 when they are for no intent of hers, a withdrawn or expired one, or come
+from a vendor she blocked), then ``accept``s one (signing an ``accept`` envelope and recording the
+purchase in her relationship records) or ``decline``s it. Bodies are checked exactly (``check_offer_body``,
+``check_decision_body``): any other shape is refused with ``invalid_body`` and changes nothing.
+
+An offer's status is ``open``, ``accepted``, ``declined`` or ``expired``; only a decision is stored,
+expiry follows from the injected clock (an offer is dead from the instant ``expires``). A decision
+carries the offer's ``expires``, so both die together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from node import envelope
+from node.backends import NATIVE, Backend
+from node.blocks import Blocks
+from node.envelope import Envelope
+from node.errors import ConflictError, NotFoundError, ValidationError
+from node.identity import Identity
+from node.leads import Lead, Leads
+from node.nodeid import encode_node_id
+from node.reasons import Reason
+from node.records import Records
+from node.store import Clock, Store, wall_clock_ms
+
+OFFER_KEYS = ("intent", "price", "text", "to", "vendor")
+DECISION_KEYS = ("intent", "offer", "to")
+PRICE_KEYS = ("cur", "money")
+VENDOR_KEYS = ("handle", "name")
+DECISION_KINDS = ("accept", "decline")
+OFFER_STATUSES = ("open", "accepted", "declined", "expired", "all")
+DIRECTIONS = ("sent", "received")
+MAX_TEXT = 1000
+MAX_NAME = 200
+MAX_PRODUCT = 200  # node.records' limit for a purchase's product
+MIN_TTL_MS = 60_000
+MAX_TTL_MS = 365 * 86_400_000
+MIN_PREFIX = 6
+HANDLE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # node.records.HANDLE without its '@'
+CURRENCY = re.compile(r"[A-Z]{3}")
+_HEX = re.compile(r"[0-9a-f]+")
+_MAX_INT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A stored offer. ``direction`` is ``sent`` (we are the vendor) or ``received`` (we are the person);
+    ``vendor`` and ``person`` are hex keys, ``raw`` the signed offer, ``decision_raw`` the signed accept or
+    decline once there is one."""
+
+    id: str
+    direction: str
+    intent_id: str
+    vendor: str
+    person: str
+    vendor_name: str
+    vendor_handle: str  # without '@'
+    price_minor: int
+    currency: str
+    text: str
+    created: int
+    expires: int
+    received_at: int
+    status: str  # "open" | "accepted" | "declined" | "expired"
+    decided_at: int | None
+    decision_id: str | None
+    raw: bytes
+    decision_raw: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "direction": self.direction,
+            "intent_id": self.intent_id,
+            "vendor": self.vendor,
+            "vendor_node_id": encode_node_id(bytes.fromhex(self.vendor)),
+            "person": self.person,
+            "person_node_id": encode_node_id(bytes.fromhex(self.person)),
+            "vendor_name": self.vendor_name,
+            "vendor_handle": self.vendor_handle,
+            "price_minor": self.price_minor,
+            "currency": self.currency,
+            "text": self.text,
+            "created": self.created,
+            "expires": self.expires,
+            "received_at": self.received_at,
+            "status": self.status,
+            "decided_at": self.decided_at,
+            "decision_id": self.decision_id,
+            "raw": self.raw.hex(),
+            "decision_raw": None if self.decision_raw is None else self.decision_raw.hex(),
+        }
+
+
+# -- bodies ----------------------------------------------------------------------------------------
+
+
+def _exact_map(value: object, keys: tuple[str, ...], field: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or sorted(value) != list(keys):
+        raise ValidationError(field, f"must be a map with exactly the keys {', '.join(keys)}")
+    return value
+
+
+def _id(value: object, field: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise ValidationError(field, "must be 32 bytes")
+    return value
+
+
+def _line(value: object, field: str, max_len: int, *, multiline: bool = False) -> str:
+    """Text of 1..max_len characters with something besides white space, valid UTF-8, and no control
+    characters (a multi-line text may hold line breaks and tabs)."""
+    allowed = "\n\r\t" if multiline else ""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be non-empty text")
+    if len(value) > max_len:
+        raise ValidationError(field, f"longer than {max_len} characters")
+    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
+        raise ValidationError(field, "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, "is not valid Unicode text") from None
+    return value
+
+
+def check_offer_body(body: object) -> dict[str, Any]:
+    """``body`` if it is exactly an ``offer`` body (PROTOCOL.md section 7); ValidationError naming the
+    first offending field otherwise."""
+    body = _exact_map(body, OFFER_KEYS, "body")
+    _id(body["intent"], "intent")
+    _id(body["to"], "to")
+    price = _exact_map(body["price"], PRICE_KEYS, "price")
+    money = price["money"]
+    if isinstance(money, bool) or not isinstance(money, int) or not 0 <= money <= _MAX_INT:
+        raise ValidationError("price.money", "must be a whole number of minor units, 0 to 2^63-1")
+    if not isinstance(price["cur"], str) or not CURRENCY.fullmatch(price["cur"]):
+        raise ValidationError("price.cur", "must be a currency code of 3 upper-case letters A-Z")
+    _line(body["text"], "text", MAX_TEXT, multiline=True)
+    vendor = _exact_map(body["vendor"], VENDOR_KEYS, "vendor")
+    if not isinstance(vendor["handle"], str) or not HANDLE.fullmatch(vendor["handle"]):
+        raise ValidationError("vendor.handle", "must be 1 to 63 of a-z 0-9 _ . - (first a letter or digit)")
+    _line(vendor["name"], "vendor.name", MAX_NAME)
+    return body
+
+
+def check_decision_body(body: object) -> dict[str, Any]:
+    """``body`` if it is exactly an ``accept``/``decline`` body; ValidationError otherwise."""
+    body = _exact_map(body, DECISION_KEYS, "body")
+    for key in DECISION_KEYS:
+        _id(body[key], key)
+    return body
+
+
+def offer_body(
+    intent_id: bytes, to: bytes, price_minor: int, currency: str, text: str, handle: str, name: str
+) -> dict[str, Any]:
+    """The checked ``offer`` body of these values."""
+    return check_offer_body(
+        {
+            "intent": intent_id,
+            "to": to,
+            "price": {"money": price_minor, "cur": currency},
+            "text": text,
+            "vendor": {"handle": handle, "name": name},
+        }
+    )
+
+
+def check_ttl(ttl_ms: object) -> int:
+    """An offer's lifetime in ms, 1 minute to 365 days."""
+    if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or not MIN_TTL_MS <= ttl_ms <= MAX_TTL_MS:
+        raise ValidationError("expires", "an offer lives between 1 minute and 365 days")
+    return ttl_ms
+
+
+# -- the store -------------------------------------------------------------------------------------
+
+
+def _offer(row: dict[str, Any], now: int) -> Offer:
+    status = row["status"]
+    if status == "open" and row["expires_at"] <= now:
+        status = "expired"
+    return Offer(
+        id=row["id"],
+        direction=row["direction"],
+        intent_id=row["intent_id"],
+        vendor=row["vendor"],
+        person=row["person"],
+        vendor_name=row["vendor_name"],
+        vendor_handle=row["vendor_handle"],
+        price_minor=row["price_minor"],
+        currency=row["currency"],
+        text=row["text"],
+        created=row["created_at"],
+        expires=row["expires_at"],
+        received_at=row["received_at"],
+        status=status,
+        decided_at=row["decided_at"],
+        decision_id=row["decision_id"],
+        raw=bytes(row["raw"]),
+        decision_raw=None if row["decision_raw"] is None else bytes(row["decision_raw"]),
+    )
+
+
+def _offer_row(env: Envelope, direction: str, received_at: int) -> dict[str, Any]:
+    body = env.body
+    return {
+        "id": env.id.hex(),
+        "direction": direction,
+        "intent_id": body["intent"].hex(),
+        "vendor": env.author.hex(),
+        "person": body["to"].hex(),
+        "vendor_name": body["vendor"]["name"],
+        "vendor_handle": body["vendor"]["handle"],
+        "price_minor": body["price"]["money"],
+        "currency": body["price"]["cur"],
+        "text": body["text"],
+        "raw": env.raw,
+        "created_at": env.created,
+        "expires_at": env.expires,
+        "received_at": received_at,
+        "status": "open",
+    }
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+class Offers:
+    """Offers over one Store: sent ones on a vendor's node, received ones on a person's."""
+
+    def __init__(self, store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE) -> None:
+        self._store = store
+        self._clock = clock
+        self._backend = backend
+
+    # -- vendor side -------------------------------------------------------------------------------
+
+    def make(
+        self,
+        identity: Identity,
+        lead: Lead,
+        *,
+        price_minor: int,
+        currency: str,
+        text: str,
+        ttl_ms: int,
+        handle: str,
+        name: str,
+    ) -> tuple[Offer, Envelope]:
+        """Sign an ``offer`` for a live lead, addressed to the intent's author, and keep it as sent. It
+        expires after ``ttl_ms`` or with the intent, whichever comes first (the permission to contact
+        ends with the intent). ConflictError if the lead was withdrawn or has expired."""
+        if not isinstance(lead, Lead):
+            raise ValidationError("lead", "make an offer for a lead")
+        ttl_ms = check_ttl(ttl_ms)
+        currency = currency.strip().upper() if isinstance(currency, str) else currency
+        handle = handle.strip().lower().removeprefix("@") if isinstance(handle, str) else handle
+        name = name.strip() if isinstance(name, str) else name
+        if handle == "" or name == "":
+            field = "handle" if handle == "" else "name"
+            raise ValidationError(field, "an offer names its vendor: set the node's name and handle")
+        body = offer_body(
+            bytes.fromhex(lead.intent_id), bytes.fromhex(lead.author), price_minor, currency, text, handle, name
+        )
+        now = self._clock()
+        current = Leads(self._store, clock=self._clock).get(lead.intent_id)
+        if current.status != "live":
+            raise ConflictError(f"lead {current.id} is {current.status}: its intent no longer takes offers")
+        expires = min(now + ttl_ms, current.expires)
+        signed = envelope.create(identity, "offer", body, created=now, expires=expires, backend=self._backend)
+        with self._store.transaction():
+            self._store.insert("offers", _offer_row(signed, "sent", now))
+        return self._by_id(signed.id.hex(), now), signed
+
+    def decision_received(self, env: Envelope) -> Reason:
+        """Apply an ``accept`` or ``decline`` addressed to us to the offer we sent. Refusals, checked in
+        this order: ``invalid_body`` (not a decision body, or naming another intent or addressee than
+        the offer), ``unknown_intent`` (no offer of ours has that id), ``wrong_author`` (not signed by
+        the offer's addressee, or with another expiry than the offer's), ``duplicate`` (the offer is
+        already decided: the first decision stands)."""
+        if env.kind not in DECISION_KINDS:
+            raise ValidationError("kind", f"{env.kind!r} is not a decision")
+        try:
+            body = check_decision_body(env.body)
+        except ValidationError:
+            return Reason.INVALID_BODY
+        row = self._store.query_one(
+            "SELECT * FROM offers WHERE id = ? AND direction = 'sent'", [body["offer"].hex()]
+        )
+        if row is None:
+            return Reason.UNKNOWN_INTENT
+        if body["intent"].hex() != row["intent_id"] or body["to"].hex() != row["vendor"]:
+            return Reason.INVALID_BODY
+        if env.author.hex() != row["person"] or env.expires != row["expires_at"]:
+            return Reason.WRONG_AUTHOR
+        status = "accepted" if env.kind == "accept" else "declined"
+        with self._store.transaction():
+            changed = self._store.execute(
+                "UPDATE offers SET status = ?, decided_at = ?, decision_id = ?, decision_raw = ?"
+                " WHERE id = ? AND status = 'open'",
+                [status, env.created, env.id.hex(), env.raw, row["id"]],
+            )
+        return Reason.OK if changed == 1 else Reason.DUPLICATE
+
+    # -- person side -------------------------------------------------------------------------------
+
+    def receive(self, env: Envelope, *, me: bytes) -> Reason:
+        """Keep an ``offer`` addressed to ``me`` (our public key) as received. Refusals, checked in this
+        order: ``invalid_body``, ``unknown_intent`` (addressed to someone else, or for an intent we never
+        cast), ``duplicate`` (already received), ``withdrawn`` and ``expired`` (the intent is dead now),
+        ``blocked`` (we blocked its author)."""
+        if env.kind != "offer":
+            raise ValidationError("kind", f"{env.kind!r} is not an offer")
+        try:
+            body = check_offer_body(env.body)
+        except ValidationError:
+            return Reason.INVALID_BODY
+        me_hex = bytes(me).hex()
+        intent = self._store.query_one(
+            "SELECT status, expires_at FROM intents WHERE id = ? AND author = ?",
+            [body["intent"].hex(), me_hex],
+        )
+        if body["to"].hex() != me_hex or intent is None:
+            return Reason.UNKNOWN_INTENT
+        if self._store.query_one("SELECT 1 FROM offers WHERE id = ?", [env.id.hex()]) is not None:
+            return Reason.DUPLICATE
+        now = self._clock()
+        if intent["status"] == "withdrawn":
+            return Reason.WITHDRAWN
+        if intent["expires_at"] <= now:
+            return Reason.EXPIRED
+        if Blocks(self._store, clock=self._clock).is_blocked(env.author.hex()):
+            return Reason.BLOCKED
+        with self._store.transaction():
+            self._store.insert("offers", _offer_row(env, "received", now))
+        return Reason.OK
+
+    def accept(self, identity: Identity, ref: str, records: Records | None = None) -> tuple[Offer, Envelope]:
+        """Accept an open offer made to us: sign an ``accept`` for its vendor and, in the same
+        transaction, record the deal in the relationship records (``records`` must be over this store;
+        by default they are): the vendor is added if no vendor has its node id yet, then a purchase of
+        the intent's text at the offer's price and a note on the timeline."""
+        offer, signed = self._decide(identity, ref, "accept")
+        records = records if records is not None else Records(self._store, clock=self._clock)
+        with self._store.transaction():
+            self._record_decision(offer, signed)
+            vendor_id = self._vendor_for(records, offer, signed.created)
+            intent = self._store.query_one("SELECT text FROM intents WHERE id = ?", [offer.intent_id])
+            product = _clip(intent["text"] if intent else offer.text, MAX_PRODUCT)
+            short = offer.id[:12]
+            records.add_purchase(
+                vendor_id,
+                product,
+                price_minor=offer.price_minor,
+                currency=offer.currency,
+                bought_at=signed.created,
+                note=f"accepted offer {short}",
+            )
+            records.add_note(
+                vendor_id, f"Accepted offer {short}: {offer.text}", tags=("offer",), at=signed.created
+            )
+        return self._by_id(offer.id, self._clock()), signed
+
+    def decline(self, identity: Identity, ref: str) -> tuple[Offer, Envelope]:
+        """Decline an open offer made to us: sign a ``decline`` for its vendor."""
+        offer, signed = self._decide(identity, ref, "decline")
+        with self._store.transaction():
+            self._record_decision(offer, signed)
+        return self._by_id(offer.id, self._clock()), signed
+
+    def _decide(self, identity: Identity, ref: str, kind: str) -> tuple[Offer, Envelope]:
+        now = self._clock()
+        offer = _offer(self._row(ref), now)
+        short = offer.id[:12]
+        if offer.direction != "received":
+            raise ConflictError(f"offer {short} is one you made; only the person it is for can {kind} it")
+        if identity.public_key.hex() != offer.person:
+            raise ConflictError(f"offer {short} is addressed to another identity")
+        if offer.status != "open":
+            state = "has expired" if offer.status == "expired" else f"is already {offer.status}"
+            raise ConflictError(f"offer {short} {state}")
+        if kind == "accept" and Blocks(self._store, clock=self._clock).is_blocked(offer.vendor):
+            raise ConflictError(f"offer {short} is from a vendor you blocked; unblock it first")
+        body = {
+            "intent": bytes.fromhex(offer.intent_id),
+            "offer": bytes.fromhex(offer.id),
+            "to": bytes.fromhex(offer.vendor),
+        }
+        signed = envelope.create(
+            identity, kind, body, created=now, expires=offer.expires, backend=self._backend
+        )
+        return offer, signed
+
+    def _record_decision(self, offer: Offer, signed: Envelope) -> None:
+        status = "accepted" if signed.kind == "accept" else "declined"
+        changed = self._store.execute(
+            "UPDATE offers SET status = ?, decided_at = ?, decision_id = ?, decision_raw = ?"
+            " WHERE id = ? AND status = 'open'",
+            [status, signed.created, signed.id.hex(), signed.raw, offer.id],
+        )
+        if changed != 1:
+            raise ConflictError(f"offer {offer.id[:12]} was decided meanwhile")
+
+    def _vendor_for(self, records: Records, offer: Offer, at: int) -> int:
+        """The records' vendor with the offer's vendor's node id, added under its handle if there is
+        none. A handle already taken by another vendor gets the node id's first characters appended, so
+        no offer can slip its purchase into somebody else's relationship by claiming a handle."""
+        node_id = encode_node_id(bytes.fromhex(offer.vendor))
+        row = self._store.query_one("SELECT id FROM vendors WHERE node_id = ? ORDER BY id LIMIT 1", [node_id])
+        if row is not None:
+            return row["id"]
+        handle = "@" + offer.vendor_handle
+        if self._store.query_one("SELECT 1 FROM vendors WHERE handle = ?", [handle]) is not None:
+            handle = f"@{offer.vendor_handle[:54]}-{node_id[4:12]}"
+        return records.add_vendor(offer.vendor_name, handle=handle, node_id=node_id, started_at=at).id
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def list(self, *, direction: str | None = None, status: str = "open") -> list[Offer]:
+        """Offers, oldest first, of one ``direction`` (``"sent"``/``"received"``, None for both) and
+        ``status`` (``"open"`` by default: undecided and unexpired; ``"accepted"``, ``"declined"``,
+        ``"expired"`` or ``"all"``)."""
+        if status not in OFFER_STATUSES:
+            raise ValidationError("status", f"{status!r} is not one of {', '.join(OFFER_STATUSES)}")
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValidationError("direction", f"{direction!r} is not one of {', '.join(DIRECTIONS)}")
+        now = self._clock()
+        where, params = {
+            "open": (["status = 'open'", "expires_at > ?"], [now]),
+            "expired": (["status = 'open'", "expires_at <= ?"], [now]),
+            "accepted": (["status = 'accepted'"], []),
+            "declined": (["status = 'declined'"], []),
+            "all": ([], []),
+        }[status]
+        if direction is not None:
+            where, params = [*where, "direction = ?"], [*params, direction]
+        sql = "SELECT * FROM offers" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_offer(r, now) for r in self._store.query(sql + " ORDER BY created_at, id", params)]
+
+    def get(self, ref: str) -> Offer:
+        """The offer with id ``ref``, or the only one whose id starts with ``ref`` (6+ hex characters)."""
+        return _offer(self._row(ref), self._clock())
+
+    def _by_id(self, offer_id: str, now: int) -> Offer:
+        row = self._store.query_one("SELECT * FROM offers WHERE id = ?", [offer_id])
+        if row is None:
+            raise NotFoundError("offer", offer_id)
+        return _offer(row, now)
+
+    def _row(self, ref: object) -> dict[str, Any]:
+        if not isinstance(ref, str):
+            raise ValidationError("id", "refer to an offer by its id or a prefix of it")
+        key = ref.strip().lower()
+        if len(key) < MIN_PREFIX or len(key) > 64 or not _HEX.fullmatch(key):
+            raise ValidationError(
+                "id", f"{ref!r} is not an offer id: give its hex id or at least {MIN_PREFIX} characters of it"
+            )
+        rows = self._store.query(
+            "SELECT * FROM offers WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2", [len(key), key]
+        )
+        if not rows:
+            raise NotFoundError("offer", ref)
+        if len(rows) > 1:
+            raise ValidationError("id", f"{ref!r} matches more than one offer; give more characters")
+        return rows[0]

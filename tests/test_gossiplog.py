@@ -1,0 +1,223 @@
+"""The gossip log: holding envelopes once, pulling them in order, inboxes, expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from node import envelope
+from node.errors import ConflictError, ValidationError
+from node.gossiplog import MAX_TTL, ORIGIN_TTL, GossipLog, Held, addressing, envelope_row
+from node.identity import Identity
+from node.store import Store
+
+T0 = 1_700_000_000_000
+DAY = 86_400_000
+ALICE = Identity.from_seed(bytes([9]) * 32)
+VENDOR = Identity.from_seed(bytes([3]) * 32)
+INTENT_ID = bytes([7]) * 32
+OFFER_ID = bytes([8]) * 32
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock(T0)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "node.db") as s:
+        yield s
+
+
+@pytest.fixture
+def log(store, clock):
+    return GossipLog(store, clock=clock)
+
+
+def env(kind="intent", body=None, *, author=ALICE, created=T0, ttl=DAY):
+    return envelope.create(author, kind, {"n": 0} if body is None else body, created=created, ttl_ms=ttl)
+
+
+def offer(to=ALICE.public_key, n=0, **kw):
+    return env("offer", {"intent": INTENT_ID, "to": to, "n": n}, author=VENDOR, **kw)
+
+
+def rows(store):
+    return store.query("SELECT * FROM envelopes ORDER BY seq")
+
+
+def test_addressing_of_every_kind():
+    assert addressing(env("intent")) == (None, None)
+    assert addressing(env("withdraw", {"intent": INTENT_ID})) == (None, INTENT_ID.hex())
+    assert addressing(offer()) == (ALICE.public_key.hex(), INTENT_ID.hex())
+    for kind in ("accept", "decline"):
+        body = {"intent": INTENT_ID, "offer": OFFER_ID, "to": VENDOR.public_key}
+        assert addressing(env(kind, body)) == (VENDOR.public_key.hex(), OFFER_ID.hex())
+    assert addressing(env("receipt", {"to": b"x"})) == (None, None)
+    for kind, body in (("offer", {"intent": INTENT_ID}), ("accept", "x"), ("withdraw", {"intent": b"short"})):
+        with pytest.raises(ValidationError):
+            addressing(env(kind, body))
+
+
+def test_add_get_known_and_count(log, clock):
+    first, second = env(body={"n": 1}), offer()
+    s1 = log.add(first, ttl=ORIGIN_TTL, recipient=None, ref=None, from_peer=None)
+    clock.now = T0 + 5
+    s2 = log.add(second, ttl=3, recipient=ALICE.public_key.hex(), ref=INTENT_ID.hex(), from_peer="ab" * 32)
+    assert s2 > s1
+    held = log.get(second.id.hex())
+    assert held == Held(
+        seq=s2,
+        id=second.id.hex(),
+        kind="offer",
+        author=VENDOR.public_key.hex(),
+        created=second.created,
+        expires=second.expires,
+        recipient=ALICE.public_key.hex(),
+        ref=INTENT_ID.hex(),
+        ttl=3,
+        raw=second.raw,
+        received_at=T0 + 5,
+        from_peer="ab" * 32,
+    )
+    assert held.to_json()["raw"] == second.raw.hex()
+    assert log.get("00" * 32) is None
+    assert log.known([first.id.hex(), "00" * 32, second.id.hex()]) == {first.id.hex(), second.id.hex()}
+    assert log.known([]) == set()
+    assert log.count_by_kind() == {"intent": 1, "offer": 1}
+    assert log.by_ref(INTENT_ID.hex()) == [held] and log.by_ref(INTENT_ID.hex(), "withdraw") == []
+
+
+def test_known_answers_thousands_of_ids_in_one_query(log):
+    held = [env(body={"n": i}) for i in range(5)]
+    log.add_many(
+        [envelope_row(e, ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0) for e in held]
+    )
+    asked = [f"{i:064x}" for i in range(5000)] + [e.id.hex() for e in held]
+    assert log.known(asked) == {e.id.hex() for e in held}
+
+
+def test_a_duplicate_is_refused_and_the_batch_stores_nothing(log, store):
+    a, b = env(body={"n": 1}), env(body={"n": 2})
+    log.add(a, ttl=1, recipient=None, ref=None, from_peer=None)
+    before = rows(store)
+    batch = [envelope_row(e, ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0) for e in (b, a)]
+    with pytest.raises(ConflictError):
+        log.add_many(batch)
+    assert rows(store) == before
+    with pytest.raises(ConflictError):  # the same envelope twice in one batch
+        log.add_many([batch[0], batch[0]])
+    assert rows(store) == before
+
+
+def test_add_many_joins_the_callers_transaction(log, store):
+    row = envelope_row(env(), ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0)
+    with pytest.raises(RuntimeError), store.transaction():
+        assert log.add_many([row]) == [1]
+        raise RuntimeError("the pipeline failed later in the batch")
+    assert rows(store) == []
+
+
+GOOD = {
+    "id": "ab" * 32,
+    "kind": "intent",
+    "author": "cd" * 32,
+    "created": T0,
+    "expires": T0 + DAY,
+    "recipient": None,
+    "ref": None,
+    "ttl": 4,
+    "raw": b"\x80",
+    "received_at": None,
+    "from_peer": None,
+}
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"ttl": MAX_TTL + 1}, "ttl"),
+        ({"ttl": -1}, "ttl"),
+        ({"ttl": True}, "ttl"),
+        ({"ttl": "4"}, "ttl"),
+        ({"id": "AB" * 32}, "id"),
+        ({"id": "ab" * 31}, "id"),
+        ({"id": b"\xab" * 32}, "id"),
+        ({"author": None}, "author"),
+        ({"kind": ""}, "kind"),
+        ({"kind": "k" * 33}, "kind"),
+        ({"raw": b""}, "raw"),
+        ({"raw": "80"}, "raw"),
+        ({"created": -1}, "created"),
+        ({"expires": T0}, "expires"),
+        ({"expires": 2**63}, "expires"),
+        ({"recipient": "xyz"}, "recipient"),
+        ({"ref": "ab" * 33}, "ref"),
+        ({"from_peer": 5}, "from_peer"),
+        ({"received_at": -5}, "received_at"),
+    ],
+)
+def test_hostile_rows_change_nothing(log, store, change, field):
+    fine = {**GOOD, "id": "ef" * 32}
+    with pytest.raises(ValidationError) as info:
+        log.add_many([fine, {**GOOD, **change}])
+    assert info.value.field == field
+    assert rows(store) == []
+
+
+def test_add_many_defaults_received_at_to_now(log, clock):
+    clock.now = T0 + 99
+    (seq,) = log.add_many([GOOD])
+    assert log.get(GOOD["id"]).received_at == T0 + 99 and seq == 1
+
+
+def test_since_pages_live_envelopes_in_order(log, clock):
+    short = env(body={"n": "short"}, ttl=10)
+    many = [env(body={"n": i}) for i in range(5)]
+    for e in [short, *many]:
+        log.add(e, ttl=2, recipient=None, ref=None, from_peer=None)
+    items, nxt = log.since(0, 3)
+    assert [h.raw for h in items] == [short.raw, many[0].raw, many[1].raw] and nxt == items[-1].seq
+    clock.now = T0 + 10  # `short` is dead now: never handed out again
+    items, nxt = log.since(0, 3)
+    assert [h.raw for h in items] == [e.raw for e in many[:3]]
+    items, nxt2 = log.since(nxt, 1000)
+    assert [h.raw for h in items] == [e.raw for e in many[3:]]
+    assert log.since(nxt2, 10) == ([], nxt2)
+
+
+def test_inbox_is_only_what_is_addressed_to_the_recipient(log):
+    mine, theirs = offer(n=1), offer(to=VENDOR.public_key, n=2)
+    log.add(env(), ttl=4, recipient=None, ref=None, from_peer=None)
+    for e in (mine, theirs):
+        recipient, ref = addressing(e)
+        log.add(e, ttl=4, recipient=recipient, ref=ref, from_peer=None)
+    items, nxt = log.since(0, 100, recipient=ALICE.public_key.hex())
+    assert [h.raw for h in items] == [mine.raw] and nxt == items[0].seq
+    assert log.since(0, 100, recipient="00" * 32) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [((-1, 10), {}), ((0, 0), {}), ((0, 1001), {}), (("0", 10), {}), ((0, 10), {"recipient": "x"})],
+)
+def test_since_refuses_bad_arguments(log, args, kwargs):
+    with pytest.raises(ValidationError):
+        log.since(*args, **kwargs)
+
+
+def test_prune_drops_what_expired(log, store):
+    for i, ttl in enumerate((10, 20, DAY)):
+        log.add(env(body={"n": i}, ttl=ttl), ttl=1, recipient=None, ref=None, from_peer=None)
+    assert log.prune(T0 + 9) == 0
+    assert log.prune(T0 + 20) == 2
+    assert len(rows(store)) == 1 and log.count_by_kind() == {"intent": 1}
+

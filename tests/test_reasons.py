@@ -1,0 +1,47 @@
+"""Reason codes: the gossip codes appended after the envelope verifier's, never renumbered."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.errors import EnvelopeError
+from node.reasons import ENVELOPE_REASONS, Reason
+
+GOSSIP = {
+    17: "duplicate",
+    18: "rate_limited",
+    19: "invalid_body",
+    20: "unknown_intent",
+    21: "withdrawn",
+    22: "blocked",
+    23: "wrong_author",
+    24: "not_for_role",
+}
+
+
+def test_codes_are_append_only_and_one_byte():
+    assert [int(r) for r in Reason] == list(range(len(Reason)))
+    assert max(Reason) < 256
+    assert {code: Reason(code).label for code in GOSSIP} == GOSSIP
+    assert Reason.BAD_SIGNATURE == 16 and Reason.OK == 0
+
+
+def test_the_verifier_codes_are_the_first_seventeen():
+    assert ENVELOPE_REASONS == frozenset(Reason(code) for code in range(17))
+
+
+@pytest.mark.parametrize("code, label", sorted(GOSSIP.items()))
+def test_parse_by_code_and_label(code, label):
+    assert Reason.parse(code) == Reason.parse(label) == Reason.parse(Reason(code)) == code
+    assert EnvelopeError(label).reason == code
+
+
+def test_held_means_the_sender_can_stop():
+    assert {r for r in Reason if r.held} == {Reason.OK, Reason.DUPLICATE}
+
+
+def test_unknown_codes_are_refused():
+    with pytest.raises(ValueError):
+        Reason.parse(25)
+    with pytest.raises(KeyError):
+        Reason.parse("held")
