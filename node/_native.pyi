@@ -5,7 +5,7 @@ both. Errors are node.errors classes (EnvelopeError with a Reason), never native
 can make this module panic.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 PROTOCOL_VERSION: int  # 1
@@ -94,3 +94,36 @@ def parse_intent(text: str) -> dict[str, Any]:
     node.errors.IntentSyntaxError(message, word, offset) — offset in characters (code points) — and
     TypeError when text is not a str. Never panics.
     """
+
+# -- the subscription matcher (node/subscriptions.py compiles; node/reference/matcher.py is the twin) ----
+
+MATCH_OK: int  # 0: the item was read and matched (possibly against nothing)
+MATCH_MALFORMED: int  # 1: not a canonical body/envelope with the matcher's view of an intent body
+MATCH_NOT_INTENT: int  # 2 (envelopes only): a well-formed envelope of another kind
+MATCH_OPS: tuple[str, ...]  # ("=", "<", "<=", ">", ">="): a bound's op code is its position
+MATCH_KINDS: tuple[str, ...]  # ("money", "int", "date"): a bound's kind code is its position
+
+class MatchIndex:
+    """A vendor's compiled subscriptions, indexed once, matched against batches of intents.
+
+    Each subscription is the tuple ``(id, tokens, tags, handles, equals, near, bounds)`` (see
+    node/reference/matcher.py for the meaning): id an int64, tokens (at least one), tags and handles
+    sequences of str, equals a sequence of ``(key, value)`` (value any canonical value), near a str or
+    None, bounds a sequence of ``(key, op, kind, value, currency)`` with op/kind codes (MATCH_OPS /
+    MATCH_KINDS positions) and an int64 value. Raises TypeError/OverflowError for ill-typed input,
+    ValueError for a subscription without a token or an unknown code, EnvelopeError for an equality
+    value that is not a canonical value.
+    """
+
+    def __init__(self, subscriptions: Iterable[tuple]) -> None: ...
+    def __len__(self) -> int: ...
+    def match_bodies(self, bodies: Sequence[bytes]) -> tuple[bytes, bytes, bytes]:
+        """One call per batch of canonical intent bodies, GIL released: (flags, offsets, ids).
+
+        flags[i] is MATCH_OK or MATCH_MALFORMED (also for an item over MAX_ENVELOPE_BYTES); item i's
+        matching subscription ids, ascending and distinct, are ids[offsets[i]:offsets[i+1]] with offsets
+        uint64 and ids int64 in native byte order (memoryview(offsets).cast("Q"), .cast("q")). Never
+        raises for the bytes' content; TypeError for an item that is not bytes-like."""
+    def match_envelopes(self, envelopes: Sequence[bytes]) -> tuple[bytes, bytes, bytes]:
+        """The same for envelopes: each is decoded (structure only, no time or signature check) and,
+        when of kind ``intent``, its body matched; another kind gets MATCH_NOT_INTENT."""

@@ -9,7 +9,7 @@ that only names NATIVE) works before the extension is built.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -18,6 +18,12 @@ class VerifierLike(Protocol):
     def verify_batch(self, envelopes: Sequence[bytes], now_ms: int) -> tuple[bytes, bytes]: ...
     def verify_one(self, envelope: bytes, now_ms: int) -> tuple[int, bytes]: ...
     def cache_len(self) -> int: ...
+
+
+class MatchIndexLike(Protocol):
+    def __len__(self) -> int: ...
+    def match_bodies(self, bodies: Sequence[bytes]) -> tuple[bytes, bytes, bytes]: ...
+    def match_envelopes(self, envelopes: Sequence[bytes]) -> tuple[bytes, bytes, bytes]: ...
 
 
 class Backend(Protocol):
@@ -33,6 +39,11 @@ class Backend(Protocol):
     MAX_INTENT_CHARS: int
     MAX_INTENT_NAME_CHARS: int
     INTENT_UNICODE_VERSION: str
+    MATCH_OK: int
+    MATCH_MALFORMED: int
+    MATCH_NOT_INTENT: int
+    MATCH_OPS: tuple[str, ...]
+    MATCH_KINDS: tuple[str, ...]
 
     def encode(self, value: Any) -> bytes: ...
     def decode(self, data: bytes) -> Any: ...
@@ -46,6 +57,7 @@ class Backend(Protocol):
     def ed25519_verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes: ...
     def ed25519_batch_check(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bool: ...
     def parse_intent(self, text: str) -> dict[str, Any]: ...
+    def MatchIndex(self, subscriptions: Iterable[tuple]) -> MatchIndexLike: ...  # noqa: N802 (the class)
 
 
 _INTERFACE = frozenset(
@@ -53,6 +65,7 @@ _INTERFACE = frozenset(
     | {"encode", "decode", "signed_bytes", "encode_envelope", "decode_envelope", "Verifier"}
     | {"ed25519_verify", "ed25519_verify_batch", "ed25519_batch_check"}
     | {"MAX_INTENT_CHARS", "MAX_INTENT_NAME_CHARS", "INTENT_UNICODE_VERSION", "parse_intent"}
+    | {"MatchIndex", "MATCH_OK", "MATCH_MALFORMED", "MATCH_NOT_INTENT", "MATCH_OPS", "MATCH_KINDS"}
 )
 
 

@@ -3,7 +3,8 @@
 //! Pure Rust, no pyo3: `codec` (canonical MessagePack subset), `envelope` (field checks, signed
 //! bytes, ids), `ed25519` (ZIP-215 single and batch verification), `keycache` (LRU of decoded
 //! keys), `verify` (the envelope batch pipeline), `reason` (reason codes and the error type),
-//! `intent` (the intent tokenizer, with its generated Unicode tables in `intent_tables.rs`).
+//! `intent` (the intent tokenizer, with its generated Unicode tables in `intent_tables.rs`),
+//! `matcher` (the vendor's subscription index, matching batches of intents).
 //! The only pyo3 code is in `py`, the binding module `node._native`.
 
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ pub mod ed25519;
 pub mod envelope;
 pub mod intent;
 pub mod keycache;
+pub mod matcher;
 pub mod reason;
 pub mod verify;
 

@@ -1,11 +1,11 @@
 //! The one pyo3 binding module: Python objects <-> `Value`, `reason::Error` -> `EnvelopeError`,
-//! `intent::SyntaxError` -> `IntentSyntaxError`, and the GIL released around the signature work.
-//! Everything else is plain Rust.
+//! `intent::SyntaxError` -> `IntentSyntaxError`, and the GIL released around the signature and
+//! matching work. Everything else is plain Rust.
 
 use std::borrow::Cow;
 use std::sync::{LazyLock, Mutex};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -17,6 +17,7 @@ use crate::ed25519;
 use crate::envelope::{self, KINDS, MAX_CLOCK_SKEW_MS, PROTOCOL_VERSION, SIGNING_PREFIX};
 use crate::intent::{self, Constraint};
 use crate::keycache::{self, KeyCache};
+use crate::matcher;
 use crate::reason::{Error, Reason};
 use crate::verify;
 
@@ -299,15 +300,15 @@ struct Batch {
 }
 
 impl Batch {
-    fn collect(seq: &Bound<'_, PyAny>) -> PyResult<Batch> {
+    fn collect(seq: &Bound<'_, PyAny>, what: &str) -> PyResult<Batch> {
         let mut buf = Vec::new();
         let mut spans = Vec::new();
         for item in seq.try_iter()? {
             let item = item?;
             let Some(b) = bytes_like(&item)? else {
-                return Err(PyTypeError::new_err(
-                    "envelopes must be bytes, bytearray or memoryview",
-                ));
+                return Err(PyTypeError::new_err(format!(
+                    "{what} must be bytes, bytearray or memoryview"
+                )));
             };
             if b.len() > MAX_ENVELOPE_BYTES {
                 spans.push(None);
@@ -351,7 +352,7 @@ impl Verifier {
         envelopes: &Bound<'py, PyAny>,
         now_ms: i64,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let batch = Batch::collect(envelopes)?;
+        let batch = Batch::collect(envelopes, "envelopes")?;
         let (codes, ids) = py.detach(|| {
             let items = batch.items();
             let outcomes = verify::verify_batch(&self.cache, &items, now_ms);
@@ -466,6 +467,133 @@ fn ed25519_batch_check(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<boo
     Ok(py.detach(|| ed25519::batch_check_with(&items, &mut raw_decoder)))
 }
 
+// -- the subscription matcher ---------------------------------------------------------------------
+
+/// One compiled subscription: `(id, tokens, tags, handles, equals, near, bounds)` with `equals` a
+/// sequence of `(key, value)` and `bounds` of `(key, op, kind, value, currency)`.
+fn subscription_arg(item: &Bound<'_, PyAny>) -> PyResult<matcher::Subscription> {
+    type Raw<'py> = (
+        i64,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Bound<'py, PyAny>,
+        Option<String>,
+        Vec<(String, i64, i64, i64, String)>,
+    );
+    let (id, tokens, tags, handles, equals, near, bounds): Raw<'_> = item.extract()?;
+    let mut eq = Vec::new();
+    for pair in equals.try_iter()? {
+        let (key, value): (String, Bound<'_, PyAny>) = pair?.extract()?;
+        eq.push((key, to_value(&value, 1)?));
+    }
+    let mut bs = Vec::with_capacity(bounds.len());
+    for (key, op, kind, value, cur) in bounds {
+        let op = matcher::Op::from_code(op).ok_or_else(|| {
+            PyValueError::new_err(format!("subscription {id}: unknown op code {op}"))
+        })?;
+        let kind = matcher::Kind::from_code(kind).ok_or_else(|| {
+            PyValueError::new_err(format!("subscription {id}: unknown kind code {kind}"))
+        })?;
+        bs.push(matcher::Bound {
+            key,
+            op,
+            kind,
+            value,
+            cur,
+        });
+    }
+    Ok(matcher::Subscription {
+        id,
+        tokens,
+        tags,
+        handles,
+        equals: eq,
+        near,
+        bounds: bs,
+    })
+}
+
+type MatchesOut<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
+/// (flags, offsets, ids) as bytes: offsets u64 and ids i64 in native byte order.
+fn matches_out<'py>(py: Python<'py>, m: &matcher::Matches) -> MatchesOut<'py> {
+    let offsets: Vec<u8> = m.offsets.iter().flat_map(|o| o.to_ne_bytes()).collect();
+    let ids: Vec<u8> = m.ids.iter().flat_map(|i| i.to_ne_bytes()).collect();
+    (
+        PyBytes::new(py, &m.flags),
+        PyBytes::new(py, &offsets),
+        PyBytes::new(py, &ids),
+    )
+}
+
+/// A vendor's compiled subscriptions, matched against batches of intents with the GIL released.
+#[pyclass(frozen, module = "node._native", name = "MatchIndex")]
+struct PyMatchIndex {
+    index: matcher::MatchIndex,
+}
+
+impl PyMatchIndex {
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyAny>,
+        what: &str,
+        batch_fn: fn(&matcher::MatchIndex, &[&[u8]]) -> matcher::Matches,
+    ) -> PyResult<MatchesOut<'py>> {
+        let batch = Batch::collect(items, what)?;
+        // An oversized item stands in as an empty slice, which is malformed as a body and as an envelope.
+        let m = py.detach(|| batch_fn(&self.index, &batch.items()));
+        Ok(matches_out(py, &m))
+    }
+}
+
+#[pymethods]
+impl PyMatchIndex {
+    #[new]
+    fn new(subscriptions: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut subs = Vec::new();
+        for item in subscriptions.try_iter()? {
+            subs.push(subscription_arg(&item?)?);
+        }
+        // Building the buckets needs no Python objects: other threads may run meanwhile.
+        let index = subscriptions
+            .py()
+            .detach(|| matcher::MatchIndex::new(subs))
+            .map_err(PyValueError::new_err)?;
+        Ok(PyMatchIndex { index })
+    }
+
+    fn __len__(&self) -> usize {
+        self.index.len()
+    }
+
+    fn match_bodies<'py>(
+        &self,
+        py: Python<'py>,
+        bodies: &Bound<'py, PyAny>,
+    ) -> PyResult<MatchesOut<'py>> {
+        self.run(py, bodies, "bodies", matcher::MatchIndex::match_bodies)
+    }
+
+    fn match_envelopes<'py>(
+        &self,
+        py: Python<'py>,
+        envelopes: &Bound<'py, PyAny>,
+    ) -> PyResult<MatchesOut<'py>> {
+        self.run(
+            py,
+            envelopes,
+            "envelopes",
+            matcher::MatchIndex::match_envelopes,
+        )
+    }
+}
+
 // -- intents (PROTOCOL.md section 5) -------------------------------------------------------------
 
 /// The one conversion point from the tokenizer's error to the Python exception.
@@ -559,6 +687,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_batch_check, m)?)?;
     m.add_function(wrap_pyfunction!(parse_intent, m)?)?;
+    m.add("MATCH_OK", matcher::FLAG_OK)?;
+    m.add("MATCH_MALFORMED", matcher::FLAG_MALFORMED)?;
+    m.add("MATCH_NOT_INTENT", matcher::FLAG_NOT_INTENT)?;
+    m.add("MATCH_OPS", PyTuple::new(py, matcher::OPS)?)?;
+    m.add("MATCH_KINDS", PyTuple::new(py, matcher::KINDS)?)?;
     m.add_class::<Verifier>()?;
+    m.add_class::<PyMatchIndex>()?;
     Ok(())
 }

@@ -18,6 +18,14 @@ from node.reference.envelope import (
     encode_envelope,
     signed_bytes,
 )
+from node.reference.matcher import (
+    MATCH_KINDS,
+    MATCH_MALFORMED,
+    MATCH_NOT_INTENT,
+    MATCH_OK,
+    MATCH_OPS,
+    MatchIndex,
+)
 from node.reference.intent import (
     INTENT_UNICODE_VERSION,
     MAX_INTENT_CHARS,
@@ -26,6 +34,12 @@ from node.reference.intent import (
 )
 
 __all__ = [
+    "MATCH_KINDS",
+    "MATCH_MALFORMED",
+    "MATCH_NOT_INTENT",
+    "MATCH_OK",
+    "MATCH_OPS",
+    "MatchIndex",
     "INTENT_UNICODE_VERSION",
     "KINDS",
     "MAX_CLOCK_SKEW_MS",
