@@ -1,13 +1,16 @@
 """The trio edge of the outbox: one independent sending loop per peer.
 
 Each peer's loop takes the due batch from the head of its queue, POSTs it as a msgpack array of the
-payloads to ``endpoint(peer, kind)`` with the caller's ``httpx.AsyncClient`` (so signing and transport
+payloads to ``endpoint(peer, kind)`` (payloads are msgpack values already encoded — gossip items
+``[ttl, envelope]`` — so the body is an array header followed by the payloads, never re-encoded) with the caller's ``httpx.AsyncClient`` (so signing and transport
 are the caller's choice), under ``trio.fail_after(timeout)``, and records the outcome in the outbox and
 in the peer's circuit breaker. Loops share nothing but the store, so a slow or dead peer only ever
 delays its own queue. An idle loop waits on a ``trio.Event`` (set by ``notify``) or until the head of
 its queue is due: nothing polls.
 
-Outcomes: a 2xx acknowledges the batch (deleted); a timeout, transport error, 408/429/5xx or other
+Outcomes: a 2xx acknowledges the batch (deleted); its body's per-item reasons (``{"reasons": bin}``)
+are counted in ``PeerStats.reasons`` so refused items are visible, but never resent (the same bytes
+would be refused again); a timeout, transport error, 408/429/5xx or other
 refusal counts as a failure (retried with backoff, dead-lettered after ``max_attempts``); a status in
 ``PERMANENT`` means these bytes will never be accepted (dead-lettered at once, the peer counts as up).
 A loop cancelled mid-request marks nothing, so the batch is sent again: delivery is at-least-once.
@@ -15,21 +18,23 @@ A loop cancelled mid-request marks nothing, so the batch is sent again: delivery
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
-import msgpack
 import trio
 
+from federation import wire
 from federation.breaker import CircuitBreaker
 from federation.outbox import Delivery, Outbox
-from node.errors import DeliveryError
+from node.errors import DeliveryError, WireError
+from node.reasons import Reason
 from node.store import wall_clock_ms
 
 T = TypeVar("T")
-MEDIA_TYPE = "application/msgpack"
+MEDIA_TYPE = wire.MEDIA_TYPE
 # Malformed, too large, unsupported or unprocessable: resending the same bytes cannot succeed.
 PERMANENT = frozenset({400, 413, 415, 422})
 
@@ -46,6 +51,8 @@ class PeerStats:
     delivered: int = 0  # deliveries acknowledged
     failures: int = 0  # failed POSTs
     dead: int = 0  # deliveries dead-lettered
+    reasons: Counter[str] = field(default_factory=Counter)  # acknowledged items the peer refused, by reason
+    unreadable: int = 0  # 2xx answers without readable reasons (acknowledged all the same)
 
 
 class Deliverer:
@@ -57,7 +64,7 @@ class Deliverer:
         store: StoreRunner,
         outbox: Outbox,
         client: httpx.AsyncClient,
-        endpoint: Callable[[str, str], str],
+        endpoint: Callable[[str, str], str | None],
         *,
         clock: Callable[[], int] = wall_clock_ms,
         timeout: float = 10.0,
@@ -137,7 +144,7 @@ class Deliverer:
         ids = [d.id for d in batch]
         stats.requests += 1
         try:
-            await self._post(peer, batch)
+            response = await self._post(peer, batch)
         except DeliveryError as exc:
             now = self._clock()
             if exc.retry:
@@ -155,10 +162,13 @@ class Deliverer:
             breaker.record_success()
             await self._store.run(self._outbox.mark_delivered, ids)
             stats.delivered += len(ids)
+            _count_reasons(stats, response, len(batch))
 
-    async def _post(self, peer: str, batch: list[Delivery]) -> None:
-        body = msgpack.packb([d.payload for d in batch])
+    async def _post(self, peer: str, batch: list[Delivery]) -> httpx.Response:
+        body = wire.encode_batch([d.payload for d in batch])
         url = self._endpoint(peer, batch[0].kind)
+        if url is None:  # no address known for the peer right now: a failure like an unreachable one
+            raise DeliveryError("no address for this peer")
         try:
             with trio.fail_after(self._timeout):
                 response = await self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE})
@@ -168,3 +178,22 @@ class Deliverer:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
         if not response.is_success:
             raise DeliveryError(f"HTTP {response.status_code}", retry=response.status_code not in PERMANENT)
+        return response
+
+
+def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> None:
+    try:
+        reasons = wire.decode_reasons(response.content, count)
+    except WireError:
+        stats.unreadable += 1
+        return
+    for code in reasons:
+        if code != Reason.OK:
+            stats.reasons[_label(code)] += 1
+
+
+def _label(code: int) -> str:
+    try:
+        return Reason(code).label
+    except ValueError:  # a code newer than this node
+        return f"reason_{code}"

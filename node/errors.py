@@ -150,3 +150,21 @@ class DeliveryError(VrmError):
 
 def _delivery_error(detail: str, retry: bool) -> DeliveryError:
     return DeliveryError(detail, retry=retry)
+
+
+class WireError(VrmError):
+    """A federation message (a gossip batch, a pull or push response, a hello) was refused before
+    anything was stored. ``reason`` is ``"malformed"`` (answered with 400) or ``"too_large"`` (413);
+    ``detail`` says what was wrong."""
+
+    REASONS = ("malformed", "too_large")
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown wire error reason {reason!r}")
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.detail))

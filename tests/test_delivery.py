@@ -8,7 +8,6 @@ The restart test uses the real ``AsyncStore`` on a file.
 from __future__ import annotations
 
 import httpx
-import msgpack
 import pytest
 import trio
 from starlette.applications import Starlette
@@ -19,6 +18,7 @@ from starlette.routing import Route
 from federation.auth import SignatureAuth, SignatureMiddleware, verified_peer
 from federation.backoff import Backoff
 from federation.breaker import BreakerState, CircuitBreaker
+from federation import wire
 from federation.delivery import Deliverer
 from federation.noncecache import NonceCache
 from federation.outbox import Outbox
@@ -52,11 +52,14 @@ class InlineStore:
 
 class Peer:
     """A fake peer node: ``mode`` is up, hang (never answers), down (503), refuse (connection refused)
-    or reject (413 for the paths in ``rejects``)."""
+    or reject (413 for the paths in ``rejects``). ``refuse_items`` maps envelopes to the reason code
+    the peer answers for them (200 all the same)."""
 
-    def __init__(self, mode: str = "up", rejects: tuple[str, ...] = ()) -> None:
+    def __init__(self, mode: str = "up", rejects: tuple[str, ...] = (), refuse_items: dict | None = None) -> None:
         self.mode = mode
         self.rejects = rejects
+        self.refuse_items = refuse_items or {}
+        self.bodies: list[bytes] = []
         self.received: list[bytes] = []
         self.attempts = 0
         self.attempt_times: list[float] = []
@@ -73,8 +76,11 @@ class Peer:
             return httpx.Response(503)
         if request.url.path in self.rejects:
             return httpx.Response(413)
-        self.received += msgpack.unpackb(request.content)
-        return httpx.Response(200, content=msgpack.packb({"accepted": True}))
+        self.bodies.append(request.content)
+        batch = wire.decode_batch(request.content)
+        self.received += [wire.encode_item(i.ttl, i.envelope) for i in batch]
+        reasons = bytes(self.refuse_items.get(i.envelope, 0) for i in batch)
+        return httpx.Response(200, content=wire.encode_reasons(reasons))
 
 
 def network(peers: dict[str, Peer]) -> httpx.AsyncClient:
@@ -103,8 +109,12 @@ def enqueue(outbox: Outbox, peer: str, payloads: list[bytes], kind: str = "inten
             outbox.enqueue(peer, p, kind=kind, now=now)
 
 
+def item(envelope: bytes) -> bytes:
+    return wire.encode_item(3, envelope)
+
+
 def items(prefix: str, n: int, start: int = 0) -> list[bytes]:
-    return [f"{prefix}{i}".encode() for i in range(start, start + n)]
+    return [item(f"{prefix}{i}".encode()) for i in range(start, start + n)]
 
 
 async def until(predicate, limit: float = 3600) -> None:
@@ -216,15 +226,34 @@ async def test_a_peer_that_comes_back_gets_its_queue_in_order(store, autojump_cl
         nursery.cancel_scope.cancel()
 
 
+async def test_a_peer_without_an_address_waits_until_it_has_one(store, autojump_clock):
+    peer = Peer()
+    outbox = outbox_for(store)
+    urls: dict[str, str] = {}
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = Deliverer(
+            InlineStore(store), outbox, client, lambda p, kind: urls.get(p), clock=mock_ms, batch_limit=4
+        )
+        await nursery.start(d.run)
+        enqueue(outbox, "p", items("a", 2))
+        d.notify("p")
+        await trio.sleep(30)
+        assert peer.received == [] and outbox.pending_counts() == {"p": 2}  # kept, not dropped
+        urls["p"] = endpoint("p", "intent")
+        await until(lambda: len(peer.received) == 2)
+        assert peer.received == items("a", 2) and outbox.dead() == []
+        nursery.cancel_scope.cancel()
+
+
 async def test_an_idle_deliverer_does_not_spin(store, autojump_clock):
     peer = Peer()
     outbox = outbox_for(store)
     inline = InlineStore(store)
-    enqueue(outbox, "a", [b"one"])
+    enqueue(outbox, "a", [item(b"one")])
     async with network({"a": peer}) as client, trio.open_nursery() as nursery:
         d = deliverer(inline, outbox, client)
         await nursery.start(d.run)
-        await until(lambda: peer.received == [b"one"])
+        await until(lambda: peer.received == [item(b"one")])
         await trio.sleep(1)
         calls = inline.calls
         await trio.sleep(7 * 24 * 3600)  # a week of mocked idleness
@@ -238,17 +267,17 @@ async def test_an_idle_deliverer_does_not_spin(store, autojump_clock):
 async def test_a_permanent_rejection_is_dead_lettered_and_reported(store, autojump_clock):
     peer = Peer(rejects=("/gossip/intent",))
     outbox = outbox_for(store)
-    enqueue(outbox, "v", [b"huge", b"huge2"], kind="intent")
-    enqueue(outbox, "v", [b"offer"], kind="offer")
+    enqueue(outbox, "v", [item(b"huge"), item(b"huge2")], kind="intent")
+    enqueue(outbox, "v", [item(b"offer")], kind="offer")
     reported: list[tuple[str, list[int]]] = []
     async with network({"v": peer}) as client, trio.open_nursery() as nursery:
         d = deliverer(InlineStore(store), outbox, client, on_dead=lambda p, ids: reported.append((p, ids)))
         await nursery.start(d.run)
-        await until(lambda: peer.received == [b"offer"])
+        await until(lambda: peer.received == [item(b"offer")])
         assert [p for p, _ in reported] == ["v"] and len(reported[0][1]) == 2
         assert [(x.payload, x.reason, x.last_error) for x in outbox.dead("v")] == [
-            (b"huge", "rejected", "HTTP 413"),
-            (b"huge2", "rejected", "HTTP 413"),
+            (item(b"huge"), "rejected", "HTTP 413"),
+            (item(b"huge2"), "rejected", "HTTP 413"),
         ]
         assert d.breakers["v"].failures == 0 and d.stats["v"].dead == 2
         nursery.cancel_scope.cancel()
@@ -257,7 +286,7 @@ async def test_a_permanent_rejection_is_dead_lettered_and_reported(store, autoju
 async def test_max_attempts_dead_letters_and_the_queue_moves_on(store, autojump_clock):
     peer = Peer("down")
     outbox = outbox_for(store, max_attempts=3)
-    enqueue(outbox, "p", [b"doomed"])
+    enqueue(outbox, "p", [item(b"doomed")])
     reported: list[int] = []
     async with network({"p": peer}) as client, trio.open_nursery() as nursery:
         d = deliverer(InlineStore(store), outbox, client, on_dead=lambda p, ids: reported.extend(ids))
@@ -265,9 +294,9 @@ async def test_max_attempts_dead_letters_and_the_queue_moves_on(store, autojump_
         await until(lambda: bool(reported))
         assert peer.attempts == 3 and [x.reason for x in outbox.dead("p")] == ["max_attempts"]
         peer.mode = "up"
-        enqueue(outbox, "p", [b"next"])
+        enqueue(outbox, "p", [item(b"next")])
         d.notify("p")
-        await until(lambda: peer.received == [b"next"])
+        await until(lambda: peer.received == [item(b"next")])
         nursery.cancel_scope.cancel()
 
 
@@ -309,8 +338,9 @@ async def test_deliveries_are_signed_by_the_callers_client(store, autojump_clock
     got: list[tuple[str, list[bytes]]] = []
 
     async def push(request: Request) -> Response:
-        got.append((verified_peer(request).node_id, msgpack.unpackb(await request.body())))
-        return Response(b"\x80", media_type="application/msgpack")
+        batch = wire.decode_batch(await request.body())
+        got.append((verified_peer(request).node_id, [i.envelope for i in batch]))
+        return Response(wire.encode_reasons(bytes(len(batch))), media_type="application/msgpack")
 
     now = 1_700_000_000
     app = SignatureMiddleware(
@@ -318,7 +348,7 @@ async def test_deliveries_are_signed_by_the_callers_client(store, autojump_clock
     )
     auth = SignatureAuth(alice, clock=lambda: now)
     outbox = outbox_for(store)
-    enqueue(outbox, "vendor.test", [b"e1", b"e2"])
+    enqueue(outbox, "vendor.test", [item(b"e1"), item(b"e2")])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), auth=auth) as client:
         async with trio.open_nursery() as nursery:
             await nursery.start(deliverer(InlineStore(store), outbox, client).run)
@@ -326,3 +356,36 @@ async def test_deliveries_are_signed_by_the_callers_client(store, autojump_clock
             nursery.cancel_scope.cancel()
     assert got == [(encode_node_id(alice.public_key), [b"e1", b"e2"])]
     assert outbox.pending_counts() == {}
+
+
+async def test_the_body_is_the_array_of_the_queued_items_and_refusals_are_counted(store, autojump_clock):
+    """The POST body is exactly ``[[ttl, env], ...]`` built from the queued bytes; a 200 whose reasons
+    refuse some items still acknowledges the whole batch, and the refusals are counted by reason."""
+    peer = Peer(refuse_items={b"bad": 16, b"dup": 17, b"new": 250})
+    outbox = outbox_for(store)
+    queued = [item(b"ok"), item(b"bad"), item(b"dup"), item(b"dup2"), item(b"new")]
+    enqueue(outbox, "a", queued)
+    async with network({"a": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: len(peer.received) == 5)
+        assert peer.bodies == [b"\x95" + b"".join(queued)]
+        assert d.stats["a"].delivered == 5 and outbox.pending_counts() == {} and outbox.dead() == []
+        assert dict(d.stats["a"].reasons) == {"bad_signature": 1, "duplicate": 1, "reason_250": 1}
+        assert d.stats["a"].unreadable == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unreadable_2xx_still_acknowledges(store, autojump_clock):
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(204)
+
+    outbox = outbox_for(store)
+    enqueue(outbox, "a", items("u", 3))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        async with trio.open_nursery() as nursery:
+            d = deliverer(InlineStore(store), outbox, client)
+            await nursery.start(d.run)
+            await until(lambda: d.stats["a"].requests == 1 and outbox.pending_counts() == {})
+            assert d.stats["a"].unreadable == 1 and d.stats["a"].delivered == 3
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,174 @@
+"""The federation API: the Starlette app other nodes talk to (every request RFC 9421-signed).
+
+Routes (msgpack bodies, ``application/msgpack``):
+
+- ``POST /v1/gossip``: a batch of ``[ttl, envelope]`` items → 200 ``{"reasons": bin}``, one reason
+  byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
+- ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
+- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}``;
+- ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
+  like ``/v1/node``.
+
+``SignatureMiddleware`` runs first: an unsigned, forged or replayed request never reaches a route
+(401), and a body over the cap is refused before it is hashed (413 ``request_too_large``). Then each
+signer has a token bucket: a request costs one token, a gossip batch one per item; items beyond the
+budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. Store work runs
+through ``AsyncStore.run``; after an ingest ``on_ingest`` gets the peers with new deliveries. Hostile
+input gets a 4xx, and an unexpected error a 500 that is logged: no request can take the node down.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from federation import wire
+from federation.auth import SignatureMiddleware, verified_peer
+from federation.noncecache import NonceCache
+from federation.pipeline import Pipeline
+from federation.ratelimit import RateLimiter
+from node.errors import VrmError, WireError
+from node.peers import Peers
+from node.reasons import Reason
+from node.store import AsyncStore, Clock, Store, wall_clock_ms
+
+LOGGER = logging.getLogger("vrm.federation")
+DEFAULT_RATE = 2_000.0  # items per second per peer, sustained
+DEFAULT_BURST = 5_000  # items a quiet peer may send at once (five full batches)
+_MAX_SEQ = 2**63 - 1
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _msgpack(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status, headers, media_type=wire.MEDIA_TYPE)
+
+
+def _refusal(status: int, error: str, detail: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    return _msgpack(wire.error_body(error, detail), status, headers)
+
+
+def _seq_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) < low:
+        raise WireError("malformed", f"{name} must be an integer >= {low}")
+    return min(int(text), high)
+
+
+def federation_app(
+    *,
+    store: AsyncStore,
+    pipeline: Pipeline,
+    node_id: str,
+    role: str,
+    name: str = "",
+    on_ingest: Callable[[frozenset[str]], None] | None = None,
+    on_hello: Callable[[], None] | None = None,
+    limiter: RateLimiter | None = None,
+    nonces: NonceCache | None = None,
+    signature_clock: Callable[[], float] = time.time,
+    accept_key: Callable[[bytes], bool] | None = None,
+    max_body: int = wire.MAX_BATCH_BYTES,
+    clock: Clock = wall_clock_ms,
+) -> Starlette:
+    """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
+
+    ``limiter`` defaults to DEFAULT_RATE items/s with DEFAULT_BURST per peer; ``signature_clock`` is
+    the Unix-seconds clock of signature checks, ``clock`` (ms) stamps announced peers; ``accept_key``
+    may restrict who can sign. ``on_ingest`` gets the peers given new deliveries by a push;
+    ``on_hello`` is called after a peer announced itself.
+    """
+    limiter = limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST)
+    info = wire.encode_node_info(node_id, role, name)
+    notify = on_ingest if on_ingest is not None else (lambda peers: None)
+
+    def guarded(handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
+        """Rate-limit the signer, map refusals to 4xx and any surprise to a logged 500."""
+
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            peer = verified_peer(request).key.hex()
+            if limiter.take(peer, 1) == 0:
+                return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
+            try:
+                return await handler(request, peer)
+            except WireError as exc:
+                if exc.reason == "too_large":
+                    return _refusal(413, wire.TOO_LARGE, exc.detail)
+                return _refusal(400, wire.MALFORMED_REQUEST, exc.detail)
+            except VrmError as exc:  # ValidationError and friends from the domain: the request's fault
+                return _refusal(400, wire.MALFORMED_REQUEST, str(exc))
+            except Exception:
+                LOGGER.exception("federation request %s %s failed", request.method, request.url.path)
+                return _refusal(500, "internal_error")
+
+        return endpoint
+
+    async def push(request: Request, peer: str) -> Response:
+        try:
+            items = wire.decode_batch(await request.body())
+        except WireError as exc:
+            if exc.reason == "too_large":
+                return _refusal(413, wire.TOO_LARGE, exc.detail)
+            return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
+        # The request's own token paid for the first item.
+        granted = min(len(items), 1 + limiter.take(peer, len(items) - 1))
+        reasons = b""
+        if granted:
+            ingested = await store.run(pipeline.ingest, items[:granted], peer)
+            reasons = ingested.reasons
+            if ingested.peers:
+                notify(ingested.peers)
+        reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
+        return _msgpack(wire.encode_reasons(reasons))
+
+    async def pull(request: Request, peer: str, *, inbox: bool) -> Response:
+        after = _seq_param(request, "after", 0, 0, _MAX_SEQ)
+        limit = _seq_param(request, "limit", wire.MAX_ITEMS, 1, wire.MAX_ITEMS)
+        page = await store.run(pipeline.page, after, limit, recipient=peer if inbox else None)
+        return _msgpack(wire.encode_pull([(i.ttl, i.envelope) for i in page.items], page.next))
+
+    async def gossip_pull(request: Request, peer: str) -> Response:
+        return await pull(request, peer, inbox=False)
+
+    async def inbox_pull(request: Request, peer: str) -> Response:
+        return await pull(request, peer, inbox=True)
+
+    async def node(request: Request, peer: str) -> Response:
+        return _msgpack(info)
+
+    async def hello(request: Request, peer: str) -> Response:
+        said = wire.decode_hello(await request.body())
+        if peer == pipeline.me:
+            raise WireError("malformed", "a node does not greet itself")
+
+        def announce(s: Store) -> None:
+            Peers(s, clock=clock).announce(public_key=bytes.fromhex(peer), url=said.url, role=said.role, name=said.name)
+
+        await store.run(announce, store.store)
+        if on_hello is not None:  # the peer may have moved (a restart on a new port): deliver there now
+            on_hello()
+        return _msgpack(info)
+
+    routes = [
+        Route("/v1/gossip", guarded(push), methods=["POST"]),
+        Route("/v1/gossip", guarded(gossip_pull), methods=["GET"]),
+        Route("/v1/inbox", guarded(inbox_pull), methods=["GET"]),
+        Route("/v1/node", guarded(node), methods=["GET"]),
+        Route("/v1/hello", guarded(hello), methods=["POST"]),
+    ]
+    nonces = nonces if nonces is not None else NonceCache()
+    signed = Middleware(
+        SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
+    )
+    return Starlette(routes=routes, middleware=[signed])

@@ -1,0 +1,90 @@
+"""The signed client of another node's federation API (PROTOCOL.md section 6 and the gossip routes).
+
+Every request is signed with ``SignatureAuth`` as this node's identity and runs under
+``trio.fail_after(timeout)``. Failures are typed: ``DeliveryError`` for a timeout, a transport error or
+a refusing status (``retry`` tells whether trying later may help), ``WireError`` for an answer that
+is not what the protocol says. ``url`` arguments are a peer's base URL (``http://host:port``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+import trio
+
+from federation import wire
+from federation.auth import SignatureAuth
+from node.errors import DeliveryError
+from node.identity import Identity
+
+MEDIA_TYPE = wire.MEDIA_TYPE
+PERMANENT = frozenset({400, 401, 403, 404, 405, 413, 415, 422})  # resending the same request cannot help
+
+
+class PeerClient:
+    """``PeerClient(identity, http, timeout)``; without ``http`` it opens (and closes) its own client
+    when used as ``async with``."""
+
+    def __init__(self, identity: Identity, http: httpx.AsyncClient | None = None, timeout: float = 10.0) -> None:
+        self._auth = SignatureAuth(identity)
+        self._http = http
+        self._owned = http is None
+        self.timeout = timeout
+
+    async def __aenter__(self) -> PeerClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._owned and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _request(self, method: str, url: str, path: str, *, body: bytes = b"", params=None) -> httpx.Response:
+        if self._http is None:
+            raise RuntimeError("use `async with PeerClient(identity):` or pass an httpx.AsyncClient")
+        headers = {"Accept": MEDIA_TYPE}
+        if body:
+            headers["Content-Type"] = MEDIA_TYPE
+        target = url.rstrip("/") + path
+        try:
+            with trio.fail_after(self.timeout):
+                response = await self._http.request(
+                    method, target, content=body, params=params, headers=headers, auth=self._auth
+                )
+        except trio.TooSlowError:
+            raise DeliveryError(f"{method} {target}: timeout after {self.timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{method} {target}: {type(exc).__name__}: {exc}") from None
+        if not response.is_success:
+            error = wire.decode_error(response.content) or response.headers.get("vrm-signature-error", "")
+            detail = f"{method} {target}: HTTP {response.status_code}" + (f" {error}" if error else "")
+            raise DeliveryError(detail, retry=response.status_code not in PERMANENT)
+        return response
+
+    async def node_info(self, url: str) -> wire.NodeInfo:
+        """``GET /v1/node``: who answers at ``url`` (its node id, role and name)."""
+        return wire.decode_node_info((await self._request("GET", url, "/v1/node")).content)
+
+    async def hello(self, url: str, my_url: str | None, role: str, name: str) -> wire.NodeInfo:
+        """``POST /v1/hello``: announce ourselves (our public URL, or None behind NAT); the peer's info."""
+        body = wire.encode_hello(my_url, role, name)
+        return wire.decode_node_info((await self._request("POST", url, "/v1/hello", body=body)).content)
+
+    async def push(self, url: str, items: Sequence[wire.GossipItem | bytes]) -> bytes:
+        """``POST /v1/gossip``: one reason byte per item. Items are GossipItems or already encoded."""
+        encoded = [i if isinstance(i, bytes | bytearray) else wire.encode_item(i.ttl, i.envelope) for i in items]
+        response = await self._request("POST", url, "/v1/gossip", body=wire.encode_batch(encoded))
+        return wire.decode_reasons(response.content, len(encoded))
+
+    async def pull(self, url: str, after: int = 0, limit: int = wire.MAX_ITEMS) -> wire.PullPage:
+        """``GET /v1/gossip?after=&limit=``: the peer's live envelopes after seq ``after``."""
+        params = {"after": str(after), "limit": str(limit)}
+        return wire.decode_pull((await self._request("GET", url, "/v1/gossip", params=params)).content)
+
+    async def inbox(self, url: str, after: int = 0, limit: int = wire.MAX_ITEMS) -> wire.PullPage:
+        """``GET /v1/inbox?after=&limit=``: envelopes the peer holds addressed to us."""
+        params = {"after": str(after), "limit": str(limit)}
+        return wire.decode_pull((await self._request("GET", url, "/v1/inbox", params=params)).content)

@@ -1,0 +1,261 @@
+"""The gossip wire: items, batches and the federation API's message bodies (msgpack).
+
+A gossip item is the msgpack array ``[ttl, envelope_bytes]``: ``ttl`` (uint) is how many hops the
+envelope may still take after reaching the receiver, clamped to ``MAX_TTL``. A batch is an array of
+items (at most ``MAX_ITEMS``, at most ``MAX_BATCH_BYTES`` in all). The wrapping is not signed (each
+envelope is), so it is ordinary msgpack; decoding is strict about shape and sizes so that nothing a
+peer sends can make us allocate or recurse without bound. Every refusal is a ``WireError``:
+``too_large`` (answered 413) or ``malformed`` (answered 400).
+
+An envelope longer than the native MAX_ENVELOPE_BYTES is not a batch error: it is decoded as an item
+and refused alone with reason ``too_large`` when verified, like any other bad envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from node.errors import WireError
+from node.nodeid import is_node_id
+
+MEDIA_TYPE = "application/msgpack"
+PROTOCOL = 1
+MAX_TTL = 8  # hops a receiver allows at most, whatever the sender asked
+ORIGIN_TTL = 4  # what the author's node sends
+MAX_ITEMS = 1000  # items per batch, per pull response
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # a batch body, a pull response body
+MAX_SMALL_BODY = 16 * 1024  # hello, node info, error bodies
+MAX_URL = 2048
+MAX_NAME = 200
+PEER_ROLES = ("person", "vendor", "relay")
+
+# Whole-request refusals (the ``error`` of a 400/413/429 body).
+MALFORMED_BATCH = "malformed_batch"
+TOO_LARGE = "too_large"
+RATE_LIMITED = "rate_limited"
+MALFORMED_REQUEST = "malformed_request"
+
+
+@dataclass(frozen=True, slots=True)
+class GossipItem:
+    ttl: int  # 0..MAX_TTL after clamping
+    envelope: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PullPage:
+    """A pull or inbox response: items in seq order and the cursor to ask from next time."""
+
+    items: list[GossipItem]
+    next: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    node_id: str
+    role: str
+    name: str
+    protocol: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    url: str | None
+    role: str
+    name: str
+
+
+# -- items and batches ------------------------------------------------------------------------------
+
+
+def encode_item(ttl: int, envelope: bytes) -> bytes:
+    """One gossip item, ``[ttl, envelope]``, as it is queued in the outbox and sent in a batch."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        raise ValueError(f"ttl must be an integer 0..{MAX_TTL}, not {ttl!r}")
+    return msgpack.packb([ttl, bytes(envelope)], use_bin_type=True)
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` elements (shortest form)."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def encode_batch(encoded_items: Sequence[bytes]) -> bytes:
+    """A batch body from items already encoded with ``encode_item`` (no re-encoding)."""
+    return array_header(len(encoded_items)) + b"".join(encoded_items)
+
+
+def _array_length(body: bytes) -> int | None:
+    """The element count announced by the array header at the start of ``body`` (None if no array)."""
+    if not body:
+        return None
+    first = body[0]
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F
+    if first == 0xDC and len(body) >= 3:
+        return int.from_bytes(body[1:3], "big")
+    if first == 0xDD and len(body) >= 5:
+        return int.from_bytes(body[1:5], "big")
+    return None
+
+
+def _unpack(body: bytes, *, max_bytes: int, max_array: int, what: str) -> Any:
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise WireError("malformed", f"{what} must be bytes")
+    if len(body) > max_bytes:
+        raise WireError("too_large", f"{what} is {len(body)} bytes, over the limit of {max_bytes}")
+    try:
+        return msgpack.unpackb(
+            body,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_bin_len=max_bytes,
+            max_str_len=max_bytes,
+            max_array_len=max_array,
+            max_map_len=64,
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:  # ValueError covers UTF-8, depth, extra data
+        raise WireError("malformed", f"{what} is not valid msgpack: {exc}") from None
+
+
+def _item(value: Any, index: int) -> GossipItem:
+    if not isinstance(value, list) or len(value) != 2:
+        raise WireError("malformed", f"item {index} is not an array [ttl, envelope]")
+    ttl, envelope = value
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
+        raise WireError("malformed", f"item {index}: ttl is not an unsigned integer")
+    if not isinstance(envelope, bytes):
+        raise WireError("malformed", f"item {index}: the envelope is not a byte string")
+    return GossipItem(min(ttl, MAX_TTL), envelope)
+
+
+def _items(value: Any, what: str) -> list[GossipItem]:
+    if not isinstance(value, list):
+        raise WireError("malformed", f"{what} is not an array of items")
+    if len(value) > MAX_ITEMS:
+        raise WireError("too_large", f"{what} has {len(value)} items, over the limit of {MAX_ITEMS}")
+    return [_item(v, i) for i, v in enumerate(value)]
+
+
+def decode_batch(body: bytes) -> list[GossipItem]:
+    """The items of a ``POST /v1/gossip`` body. WireError ``too_large`` for more than MAX_ITEMS items
+    or MAX_BATCH_BYTES bytes (checked before decoding), ``malformed`` for anything else wrong."""
+    count = _array_length(bytes(body[:5]))
+    if count is not None and count > MAX_ITEMS:
+        raise WireError("too_large", f"the batch has {count} items, over the limit of {MAX_ITEMS}")
+    value = _unpack(body, max_bytes=MAX_BATCH_BYTES, max_array=MAX_ITEMS, what="the batch")
+    return _items(value, "the batch")
+
+
+# -- responses --------------------------------------------------------------------------------------
+
+
+def encode_reasons(reasons: bytes) -> bytes:
+    """The 200 body of a push: one reason byte per item, in order."""
+    return msgpack.packb({"reasons": bytes(reasons)}, use_bin_type=True)
+
+
+def decode_reasons(body: bytes, count: int) -> bytes:
+    """The reason bytes of a push response for a batch of ``count`` items (WireError otherwise)."""
+    value = _unpack(body, max_bytes=MAX_SMALL_BODY, max_array=16, what="the push response")
+    reasons = value.get("reasons") if isinstance(value, dict) else None
+    if not isinstance(reasons, bytes):
+        raise WireError("malformed", "the push response has no 'reasons' byte string")
+    if len(reasons) != count:
+        raise WireError("malformed", f"the push response has {len(reasons)} reasons for {count} items")
+    return reasons
+
+
+def encode_pull(items: Iterable[tuple[int, bytes]], next_seq: int) -> bytes:
+    """A pull/inbox body ``{"items": [[ttl, env], …], "next": seq}`` (the caller respects the caps)."""
+    encoded = [encode_item(min(ttl, MAX_TTL), raw) for ttl, raw in items]
+    return b"\x82\xa5items" + encode_batch(encoded) + b"\xa4next" + msgpack.packb(int(next_seq))
+
+
+def decode_pull(body: bytes) -> PullPage:
+    value = _unpack(body, max_bytes=MAX_BATCH_BYTES, max_array=MAX_ITEMS, what="the pull response")
+    if not isinstance(value, dict) or "items" not in value or "next" not in value:
+        raise WireError("malformed", "the pull response is not a map with 'items' and 'next'")
+    next_seq = value["next"]
+    if isinstance(next_seq, bool) or not isinstance(next_seq, int) or next_seq < 0:
+        raise WireError("malformed", "the pull response's 'next' is not an unsigned integer")
+    return PullPage(_items(value["items"], "the pull response"), next_seq)
+
+
+def error_body(error: str, detail: str | None = None) -> bytes:
+    content: dict[str, Any] = {"error": error}
+    if detail is not None:
+        content["detail"] = detail[:500]
+    return msgpack.packb(content, use_bin_type=True)
+
+
+def decode_error(body: bytes) -> str:
+    """The ``error`` of a refusal body, or ``""`` when it has none (never raises)."""
+    try:
+        value = _unpack(body, max_bytes=MAX_SMALL_BODY, max_array=16, what="the error body")
+    except WireError:
+        return ""
+    error = value.get("error") if isinstance(value, dict) else None
+    return error if isinstance(error, str) else ""
+
+
+# -- node info and hello ----------------------------------------------------------------------------
+
+
+def _text(value: Any, field: str, max_len: int) -> str:
+    if not isinstance(value, str) or len(value) > max_len:
+        raise WireError("malformed", f"{field} must be text of at most {max_len} characters")
+    return value
+
+
+def _role(value: Any) -> str:
+    if value not in PEER_ROLES:
+        raise WireError("malformed", f"role must be one of {', '.join(PEER_ROLES)}")
+    return value
+
+
+def _map(body: bytes, what: str) -> dict[str, Any]:
+    value = _unpack(body, max_bytes=MAX_SMALL_BODY, max_array=16, what=what)
+    if not isinstance(value, dict):
+        raise WireError("malformed", f"{what} is not a map")
+    return value
+
+
+def encode_node_info(node_id: str, role: str, name: str) -> bytes:
+    return msgpack.packb({"node_id": node_id, "role": role, "name": name, "protocol": PROTOCOL})
+
+
+def decode_node_info(body: bytes) -> NodeInfo:
+    """``GET /v1/node`` (and hello) response; unknown keys are ignored (later versions may add some)."""
+    value = _map(body, "the node info")
+    node_id = value.get("node_id")
+    if not isinstance(node_id, str) or not is_node_id(node_id):
+        raise WireError("malformed", "node_id is not a node id")
+    protocol = value.get("protocol")
+    if isinstance(protocol, bool) or not isinstance(protocol, int):
+        raise WireError("malformed", "protocol is not an integer")
+    return NodeInfo(node_id, _role(value.get("role")), _text(value.get("name", ""), "name", MAX_NAME), protocol)
+
+
+def encode_hello(url: str | None, role: str, name: str) -> bytes:
+    return msgpack.packb({"url": url, "role": role, "name": name})
+
+
+def decode_hello(body: bytes) -> Hello:
+    value = _map(body, "the hello")
+    url = value.get("url")
+    if url is not None:
+        url = _text(url, "url", MAX_URL)
+        if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+            raise WireError("malformed", "url must be an http:// or https:// URL")
+    return Hello(url, _role(value.get("role")), _text(value.get("name", ""), "name", MAX_NAME))
