@@ -1,0 +1,383 @@
+"""The composition root: one running node, everything it needs wired together, started and stopped.
+
+``NodeRuntime.run`` opens the store and builds, once: the envelope verifier, the gossip pipeline, the
+subscription index (rebuilt when subscriptions change), the outbox and its deliverer (one sending loop
+per peer), the signed peer client, the federation app and the admin app. It then starts, in order:
+
+1. the federation server and the admin server (127.0.0.1 only), so the URLs are known;
+2. the deliverer, which resumes whatever the outbox still owes peers (queued before a restart);
+3. admin.json with the admin URL and a fresh token (the CLI finds the daemon through it);
+4. the background loops: a hello to every peer (when we have a public URL), the puller (gossip and
+   inbox from every peer with a URL, at start and every ``pull_interval``) and the expiry sweeper.
+
+``task_status.started(self)`` comes once both servers listen; ``url``, ``admin_url`` and
+``public_url`` are then set. ``stop()`` shuts down gracefully (servers finish requests in flight);
+cancelling ``run`` stops at once. Either way the store is closed and admin.json removed.
+
+``serve_forever`` is what `vrm serve` runs: a runtime stopped gracefully by SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import httpx
+import trio
+
+from federation import ops
+from federation.admin import AdminClient, create_admin_app, new_token, remove_admin_file, write_admin_file
+from federation.app import federation_app as federation_app_of
+from federation.auth import SignatureAuth
+from federation.backoff import Backoff
+from federation.breaker import CircuitBreaker
+from federation.delivery import Deliverer
+from federation.outbox import Outbox
+from federation.peerclient import PeerClient
+from federation.server import serve
+from node.backends import NATIVE, Backend
+from node.errors import ConflictError
+from node.gossiplog import GossipLog
+from node.home import HomeInfo
+from node.identity import Identity
+from node.peers import Peers
+from node.store import AsyncStore, Clock, Store, wall_clock_ms
+
+LOGGER = logging.getLogger("vrm.runtime")
+GOSSIP_PATH = "/v1/gossip"
+# Where a delivery goes whose peer was removed while it was being sent: a name that never resolves
+# (RFC 6761), so the attempt fails like an unreachable peer instead of reaching someone else.
+
+
+class NodeRuntime:
+    """One node: its store, servers and background loops (see the module docstring)."""
+
+    def __init__(
+        self,
+        home: HomeInfo,
+        identity: Identity,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        admin_port: int = 0,
+        public_url: str | None = None,
+        reachable: bool = True,
+        pull_interval: float = 60.0,
+        sweep_interval: float = 300.0,
+        clock: Clock = wall_clock_ms,
+        backend: Backend = NATIVE,
+        backoff: Backoff = Backoff(),
+        max_attempts: int = 20,
+        new_breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
+        request_timeout: float = 10.0,
+        graceful_timeout: float = 5.0,
+        app_options: dict[str, Any] | None = None,
+    ) -> None:
+        """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
+        ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
+        pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps)."""
+        if identity.public_key.hex() != home.public_key:
+            raise ConflictError("the identity given is not this home's key")
+        self.home = home
+        self.identity = identity
+        self.host = host
+        self.port = port
+        self.admin_port = admin_port
+        self.reachable = reachable
+        self.pull_interval = pull_interval
+        self.sweep_interval = sweep_interval
+        self.clock = clock
+        self.backend = backend
+        self.backoff = backoff
+        self.max_attempts = max_attempts
+        self.new_breaker = new_breaker
+        self.request_timeout = request_timeout
+        self.graceful_timeout = graceful_timeout
+        self.app_options = dict(app_options or {})
+        self._configured_public_url = public_url.rstrip("/") if public_url else None
+        # Set by run():
+        self.url: str | None = None
+        self.admin_url: str | None = None
+        self.public_url: str | None = None
+        self.started_at: int | None = None
+        self.store: AsyncStore | None = None
+        self.services: ops.Services | None = None
+        self.deliverer: Deliverer | None = None
+        self.outbox: Outbox | None = None
+        self._index: ops.IndexHolder | None = None
+        self._urls: dict[str, str] = {}  # peer hex key -> URL, for the deliverer's endpoint
+        self._background: trio.Nursery | None = None
+        self._stopping = trio.Event()
+        self._pull_now = trio.Event()
+        self._token = new_token()
+        self._started_monotonic = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[NodeRuntime] = trio.TASK_STATUS_IGNORED) -> None:
+        existing = await AdminClient.from_home(self.home)
+        if existing is not None:
+            raise ConflictError(f"a node is already serving {self.home.path} (admin API {existing.url})")
+        astore = await AsyncStore.open(self.home.db_path, clock=self.clock)
+        self.store = astore
+        wrote_admin = False
+        try:
+            # One connection pool for pushes, pulls and hellos; every request signed as this node.
+            async with httpx.AsyncClient(auth=SignatureAuth(self.identity)) as client:
+                await self._build(astore, client)
+                async with trio.open_nursery() as servers:
+                    await self._start_servers(servers)
+                    try:
+                        async with trio.open_nursery() as background:
+                            self._background = background
+                            await background.start(self.deliverer.run)  # type: ignore[union-attr]
+                            assert self.admin_url is not None
+                            write_admin_file(self.home.path, url=self.admin_url, token=self._token, pid=os.getpid())
+                            wrote_admin = True
+                            background.start_soon(self._greet_peers)
+                            background.start_soon(self._pull_loop)
+                            background.start_soon(self._sweep_loop)
+                            task_status.started(self)
+                            await self._stopping.wait()
+                            background.cancel_scope.cancel()  # the servers drain on their own
+                    finally:
+                        # Requests still draining may report changes: the store keeps them for next run.
+                        self._background = None
+        finally:
+            with trio.CancelScope(shield=True):
+                if wrote_admin:
+                    remove_admin_file(self.home.path, token=self._token)
+                await astore.aclose()
+
+    def stop(self) -> None:
+        """Stop gracefully: servers finish the requests in flight, loops are cancelled, store closed."""
+        self._stopping.set()
+
+    async def _build(self, astore: AsyncStore, client: httpx.AsyncClient) -> None:
+        store = astore.store
+        self._index = ops.IndexHolder(store, clock=self.clock, backend=self.backend)
+        pipeline = ops.build_pipeline(
+            store, self.home, self.identity, clock=self.clock, backend=self.backend, index=self._index
+        )
+        self.outbox = Outbox(store, backoff=self.backoff, max_attempts=self.max_attempts)
+        self.deliverer = Deliverer(
+            astore,
+            self.outbox,
+            client,
+            self._endpoint,
+            clock=self.clock,
+            timeout=self.request_timeout,
+            new_breaker=self.new_breaker,
+        )
+        await self._refresh_peers()
+        self.services = ops.Services(
+            store=astore,
+            identity=self.identity,
+            home=self.home,
+            pipeline=pipeline,
+            http=PeerClient(self.identity, client, self.request_timeout),
+            clock=self.clock,
+            changed=self._changed,
+        )
+
+    async def _start_servers(self, nursery: trio.Nursery) -> None:
+        assert self.services is not None and self.store is not None
+        federation_app = federation_app_of(
+            store=self.store,
+            pipeline=self.services.pipeline,
+            node_id=self.home.node_id,
+            role=self.home.role,
+            name=self.home.name,
+            on_ingest=self._changed,
+            on_hello=self._hello_received,
+            clock=self.clock,
+            **self.app_options,
+        )
+        admin_app = create_admin_app(token=self._token, run_op=self._run_op, status=self.status)
+        trigger = self._stopping.wait
+        bound = await nursery.start(
+            partial(
+                serve,
+                federation_app,
+                host=self.host,
+                port=self.port,
+                shutdown_trigger=trigger,
+                graceful_timeout=self.graceful_timeout,
+            )
+        )
+        admin = await nursery.start(
+            partial(
+                serve,
+                admin_app,
+                host="127.0.0.1",
+                port=self.admin_port,
+                shutdown_trigger=trigger,
+                graceful_timeout=self.graceful_timeout,
+            )
+        )
+        self.url, self.admin_url = bound.url, admin.url
+        self.public_url = (self._configured_public_url or bound.url) if self.reachable else None
+        self.services.public_url = self.public_url
+        self.started_at = self.clock()
+        self._started_monotonic = time.monotonic()
+
+    # -- wiring --------------------------------------------------------------------------------------
+
+    async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.services is not None
+        return await ops.run_op(self.services, name, args)
+
+    def _endpoint(self, peer: str, kind: str) -> str | None:
+        url = self._urls.get(peer)  # None: removed, or not refreshed yet; the deliverer retries later
+        return None if url is None else url + GOSSIP_PATH
+
+    def _changed(self, names: set[str]) -> None:
+        """What an op, an ingest or a hello changed: wake the deliverer for peers with new deliveries,
+        rebuild the matcher, refresh the peer list (and pull from a new peer at once)."""
+        nursery = self._background
+        if nursery is None:  # not running (yet, or any more): the store has it all for next time
+            return
+        unknown = set()
+        for name in names:
+            if name == ops.SUBSCRIPTIONS:
+                self._index.invalidate()  # type: ignore[union-attr]
+            elif name == ops.PEERS:
+                nursery.start_soon(self._peers_changed)
+            elif name in self._urls:
+                self.deliverer.notify(name)  # type: ignore[union-attr]
+            else:
+                unknown.add(name)  # a peer we have not seen yet (it just said hello)
+        if unknown:
+            nursery.start_soon(self._notify_after_refresh, unknown)
+
+    def _hello_received(self) -> None:
+        # A peer announced itself, maybe at a new URL (it restarted): deliveries must go there now.
+        if self._background is not None:
+            self._background.start_soon(self._refresh_peers)
+
+    async def _peers_changed(self) -> None:
+        await self._refresh_peers()
+        self._pull_now.set()
+
+    async def _notify_after_refresh(self, peers: set[str]) -> None:
+        await self._refresh_peers()
+        for peer in peers:
+            if peer in self._urls:
+                self.deliverer.notify(peer)  # type: ignore[union-attr]
+
+    async def _refresh_peers(self) -> None:
+        """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
+        assert self.store is not None and self.outbox is not None
+        self._urls = await self.store.run(_peer_urls, self.store.store, self.outbox, self.clock)
+
+    # -- background loops ----------------------------------------------------------------------------
+
+    async def _greet_peers(self) -> None:
+        """Tell every peer with a URL where we are now (our URL may have changed since last run)."""
+        assert self.store is not None and self.services is not None
+        if self.public_url is None:
+            return
+        peers = await self.store.run(Peers(self.store.store, clock=self.clock).pushable)
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(ops.say_hello, self.services, peer)
+
+    async def _pull_loop(self) -> None:
+        assert self.services is not None
+        while True:
+            self._pull_now = trio.Event()
+            try:
+                await ops.run_op(self.services, "sync", {})
+            except Exception:  # a bug in handling one peer's answer must not stop the node pulling
+                LOGGER.exception("pulling from peers failed")
+            with trio.move_on_after(self.pull_interval):
+                await self._pull_now.wait()
+
+    async def _sweep_loop(self) -> None:
+        assert self.store is not None
+        log = GossipLog(self.store.store, clock=self.clock)
+        while True:
+            try:
+                await self.store.run(log.prune, self.clock())
+            except Exception:
+                LOGGER.exception("sweeping expired envelopes failed")
+            await trio.sleep(self.sweep_interval)
+
+    # -- status --------------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """What `vrm status` shows: who we are, where we listen, peers, queues, uptime."""
+        assert self.store is not None and self.outbox is not None and self._index is not None
+        store = self.store.store
+        peers, pending, dead, envelopes, subscriptions = await self.store.run(
+            lambda: (
+                Peers(store, clock=self.clock).list(),
+                self.outbox.pending_counts(),
+                store.count("outbox_dead"),
+                GossipLog(store, clock=self.clock).count_by_kind(),
+                store.count("subscriptions"),
+            )
+        )
+        stats = self.deliverer.stats if self.deliverer is not None else {}
+        return {
+            "node_id": self.home.node_id,
+            "role": self.home.role,
+            "name": self.home.name,
+            "url": self.url,
+            "public_url": self.public_url,
+            "admin_url": self.admin_url,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime_s": round(time.monotonic() - self._started_monotonic, 3),
+            "peers": [
+                {
+                    **p.to_json(),
+                    "queued": pending.get(p.public_key, 0),
+                    "delivered": stats[p.public_key].delivered if p.public_key in stats else 0,
+                }
+                for p in peers
+            ],
+            "queues": {"outbox": sum(pending.values()), "dead": dead},
+            "envelopes": envelopes,
+            "subscriptions": subscriptions,
+        }
+
+
+def _peer_urls(store: Store, outbox: Outbox, clock: Clock) -> dict[str, str]:
+    urls = {p.public_key: p.url for p in Peers(store, clock=clock).pushable() if p.url}
+    known = {p.public_key for p in Peers(store, clock=clock).list()}
+    for peer in outbox.peers():
+        if peer not in known:
+            ids = [r["id"] for r in store.query("SELECT id FROM outbox WHERE peer = ?", [peer])]
+            outbox.mark_rejected(ids, clock(), "peer removed")
+    return urls
+
+
+async def serve_forever(
+    home: HomeInfo,
+    identity: Identity,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    admin_port: int = 0,
+    public_url: str | None = None,
+    on_ready: Callable[[NodeRuntime], None] = lambda runtime: None,
+    **options: Any,
+) -> None:
+    """Run a node until SIGINT or SIGTERM, then stop it gracefully (what `vrm serve` does).
+    ``on_ready`` is called once it listens (print the URLs there). Must run in the main thread."""
+    runtime = NodeRuntime(
+        home, identity, host=host, port=port, admin_port=admin_port, public_url=public_url, **options
+    )
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runtime.run)
+            on_ready(runtime)
+            async for _signum in signals:
+                runtime.stop()
+                break

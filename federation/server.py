@@ -1,0 +1,77 @@
+"""Serve one ASGI app with Hypercorn's trio worker and report the address it actually bound.
+
+``await nursery.start(serve, app, host=..., port=0)`` returns a ``Bound`` once the socket listens, so
+port 0 (any free port, what tests use) gives a usable URL. Hypercorn binds the sockets itself from
+``config.bind`` and hands the ``http://host:port`` of each listener to ``task_status.started``; that
+is the only reliable place to learn the port it was given.
+
+Shutdown is graceful when ``shutdown_trigger`` returns: Hypercorn stops accepting, lets requests in
+flight finish for up to ``graceful_timeout`` seconds, then runs the app's lifespan shutdown.
+Cancelling the task stops at once instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from urllib.parse import urlsplit
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+from starlette.types import ASGIApp
+
+# Hypercorn logs "Running on …" and connection errors here; it propagates to the root logger, so the
+# caller (the CLI) decides whether anyone sees it.
+LOGGER = logging.getLogger("vrm.http")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Where a server listens: ``url`` is ``http://host:port`` with the real port."""
+
+    host: str
+    port: int
+    url: str
+
+
+def make_config(host: str, port: int, *, graceful_timeout: float) -> Config:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0..65535, not {port!r}")
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None
+    config.errorlog = LOGGER
+    config.keep_alive_timeout = 30.0  # peers push in bursts over one pooled connection
+    return config
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    graceful_timeout: float = 5.0,
+    task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns (graceful) or the task is
+    cancelled; ``task_status.started`` gets the ``Bound`` address once the socket listens.
+    OSError (address in use, no such interface) propagates before ``started``."""
+    config = make_config(host, port, graceful_timeout=graceful_timeout)
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger, mode="asgi")
+        )
+        task_status.started(bound_from_url(binds[0]))
+
+
+def bound_from_url(url: str) -> Bound:
+    """``http://127.0.0.1:54321`` (as Hypercorn reports a listener) as a Bound."""
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"not a listener URL: {url!r}")
+    return Bound(host=parts.hostname, port=parts.port, url=f"{parts.scheme}://{parts.netloc}")
