@@ -192,6 +192,40 @@ class NodeContext:
             return Vault(self.store(), None)
         return open_vault(self.home(), self.store(), self.passphrase())
 
+    def run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run a write operation of ``federation.ops`` and return its JSON result.
+
+        When `vrm serve` runs for this home its admin API does it (so the daemon's deliverer and matcher
+        see the change at once, and no passphrase is needed); otherwise it runs here, against the store,
+        signed with this node's identity. Errors are the same classes either way, hence the same exit
+        codes.
+        """
+        import trio
+
+        return trio.run(self._run_op, name, args)
+
+    async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        from federation.admin import AdminClient
+
+        home = self.home()
+        client = await AdminClient.from_home(home)
+        if client is not None:
+            return await client.run_op(name, args)
+        from federation.ops import direct_services, run_op
+
+        identity = self.identity()
+        async with direct_services(home, identity) as services:
+            return await run_op(services, name, args)
+
+    def require_role(self, role: str, what: str) -> None:
+        """Refuse a command meant for the other kind of node, before asking for anything."""
+        info = self.home()
+        if info.role != role:
+            hint = "vrm init --vendor" if role == "vendor" else "vrm init"
+            raise ValidationError(
+                "role", f"{what} are for {role} nodes; this is a {info.role} node (a {role} node: {hint})"
+            )
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

@@ -1,12 +1,25 @@
-"""`vrm demo`: an identity signs an intent envelope that travels encode -> decode -> verify.
+"""`vrm demo`: the federation on this machine, narrated as it happens.
 
-Narrated with rich so a newcomer sees each step of the data path the federation will use.
+A person node (Alice) and two vendor nodes (Acme Air listens for flights, Blue Bikes for bikes) run on
+loopback, each a real ``NodeRuntime`` (HTTP servers, gossip, matcher, outbox) with its own SQLite store in
+a temporary directory, all in one trio program. Alice casts two intents; each vendor gets a lead only
+for the one its subscription matches and answers it with an offer; both offers reach Alice, who accepts
+one and declines the other; the demo then shows what changed in her records and on Acme's side, and
+stops the nodes.
+
+``vrm demo --envelopes`` is the earlier, lower-level demo: one envelope through encode, decode and
+verify, then a mixed batch verified in one native call.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
+import trio
 from rich.console import Console
 from rich.table import Table
 
@@ -17,9 +30,201 @@ from node.intents import parse_intent
 from node.reasons import Reason
 
 DAY_MS = 24 * 3600 * 1000
+STEP_TIMEOUT_S = 10.0  # a step that takes longer on loopback is a bug, not a slow network
+T = TypeVar("T")
 
 
-def run_demo(batch_size: int, console: Console | None = None) -> int:
+class DemoStalled(Exception):
+    """A step of the story did not happen in time."""
+
+
+# -- the federation story ------------------------------------------------------------------------------
+
+
+def run_demo(console: Console | None = None) -> int:
+    """Run the story; 0 when every step happened, 1 (with the step named) when one did not."""
+    console = console or Console()
+    started = time.perf_counter()
+    stalled: BaseException | None = None
+    with tempfile.TemporaryDirectory(prefix="vrm-demo-") as root:
+        try:
+            trio.run(_story, console, Path(root))
+        except* DemoStalled as group:  # raised inside the nursery that runs the nodes
+            stalled = group.exceptions[0]
+    if stalled is not None:
+        console.print(f"[bold red]the demo stalled:[/] {stalled}")
+        return 1
+    elapsed = time.perf_counter() - started
+    console.rule(f"[bold]done in {elapsed:.1f} s: three nodes stopped, temporary homes removed")
+    return 0
+
+
+async def _story(console: Console, root: Path) -> None:
+    from federation.ops import run_op
+    from federation.runtime import NodeRuntime
+    from node.gossiplog import GossipLog
+    from node.home import init_home
+    from node.keystore import load_identity
+
+    console.rule("[bold]vrm-node demo: an intent meets two vendors")
+    specs = [
+        ("alice", "person", "Alice", ""),
+        ("acme", "vendor", "Acme Air", "acme-air"),
+        ("bikes", "vendor", "Blue Bikes", "blue-bikes"),
+    ]
+    async with trio.open_nursery() as nursery:
+        nodes: dict[str, Any] = {}
+        for key, role, name, handle in specs:
+            home = init_home(root / key, None, role=role, name=name, handle=handle)
+            runtime = NodeRuntime(home, load_identity(home.key_path, None), port=0)
+            nodes[key] = await nursery.start(runtime.run)
+        alice, acme, bikes = nodes["alice"], nodes["acme"], nodes["bikes"]
+        table = _table(
+            "1. Three nodes start on loopback, each with its own SQLite store", "node", "role", "listens on", "node id"
+        )
+        for runtime in nodes.values():
+            home = runtime.home
+            table.add_row(home.name, home.role, runtime.url, home.node_id[:20] + "…")
+        console.print(table)
+
+        async def op(runtime: Any, name: str, args: dict[str, Any]) -> dict[str, Any]:
+            return await run_op(runtime.services, name, args)
+
+        await op(acme, "subscriptions.add", {"text": "?flight from:SFO"})
+        await op(bikes, "subscriptions.add", {"text": "?bike near:9q8"})
+        console.print("2. Acme Air subscribes to [cyan]?flight from:SFO[/], Blue Bikes to [cyan]?bike near:9q8[/]")
+
+        for vendor in (acme, bikes):
+            await op(alice, "peers.add", {"url": vendor.url, "node_id": vendor.home.node_id})
+        for vendor in (acme, bikes):
+            await _until(lambda v=vendor: _announced(v, alice), f"{vendor.home.name} to learn Alice's URL")
+        console.print(
+            "3. Alice adds both as peers: her node fetches each one's id, pins its key and says hello, "
+            "so they know where to send her offers"
+        )
+
+        flight, bike = [
+            await op(alice, "intent.cast", {"text": text, "ttl_ms": DAY_MS, "terms": ["no-resale"]})
+            for text in ("?flight SFO->JFK max:400USD", "?bike near:9q8yy max:900USD")
+        ]
+        console.print("4. Alice casts two signed intents, gossiped to her peers:")
+        for intent in (flight, bike):
+            console.print(f"   [green]{intent['text']}[/] ({intent['id'][:12]}…)")
+
+        [acme_lead] = await _until(lambda: _leads(acme), "Acme's lead")
+        [bikes_lead] = await _until(lambda: _leads(bikes), "Blue Bikes' lead")
+        await _until(lambda: _holds(acme, bike["id"]), "the bike intent at Acme")
+        await _until(lambda: _holds(bikes, flight["id"]), "the flight intent at Blue Bikes")
+        table = _table(
+            "5. Both vendors heard both intents; each kept a lead for its match", "vendor", "intents held", "leads"
+        )
+        for runtime, lead in ((acme, acme_lead), (bikes, bikes_lead)):
+            held = await runtime.store.run(GossipLog(runtime.store.store).count_by_kind)
+            table.add_row(runtime.home.name, str(held.get("intent", 0)), f"#{lead.id}: {lead.text}")
+        console.print(table)
+
+        acme_offer = await op(acme, "offers.make", _offer(acme_lead, 34900, "SFO->JFK Dec 18, seat 12A, one bag"))
+        bikes_offer = await op(bikes, "offers.make", _offer(bikes_lead, 74900, "Commuter bike, pick-up in the Mission"))
+        received = await _until(lambda: _offers(alice, "received", 2), "both offers at Alice")
+        table = _table(
+            "6. Both vendors answer with a signed offer, addressed to Alice alone", "offer", "from", "price", "text"
+        )
+        for o in received:
+            table.add_row(o.id[:12], f"@{o.vendor_handle}", _money(o.price_minor, o.currency), o.text)
+        console.print(table)
+
+        await op(alice, "offers.accept", {"ref": acme_offer["id"]})
+        await op(alice, "offers.decline", {"ref": bikes_offer["id"]})
+        console.print("7. Alice accepts Acme's offer, declines Blue Bikes'; each decision is signed and sent back")
+        await _until(lambda: _decided(acme, "accepted"), "the acceptance at Acme")
+        await _until(lambda: _decided(bikes, "declined"), "the decline at Blue Bikes")
+        console.print("   Acme Air sees its offer [bold green]accepted[/], Blue Bikes its offer [bold]declined[/]")
+
+        vendor, purchases, timeline = await alice.store.run(
+            _alice_records, alice.store.store, acme.home.node_id
+        )
+        table = _table(f"8. Alice's records changed: {vendor} is now one of her vendors", "when", "timeline")
+        for event in reversed(timeline):
+            table.add_row(time.strftime("%H:%M:%S", time.localtime(event.at / 1000)), event.summary)
+        console.print(table)
+        for purchase in purchases:
+            console.print(f"   purchase: {purchase.product} for {_money(purchase.price_minor, purchase.currency)}")
+
+        for runtime in nodes.values():
+            runtime.stop()
+
+
+def _offer(lead: Any, price_minor: int, text: str) -> dict[str, Any]:
+    """``offers.make`` arguments: a USD offer on ``lead`` that stands for two days."""
+    return {"lead": str(lead.id), "price_minor": price_minor, "currency": "USD", "text": text, "ttl_ms": 2 * DAY_MS}
+
+
+def _money(minor: int, currency: str) -> str:
+    from cli.money import format_money
+
+    return format_money(minor, currency)
+
+
+async def _until(check: Callable[[], Awaitable[T]], what: str) -> T:
+    """Poll ``check`` until it returns something truthy (the nodes work in the background)."""
+    with trio.move_on_after(STEP_TIMEOUT_S):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await trio.sleep(0.02)
+    raise DemoStalled(f"waited {STEP_TIMEOUT_S:.0f} s for {what}")
+
+
+async def _announced(vendor: Any, person: Any) -> bool:
+    from node.peers import Peers
+
+    peer = await vendor.store.run(Peers(vendor.store.store).by_key, person.home.public_key)
+    return peer is not None and peer.url == person.public_url
+
+
+async def _leads(runtime: Any) -> list[Any]:
+    from node.leads import Leads
+
+    return await runtime.store.run(Leads(runtime.store.store).list)
+
+
+async def _holds(runtime: Any, envelope_id: str) -> bool:
+    from node.gossiplog import GossipLog
+
+    return await runtime.store.run(GossipLog(runtime.store.store).get, envelope_id) is not None
+
+
+async def _offers(runtime: Any, direction: str, count: int) -> list[Any]:
+    from node.offers import Offers
+
+    offers = await runtime.store.run(lambda: Offers(runtime.store.store).list(direction=direction))
+    return offers if len(offers) >= count else []
+
+
+async def _decided(runtime: Any, status: str) -> bool:
+    from node.offers import Offers
+
+    offers = await runtime.store.run(lambda: Offers(runtime.store.store).list(direction="sent", status=status))
+    return bool(offers)
+
+
+def _alice_records(store: Any, vendor_node_id: str) -> tuple[str, list[Any], list[Any]]:
+    from node.records import Records
+
+    records = Records(store)
+    vendor = next(v for v in records.list_vendors() if v.node_id == vendor_node_id)
+    return f"{vendor.handle} ({vendor.name})", records.list_purchases(vendor.id), records.timeline(vendor.id)
+
+
+def _table(title: str, *columns: str) -> Table:
+    return Table(*columns, title=title, title_justify="left")
+
+
+# -- the envelope demo ----------------------------------------------------------------------------------
+
+
+def run_envelope_demo(batch_size: int, console: Console | None = None) -> int:
     console = console or Console()
     console.rule("[bold]vrm-node demo: one envelope's journey")
 

@@ -38,7 +38,7 @@ def cast(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Parse, sign and store an intent; shows what was understood, then the intent's id.
+    """Parse, sign, store and send an intent to your peers; shows what was understood, then its id.
 
     Example: vrm intent "?flight SFO->JFK before:2026-12-20 max:400USD #work" --terms no-resale
     """
@@ -47,9 +47,8 @@ def cast(
     try:
         parsed = parse_intent(text)  # refuse bad text before asking for a passphrase
         ttl_ms = parse_duration(expires)
-        chosen = tuple(t.strip() for item in terms or () for t in item.split(",") if t.strip())
-        state = node(ctx)
-        record = state.intents().cast(state.identity(), text, ttl_ms=ttl_ms, terms=chosen)
+        chosen = [t.strip() for item in terms or () for t in item.split(",") if t.strip()]
+        record = node(ctx).run_op("intent.cast", {"text": text, "ttl_ms": ttl_ms, "terms": chosen})
     except IntentSyntaxError as exc:
         if exc.word:
             point_at(exc, text)
@@ -58,7 +57,7 @@ def cast(
         output.print_json(record)
         return
     _understood(parsed, record)
-    output.say(f"intent {record.id}")
+    output.say(f"intent {record['id']}")
 
 
 def point_at(exc: IntentSyntaxError, text: str) -> None:
@@ -71,7 +70,7 @@ def point_at(exc: IntentSyntaxError, text: str) -> None:
     exc.add_note("  " + " " * cell_len(line[: exc.offset]) + "^" * max(1, cell_len(exc.word)))
 
 
-def _understood(parsed: Any, record: Any) -> None:
+def _understood(parsed: Any, record: dict[str, Any]) -> None:
     output.fields(
         [
             ("tokens", _join("?", parsed.tokens)),
@@ -79,10 +78,11 @@ def _understood(parsed: Any, record: Any) -> None:
             ("handles", _join("@", parsed.handles)),
             ("constraints", "  ".join(constraint(k, v) for k, v in parsed.constraints.items()) or None),
             ("words", " ".join(parsed.words) or None),
-            ("terms", ", ".join(record.terms) or None),
+            ("terms", ", ".join(record["terms"]) or None),
             (
                 "expires",
-                f"{output.when(record.expires)} (in {output.duration(record.expires - record.created)})",
+                f"{output.when(record['expires'])} "
+                f"(in {output.duration(record['expires'] - record['created'])})",
             ),
         ]
     )
@@ -156,10 +156,10 @@ def show(ctx: typer.Context, ref: IntentArg, as_json: JsonOpt = False) -> None:
 
 @intents.command("withdraw")
 def withdraw(ctx: typer.Context, ref: IntentArg) -> None:
-    """Withdraw an intent with a signed withdrawal: vendors may no longer contact you about it."""
-    state = node(ctx)
-    record = state.intents().withdraw(state.identity(), ref)
-    output.say(f"withdrew intent {record.id} (withdrawal {record.withdrawal_id})")
+    """Withdraw an intent with a signed withdrawal sent to your peers: vendors may no longer contact you.
+    """
+    record = node(ctx).run_op("intent.withdraw", {"ref": ref})
+    output.say(f"withdrew intent {record['id']} (withdrawal {record['withdrawal_id']})")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,18 @@ from typing import Annotated
 
 import typer
 
-from cli import exchange_cmd, intents_cmd, issues_cmd, node_cmd, records_cmd, vault_cmd, vendors_cmd
+from cli import (
+    exchange_cmd,
+    intents_cmd,
+    issues_cmd,
+    market_cmd,
+    node_cmd,
+    peers_cmd,
+    records_cmd,
+    serve_cmd,
+    vault_cmd,
+    vendors_cmd,
+)
 from cli.complete import shells
 from cli.context import EXIT_CODES_HELP, NodeContext, VrmGroup
 
@@ -57,12 +68,15 @@ def version() -> None:
 
 @app.command()
 def demo(
-    batch: int = typer.Option(256, min=1, max=4096, help="Envelopes in the verification batch."),
+    envelopes: bool = typer.Option(
+        False, "--envelopes", help="Instead: one envelope through encode, decode and verify, then a batch."
+    ),
+    batch: int = typer.Option(256, min=1, max=4096, help="Envelopes in the --envelopes verification batch."),
 ) -> None:
-    """Watch an identity sign an envelope that travels through encode, decode and verify."""
-    from cli.demo import run_demo
+    """Watch three nodes on loopback: an intent, the matching vendor's lead, its offer, the acceptance."""
+    from cli.demo import run_demo, run_envelope_demo
 
-    raise typer.Exit(run_demo(batch_size=batch))
+    raise typer.Exit(run_envelope_demo(batch_size=batch) if envelopes else run_demo())
 
 
 @app.command()
@@ -100,6 +114,9 @@ issues_cmd.register(app)
 vault_cmd.register(app)
 intents_cmd.register(app)
 exchange_cmd.register(app)
+serve_cmd.register(app)
+peers_cmd.register(app)
+market_cmd.register(app)
 
 
 def main() -> None:

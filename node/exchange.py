@@ -3,7 +3,7 @@
 Document (version 1)::
 
     {"format": "vrm-export", "version": 1, "exported_at": ms, "schema_version": n,
-     "node": {"public_key": hex, "node_id": "vrm1…", "role": "person", "created_at": ms},
+     "node": {"public_key": hex, "node_id": "vrm1…", "role": "person", "name", "handle", "created_at": ms},
      "sections": {
        "records": {"vendors": [row, …], "engagement_changes": […], "purchases": […], "notes": […],
                    "ratings": […], "recommendations": […], "issues": […], "issue_replies": […]},
@@ -127,6 +127,8 @@ def export_home(
             "public_key": info.public_key,
             "node_id": info.node_id,
             "role": info.role,
+            "name": info.name,
+            "handle": info.handle,
             "created_at": info.created_at,
         },
         "sections": {
@@ -231,6 +233,8 @@ def import_home(
             staging,
             passphrase,
             role=node["role"],
+            name=node.get("name", ""),  # absent from exports made before profiles existed
+            handle=node.get("handle", ""),
             clock=clock,
             imported_from={
                 "node_id": node["node_id"],
@@ -307,6 +311,8 @@ def _check_header(document: Any, schema_version: int) -> None:
         raise ExchangeError("the node section's node id and public key do not match")
     if node.get("role") not in ("person", "vendor"):
         raise ExchangeError(f"node role {node.get('role')!r} is unknown")
+    if any(not isinstance(node.get(field, ""), str) for field in ("name", "handle")):
+        raise ExchangeError("the node section's name and handle must be text")
     sections = document.get("sections")
     if not isinstance(sections, dict):
         raise ExchangeError("sections must be an object")

@@ -6,7 +6,11 @@ Layout::
       identity.json    the key file (node.keystore), mode 0600
       node.db          the store (node.store), plus SQLite's node.db-wal / node.db-shm
       config.json      {"format": "vrm-home", "version": 1, "role", "created_at", "schema_version",
-                        "imported_from"?}
+                        "name"?, "handle"?, "imported_from"?}
+      admin.json       while `vrm serve` runs: its admin URL and token (federation.admin)
+
+``name`` and ``handle`` are how the node presents itself to peers (a vendor's offers carry them); a home
+written before they existed has neither and loads with both empty.
 
 ``config.json`` is written last, so a home without it is an interrupted ``init``: it is reported as
 incomplete and, like any non-empty directory, never initialised over.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +29,7 @@ from typing import Any
 
 import platformdirs
 
-from node.errors import HomeError, VrmError
+from node.errors import HomeError, ValidationError, VrmError
 from node.keystore import derive_vault_key, encode_passphrase, read_public, save_identity, write_new_file
 from node.store import Clock, Store, wall_clock_ms
 from node.vault import Vault
@@ -37,6 +42,8 @@ CONFIG_FILE = "config.json"
 CONFIG_FORMAT = "vrm-home"
 CONFIG_VERSION = 1
 ROLES = ("person", "vendor")
+MAX_NAME = 200  # the offer body's limits (design: vendor {"handle" 1..64, "name" 1..200})
+_HANDLE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # as node.records.HANDLE after its "@"
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class HomeInfo:
     created_at: int
     schema_version: int  # at creation; the store upgrades itself on open
     imported_from: dict[str, Any] | None = None
+    name: str = ""  # display name shown to peers ("Acme Air"); "" when none was given
+    handle: str = ""  # without the '@' ("acme-air"); "" when none was given
 
     @property
     def key_path(self) -> Path:
@@ -77,6 +86,28 @@ def resolve_home(
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def check_name(name: object) -> str:
+    """A node's display name, trimmed: "" (none) or 1..200 characters."""
+    if not isinstance(name, str):
+        raise ValidationError("name", "must be text")
+    name = name.strip()
+    if len(name) > MAX_NAME or any(c in name for c in "\n\r\t"):
+        raise ValidationError("name", f"a name is one line of at most {MAX_NAME} characters")
+    return name
+
+
+def check_handle(handle: object) -> str:
+    """A node's handle without its '@' ("@Acme-Air" → "acme-air"): "" (none) or 1..64 of a-z 0-9 _ . -."""
+    if not isinstance(handle, str):
+        raise ValidationError("handle", "must be text")
+    text = handle.strip().lower().removeprefix("@")
+    if text and not _HANDLE.fullmatch(text):
+        raise ValidationError(
+            "handle", f"{handle!r} is not a handle: a-z 0-9 _ . - (starting with a letter or digit), at most 63"
+        )
+    return text
+
+
 def init_home(
     path: str | os.PathLike[str],
     passphrase: str | None,
@@ -84,14 +115,18 @@ def init_home(
     *,
     clock: Clock = wall_clock_ms,
     imported_from: dict[str, Any] | None = None,
+    name: str = "",
+    handle: str = "",
 ) -> HomeInfo:
     """Create a home with a new Ed25519 identity and an empty store.
 
     ``passphrase=None`` stores the key unencrypted (the caller should say so plainly). Raises HomeError
     if ``path`` is a file or a non-empty directory: an existing identity is never overwritten.
+    ``name`` and ``handle`` (ValidationError when malformed) are how the node presents itself to peers.
     """
     if role not in ROLES:
         raise HomeError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    name, handle = check_name(name), check_handle(handle)
     if passphrase is not None:
         encode_passphrase(passphrase)  # refuse an empty one before anything is created
     home = Path(path).expanduser().absolute()
@@ -110,6 +145,10 @@ def init_home(
         "created_at": clock(),
         "schema_version": schema_version,
     }
+    if name:
+        config["name"] = name
+    if handle:
+        config["handle"] = handle
     if imported_from is not None:
         config["imported_from"] = imported_from
     write_new_file(home / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
@@ -145,7 +184,44 @@ def load_home(path: str | os.PathLike[str]) -> HomeInfo:
         created_at=int(config.get("created_at", 0)),
         schema_version=int(config.get("schema_version", 0)),
         imported_from=config.get("imported_from"),
+        name=_text(config, "name"),
+        handle=_text(config, "handle"),
     )
+
+
+def _text(config: dict[str, Any], key: str) -> str:
+    value = config.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def set_profile(
+    path: str | os.PathLike[str], *, name: str | None = None, handle: str | None = None
+) -> HomeInfo:
+    """Change the name and/or handle the node presents to peers (None keeps a value, "" clears it).
+
+    config.json is replaced atomically (a temporary file renamed over it), so a crash keeps the old one.
+    """
+    info = load_home(path)
+    config = json.loads(Path(info.config_path).read_text("utf-8"))
+    for key, value in (("name", None if name is None else check_name(name)),
+                       ("handle", None if handle is None else check_handle(handle))):  # fmt: skip
+        if value is None:
+            continue
+        if value:
+            config[key] = value
+        else:
+            config.pop(key, None)
+    tmp = info.config_path.with_name(f".{CONFIG_FILE}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write((json.dumps(config, indent=2) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, info.config_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return load_home(path)
 
 
 def is_home(path: str | os.PathLike[str]) -> bool:

@@ -68,6 +68,8 @@ def test_the_document_is_open_json_with_every_table(encrypted_home):
         "public_key": encrypted_home.public_key,
         "node_id": encrypted_home.node_id,
         "role": "person",
+        "name": "",
+        "handle": "",
         "created_at": T0,
     }
     records = doc["sections"]["records"]
@@ -129,6 +131,21 @@ def test_round_trip_of_a_plain_home(tmp_path):
     assert original["sections"]["vault"]["encrypted"] is False
     import_home(original, tmp_path / "copy", passphrase=None)
     assert _comparable(export_home(tmp_path / "copy")) == _comparable(original)
+
+
+def test_a_vendor_profile_survives_the_round_trip_and_old_exports_still_import(tmp_path):
+    home = init_home(tmp_path / "acme", None, role="vendor", name="Acme Air", handle="acme-air")
+    doc = export_home(home)
+    restored = import_home(doc, tmp_path / "copy", passphrase=None).home
+    assert (restored.role, restored.name, restored.handle) == ("vendor", "Acme Air", "acme-air")
+    old = copy.deepcopy(doc)
+    del old["node"]["name"], old["node"]["handle"]
+    assert import_home(old, tmp_path / "old", passphrase=None).home.name == ""
+    bad = copy.deepcopy(doc)
+    bad["node"]["handle"] = 7
+    with pytest.raises(ExchangeError):
+        import_home(bad, tmp_path / "bad", passphrase=None)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_import_refuses_a_target_that_is_not_new(encrypted_home, opened_doc, tmp_path):

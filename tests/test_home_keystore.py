@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from node.errors import HomeError, IdentityError, PassphraseError
+from node.errors import HomeError, IdentityError, PassphraseError, ValidationError
 from node.home import (
     CONFIG_FILE,
     DB_FILE,
@@ -21,6 +21,7 @@ from node.home import (
     open_store,
     open_vault,
     resolve_home,
+    set_profile,
 )
 from node.keystore import derive_vault_key, load_identity, read_public, write_new_file
 from node.nodeid import decode_node_id
@@ -109,6 +110,54 @@ def test_an_interrupted_init_is_reported_and_not_initialised_over(tmp_path):
     assert not is_home(home)
     with pytest.raises(HomeError):
         init_home(home, None)
+
+
+# -- the name and handle a node shows its peers ---------------------------------------------------------
+
+
+def test_a_vendor_home_keeps_its_name_and_handle(tmp_path):
+    info = init_home(tmp_path / "shop", None, role="vendor", name="  Acme Air ", handle="@Acme-Air")
+    assert (info.role, info.name, info.handle) == ("vendor", "Acme Air", "acme-air")
+    config = json.loads((tmp_path / "shop" / CONFIG_FILE).read_text())
+    assert (config["name"], config["handle"]) == ("Acme Air", "acme-air")
+    assert load_home(tmp_path / "shop") == info
+
+
+def test_a_home_written_before_names_existed_loads_with_empty_ones(tmp_path):
+    home = tmp_path / "old"
+    init_home(home, None)
+    config = json.loads((home / CONFIG_FILE).read_text())
+    assert "name" not in config and "handle" not in config  # a person gave none: nothing written
+    (home / CONFIG_FILE).write_text(json.dumps({**config, "name": 7}))  # a hand edit gone wrong
+    info = load_home(home)
+    assert (info.name, info.handle) == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "handle", "field"),
+    [("x" * 201, "", "name"), ("two\nlines", "", "name"), ("Acme", "acme air", "handle"),
+     ("Acme", "-acme", "handle"), ("Acme", "a" * 64, "handle")],
+)  # fmt: skip
+def test_a_bad_name_or_handle_is_refused_before_anything_is_created(tmp_path, name, handle, field):
+    with pytest.raises(ValidationError) as caught:
+        init_home(tmp_path / "shop", None, role="vendor", name=name, handle=handle)
+    assert caught.value.field == field and not (tmp_path / "shop").exists()
+
+
+def test_set_profile_changes_clears_and_keeps(tmp_path):
+    home = tmp_path / "shop"
+    init_home(home, None, role="vendor", name="Acme Air", handle="acme-air")
+    before = _snapshot(home)[KEY_FILE]
+    info = set_profile(home, handle="acme")
+    assert (info.name, info.handle) == ("Acme Air", "acme")
+    info = set_profile(home, name="")
+    assert (info.name, info.handle) == ("", "acme")
+    assert "name" not in json.loads((home / CONFIG_FILE).read_text())
+    with pytest.raises(ValidationError):
+        set_profile(home, handle="no spaces")
+    assert load_home(home).handle == "acme" and _snapshot(home)[KEY_FILE] == before
+    assert stat.S_IMODE((home / CONFIG_FILE).stat().st_mode) == 0o600
+    assert not [p for p in home.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_load_home_of_a_directory_that_is_not_one(tmp_path):

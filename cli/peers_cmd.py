@@ -1,0 +1,175 @@
+"""`vrm peers …`, `vrm sync`, `vrm block`/`unblock`, `vrm trends`: the nodes this one gossips with.
+
+Writes go through ``NodeContext.run_op`` (the running daemon when there is one); lists and shows read
+the store directly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli import output
+from cli.context import node
+from cli.output import JsonOpt
+
+PeerArg = Annotated[
+    str, typer.Argument(metavar="PEER", help="The peer's node id (vrm1…), public key, number or URL.")
+]
+NodeArg = Annotated[
+    str, typer.Argument(metavar="NODE_ID", help="The node's id (vrm1…) or hex public key.")
+]
+
+peers = typer.Typer(help="The nodes this one exchanges gossip with: add, list, show, remove.", no_args_is_help=True)
+
+
+@peers.command("add")
+def add(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(metavar="URL", help="The peer's federation URL, e.g. http://host:8470.")],
+    node_id: Annotated[
+        str | None,
+        typer.Option("--id", metavar="NODE_ID", help="The node id you expect there (refused if it differs)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Contact a node, pin its public key and gossip with it from now on."""
+    if not url.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{url!r}: give an http:// or https:// URL", param_hint="URL")
+    peer = node(ctx).run_op("peers.add", {"url": url, "node_id": node_id})
+    if as_json:
+        output.print_json(peer)
+        return
+    output.say(f"added peer {peer['node_id']} ({_who(peer)}) at {peer['url']}")
+
+
+@peers.command("list")
+def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Every peer: its role, URL, last successful contact and recent failures."""
+    from node.peers import Peers
+
+    rows = Peers(node(ctx).store()).list()
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(
+        ("id", "node id", "role", "name", "url", "source", "last contact", "failures"),
+        (
+            (p.id, p.node_id, p.role, p.name or None, p.url, p.source, output.when(p.last_contact_at), p.failures)
+            for p in rows
+        ),
+    )
+    if not rows:
+        output.note("no peers yet: `vrm peers add URL`")
+
+
+@peers.command("show")
+def show(ctx: typer.Context, ref: PeerArg, as_json: JsonOpt = False) -> None:
+    """One peer: identity, announced role and name, contact history and gossip cursors."""
+    from node.peers import Peers
+
+    peer = Peers(node(ctx).store()).get(ref)
+    if as_json:
+        output.print_json(peer)
+        return
+    output.fields(
+        [
+            ("peer", peer.id),
+            ("node id", peer.node_id),
+            ("public key", peer.public_key),
+            ("role", peer.role),
+            ("name", peer.name or None),
+            ("url", peer.url or "(none: it pulls from us)"),
+            ("source", peer.source),
+            ("added", output.when(peer.added_at)),
+            ("last contact", output.when(peer.last_contact_at)),
+            ("failures", peer.failures),
+            ("last error", peer.last_error),
+            ("pulled up to", peer.pull_cursor),
+            ("inbox up to", peer.inbox_cursor),
+        ]
+    )
+
+
+@peers.command("remove")
+def remove(ctx: typer.Context, ref: PeerArg) -> None:
+    """Stop gossiping with a peer (it may announce itself again; block it to refuse its offers)."""
+    peer = node(ctx).run_op("peers.remove", {"ref": ref})
+    output.say(f"removed peer {peer['node_id']} ({_who(peer)})")
+
+
+def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Pull new gossip and your inbox from every peer now, instead of waiting for the next round."""
+    result = node(ctx).run_op("sync", {})
+    if as_json:
+        output.print_json(result)
+        return
+    output.say(f"pulled from {result['peers']} peers: {result['received']} new envelopes")
+
+
+def block(
+    ctx: typer.Context,
+    ref: NodeArg,
+    note: Annotated[str, typer.Option(help="Why (for you only).")] = "",
+) -> None:
+    """Refuse every offer from a node; it is never told."""
+    result = node(ctx).run_op("blocks.add", {"ref": ref, "note": note})
+    output.say(f"blocked {result['node_id']}: its offers are refused")
+
+
+def unblock(ctx: typer.Context, ref: NodeArg) -> None:
+    """Accept offers from a node again."""
+    result = node(ctx).run_op("blocks.remove", {"ref": ref})
+    output.say(f"unblocked {result['node_id']}")
+
+
+def blocked(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The nodes you blocked, with your notes."""
+    from node.blocks import Blocks
+
+    rows = Blocks(node(ctx).store()).list()
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(("node id", "since", "note"), ((b.node_id, output.when(b.blocked_at), b.note or None) for b in rows))
+
+
+def trends_cmd(
+    ctx: typer.Context,
+    window: Annotated[str, typer.Option(help="How far back: 30m, 24h, 7d …")] = "24h",
+    near: Annotated[
+        str | None, typer.Option(metavar="PREFIX", help="Only intents near this geohash prefix, e.g. 9q8.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What people want lately: intent tokens counted over the gossip this node holds, by area."""
+    from node.errors import ValidationError
+    from node.intents import parse_duration
+    from node.store import wall_clock_ms
+    from node.trends import trends
+
+    try:
+        window_ms = parse_duration(window)
+    except ValidationError as exc:
+        raise ValidationError("window", exc.message) from None
+    rows = trends(node(ctx).store(), now=wall_clock_ms(), window_ms=window_ms, near=near)
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(("token", "area", "people"), ((f"?{r['token']}", r["area"] or "-", r["count"]) for r in rows))
+    if not rows:
+        output.note(f"no intents seen in the last {window}")
+
+
+def _who(peer: dict[str, Any]) -> str:
+    return " ".join(part for part in (peer.get("role"), peer.get("name")) if part)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(peers, name="peers")
+    app.command("sync")(sync)
+    app.command("block")(block)
+    app.command("unblock")(unblock)
+    app.command("blocked")(blocked)
+    app.command("trends")(trends_cmd)
