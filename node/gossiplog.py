@@ -188,11 +188,9 @@ class GossipLog:
         is already held (callers deduplicate with ``known`` first). Joins the caller's transaction."""
         now = self._clock()
         checked = [_column_row(row, now) for row in rows]
-        seqs = []
         try:
             with self._store.transaction():
-                for row in checked:
-                    seqs.append(self._store.insert("envelopes", row))
+                seqs = self._store.insert_many("envelopes", checked)
         except sqlite3.IntegrityError:
             raise ConflictError("an envelope in the batch is already held") from None
         return seqs

@@ -446,6 +446,24 @@ class Store:
         )
         return cursor.lastrowid
 
+    def insert_many(self, table: str, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert rows that share their columns with one prepared statement; returns their integer
+        primary keys in order. They are consecutive: the transaction holds the only write lock."""
+        self._require_transaction()
+        if not rows:
+            return []
+        columns = list(rows[0])
+        if any(list(row) != columns for row in rows):
+            raise StoreError(f"insert_many into {table}: every row needs the same columns in the same order")
+        names = ", ".join(sqlite_utils.db.quote_identifier(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        self._db.conn.executemany(
+            f"INSERT INTO {sqlite_utils.db.quote_identifier(table)} ({names}) VALUES ({marks})",
+            [list(row.values()) for row in rows],
+        )
+        last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
+
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement inside the current transaction; returns the number of rows changed."""
         self._require_transaction()

@@ -48,6 +48,25 @@ def test_writes_outside_a_transaction_are_refused(store):
     assert store.count("vendors") == 0
 
 
+def test_insert_many_returns_the_keys_in_order_and_checks_its_rows(store):
+    with pytest.raises(StoreError):
+        store.insert_many("vendors", [_vendor(1)])  # outside a transaction
+    with store.transaction():
+        first = store.insert("vendors", _vendor(0))
+        keys = store.insert_many("vendors", [_vendor(i) for i in range(1, 4)])
+        assert store.insert_many("vendors", []) == []
+    assert keys == [first + 1, first + 2, first + 3]
+    assert [r["handle"] for r in store.query("SELECT handle FROM vendors WHERE id IN (?, ?, ?) ORDER BY id", keys)] == [
+        "@v1",
+        "@v2",
+        "@v3",
+    ]
+    mixed = [_vendor(5), {"name": "Other", **_vendor(6)}]  # same columns, another order
+    with pytest.raises(StoreError), store.transaction():
+        store.insert_many("vendors", mixed)
+    assert store.count("vendors") == 4
+
+
 def test_a_failed_transaction_leaves_nothing(store):
     with pytest.raises(RuntimeError):
         with store.transaction():
