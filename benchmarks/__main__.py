@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher]"""
+"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher|grants]"""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import codec, matcher, tokenizer, verify
+from benchmarks import codec, grants, matcher, tokenizer, verify
 from benchmarks.data import make_corpus
-from benchmarks.harness import Gate, Suite, evaluate_gates, print_table, write_json
+from benchmarks.harness import Gate, Limit, Suite, evaluate_gates, print_table, write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
 
@@ -23,6 +23,8 @@ GATES = [
     Gate("tokenizer >= 5x reference", "tokenizer.native.parse_intent", "tokenizer.reference.parse_intent", 5.0),
     # Target 15x with 100k subscriptions; the gate keeps a margin for noisy CI machines.
     Gate("matcher >= 10x reference", "matcher.native.match_envelopes", matcher.BASELINE, 10.0),
+    # An absolute latency: the issue asks for a grant check under 1 ms at p99 (measured far below).
+    Limit("grant check p99 < 1 ms", "grants.check", "p99_s", 1e-3),
 ]
 
 
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer envelopes and shorter rounds (CI)")
     parser.add_argument("--gate", action="store_true", help="exit 1 when a speed ratio is under its gate")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
-    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "matcher"):
         print("building 100,000 subscriptions and 256 signed intents ...", file=sys.stderr)
         meta.update(matcher.run(suite, native, reference))
+    if args.only in (None, "grants"):
+        print("building a store of 10,000 signed grants ...", file=sys.stderr)
+        meta.update(grants.run(suite, native))
     gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
     print_table(suite, gates)
     elapsed = time.perf_counter() - started

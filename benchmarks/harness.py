@@ -50,6 +50,23 @@ class Gate:
         return f"{self.name}: {self.result} vs {self.baseline} = {got} (need >= {self.min_ratio:g}x)"
 
 
+@dataclass
+class Limit:
+    """An absolute gate: ``result``'s ``metric`` (a key of its ``extra``, in seconds, or ``per_op_s``)
+    must stay under ``max_s``. For latencies a user feels, where no baseline exists."""
+
+    name: str
+    result: str
+    metric: str
+    max_s: float
+    value: float | None = None
+    passed: bool | None = None
+
+    def describe(self) -> str:
+        got = "not measured" if self.value is None else fmt_time(self.value)
+        return f"{self.name}: {self.result} {self.metric} = {got} (need < {fmt_time(self.max_s)})"
+
+
 def calibrate(fn: Callable[[], Any], round_time: float, max_calls: int = 1_000_000) -> int:
     """How many calls of fn take about round_time seconds (after one warm-up call)."""
     fn()  # warm up (caches, lazy imports)
@@ -164,9 +181,14 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds * 1e9:.0f} ns"
 
 
-def evaluate_gates(suite: Suite, gates: list[Gate]) -> list[Gate]:
+def evaluate_gates(suite: Suite, gates: list[Gate | Limit]) -> list[Gate | Limit]:
     for gate in gates:
-        if gate.result in suite.results and gate.baseline in suite.results:
+        if isinstance(gate, Limit):
+            result = suite.results.get(gate.result)
+            value = None if result is None else result.extra.get(gate.metric, getattr(result, gate.metric, None))
+            gate.value = value
+            gate.passed = value is not None and value < gate.max_s
+        elif gate.result in suite.results and gate.baseline in suite.results:
             gate.ratio = suite.ratio(gate.result, gate.baseline)
             gate.passed = gate.ratio >= gate.min_ratio
         else:
@@ -174,7 +196,7 @@ def evaluate_gates(suite: Suite, gates: list[Gate]) -> list[Gate]:
     return gates
 
 
-def print_table(suite: Suite, gates: list[Gate]) -> None:
+def print_table(suite: Suite, gates: list[Gate | Limit]) -> None:
     rows = [
         (
             r.group,
@@ -211,7 +233,7 @@ def print_table(suite: Suite, gates: list[Gate]) -> None:
         console.print(f"[{style}]{'PASS' if gate.passed else 'FAIL'}[/{style}] {gate.describe()}")
 
 
-def write_json(path: Path, suite: Suite, gates: list[Gate], meta: dict[str, Any]) -> None:
+def write_json(path: Path, suite: Suite, gates: list[Gate | Limit], meta: dict[str, Any]) -> None:
     data = {
         "meta": {
             "python": sys.version.split()[0],

@@ -41,6 +41,13 @@ class Reason(enum.IntEnum):
     BLOCKED = 22  # the person blocked this vendor
     WRONG_AUTHOR = 23  # a withdrawal or decision not by whom it must be, or with another expiry
     NOT_FOR_ROLE = 24  # a kind this node's role does not take from that sender
+    # -- consented access (PROTOCOL.md, consented access): a person's node refusing a data access, and
+    # the addressee of a revocation, deletion statement or pushed data refusing what it names --
+    NO_GRANT = 25  # no grant this node gave (or, for a vendor, received) has that id
+    NOT_GRANTEE = 26  # the grant exists, but the signer is not its grantee
+    REVOKED = 27  # the grant was revoked or ended with the intent it served
+    OUT_OF_SCOPE = 28  # a field asked is not among the grant's fields
+    BUDGET_SPENT = 29  # the grant's uses are all spent
 
     @property
     def label(self) -> str:

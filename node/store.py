@@ -329,6 +329,116 @@ _FEDERATION_V6 = (
     )""",
 )
 
+# Consented access (PROTOCOL.md, consented access). Requests and grants are kept in both directions
+# (``sent``/``received`` requests, ``given``/``received`` grants) with their signed envelopes; an ended
+# grant keeps its revocation and, on the person's side, the vendor's deletion statement. ``pushed_*``
+# is the person's record of what was last pushed (a version counter and the vault fields' names and
+# update times, never values); ``held_version`` the vendor's latest push taken. ``held_data`` is what
+# a vendor holds under a grant it received; ``receipts`` the person's own hash chain (``seq`` n has
+# ``prev`` = the id of n-1) and ``receipt_copies`` the copies a vendor received.
+_END_REASONS_SQL = "'revoked', 'expired', 'budget_spent', 'intent_ended'"
+_OUTCOMES_SQL = "'ok', 'pushed', 'no_grant', 'not_grantee', 'expired', 'revoked', 'out_of_scope', 'budget_spent'"
+_JSON_LIST = "json_valid({0}) AND json_type({0}) = 'array'"
+_OPTIONAL_HEX64 = "{0} IS NULL OR (" + _HEX64 + ")"
+_ACCESS_V7 = (
+    f"""CREATE TABLE access_requests (
+        id TEXT PRIMARY KEY CHECK ({_HEX64.format("id")}),
+        direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+        vendor TEXT NOT NULL CHECK ({_HEX64.format("vendor")}),
+        person TEXT NOT NULL CHECK ({_HEX64.format("person")}),
+        fields TEXT NOT NULL CHECK ({_JSON_LIST.format("fields")} AND json_array_length(fields) BETWEEN 1 AND 32),
+        purpose TEXT NOT NULL CHECK (length(purpose) BETWEEN 1 AND 500),
+        duration_ms INTEGER NOT NULL CHECK (duration_ms BETWEEN 60000 AND 31536000000),
+        for_ref TEXT CHECK ({_OPTIONAL_HEX64.format("for_ref")}),
+        raw BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'denied')),
+        decided_at INTEGER,
+        grant_id TEXT CHECK ({_OPTIONAL_HEX64.format("grant_id")}),
+        CHECK (expires_at > created_at),
+        CHECK ((status = 'pending') = (decided_at IS NULL)),
+        CHECK (grant_id IS NULL OR status = 'approved')
+    )""",
+    "CREATE INDEX access_requests_status ON access_requests(direction, status, created_at)",
+    f"""CREATE TABLE grants (
+        id TEXT PRIMARY KEY CHECK ({_HEX64.format("id")}),
+        direction TEXT NOT NULL CHECK (direction IN ('given', 'received')),
+        person TEXT NOT NULL CHECK ({_HEX64.format("person")}),
+        grantee TEXT NOT NULL CHECK ({_HEX64.format("grantee")}),
+        fields TEXT NOT NULL CHECK ({_JSON_LIST.format("fields")} AND json_array_length(fields) BETWEEN 1 AND 32),
+        purpose TEXT NOT NULL CHECK (length(purpose) BETWEEN 1 AND 500),
+        terms TEXT NOT NULL DEFAULT '[]' CHECK ({_JSON_LIST.format("terms")}),
+        uses_allowed INTEGER CHECK (uses_allowed IS NULL OR uses_allowed >= 1),
+        uses_spent INTEGER NOT NULL DEFAULT 0 CHECK (uses_spent >= 0),
+        for_ref TEXT CHECK ({_OPTIONAL_HEX64.format("for_ref")}),
+        request_id TEXT CHECK ({_OPTIONAL_HEX64.format("request_id")}),
+        push INTEGER NOT NULL DEFAULT 0 CHECK (push IN (0, 1)),
+        raw BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'ended')),
+        end_reason TEXT CHECK (end_reason IS NULL OR end_reason IN ({_END_REASONS_SQL})),
+        ended_at INTEGER,
+        revoke_id TEXT UNIQUE CHECK ({_OPTIONAL_HEX64.format("revoke_id")}),
+        revoke_raw BLOB,
+        deletion_id TEXT UNIQUE CHECK ({_OPTIONAL_HEX64.format("deletion_id")}),
+        deletion_raw BLOB,
+        deletion_confirmed_at INTEGER,
+        deleted_fields TEXT CHECK (deleted_fields IS NULL OR ({_JSON_LIST.format("deleted_fields")})),
+        pushed_version INTEGER NOT NULL DEFAULT 0 CHECK (pushed_version >= 0),
+        pushed_state TEXT,
+        held_version INTEGER NOT NULL DEFAULT 0 CHECK (held_version >= 0),
+        CHECK (expires_at > created_at),
+        CHECK (uses_allowed IS NULL OR uses_spent <= uses_allowed),
+        CHECK ((status = 'ended') = (end_reason IS NOT NULL)),
+        CHECK ((end_reason IS NULL) = (ended_at IS NULL)),
+        CHECK ((revoke_id IS NULL) = (revoke_raw IS NULL)),
+        CHECK ((deletion_id IS NULL) = (deletion_raw IS NULL)),
+        CHECK (direction = 'received' OR ((deletion_id IS NULL) = (deletion_confirmed_at IS NULL)))
+    )""",
+    "CREATE INDEX grants_state ON grants(direction, status, expires_at)",
+    "CREATE INDEX grants_for ON grants(for_ref) WHERE for_ref IS NOT NULL",
+    """CREATE TABLE held_data (
+        grant_id TEXT NOT NULL REFERENCES grants(id),
+        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+        value TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (grant_id, name)
+    ) WITHOUT ROWID""",
+    f"""CREATE TABLE receipts (
+        seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+        id TEXT NOT NULL UNIQUE CHECK ({_HEX64.format("id")}),
+        prev TEXT NOT NULL CHECK ({_HEX64.format("prev")}),
+        grant_id TEXT NOT NULL CHECK ({_HEX64.format("grant_id")}),
+        vendor TEXT NOT NULL CHECK ({_HEX64.format("vendor")}),
+        fields TEXT NOT NULL CHECK ({_JSON_LIST.format("fields")}),
+        purpose TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES_SQL})),
+        raw BLOB NOT NULL
+    )""",
+    "CREATE INDEX receipts_vendor ON receipts(vendor, seq)",
+    "CREATE INDEX receipts_grant ON receipts(grant_id, seq)",
+    f"""CREATE TABLE receipt_copies (
+        id TEXT PRIMARY KEY CHECK ({_HEX64.format("id")}),
+        person TEXT NOT NULL CHECK ({_HEX64.format("person")}),
+        seq INTEGER NOT NULL CHECK (seq >= 1),
+        prev TEXT NOT NULL CHECK ({_HEX64.format("prev")}),
+        grant_id TEXT NOT NULL CHECK ({_HEX64.format("grant_id")}),
+        vendor TEXT NOT NULL CHECK ({_HEX64.format("vendor")}),
+        fields TEXT NOT NULL CHECK ({_JSON_LIST.format("fields")}),
+        purpose TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ({_OUTCOMES_SQL})),
+        raw BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX receipt_copies_person ON receipt_copies(person, seq)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
@@ -336,6 +446,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "intents", _INTENTS_V4),
     (5, "delivery outbox", _OUTBOX_V5),
     (6, "federation: peers, gossiped envelopes, subscriptions, leads, offers, blocks", _FEDERATION_V6),
+    (7, "consented access: requests, grants, held data, receipts", _ACCESS_V7),
 )
 
 

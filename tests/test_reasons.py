@@ -1,4 +1,4 @@
-"""Reason codes: the gossip codes appended after the envelope verifier's, never renumbered."""
+"""Reason codes: the gossip and access codes appended after the envelope verifier's, never renumbered."""
 
 from __future__ import annotations
 
@@ -17,12 +17,20 @@ GOSSIP = {
     23: "wrong_author",
     24: "not_for_role",
 }
+ACCESS = {
+    25: "no_grant",
+    26: "not_grantee",
+    27: "revoked",
+    28: "out_of_scope",
+    29: "budget_spent",
+}
 
 
 def test_codes_are_append_only_and_one_byte():
     assert [int(r) for r in Reason] == list(range(len(Reason)))
     assert max(Reason) < 256
     assert {code: Reason(code).label for code in GOSSIP} == GOSSIP
+    assert {code: Reason(code).label for code in ACCESS} == ACCESS
     assert Reason.BAD_SIGNATURE == 16 and Reason.OK == 0
 
 
@@ -30,7 +38,7 @@ def test_the_verifier_codes_are_the_first_seventeen():
     assert ENVELOPE_REASONS == frozenset(Reason(code) for code in range(17))
 
 
-@pytest.mark.parametrize("code, label", sorted(GOSSIP.items()))
+@pytest.mark.parametrize("code, label", sorted({**GOSSIP, **ACCESS}.items()))
 def test_parse_by_code_and_label(code, label):
     assert Reason.parse(code) == Reason.parse(label) == Reason.parse(Reason(code)) == code
     assert EnvelopeError(label).reason == code
@@ -42,6 +50,6 @@ def test_held_means_the_sender_can_stop():
 
 def test_unknown_codes_are_refused():
     with pytest.raises(ValueError):
-        Reason.parse(25)
+        Reason.parse(len(Reason))
     with pytest.raises(KeyError):
         Reason.parse("held")
