@@ -37,7 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node import errors
-from node.errors import ConflictError, NotFoundError, ValidationError, VrmError
+from node.errors import AccessRefused, ConflictError, NotFoundError, ValidationError, VrmError
 
 ADMIN_FILE = "admin.json"
 PREFIX = "/admin/v1"
@@ -58,6 +58,8 @@ def error_status(exc: VrmError) -> int:
         return 404
     if isinstance(exc, ConflictError):
         return 409
+    if isinstance(exc, AccessRefused):  # the person's node said no: not the daemon's failure
+        return 403
     return 500
 
 

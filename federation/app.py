@@ -7,7 +7,11 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
 - ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}``;
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
-  like ``/v1/node``.
+  like ``/v1/node``;
+- ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
+  "sealed"}`` or 403 ``{"error": "access_refused", "reason": label}``; every answer appends a receipt
+  whose copy is queued for the signer; 503 ``vault_locked`` when the node runs without its vault key;
+- ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``.
 
 ``SignatureMiddleware`` runs first: an unsigned, forged or replayed request never reaches a route
 (401), and a body over the cap is refused before it is hashed (413 ``request_too_large``). Then each
@@ -35,7 +39,7 @@ from federation.auth import SignatureMiddleware, verified_peer
 from federation.noncecache import NonceCache
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
-from node.errors import VrmError, WireError
+from node.errors import PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
 from node.reasons import Reason
 from node.store import AsyncStore, Clock, Store, wall_clock_ms
@@ -114,6 +118,11 @@ def federation_app(
 
         return endpoint
 
+    def budget(peer: str, count: int) -> int:
+        """How many of ``count`` items the signer may send now (the request's own token paid for
+        the first)."""
+        return min(count, 1 + limiter.take(peer, count - 1)) if count else 0
+
     async def push(request: Request, peer: str) -> Response:
         try:
             items = wire.decode_batch(await request.body())
@@ -121,8 +130,7 @@ def federation_app(
             if exc.reason == "too_large":
                 return _refusal(413, wire.TOO_LARGE, exc.detail)
             return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
-        # The request's own token paid for the first item.
-        granted = min(len(items), 1 + limiter.take(peer, len(items) - 1))
+        granted = budget(peer, len(items))
         reasons = b""
         if granted:
             ingested = await store.run(pipeline.ingest, items[:granted], peer)
@@ -160,7 +168,31 @@ def federation_app(
             on_hello()
         return _msgpack(info)
 
+    async def access(request: Request, peer: str) -> Response:
+        ask = wire.decode_access_ask(await request.body())
+        try:
+            answered = await store.run(pipeline.answer_access, peer, ask.grant, ask.fields)
+        except (PassphraseError, VaultError):  # nothing was spent nor receipted: the transaction rolled back
+            LOGGER.warning("a fetch could not be answered: the vault is locked or unreadable")
+            return _refusal(503, wire.VAULT_LOCKED, "this node cannot open its vault")
+        if answered.peers:
+            notify(answered.peers)
+        if answered.sealed is None:
+            return _msgpack(wire.access_refusal_body(answered.outcome), 403)
+        return _msgpack(wire.encode_access_answer(ask.grant, answered.fields, answered.sealed))
+
+    async def access_push(request: Request, peer: str) -> Response:
+        items = wire.decode_push_batch(await request.body())
+        granted = budget(peer, len(items))
+        reasons = b""
+        if granted:
+            reasons = await store.run(pipeline.receive_pushes, peer, items[:granted])
+        reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
+        return _msgpack(wire.encode_reasons(reasons))
+
     routes = [
+        Route("/v1/access", guarded(access), methods=["POST"]),
+        Route("/v1/access/push", guarded(access_push), methods=["POST"]),
         Route("/v1/gossip", guarded(push), methods=["POST"]),
         Route("/v1/gossip", guarded(gossip_pull), methods=["GET"]),
         Route("/v1/inbox", guarded(inbox_pull), methods=["GET"]),

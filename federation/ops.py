@@ -10,6 +10,12 @@ so a crash never leaves an intent cast but not queued, or queued but not cast. A
 ``services.changed`` with the peers that got new deliveries (and ``"subscriptions"`` / ``"peers"`` when
 those changed): the daemon wakes its deliverer, rebuilds its matcher or pulls from a new peer. In the
 CLI's direct mode queued deliveries wait in the store for the next `vrm serve`.
+
+Consented access: ``access.request``/``access.fetch`` (vendor), ``grants.approve|deny|create|revoke``
+(person) and ``vault.set|delete`` (which queue pushes for live push grants covering the field). What
+they sign is a direct envelope, sent to its addressee alone (``Pipeline.publish_direct``). A refused
+fetch raises AccessRefused with the person's node's reason. ``sweep_grants`` and ``queue_pushes`` are
+the daemon's periodic steps (not ops).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from federation.pipeline import Pipeline
 from node import envelope
 from node.backends import NATIVE, Backend
 from node.blocks import Blocks
-from node.errors import ConflictError, DeliveryError, ValidationError, WireError
+from node.errors import ConflictError, DeliveryError, IdentityError, ValidationError, WireError
 from node.home import HomeInfo
 from node.identity import Identity
 from node.intents import DEFAULT_TTL_MS, Intents
@@ -117,6 +123,29 @@ class _Args:
             raise ValidationError(name, "must be a list of text")
         return value
 
+    def optional_strings(self, name: str) -> list[str] | None:
+        return None if self._args.get(name) is None else self.strings(name)
+
+    def optional_integer(self, name: str) -> int | None:
+        return None if self._args.get(name) is None else self.integer(name)
+
+    def flag(self, name: str) -> bool:
+        value = self._args.get(name, False)
+        if not isinstance(value, bool):
+            raise ValidationError(name, "must be true or false")
+        return value
+
+    def node_key(self, name: str) -> bytes:
+        """A node named by its node id (``vrm1…``) or its 64-hex public key."""
+        value = self._args.get(name)
+        text = value.strip() if isinstance(value, str) else ""
+        if len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower()):
+            return bytes.fromhex(text)
+        try:
+            return decode_node_id(text)
+        except (IdentityError, ValueError):
+            raise ValidationError(name, f"{value!r} is not a node id (vrm1…)") from None
+
 
 # -- publishing --------------------------------------------------------------------------------------
 
@@ -169,7 +198,9 @@ async def intent_withdraw(services: Services, args: dict[str, Any]) -> dict[str,
         assert record.withdrawal_raw is not None
         return record, record.withdrawal_raw
 
-    return (await _sign_and_publish(services, make)).to_json()
+    record = await _sign_and_publish(services, make)
+    await sweep_grants(services)  # grants serving the intent end with it, now rather than at the next sweep
+    return record.to_json()
 
 
 # -- peers -------------------------------------------------------------------------------------------
@@ -361,6 +392,189 @@ async def _pull_feed(services: Services, peers: Peers, peer: Peer, feed: str, cu
     return received
 
 
+# -- consented access --------------------------------------------------------------------------------
+
+
+async def access_request(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """A vendor asks a person for access to fields of her vault; the request goes to her node."""
+    a = _Args("access.request", args, ("person", "fields", "purpose", "duration_ms", "for"))
+    person, fields, purpose = a.node_key("person"), a.strings("fields"), a.text("purpose")
+    duration_ms, for_ref = a.integer("duration_ms"), a.optional_text("for")
+    _require_role(services, "vendor", "asking for access")
+
+    def make(store: Store):
+        return services.pipeline.grants.request(
+            services.identity, person, fields=fields, purpose=purpose, duration_ms=duration_ms, for_ref=for_ref
+        )
+
+    return (await _sign_and_publish(services, make)).to_json()
+
+
+async def access_fetch(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """A vendor fetches data under a grant it holds, from the person's node (signed request); what
+    it gets is kept under the grant. AccessRefused(reason) when her node refuses."""
+    a = _Args("access.fetch", args, ("grant", "fields"))
+    ref, fields = a.ref("grant"), a.optional_strings("fields")
+    _require_role(services, "vendor", "fetching granted data")
+    grants = services.pipeline.grants
+
+    def find(store: Store):
+        grant = grants.get(ref)
+        peer = Peers(store, clock=services.clock).by_key(grant.person)
+        return grant, None if peer is None else peer.url
+
+    grant, url = await services.store.run(find, services.store.store)
+    if grant.direction != "received":
+        raise ConflictError(f"grant {grant.id[:12]} is one you gave; a vendor fetches under grants it received")
+    if url is None:
+        raise ConflictError(
+            f"grant {grant.id[:12]}: the person's node has no address we know; it pushes the data instead"
+        )
+    try:
+        fetched = await services.http.fetch(url, grant.id, fields)
+    except (DeliveryError, WireError) as exc:
+        raise ConflictError(f"could not fetch from the person's node at {url}: {exc}") from None
+    await services.store.run(grants.store_fetched, fetched.grant, fetched.values)
+    return {"grant": fetched.grant, "fields": fetched.fields, "values": fetched.values}
+
+
+async def grants_approve(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    a = _Args("grants.approve", args, ("request", "fields", "duration_ms", "uses", "push"))
+    ref, fields = a.ref("request"), a.optional_strings("fields")
+    duration_ms, uses, push = a.optional_integer("duration_ms"), a.optional_integer("uses"), a.flag("push")
+    _require_role(services, "person", "approving access requests")
+
+    def make(store: Store):
+        return services.pipeline.grants.approve(
+            services.identity, ref, fields=fields, duration_ms=duration_ms, uses=uses, push=push
+        )
+
+    grant = await _sign_and_publish(services, make)
+    if grant.push:
+        await queue_pushes(services)
+    return grant.to_json()
+
+
+async def grants_deny(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    ref = _Args("grants.deny", args, ("request",)).ref("request")
+    _require_role(services, "person", "denying access requests")
+    return (await services.store.run(services.pipeline.grants.deny, ref)).to_json()
+
+
+async def grants_create(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """A person grants a vendor access without being asked."""
+    a = _Args("grants.create", args, ("vendor", "fields", "purpose", "duration_ms", "uses", "for", "push", "terms"))
+    vendor, fields, purpose = a.node_key("vendor"), a.strings("fields"), a.text("purpose")
+    duration_ms, uses, for_ref = a.integer("duration_ms"), a.optional_integer("uses"), a.optional_text("for")
+    push, terms = a.flag("push"), a.strings("terms")
+    _require_role(services, "person", "granting access")
+
+    def make(store: Store):
+        return services.pipeline.grants.create(
+            services.identity,
+            vendor,
+            fields=fields,
+            purpose=purpose,
+            duration_ms=duration_ms,
+            uses=uses,
+            terms=terms,
+            for_ref=for_ref,
+            push=push,
+        )
+
+    grant = await _sign_and_publish(services, make)
+    if grant.push:
+        await queue_pushes(services)
+    return grant.to_json()
+
+
+async def grants_revoke(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """End a grant now: every access is refused from this commit on; the signed revocation goes to
+    the vendor, whose node answers with a deletion statement."""
+    ref = _Args("grants.revoke", args, ("ref",)).ref()
+    _require_role(services, "person", "revoking grants")
+
+    def make(store: Store):
+        return services.pipeline.grants.revoke(services.identity, ref)
+
+    return (await _sign_and_publish(services, make)).to_json()
+
+
+def _vault_entry(entry: Any) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "encrypted": entry.encrypted,
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+    }
+
+
+async def vault_set(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """Set a vault field; live push grants covering it get the new value pushed. The value never
+    appears in the result (nor in a log)."""
+    a = _Args("vault.set", args, ("name", "value"))
+    name, value = a.text("name"), a.text("value")
+    pipeline = services.pipeline
+
+    def work(store: Store):
+        with store.transaction():
+            entry = pipeline.vault().set(name, value)
+            return entry, pipeline.queue_pushes()
+
+    entry, peers = await services.store.run(work, services.store.store)
+    if peers:
+        services.changed(peers)
+    return _vault_entry(entry)
+
+
+async def vault_delete(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    name = _Args("vault.delete", args, ("name",)).text("name")
+    pipeline = services.pipeline
+
+    def work(store: Store):
+        with store.transaction():
+            vault = pipeline.vault()
+            entry = vault.entry(name)
+            vault.delete(name)
+            return entry, pipeline.queue_pushes()
+
+    entry, peers = await services.store.run(work, services.store.store)
+    if peers:
+        services.changed(peers)
+    return _vault_entry(entry)
+
+
+async def queue_pushes(services: Services) -> int:
+    """Queue the data of live push grants whose vault fields changed (sealed to each vendor); how many
+    vendors got something new. Run after a vault change and at start."""
+    peers = await services.store.run(services.pipeline.queue_pushes)
+    if peers:
+        services.changed(peers)
+    return len(peers)
+
+
+async def sweep_grants(services: Services) -> dict[str, int]:
+    """End what is due (person side: grants expired, spent or whose intent ended, each revoked with a
+    signed revocation sent to its vendor; vendor side: data held under grants past their expiry
+    deleted). Run by the daemon every few seconds and after an intent is withdrawn."""
+    pipeline, identity = services.pipeline, services.identity
+
+    def work(store: Store) -> tuple[int, int, set[str]]:
+        now = services.clock()
+        peers: set[str] = set()
+        with store.transaction():
+            revokes = pipeline.grants.end_due(identity, now)
+            for env in revokes:
+                peers |= pipeline.publish(env)
+            deleted = pipeline.grants.end_expired_received(now)
+        return len(revokes), len(deleted), peers
+
+    ended, deleted, peers = await services.store.run(work, services.store.store)
+    if peers:
+        services.changed(peers)
+    return {"ended": ended, "deleted": deleted}
+
+
 # -- dispatch ----------------------------------------------------------------------------------------
 
 OPS: dict[str, Op] = {
@@ -376,6 +590,14 @@ OPS: dict[str, Op] = {
     "blocks.add": blocks_add,
     "blocks.remove": blocks_remove,
     "sync": sync,
+    "access.request": access_request,
+    "access.fetch": access_fetch,
+    "grants.approve": grants_approve,
+    "grants.deny": grants_deny,
+    "grants.create": grants_create,
+    "grants.revoke": grants_revoke,
+    "vault.set": vault_set,
+    "vault.delete": vault_delete,
 }
 
 
@@ -411,21 +633,47 @@ class IndexHolder:
 
 
 def build_pipeline(
-    store: Store, home: HomeInfo, identity: Identity, *, clock: Clock, backend: Backend, index: IndexHolder
+    store: Store,
+    home: HomeInfo,
+    identity: Identity,
+    *,
+    clock: Clock,
+    backend: Backend,
+    index: IndexHolder,
+    vault_key: bytes | None = None,
 ) -> Pipeline:
-    return Pipeline(store, identity.public_key, home.role, backend.Verifier(), index, clock, backend)
+    """The node's pipeline; ``vault_key`` opens its vault (None: no passphrase, or not available)."""
+    return Pipeline(
+        store,
+        identity.public_key,
+        home.role,
+        backend.Verifier(),
+        index,
+        clock,
+        backend,
+        identity=identity,
+        vault_key=vault_key,
+    )
 
 
 @contextlib.asynccontextmanager
 async def direct_services(
-    home: HomeInfo, identity: Identity, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE
+    home: HomeInfo,
+    identity: Identity,
+    *,
+    clock: Clock = wall_clock_ms,
+    backend: Backend = NATIVE,
+    vault_key: bytes | None = None,
 ) -> AsyncIterator[Services]:
     """Services over the home's store for one CLI command when no daemon runs. What the op queues
-    for peers stays in the store's outbox until `vrm serve` sends it."""
+    for peers stays in the store's outbox until `vrm serve` sends it. ``vault_key`` (from the
+    passphrase) is needed by the vault ops of an encrypted vault."""
     astore = await AsyncStore.open(home.db_path, clock=clock)
     try:
         index = IndexHolder(astore.store, clock=clock, backend=backend)
-        pipeline = build_pipeline(astore.store, home, identity, clock=clock, backend=backend, index=index)
+        pipeline = build_pipeline(
+            astore.store, home, identity, clock=clock, backend=backend, index=index, vault_key=vault_key
+        )
 
         def changed(names: set[str]) -> None:
             if SUBSCRIPTIONS in names:

@@ -3,7 +3,8 @@
 Every request is signed with ``SignatureAuth`` as this node's identity and runs under
 ``trio.fail_after(timeout)``. Failures are typed: ``DeliveryError`` for a timeout, a transport error or
 a refusing status (``retry`` tells whether trying later may help), ``WireError`` for an answer that
-is not what the protocol says. ``url`` arguments are a peer's base URL (``http://host:port``).
+is not what the protocol says, ``AccessRefused`` (with the reason's label) for a fetch the person's
+node refused. ``url`` arguments are a peer's base URL (``http://host:port``).
 """
 
 from __future__ import annotations
@@ -13,20 +14,42 @@ from collections.abc import Sequence
 import httpx
 import trio
 
+from dataclasses import dataclass
+
 from federation import wire
 from federation.auth import SignatureAuth
-from node.errors import DeliveryError
+from node.backends import NATIVE, Backend
+from node.errors import AccessRefused, DeliveryError, VrmError, WireError
 from node.identity import Identity
+from node.seal import open_sealed
 
 MEDIA_TYPE = wire.MEDIA_TYPE
 PERMANENT = frozenset({400, 401, 403, 404, 405, 413, 415, 422})  # resending the same request cannot help
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a fetch returned: the grant's id (hex), the fields answered and their values."""
+
+    grant: str
+    fields: list[str]
+    values: dict[str, str]
 
 
 class PeerClient:
     """``PeerClient(identity, http, timeout)``; without ``http`` it opens (and closes) its own client
     when used as ``async with``."""
 
-    def __init__(self, identity: Identity, http: httpx.AsyncClient | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        *,
+        backend: Backend = NATIVE,
+    ) -> None:
+        self._identity = identity
+        self._backend = backend
         self._auth = SignatureAuth(identity)
         self._http = http
         self._owned = http is None
@@ -42,7 +65,10 @@ class PeerClient:
             await self._http.aclose()
             self._http = None
 
-    async def _request(self, method: str, url: str, path: str, *, body: bytes = b"", params=None) -> httpx.Response:
+    async def _request(
+        self, method: str, url: str, path: str, *, body: bytes = b"", params=None, answered=frozenset()
+    ) -> httpx.Response:
+        """The response; a status outside 2xx and ``answered`` raises DeliveryError."""
         if self._http is None:
             raise RuntimeError("use `async with PeerClient(identity):` or pass an httpx.AsyncClient")
         headers = {"Accept": MEDIA_TYPE}
@@ -58,7 +84,7 @@ class PeerClient:
             raise DeliveryError(f"{method} {target}: timeout after {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{method} {target}: {type(exc).__name__}: {exc}") from None
-        if not response.is_success:
+        if not response.is_success and response.status_code not in answered:
             error = wire.decode_error(response.content) or response.headers.get("vrm-signature-error", "")
             detail = f"{method} {target}: HTTP {response.status_code}" + (f" {error}" if error else "")
             raise DeliveryError(detail, retry=response.status_code not in PERMANENT)
@@ -88,3 +114,39 @@ class PeerClient:
         """``GET /v1/inbox?after=&limit=``: envelopes the peer holds addressed to us."""
         params = {"after": str(after), "limit": str(limit)}
         return wire.decode_pull((await self._request("GET", url, "/v1/inbox", params=params)).content)
+
+    async def fetch(self, url: str, grant: bytes | str, fields: Sequence[str] | None = None) -> Fetched:
+        """``POST /v1/access``: the values of ``fields`` (None: every field granted) under ``grant``
+        (its id), opened with our key. AccessRefused(reason) when the person's node refuses; WireError
+        when the answer is not for that grant or does not open to exactly the fields it names."""
+        grant_id = bytes.fromhex(grant) if isinstance(grant, str) else bytes(grant)
+        body = wire.encode_access_ask(grant_id, None if fields is None else list(fields))
+        response = await self._request("POST", url, "/v1/access", body=body, answered=frozenset({403}))
+        if response.status_code == 403:
+            reason = wire.decode_refusal_reason(response.content)
+            if not reason:
+                raise DeliveryError(f"POST {url}/v1/access: HTTP 403", retry=False)
+            raise AccessRefused(reason)
+        answer = wire.decode_access_answer(response.content)
+        if answer.grant != grant_id:
+            raise WireError("malformed", "the access answer is for another grant")
+        try:
+            values = self._backend.decode(open_sealed(self._identity, answer.sealed, info=grant_id))
+        except VrmError as exc:
+            raise WireError("malformed", f"the access answer does not open: {exc}") from None
+        if (
+            not isinstance(values, dict)
+            or sorted(values) != sorted(answer.fields)
+            or not all(isinstance(v, str) for v in values.values())
+        ):
+            raise WireError("malformed", "the sealed values are not exactly the fields the answer names")
+        return Fetched(grant_id.hex(), sorted(values), values)
+
+    async def push_data(self, url: str, items: Sequence[wire.PushItem | bytes]) -> bytes:
+        """``POST /v1/access/push``: one reason byte per item. Items are PushItems or already encoded."""
+        encoded = [
+            i if isinstance(i, bytes | bytearray) else wire.encode_push_item(i.grant, i.version, i.sealed)
+            for i in items
+        ]
+        response = await self._request("POST", url, "/v1/access/push", body=wire.encode_batch(encoded))
+        return wire.decode_reasons(response.content, len(encoded))

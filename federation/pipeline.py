@@ -20,6 +20,18 @@ escapes (it becomes a reason code).
 Hop counting: an item ``[ttl, env]`` may travel ``ttl`` more hops after reaching us; we store and
 pass on ``ttl − 1`` (not below 0), forwarding only when ``ttl > 0``. The stored ttl is what pullers
 get, so an envelope goes as far by pull as by push.
+
+Direct kinds (``request``, ``grant``, ``revoke``, ``deletion``, ``receipt``) are never gossiped: only
+their addressee (the body's ``to``) takes them (anyone else answers ``not_for_role`` and stores
+nothing), they are held with ttl 0, never forwarded, left out of ``GET /v1/gossip`` and served by
+``GET /v1/inbox`` to the addressee alone. ``publish_direct`` holds one this node made and queues it
+for its addressee only. Their effects are node.grants' and node.receipts' (a revocation received
+makes this node sign a ``deletion``, sent back in the same transaction).
+
+Consented access runs here too, in the store's thread: ``answer_access`` (a fetch: check, spend a
+use, append a receipt and queue its copy, all in one transaction, then seal the values to the
+grantee), ``receive_pushes`` (a vendor opening what a person's node pushed) and ``queue_pushes``
+(a person's node sealing changed vault fields for its live push grants into the outbox).
 """
 
 from __future__ import annotations
@@ -34,18 +46,27 @@ from federation.outbox import Outbox
 from node import envelope as envelopes
 from node.backends import NATIVE, Backend, VerifierLike
 from node.envelope import Envelope
-from node.errors import EnvelopeError, ValidationError
+from node.errors import EnvelopeError, ValidationError, VrmError
 from node.gossiplog import GossipLog, addressing, envelope_row
+from node.grants import Grants
+from node.identity import Identity
 from node.intents import check_body
 from node.leads import Leads
 from node.offers import Offers, check_decision_body, check_offer_body
 from node.peers import Peers
 from node.reasons import Reason
+from node.receipts import Receipts
+from node.seal import open_sealed, seal
 from node.store import Clock, Store, wall_clock_ms
+from node.vault import Vault, validate_field_name
 
-GOSSIP_KIND = "gossip"  # the outbox kind of gossip items
+GOSSIP_KIND = "gossip"  # the outbox kind of gossip items (and of direct envelopes, sent as items)
+ACCESS_KIND = "access"  # the outbox kind of pushed access data (POST /v1/access/push)
 GOSSIPED_KINDS = frozenset({"intent", "withdraw", "offer", "accept", "decline"})
 ADDRESSED_KINDS = frozenset({"offer", "accept", "decline"})
+# Direct kinds and the role their addressee must act as.
+DIRECT_ROLES = {"request": "person", "grant": "vendor", "revoke": "vendor", "deletion": "person", "receipt": "vendor"}
+DIRECT_KINDS = frozenset(DIRECT_ROLES)
 
 
 class MatcherIndex(Protocol):
@@ -57,6 +78,17 @@ class Ingested(NamedTuple):
     """What ``ingest`` returns: one reason byte per item, and the peers (hex keys) to wake."""
 
     reasons: bytes
+    peers: frozenset[str]
+
+
+class Answered(NamedTuple):
+    """What ``answer_access`` returns: ``outcome`` is ``ok`` or the refusal's label; when ok,
+    ``sealed`` holds exactly ``fields`` (sealed to the requester, info = the grant id). ``peers``
+    got the receipt's copy queued (wake them)."""
+
+    outcome: str
+    fields: list[str]
+    sealed: bytes | None
     peers: frozenset[str]
 
 
@@ -78,13 +110,17 @@ class _Batch:
     now: int
     accepted: dict[str, _Accepted] = field(default_factory=dict)  # by hex id, in batch order
     withdrawn: set[str] = field(default_factory=set)  # intent ids withdrawn by this batch
+    replies: list[tuple[Envelope, str]] = field(default_factory=list)  # direct envelopes to send back
 
 
 class Pipeline:
     """Ingest and publish for one node. Every method runs in the store's thread (``AsyncStore.run``).
 
     ``index`` returns the vendor's compiled SubscriptionIndex (the caller rebuilds it when
-    subscriptions change); it is only called when ``role`` is ``vendor``.
+    subscriptions change); it is only called when ``role`` is ``vendor``. ``identity`` (this node's,
+    matching ``public_key``) signs what the node answers by itself (deletion statements, receipts) and
+    opens data sealed to it; without it those kinds are refused ``not_for_role``. ``vault_key`` opens
+    the vault (None: a vault without passphrase, or a node that cannot answer fetches).
     """
 
     def __init__(
@@ -98,9 +134,15 @@ class Pipeline:
         backend: Backend = NATIVE,
         *,
         outbox: Outbox | None = None,
+        identity: Identity | None = None,
+        vault_key: bytes | None = None,
     ) -> None:
+        if identity is not None and identity.public_key != bytes(public_key):
+            raise ValidationError("identity", "the pipeline's identity must be the node's key")
         self.store = store
         self.me = bytes(public_key).hex()
+        self._identity = identity
+        self._vault_key = vault_key
         self.role = role
         self._verifier = verifier if verifier is not None else backend.Verifier()
         self._index = index
@@ -111,6 +153,12 @@ class Pipeline:
         self._peers = Peers(store, clock=clock)
         self._leads = Leads(store, clock=clock)
         self._offers = Offers(store, clock=clock, backend=backend)
+        self.grants = Grants(store, clock=clock, backend=backend)
+        self.receipts = Receipts(store, clock=clock, backend=backend)
+
+    def vault(self) -> Vault:
+        """This node's vault (opened with the key the pipeline was given)."""
+        return Vault(self.store, self._vault_key, clock=self._clock)
 
     # -- ingest -------------------------------------------------------------------------------------
 
@@ -145,8 +193,10 @@ class Pipeline:
     def _judge(self, env: Envelope, ttl: int, batch: _Batch) -> Reason:
         """The reason for one verified, new envelope; when OK it joins ``batch.accepted`` (and its
         effects on offers are written: they share the batch's transaction)."""
+        if env.kind in DIRECT_KINDS:
+            return self._judge_direct(env, batch)
         if env.kind not in GOSSIPED_KINDS:
-            return Reason.NOT_FOR_ROLE  # request, grant, receipt …: exchanged directly, never gossiped
+            return Reason.NOT_FOR_ROLE  # pragma: no cover - the verifier knows no other kind
         try:
             if env.kind == "intent":
                 check_body(env.body, backend=self._backend)
@@ -166,6 +216,35 @@ class Pipeline:
             return Reason.INVALID_BODY
         forward = recipient != self.me
         batch.accepted[env.id.hex()] = _Accepted(env, ttl, recipient, ref, forward)
+        return Reason.OK
+
+    def _judge_direct(self, env: Envelope, batch: _Batch) -> Reason:
+        """A direct envelope is taken only by its addressee, acting in the role its kind is for; its
+        effect is the domain's (node.grants, node.receipts), written in the batch's transaction."""
+        to = env.body.get("to") if isinstance(env.body, dict) else None
+        if not isinstance(to, bytes) or len(to) != 32:
+            return Reason.INVALID_BODY
+        if to.hex() != self.me or self.role != DIRECT_ROLES[env.kind] or self._identity is None:
+            return Reason.NOT_FOR_ROLE  # never relayed, never held for somebody else
+        me = self._identity.public_key
+        try:
+            if env.kind == "request":
+                reason = self.grants.request_received(env, me=me)
+            elif env.kind == "grant":
+                reason = self.grants.grant_received(env, me=me)
+            elif env.kind == "revoke":
+                reason, deletion = self.grants.revoke_received(self._identity, env)
+                if deletion is not None:
+                    batch.replies.append((deletion, env.author.hex()))
+            elif env.kind == "deletion":
+                reason = self.grants.deletion_received(env, me=me)
+            else:
+                reason = self.receipts.copy_received(env, me=me)
+        except VrmError:  # the domain's refusal of what the body says; its own writes rolled back
+            return Reason.INVALID_BODY
+        if reason != Reason.OK:
+            return Reason(reason)
+        batch.accepted[env.id.hex()] = _Accepted(env, 0, self.me, None, False)
         return Reason.OK
 
     def _intent(self, intent_id: str, batch: _Batch) -> tuple[int, str, bool] | None:
@@ -264,7 +343,10 @@ class Pipeline:
         if self.role == "vendor":
             self._match([a.env for a in accepted if a.env.kind == "intent" and a.env.id.hex() not in batch.withdrawn])
         forwards = [(a.env, a.ttl_in - 1) for a in accepted if a.forward and a.ttl_in > 0]
-        return self._enqueue(forwards, exclude={from_peer} if from_peer else set())
+        peers = self._enqueue(forwards, exclude={from_peer} if from_peer else set())
+        for reply, to in batch.replies:
+            peers |= self.publish_direct(reply, to)
+        return peers
 
     def _match(self, intents: list[Envelope]) -> None:
         index = self._index() if self._index is not None and intents else None
@@ -301,6 +383,8 @@ class Pipeline:
         """Hold an envelope this node made (ttl ORIGIN_TTL) and queue it for every pushable peer; the
         peers to wake. Publishing the same envelope again changes nothing. Joins the caller's
         transaction, so what produced the envelope and its sending commit together."""
+        if env.kind in DIRECT_KINDS:  # never gossiped, whoever publishes it
+            return self.publish_direct(env, _addressee(env))
         hex_id = env.id.hex()
         with self.store.transaction():
             if self.log.known([hex_id]):
@@ -308,6 +392,110 @@ class Pipeline:
             recipient, ref = addressing(env)
             self.log.add(env, ttl=wire.ORIGIN_TTL, recipient=recipient, ref=ref, from_peer=None)
             return self._enqueue([(env, wire.ORIGIN_TTL)], exclude=set())
+
+    def publish_direct(self, env: Envelope, to_hex: str) -> set[str]:
+        """Hold a direct envelope this node made, addressed to ``to_hex`` (ttl 0, served to it alone
+        by ``GET /v1/inbox``), and queue it for that one peer when it has a URL; the peers to wake.
+        Publishing it again changes nothing. Joins the caller's transaction."""
+        if env.kind not in DIRECT_KINDS:
+            raise ValidationError("kind", f"{env.kind!r} is gossiped, not sent directly")
+        if _addressee(env) != to_hex:
+            raise ValidationError("to", "a direct envelope goes to the key its body names")
+        hex_id = env.id.hex()
+        with self.store.transaction():
+            if self.log.known([hex_id]):
+                return set()
+            self.log.add(env, ttl=0, recipient=to_hex, ref=None, from_peer=None)
+            peer = self._peers.by_key(to_hex)
+            if peer is None or peer.url is None:
+                return set()  # it pulls its inbox from us
+            queued = self._outbox.enqueue(
+                to_hex,
+                wire.encode_item(0, env.raw),
+                kind=GOSSIP_KIND,
+                now=self._clock(),
+                ref=hex_id,
+                expires_at=env.expires,
+            )
+        return {to_hex} if queued is not None else set()
+
+    # -- consented access -----------------------------------------------------------------------------
+
+    def answer_access(self, requester_hex: str, grant_id: bytes, fields: Sequence[str] | None) -> Answered:
+        """Answer a fetch signed by ``requester_hex`` (``POST /v1/access``): the grant check, the use
+        spent and the receipt appended happen in node.grants' one transaction, joined here by the
+        receipt's copy queued for its vendor, so no answer ever goes out unreceipted."""
+        identity = self._require_identity()
+        with self.store.transaction():
+            outcome = self.grants.access(identity, self.vault(), grant_id.hex(), requester_hex, fields)
+            receipt = outcome.receipt
+            peers = self.publish_direct(receipt, _addressee(receipt))
+        if not outcome.ok:
+            return Answered(outcome.reason.label, [], None, frozenset(peers))
+        values = dict(outcome.values)
+        names = sorted(values)
+        sealed = seal(bytes.fromhex(requester_hex), self._backend.encode(values), info=bytes(grant_id))
+        return Answered("ok", names, sealed, frozenset(peers))
+
+    def receive_pushes(self, person_hex: str, items: Sequence[wire.PushItem]) -> bytes:
+        """Keep what ``person_hex``'s node pushed (``POST /v1/access/push``): one reason byte per item,
+        ``invalid_body`` for data that does not open to a map of field names to text."""
+        identity = self._require_identity()
+        reasons = bytearray()
+        for item in items:
+            try:
+                values = _field_map(self._backend.decode(open_sealed(identity, item.sealed, info=item.grant)))
+            except VrmError:
+                reasons.append(Reason.INVALID_BODY)
+                continue
+            try:
+                reasons.append(self.grants.store_pushed(person_hex, item.grant.hex(), item.version, values))
+            except ValidationError:
+                reasons.append(Reason.INVALID_BODY)
+        return bytes(reasons)
+
+    def queue_pushes(self) -> set[str]:
+        """Seal, for each live push grant whose vault fields changed since it was last pushed, the
+        granted fields to the grantee and queue them (outbox kind ``access``, one delivery per grant
+        and version), each with its ``pushed`` receipt whose copy goes to the grantee; the peers to
+        wake. The grantee must be a peer with a URL to be reached (the outbox retries until it has
+        one; a grantee that is no peer at all has its deliveries dead-lettered by the runtime)."""
+        with self.store.transaction():
+            due = self.grants.pushes_due(self.vault())
+            if not due:
+                return set()
+            identity = self._require_identity()
+            peers: set[str] = set()
+            now = self._clock()
+            for grantee, grant_id, version, values in due:
+                grant_bytes = bytes.fromhex(grant_id) if isinstance(grant_id, str) else bytes(grant_id)
+                sealed = seal(bytes.fromhex(grantee), self._backend.encode(dict(values)), info=grant_bytes)
+                queued = self._outbox.enqueue(
+                    grantee,
+                    wire.encode_push_item(grant_bytes, version, sealed),
+                    kind=ACCESS_KIND,
+                    now=now,
+                    ref=f"{grant_bytes.hex()}:{version}",
+                )
+                if queued is None:
+                    continue  # this version is already on its way
+                peers.add(grantee)
+                grant = self.grants.get(grant_bytes.hex())
+                receipt = self.receipts.append(
+                    identity,
+                    to=bytes.fromhex(grantee),
+                    grant=grant_bytes,
+                    fields=sorted(values),
+                    purpose=grant.purpose,
+                    outcome="pushed",
+                )
+                peers |= self.publish_direct(receipt, grantee)
+        return peers
+
+    def _require_identity(self) -> Identity:
+        if self._identity is None:
+            raise ValidationError("identity", "this pipeline was built without the node's identity")
+        return self._identity
 
     # -- pulls ----------------------------------------------------------------------------------------
 
@@ -325,8 +513,9 @@ class Pipeline:
                 next_seq = last  # the rest comes with the next page
                 break
             last = h.seq
-            if h.id not in withdrawn:
-                items.append(wire.GossipItem(h.ttl, h.raw))
+            if h.id in withdrawn or (recipient is None and h.kind in DIRECT_KINDS):
+                continue  # direct envelopes go to their addressee's inbox only
+            items.append(wire.GossipItem(h.ttl, h.raw))
         return wire.PullPage(items, next_seq)
 
     def _withdrawn(self, intent_ids: list[str]) -> set[str]:
@@ -338,3 +527,22 @@ class Pipeline:
             [json.dumps(intent_ids)],
         )
         return {r["ref"] for r in rows}
+
+
+def _addressee(env: Envelope) -> str:
+    """The hex key a direct envelope's body names as ``to``."""
+    to = env.body.get("to") if isinstance(env.body, dict) else None
+    if not isinstance(to, bytes) or len(to) != 32:
+        raise ValidationError("to", f"a {env.kind} names its addressee in 'to' (32 bytes)")
+    return to.hex()
+
+
+def _field_map(value: object) -> dict[str, str]:
+    """``value`` if it is a map of vault field names to text (ValidationError otherwise)."""
+    if not isinstance(value, dict) or not value:
+        raise ValidationError("data", "pushed data is a map of field names to values")
+    for name, text in value.items():
+        validate_field_name(name)
+        if not isinstance(text, str):
+            raise ValidationError("data", f"the value of {name!r} is not text")
+    return value

@@ -8,7 +8,14 @@ per peer), the signed peer client, the federation app and the admin app. It then
 2. the deliverer, which resumes whatever the outbox still owes peers (queued before a restart);
 3. admin.json with the admin URL and a fresh token (the CLI finds the daemon through it);
 4. the background loops: a hello to every peer (when we have a public URL), the puller (gossip and
-   inbox from every peer with a URL, at start and every ``pull_interval``) and the expiry sweeper.
+   inbox from every peer with a URL, at start and every ``pull_interval``), the expiry sweeper, and
+   the grants sweeper (every ``grants_interval``: grants that expired, spent their budget or lost
+   their intent are ended and their revocations sent; a vendor deletes data held under expired
+   grants; changed vault fields of live push grants are sealed and queued, first thing at start).
+
+``vault_key`` opens the vault (derived by the CLI from the passphrase; None for a vault without one):
+the node needs it to answer fetches and to push granted data. Deliveries of kind ``access`` (pushed
+data) go to the peer's ``/v1/access/push``, everything else to ``/v1/gossip``.
 
 ``task_status.started(self)`` comes once both servers listen; ``url``, ``admin_url`` and
 ``public_url`` are then set. ``stop()`` shuts down gracefully (servers finish requests in flight);
@@ -39,9 +46,10 @@ from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
+from federation.pipeline import ACCESS_KIND
 from federation.server import serve
 from node.backends import NATIVE, Backend
-from node.errors import ConflictError
+from node.errors import ConflictError, PassphraseError, VaultError
 from node.gossiplog import GossipLog
 from node.home import HomeInfo
 from node.identity import Identity
@@ -50,6 +58,7 @@ from node.store import AsyncStore, Clock, Store, wall_clock_ms
 
 LOGGER = logging.getLogger("vrm.runtime")
 GOSSIP_PATH = "/v1/gossip"
+ACCESS_PUSH_PATH = "/v1/access/push"
 # Where a delivery goes whose peer was removed while it was being sent: a name that never resolves
 # (RFC 6761), so the attempt fails like an unreachable peer instead of reaching someone else.
 
@@ -69,6 +78,8 @@ class NodeRuntime:
         reachable: bool = True,
         pull_interval: float = 60.0,
         sweep_interval: float = 300.0,
+        grants_interval: float = 2.0,
+        vault_key: bytes | None = None,
         clock: Clock = wall_clock_ms,
         backend: Backend = NATIVE,
         backoff: Backoff = Backoff(),
@@ -91,6 +102,8 @@ class NodeRuntime:
         self.reachable = reachable
         self.pull_interval = pull_interval
         self.sweep_interval = sweep_interval
+        self.grants_interval = grants_interval
+        self._vault_key = vault_key
         self.clock = clock
         self.backend = backend
         self.backoff = backoff
@@ -142,6 +155,7 @@ class NodeRuntime:
                             background.start_soon(self._greet_peers)
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
+                            background.start_soon(self._grants_loop)
                             task_status.started(self)
                             await self._stopping.wait()
                             background.cancel_scope.cancel()  # the servers drain on their own
@@ -162,7 +176,13 @@ class NodeRuntime:
         store = astore.store
         self._index = ops.IndexHolder(store, clock=self.clock, backend=self.backend)
         pipeline = ops.build_pipeline(
-            store, self.home, self.identity, clock=self.clock, backend=self.backend, index=self._index
+            store,
+            self.home,
+            self.identity,
+            clock=self.clock,
+            backend=self.backend,
+            index=self._index,
+            vault_key=self._vault_key,
         )
         self.outbox = Outbox(store, backoff=self.backoff, max_attempts=self.max_attempts)
         self.deliverer = Deliverer(
@@ -180,7 +200,7 @@ class NodeRuntime:
             identity=self.identity,
             home=self.home,
             pipeline=pipeline,
-            http=PeerClient(self.identity, client, self.request_timeout),
+            http=PeerClient(self.identity, client, self.request_timeout, backend=self.backend),
             clock=self.clock,
             changed=self._changed,
         )
@@ -234,7 +254,9 @@ class NodeRuntime:
 
     def _endpoint(self, peer: str, kind: str) -> str | None:
         url = self._urls.get(peer)  # None: removed, or not refreshed yet; the deliverer retries later
-        return None if url is None else url + GOSSIP_PATH
+        if url is None:
+            return None
+        return url + (ACCESS_PUSH_PATH if kind == ACCESS_KIND else GOSSIP_PATH)
 
     def _changed(self, names: set[str]) -> None:
         """What an op, an ingest or a hello changed: wake the deliverer for peers with new deliveries,
@@ -307,6 +329,22 @@ class NodeRuntime:
             except Exception:
                 LOGGER.exception("sweeping expired envelopes failed")
             await trio.sleep(self.sweep_interval)
+
+    async def _grants_loop(self) -> None:
+        """End due grants, delete expired held data and push changed vault fields, every few seconds."""
+        assert self.services is not None
+        warned = False
+        while True:
+            try:
+                await ops.sweep_grants(self.services)
+                await ops.queue_pushes(self.services)
+            except (PassphraseError, VaultError):  # said once, not every few seconds
+                if not warned:
+                    LOGGER.warning("live push grants cannot be served: this node runs without its vault key")
+                    warned = True
+            except Exception:  # a bug in one grant must not stop the node sweeping the others
+                LOGGER.exception("sweeping grants failed")
+            await trio.sleep(self.grants_interval)
 
     # -- status --------------------------------------------------------------------------------------
 

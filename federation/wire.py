@@ -259,3 +259,131 @@ def decode_hello(body: bytes) -> Hello:
         if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
             raise WireError("malformed", "url must be an http:// or https:// URL")
     return Hello(url, _role(value.get("role")), _text(value.get("name", ""), "name", MAX_NAME))
+
+
+# -- consented access (POST /v1/access, POST /v1/access/push) ---------------------------------------
+
+ACCESS_REFUSED = "access_refused"  # the ``error`` of a 403 answer to a fetch
+VAULT_LOCKED = "vault_locked"  # the ``error`` of a 503: the node runs without its vault key
+MAX_ACCESS_FIELDS = 32
+MAX_FIELD_NAME = 64
+ID_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class AccessAsk:
+    """A fetch: the grant it names and the fields asked (None: every field granted)."""
+
+    grant: bytes
+    fields: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessAnswer:
+    """A fetch's 200 answer: ``sealed`` opens (info = the grant id) to the canonical map of ``fields``."""
+
+    grant: bytes
+    fields: list[str]
+    sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushItem:
+    """One pushed grant's data: ``sealed`` opens (info = ``grant``) to a canonical map of fields."""
+
+    grant: bytes
+    version: int
+    sealed: bytes
+
+
+def _grant_id(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != ID_BYTES:
+        raise WireError("malformed", f"{what} is not a 32-byte grant id")
+    return value
+
+
+def _field_names(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_ACCESS_FIELDS:
+        raise WireError("malformed", f"{what} is not a list of 1 to {MAX_ACCESS_FIELDS} field names")
+    if not all(isinstance(v, str) and 1 <= len(v) <= MAX_FIELD_NAME for v in value):
+        raise WireError("malformed", f"{what} holds something that is not a field name")
+    return value
+
+
+def encode_access_ask(grant: bytes, fields: Sequence[str] | None) -> bytes:
+    return msgpack.packb(
+        {"grant": bytes(grant), "fields": None if fields is None else list(fields)}, use_bin_type=True
+    )
+
+
+def decode_access_ask(body: bytes) -> AccessAsk:
+    """A ``POST /v1/access`` body ``{"grant": bin 32, "fields": [names] or nil}`` (WireError otherwise)."""
+    value = _map(body, "the access request")
+    if sorted(value) != ["fields", "grant"]:
+        raise WireError("malformed", "the access request is not a map of exactly 'grant' and 'fields'")
+    fields = value["fields"]
+    return AccessAsk(
+        _grant_id(value["grant"], "grant"), None if fields is None else _field_names(fields, "fields")
+    )
+
+
+def encode_access_answer(grant: bytes, fields: Sequence[str], sealed: bytes) -> bytes:
+    return msgpack.packb({"grant": bytes(grant), "fields": list(fields), "sealed": bytes(sealed)}, use_bin_type=True)
+
+
+def decode_access_answer(body: bytes) -> AccessAnswer:
+    value = _unpack(body, max_bytes=MAX_BATCH_BYTES, max_array=MAX_ACCESS_FIELDS, what="the access answer")
+    if not isinstance(value, dict) or not {"grant", "fields", "sealed"} <= set(value):
+        raise WireError("malformed", "the access answer is not a map with 'grant', 'fields' and 'sealed'")
+    fields = value["fields"]
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise WireError("malformed", "the access answer's 'fields' is not a list of names")
+    if not isinstance(value["sealed"], bytes):
+        raise WireError("malformed", "the access answer's 'sealed' is not a byte string")
+    return AccessAnswer(_grant_id(value["grant"], "the answer's grant"), fields, value["sealed"])
+
+
+def access_refusal_body(reason: str) -> bytes:
+    """The 403 body of a refused fetch: ``{"error": "access_refused", "reason": label}``."""
+    return msgpack.packb({"error": ACCESS_REFUSED, "reason": reason})
+
+
+def decode_refusal_reason(body: bytes) -> str:
+    """The ``reason`` of an ``access_refused`` body, or ``""`` (never raises)."""
+    try:
+        value = _unpack(body, max_bytes=MAX_SMALL_BODY, max_array=16, what="the refusal")
+    except WireError:
+        return ""
+    if not isinstance(value, dict) or value.get("error") != ACCESS_REFUSED:
+        return ""
+    reason = value.get("reason")
+    return reason if isinstance(reason, str) and len(reason) <= 64 else ""
+
+
+def encode_push_item(grant: bytes, version: int, sealed: bytes) -> bytes:
+    """One item of a ``POST /v1/access/push`` body, as the outbox queues it."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"version must be an unsigned integer, not {version!r}")
+    return msgpack.packb([bytes(grant), version, bytes(sealed)], use_bin_type=True)
+
+
+def decode_push_batch(body: bytes) -> list[PushItem]:
+    """The items of a ``POST /v1/access/push`` body: an array of ``[grant bin 32, version uint,
+    sealed bin]``, at most MAX_ITEMS (WireError ``too_large`` / ``malformed`` otherwise)."""
+    count = _array_length(bytes(body[:5]))
+    if count is not None and count > MAX_ITEMS:
+        raise WireError("too_large", f"the push has {count} items, over the limit of {MAX_ITEMS}")
+    value = _unpack(body, max_bytes=MAX_BATCH_BYTES, max_array=MAX_ITEMS, what="the push")
+    if not isinstance(value, list):
+        raise WireError("malformed", "the push is not an array of items")
+    items: list[PushItem] = []
+    for i, v in enumerate(value):
+        if not isinstance(v, list) or len(v) != 3:
+            raise WireError("malformed", f"item {i} is not an array [grant, version, sealed]")
+        grant, version, sealed = v
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise WireError("malformed", f"item {i}: version is not an unsigned integer")
+        if not isinstance(sealed, bytes):
+            raise WireError("malformed", f"item {i}: sealed is not a byte string")
+        items.append(PushItem(_grant_id(grant, f"item {i}'s grant"), version, sealed))
+    return items

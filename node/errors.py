@@ -168,3 +168,19 @@ class WireError(VrmError):
 
     def __reduce__(self):
         return (type(self), (self.reason, self.detail))
+
+
+class AccessRefused(VrmError):
+    """A person's node refused a data access (PROTOCOL.md, consented access): ``reason`` is the
+    refusal's label (``no_grant``, ``not_grantee``, ``expired``, ``revoked``, ``out_of_scope``,
+    ``budget_spent``), ``detail`` a human explanation."""
+
+    REASONS = ("no_grant", "not_grantee", "expired", "revoked", "out_of_scope", "budget_spent")
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = str(reason)
+        self.detail = detail
+        super().__init__(f"access refused: {self.reason}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.detail))

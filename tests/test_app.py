@@ -21,14 +21,18 @@ from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.server import serve
 from node import envelope
-from node.errors import DeliveryError
+from node.errors import AccessRefused, DeliveryError
+from node.grants import Grants
 from node.identity import Identity
 from node.intents import parse_intent
 from node.nodeid import encode_node_id
 from node.offers import offer_body
 from node.peers import Peers
 from node.reasons import Reason
+from node.receipts import Receipts
+from node.seal import seal
 from node.store import AsyncStore
+from node.vault import Vault
 
 HOUR = 3_600_000
 RELAY = Identity.from_seed(b"\x12" * 32)
@@ -231,14 +235,14 @@ async def test_random_and_hostile_bytes_never_hurt_the_node(relay):
     with trio.fail_after(60):
         async with relay.client(ALICE) as http:
             for body in bodies:
-                for path in ("/v1/gossip", "/v1/hello"):
+                for path in ("/v1/gossip", "/v1/hello", "/v1/access", "/v1/access/push"):
                     response = await http.post(path, content=body)
                     seen.add(response.status_code)
                     assert response.status_code in (200, 400, 413), (path, body[:20], response.text)
                     if response.status_code != 200:
                         assert isinstance(msgpack.unpackb(response.content)["error"], str)
                     else:
-                        assert path == "/v1/gossip"
+                        assert path in ("/v1/gossip", "/v1/access/push")
                         reasons = msgpack.unpackb(response.content)["reasons"]
                         assert all(r != Reason.OK for r in reasons)
                 relay.limiter_clock.ms += 10_000  # the flood of junk is not what is tested here
@@ -276,3 +280,121 @@ async def test_over_a_real_server_on_loopback(relay):
 
 def rng_bytes() -> bytes:
     return random.Random(7).randbytes(5000)
+
+
+# -- consented access ---------------------------------------------------------------------------------
+
+SECRETS = {"email": "alice@example.org", "phone": "+1 555 0100"}
+
+
+@dataclass
+class Person:
+    served: Served
+    grant: str  # a grant alice gave VENDOR for email and phone
+
+
+@pytest.fixture(params=[False, True], ids=["vault_open", "vault_locked"])
+async def person(tmp_path, request):
+    """Alice's node: a vault, a grant to VENDOR, VENDOR a peer with a URL (receipt copies go there).
+    ``vault_locked``: the vault is encrypted and the node runs without its key."""
+    store = await AsyncStore.open(tmp_path / "alice.db")
+    key = bytes(range(32))
+    locked = request.param
+
+    def setup(s):
+        vault = Vault(s, key if locked else None)
+        for name, value in SECRETS.items():
+            vault.set(name, value)
+        Peers(s).add(public_key=VENDOR.public_key, url="http://vendor.test", role="vendor", name="")
+        grant, _ = Grants(s).create(
+            ALICE, VENDOR.public_key, fields=["email", "phone"], purpose="deliveries", duration_ms=HOUR
+        )
+        return grant.id
+
+    grant = await store.run(setup, store.store)
+    pipeline = await store.run(lambda: Pipeline(store.store, ALICE.public_key, "person", identity=ALICE))
+    notified: list[frozenset[str]] = []
+    app = federation_app(
+        store=store,
+        pipeline=pipeline,
+        node_id=encode_node_id(ALICE.public_key),
+        role="person",
+        on_ingest=notified.append,
+        limiter=RateLimiter(rate=100, burst=200, clock=FrozenMs()),
+    )
+    try:
+        yield Person(Served(store, app, notified, FrozenMs()), grant), locked
+    finally:
+        await store.aclose()
+
+
+async def test_access_answers_only_the_grantee_and_receipts_every_answer(person):
+    alice, locked = person
+    with trio.fail_after(10):
+        async with alice.served.peer(VENDOR) as vendor, alice.served.peer(BOB) as bob:
+            if locked:
+                with pytest.raises(DeliveryError, match="503 vault_locked"):
+                    await vendor.fetch(BASE, alice.grant, ["email"])
+                assert await alice.served.store.run(lambda: Receipts(alice.served.store.store).list()) == []
+                return
+            got = await vendor.fetch(BASE, alice.grant, ["email"])
+            assert (got.grant, got.fields, got.values) == (alice.grant, ["email"], {"email": SECRETS["email"]})
+            assert (await vendor.fetch(BASE, alice.grant)).values == SECRETS
+            for who, grant, fields, reason in (
+                (bob, alice.grant, None, "not_grantee"),
+                (vendor, "ab" * 32, None, "no_grant"),
+                (vendor, alice.grant, ["name"], "out_of_scope"),
+            ):
+                with pytest.raises(AccessRefused) as caught:
+                    await who.fetch(BASE, grant, fields)
+                assert caught.value.reason == reason
+        outcomes = await alice.served.store.run(lambda: [r.outcome for r in Receipts(alice.served.store.store).list()])
+    assert outcomes == ["ok", "ok", "not_grantee", "no_grant", "out_of_scope"]
+    # Receipt copies were queued for the vendor, a peer with a URL (BOB is none: his waits in the inbox).
+    assert frozenset({VENDOR.public_key.hex()}) in alice.served.notified
+
+
+async def test_access_bodies_that_break_the_wire_rules_get_400(person):
+    alice, _ = person
+    with trio.fail_after(10):
+        async with alice.served.client(VENDOR) as http:
+            for body in (
+                msgpack.packb({"grant": b"x" * 31, "fields": None}),
+                msgpack.packb({"grant": b"x" * 32}),
+                msgpack.packb({"grant": b"x" * 32, "fields": []}),
+                msgpack.packb({"grant": b"x" * 32, "fields": [1]}),
+                msgpack.packb({"grant": b"x" * 32, "fields": None, "more": 1}),
+                msgpack.packb([b"x" * 32]),
+            ):
+                response = await http.post("/v1/access", content=body)
+                assert response.status_code == 400
+                assert msgpack.unpackb(response.content)["error"] == wire.MALFORMED_REQUEST
+            for body in (msgpack.packb([[b"x" * 32, -1, b""]]), msgpack.packb([[b"x" * 32, 1]]), b"\x81"):
+                response = await http.post("/v1/access/push", content=body)
+                assert response.status_code == 400
+        assert await alice.served.store.run(lambda: Receipts(alice.served.store.store).list()) == []
+
+
+async def test_access_push_answers_one_reason_per_item(person):
+    """Alice's node holds no grant received from BOB: what he pushes is refused item by item."""
+    alice, _ = person
+    grant = bytes.fromhex(alice.grant)
+    good = seal(ALICE.public_key, envelope_codec({"email": "x"}), info=grant)
+    with trio.fail_after(10):
+        async with alice.served.peer(BOB) as bob:
+            reasons = await bob.push_data(
+                BASE,
+                [
+                    wire.PushItem(grant, 1, good),
+                    wire.PushItem(grant, 1, b"not sealed to alice"),
+                    wire.PushItem(bytes(32), 1, good),  # sealed with another grant id as info
+                ],
+            )
+    assert reasons[1] == reasons[2] == Reason.INVALID_BODY
+    assert reasons[0] not in (Reason.OK, Reason.INVALID_BODY)  # no grant from BOB here
+
+
+def envelope_codec(value) -> bytes:
+    from node.backends import NATIVE
+
+    return NATIVE.encode(value)

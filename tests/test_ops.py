@@ -55,6 +55,14 @@ async def test_the_op_table_is_the_designed_one():
             "blocks.add",
             "blocks.remove",
             "sync",
+            "access.request",
+            "access.fetch",
+            "grants.approve",
+            "grants.deny",
+            "grants.create",
+            "grants.revoke",
+            "vault.set",
+            "vault.delete",
         ]
     )
 
@@ -110,19 +118,85 @@ async def test_cast_and_withdraw_are_stored_and_queued_for_every_pushable_peer(a
 
 async def test_ops_for_the_other_role_are_refused(alice, acme):
     with trio.fail_after(TIMEOUT):
+        someone = encode_node_id(Identity.generate().public_key)
         async with direct_services(*alice) as services:
             for name, args in (
                 ("subscriptions.add", {"text": "?flight"}),
                 ("offers.make", {"lead": 1, "price_minor": 100, "currency": "USD", "text": "x", "ttl_ms": HOUR}),
+                ("access.request", {"person": someone, "fields": ["email"], "purpose": "x", "duration_ms": HOUR}),
+                ("access.fetch", {"grant": "abcdef01"}),
             ):
                 with pytest.raises(ValidationError) as refused:
                     await run_op(services, name, args)
                 assert refused.value.field == "role"
         async with direct_services(*acme) as services:
-            for name in ("offers.accept", "offers.decline"):
+            for name, args in (
+                ("offers.accept", {"ref": "abcdef01"}),
+                ("offers.decline", {"ref": "abcdef01"}),
+                ("grants.approve", {"request": "abcdef01"}),
+                ("grants.deny", {"request": "abcdef01"}),
+                ("grants.revoke", {"ref": "abcdef01"}),
+                ("grants.create", {"vendor": someone, "fields": ["email"], "purpose": "x", "duration_ms": HOUR}),
+            ):
                 with pytest.raises(ValidationError) as refused:
-                    await run_op(services, name, {"ref": "abcdef01"})
+                    await run_op(services, name, args)
                 assert refused.value.field == "role"
+
+
+async def test_access_arguments_are_checked_before_anything_is_written(alice, acme):
+    with trio.fail_after(TIMEOUT):
+        async with direct_services(*acme) as services:
+            for args, field in (
+                ({"person": "vrm1nope", "fields": ["email"], "purpose": "x", "duration_ms": HOUR}, "person"),
+                ({"person": alice[0].node_id, "fields": "email", "purpose": "x", "duration_ms": "1h"}, "duration_ms"),
+                ({"person": alice[0].node_id, "fields": [1], "purpose": "x", "duration_ms": HOUR}, "fields"),
+            ):
+                with pytest.raises(ValidationError) as refused:
+                    await run_op(services, "access.request", args)
+                assert refused.value.field == field
+            with pytest.raises(ValidationError) as refused:
+                await run_op(services, "access.fetch", {"grant": "abcdef01", "fields": "x", "more": 1})
+            assert refused.value.field == "more"
+            assert await services.store.run(lambda: services.store.store.count("envelopes")) == 0
+        async with direct_services(*alice) as services:
+            with pytest.raises(ValidationError) as refused:
+                await run_op(services, "grants.approve", {"request": "abcdef01", "push": "yes"})
+            assert refused.value.field == "push"
+            with pytest.raises(ValidationError) as refused:
+                await run_op(services, "grants.create", {"vendor": "x", "fields": ["email"], "purpose": "x", "duration_ms": HOUR})
+            assert refused.value.field == "vendor"
+
+
+async def test_an_access_request_is_sent_to_the_person_alone(alice, acme):
+    with trio.fail_after(TIMEOUT):
+        async with direct_services(*acme) as services:
+            changed: list[set[str]] = []
+            services.changed = changed.append
+            store = services.store.store
+            await services.store.run(
+                lambda: Peers(store).add(public_key=bytes.fromhex(alice[0].public_key), url=DEAD_URL, role="person", name="")
+            )
+            other = await services.store.run(_add_peer, services, "relay")
+            args = {"person": alice[0].node_id, "fields": ["shipping_address", "email"], "purpose": "ship order 123"}
+            made = await run_op(services, "access.request", {**args, "duration_ms": 30 * 24 * HOUR, "for": None})
+            assert made["fields"] == ["email", "shipping_address"] and made["status"] == "pending"
+            assert changed == [{alice[0].public_key}]
+            queued = await services.store.run(store.query, "SELECT peer, ref FROM outbox")
+            assert queued == [{"peer": alice[0].public_key, "ref": made["id"]}]
+            assert other not in {row["peer"] for row in queued}
+
+
+async def test_vault_ops_never_return_the_value(alice):
+    with trio.fail_after(TIMEOUT):
+        async with direct_services(*alice) as services:
+            entry = await run_op(services, "vault.set", {"name": "email", "value": "alice@example.org"})
+            assert set(entry) == {"name", "encrypted", "created_at", "updated_at"} and entry["name"] == "email"
+            assert "alice@example.org" not in repr(entry)
+            assert await run_op(services, "vault.delete", {"name": "email"}) == {**entry}
+            with pytest.raises(NotFoundError):
+                await run_op(services, "vault.delete", {"name": "email"})
+            with pytest.raises(ValidationError):
+                await run_op(services, "vault.set", {"name": "Bad Name", "value": "x"})
 
 
 async def test_subscriptions_change_the_matcher(acme):

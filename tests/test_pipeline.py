@@ -14,6 +14,8 @@ from federation import wire
 from federation.outbox import Outbox
 from federation.pipeline import GOSSIP_KIND, Ingested, Pipeline
 from node import envelope
+from node.errors import ValidationError
+from node.grants import Grants
 from node.identity import Identity
 from node.intents import Intents, parse_intent
 from node.leads import Leads
@@ -81,7 +83,7 @@ def make_node(tmp_path):
         subs = Subscriptions(store, clock=clock)
         for text in subscriptions:
             subs.add(text)
-        pipeline = Pipeline(store, identity.public_key, role, None, subs.index, clock)
+        pipeline = Pipeline(store, identity.public_key, role, None, subs.index, clock, identity=identity)
         return Node(identity, role, store, pipeline, clock)
 
     yield make
@@ -156,11 +158,11 @@ def test_body_rules_and_kinds_not_gossiped(make_node):
     good = intent_env(ALICE, "?flight SFO->JFK")
     body = dict(good.body, tokens=["train"])  # not what the text gives
     lying = envelope.create(ALICE, "intent", body, created=NOW, expires=NOW + HOUR)
-    request = envelope.create(ALICE, "request", {"x": 1}, created=NOW, expires=NOW + HOUR)
+    request = envelope.create(ALICE, "request", {"x": 1}, created=NOW, expires=NOW + HOUR)  # no addressee
     offer_bad = envelope.create(VENDOR, "offer", {"intent": b"x"}, created=NOW, expires=NOW + HOUR)
     assert relay.ingest([item(lying), item(request), item(offer_bad), item(good)]) == [
         Reason.INVALID_BODY,
-        Reason.NOT_FOR_ROLE,
+        Reason.INVALID_BODY,
         Reason.INVALID_BODY,
         Reason.OK,
     ]
@@ -437,3 +439,61 @@ def test_outbox_rows_are_gossip_items(make_node):
     [row] = Outbox(relay.store).due(OTHER.public_key.hex(), NOW)
     assert row.payload == wire.encode_item(3, env.raw) and row.kind == GOSSIP_KIND
     assert row.ref == env.id.hex() and row.expires_at == env.expires
+
+
+# -- direct kinds -------------------------------------------------------------------------------------
+
+
+def access_request(vendor: Node, person: Node) -> envelope.Envelope:
+    """The vendor's node signs a request for the person's email (and holds it as sent)."""
+    _, env = Grants(vendor.store, clock=vendor.clock).request(
+        vendor.identity, person.identity.public_key, fields=["email"], purpose="receipts", duration_ms=HOUR,
+        for_ref=None,
+    )
+    return env
+
+
+def test_a_direct_envelope_is_taken_only_by_its_addressee_in_its_role(make_node):
+    alice, vendor, relay = make_node(ALICE, "person"), make_node(VENDOR, "vendor"), make_node(RELAY, "relay")
+    bob = make_node(BOB, "person")
+    for node in (alice, relay, bob):
+        node.peer(OTHER)
+    request = access_request(vendor, alice)
+    # Anybody but the addressee refuses it and keeps nothing: direct envelopes are never relayed.
+    assert relay.ingest([item(request)]) == [Reason.NOT_FOR_ROLE]
+    assert bob.ingest([item(request)]) == [Reason.NOT_FOR_ROLE]
+    assert held_ids(relay) == held_ids(bob) == set() and relay.store.count("outbox") == 0
+    # Its addressee takes it (ttl 0, recipient herself), stores the request, and forwards nothing.
+    assert alice.ingest([item(request, ttl=4)], OTHER.public_key.hex()) == [Reason.OK]
+    [held] = alice.pipeline.log.since(0, 10, recipient=alice.key)[0]
+    assert (held.id, held.ttl, held.recipient) == (request.id.hex(), 0, alice.key)
+    assert alice.store.count("outbox") == 0
+    assert [r.id for r in Grants(alice.store, clock=alice.clock).pending()] == [request.id.hex()]
+    assert alice.ingest([item(request)]) == [Reason.DUPLICATE]
+    # A request addressed to a vendor's node does not fit its role.
+    to_vendor = access_request(make_node(OTHER, "vendor"), vendor)
+    assert vendor.ingest([item(to_vendor)]) == [Reason.NOT_FOR_ROLE]
+
+
+def test_publish_direct_queues_for_the_addressee_alone_and_gossip_pulls_leave_it_out(make_node):
+    vendor, alice = make_node(VENDOR, "vendor"), make_node(ALICE, "person")
+    vendor.peer(alice)
+    vendor.peer(RELAY)
+    vendor.peer(OTHER)
+    request = access_request(vendor, alice)
+    assert vendor.pipeline.publish(request) == {alice.key}  # publish sends a direct kind directly too
+    assert vendor.queued(alice) == [wire.GossipItem(0, request.raw)]
+    assert vendor.queued(RELAY) == vendor.queued(OTHER) == []
+    assert vendor.pipeline.publish_direct(request, alice.key) == set()  # once
+    gossip = vendor.pipeline.page(0, 10)
+    assert gossip.items == [] and gossip.next > 0  # left out, but the cursor moves past it
+    assert vendor.pipeline.page(0, 10, recipient=alice.key).items == [wire.GossipItem(0, request.raw)]
+    assert vendor.pipeline.page(0, 10, recipient=RELAY.public_key.hex()).items == []
+    with pytest.raises(ValidationError):
+        vendor.pipeline.publish_direct(request, RELAY.public_key.hex())
+    # Addressed to a node that is no peer with a URL: held for its inbox, queued for nobody.
+    bob = make_node(BOB, "person")
+    vendor.peer(bob, url=None)
+    assert vendor.pipeline.publish(access_request(vendor, bob)) == set()
+    assert vendor.queued(bob) == []
+    assert len(vendor.pipeline.page(0, 10, recipient=bob.key).items) == 1
