@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from node.errors import (
+    AccessRefused,
     ConflictError,
     NotFoundError,
     PassphraseError,
@@ -41,10 +42,11 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_PASSPHRASE = 5
 EXIT_INVALID = 6
+EXIT_REFUSED = 7  # a person's node refused a data access; the reason is named
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 bad command line, 3 not found, 4 conflict or already exists, "
-    "5 passphrase wrong or missing, 6 invalid value.\n\n"
+    "5 passphrase wrong or missing, 6 invalid value, 7 access refused by the person's node.\n\n"
     "Home: --home PATH, else $VRM_HOME, else the platform data directory. "
     "Passphrase: $VRM_PASSPHRASE, else a hidden prompt on a terminal."
 )
@@ -55,6 +57,7 @@ _EXIT_CODES: tuple[tuple[type[VrmError], int], ...] = (
     (ConflictError, EXIT_CONFLICT),
     (PassphraseError, EXIT_PASSPHRASE),
     (ValidationError, EXIT_INVALID),
+    (AccessRefused, EXIT_REFUSED),
 )
 
 
@@ -192,19 +195,33 @@ class NodeContext:
             return Vault(self.store(), None)
         return open_vault(self.home(), self.store(), self.passphrase())
 
-    def run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def run_op_on_daemon(self, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Run an op through the daemon's admin API when `vrm serve` runs for this home; None (nothing
+        done) when it does not, for commands that work on the store directly then."""
+        import trio
+
+        from federation.admin import AdminClient
+
+        async def attempt() -> dict[str, Any] | None:
+            client = await AdminClient.from_home(self.home())
+            return None if client is None else await client.run_op(name, args)
+
+        return trio.run(attempt)
+
+    def run_op(self, name: str, args: dict[str, Any], *, vault: bool = False) -> dict[str, Any]:
         """Run a write operation of ``federation.ops`` and return its JSON result.
 
         When `vrm serve` runs for this home its admin API does it (so the daemon's deliverer and matcher
         see the change at once, and no passphrase is needed); otherwise it runs here, against the store,
-        signed with this node's identity. Errors are the same classes either way, hence the same exit
-        codes.
+        signed with this node's identity. ``vault``: the op reads the vault (a push grant seals its
+        fields), so without a daemon the vault key is derived too. Errors are the same classes either
+        way, hence the same exit codes.
         """
         import trio
 
-        return trio.run(self._run_op, name, args)
+        return trio.run(self._run_op, name, args, vault)
 
-    async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def _run_op(self, name: str, args: dict[str, Any], vault: bool) -> dict[str, Any]:
         from federation.admin import AdminClient
 
         home = self.home()
@@ -214,8 +231,15 @@ class NodeContext:
         from federation.ops import direct_services, run_op
 
         identity = self.identity()
-        async with direct_services(home, identity) as services:
+        vault_key = self.vault_key() if vault else None
+        async with direct_services(home, identity, vault_key=vault_key) as services:
             return await run_op(services, name, args)
+
+    def vault_key(self) -> bytes | None:
+        """The vault's key from the passphrase (None for a home without one: its vault is plain)."""
+        from node.keystore import derive_vault_key
+
+        return derive_vault_key(self.home().key_path, self.passphrase())
 
     def require_role(self, role: str, what: str) -> None:
         """Refuse a command meant for the other kind of node, before asking for anything."""

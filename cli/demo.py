@@ -4,8 +4,11 @@ A person node (Alice) and two vendor nodes (Acme Air listens for flights, Blue B
 loopback, each a real ``NodeRuntime`` (HTTP servers, gossip, matcher, outbox) with its own SQLite store in
 a temporary directory, all in one trio program. Alice casts two intents; each vendor gets a lead only
 for the one its subscription matches and answers it with an offer; both offers reach Alice, who accepts
-one and declines the other; the demo then shows what changed in her records and on Acme's side, and
-stops the nodes.
+one and declines the other; the demo then shows what changed in her records and on Acme's side.
+
+The last act is consented access: Acme Air, whose offer she accepted, asks for her shipping address;
+she grants it for one use; Acme fetches it; a second fetch is refused (budget spent); she revokes; Acme's
+node deletes what it held and confirms it, signed; her receipt log verifies. Then the nodes stop.
 
 ``vrm demo --envelopes`` is the earlier, lower-level demo: one envelope through encode, decode and
 verify, then a mixed batch verified in one native call.
@@ -66,7 +69,7 @@ async def _story(console: Console, root: Path) -> None:
     from node.home import init_home
     from node.keystore import load_identity
 
-    console.rule("[bold]vrm-node demo: an intent meets two vendors")
+    console.rule("[bold]vrm-node demo: an intent meets two vendors, and Alice decides who sees her address")
     specs = [
         ("alice", "person", "Alice", ""),
         ("acme", "vendor", "Acme Air", "acme-air"),
@@ -76,7 +79,9 @@ async def _story(console: Console, root: Path) -> None:
         nodes: dict[str, Any] = {}
         for key, role, name, handle in specs:
             home = init_home(root / key, None, role=role, name=name, handle=handle)
-            runtime = NodeRuntime(home, load_identity(home.key_path, None), port=0)
+            # The grants sweeper would end a spent grant on its own after a while; the story has Alice
+            # revoke it herself, so the sweep runs only at start.
+            runtime = NodeRuntime(home, load_identity(home.key_path, None), port=0, grants_interval=3600.0)
             nodes[key] = await nursery.start(runtime.run)
         alice, acme, bikes = nodes["alice"], nodes["acme"], nodes["bikes"]
         table = _table(
@@ -150,8 +155,84 @@ async def _story(console: Console, root: Path) -> None:
         for purchase in purchases:
             console.print(f"   purchase: {purchase.product} for {_money(purchase.price_minor, purchase.currency)}")
 
+        await _consented_access(console, op, alice, acme, acme_offer["id"])
+
         for runtime in nodes.values():
             runtime.stop()
+
+
+SHIPPING_ADDRESS = "221B Baker Street, London NW1 6XE"
+MASK = "••••••"  # a vault value is printed once, where the vendor legitimately fetched it
+
+
+async def _consented_access(console: Console, op: Any, alice: Any, acme: Any, offer_id: str) -> None:
+    """The last act: a request, a one-use grant, a fetch, a refusal, the revocation, the deletion
+    statement and the receipt log, between Alice and the vendor whose offer she accepted."""
+    from node.errors import AccessRefused
+
+    console.rule("[bold]Consented access: Acme Air needs Alice's shipping address")
+    await op(alice, "vault.set", {"name": "shipping_address", "value": SHIPPING_ADDRESS})
+    console.print(f"9. Alice keeps her shipping address in her vault: shipping_address = [dim]{MASK}[/]")
+
+    purpose = "ship the tickets"
+    args = {"person": alice.home.node_id, "fields": ["shipping_address"], "purpose": purpose,
+            "duration_ms": 30 * DAY_MS, "for": offer_id}  # fmt: skip
+    await op(acme, "access.request", args)
+    [pending] = await _until(lambda: _pending(alice), "Acme's request at Alice")
+    console.print(
+        f"10. Acme Air asks for [cyan]{', '.join(pending.fields)}[/] for 30 days to \"{pending.purpose}\" "
+        "(its accepted offer); the signed request waits in Alice's [bold]grants pending[/]"
+    )
+
+    grant = await op(alice, "grants.approve", {"request": pending.id, "uses": 1, "push": False})
+    await _until(lambda: _received_grant(acme, grant["id"]), "the grant at Acme")
+    console.print(
+        f"11. Alice approves it for [bold]one use[/]: grant {grant['id'][:12]}…, signed by her, naming "
+        "Acme's key, the field, the purpose and the expiry"
+    )
+
+    fetched = await op(acme, "access.fetch", {"grant": grant["id"], "fields": None})
+    console.print(
+        "12. Acme fetches with a signed request; Alice's node checks the grant, spends the use and "
+        "answers, sealed to Acme's key:"
+    )
+    for name, value in sorted(fetched["values"].items()):
+        console.print(f"    {name} = [bold]{value}[/]")
+
+    try:
+        await op(acme, "access.fetch", {"grant": grant["id"], "fields": None})
+    except AccessRefused as exc:
+        console.print(f"13. A second fetch is refused: [bold red]{exc.reason}[/] (the grant allowed one use)")
+    else:
+        raise DemoStalled("the second fetch was answered; it should be refused (budget_spent)")
+
+    await op(alice, "grants.revoke", {"ref": grant["id"]})
+    console.print("14. Alice revokes the grant: a signed revocation goes to Acme, asking it to delete the data")
+    confirmed = await _until(lambda: _deletion_confirmed(alice, grant["id"]), "Acme's deletion statement at Alice")
+    if await _held(acme, grant["id"]):
+        raise DemoStalled("Acme deleting the data it held under the revoked grant")
+    console.print(
+        "    Acme's node deletes the address and answers with a signed deletion statement: "
+        f"[bold green]deletion confirmed[/] at {time.strftime('%H:%M:%S', time.localtime(confirmed / 1000))}"
+    )
+
+    receipts, report = await alice.store.run(_receipt_log, alice.store.store, alice.home.public_key)
+    table = _table(
+        "15. Alice's receipt log, hash-chained and signed by her node",
+        "#", "vendor", "fields", "purpose", "outcome",
+    )  # fmt: skip
+    names = {acme.home.public_key: acme.home.name}
+    for receipt in receipts:
+        table.add_row(str(receipt.seq), names.get(receipt.vendor, receipt.vendor[:12]), ", ".join(receipt.fields),
+                      receipt.purpose, receipt.outcome)  # fmt: skip
+    console.print(table)
+    if not report.ok:
+        raise DemoStalled(f"a verifying receipt log (broken at #{report.seq}: {report.problem})")
+    await _until(lambda: _copies(acme, [r.id for r in receipts]), "Acme's copies of the receipts")
+    console.print(
+        f"    verify-log: [bold green]intact[/]: {len(receipts)} receipts, chained and signed; "
+        "Acme holds its copy of each"
+    )
 
 
 def _offer(lead: Any, price_minor: int, text: str) -> dict[str, Any]:
@@ -207,6 +288,46 @@ async def _decided(runtime: Any, status: str) -> bool:
 
     offers = await runtime.store.run(lambda: Offers(runtime.store.store).list(direction="sent", status=status))
     return bool(offers)
+
+
+async def _pending(runtime: Any) -> list[Any]:
+    from node.grants import Grants
+
+    return await runtime.store.run(lambda: Grants(runtime.store.store).pending())
+
+
+async def _received_grant(runtime: Any, grant_id: str) -> bool:
+    from node.grants import Grants
+
+    grants = await runtime.store.run(lambda: Grants(runtime.store.store).list(direction="received"))
+    return any(g.id == grant_id for g in grants)
+
+
+async def _deletion_confirmed(runtime: Any, grant_id: str) -> int | None:
+    from node.grants import Grants
+
+    grant = await runtime.store.run(Grants(runtime.store.store).get, grant_id)
+    return grant.deletion_confirmed_at
+
+
+async def _held(runtime: Any, grant_id: str) -> dict[str, str]:
+    from node.grants import Grants
+
+    return await runtime.store.run(Grants(runtime.store.store).held, grant_id)
+
+
+async def _copies(runtime: Any, ids: list[str]) -> bool:
+    from node.receipts import Receipts
+
+    held = await runtime.store.run(lambda: Receipts(runtime.store.store).list())
+    return [r.id for r in held] == ids
+
+
+def _receipt_log(store: Any, public_key_hex: str) -> tuple[list[Any], Any]:
+    from node.receipts import Receipts
+
+    receipts = Receipts(store)
+    return receipts.list(), receipts.verify(bytes.fromhex(public_key_hex))
 
 
 def _alice_records(store: Any, vendor_node_id: str) -> tuple[str, list[Any], list[Any]]:

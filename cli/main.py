@@ -13,6 +13,7 @@ import typer
 
 from cli import (
     exchange_cmd,
+    grants_cmd,
     intents_cmd,
     issues_cmd,
     market_cmd,
@@ -117,6 +118,7 @@ exchange_cmd.register(app)
 serve_cmd.register(app)
 peers_cmd.register(app)
 market_cmd.register(app)
+grants_cmd.register(app)
 
 
 def main() -> None:

@@ -51,6 +51,8 @@ def serve(
     state = node(ctx)
     home = state.home()
     identity = state.identity()  # ask for the passphrase before anything listens
+    # The vault key answers fetches and seals pushed data; None for a home without a passphrase.
+    vault_key = state.vault_key()
 
     def ready(runtime: Any) -> None:
         # flush: a script (or a test) reads these lines through a pipe while the node keeps running
@@ -72,6 +74,7 @@ def serve(
                 port=port,
                 admin_port=admin_port,
                 public_url=public_url,
+                vault_key=vault_key,
                 on_ready=ready,
             )
         )

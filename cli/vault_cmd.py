@@ -1,6 +1,9 @@
 """`vrm vault …`: named personal fields, encrypted at rest when the node has a passphrase.
 
-Only `vault get NAME` ever prints a value; `list` shows names and times.
+Only `vault get NAME` ever prints a value; `list` shows names and times. While `vrm serve` runs, `set`
+and `delete` go through it (the vault.set / vault.delete ops), so live push grants covering the field
+push the change to their vendors at once; without a daemon they work on the store, and the daemon
+pushes what changed when it starts.
 """
 
 from __future__ import annotations
@@ -44,11 +47,15 @@ def set_(
         if not stdin_is_tty():
             raise typer.BadParameter("give VALUE, or '-' to read it from stdin", param_hint="VALUE")
         value = typer.prompt(f"Value for {name}", hide_input=True, err=True)
-    entry = node(ctx).vault(unlock=True).set(name, value)
-    if entry.encrypted:
-        output.say(f"stored {entry.name} (encrypted)")
+    state = node(ctx)
+    done = state.run_op_on_daemon("vault.set", {"name": name, "value": value})
+    if done is None:
+        entry = state.vault(unlock=True).set(name, value)
+        done = {"name": entry.name, "encrypted": entry.encrypted}
+    if done["encrypted"]:
+        output.say(f"stored {done['name']} (encrypted)")
     else:
-        output.say(f"stored {entry.name}")
+        output.say(f"stored {done['name']}")
         output.note("note: this node has no passphrase, so vault values are stored unencrypted")
 
 
@@ -74,7 +81,9 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @vault.command("delete")
 def delete(ctx: typer.Context, name: NameArg) -> None:
     """Remove a field."""
-    node(ctx).vault(unlock=False).delete(name)
+    state = node(ctx)
+    if state.run_op_on_daemon("vault.delete", {"name": name}) is None:
+        state.vault(unlock=False).delete(name)
     output.say(f"deleted {name}")
 
 

@@ -190,10 +190,13 @@ class Daemon:
     node_id: str
 
 
-def start_daemon(home: Path) -> Daemon:
-    """`vrm serve --port 0` in a process; returns once it printed where it listens."""
+def start_daemon(home: Path, passphrase: str | None = None) -> Daemon:
+    """`vrm serve --port 0` in a process (given the passphrase of an encrypted home); returns once it
+    printed where it listens."""
     env = {**os.environ, "VRM_HOME": str(home)}
     env.pop("VRM_PASSPHRASE", None)
+    if passphrase is not None:
+        env["VRM_PASSPHRASE"] = passphrase
     process = subprocess.Popen(
         [str(VRM), "serve", "--port", "0"],
         env=env,
@@ -324,16 +327,25 @@ def test_peers_add_without_a_daemon_reaches_a_running_node(alice, acme, daemons)
 # -- the README's federation walkthrough -------------------------------------------------------------
 
 
-def federation_walkthrough() -> list[str]:
+def walkthrough(title: str) -> list[tuple[str, int]]:
+    """The commands of a README section, in order, each with the exit code its comment announces
+    ("(exit 7)"), else 0."""
     readme = (ROOT / "README.md").read_text("utf-8")
-    section = readme.split("## Walkthrough: the federation", 1)[1].split("\n## ", 1)[0]
+    section = readme.split(f"## Walkthrough: {title}", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
-    return [line.split(" #")[0].strip() for block in blocks for line in block.splitlines() if line.startswith("vrm ")]
+    commands = []
+    for block in blocks:
+        for line in block.splitlines():
+            if line.startswith("vrm ") or "| vrm " in line:
+                command, _, comment = line.partition(" #")
+                code = re.search(r"\(exit (\d)\)", comment)
+                commands.append((command.strip(), int(code[1]) if code else 0))
+    return commands
 
 
-def test_readme_federation_walkthrough_runs_with_two_daemons(tmp_path):
-    """Every command of the section, in order, as installed; the daemons on free ports instead of
-    8470/8471, and the offer's real id for the README's stand-in."""
+def test_readme_federation_and_consented_access_walkthroughs_run_with_two_daemons(tmp_path):
+    """Every command of both sections, in order, as installed; the daemons on free ports instead of
+    8470/8471, and real ids for the README's stand-ins (an offer, a request, two grants)."""
     env = {
         **os.environ,
         "PATH": f"{VRM.parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -341,8 +353,9 @@ def test_readme_federation_walkthrough_runs_with_two_daemons(tmp_path):
     }
     env.pop("VRM_PASSPHRASE", None)
     Vrm(tmp_path / "alice-node")("init", "--no-passphrase")  # the first walkthrough's node
-    commands = federation_walkthrough()
-    assert len(commands) >= 12 and sum(" serve " in c for c in commands) == 2
+    federation, access = walkthrough("the federation"), walkthrough("consented access")
+    assert len(federation) >= 12 and sum(" serve " in c for c, _ in federation) == 2
+    assert len(access) >= 15 and any(code == 7 for _, code in access)
     urls: dict[str, str] = {}
     daemons: list[Daemon] = []
     out: dict[str, str] = {}
@@ -350,8 +363,24 @@ def test_readme_federation_walkthrough_runs_with_two_daemons(tmp_path):
     def run(line: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=60)
 
+    def listed(command: str) -> Any:
+        return json.loads(run(command).stdout or "[]")
+
+    def grant(fields: list[str]) -> str:
+        found = eventually(
+            lambda: [g for g in listed("vrm grants list --all --json") if g["fields"] == fields], f"a grant of {fields}"
+        )
+        return found[0]["id"][:8]
+
+    # The README's stand-ins for ids, and how to find the real one.
+    stand_ins: dict[str, Callable[[], str]] = {
+        "5f1c2a": lambda: eventually(lambda: listed("vrm offers list --json"), "the offer")[0]["id"][:8],
+        "7d3e9b": lambda: eventually(lambda: listed("vrm grants pending --json"), "the request")[0]["id"][:8],
+        "c41a08": lambda: grant(["shipping_address"]),
+        "e9b207": lambda: grant(["email"]),
+    }
     try:
-        for line in commands:
+        for line, code in federation + access:
             line = line.replace("/tmp/", f"{tmp_path}/")
             for readme_url, real in urls.items():
                 line = line.replace(readme_url, real)
@@ -362,17 +391,24 @@ def test_readme_federation_walkthrough_runs_with_two_daemons(tmp_path):
                 daemons.append(daemon)
                 urls[f"http://127.0.0.1:{port}"] = daemon.url
                 continue
-            if "5f1c2a" in line:  # the README's stand-in for the offer's id
-                offers = eventually(lambda: json.loads(run("vrm offers list --json").stdout), "the offer")
-                line = line.replace("5f1c2a", offers[0]["id"][:8])
+            for stand_in, real_id in stand_ins.items():
+                if stand_in in line:
+                    line = line.replace(stand_in, real_id())
             # Gossip travels in the background: a command about what has not arrived yet is retried.
-            result = eventually(lambda: (r := run(line)).returncode == 0 and r, line)
-            out[line] = result.stdout
+            result = eventually(lambda: (r := run(line)).returncode == code and r, line)
+            out[line] = result.stdout + result.stderr
+        shown = next(v for k, v in out.items() if k.startswith("vrm vendors show bay-air"))
+        assert "Bay Air" in shown and "bought ?flight SFO->JFK" in shown
+        vendor_offers = next(v for k, v in out.items() if k.endswith("offers list --all"))
+        assert "accepted" in vendor_offers
+        assert "221B Baker Street" in next(v for k, v in out.items() if "access fetch" in k and "show-values" in k)
+        assert "budget_spent" in next(v for k, v in out.items() if "access fetch" in k and "budget_spent" in v)
+        assert "verified" in next(v for k, v in out.items() if k.startswith("vrm grants verify-log"))
+        spent = stand_ins["c41a08"]()
+        eventually(lambda: "confirmed" in run(f"vrm grants show {spent}").stdout, "the deletion statement")
+        receipts = json.loads((tmp_path / "alice-receipts.json").read_text())["receipts"]
+        assert [r["outcome"] for r in receipts][:2] == ["ok", "budget_spent"]
     finally:
         for daemon in daemons:
             code, err = stop_daemon(daemon)
             assert code == 0, err
-    shown = next(v for k, v in out.items() if k.startswith("vrm vendors show bay-air"))
-    assert "Bay Air" in shown and "bought ?flight SFO->JFK" in shown
-    vendor_offers = next(v for k, v in out.items() if k.endswith("offers list --all"))
-    assert "accepted" in vendor_offers

@@ -1,5 +1,7 @@
 """`vrm demo`, the README's first command, tells the federation's story and it is true: the lead goes
-to the matching vendor only, the offers reach the person, the acceptance lands in the records."""
+to the matching vendor only, the offers reach the person, the acceptance lands in the records; then
+the vendor gets the shipping address under a one-use grant, is refused a second time, the grant is
+revoked, the deletion confirmed and the receipt log verifies."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import time
 
 from rich.console import Console
 
-from cli.demo import run_demo, run_envelope_demo
+from cli.demo import MASK, SHIPPING_ADDRESS, run_demo, run_envelope_demo
 
 
 def test_the_demo_story_happens_on_three_real_nodes():
@@ -37,6 +39,28 @@ def test_the_demo_story_happens_on_three_real_nodes():
     timeline = text.split("is now one of her vendors", 1)[1]
     assert re.search(r"bought \?flight SFO->JFK max:400USD", timeline), timeline
     assert "Accepted offer" in timeline
+
+    # The last act: consented access, in the order the story tells it.
+    act = text.split("Consented access", 1)[1]
+    steps = [
+        "asks for shipping_address",
+        "approves it for one use",
+        "Acme fetches with a signed request",
+        "A second fetch is refused: budget_spent",
+        "Alice revokes the grant",
+        "deletion confirmed",
+        "Alice's receipt log",
+        "verify-log: intact: 2 receipts, chained and signed",
+    ]
+    positions = [act.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
+    # The address is printed once: where the vendor fetched it; the vault shows it masked.
+    assert text.count(SHIPPING_ADDRESS) == 1
+    assert re.search(rf"shipping_address = {re.escape(SHIPPING_ADDRESS)}", act)
+    assert f"shipping_address = {MASK}" in act
+    log = act.split("Alice's receipt log", 1)[1]
+    rows = [line for line in log.splitlines() if "│ Acme Air" in line]
+    assert [line.split("│")[5].strip() for line in rows] == ["ok", "budget_spent"], rows
     assert "the demo stalled" not in text and "done in" in text
 
 
