@@ -8,12 +8,13 @@ against a clock and raises EnvelopeError with the reason when it is refused.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from node.backends import NATIVE, Backend, VerifierLike
 from node.clock import wall_clock_ms
-from node.errors import EnvelopeError
+from node.errors import EnvelopeError, ValidationError
 from node.identity import Identity
 from node.reasons import Reason
 
@@ -77,3 +78,28 @@ def verify(raw: bytes, now_ms: int, verifier: VerifierLike, backend: Backend = N
         where = f"envelope {envelope_id.hex()}" if any(envelope_id) else "envelope did not decode"
         raise EnvelopeError(code, where)
     return decode(raw, backend)
+
+
+def addressed_body(
+    env: Envelope,
+    kind: str,
+    check: Callable[[Any], dict[str, Any]],
+    me: bytes | None,
+    *,
+    refuse_self: bool = True,
+) -> tuple[dict[str, Any] | None, Reason]:
+    """The addressee's first checks of a direct message: the checked body and OK, or None and the
+    refusal: ``invalid_body`` (``check`` refused it, or, with ``refuse_self``, it is addressed to its
+    own author) or ``not_for_role`` (its ``to`` is not ``me``, when given). Another kind is the
+    caller's mistake (ValidationError)."""
+    if env.kind != kind:
+        raise ValidationError("kind", f"{env.kind!r} is not a {kind}")
+    try:
+        body = check(env.body)
+    except ValidationError:
+        return None, Reason.INVALID_BODY
+    if refuse_self and body["to"] == env.author:
+        return None, Reason.INVALID_BODY
+    if me is not None and body["to"] != bytes(me):
+        return None, Reason.NOT_FOR_ROLE
+    return body, Reason.OK

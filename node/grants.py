@@ -449,15 +449,9 @@ class Grants:
         ``unknown_intent`` (it names a request we never sent); ``wrong_author`` (that request went to
         someone else); ``invalid_body`` (it grants a field the request did not ask for). A grant naming
         our request marks it approved."""
-        _require_kind(env, "grant")
-        try:
-            body = check_grant_body(env.body)
-        except ValidationError:
-            return Reason.INVALID_BODY
-        if body["to"] == env.author:
-            return Reason.INVALID_BODY
-        if me is not None and body["to"] != bytes(me):
-            return Reason.NOT_FOR_ROLE
+        body, refusal = envelope.addressed_body(env, "grant", check_grant_body, me)
+        if body is None:
+            return refusal
         if self._store.query_one("SELECT 1 FROM grants WHERE id = ?", [env.id.hex()]) is not None:
             return Reason.DUPLICATE
         asked = None
@@ -487,13 +481,11 @@ class Grants:
         the ``deletion`` statement (returned, to be sent to her). Refusals, in order: ``invalid_body``;
         ``not_for_role`` (addressed to another key); ``no_grant`` (no grant we received has that id);
         ``wrong_author`` (not signed by the grant's person); ``duplicate`` (already answered)."""
-        _require_kind(env, "revoke")
-        try:
-            body = check_revoke_body(env.body)
-        except ValidationError:
-            return Reason.INVALID_BODY, None
-        if body["to"] != identity.public_key:
-            return Reason.NOT_FOR_ROLE, None
+        body, refusal = envelope.addressed_body(
+            env, "revoke", check_revoke_body, identity.public_key, refuse_self=False
+        )
+        if body is None:
+            return refusal, None
         row = self._store.query_one(
             "SELECT * FROM grants WHERE id = ? AND direction = 'received'", [body["grant"].hex()]
         )
@@ -615,15 +607,9 @@ class Grants:
         request to its own author); ``not_for_role`` (``to`` is not ``me``, when given); ``duplicate``;
         ``unknown_intent`` (``for`` names neither an intent we cast nor an offer this vendor made us);
         ``withdrawn`` / ``expired`` (that intent ended); ``blocked`` (we blocked the vendor)."""
-        _require_kind(env, "request")
-        try:
-            body = check_request_body(env.body)
-        except ValidationError:
-            return Reason.INVALID_BODY
-        if body["to"] == env.author:
-            return Reason.INVALID_BODY
-        if me is not None and body["to"] != bytes(me):
-            return Reason.NOT_FOR_ROLE
+        body, refusal = envelope.addressed_body(env, "request", check_request_body, me)
+        if body is None:
+            return refusal
         if self._store.query_one("SELECT 1 FROM access_requests WHERE id = ?", [env.id.hex()]) is not None:
             return Reason.DUPLICATE
         now = self._clock()
@@ -907,13 +893,9 @@ class Grants:
         ``invalid_body``; ``not_for_role`` (``to`` is not ``me``, when given); ``no_grant`` (no grant we
         gave has that id); ``not_grantee`` (not signed by its grantee); ``invalid_body`` (it names
         another revocation than ours, or fields not granted); ``duplicate`` (already recorded)."""
-        _require_kind(env, "deletion")
-        try:
-            body = check_deletion_body(env.body)
-        except ValidationError:
-            return Reason.INVALID_BODY
-        if me is not None and body["to"] != bytes(me):
-            return Reason.NOT_FOR_ROLE
+        body, refusal = envelope.addressed_body(env, "deletion", check_deletion_body, me, refuse_self=False)
+        if body is None:
+            return refusal
         row = self._store.query_one(
             "SELECT * FROM grants WHERE id = ? AND direction = 'given'", [body["grant"].hex()]
         )
@@ -1119,11 +1101,6 @@ def _by_prefix(store: Store, table: str, what: str, ref: object) -> dict[str, An
 def _intent_ended(row: dict[str, Any], now: int) -> bool:
     """Whether the intent a grant row serves (joined as intent_status, intent_expires) has ended."""
     return row["intent_status"] is not None and (row["intent_status"] != "live" or row["intent_expires"] <= now)
-
-
-def _require_kind(env: Envelope, kind: str) -> None:
-    if env.kind != kind:
-        raise ValidationError("kind", f"{env.kind!r} is not a {kind}")
 
 
 def _asked(fields: object) -> list[str]:

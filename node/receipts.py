@@ -277,16 +277,9 @@ class Receipts:
     def copy_received(self, env: Envelope, *, me: bytes | None = None) -> Reason:
         """Keep a copy of a person's receipt addressed to us (a vendor). Refusals: ``invalid_body``;
         ``not_for_role`` (``to`` is not ``me``, when given); ``duplicate`` (already kept)."""
-        if env.kind != "receipt":
-            raise ValidationError("kind", f"{env.kind!r} is not a receipt")
-        try:
-            body = check_receipt_body(env.body)
-        except ValidationError:
-            return Reason.INVALID_BODY
-        if body["to"] == env.author:
-            return Reason.INVALID_BODY
-        if me is not None and body["to"] != bytes(me):
-            return Reason.NOT_FOR_ROLE
+        body, refusal = envelope.addressed_body(env, "receipt", check_receipt_body, me)
+        if body is None:
+            return refusal
         if self._store.query_one("SELECT 1 FROM receipt_copies WHERE id = ?", [env.id.hex()]) is not None:
             return Reason.DUPLICATE
         with self._store.transaction():
