@@ -296,24 +296,26 @@ def access_show(
         output.print_json(doc)
         return
     names = _Names(store)
-    output.fields(
-        [
-            ("grant", grant.id),
-            ("state", _state_of(grant)),
-            ("person", names(grant.person, full=True)),
-            ("fields", ", ".join(grant.fields)),
-            ("purpose", grant.purpose),
-            ("terms", ", ".join(grant.terms) or None),
-            ("uses", _uses(grant)),
-            ("push", grant.push),
-            ("serves", _serves(grant.for_ref)),
-            ("granted", output.when(grant.created)),
-            ("expires", output.when(grant.expires)),
-            ("ended", output.when(grant.ended_at) if grant.ended_at else None),
-            ("deleted", _vendor_deleted(grant)),
-        ]
-    )
+    output.fields(_grant_rows(grant, ("person", names(grant.person, full=True))) + [("deleted", _vendor_deleted(grant))])
     _print_held(held, show_values)
+
+
+def _grant_rows(grant: Any, party: tuple[str, str]) -> list[tuple[str, Any]]:
+    """What `vrm access show` and `vrm grants show` both say of a grant; ``party`` is the other side."""
+    return [
+        ("grant", grant.id),
+        ("state", _state_of(grant)),
+        party,
+        ("fields", ", ".join(grant.fields)),
+        ("purpose", grant.purpose),
+        ("terms", ", ".join(grant.terms) or None),
+        ("uses", _uses(grant)),
+        ("push", grant.push),
+        ("serves", _serves(grant.for_ref)),
+        ("granted", output.when(grant.created)),
+        ("expires", output.when(grant.expires)),
+        ("ended", output.when(grant.ended_at) if grant.ended_at else None),
+    ]
 
 
 def _vendor_deleted(grant: Any) -> str | None:
@@ -544,20 +546,9 @@ def grants_show(ctx: typer.Context, ref: GrantArg, as_json: JsonOpt = False) -> 
     for receipt in receipts:
         outcomes[receipt.outcome] = outcomes.get(receipt.outcome, 0) + 1
     output.fields(
-        [
-            ("grant", grant.id),
-            ("state", _state_of(grant)),
-            ("vendor", names(grant.grantee, full=True)),
-            ("fields", ", ".join(grant.fields)),
-            ("purpose", grant.purpose),
-            ("terms", ", ".join(grant.terms) or None),
-            ("uses", _uses(grant)),
-            ("push", grant.push),
-            ("serves", _serves(grant.for_ref)),
+        _grant_rows(grant, ("vendor", names(grant.grantee, full=True)))
+        + [
             ("request", grant.request_id[:12] if grant.request_id else None),
-            ("granted", output.when(grant.created)),
-            ("expires", output.when(grant.expires)),
-            ("ended", output.when(grant.ended_at) if grant.ended_at else None),
             ("accesses", ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "none"),
             ("deletion", _deletion(grant)),
         ]
