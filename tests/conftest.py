@@ -59,3 +59,12 @@ def reference():
 @pytest.fixture(scope="session")
 def now_ms() -> int:
     return NOW_MS
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty node store at the newest schema (modules may define their own)."""
+    from node.store import Store
+
+    with Store(tmp_path / "node.db") as s:
+        yield s

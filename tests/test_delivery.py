@@ -90,12 +90,6 @@ def network(peers: dict[str, Peer]) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
-
-
 def outbox_for(store: Store, **kw) -> Outbox:
     kw.setdefault("backoff", Backoff(base_ms=1_000, cap_ms=60_000, floor_ms=100))
     kw.setdefault("rand", lambda: 0.5)

@@ -8,7 +8,7 @@ from node import envelope
 from node.errors import ConflictError, ValidationError
 from node.gossiplog import MAX_TTL, ORIGIN_TTL, GossipLog, Held, addressing, envelope_row
 from node.identity import Identity
-from node.store import Store
+from tests.helpers import Clock
 
 T0 = 1_700_000_000_000
 DAY = 86_400_000
@@ -18,23 +18,9 @@ INTENT_ID = bytes([7]) * 32
 OFFER_ID = bytes([8]) * 32
 
 
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(T0)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 @pytest.fixture

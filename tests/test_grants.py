@@ -49,6 +49,7 @@ from node.store import Store
 from node.vault import Vault
 from tests.test_offers import _from_json, _vector, protocol_intent
 from tests.test_offers import vector as offer_vector
+from tests.helpers import Clock
 
 VECTORS_PATH = Path(__file__).resolve().parent / "vectors" / "grants.json"
 T0 = 1_700_000_000_000
@@ -64,14 +65,6 @@ VAULT = {
     "phone": "SECRET-PHONE +1 555 0100",
 }
 PURPOSE = "ship order 123"
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 # -- the vectors ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from node.intents import (
 )
 from node.keystore import load_identity
 from node.store import MIGRATIONS, Store
+from tests.helpers import Clock
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
@@ -44,23 +45,9 @@ ALICE = Identity.from_seed(bytes([9]) * 32)
 MALLORY = Identity.from_seed(bytes([10]) * 32)
 
 
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(T0)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from node.errors import NotFoundError, ValidationError
 from node.identity import Identity
 from node.intents import parse_intent
 from node.leads import Lead, Leads
-from node.store import Store
+from tests.helpers import Clock
 
 T0 = 1_700_000_000_000
 DAY = 86_400_000
@@ -17,23 +17,9 @@ ALICE = Identity.from_seed(bytes([9]) * 32)
 BOB = Identity.from_seed(bytes([11]) * 32)
 
 
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(T0)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 @pytest.fixture

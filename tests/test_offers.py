@@ -36,6 +36,7 @@ from node.offers import (
 from node.reasons import Reason
 from node.records import Records
 from node.store import Store
+from tests.helpers import Clock
 
 VECTORS_PATH = Path(__file__).resolve().parent / "vectors" / "offers.json"
 PROTOCOL_PATH = Path(__file__).resolve().parent / "vectors" / "protocol.json"
@@ -56,14 +57,6 @@ OFFER_TTL = 2 * DAY
 DECIDED = T0 + 2 * MINUTE
 OFFER_TEXT = "Nonstop SFO->JFK on 2026-12-18, window seat, one carry-on included"
 PRICE, CURRENCY, HANDLE, NAME = 38_900, "USD", "acme-air", "Acme Air"
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 # -- the vectors ---------------------------------------------------------------------------------------

@@ -19,12 +19,6 @@ def top(rand_value: float = 0.999):
     return lambda: rand_value
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
-
-
 def make(store, **kw) -> Outbox:
     kw.setdefault("backoff", BACKOFF)
     kw.setdefault("rand", top())

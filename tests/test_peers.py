@@ -8,7 +8,7 @@ from node.errors import ConflictError, NotFoundError, ValidationError
 from node.identity import Identity
 from node.nodeid import encode_node_id
 from node.peers import Peer, Peers, check_url
-from node.store import Store
+from tests.helpers import Clock
 
 T0 = 1_700_000_000_000
 A = Identity.from_seed(bytes([1]) * 32).public_key
@@ -16,23 +16,9 @@ B = Identity.from_seed(bytes([2]) * 32).public_key
 C = Identity.from_seed(bytes([3]) * 32).public_key
 
 
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(T0)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 @pytest.fixture

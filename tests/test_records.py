@@ -16,6 +16,7 @@ from node.records import RECORD_TABLES, Records
 from node.scorecard import scorecard, scorecards
 from node.search import SEARCH_KINDS, search
 from node.store import Store
+from tests.helpers import Clock
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
@@ -24,23 +25,9 @@ DAY = 24 * HOUR
 BELLA_NODE = encode_node_id(Identity.from_seed(bytes([7]) * 32).public_key)
 
 
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(T0)
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from node import envelope
 from node.errors import ConflictError, IntentSyntaxError, NotFoundError, ValidationError
 from node.identity import Identity
 from node.intents import parse_intent
-from node.store import Store
 from node.subscriptions import (
     Comparison,
     ParsedSubscription,
@@ -18,12 +17,6 @@ from node.subscriptions import (
 
 T0 = 1_700_000_000_000
 EXAMPLE = "?flight to:JFK near:dr5 max>=200USD"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 @pytest.fixture

@@ -10,19 +10,12 @@ from node.errors import ValidationError
 from node.gossiplog import GossipLog, addressing
 from node.identity import Identity
 from node.intents import parse_intent
-from node.store import Store
 from node.trends import trends
 
 T0 = 1_700_000_000_000
 HOUR = 3_600_000
 DAY = 24 * HOUR
 PEOPLE = [Identity.from_seed(bytes([i]) * 32) for i in range(1, 6)]
-
-
-@pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "node.db") as s:
-        yield s
 
 
 def hold(store, author, text, *, created=T0, kind="intent", body=None):
