@@ -93,14 +93,11 @@ def _one_of(intent: str | None, offer: str | None) -> str | None:
 def _node_key(text: str) -> str | None:
     """The hex public key when ``text`` is a node id (vrm1…) or a 64-hex key; None otherwise."""
     from node.errors import IdentityError
-    from node.nodeid import decode_node_id
+    from node.nodeid import parse_node_key
 
-    value = text.strip().lower()
-    if len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return value
     try:
-        return decode_node_id(value).hex()
-    except (IdentityError, ValueError):
+        return parse_node_key(text.strip().lower()).hex()
+    except IdentityError:
         return None
 
 
