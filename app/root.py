@@ -136,6 +136,8 @@ def build_core(
     backend: Backend = NATIVE,
     *,
     outbox: Outbox | None = None,
+    backoff: Backoff = Backoff(),
+    max_attempts: int = 20,
     identity: Identity | None = None,
     vault_key: bytes | None = None,
 ) -> Core:
@@ -144,12 +146,13 @@ def build_core(
     ``index`` returns the vendor's compiled SubscriptionIndex (default: an IndexHolder over the
     store's subscriptions). ``identity`` (this node's, matching ``public_key``) signs what the node
     answers by itself (deletion statements, receipts) and opens data sealed to it; without it those
-    kinds are refused ``not_for_role``. ``outbox`` (default: one with the default retry policy) is
-    the one queue the pipeline and access fill and the deliverer empties."""
+    kinds are refused ``not_for_role``. The outbox is the one queue the pipeline and access fill
+    and the deliverer empties: built here with the retry policy ``backoff``/``max_attempts``
+    unless ``outbox`` is given (a simulation's own)."""
     if identity is not None and identity.public_key != bytes(public_key):
         raise ValidationError("identity", "the pipeline's identity must be the node's key")
     domain = build_domain(store, clock=clock, backend=backend, vault_key=vault_key)
-    outbox = outbox if outbox is not None else Outbox(store)
+    outbox = outbox if outbox is not None else Outbox(store, backoff=backoff, max_attempts=max_attempts)
     index = index if index is not None else IndexHolder(domain.subscriptions)
     judge = Judge(
         me=bytes(public_key).hex(),
@@ -258,7 +261,13 @@ async def direct_services(
     astore = await open_store(home, clock=clock)
     try:
         core = build_core(
-            astore.store, identity.public_key, home.role, None, None, clock, backend, identity=identity, vault_key=vault_key
+            astore.store,
+            identity.public_key,
+            home.role,
+            clock=clock,
+            backend=backend,
+            identity=identity,
+            vault_key=vault_key,
         )
         index = core.index
 
@@ -307,14 +316,20 @@ def build_daemon(
 ) -> Daemon:
     """A running node's services over ``astore``; ``client`` is the one signed connection pool for
     pushes, pulls and hellos; ``endpoint(peer, kind)`` is where a delivery goes (None: not now)."""
-    store = astore.store
-    outbox = Outbox(store, backoff=backoff, max_attempts=max_attempts)
     core = build_core(
-        store, identity.public_key, home.role, None, None, clock, backend, outbox=outbox, identity=identity, vault_key=vault_key
+        astore.store,
+        identity.public_key,
+        home.role,
+        clock=clock,
+        backend=backend,
+        backoff=backoff,
+        max_attempts=max_attempts,
+        identity=identity,
+        vault_key=vault_key,
     )
     assert isinstance(core.index, IndexHolder)
     deliverer = Deliverer(
-        astore, outbox, client, endpoint, clock=clock, timeout=request_timeout, new_breaker=new_breaker
+        astore, core.outbox, client, endpoint, clock=clock, timeout=request_timeout, new_breaker=new_breaker
     )
     http = PeerClient(identity, client, request_timeout, backend=backend)
     services = services_of(astore, core, home, identity, http, changed=changed)
