@@ -15,7 +15,7 @@ items) as a wire batch, which the receiver decodes and hands to ``Pipeline.inges
 from_peer=sender)``; the answer's arrival acknowledges it (``mark_delivered``) and sends the next batch.
 
 Pull phase (unless ``--pull-interval 0``): once the pushes have drained, every node runs what
-``federation.ops.sync`` does, at its own phase of the pull interval (the runtime's 60 s): a ``page``
+``app.sync.sync`` does, at its own phase of the pull interval (the runtime's 60 s): a ``page``
 of each peer's gossip after the cursor it keeps for that peer, ingested, until the cursor stops
 moving; rounds go on until nothing new was taken anywhere for two intervals.
 
@@ -49,8 +49,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.root import build_core
 from federation import wire
 from federation.outbox import Outbox
+from federation.pages import Pages
 from federation.pipeline import Pipeline
 from node import envelope
 from node.identity import Identity
@@ -130,6 +132,7 @@ class SimNode:
     store: Store
     outbox: Outbox
     pipeline: Pipeline
+    pages: Pages
     matcher: SubscriptionIndex | None  # vendors: their compiled subscriptions
 
     @property
@@ -200,7 +203,7 @@ def intent_text(rng: random.Random) -> str:
 
 # -- the simulation ----------------------------------------------------------------------------------
 
-PULL_LIMIT = 1000  # items per pull page, as federation/ops.py asks
+PULL_LIMIT = 1000  # items per pull page, as app/sync.py asks
 
 
 @dataclass
@@ -272,8 +275,8 @@ class GossipSim:
             matcher = book.index()
         outbox = Outbox(store, rand=random.Random(i).random)
         role = "vendor" if subscriptions is not None else "person"
-        pipeline = Pipeline(store, identity.public_key, role, None, (lambda: matcher), self.clock, outbox=outbox)
-        node = SimNode(i, role, identity, store, outbox, pipeline, matcher)
+        core = build_core(store, identity.public_key, role, None, (lambda: matcher), self.clock, outbox=outbox)
+        node = SimNode(i, role, identity, store, outbox, core.pipeline, core.pages, matcher)
         self._by_key[node.key] = i
         return node
 
@@ -385,7 +388,7 @@ class GossipSim:
         self._busy.discard((src, dst))
         self._push(src, dst)
 
-    # -- pulls: what federation/ops.py ``sync`` does every pull interval ------------------------------
+    # -- pulls: what app/sync.py ``sync`` does every pull interval ------------------------------
 
     def _pull_round(self, i: int) -> None:
         self.stats.rounds[i] += 1
@@ -402,7 +405,7 @@ class GossipSim:
         self._at(self.clock.t + self.latency[i, j], self._serve_pull, i, j, cursor)
 
     def _serve_pull(self, i: int, j: int, cursor: int) -> None:
-        page = self.nodes[j].pipeline.page(cursor, PULL_LIMIT)
+        page = self.nodes[j].pages.page(cursor, PULL_LIMIT)
         body = wire.encode_pull([(item.ttl, item.envelope) for item in page.items], page.next)
         self._at(self.clock.t + self.latency[i, j], self._pulled, i, j, cursor, body)
 

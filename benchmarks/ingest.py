@@ -23,10 +23,9 @@ from pathlib import Path
 
 import trio
 
+from app.root import build_core, federation_app_for
 from federation import wire
-from federation.app import federation_app
 from federation.peerclient import PeerClient
-from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.server import serve
 from node import envelope
@@ -71,10 +70,10 @@ async def over_http(home: Path, raws: list[bytes], *, batch: int, senders: int, 
     try:
         await store.run(add_subscriptions, store.store, subscriptions)
         index = await store.run(Subscriptions(store.store).index)
-        pipeline = await store.run(Pipeline, store.store, vendor.public_key, "vendor", None, lambda: index)
-        app = federation_app(
-            store=store,
-            pipeline=pipeline,
+        core = await store.run(build_core, store.store, vendor.public_key, "vendor", None, lambda: index)
+        app = federation_app_for(
+            store,
+            core,
             node_id=encode_node_id(vendor.public_key),
             role="vendor",
             name="Bench Vendor",
@@ -110,7 +109,7 @@ def in_process(home: Path, raws: list[bytes], *, batch: int, subscriptions: int)
     with Store(home / "direct.db") as store:
         add_subscriptions(store, subscriptions)
         index = Subscriptions(store).index()
-        pipeline = Pipeline(store, vendor.public_key, "vendor", None, lambda: index)
+        pipeline = build_core(store, vendor.public_key, "vendor", None, lambda: index).pipeline
         accepted = 0
         started = time.perf_counter()
         for items in batches(raws, batch):

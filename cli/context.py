@@ -209,7 +209,7 @@ class NodeContext:
         return trio.run(attempt)
 
     def run_op(self, name: str, args: dict[str, Any], *, vault: bool = False) -> dict[str, Any]:
-        """Run a write operation of ``federation.ops`` and return its JSON result.
+        """Run a write operation of ``app.ops`` and return its JSON result.
 
         When `vrm serve` runs for this home its admin API does it (so the daemon's deliverer and matcher
         see the change at once, and no passphrase is needed); otherwise it runs here, against the store,
@@ -228,7 +228,8 @@ class NodeContext:
         client = await AdminClient.from_home(home)
         if client is not None:
             return await client.run_op(name, args)
-        from federation.ops import direct_services, run_op
+        from app.ops import run_op
+        from app.root import direct_services
 
         identity = self.identity()
         vault_key = self.vault_key() if vault else None

@@ -63,8 +63,8 @@ def run_demo(console: Console | None = None) -> int:
 
 
 async def _story(console: Console, root: Path) -> None:
-    from federation.ops import run_op
-    from federation.runtime import NodeRuntime
+    from app.ops import run_op
+    from app.runtime import NodeRuntime
     from node.gossiplog import GossipLog
     from node.home import init_home
     from node.keystore import load_identity

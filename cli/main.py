@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cli import (
+    access_cmd,
     exchange_cmd,
     grants_cmd,
     intents_cmd,
@@ -118,6 +119,7 @@ exchange_cmd.register(app)
 serve_cmd.register(app)
 peers_cmd.register(app)
 market_cmd.register(app)
+access_cmd.register(app)
 grants_cmd.register(app)
 
 

@@ -42,7 +42,7 @@ def serve(
 
     import trio
 
-    from federation.runtime import serve_forever
+    from app.runtime import serve_forever
 
     # The node's loggers (vrm.*) report failed peers and refused requests; warnings and worse go to
     # stderr with a time, so a daemon's log reads as one.

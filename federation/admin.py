@@ -7,7 +7,7 @@ only someone who can read the home (the owner) can drive the node.
 Routes (JSON in and out):
 
 - ``POST /admin/v1/ops/{name}``: body = the op's arguments (an object); 200 = the op's result
-  (``federation.ops``).
+  (``app.ops``).
 - ``GET /admin/v1/status``: what the node is doing (ids, URLs, peers, queues, uptime).
 
 Errors are ``{"error": <class name>, "message", "field"?, "kind"?, "key"?, …}`` with 400
@@ -129,30 +129,42 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+@dataclass(frozen=True)
+class Admin:
+    """What the admin handlers use (``request.app.state.admin``)."""
+
+    run_op: RunOp
+    status: Status
+
+
+async def op(request: Request) -> JSONResponse:
+    name = request.path_params["name"]
+    try:
+        args = await _json_args(request)
+        result = await request.app.state.admin.run_op(name, args)
+    except VrmError as exc:
+        return JSONResponse(error_to_json(exc), error_status(exc))
+    except Exception:  # a bug must not take the daemon down; the CLI gets a 500
+        LOGGER.exception("admin op %s failed", name)
+        return JSONResponse({"error": "VrmError", "message": f"internal error running {name}"}, 500)
+    return JSONResponse(result)
+
+
+async def get_status(request: Request) -> JSONResponse:
+    return JSONResponse(await request.app.state.admin.status())
+
+
+# Every route of the admin API: (method, path, handler).
+ROUTES = (
+    ("POST", PREFIX + "/ops/{name}", op),
+    ("GET", PREFIX + "/status", get_status),
+)
+
+
 def create_admin_app(*, token: str, run_op: RunOp, status: Status) -> ASGIApp:
     """The admin Starlette app; ``run_op(name, args)`` runs an op, ``status()`` describes the node."""
-
-    async def op(request: Request) -> JSONResponse:
-        name = request.path_params["name"]
-        try:
-            args = await _json_args(request)
-            result = await run_op(name, args)
-        except VrmError as exc:
-            return JSONResponse(error_to_json(exc), error_status(exc))
-        except Exception:  # a bug must not take the daemon down; the CLI gets a 500
-            LOGGER.exception("admin op %s failed", name)
-            return JSONResponse({"error": "VrmError", "message": f"internal error running {name}"}, 500)
-        return JSONResponse(result)
-
-    async def get_status(request: Request) -> JSONResponse:
-        return JSONResponse(await status())
-
-    app = Starlette(
-        routes=[
-            Route(PREFIX + "/ops/{name}", op, methods=["POST"]),
-            Route(PREFIX + "/status", get_status, methods=["GET"]),
-        ]
-    )
+    app = Starlette(routes=[Route(path, handler, methods=[method]) for method, path, handler in ROUTES])
+    app.state.admin = Admin(run_op, status)
     return BearerAuth(app, token)
 
 

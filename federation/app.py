@@ -19,6 +19,9 @@ signer has a token bucket: a request costs one token, a gossip batch one per ite
 budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. Store work runs
 through ``AsyncStore.run``; after an ingest ``on_ingest`` gets the peers with new deliveries. Hostile
 input gets a 4xx, and an unexpected error a 500 that is logged: no request can take the node down.
+
+The handlers are module-level functions of ``(request, peer)``; what they use is the app's
+``Federation`` (``request.app.state.federation``); ``ROUTES`` lists them all.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,12 +41,14 @@ from starlette.routing import Route
 from federation import wire
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.noncecache import NonceCache
+from federation.access import Access
+from federation.pages import Pages
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from node.errors import PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
 from node.reasons import Reason
-from node.store import AsyncStore, Clock, Store, wall_clock_ms
+from node.store import AsyncStore, Store
 
 LOGGER = logging.getLogger("vrm.federation")
 DEFAULT_RATE = 2_000.0  # items per second per peer, sustained
@@ -50,6 +56,7 @@ DEFAULT_BURST = 5_000  # items a quiet peer may send at once (five full batches)
 _MAX_SEQ = 2**63 - 1
 
 Handler = Callable[[Request], Awaitable[Response]]
+PeerHandler = Callable[[Request, str], Awaitable[Response]]
 
 
 def _msgpack(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -69,10 +76,155 @@ def _seq_param(request: Request, name: str, default: int, low: int, high: int) -
     return min(int(text), high)
 
 
+@dataclass(frozen=True)
+class Federation:
+    """What the federation handlers use (one per app)."""
+
+    store: AsyncStore
+    pipeline: Pipeline
+    pages: Pages
+    access: Access
+    peers: Peers
+    me: str  # this node's hex key
+    info: bytes  # the encoded /v1/node answer
+    limiter: RateLimiter
+    notify: Callable[[frozenset[str]], None]
+    on_hello: Callable[[], None] | None
+
+
+def _federation(request: Request) -> Federation:
+    return request.app.state.federation
+
+
+def _guarded(handler: PeerHandler) -> Handler:
+    """Rate-limit the signer, map refusals to 4xx and any surprise to a logged 500."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        limiter = _federation(request).limiter
+        peer = verified_peer(request).key.hex()
+        if limiter.take(peer, 1) == 0:
+            return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
+        try:
+            return await handler(request, peer)
+        except WireError as exc:
+            if exc.reason == "too_large":
+                return _refusal(413, wire.TOO_LARGE, exc.detail)
+            return _refusal(400, wire.MALFORMED_REQUEST, exc.detail)
+        except VrmError as exc:  # ValidationError and friends from the domain: the request's fault
+            return _refusal(400, wire.MALFORMED_REQUEST, str(exc))
+        except Exception:
+            LOGGER.exception("federation request %s %s failed", request.method, request.url.path)
+            return _refusal(500, "internal_error")
+
+    return endpoint
+
+
+def _budget(limiter: RateLimiter, peer: str, count: int) -> int:
+    """How many of ``count`` items the signer may send now (the request's own token paid for the
+    first)."""
+    return min(count, 1 + limiter.take(peer, count - 1)) if count else 0
+
+
+async def push(request: Request, peer: str) -> Response:
+    fed = _federation(request)
+    try:
+        items = wire.decode_batch(await request.body())
+    except WireError as exc:
+        if exc.reason == "too_large":
+            return _refusal(413, wire.TOO_LARGE, exc.detail)
+        return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
+    granted = _budget(fed.limiter, peer, len(items))
+    reasons = b""
+    if granted:
+        ingested = await fed.store.run(fed.pipeline.ingest, items[:granted], peer)
+        reasons = ingested.reasons
+        if ingested.peers:
+            fed.notify(ingested.peers)
+    reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
+    return _msgpack(wire.encode_reasons(reasons))
+
+
+async def _pull(request: Request, peer: str, *, inbox: bool) -> Response:
+    fed = _federation(request)
+    after = _seq_param(request, "after", 0, 0, _MAX_SEQ)
+    limit = _seq_param(request, "limit", wire.MAX_ITEMS, 1, wire.MAX_ITEMS)
+    page = await fed.store.run(fed.pages.page, after, limit, recipient=peer if inbox else None)
+    return _msgpack(wire.encode_pull([(i.ttl, i.envelope) for i in page.items], page.next))
+
+
+async def gossip_pull(request: Request, peer: str) -> Response:
+    return await _pull(request, peer, inbox=False)
+
+
+async def inbox_pull(request: Request, peer: str) -> Response:
+    return await _pull(request, peer, inbox=True)
+
+
+async def node(request: Request, peer: str) -> Response:
+    return _msgpack(_federation(request).info)
+
+
+async def hello(request: Request, peer: str) -> Response:
+    fed = _federation(request)
+    said = wire.decode_hello(await request.body())
+    if peer == fed.me:
+        raise WireError("malformed", "a node does not greet itself")
+
+    def announce(s: Store) -> None:
+        fed.peers.announce(public_key=bytes.fromhex(peer), url=said.url, role=said.role, name=said.name)
+
+    await fed.store.run(announce, fed.store.store)
+    if fed.on_hello is not None:  # the peer may have moved (a restart on a new port): deliver there now
+        fed.on_hello()
+    return _msgpack(fed.info)
+
+
+async def access(request: Request, peer: str) -> Response:
+    fed = _federation(request)
+    ask = wire.decode_access_ask(await request.body())
+    try:
+        answered = await fed.store.run(fed.access.answer_access, peer, ask.grant, ask.fields)
+    except (PassphraseError, VaultError):  # nothing was spent nor receipted: the transaction rolled back
+        LOGGER.warning("a fetch could not be answered: the vault is locked or unreadable")
+        return _refusal(503, wire.VAULT_LOCKED, "this node cannot open its vault")
+    if answered.peers:
+        fed.notify(answered.peers)
+    if answered.sealed is None:
+        return _msgpack(wire.access_refusal_body(answered.outcome), 403)
+    return _msgpack(wire.encode_access_answer(ask.grant, answered.fields, answered.sealed))
+
+
+async def access_push(request: Request, peer: str) -> Response:
+    fed = _federation(request)
+    items = wire.decode_push_batch(await request.body())
+    granted = _budget(fed.limiter, peer, len(items))
+    reasons = b""
+    if granted:
+        reasons = await fed.store.run(fed.access.receive_pushes, peer, items[:granted])
+    reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
+    return _msgpack(wire.encode_reasons(reasons))
+
+
+# Every route of the federation API: (method, path, handler of (request, signer's hex key)).
+ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
+    ("POST", "/v1/access", access),
+    ("POST", "/v1/access/push", access_push),
+    ("POST", "/v1/gossip", push),
+    ("GET", "/v1/gossip", gossip_pull),
+    ("GET", "/v1/inbox", inbox_pull),
+    ("GET", "/v1/node", node),
+    ("POST", "/v1/hello", hello),
+)
+
+
 def federation_app(
     *,
     store: AsyncStore,
     pipeline: Pipeline,
+    pages: Pages,
+    access: Access,
+    peers: Peers,
     node_id: str,
     role: str,
     name: str = "",
@@ -83,124 +235,32 @@ def federation_app(
     signature_clock: Callable[[], float] = time.time,
     accept_key: Callable[[bytes], bool] | None = None,
     max_body: int = wire.MAX_BATCH_BYTES,
-    clock: Clock = wall_clock_ms,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
     ``limiter`` defaults to DEFAULT_RATE items/s with DEFAULT_BURST per peer; ``signature_clock`` is
-    the Unix-seconds clock of signature checks, ``clock`` (ms) stamps announced peers; ``accept_key``
-    may restrict who can sign. ``on_ingest`` gets the peers given new deliveries by a push;
-    ``on_hello`` is called after a peer announced itself.
+    the Unix-seconds clock of signature checks; ``peers`` records announced peers (stamped by its
+    clock); ``accept_key`` may restrict who can sign.
+    ``on_ingest`` gets the peers given new deliveries by a push; ``on_hello`` is called after a peer
+    announced itself.
     """
-    limiter = limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST)
-    info = wire.encode_node_info(node_id, role, name)
-    notify = on_ingest if on_ingest is not None else (lambda peers: None)
-
-    def guarded(handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
-        """Rate-limit the signer, map refusals to 4xx and any surprise to a logged 500."""
-
-        @functools.wraps(handler)
-        async def endpoint(request: Request) -> Response:
-            peer = verified_peer(request).key.hex()
-            if limiter.take(peer, 1) == 0:
-                return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
-            try:
-                return await handler(request, peer)
-            except WireError as exc:
-                if exc.reason == "too_large":
-                    return _refusal(413, wire.TOO_LARGE, exc.detail)
-                return _refusal(400, wire.MALFORMED_REQUEST, exc.detail)
-            except VrmError as exc:  # ValidationError and friends from the domain: the request's fault
-                return _refusal(400, wire.MALFORMED_REQUEST, str(exc))
-            except Exception:
-                LOGGER.exception("federation request %s %s failed", request.method, request.url.path)
-                return _refusal(500, "internal_error")
-
-        return endpoint
-
-    def budget(peer: str, count: int) -> int:
-        """How many of ``count`` items the signer may send now (the request's own token paid for
-        the first)."""
-        return min(count, 1 + limiter.take(peer, count - 1)) if count else 0
-
-    async def push(request: Request, peer: str) -> Response:
-        try:
-            items = wire.decode_batch(await request.body())
-        except WireError as exc:
-            if exc.reason == "too_large":
-                return _refusal(413, wire.TOO_LARGE, exc.detail)
-            return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
-        granted = budget(peer, len(items))
-        reasons = b""
-        if granted:
-            ingested = await store.run(pipeline.ingest, items[:granted], peer)
-            reasons = ingested.reasons
-            if ingested.peers:
-                notify(ingested.peers)
-        reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
-        return _msgpack(wire.encode_reasons(reasons))
-
-    async def pull(request: Request, peer: str, *, inbox: bool) -> Response:
-        after = _seq_param(request, "after", 0, 0, _MAX_SEQ)
-        limit = _seq_param(request, "limit", wire.MAX_ITEMS, 1, wire.MAX_ITEMS)
-        page = await store.run(pipeline.page, after, limit, recipient=peer if inbox else None)
-        return _msgpack(wire.encode_pull([(i.ttl, i.envelope) for i in page.items], page.next))
-
-    async def gossip_pull(request: Request, peer: str) -> Response:
-        return await pull(request, peer, inbox=False)
-
-    async def inbox_pull(request: Request, peer: str) -> Response:
-        return await pull(request, peer, inbox=True)
-
-    async def node(request: Request, peer: str) -> Response:
-        return _msgpack(info)
-
-    async def hello(request: Request, peer: str) -> Response:
-        said = wire.decode_hello(await request.body())
-        if peer == pipeline.me:
-            raise WireError("malformed", "a node does not greet itself")
-
-        def announce(s: Store) -> None:
-            Peers(s, clock=clock).announce(public_key=bytes.fromhex(peer), url=said.url, role=said.role, name=said.name)
-
-        await store.run(announce, store.store)
-        if on_hello is not None:  # the peer may have moved (a restart on a new port): deliver there now
-            on_hello()
-        return _msgpack(info)
-
-    async def access(request: Request, peer: str) -> Response:
-        ask = wire.decode_access_ask(await request.body())
-        try:
-            answered = await store.run(pipeline.answer_access, peer, ask.grant, ask.fields)
-        except (PassphraseError, VaultError):  # nothing was spent nor receipted: the transaction rolled back
-            LOGGER.warning("a fetch could not be answered: the vault is locked or unreadable")
-            return _refusal(503, wire.VAULT_LOCKED, "this node cannot open its vault")
-        if answered.peers:
-            notify(answered.peers)
-        if answered.sealed is None:
-            return _msgpack(wire.access_refusal_body(answered.outcome), 403)
-        return _msgpack(wire.encode_access_answer(ask.grant, answered.fields, answered.sealed))
-
-    async def access_push(request: Request, peer: str) -> Response:
-        items = wire.decode_push_batch(await request.body())
-        granted = budget(peer, len(items))
-        reasons = b""
-        if granted:
-            reasons = await store.run(pipeline.receive_pushes, peer, items[:granted])
-        reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
-        return _msgpack(wire.encode_reasons(reasons))
-
-    routes = [
-        Route("/v1/access", guarded(access), methods=["POST"]),
-        Route("/v1/access/push", guarded(access_push), methods=["POST"]),
-        Route("/v1/gossip", guarded(push), methods=["POST"]),
-        Route("/v1/gossip", guarded(gossip_pull), methods=["GET"]),
-        Route("/v1/inbox", guarded(inbox_pull), methods=["GET"]),
-        Route("/v1/node", guarded(node), methods=["GET"]),
-        Route("/v1/hello", guarded(hello), methods=["POST"]),
-    ]
+    fed = Federation(
+        store=store,
+        pipeline=pipeline,
+        pages=pages,
+        access=access,
+        peers=peers,
+        me=pipeline.me,
+        info=wire.encode_node_info(node_id, role, name),
+        limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
+        notify=on_ingest if on_ingest is not None else (lambda peers: None),
+        on_hello=on_hello,
+    )
+    routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()
     signed = Middleware(
         SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
     )
-    return Starlette(routes=routes, middleware=[signed])
+    app = Starlette(routes=routes, middleware=[signed])
+    app.state.federation = fed
+    return app

@@ -6,16 +6,14 @@ received from it can no longer be accepted. A vendor is named by node id or hex 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from node.errors import ConflictError, IdentityError, NotFoundError, ValidationError
-from node.nodeid import decode_node_id, encode_node_id
+from node.nodeid import encode_node_id, parse_node_key
 from node.store import Clock, Store, wall_clock_ms
 
 MAX_NOTE = 1000
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -38,11 +36,8 @@ def block_key(ref: object) -> str:
     """The hex public key of a node id or of a hex key; ValidationError for anything else."""
     if not isinstance(ref, str):
         raise ValidationError("ref", "name a node by its node id or hex public key")
-    text = ref.strip()
-    if _HEX64.fullmatch(text.lower()):
-        return text.lower()
     try:
-        return decode_node_id(text).hex()
+        return parse_node_key(ref).hex()
     except IdentityError as exc:
         raise ValidationError("ref", f"{ref!r} is neither a node id nor a hex public key ({exc})") from None
 

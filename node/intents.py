@@ -23,6 +23,7 @@ from node import envelope
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, IntentSyntaxError, NotFoundError, ValidationError
 from node.identity import Identity
+from node.prefix import row_by_prefix
 from node.store import Clock, Store, wall_clock_ms
 
 KNOWN_TERMS: tuple[str, ...] = (
@@ -42,11 +43,9 @@ WEEK_MS = 7 * DAY_MS
 MIN_TTL_MS = MINUTE_MS
 MAX_TTL_MS = 365 * DAY_MS
 DEFAULT_TTL_MS = 7 * DAY_MS
-MIN_PREFIX = 6  # hex characters of an id that may stand for it
 
 _UNITS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS, "w": WEEK_MS}
 _DURATION = re.compile(r"([0-9]{1,9})\s*([mhdw])", re.IGNORECASE)
-_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True)
@@ -328,18 +327,4 @@ class Intents:
         return _record(row, now)
 
     def _row(self, ref: object) -> dict[str, Any]:
-        if not isinstance(ref, str):
-            raise ValidationError("id", "refer to an intent by its id or a prefix of it")
-        key = ref.strip().lower()
-        if len(key) < MIN_PREFIX or len(key) > 64 or not _HEX.fullmatch(key):
-            raise ValidationError(
-                "id", f"{ref!r} is not an intent id: give its hex id or at least {MIN_PREFIX} characters of it"
-            )
-        rows = self._store.query(
-            "SELECT * FROM intents WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2", [len(key), key]
-        )
-        if not rows:
-            raise NotFoundError("intent", ref)
-        if len(rows) > 1:
-            raise ValidationError("id", f"{ref!r} matches more than one intent; give more characters")
-        return rows[0]
+        return row_by_prefix(self._store, "intents", "intent", ref)

@@ -9,18 +9,16 @@ intents that verified and passed the body check of PROTOCOL.md section 5.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from node.envelope import Envelope
 from node.errors import NotFoundError, ValidationError
+from node.prefix import MIN_PREFIX, is_hex_prefix, rows_by_prefix
 from node.store import Clock, Store, wall_clock_ms
 
 LEAD_STATUSES = ("live", "withdrawn", "expired", "all")
-MIN_PREFIX = 6
-_HEX = re.compile(r"[0-9a-f]+")
 _MAX_INT = 2**63 - 1
 
 
@@ -151,10 +149,8 @@ class Leads:
             raise ValidationError("lead", "refer to a lead by its number or its intent's id")
         text = str(ref).strip().lower()
         row = None
-        if MIN_PREFIX <= len(text) <= 64 and _HEX.fullmatch(text) and not isinstance(ref, int):
-            rows = self._store.query(
-                "SELECT * FROM leads WHERE substr(intent_id, 1, ?) = ? ORDER BY id LIMIT 2", [len(text), text]
-            )
+        if is_hex_prefix(text) and not isinstance(ref, int):
+            rows = rows_by_prefix(self._store, "leads", "intent_id", text)
             if len(rows) > 1:
                 raise ValidationError("lead", f"{ref!r} matches more than one lead; give more characters")
             row = rows[0] if rows else None

@@ -127,6 +127,17 @@ def decode_node_id(text: str) -> bytes:
     return key
 
 
+def parse_node_key(text: object) -> bytes:
+    """The public key a node is named by: its node id (``vrm1…``) or its 64-hex public key (either
+    case; surrounding space ignored). IdentityError for anything else; callers name the argument."""
+    if not isinstance(text, str):
+        raise IdentityError("a node is named by its node id or hex public key")
+    value = text.strip()
+    if len(value) == 2 * PUBLIC_KEY_SIZE and all(c in "0123456789abcdef" for c in value.lower()):
+        return bytes.fromhex(value)
+    return decode_node_id(value)
+
+
 def is_node_id(text: str) -> bool:
     """True when ``text`` decodes as a node id."""
     try:

@@ -26,6 +26,7 @@ from node.errors import ConflictError, NotFoundError, ValidationError
 from node.identity import Identity
 from node.leads import Lead, Leads
 from node.nodeid import encode_node_id
+from node.prefix import row_by_prefix
 from node.reasons import Reason
 from node.records import Records
 from node.store import Clock, Store, wall_clock_ms
@@ -42,10 +43,8 @@ MAX_NAME = 200
 MAX_PRODUCT = 200  # node.records' limit for a purchase's product
 MIN_TTL_MS = 60_000
 MAX_TTL_MS = 365 * 86_400_000
-MIN_PREFIX = 6
 HANDLE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # node.records.HANDLE without its '@'
 CURRENCY = re.compile(r"[A-Z]{3}")
-_HEX = re.compile(r"[0-9a-f]+")
 _MAX_INT = 2**63 - 1
 
 
@@ -459,18 +458,4 @@ class Offers:
         return _offer(row, now)
 
     def _row(self, ref: object) -> dict[str, Any]:
-        if not isinstance(ref, str):
-            raise ValidationError("id", "refer to an offer by its id or a prefix of it")
-        key = ref.strip().lower()
-        if len(key) < MIN_PREFIX or len(key) > 64 or not _HEX.fullmatch(key):
-            raise ValidationError(
-                "id", f"{ref!r} is not an offer id: give its hex id or at least {MIN_PREFIX} characters of it"
-            )
-        rows = self._store.query(
-            "SELECT * FROM offers WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2", [len(key), key]
-        )
-        if not rows:
-            raise NotFoundError("offer", ref)
-        if len(rows) > 1:
-            raise ValidationError("id", f"{ref!r} matches more than one offer; give more characters")
-        return rows[0]
+        return row_by_prefix(self._store, "offers", "offer", ref)

@@ -9,13 +9,13 @@ cursors (the last ``seq`` taken from the peer's gossip and inbox) live here too.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 from node.errors import ConflictError, IdentityError, NotFoundError, ValidationError
 from node.nodeid import decode_node_id, encode_node_id
+from node.prefix import is_hex_prefix, rows_by_prefix
 from node.store import Clock, Store, wall_clock_ms
 
 PEER_ROLES = ("person", "vendor", "relay")
@@ -23,8 +23,6 @@ PEER_SOURCES = ("added", "announced")
 MAX_URL = 2048
 MAX_NAME = 200
 MAX_ERROR = 500
-MIN_PREFIX = 6
-_HEX = re.compile(r"[0-9a-f]+")
 _MAX_INT = 2**63 - 1
 
 
@@ -190,11 +188,8 @@ class Peers:
             if len(rows) > 1:
                 raise ValidationError("peer", f"{ref!r} is the URL of more than one peer; give its node id")
             row = rows[0] if rows else None
-        elif MIN_PREFIX <= len(text) <= 64 and _HEX.fullmatch(text.lower()):
-            key = text.lower()
-            rows = self._store.query(
-                "SELECT * FROM peers WHERE substr(public_key, 1, ?) = ? ORDER BY id LIMIT 2", [len(key), key]
-            )
+        elif is_hex_prefix(text.lower()):
+            rows = rows_by_prefix(self._store, "peers", "public_key", text.lower())
             if len(rows) > 1:
                 raise ValidationError("peer", f"{ref!r} matches more than one peer; give more characters")
             row = rows[0] if rows else None

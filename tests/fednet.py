@@ -20,7 +20,7 @@ import trio
 from federation.admin import AdminClient
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
-from federation.runtime import NodeRuntime
+from app.runtime import NodeRuntime
 from node.home import HomeInfo, init_home
 from node.identity import Identity
 from node.keystore import load_identity

@@ -28,7 +28,7 @@ from federation.admin import (
     remove_admin_file,
     write_admin_file,
 )
-from federation.runtime import NodeRuntime, serve_forever
+from app.runtime import NodeRuntime, serve_forever
 from federation.server import serve
 from node.errors import (
     ConflictError,

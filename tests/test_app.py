@@ -13,11 +13,10 @@ import msgpack
 import pytest
 import trio
 
+from app.root import build_core, federation_app_for
 from federation import wire
-from federation.app import federation_app
 from federation.auth import SignatureAuth
 from federation.peerclient import PeerClient
-from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.server import serve
 from node import envelope
@@ -72,12 +71,12 @@ class Served:
 @pytest.fixture
 async def relay(tmp_path):
     store = await AsyncStore.open(tmp_path / "relay.db")
-    pipeline = await store.run(Pipeline, store.store, RELAY.public_key, "relay")
+    core = await store.run(build_core, store.store, RELAY.public_key, "relay")
     clock = FrozenMs()
     notified: list[frozenset[str]] = []
-    app = federation_app(
-        store=store,
-        pipeline=pipeline,
+    app = federation_app_for(
+        store,
+        core,
         node_id=encode_node_id(RELAY.public_key),
         role="relay",
         name="Relay One",
@@ -312,11 +311,11 @@ async def person(tmp_path, request):
         return grant.id
 
     grant = await store.run(setup, store.store)
-    pipeline = await store.run(lambda: Pipeline(store.store, ALICE.public_key, "person", identity=ALICE))
+    core = await store.run(lambda: build_core(store.store, ALICE.public_key, "person", identity=ALICE))
     notified: list[frozenset[str]] = []
-    app = federation_app(
-        store=store,
-        pipeline=pipeline,
+    app = federation_app_for(
+        store,
+        core,
         node_id=encode_node_id(ALICE.public_key),
         role="person",
         on_ingest=notified.append,

@@ -1,4 +1,4 @@
-"""federation.ops without a daemon (``direct_services``, what the CLI runs when no `vrm serve` is up):
+"""app.ops without a daemon (``direct_services``, what the CLI runs when no `vrm serve` is up):
 argument checks, what each op stores and queues for peers, and peering/sync against real nodes."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from federation.ops import OPS, direct_services, run_op
+from app.ops import OPS, run_op
+from app.root import direct_services
 from node.errors import ConflictError, IntentSyntaxError, NotFoundError, ValidationError
 from node.gossiplog import GossipLog
 from node.home import init_home

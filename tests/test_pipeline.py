@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.root import build_core
 from federation import wire
+from federation.pages import Pages
 from federation.outbox import Outbox
 from federation.pipeline import GOSSIP_KIND, Ingested, Pipeline
 from node import envelope
@@ -48,6 +50,7 @@ class Node:
     role: str
     store: Store
     pipeline: Pipeline
+    pages: Pages
     clock: Clock
 
     @property
@@ -83,8 +86,8 @@ def make_node(tmp_path):
         subs = Subscriptions(store, clock=clock)
         for text in subscriptions:
             subs.add(text)
-        pipeline = Pipeline(store, identity.public_key, role, None, subs.index, clock, identity=identity)
-        return Node(identity, role, store, pipeline, clock)
+        core = build_core(store, identity.public_key, role, None, subs.index, clock, identity=identity)
+        return Node(identity, role, store, core.pipeline, core.pages, clock)
 
     yield make
     for store in stores:
@@ -148,9 +151,9 @@ def test_dead_and_future_envelopes_are_refused(make_node):
     # An envelope held until it expires is no longer served to pullers.
     fine = intent_env(ALICE, "?fine", expires=NOW + 1000)
     assert relay.ingest([item(fine)]) == [0]
-    assert [i.envelope for i in relay.pipeline.page(0, 10).items] == [fine.raw]
+    assert [i.envelope for i in relay.pages.page(0, 10).items] == [fine.raw]
     relay.clock.ms = NOW + 1000
-    assert relay.pipeline.page(0, 10).items == []
+    assert relay.pages.page(0, 10).items == []
 
 
 def test_body_rules_and_kinds_not_gossiped(make_node):
@@ -185,7 +188,7 @@ def test_forwards_with_one_hop_less_to_every_peer_but_the_source_and_the_author(
     [row] = relay.store.query("SELECT ref, expires_at FROM outbox")
     assert row == {"ref": env.id.hex(), "expires_at": env.expires}
     # What pullers get is the ttl passed on, so an envelope goes as far by pull as by push.
-    assert relay.pipeline.page(0, 10).items == [wire.GossipItem(2, env.raw)]
+    assert relay.pages.page(0, 10).items == [wire.GossipItem(2, env.raw)]
 
 
 def test_the_hop_limit(make_node):
@@ -196,7 +199,7 @@ def test_the_hop_limit(make_node):
     assert result.reasons == b"\x00\x00"
     # ttl 0: accepted and held (pullable with ttl 0) but never pushed on; 250 is clamped to 8.
     assert relay.queued(OTHER) == [wire.GossipItem(wire.MAX_TTL - 1, greedy.raw)]
-    assert {i.envelope: i.ttl for i in relay.pipeline.page(0, 10).items} == {last_hop.raw: 0, greedy.raw: 7}
+    assert {i.envelope: i.ttl for i in relay.pages.page(0, 10).items} == {last_hop.raw: 0, greedy.raw: 7}
 
 
 def test_a_chain_of_relays_stops_after_the_hops_allowed(make_node):
@@ -246,7 +249,7 @@ def test_withdrawal_kills_the_intent_for_matching_and_gossip(make_node):
     assert vendor.ingest(alice.queued(vendor), alice.key) == [0]
     [lead] = Leads(vendor.store, clock=vendor.clock).list()
     assert lead.intent_id == intent.id.hex()
-    assert [i.envelope for i in vendor.pipeline.page(0, 10).items] == [intent.raw]
+    assert [i.envelope for i in vendor.pages.page(0, 10).items] == [intent.raw]
 
     Intents(alice.store, clock=alice.clock).withdraw(ALICE, intent.id.hex())
     withdrawal = envelope.decode(alice.store.query_one("SELECT withdrawal_raw FROM intents")["withdrawal_raw"])
@@ -255,7 +258,7 @@ def test_withdrawal_kills_the_intent_for_matching_and_gossip(make_node):
     assert Leads(vendor.store, clock=vendor.clock).list() == []
     assert Leads(vendor.store, clock=vendor.clock).list(status="withdrawn")[0].intent_id == intent.id.hex()
     # Pullers get the withdrawal, never the dead intent; the cursor still moves past it.
-    page = vendor.pipeline.page(0, 10)
+    page = vendor.pages.page(0, 10)
     assert [i.envelope for i in page.items] == [withdrawal.raw]
     assert page.next == max(r["seq"] for r in vendor.store.query("SELECT seq FROM envelopes"))
     # The dead intent arriving again is a duplicate, not a new lead.
@@ -358,7 +361,7 @@ def test_offer_accept_round_trip_through_a_relay(make_node):
     [sent] = Offers(vendor.store, clock=vendor.clock).list(direction="sent", status="all")
     assert sent.status == "accepted"
     # The inbox: a person behind NAT pulls what is addressed to her.
-    assert [i.envelope for i in relay.pipeline.page(0, 10, recipient=alice.key).items] == [offer.raw]
+    assert [i.envelope for i in relay.pages.page(0, 10, recipient=alice.key).items] == [offer.raw]
 
 
 def test_offers_for_withdrawn_intents_are_refused(make_node):
@@ -410,11 +413,11 @@ def test_pull_pages_follow_seq_and_limit(make_node):
     relay = make_node(RELAY, "relay")
     envs = [intent_env(ALICE, f"?thing{i}") for i in range(7)]
     relay.ingest([item(e) for e in envs])
-    first = relay.pipeline.page(0, 3)
-    second = relay.pipeline.page(first.next, 3)
-    third = relay.pipeline.page(second.next, 3)
+    first = relay.pages.page(0, 3)
+    second = relay.pages.page(first.next, 3)
+    third = relay.pages.page(second.next, 3)
     assert [i.envelope for i in first.items + second.items + third.items] == [e.raw for e in envs]
-    assert relay.pipeline.page(third.next, 3) == wire.PullPage([], third.next)
+    assert relay.pages.page(third.next, 3) == wire.PullPage([], third.next)
 
 
 def test_a_failed_ingest_changes_nothing(make_node, monkeypatch):
@@ -485,10 +488,10 @@ def test_publish_direct_queues_for_the_addressee_alone_and_gossip_pulls_leave_it
     assert vendor.queued(alice) == [wire.GossipItem(0, request.raw)]
     assert vendor.queued(RELAY) == vendor.queued(OTHER) == []
     assert vendor.pipeline.publish_direct(request, alice.key) == set()  # once
-    gossip = vendor.pipeline.page(0, 10)
+    gossip = vendor.pages.page(0, 10)
     assert gossip.items == [] and gossip.next > 0  # left out, but the cursor moves past it
-    assert vendor.pipeline.page(0, 10, recipient=alice.key).items == [wire.GossipItem(0, request.raw)]
-    assert vendor.pipeline.page(0, 10, recipient=RELAY.public_key.hex()).items == []
+    assert vendor.pages.page(0, 10, recipient=alice.key).items == [wire.GossipItem(0, request.raw)]
+    assert vendor.pages.page(0, 10, recipient=RELAY.public_key.hex()).items == []
     with pytest.raises(ValidationError):
         vendor.pipeline.publish_direct(request, RELAY.public_key.hex())
     # Addressed to a node that is no peer with a URL: held for its inbox, queued for nobody.
@@ -496,4 +499,4 @@ def test_publish_direct_queues_for_the_addressee_alone_and_gossip_pulls_leave_it
     vendor.peer(bob, url=None)
     assert vendor.pipeline.publish(access_request(vendor, bob)) == set()
     assert vendor.queued(bob) == []
-    assert len(vendor.pipeline.page(0, 10, recipient=bob.key).items) == 1
+    assert len(vendor.pages.page(0, 10, recipient=bob.key).items) == 1

@@ -1,8 +1,9 @@
-"""The composition root: one running node, everything it needs wired together, started and stopped.
+"""The daemon: one running node, built by the composition root (``app.root``), started and stopped.
 
-``NodeRuntime.run`` opens the store and builds, once: the envelope verifier, the gossip pipeline, the
-subscription index (rebuilt when subscriptions change), the outbox and its deliverer (one sending loop
-per peer), the signed peer client, the federation app and the admin app. It then starts, in order:
+``NodeRuntime.run`` opens the store and has ``app.root.build_daemon`` build, once: the envelope
+verifier, the gossip pipeline, the subscription index (rebuilt when subscriptions change), the outbox
+and its deliverer (one sending loop per peer), the signed peer client, the federation app and the
+admin app. It then starts, in order:
 
 1. the federation server and the admin server (127.0.0.1 only), so the URLs are known;
 2. the deliverer, which resumes whatever the outbox still owes peers (queued before a restart);
@@ -31,30 +32,28 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import httpx
 import trio
 
-from federation import ops
-from federation.admin import AdminClient, create_admin_app, new_token, remove_admin_file, write_admin_file
-from federation.app import federation_app as federation_app_of
+from app import ops
+from app.access import queue_pushes, sweep_grants
+from app.peers import say_hello
+from app.root import Daemon, build_daemon, open_store, start_servers
+from app.services import PEERS, SUBSCRIPTIONS, Services
+from federation.admin import AdminClient, new_token, remove_admin_file, write_admin_file
 from federation.auth import SignatureAuth
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
+from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
-from federation.peerclient import PeerClient
-from federation.pipeline import ACCESS_KIND
-from federation.server import serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
-from node.gossiplog import GossipLog
 from node.home import HomeInfo
 from node.identity import Identity
-from node.peers import Peers
-from node.store import AsyncStore, Clock, Store, wall_clock_ms
+from node.store import AsyncStore, Clock, wall_clock_ms
 
 LOGGER = logging.getLogger("vrm.runtime")
 GOSSIP_PATH = "/v1/gossip"
@@ -119,10 +118,10 @@ class NodeRuntime:
         self.public_url: str | None = None
         self.started_at: int | None = None
         self.store: AsyncStore | None = None
-        self.services: ops.Services | None = None
+        self.services: Services | None = None
         self.deliverer: Deliverer | None = None
         self.outbox: Outbox | None = None
-        self._index: ops.IndexHolder | None = None
+        self._daemon: Daemon | None = None
         self._urls: dict[str, str] = {}  # peer hex key -> URL, for the deliverer's endpoint
         self._background: trio.Nursery | None = None
         self._stopping = trio.Event()
@@ -136,7 +135,7 @@ class NodeRuntime:
         existing = await AdminClient.from_home(self.home)
         if existing is not None:
             raise ConflictError(f"a node is already serving {self.home.path} (admin API {existing.url})")
-        astore = await AsyncStore.open(self.home.db_path, clock=self.clock)
+        astore = await open_store(self.home, clock=self.clock)
         self.store = astore
         wrote_admin = False
         try:
@@ -173,75 +172,44 @@ class NodeRuntime:
         self._stopping.set()
 
     async def _build(self, astore: AsyncStore, client: httpx.AsyncClient) -> None:
-        store = astore.store
-        self._index = ops.IndexHolder(store, clock=self.clock, backend=self.backend)
-        pipeline = ops.build_pipeline(
-            store,
+        self._daemon = build_daemon(
+            astore,
             self.home,
             self.identity,
+            client,
+            endpoint=self._endpoint,
+            changed=self._changed,
             clock=self.clock,
             backend=self.backend,
-            index=self._index,
             vault_key=self._vault_key,
-        )
-        self.outbox = Outbox(store, backoff=self.backoff, max_attempts=self.max_attempts)
-        self.deliverer = Deliverer(
-            astore,
-            self.outbox,
-            client,
-            self._endpoint,
-            clock=self.clock,
-            timeout=self.request_timeout,
+            backoff=self.backoff,
+            max_attempts=self.max_attempts,
+            request_timeout=self.request_timeout,
             new_breaker=self.new_breaker,
         )
+        self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         await self._refresh_peers()
-        self.services = ops.Services(
-            store=astore,
-            identity=self.identity,
-            home=self.home,
-            pipeline=pipeline,
-            http=PeerClient(self.identity, client, self.request_timeout, backend=self.backend),
-            clock=self.clock,
-            changed=self._changed,
-        )
 
     async def _start_servers(self, nursery: trio.Nursery) -> None:
-        assert self.services is not None and self.store is not None
-        federation_app = federation_app_of(
-            store=self.store,
-            pipeline=self.services.pipeline,
-            node_id=self.home.node_id,
-            role=self.home.role,
-            name=self.home.name,
+        assert self._daemon is not None and self.services is not None
+        listening = await start_servers(
+            nursery,
+            self._daemon,
+            self.home,
+            token=self._token,
+            run_op=self._run_op,
+            status=self.status,
             on_ingest=self._changed,
             on_hello=self._hello_received,
-            clock=self.clock,
-            **self.app_options,
+            host=self.host,
+            port=self.port,
+            admin_port=self.admin_port,
+            shutdown_trigger=self._stopping.wait,
+            graceful_timeout=self.graceful_timeout,
+            app_options=self.app_options,
         )
-        admin_app = create_admin_app(token=self._token, run_op=self._run_op, status=self.status)
-        trigger = self._stopping.wait
-        bound = await nursery.start(
-            partial(
-                serve,
-                federation_app,
-                host=self.host,
-                port=self.port,
-                shutdown_trigger=trigger,
-                graceful_timeout=self.graceful_timeout,
-            )
-        )
-        admin = await nursery.start(
-            partial(
-                serve,
-                admin_app,
-                host="127.0.0.1",
-                port=self.admin_port,
-                shutdown_trigger=trigger,
-                graceful_timeout=self.graceful_timeout,
-            )
-        )
-        self.url, self.admin_url = bound.url, admin.url
-        self.public_url = (self._configured_public_url or bound.url) if self.reachable else None
+        self.url, self.admin_url = listening.url, listening.admin_url
+        self.public_url = (self._configured_public_url or listening.url) if self.reachable else None
         self.services.public_url = self.public_url
         self.started_at = self.clock()
         self._started_monotonic = time.monotonic()
@@ -266,9 +234,9 @@ class NodeRuntime:
             return
         unknown = set()
         for name in names:
-            if name == ops.SUBSCRIPTIONS:
-                self._index.invalidate()  # type: ignore[union-attr]
-            elif name == ops.PEERS:
+            if name == SUBSCRIPTIONS:
+                self._daemon.index.invalidate()  # type: ignore[union-attr]
+            elif name == PEERS:
                 nursery.start_soon(self._peers_changed)
             elif name in self._urls:
                 self.deliverer.notify(name)  # type: ignore[union-attr]
@@ -294,8 +262,8 @@ class NodeRuntime:
 
     async def _refresh_peers(self) -> None:
         """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
-        assert self.store is not None and self.outbox is not None
-        self._urls = await self.store.run(_peer_urls, self.store.store, self.outbox, self.clock)
+        assert self.store is not None and self._daemon is not None
+        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock)
 
     # -- background loops ----------------------------------------------------------------------------
 
@@ -304,10 +272,10 @@ class NodeRuntime:
         assert self.store is not None and self.services is not None
         if self.public_url is None:
             return
-        peers = await self.store.run(Peers(self.store.store, clock=self.clock).pushable)
+        peers = await self.store.run(self.services.peers.pushable)
         async with trio.open_nursery() as nursery:
             for peer in peers:
-                nursery.start_soon(ops.say_hello, self.services, peer)
+                nursery.start_soon(say_hello, self.services, peer)
 
     async def _pull_loop(self) -> None:
         assert self.services is not None
@@ -321,8 +289,8 @@ class NodeRuntime:
                 await self._pull_now.wait()
 
     async def _sweep_loop(self) -> None:
-        assert self.store is not None
-        log = GossipLog(self.store.store, clock=self.clock)
+        assert self.store is not None and self._daemon is not None
+        log = self._daemon.core.domain.log
         while True:
             try:
                 await self.store.run(log.prune, self.clock())
@@ -336,8 +304,8 @@ class NodeRuntime:
         warned = False
         while True:
             try:
-                await ops.sweep_grants(self.services)
-                await ops.queue_pushes(self.services)
+                await sweep_grants(self.services)
+                await queue_pushes(self.services)
             except (PassphraseError, VaultError):  # said once, not every few seconds
                 if not warned:
                     LOGGER.warning("live push grants cannot be served: this node runs without its vault key")
@@ -350,14 +318,14 @@ class NodeRuntime:
 
     async def status(self) -> dict[str, Any]:
         """What `vrm status` shows: who we are, where we listen, peers, queues, uptime."""
-        assert self.store is not None and self.outbox is not None and self._index is not None
-        store = self.store.store
+        assert self.store is not None and self._daemon is not None
+        store, domain, outbox = self.store.store, self._daemon.core.domain, self._daemon.outbox
         peers, pending, dead, envelopes, subscriptions = await self.store.run(
             lambda: (
-                Peers(store, clock=self.clock).list(),
-                self.outbox.pending_counts(),
+                domain.peers.list(),
+                outbox.pending_counts(),
                 store.count("outbox_dead"),
-                GossipLog(store, clock=self.clock).count_by_kind(),
+                domain.log.count_by_kind(),
                 store.count("subscriptions"),
             )
         )
@@ -386,9 +354,10 @@ class NodeRuntime:
         }
 
 
-def _peer_urls(store: Store, outbox: Outbox, clock: Clock) -> dict[str, str]:
-    urls = {p.public_key: p.url for p in Peers(store, clock=clock).pushable() if p.url}
-    known = {p.public_key for p in Peers(store, clock=clock).list()}
+def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
+    store, peers, outbox = daemon.core.domain.store, daemon.core.domain.peers, daemon.outbox
+    urls = {p.public_key: p.url for p in peers.pushable() if p.url}
+    known = {p.public_key for p in peers.list()}
     for peer in outbox.peers():
         if peer not in known:
             ids = [r["id"] for r in store.query("SELECT id FROM outbox WHERE peer = ?", [peer])]

@@ -1,0 +1,70 @@
+"""Ops on who this node talks to: peers (added, greeted, removed) and blocked nodes."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from app.args import Args
+from app.services import PEERS, Services
+from node.errors import ConflictError, DeliveryError, ValidationError, WireError
+from node.nodeid import decode_node_id, is_node_id
+from node.peers import Peer, check_url
+
+
+async def peers_add(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """Ask the node at ``url`` who it is, pin its key (refusing another than ``node_id`` when given),
+    and say hello so it knows us (and our URL, if we have one) too."""
+    a = Args("peers.add", args, ("url", "node_id"))
+    url, expected = check_url(a.text("url")), a.optional_text("node_id")
+    if expected is not None and not is_node_id(expected.strip()):
+        raise ValidationError("node_id", f"{expected!r} is not a node id (vrm1…)")
+    try:
+        info = await services.http.node_info(url)
+    except (DeliveryError, WireError) as exc:
+        raise ConflictError(f"could not reach a vrm node at {url}: {exc}") from None
+    if expected is not None and info.node_id != expected.strip().lower():
+        raise ConflictError(f"the node at {url} is {info.node_id}, not the expected {expected.strip()}")
+    if info.node_id == services.home.node_id:
+        raise ValidationError("url", f"{url} is this node itself")
+    key = decode_node_id(info.node_id)
+    peer = await services.store.run(
+        partial(services.peers.add, public_key=key, url=url, role=info.role, name=info.name)
+    )
+    peer = await say_hello(services, peer)
+    services.changed({PEERS})
+    return peer.to_json()
+
+
+async def say_hello(services: Services, peer: Peer) -> Peer:
+    """Announce ourselves to ``peer`` (our URL, role, name); the outcome is recorded on the peer."""
+    if peer.url is None:
+        return peer
+    peers = services.peers
+    try:
+        await services.http.hello(peer.url, services.public_url, services.home.role, services.home.name)
+    except (DeliveryError, WireError) as exc:
+        await services.store.run(peers.record_contact, peer.public_key, False, str(exc))
+    else:
+        await services.store.run(peers.record_contact, peer.public_key, True)
+    return await services.store.run(peers.get, peer.public_key)
+
+
+async def peers_remove(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    ref = Args("peers.remove", args, ("ref",)).ref()
+    peer = await services.store.run(services.peers.remove, ref)
+    services.changed({PEERS})
+    return peer.to_json()
+
+
+async def blocks_add(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    a = Args("blocks.add", args, ("ref", "note"))
+    ref, note = a.ref(), a.text("note", "")
+    block = await services.store.run(services.blocks.block, ref, note)
+    return {"public_key": block.public_key, "node_id": block.node_id}
+
+
+async def blocks_remove(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    ref = Args("blocks.remove", args, ("ref",)).ref()
+    block = await services.store.run(services.blocks.unblock, ref)
+    return {"public_key": block.public_key, "node_id": block.node_id}

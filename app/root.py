@@ -1,0 +1,390 @@
+"""The composition root: every service of a node is built here, once, and handed to what uses it.
+
+- ``build_domain``: the domain services over one Store (node/: log, peers, leads, offers, grants,
+  receipts, intents, records, subscriptions, blocks, the vault opened with its key);
+- ``build_core``: the node's federation side over them (ONE outbox, the subscription index holder,
+  the judge, the pipeline, consented access, pull pages);
+- ``direct_services``: the ops' ``Services`` for one CLI command when no daemon runs;
+- ``build_daemon`` and ``start_servers``: what ``app.runtime.NodeRuntime`` runs (the outbox with the
+  daemon's retry policy, its deliverer, the signed peer client, the ops' ``Services``, the
+  federation app and the admin app on their servers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import httpx
+import trio
+
+from app.services import SUBSCRIPTIONS, Services
+from federation.access import Access
+from federation.admin import RunOp, Status, create_admin_app
+from federation.app import federation_app
+from federation.backoff import Backoff
+from federation.breaker import CircuitBreaker
+from federation.delivery import Deliverer
+from federation.judge import Judge
+from federation.outbox import Outbox
+from federation.pages import Pages
+from federation.peerclient import PeerClient
+from federation.pipeline import MatcherIndex, Pipeline
+from federation.server import serve
+from node.backends import NATIVE, Backend, VerifierLike
+from node.blocks import Blocks
+from node.errors import ValidationError
+from node.gossiplog import GossipLog
+from node.grants import Grants
+from node.home import HomeInfo
+from node.identity import Identity
+from node.intents import Intents
+from node.leads import Leads
+from node.offers import Offers
+from node.peers import Peers
+from node.receipts import Receipts
+from node.records import Records
+from node.store import AsyncStore, Clock, Store, wall_clock_ms
+from node.subscriptions import Subscriptions
+from node.vault import Vault
+
+
+class IndexHolder:
+    """The compiled subscription index for the pipeline, built when first needed after a change.
+
+    ``__call__`` runs in the store thread (inside ``Pipeline.ingest``); ``invalidate`` may be called
+    from anywhere: the next ingest rebuilds from the committed subscriptions."""
+
+    def __init__(self, subscriptions: Subscriptions) -> None:
+        self._subscriptions = subscriptions
+        self._index: Any = None
+
+    def __call__(self) -> Any:
+        index = self._index
+        if index is None:
+            index = self._index = self._subscriptions.index()
+        return index
+
+    def invalidate(self) -> None:
+        self._index = None
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The domain services over one Store."""
+
+    store: Store
+    clock: Clock
+    backend: Backend
+    log: GossipLog
+    peers: Peers
+    leads: Leads
+    offers: Offers
+    grants: Grants
+    receipts: Receipts
+    intents: Intents
+    records: Records
+    subscriptions: Subscriptions
+    blocks: Blocks
+    vault: Vault
+
+
+def build_domain(
+    store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE, vault_key: bytes | None = None
+) -> Domain:
+    """``vault_key`` opens the vault (None: no passphrase, or not available)."""
+    return Domain(
+        store=store,
+        clock=clock,
+        backend=backend,
+        log=GossipLog(store, clock=clock),
+        peers=Peers(store, clock=clock),
+        leads=Leads(store, clock=clock),
+        offers=Offers(store, clock=clock, backend=backend),
+        grants=Grants(store, clock=clock, backend=backend),
+        receipts=Receipts(store, clock=clock, backend=backend),
+        intents=Intents(store, clock=clock, backend=backend),
+        records=Records(store, clock=clock),
+        subscriptions=Subscriptions(store, clock=clock, backend=backend),
+        blocks=Blocks(store, clock=clock),
+        vault=Vault(store, vault_key, clock=clock),
+    )
+
+
+@dataclass(frozen=True)
+class Core:
+    """A node's federation side over its domain (what runs in the store's thread)."""
+
+    domain: Domain
+    outbox: Outbox
+    index: Callable[[], MatcherIndex | None] | None  # an IndexHolder unless one was given
+    pipeline: Pipeline
+    access: Access
+    pages: Pages
+
+
+def build_core(
+    store: Store,
+    public_key: bytes,
+    role: str,
+    verifier: VerifierLike | None = None,
+    index: Callable[[], MatcherIndex | None] | None = None,
+    clock: Clock = wall_clock_ms,
+    backend: Backend = NATIVE,
+    *,
+    outbox: Outbox | None = None,
+    backoff: Backoff = Backoff(),
+    max_attempts: int = 20,
+    identity: Identity | None = None,
+    vault_key: bytes | None = None,
+) -> Core:
+    """The pipeline, access and pages of the node ``public_key`` acting as ``role``.
+
+    ``index`` returns the vendor's compiled SubscriptionIndex (default: an IndexHolder over the
+    store's subscriptions). ``identity`` (this node's, matching ``public_key``) signs what the node
+    answers by itself (deletion statements, receipts) and opens data sealed to it; without it those
+    kinds are refused ``not_for_role``. The outbox is the one queue the pipeline and access fill
+    and the deliverer empties: built here with the retry policy ``backoff``/``max_attempts``
+    unless ``outbox`` is given (a simulation's own)."""
+    if identity is not None and identity.public_key != bytes(public_key):
+        raise ValidationError("identity", "the pipeline's identity must be the node's key")
+    domain = build_domain(store, clock=clock, backend=backend, vault_key=vault_key)
+    outbox = outbox if outbox is not None else Outbox(store, backoff=backoff, max_attempts=max_attempts)
+    index = index if index is not None else IndexHolder(domain.subscriptions)
+    judge = Judge(
+        me=bytes(public_key).hex(),
+        role=role,
+        identity=identity,
+        log=domain.log,
+        offers=domain.offers,
+        grants=domain.grants,
+        receipts=domain.receipts,
+        backend=backend,
+    )
+    pipeline = Pipeline(
+        store=store,
+        role=role,
+        verifier=verifier if verifier is not None else backend.Verifier(),
+        judge=judge,
+        index=index,
+        log=domain.log,
+        peers=domain.peers,
+        leads=domain.leads,
+        outbox=outbox,
+        clock=clock,
+        backend=backend,
+    )
+    access = Access(
+        store=store,
+        identity=identity,
+        grants=domain.grants,
+        receipts=domain.receipts,
+        vault=domain.vault,
+        outbox=outbox,
+        publish_direct=pipeline.publish_direct,
+        clock=clock,
+        backend=backend,
+    )
+    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log))
+
+
+def services_of(
+    astore: AsyncStore,
+    core: Core,
+    home: HomeInfo,
+    identity: Identity,
+    http: PeerClient,
+    *,
+    changed: Callable[[set[str]], None],
+) -> Services:
+    d = core.domain
+    return Services(
+        store=astore,
+        identity=identity,
+        home=home,
+        pipeline=core.pipeline,
+        access=core.access,
+        http=http,
+        intents=d.intents,
+        peers=d.peers,
+        subscriptions=d.subscriptions,
+        leads=d.leads,
+        offers=d.offers,
+        records=d.records,
+        blocks=d.blocks,
+        grants=d.grants,
+        vault=d.vault,
+        clock=d.clock,
+        changed=changed,
+    )
+
+
+def federation_app_for(
+    store: AsyncStore, core: Core, *, node_id: str, role: str, name: str = "", **options: Any
+) -> Any:
+    """The federation app over ``core`` (``options`` go to ``federation.app.federation_app``)."""
+    return federation_app(
+        store=store,
+        pipeline=core.pipeline,
+        pages=core.pages,
+        access=core.access,
+        peers=core.domain.peers,
+        node_id=node_id,
+        role=role,
+        name=name,
+        **options,
+    )
+
+
+# -- the CLI without a daemon ----------------------------------------------------------------------
+
+
+async def open_store(home: HomeInfo, *, clock: Clock) -> AsyncStore:
+    return await AsyncStore.open(home.db_path, clock=clock)
+
+
+@contextlib.asynccontextmanager
+async def direct_services(
+    home: HomeInfo,
+    identity: Identity,
+    *,
+    clock: Clock = wall_clock_ms,
+    backend: Backend = NATIVE,
+    vault_key: bytes | None = None,
+) -> AsyncIterator[Services]:
+    """Services over the home's store for one CLI command when no daemon runs. What the op queues
+    for peers stays in the store's outbox until `vrm serve` sends it. ``vault_key`` (from the
+    passphrase) is needed by the vault ops of an encrypted vault."""
+    astore = await open_store(home, clock=clock)
+    try:
+        core = build_core(
+            astore.store,
+            identity.public_key,
+            home.role,
+            clock=clock,
+            backend=backend,
+            identity=identity,
+            vault_key=vault_key,
+        )
+        index = core.index
+
+        def changed(names: set[str]) -> None:
+            if SUBSCRIPTIONS in names and isinstance(index, IndexHolder):
+                index.invalidate()
+
+        async with PeerClient(identity) as http:
+            yield services_of(astore, core, home, identity, http, changed=changed)
+    finally:
+        await astore.aclose()
+
+
+# -- the daemon --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Daemon:
+    """What the root built for a running node (``app.runtime.NodeRuntime``)."""
+
+    core: Core
+    index: IndexHolder
+    deliverer: Deliverer
+    services: Services
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.core.outbox
+
+
+def build_daemon(
+    astore: AsyncStore,
+    home: HomeInfo,
+    identity: Identity,
+    client: httpx.AsyncClient,
+    *,
+    endpoint: Callable[[str, str], str | None],
+    changed: Callable[[set[str]], None],
+    clock: Clock,
+    backend: Backend,
+    vault_key: bytes | None,
+    backoff: Backoff,
+    max_attempts: int,
+    request_timeout: float,
+    new_breaker: Callable[[], CircuitBreaker],
+) -> Daemon:
+    """A running node's services over ``astore``; ``client`` is the one signed connection pool for
+    pushes, pulls and hellos; ``endpoint(peer, kind)`` is where a delivery goes (None: not now)."""
+    core = build_core(
+        astore.store,
+        identity.public_key,
+        home.role,
+        clock=clock,
+        backend=backend,
+        backoff=backoff,
+        max_attempts=max_attempts,
+        identity=identity,
+        vault_key=vault_key,
+    )
+    assert isinstance(core.index, IndexHolder)
+    deliverer = Deliverer(
+        astore, core.outbox, client, endpoint, clock=clock, timeout=request_timeout, new_breaker=new_breaker
+    )
+    http = PeerClient(identity, client, request_timeout, backend=backend)
+    services = services_of(astore, core, home, identity, http, changed=changed)
+    return Daemon(core, core.index, deliverer, services)
+
+
+@dataclass(frozen=True)
+class Listening:
+    url: str
+    admin_url: str
+
+
+async def start_servers(
+    nursery: trio.Nursery,
+    daemon: Daemon,
+    home: HomeInfo,
+    *,
+    token: str,
+    run_op: RunOp,
+    status: Status,
+    on_ingest: Callable[[frozenset[str]], None],
+    on_hello: Callable[[], None],
+    host: str,
+    port: int,
+    admin_port: int,
+    shutdown_trigger: Callable[[], Any],
+    graceful_timeout: float,
+    app_options: dict[str, Any],
+) -> Listening:
+    """The federation app on ``host:port`` and the admin app on 127.0.0.1 only, started in
+    ``nursery``; their URLs once both listen."""
+    fed_app = federation_app_for(
+        daemon.services.store,
+        daemon.core,
+        node_id=home.node_id,
+        role=home.role,
+        name=home.name,
+        on_ingest=on_ingest,
+        on_hello=on_hello,
+        **app_options,
+    )
+    admin_app = create_admin_app(token=token, run_op=run_op, status=status)
+    bound = await nursery.start(
+        partial(
+            serve, fed_app, host=host, port=port, shutdown_trigger=shutdown_trigger, graceful_timeout=graceful_timeout
+        )
+    )
+    admin = await nursery.start(
+        partial(
+            serve,
+            admin_app,
+            host="127.0.0.1",
+            port=admin_port,
+            shutdown_trigger=shutdown_trigger,
+            graceful_timeout=graceful_timeout,
+        )
+    )
+    return Listening(bound.url, admin.url)

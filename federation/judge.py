@@ -1,0 +1,203 @@
+"""Stage 3 of ingest: each verified, new envelope judged by its kind's rules.
+
+Intents need nothing more here (their body was checked with the signature, ``federation.verify``);
+withdrawals are checked against the intent they end; offers and decisions addressed to this node are
+handed to ``Offers``, those addressed to others checked against what this relay holds; direct kinds
+are taken only by their addressee, acting in the role the kind is for, and their effects are
+node.grants' and node.receipts' (a revocation received makes this node sign a ``deletion``, sent back
+by the pipeline in the same transaction). Effects are written in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from node import envelope as envelopes
+from node.backends import NATIVE, Backend
+from node.envelope import Envelope
+from node.errors import EnvelopeError, ValidationError, VrmError
+from node.gossiplog import GossipLog, addressing
+from node.grants import Grants
+from node.identity import Identity
+from node.offers import Offers, check_decision_body, check_offer_body
+from node.reasons import Reason
+from node.receipts import Receipts
+
+from federation.kinds import DIRECT_KINDS, DIRECT_ROLES, GOSSIPED_KINDS
+
+
+@dataclass
+class Accepted:
+    """An envelope judged acceptable, waiting for the batch's transaction."""
+
+    env: Envelope
+    ttl_in: int  # as received (clamped); forwarded while > 0
+    recipient: str | None
+    ref: str | None
+    forward: bool  # False for envelopes addressed to us: they have arrived
+
+
+@dataclass
+class Batch:
+    """The state of one ingest: what was accepted so far (later items may refer to earlier ones)."""
+
+    now: int
+    accepted: dict[str, Accepted] = field(default_factory=dict)  # by hex id, in batch order
+    withdrawn: set[str] = field(default_factory=set)  # intent ids withdrawn by this batch
+    replies: list[tuple[Envelope, str]] = field(default_factory=list)  # direct envelopes to send back
+
+
+class Judge:
+    """The per-kind rules of one node (``me``, hex key, acting as ``role``). ``identity`` signs what a
+    direct kind makes this node answer; without it direct kinds are refused ``not_for_role``."""
+
+    def __init__(
+        self,
+        *,
+        me: str,
+        role: str,
+        identity: Identity | None,
+        log: GossipLog,
+        offers: Offers,
+        grants: Grants,
+        receipts: Receipts,
+        backend: Backend = NATIVE,
+    ) -> None:
+        self.me = me
+        self.role = role
+        self._identity = identity
+        self._log = log
+        self._offers = offers
+        self._grants = grants
+        self._receipts = receipts
+        self._backend = backend
+
+    def judge(self, env: Envelope, ttl: int, batch: Batch) -> Reason:
+        """The reason for one verified, new envelope; when OK it joins ``batch.accepted`` (and its
+        effects on offers are written: they share the batch's transaction)."""
+        if env.kind in DIRECT_KINDS:
+            return self._judge_direct(env, batch)
+        if env.kind not in GOSSIPED_KINDS:
+            return Reason.NOT_FOR_ROLE  # pragma: no cover - the verifier knows no other kind
+        try:
+            if env.kind == "intent":
+                reason = Reason.OK  # its body was checked with its signature (federation.verify)
+            elif env.kind == "withdraw":
+                reason = self._judge_withdraw(env, batch)
+            elif env.kind == "offer":
+                check_offer_body(env.body)
+                reason = self._judge_offer(env, batch)
+            else:
+                check_decision_body(env.body)
+                reason = self._judge_decision(env, batch)
+            if reason != Reason.OK:
+                return reason
+            recipient, ref = addressing(env)
+        except ValidationError:
+            return Reason.INVALID_BODY
+        forward = recipient != self.me
+        batch.accepted[env.id.hex()] = Accepted(env, ttl, recipient, ref, forward)
+        return Reason.OK
+
+    def _judge_direct(self, env: Envelope, batch: Batch) -> Reason:
+        """A direct envelope is taken only by its addressee, acting in the role its kind is for; its
+        effect is the domain's (node.grants, node.receipts), written in the batch's transaction."""
+        to = env.body.get("to") if isinstance(env.body, dict) else None
+        if not isinstance(to, bytes) or len(to) != 32:
+            return Reason.INVALID_BODY
+        if to.hex() != self.me or self.role != DIRECT_ROLES[env.kind] or self._identity is None:
+            return Reason.NOT_FOR_ROLE  # never relayed, never held for somebody else
+        me = self._identity.public_key
+        try:
+            if env.kind == "request":
+                reason = self._grants.request_received(env, me=me)
+            elif env.kind == "grant":
+                reason = self._grants.grant_received(env, me=me)
+            elif env.kind == "revoke":
+                reason, deletion = self._grants.revoke_received(self._identity, env)
+                if deletion is not None:
+                    batch.replies.append((deletion, env.author.hex()))
+            elif env.kind == "deletion":
+                reason = self._grants.deletion_received(env, me=me)
+            else:
+                reason = self._receipts.copy_received(env, me=me)
+        except VrmError:  # the domain's refusal of what the body says; its own writes rolled back
+            return Reason.INVALID_BODY
+        if reason != Reason.OK:
+            return Reason(reason)
+        batch.accepted[env.id.hex()] = Accepted(env, 0, self.me, None, False)
+        return Reason.OK
+
+    def _intent(self, intent_id: str, batch: Batch) -> tuple[int, str, bool] | None:
+        """(expires, author hex, withdrawn) of an intent held or accepted earlier in the batch."""
+        pending = batch.accepted.get(intent_id)
+        if pending is not None:
+            if pending.env.kind != "intent":
+                return None
+            return pending.env.expires, pending.env.author.hex(), intent_id in batch.withdrawn
+        held = self._log.get(intent_id)
+        if held is None or held.kind != "intent":
+            return None
+        withdrawn = intent_id in batch.withdrawn or bool(self._log.by_ref(intent_id, "withdraw"))
+        return held.expires, held.author, withdrawn
+
+    def _judge_withdraw(self, env: Envelope, batch: Batch) -> Reason:
+        body = env.body
+        if not isinstance(body, dict) or list(body) != ["intent"]:
+            return Reason.INVALID_BODY
+        target = body["intent"]
+        if not isinstance(target, bytes) or len(target) != 32:
+            return Reason.INVALID_BODY
+        intent = self._intent(target.hex(), batch)
+        if intent is None:
+            return Reason.UNKNOWN_INTENT  # we cannot tell who may withdraw it: not relayed
+        expires, author, withdrawn = intent
+        if author != env.author.hex() or expires != env.expires:
+            return Reason.WRONG_AUTHOR
+        if withdrawn:
+            return Reason.WITHDRAWN  # an intent is withdrawn once
+        batch.withdrawn.add(target.hex())
+        return Reason.OK
+
+    def _judge_offer(self, env: Envelope, batch: Batch) -> Reason:
+        to = env.body["to"].hex()
+        if to == self.me:
+            if self.role != "person":
+                return Reason.NOT_FOR_ROLE
+            return Reason(self._offers.receive(env, me=bytes.fromhex(self.me)))
+        intent = self._intent(env.body["intent"].hex(), batch)
+        if intent is not None:  # a relay that holds the intent checks the offer against it
+            expires, author, withdrawn = intent
+            if author != to:
+                return Reason.INVALID_BODY
+            if withdrawn:
+                return Reason.WITHDRAWN
+            if expires <= batch.now:
+                return Reason.EXPIRED
+        return Reason.OK
+
+    def _judge_decision(self, env: Envelope, batch: Batch) -> Reason:
+        to = env.body["to"].hex()
+        if to == self.me:
+            if self.role != "vendor":
+                return Reason.NOT_FOR_ROLE
+            return Reason(self._offers.decision_received(env))
+        offer = self._offer(env.body["offer"].hex(), batch)
+        if offer is not None:  # a relay that holds the offer checks who decides and for whom
+            if offer.author != env.body["to"] or offer.body.get("intent") != env.body["intent"]:
+                return Reason.INVALID_BODY
+            if offer.body.get("to") != env.author:
+                return Reason.WRONG_AUTHOR
+        return Reason.OK
+
+    def _offer(self, offer_id: str, batch: Batch) -> Envelope | None:
+        pending = batch.accepted.get(offer_id)
+        if pending is not None:
+            return pending.env if pending.env.kind == "offer" else None
+        held = self._log.get(offer_id)
+        if held is None or held.kind != "offer":
+            return None
+        try:
+            return envelopes.decode(held.raw, self._backend)
+        except EnvelopeError:  # pragma: no cover - only verified envelopes are held
+            return None
