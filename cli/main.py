@@ -21,6 +21,7 @@ from cli import (
     peers_cmd,
     records_cmd,
     serve_cmd,
+    ui_cmd,
     vault_cmd,
     vendors_cmd,
 )
@@ -119,6 +120,7 @@ serve_cmd.register(app)
 peers_cmd.register(app)
 market_cmd.register(app)
 grants_cmd.register(app)
+ui_cmd.register(app)
 
 
 def main() -> None:
