@@ -85,7 +85,7 @@ async def test_her_journey_in_the_browser(net):
                 assert "t=" not in page.url  # the token leaves the address bar at once
                 page.get_by_role("button", name="Sign in").press("Enter")  # keyboard alone
                 page.wait_for_url("**/ui/")
-                shoot(page, "person-login-home", state["phone"])
+                shoot(page, "journey-1-signed-in", state["phone"])
                 cookie = next(c for c in state["ctx"].cookies() if c["name"] == "vrm_session")
                 assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
                 # the same link again, in another browser: refused, the token is spent
@@ -111,7 +111,7 @@ async def test_her_journey_in_the_browser(net):
                 page.wait_for_load_state("load")
                 page.wait_for_selector("text=Intent cast.")
                 assert "Need ?flight SFO->JFK max:400USD #work" in page.inner_text("#intents-live")
-                shoot(page, "person-intents", state["phone"])
+                shoot(page, "journey-2-intent-cast", state["phone"])
                 page.goto(page.url.split("/ui/")[0] + "/ui/offers")
                 page.evaluate("window.notReloaded = true")
                 page.wait_for_selector("body[data-live='connected']")
@@ -139,7 +139,7 @@ async def test_her_journey_in_the_browser(net):
                 assert "319.00 USD" in zephyr_row and "No history with this vendor" in zephyr_row
                 assert "349.00 USD" in acme_row and "4.0/5" in acme_row and "100%" in acme_row
                 assert "engaged" in acme_row and re.search(r"\b1\b", acme_row)
-                shoot(page, "person-offers", state["phone"])
+                shoot(page, "journey-3-offers-compared", state["phone"])
                 rows.nth(1).get_by_role("button", name="Accept").click()
                 page.wait_for_selector("text=Offer accepted.")
                 page.goto(page.url.split("?")[0] + "?status=accepted")
@@ -197,7 +197,7 @@ async def test_her_journey_in_the_browser(net):
                 page.reload()
                 assert len(page.locator("tr.receipt").all()) == 2
                 assert page.inner_text("#receipt-verify").startswith("Verified: 2 receipts")
-                shoot(page, "person-access", state["phone"])
+                shoot(page, "journey-4-receipts-verified", state["phone"])
                 base = page.url.split("/ui/")[0] + "/ui/"
                 for path in PERSON_PAGES:
                     page.goto(base + path)

@@ -61,7 +61,10 @@ def summary(store: Store, role: str, clock: Clock) -> dict[str, Any]:
     else:
         doc["receipts"] = store.count("receipts")
         doc["intents"] = sorted((i.id, i.status) for i in Intents(store, clock=clock).list(status="all"))
-        waiting = sum(o.status == "open" for o in offers) + sum(r.status == "pending" for r in requests)
+        open_offers = sum(o.status == "open" and o.direction == "received" for o in offers)
+        pending = sum(r.status == "pending" and r.direction == "received" for r in requests)
+        return {"count": open_offers + pending, "offers": open_offers, "requests": pending,
+                "state": json.loads(json.dumps(doc))}
     return {"count": waiting, "state": json.loads(json.dumps(doc))}
 
 

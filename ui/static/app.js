@@ -26,11 +26,13 @@
   let refreshing = false;
   let again = false;
 
-  function showCount(n) {
+  function showCount(doc) {
+    const n = doc.count;
     document.title = (n > 0 ? "(" + n + ") " : "") + baseTitle;
     document.querySelectorAll("[data-count-for]").forEach(function (b) {
-      b.textContent = String(n);
-      b.hidden = n === 0;
+      const k = Number(doc[b.dataset.countFor] || 0);
+      b.textContent = String(k);
+      b.hidden = k === 0;
     });
   }
 
@@ -60,7 +62,7 @@
     const source = new EventSource(streamUrl);
     source.addEventListener("change", function (event) {
       const doc = JSON.parse(event.data);
-      showCount(doc.count);
+      showCount(doc);
       const state = JSON.stringify(doc.state);
       if (lastState !== null && state !== lastState) refresh();
       lastState = state;
