@@ -178,6 +178,7 @@ class NodeRuntime:
 
     def stop(self) -> None:
         """Stop gracefully: servers finish the requests in flight, loops are cancelled, store closed."""
+        self.ui_changes.close()  # ui: the page's live streams end instead of holding the shutdown
         self._stopping.set()
 
     async def _build(self, astore: AsyncStore, client: httpx.AsyncClient) -> None:

@@ -64,6 +64,12 @@ async def test_no_page_api_or_stream_without_a_session(net):
                 for path in pages:
                     response = await client.get(path)
                     assert response.status_code == 200, (path, response.text[:500])
+                if node is acme:
+                    preview = (await client.get("/ui/api/subscription", params={"text": "?flight max<=500USD"})).json()
+                    assert preview["ok"] and preview["tokens"] == ["flight"]
+                    assert preview["comparisons"] == ["max <= 500 USD"]
+                    bad = (await client.get("/ui/api/subscription", params={"text": "?flight max<=abc"})).json()
+                    assert bad["ok"] is False and bad["message"]
         # The link endpoint is for the admin token's holder alone
         async with client_for(alice) as client:
             assert (await client.post("/ui/link")).status_code == 401

@@ -29,6 +29,12 @@ class Changes:
 
     def __init__(self) -> None:
         self._event = trio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """The node is stopping: every stream ends, so a graceful shutdown does not wait on them."""
+        self.closed = True
+        self.notify()
 
     def notify(self, *_names: Any) -> None:
         """Wake every stream (safe to call from trio code only; takes and ignores any arguments so it
@@ -74,7 +80,7 @@ async def stream(
     """Server-sent events: one ``change`` event at once, then one per change of the summary."""
     last: dict[str, Any] | None = None
     idle = 0.0
-    while True:
+    while not changes.closed:
         now = await read(summary, role, clock)
         if now != last:
             last = now
