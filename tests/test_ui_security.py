@@ -93,7 +93,7 @@ async def test_the_login_token_works_once(net):
             assert "set-cookie" not in again.headers
             assert (await second.get("/ui/")).status_code == 401
             # the used token appears nowhere on the page any more
-            assert token not in (await second.get(f"/ui/login?t=")).text
+            assert token not in (await second.get("/ui/login?t=")).text
 
 
 async def test_a_forged_cross_site_post_is_refused_and_changes_nothing(net):

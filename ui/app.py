@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from urllib.parse import parse_qs, parse_qsl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +54,6 @@ from ui.pages import PAGES, Action, Ctx, Page
 
 HERE = Path(__file__).parent
 PREFIX = "/ui"
-LOGGER = logging.getLogger("vrm.ui")
 MAX_FORM = 64 * 1024  # forms are a few fields; the vault's values are short
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -70,7 +67,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 RunOp = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 Read = Callable[..., Awaitable[Any]]
@@ -97,12 +94,6 @@ class Headers:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-@dataclass
-class _Gate:
-    auth: UiAuth
-    lan: bool
 
 
 def create_ui_app(
@@ -273,7 +264,8 @@ def create_ui_app(
         request = Request(scope, receive)
         path = scope["path"][len(PREFIX):] if scope["path"].startswith(PREFIX) else scope["path"]
         try:
-            if not lan and request.url.hostname not in ("127.0.0.1", "localhost", "::1"):
+            # DNS rebinding: a page of another site whose name points at 127.0.0.1 is not this page
+            if not lan and request.url.hostname not in LOOPBACK_HOSTS:
                 raise _Refused(421, "this page answers on 127.0.0.1 or localhost only")
             if path not in public and not path.startswith("/static/"):
                 session = session_of(request)
