@@ -15,7 +15,9 @@ import trio
 
 from node.intents import Intents
 from node.vault import Vault
-from tests.fednet import FedNet, Node
+from node.home import init_home
+from node.keystore import derive_vault_key, load_identity
+from tests.fednet import FAST, FedNet, Node
 
 TIMEOUT = 30
 ORIGIN = "http://127.0.0.1"
@@ -179,3 +181,21 @@ async def test_the_lan_listener_needs_the_pairing_code_and_keeps_its_sessions_ap
         async with client_for(alice) as laptop:
             laptop.cookies.set("vrm_session", session, path="/ui")
             assert (await laptop.get("/ui/")).status_code == 401
+
+
+async def test_a_vault_value_is_shown_only_after_the_passphrase(net, tmp_path):
+    with trio.fail_after(TIMEOUT):
+        passphrase = "correct horse battery"
+        home = init_home(tmp_path / "bob", passphrase, "person")
+        options = {**FAST, "vault_key": derive_vault_key(home.key_path, passphrase)}
+        bob = await net.start(Node("bob", home, load_identity(home.key_path, passphrase), options))
+        await bob.op("vault.set", {"name": "email", "value": "SECRET-bob@example.org"})
+        async with client_for(bob) as client:
+            csrf = await login(bob, client)
+            ask = {"action": "reveal", "name": "email", "csrf": csrf}
+            wrong = await client.post("/ui/vault", data={**ask, "passphrase": "guess"}, headers={"origin": ORIGIN})
+            assert wrong.status_code == 409 and "SECRET" not in wrong.text
+            assert 'id="err-passphrase-reveal"' in wrong.text  # the reason, next to the passphrase field
+            right = await client.post("/ui/vault", data={**ask, "passphrase": passphrase}, headers={"origin": ORIGIN})
+            assert right.status_code == 200 and "SECRET-bob@example.org" in right.text
+            assert "SECRET" not in (await client.get("/ui/vault")).text  # shown once, not kept
