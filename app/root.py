@@ -358,6 +358,7 @@ async def start_servers(
     shutdown_trigger: Callable[[], Any],
     graceful_timeout: float,
     app_options: dict[str, Any],
+    ui: Any = None,
 ) -> Listening:
     """The federation app on ``host:port`` and the admin app on 127.0.0.1 only, started in
     ``nursery``; their URLs once both listen."""
@@ -371,7 +372,7 @@ async def start_servers(
         on_hello=on_hello,
         **app_options,
     )
-    admin_app = create_admin_app(token=token, run_op=run_op, status=status)
+    admin_app = create_admin_app(token=token, run_op=run_op, status=status, ui=ui)
     bound = await nursery.start(
         partial(
             serve, fed_app, host=host, port=port, shutdown_trigger=shutdown_trigger, graceful_timeout=graceful_timeout

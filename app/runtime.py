@@ -32,6 +32,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -49,11 +50,14 @@ from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
+from federation.server import serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
 from node.home import HomeInfo
 from node.identity import Identity
 from node.store import AsyncStore, Clock, wall_clock_ms
+from ui.auth import UiAuth
+from ui.live import Changes
 
 LOGGER = logging.getLogger("vrm.runtime")
 GOSSIP_PATH = "/v1/gossip"
@@ -87,6 +91,8 @@ class NodeRuntime:
         request_timeout: float = 10.0,
         graceful_timeout: float = 5.0,
         app_options: dict[str, Any] | None = None,
+        ui_lan: bool = False,
+        ui_lan_port: int = 0,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
@@ -128,6 +134,10 @@ class NodeRuntime:
         self._pull_now = trio.Event()
         self._token = new_token()
         self._started_monotonic = 0.0
+        # ui: the page's logins and sessions, and the signal its live stream waits on
+        self.ui_lan, self.ui_lan_port, self.ui_lan_url = ui_lan, ui_lan_port, None
+        self.ui_auth = UiAuth()
+        self.ui_changes = Changes()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -169,6 +179,7 @@ class NodeRuntime:
 
     def stop(self) -> None:
         """Stop gracefully: servers finish the requests in flight, loops are cancelled, store closed."""
+        self.ui_changes.close()  # ui: the page's live streams end instead of holding the shutdown
         self._stopping.set()
 
     async def _build(self, astore: AsyncStore, client: httpx.AsyncClient) -> None:
@@ -207,9 +218,22 @@ class NodeRuntime:
             shutdown_trigger=self._stopping.wait,
             graceful_timeout=self.graceful_timeout,
             app_options=self.app_options,
+            ui=self._ui_app(lan=False),
         )
         self.url, self.admin_url = listening.url, listening.admin_url
         self.public_url = (self._configured_public_url or listening.url) if self.reachable else None
+        if self.ui_lan:  # ui: the page alone on the LAN, behind its login plus a pairing code
+            lan = await nursery.start(
+                partial(
+                    serve,
+                    self._ui_app(lan=True),
+                    host="0.0.0.0",
+                    port=self.ui_lan_port,
+                    shutdown_trigger=self._stopping.wait,
+                    graceful_timeout=self.graceful_timeout,
+                )
+            )
+            self.ui_lan_url = lan.url
         self.services.public_url = self.public_url
         self.started_at = self.clock()
         self._started_monotonic = time.monotonic()
@@ -220,6 +244,39 @@ class NodeRuntime:
         assert self.services is not None
         return await ops.run_op(self.services, name, args)
 
+    def _ui_app(self, *, lan: bool) -> Any:
+        """The person's page (ui/): ops through ``_run_op``, reads and record edits on the store's
+        thread, the live stream woken by ``_changed``."""
+        from node.keystore import derive_vault_key
+        from ui import create_ui_app
+
+        astore = self.store
+        assert astore is not None
+
+        async def on_store(fn: Callable[..., Any], *args: Any) -> Any:
+            return await astore.run(fn, astore.store, *args)
+
+        async def write(fn: Callable[..., Any], *args: Any) -> Any:
+            result = await astore.run(fn, astore.store, *args)
+            self.ui_changes.notify()
+            return result
+
+        return create_ui_app(
+            run_op=self._run_op,
+            read=on_store,
+            write=write,
+            events=self.ui_changes,
+            auth=self.ui_auth,
+            role=self.home.role,
+            node_id=self.home.node_id,
+            public_key=self.identity.public_key,
+            name=self.home.name,
+            unlock_vault=partial(derive_vault_key, self.home.key_path),
+            link_token=None if lan else self._token,
+            lan=lan,
+            clock=self.clock,
+        )
+
     def _endpoint(self, peer: str, kind: str) -> str | None:
         url = self._urls.get(peer)  # None: removed, or not refreshed yet; the deliverer retries later
         if url is None:
@@ -229,6 +286,7 @@ class NodeRuntime:
     def _changed(self, names: set[str]) -> None:
         """What an op, an ingest or a hello changed: wake the deliverer for peers with new deliveries,
         rebuild the matcher, refresh the peer list (and pull from a new peer at once)."""
+        self.ui_changes.notify()  # ui: the page's live stream looks again
         nursery = self._background
         if nursery is None:  # not running (yet, or any more): the store has it all for next time
             return
@@ -337,6 +395,8 @@ class NodeRuntime:
             "url": self.url,
             "public_url": self.public_url,
             "admin_url": self.admin_url,
+            "ui_url": f"{self.admin_url}/ui/" if self.admin_url else None,
+            "ui_lan_url": f"{self.ui_lan_url}/ui/" if self.ui_lan_url else None,
             "pid": os.getpid(),
             "started_at": self.started_at,
             "uptime_s": round(time.monotonic() - self._started_monotonic, 3),

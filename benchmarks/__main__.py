@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher|grants]"""
+"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import codec, grants, matcher, tokenizer, verify
+from benchmarks import codec, grants, matcher, page, tokenizer, verify
 from benchmarks.data import make_corpus
 from benchmarks.harness import Gate, Limit, Suite, evaluate_gates, print_table, write_json
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer envelopes and shorter rounds (CI)")
     parser.add_argument("--gate", action="store_true", help="exit 1 when a speed ratio is under its gate")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
-    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "grants"):
         print("building a store of 10,000 signed grants ...", file=sys.stderr)
         meta.update(grants.run(suite, native))
+    if args.only in (None, "page"):
+        print("starting a person node on loopback for the page's first load ...", file=sys.stderr)
+        meta.update(page.run(suite))
     gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
     print_table(suite, gates)
     elapsed = time.perf_counter() - started

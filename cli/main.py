@@ -22,6 +22,7 @@ from cli import (
     peers_cmd,
     records_cmd,
     serve_cmd,
+    ui_cmd,
     vault_cmd,
     vendors_cmd,
 )
@@ -121,6 +122,7 @@ peers_cmd.register(app)
 market_cmd.register(app)
 access_cmd.register(app)
 grants_cmd.register(app)
+ui_cmd.register(app)
 
 
 def main() -> None:

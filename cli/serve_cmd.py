@@ -30,6 +30,16 @@ def serve(
             help="The URL peers should push to, when it is not the bound one (a proxy, a NAT forward).",
         ),
     ] = None,
+    ui_lan: Annotated[
+        bool,
+        typer.Option(
+            "--ui-lan",
+            help="Also serve the page on the LAN (0.0.0.0), for your phone: same login plus a pairing code.",
+        ),
+    ] = False,
+    ui_port: Annotated[
+        int, typer.Option("--ui-port", min=0, max=65535, help="The page's LAN port with --ui-lan (0: any).")
+    ] = 8471,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -59,6 +69,9 @@ def serve(
         typer.echo(f"{home.role} node {home.node_id}")
         typer.echo(f"federation {runtime.url}")
         typer.echo(f"admin {runtime.admin_url}")
+        typer.echo(f"page {runtime.admin_url}/ui/ (vrm ui prints a login link)")
+        if runtime.ui_lan_url:
+            typer.echo(f"page on the LAN {runtime.ui_lan_url}/ui/")
         if runtime.public_url and runtime.public_url != runtime.url:
             typer.echo(f"public {runtime.public_url}")
         sys.stdout.flush()
@@ -76,6 +89,8 @@ def serve(
                 public_url=public_url,
                 vault_key=vault_key,
                 on_ready=ready,
+                ui_lan=ui_lan,
+                ui_lan_port=ui_port,
             )
         )
     except BaseExceptionGroup as group:

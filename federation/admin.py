@@ -161,11 +161,22 @@ ROUTES = (
 )
 
 
-def create_admin_app(*, token: str, run_op: RunOp, status: Status) -> ASGIApp:
-    """The admin Starlette app; ``run_op(name, args)`` runs an op, ``status()`` describes the node."""
+def create_admin_app(*, token: str, run_op: RunOp, status: Status, ui: ASGIApp | None = None) -> ASGIApp:
+    """The admin Starlette app; ``run_op(name, args)`` runs an op, ``status()`` describes the node.
+    ``ui``: the person's page (ui.create_ui_app), served at ``/ui/`` behind its own login."""
     app = Starlette(routes=[Route(path, handler, methods=[method]) for method, path, handler in ROUTES])
     app.state.admin = Admin(run_op, status)
-    return BearerAuth(app, token)
+    admin = BearerAuth(app, token)
+    # -- the page (ui/): /ui/… goes to it, with its own login and sessions instead of the token ----
+    if ui is None:
+        return admin
+    page = ui
+
+    async def with_page(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        await (page if path == "/ui" or path.startswith("/ui/") else admin)(scope, receive, send)
+
+    return with_page
 
 
 async def _json_args(request: Request) -> dict[str, Any]:
