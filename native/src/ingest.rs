@@ -135,6 +135,27 @@ fn strs<S: AsRef<str>>(items: &[S]) -> Value {
     )
 }
 
+/// The intent body section 5 gives for `text` and `terms`; `None` when the text does not parse.
+pub fn expected_body(text: &str, terms: &[&str]) -> Option<Value> {
+    let parsed = intent::parse(text).ok()?;
+    let constraints = Value::Map(
+        parsed
+            .constraints
+            .iter()
+            .map(|(k, c)| ((*k).to_owned(), constraint_value(c)))
+            .collect(),
+    );
+    Some(Value::Map(vec![
+        ("constraints".to_owned(), constraints),
+        ("handles".to_owned(), strs(&parsed.handles)),
+        ("tags".to_owned(), strs(&parsed.tags)),
+        ("terms".to_owned(), strs(terms)),
+        ("text".to_owned(), Value::Str(text.to_owned())),
+        ("tokens".to_owned(), strs(&parsed.tokens)),
+        ("words".to_owned(), strs(&parsed.words)),
+    ]))
+}
+
 /// Whether an intent's body (decoded, and `raw` its canonical bytes) is exactly what PROTOCOL.md
 /// section 5 gives for its text and terms: the check of `node.intents.check_body`. Terms must be
 /// known, distinct and already normal; the comparison is of canonical bytes, so types are strict.
@@ -160,25 +181,9 @@ pub fn intent_body_ok(body: &Value, raw: &[u8]) -> bool {
             _ => return false,
         }
     }
-    let Ok(parsed) = intent::parse(text) else {
+    let Some(expected) = expected_body(text, &seen) else {
         return false;
     };
-    let constraints = Value::Map(
-        parsed
-            .constraints
-            .iter()
-            .map(|(k, c)| ((*k).to_owned(), constraint_value(c)))
-            .collect(),
-    );
-    let expected = Value::Map(vec![
-        ("constraints".to_owned(), constraints),
-        ("handles".to_owned(), strs(&parsed.handles)),
-        ("tags".to_owned(), strs(&parsed.tags)),
-        ("terms".to_owned(), strs(&seen)),
-        ("text".to_owned(), Value::Str(text.clone())),
-        ("tokens".to_owned(), strs(&parsed.tokens)),
-        ("words".to_owned(), strs(&parsed.words)),
-    ]);
     codec::encode(&expected).is_ok_and(|bytes| bytes == raw)
 }
 
