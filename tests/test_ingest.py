@@ -280,3 +280,11 @@ def _decodes(backend, raw: bytes) -> bool:
     except Exception:  # noqa: BLE001 - any refusal
         return False
     return True
+
+
+def test_the_reference_body_rules_are_node_intents_rules():
+    from node import intents
+    from node.reference import ingest as reference_ingest
+
+    assert reference_ingest.KNOWN_TERMS == intents.KNOWN_TERMS
+    assert reference_ingest.BODY_KEYS == intents.BODY_KEYS
