@@ -288,3 +288,39 @@ def test_the_reference_body_rules_are_node_intents_rules():
 
     assert reference_ingest.KNOWN_TERMS == intents.KNOWN_TERMS
     assert reference_ingest.BODY_KEYS == intents.BODY_KEYS
+
+
+def test_native_equals_reference_on_a_large_mixed_batch(native, reference):
+    """A fixed-seed batch mixing every kind of trouble, with repeats and remembered ids, in both
+    implementations, with an index: the same tuple for every item, and every verdict represented."""
+    rng = random.Random(8)
+    strategy_items = []
+    for i in range(70):
+        author = POOL_AUTHORS[i % len(POOL_AUTHORS)]
+        body = rng.choice(hostile_bodies())
+        created = NOW_MS - rng.choice([0, 1, DAY, 3 * DAY])
+        ttl = rng.choice([DAY, DAY, 364 * DAY, 366 * DAY])
+        kind = rng.choice(["intent", "intent", "offer", "withdraw"])
+        fields = envelope_map(author, kind=kind, body=body if kind == "intent" else {"to": author.public_key},
+                              created=created, expires=created + ttl)  # fmt: skip
+        raw = canonical(fields)
+        roll = rng.random()
+        if roll < 0.1:
+            raw = forged(fields)
+        elif roll < 0.15:
+            raw = raw[: rng.randrange(len(raw))]
+        elif roll < 0.2:
+            raw = raw + b"\x00"
+        strategy_items.append(raw)
+    batch = strategy_items + [rng.choice(strategy_items) for _ in range(15)]
+    remembered = b"".join(native.decode_envelope(raw)[8] for raw in strategy_items[:20] if _decodes(native, raw))
+    results = []
+    for backend in (native, reference):
+        verifier = backend.Verifier(threads=1) if backend is native else backend.Verifier()
+        verifier.remember(remembered)
+        results.append(split(verifier.ingest(batch, NOW_MS, backend.MatchIndex(SUBS))))
+    assert results[0] == results[1]
+    seen = {row[0] for row in results[0]}
+    assert {Reason.OK, Reason.DUPLICATE, Reason.INVALID_BODY, Reason.BAD_SIGNATURE, Reason.EXPIRED,
+            Reason.TOO_LONG_LIVED, Reason.MALFORMED, Reason.TRAILING_BYTES} <= seen  # fmt: skip
+    assert any(row[7] for row in results[0])  # something matched
