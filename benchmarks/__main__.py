@@ -48,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     started = time.perf_counter()
+    # The threads ratio needs idle cores: with the machine busy it says little, so the load is printed.
+    load = [round(x, 2) for x in os.getloadavg()]
+    print(f"machine load (1, 5, 15 min): {load} on {os.cpu_count()} cpus", file=sys.stderr)
     n = 256 if args.quick else 1024
-    meta: dict = {"envelopes": n}
+    meta: dict = {"envelopes": n, "load_before": load}
     suite = Suite(quick=args.quick)
     if args.only in (None, "verify", "codec"):
         print(f"building {n} signed envelopes from 64 authors ...", file=sys.stderr)
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
     print_table(suite, gates)
     elapsed = time.perf_counter() - started
-    write_json(args.json, suite, gates, {**meta, "cpus": os.cpu_count(), "seconds": round(elapsed, 2)})
+    load_after = [round(x, 2) for x in os.getloadavg()]
+    print(f"machine load after: {load_after}", file=sys.stderr)
+    write_json(args.json, suite, gates, {**meta, "load_after": load_after, "cpus": os.cpu_count(), "seconds": round(elapsed, 2)})
     print(f"results written to {args.json} ({elapsed:.1f} s)", file=sys.stderr)
     if args.gate:
         failed = [g for g in gates if not g.passed]
