@@ -94,7 +94,7 @@ class Verifier:
     committed ids (for ingest's duplicates) and the threads large batches are split over, all shared by
     every call.
 
-    key_cache_size: 0 ..= 131_072 decoded keys (0: no cache; the table is allocated up front).
+    key_cache_size: 0 ..= 131_072 decoded keys (0: no cache; its index table is allocated up front).
     threads: 1 ..= 64; None = the machine's available parallelism (at most 64). Batches of 256 or more
       are split into chunks (one batch equation each) verified on that many threads, with the GIL
       released; threads change no verdict.

@@ -332,7 +332,8 @@ impl Batch {
     }
 }
 
-/// The largest key cache a Verifier may have (the LRU preallocates its table: ~30 MB at this size).
+/// The largest key cache a Verifier may have (the LRU preallocates its index table: a few MB at
+/// this size; `Verifier(2**30)` used to abort the interpreter on that allocation).
 const MAX_KEY_CACHE: usize = 131_072;
 /// The default size of a Verifier's recent-id set (ingest's duplicate memory).
 const DEFAULT_RECENT_IDS: usize = 262_144;
