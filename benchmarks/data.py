@@ -54,3 +54,33 @@ def make_corpus(backend, n: int, authors: int = 64) -> Corpus:
         values.append(backend.decode(raw))
         pyca_keys.append(Ed25519PublicKey.from_public_bytes(raw_publics[a]))
     return Corpus(envelopes, items, values, pyca_keys, authors)
+
+
+WANTS = ("flight", "hotel", "taxi", "bike", "plumber", "sofa", "laptop", "piano", "tutor", "haircut")
+ROUTES = ("SFO->JFK", "LHR->CDG", "BER->MUC", "NRT->SIN")
+
+
+def make_intents(backend, n: int, authors: int = 64) -> list[bytes]:
+    """``n`` signed, live ``intent`` envelopes with section-5 bodies (about one in ten asks for one of
+    WANTS, the rest for rarer things), from ``authors`` keys, valid at NOW_MS."""
+    from node.intents import parse_intent
+
+    keys = [Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"bench-intent-%d" % a).digest()) for a in range(authors)]
+    publics = [k.public_key().public_bytes_raw() for k in keys]
+    out = []
+    for i in range(n):
+        want = WANTS[(i // 10) % len(WANTS)] if i % 10 == 0 else f"thing{i % 997}"
+        text = f"Need ?{want} {ROUTES[i % len(ROUTES)]} before:2027-0{1 + i % 9}-1{i % 10} max:{100 + i % 900}USD #n{i}"
+        body = parse_intent(text, backend=backend).body(["no-resale"])
+        created, expires = NOW_MS - 60_000 - i, NOW_MS + 86_400_000
+        a = i % authors
+        signed = backend.signed_bytes(publics[a], body, created, expires, "intent")
+        out.append(backend.encode_envelope(publics[a], body, created, expires, "intent", keys[a].sign(signed)))
+    return out
+
+
+def subscriptions(count: int = 40) -> list[tuple]:
+    """``count`` compiled subscriptions (MatchIndex input) over WANTS, some narrowed by a tag."""
+    return [
+        (i, [WANTS[i % len(WANTS)]], [] if i < len(WANTS) else [f"n{i}"], [], [], None, []) for i in range(count)
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.data import NOW_MS, Corpus
+from benchmarks.data import NOW_MS, Corpus, make_intents, subscriptions
 from benchmarks.harness import Bench, Suite
 
 BASELINE = "verify.pyca.single"
+PER_CALL = 1024  # envelopes per call for the threads and ingest comparisons
+ONE_THREAD = "verify.native.batch1024.threads1"
+SEPARATE = "ingest.native.separate"
 
 
 def run(suite: Suite, native, reference, corpus: Corpus) -> None:
@@ -61,6 +64,7 @@ def run(suite: Suite, native, reference, corpus: Corpus) -> None:
                              native_raw_batch, ops=size * len(raw_chunks), baseline=BASELINE))  # fmt: skip
 
     suite.run_group("verify", benches)
+    run_threads_and_ingest(suite, native)
 
     if not suite.quick:  # the reference is ~50x slower than pyca: a few items are enough to place it
         ref_verifier = reference.Verifier()
@@ -72,6 +76,60 @@ def run(suite: Suite, native, reference, corpus: Corpus) -> None:
 
         suite.run_group("verify", [Bench("verify.reference.verify_one", "reference Verifier.verify_one (pure Python)",
                                          reference_one, ops=len(sample), baseline=BASELINE)])  # fmt: skip
+
+
+def run_threads_and_ingest(suite: Suite, native) -> None:
+    """1024 intents per call: verify_batch on every core vs one thread, and the one-pass ingest
+    (decode, id, dedupe, verify, body check, match) vs what it replaces (verify_batch, then per item
+    decode_envelope and check_body, then match_envelopes), both against 40 subscriptions."""
+    from node.envelope import decode
+    from node.intents import check_body
+
+    intents = make_intents(native, PER_CALL)
+    index = native.MatchIndex(subscriptions(40))
+    all_cores, one_core = native.Verifier(), native.Verifier(threads=1)
+    _check_ingest(native, all_cores, one_core, intents, index)
+
+    def batch_all():
+        all_cores.verify_batch(intents, NOW_MS)
+
+    def batch_one():
+        one_core.verify_batch(intents, NOW_MS)
+
+    def one_pass():
+        all_cores.ingest(intents, NOW_MS, index)
+
+    def separate():
+        codes, _ = all_cores.verify_batch(intents, NOW_MS)
+        accepted = []
+        for raw, code in zip(intents, codes):
+            if code == 0:
+                check_body(decode(raw, native).body, backend=native)
+                accepted.append(raw)
+        index.match_envelopes(accepted)
+
+    n = len(intents)
+    suite.run_group("verify", [
+        Bench(ONE_THREAD, f"native verify_batch, one thread ({n}/call)", batch_one, ops=n),
+        Bench("verify.native.batch1024.threads", f"native verify_batch, {all_cores.threads} threads ({n}/call)",
+              batch_all, ops=n, baseline=ONE_THREAD),
+    ])  # fmt: skip
+    suite.run_group("ingest", [
+        Bench(SEPARATE, f"verify_batch + decode + check_body + match ({n}/call)", separate, ops=n),
+        Bench("ingest.native.pass", f"native Verifier.ingest, one pass ({n}/call)", one_pass, ops=n, baseline=SEPARATE),
+    ])  # fmt: skip
+
+
+def _check_ingest(native, all_cores, one_core, intents, index) -> None:
+    """Both sides of each comparison must do the same work and accept everything."""
+    if all_cores.verify_batch(intents, NOW_MS) != one_core.verify_batch(intents, NOW_MS):
+        raise SystemExit("benchmark: threaded and one-thread verify_batch disagree")
+    result = all_cores.ingest(intents, NOW_MS, index)
+    if result.codes != bytes(len(intents)):
+        raise SystemExit(f"benchmark intents are not all accepted by ingest: codes {set(result.codes)}")
+    flags, offsets, ids = index.match_envelopes(intents)
+    if (result.match_offsets, result.match_ids) != (offsets, ids) or not ids:
+        raise SystemExit("benchmark: ingest's matches differ from match_envelopes (or nothing matches)")
 
 
 def _check(native, reference, corpus: Corpus) -> None:

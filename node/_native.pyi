@@ -14,6 +14,8 @@ MAX_ENVELOPE_BYTES: int  # 65536
 MAX_DEPTH: int  # 16
 MAX_CLOCK_SKEW_MS: int  # 300_000
 KINDS: tuple[str, ...]  # sorted
+MAX_LIFETIME_MS: dict[str, int]  # kind -> longest expires - created (PROTOCOL.md section 2, "Lifetimes")
+NO_KIND: int  # 255: Verifier.ingest's kind code for an item that did not decode
 MAX_INTENT_CHARS: int  # 1000
 MAX_INTENT_NAME_CHARS: int  # 64
 INTENT_UNICODE_VERSION: str  # "14.0.0": the Unicode data the tokenizer's tables were made from
@@ -55,18 +57,81 @@ def decode_envelope(
     Returns (v, kind, author, created, expires, body, sig, signed_bytes, id). Raises EnvelopeError.
     """
 
-class Verifier:
-    """Envelope verification with a bounded cache of decoded author keys (shared by all calls)."""
+class IngestResult:
+    """What Verifier.ingest returns for a batch of n items; fixed-width fields packed in bytes.
 
-    def __init__(self, key_cache_size: int = 4096) -> None: ...
+    codes          n bytes: item i's Reason (0 = ok; 17 duplicate, 19 invalid_body, 30 too_long_lived
+                   and the envelope codes 1..16)
+    ids            32*n bytes: item i's id (SHA-256 of its signed bytes), 32 zero bytes if it did not decode
+    kinds          n bytes: the position of item i's kind in KINDS, NO_KIND if it did not decode
+    authors        32*n bytes: item i's author key (zeros if it did not decode)
+    created        8*n bytes, int64 native order (memoryview(...).cast("q")); 0 if it did not decode
+    expires        likewise
+    bodies         list of n: item i's decoded body (as decode gives it) when its code is 0, else None
+    match_offsets  8*(n+1) bytes, uint64 native order ("Q")
+    match_ids      int64 native order ("q"): item i's matching subscription ids, ascending and distinct,
+                   are match_ids[match_offsets[i]:match_offsets[i+1]] (empty unless an accepted intent
+                   and an index was given)
+
+    Everything but the bodies is built with the GIL released.
+    """
+
+    codes: bytes
+    ids: bytes
+    kinds: bytes
+    authors: bytes
+    created: bytes
+    expires: bytes
+    bodies: list[Any]
+    match_offsets: bytes
+    match_ids: bytes
+    def __len__(self) -> int: ...
+    def matched(self, i: int) -> list[int]:
+        """Item i's matching subscription ids as a list (IndexError outside 0..n-1)."""
+
+class Verifier:
+    """Envelope verification with a bounded cache of decoded author keys, a bounded set of recently
+    committed ids (for ingest's duplicates) and the threads large batches are split over, all shared by
+    every call.
+
+    key_cache_size: 0 ..= 131_072 decoded keys (0: no cache; its index table is allocated up front).
+    threads: 1 ..= 64; None = the machine's available parallelism (at most 64). Batches of 256 or more
+      are split into chunks (one batch equation each) verified on that many threads, with the GIL
+      released; threads change no verdict.
+    recent_ids: 0 ..= 1_048_576 ids remembered (oldest out first; memory grows with use).
+    Each outside its range -> ValueError naming it; negative or >= 2**64 -> OverflowError; not an int ->
+    TypeError. No argument can abort the interpreter or raise PanicException.
+    """
+
+    threads: int
+    def __init__(self, key_cache_size: int = 4096, *, threads: int | None = None, recent_ids: int = 262_144) -> None: ...
     # now_ms is the receiver's clock in ms; outside the int64 range -> OverflowError.
     def verify_batch(self, envelopes: Sequence[bytes], now_ms: int) -> tuple[bytes, bytes]:
         """One call per batch, GIL released. Returns (codes, ids): codes[i] is the Reason of item i
-        (0 = ok); ids[32*i:32*i+32] is its id, or 32 zero bytes when it did not decode. Signatures of
-        all structurally valid, live items are checked in one ZIP-215 batch; if that fails the batch is
-        bisected so exactly the bad items get BAD_SIGNATURE."""
+        (0 = ok); ids[32*i:32*i+32] is its id, or 32 zero bytes when it did not decode. Checks in
+        PROTOCOL.md's order: structure, the kind's lifetime (TOO_LONG_LIVED), clock, key, then the
+        signatures of all survivors in one ZIP-215 batch per chunk; if that fails it is bisected so
+        exactly the bad items get BAD_SIGNATURE."""
     def verify_one(self, envelope: bytes, now_ms: int) -> tuple[int, bytes]:
         """(code, id) for one envelope, by the single (non-batch) ZIP-215 check."""
+    def ingest(self, envelopes: Sequence[bytes], now_ms: int, index: MatchIndex | None = None) -> IngestResult:
+        """The one pass over a received batch (PROTOCOL.md section 7), one call, GIL released.
+
+        Per item: size cap, decode and field checks, id; then duplicates skip verification: an id in
+        the recent-id set (see remember), or an id an earlier item of this batch is accepted under, gives
+        DUPLICATE (a forged copy before the genuine one does not make the genuine one a duplicate;
+        identical items are verified once and share the verdict); the rest get verify_batch's checks
+        (lifetime, clock, key, ZIP-215 batch with bisection), and an ``intent`` must have exactly the
+        body section 5 gives for its text and terms (node.intents.check_body's rule, compared as
+        canonical bytes, so True is not 1) -> else INVALID_BODY; an accepted intent is matched against
+        ``index`` when given. Other kinds' bodies are the caller's to judge. For items that are not
+        duplicates the code equals verify_batch's, but for INVALID_BODY. Ingest remembers nothing by
+        itself. TypeError for an item that is not bytes-like or an index that is not a MatchIndex."""
+    def remember(self, ids: bytes) -> None:
+        """Adds ids (32 bytes each, concatenated) to the recent-id set: call it once the transaction
+        storing them committed, so only committed ids count as held. ValueError when len(ids) is not a
+        multiple of 32."""
+    def recent_len(self) -> int: ...
     def cache_len(self) -> int: ...
 
 # -- raw Ed25519, ZIP-215 (for test suites and benchmarks) -------------------------------------

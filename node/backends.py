@@ -14,10 +14,28 @@ from types import ModuleType
 from typing import Any, Protocol
 
 
+class IngestResultLike(Protocol):
+    codes: bytes
+    ids: bytes
+    kinds: bytes
+    authors: bytes
+    created: bytes
+    expires: bytes
+    bodies: list[Any]
+    match_offsets: bytes
+    match_ids: bytes
+
+    def __len__(self) -> int: ...
+    def matched(self, i: int) -> list[int]: ...
+
+
 class VerifierLike(Protocol):
     def verify_batch(self, envelopes: Sequence[bytes], now_ms: int) -> tuple[bytes, bytes]: ...
     def verify_one(self, envelope: bytes, now_ms: int) -> tuple[int, bytes]: ...
     def cache_len(self) -> int: ...
+    def ingest(self, envelopes: Sequence[bytes], now_ms: int, index: Any = None) -> IngestResultLike: ...
+    def remember(self, ids: bytes) -> None: ...
+    def recent_len(self) -> int: ...
 
 
 class MatchIndexLike(Protocol):
@@ -36,6 +54,8 @@ class Backend(Protocol):
     MAX_DEPTH: int
     MAX_CLOCK_SKEW_MS: int
     KINDS: tuple[str, ...]
+    MAX_LIFETIME_MS: dict[str, int]
+    NO_KIND: int
     MAX_INTENT_CHARS: int
     MAX_INTENT_NAME_CHARS: int
     INTENT_UNICODE_VERSION: str
@@ -52,7 +72,9 @@ class Backend(Protocol):
         self, author: bytes, body: Any, created: int, expires: int, kind: str, sig: bytes
     ) -> bytes: ...
     def decode_envelope(self, data: bytes) -> tuple[int, str, bytes, int, int, Any, bytes, bytes, bytes]: ...
-    def Verifier(self, key_cache_size: int = 4096) -> VerifierLike: ...  # noqa: N802 (the class)
+    def Verifier(  # noqa: N802 (the class)
+        self, key_cache_size: int = 4096, *, threads: int | None = None, recent_ids: int = 262_144
+    ) -> VerifierLike: ...
     def ed25519_verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool: ...
     def ed25519_verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes: ...
     def ed25519_batch_check(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bool: ...
@@ -62,6 +84,7 @@ class Backend(Protocol):
 
 _INTERFACE = frozenset(
     {"PROTOCOL_VERSION", "SIGNING_PREFIX", "MAX_ENVELOPE_BYTES", "MAX_DEPTH", "MAX_CLOCK_SKEW_MS", "KINDS"}
+    | {"MAX_LIFETIME_MS", "NO_KIND"}
     | {"encode", "decode", "signed_bytes", "encode_envelope", "decode_envelope", "Verifier"}
     | {"ed25519_verify", "ed25519_verify_batch", "ed25519_batch_check"}
     | {"MAX_INTENT_CHARS", "MAX_INTENT_NAME_CHARS", "INTENT_UNICODE_VERSION", "parse_intent"}

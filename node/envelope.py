@@ -50,13 +50,18 @@ def create(
     backend: Backend = NATIVE,
 ) -> Envelope:
     """Sign a new envelope. ``created`` defaults to now; give exactly one of ``ttl_ms`` (expires =
-    created + ttl_ms) and ``expires``. Raises EnvelopeError when the fields break PROTOCOL.md."""
+    created + ttl_ms) and ``expires``. Raises ValidationError when the lifetime (expires - created) is
+    beyond the kind's maximum (PROTOCOL.md section 2, "Lifetimes": receivers refuse it as
+    too_long_lived), EnvelopeError when the fields break PROTOCOL.md otherwise."""
     if (ttl_ms is None) == (expires is None):
         raise TypeError("give exactly one of ttl_ms and expires")
     if created is None:
         created = now_ms()
     if expires is None:
         expires = created + ttl_ms  # type: ignore[operator]  (ttl_ms is set: checked above)
+    limit = backend.MAX_LIFETIME_MS.get(kind) if isinstance(kind, str) else None
+    if limit is not None and isinstance(expires, int) and isinstance(created, int) and expires - created > limit:
+        raise ValidationError("expires", f"a {kind} lives at most {limit // 86_400_000} days")
     signed = backend.signed_bytes(identity.public_key, body, created, expires, kind)
     raw = backend.encode_envelope(identity.public_key, body, created, expires, kind, identity.sign(signed))
     envelope = decode(raw, backend)

@@ -4,9 +4,10 @@ The numbers are part of the wire protocol (PROTOCOL.md, "Reason codes"): the nat
 as one byte per item, peers send them back for every rejected envelope, and both implementations must
 give the same code for the same input. Append new codes; never renumber.
 
-Codes 0..16 are the envelope verifier's (native core and reference alike; ``ENVELOPE_REASONS``). Codes
-17 and up are given by a node's gossip pipeline after an envelope verified: they judge what it says
-(its body, its addressee, the node's own state), so only Python produces them.
+Codes 0..16 and 30 are the envelope verifier's (native core and reference alike; ``ENVELOPE_REASONS``).
+Codes 17..29 are given by a node's gossip pipeline after an envelope verified: they judge what it says
+(its body, its addressee, the node's own state); of those, ``Verifier.ingest`` gives DUPLICATE and, for
+intents, INVALID_BODY too.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Reason(enum.IntEnum):
     REVOKED = 27  # the grant was revoked or ended with the intent it served
     OUT_OF_SCOPE = 28  # a field asked is not among the grant's fields
     BUDGET_SPENT = 29  # the grant's uses are all spent
+    # -- envelope verification, added later --
+    TOO_LONG_LIVED = 30  # expires - created beyond its kind's maximum lifetime (MAX_LIFETIME_MS)
 
     @property
     def label(self) -> str:
@@ -67,4 +70,6 @@ class Reason(enum.IntEnum):
 
 
 # What envelope verification (node.envelope.verify, the native Verifier and its reference) can return.
-ENVELOPE_REASONS: frozenset[Reason] = frozenset(r for r in Reason if r <= Reason.BAD_SIGNATURE)
+ENVELOPE_REASONS: frozenset[Reason] = frozenset(
+    r for r in Reason if r <= Reason.BAD_SIGNATURE or r == Reason.TOO_LONG_LIVED
+)

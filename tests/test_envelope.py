@@ -327,6 +327,11 @@ TIME_AND_SIG_CASES = {
     "clock-at-zero-future": (lambda: build_envelope(ALICE, created=300_001, expires=300_002), Reason.NOT_YET_VALID, 0),
     "clock-at-max": (lambda: build_envelope(ALICE, created=2**63 - 3, expires=2**63 - 1), Reason.EXPIRED, 2**63 - 1),
     "clock-near-max": (lambda: build_envelope(ALICE, created=2**63 - 3, expires=2**63 - 1), Reason.OK, 2**63 - 2),
+    # lifetime (an intent lives at most 365 days), checked before the clock
+    "lifetime-at-limit": (lambda: build_envelope(ALICE, created=NOW_MS, expires=NOW_MS + 365 * 86_400_000), Reason.OK, NOW_MS),
+    "lifetime-past-limit": (lambda: build_envelope(ALICE, created=NOW_MS, expires=NOW_MS + 365 * 86_400_000 + 1), Reason.TOO_LONG_LIVED, NOW_MS),
+    "lifetime-forever": (lambda: build_envelope(ALICE, created=0, expires=2**63 - 1), Reason.TOO_LONG_LIVED, NOW_MS),
+    "lifetime+expired+bad-sig": (lambda: _bad_sig(ALICE, created=0, expires=366 * 86_400_000), Reason.TOO_LONG_LIVED, NOW_MS),
     # key
     "bad-key": (lambda: build_envelope(ALICE, public_key=NOT_A_POINT), Reason.BAD_KEY, NOW_MS),
     "bad-key+bad-sig": (lambda: build_envelope(ALICE, public_key=NOT_A_POINT, sig=b"\x00" * 64), Reason.BAD_KEY, NOW_MS),
@@ -410,7 +415,7 @@ def test_codec_reasons_through_verification(backend, name):
 
 
 def test_every_reason_code_is_produced(backend):
-    """All 17 envelope codes (0 to 16) come out of the verifier (batch and single) for the inputs above."""
+    """All 18 envelope codes (0 to 16 and 30) come out of the verifier (batch and single) for the inputs above."""
     items, nows = [], []
     for make, _ in STRUCTURE_CASES.values():
         items.append(make())

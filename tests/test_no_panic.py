@@ -128,3 +128,36 @@ def test_random_garbage_batches(native, reference):
     r = reference.Verifier().verify_batch(items, NOW_MS)
     assert n == r
     assert 0 not in n[0]
+
+
+# -- arguments that size memory: bounded, with a clear error (never an abort or a PanicException) ------------
+
+HUGE = [2**30, 2**31, 2**63 - 1, 2**63]
+
+
+@pytest.mark.parametrize("name", ["key_cache_size", "recent_ids", "threads"])
+@pytest.mark.parametrize("value", HUGE)
+def test_verifier_sizes_are_bounded(backend, name, value):
+    with pytest.raises(ValueError, match=name):
+        backend.Verifier(**{name: value})
+
+
+@pytest.mark.parametrize("name", ["key_cache_size", "recent_ids", "threads"])
+@pytest.mark.parametrize("value", [-1, -(2**63), 2**64, 2**100])
+def test_verifier_sizes_out_of_64_bits_overflow(backend, name, value):
+    with pytest.raises(OverflowError):
+        backend.Verifier(**{name: value})
+
+
+def test_verifier_size_edges(backend):
+    assert backend.Verifier(131_072, threads=64, recent_ids=1 << 20).cache_len() == 0
+    assert backend.Verifier(0, threads=1, recent_ids=0).recent_len() == 0
+    for bad in (131_073,):
+        with pytest.raises(ValueError, match="between 0 and 131072"):
+            backend.Verifier(bad)
+    with pytest.raises(ValueError, match="threads must be between 1 and 64"):
+        backend.Verifier(threads=0)
+    with pytest.raises(ValueError, match="recent_ids"):
+        backend.Verifier(recent_ids=(1 << 20) + 1)
+    with pytest.raises(TypeError):
+        backend.Verifier("4096")

@@ -34,8 +34,9 @@ def test_codes_are_append_only_and_one_byte():
     assert Reason.BAD_SIGNATURE == 16 and Reason.OK == 0
 
 
-def test_the_verifier_codes_are_the_first_seventeen():
-    assert ENVELOPE_REASONS == frozenset(Reason(code) for code in range(17))
+def test_the_verifier_codes_are_the_first_seventeen_and_thirty():
+    assert ENVELOPE_REASONS == frozenset(Reason(code) for code in [*range(17), 30])
+    assert Reason.TOO_LONG_LIVED == 30 and Reason(30).label == "too_long_lived"
 
 
 @pytest.mark.parametrize("code, label", sorted({**GOSSIP, **ACCESS}.items()))

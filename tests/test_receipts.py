@@ -269,7 +269,8 @@ def test_a_broken_link_is_found(store):
 
 def test_a_stored_envelope_of_another_kind_is_found(store):
     receipts, made = chain(store, 2)
-    other = envelope.create(PERSON, "grant", made[1].body, created=made[1].created, expires=made[1].expires)
+    # a grant where a receipt should be (living a day: a grant cannot live a receipt's ten years)
+    other = envelope.create(PERSON, "grant", made[1].body, created=made[1].created, expires=made[1].created + 86_400_000)
     with store.transaction():
         store.execute("UPDATE receipts SET raw = ?, id = ? WHERE seq = 2", [other.raw, other.id.hex()])
     assert receipts.verify(PERSON.public_key).what == "malformed"

@@ -22,6 +22,30 @@ const SIGNED_MAP_HEADER: u8 = 0x86;
 /// 2^63: `created` and `expires` must be below it.
 const TIME_LIMIT: u64 = 1 << 63;
 
+const DAY_MS: u64 = 86_400_000;
+/// The longest lifetime (`expires - created`, ms) of each kind, in `KINDS` order (PROTOCOL.md
+/// section 2, "Lifetimes"). Each is at least what the node's own signing paths give that kind.
+pub const MAX_LIFETIME_MS: [u64; 10] = [
+    365 * DAY_MS,      // accept: lives until its offer expires
+    365 * DAY_MS,      // decline: likewise
+    30 * DAY_MS,       // deletion
+    365 * DAY_MS,      // grant: 1 minute .. 365 days
+    365 * DAY_MS,      // intent: 1 minute .. 365 days
+    365 * DAY_MS,      // offer: at most its intent's remaining life
+    10 * 365 * DAY_MS, // receipt: the person's audit trail
+    30 * DAY_MS,       // request
+    30 * DAY_MS,       // revoke
+    365 * DAY_MS,      // withdraw: lives until its intent expires
+];
+
+/// The maximum lifetime of a known kind; `None` for an unknown one.
+pub fn max_lifetime_ms(kind: &str) -> Option<u64> {
+    KINDS
+        .binary_search(&kind)
+        .ok()
+        .and_then(|i| MAX_LIFETIME_MS.get(i).copied())
+}
+
 pub fn is_known_kind(kind: &str) -> bool {
     KINDS.binary_search(&kind).is_ok()
 }
@@ -94,6 +118,19 @@ impl<'a> Envelope<'a> {
     pub fn body(&self) -> Result<Value> {
         let mut r = Reader::new(self.body_raw);
         r.value(2)
+    }
+
+    /// The kind's lifetime cap: `expires - created` above it -> too_long_lived (a verification
+    /// check, like the clock ones: decoding alone does not refuse it).
+    pub fn check_lifetime(&self) -> Result<()> {
+        let limit = max_lifetime_ms(self.kind).unwrap_or(0);
+        if self.expires.saturating_sub(self.created) > limit {
+            return Err(Error::new(
+                Reason::TooLongLived,
+                "lifetime beyond the kind's maximum",
+            ));
+        }
+        Ok(())
     }
 
     /// Time checks against `now_ms`: created > now + skew -> not_yet_valid; expires <= now -> expired.

@@ -4,7 +4,8 @@
 //! bytes, ids), `ed25519` (ZIP-215 single and batch verification), `keycache` (LRU of decoded
 //! keys), `verify` (the envelope batch pipeline), `reason` (reason codes and the error type),
 //! `intent` (the intent tokenizer, with its generated Unicode tables in `intent_tables.rs`),
-//! `matcher` (the vendor's subscription index, matching batches of intents).
+//! `matcher` (the vendor's subscription index, matching batches of intents), `ingest` (the one
+//! pass per received batch: decode, dedupe, verify, intent body check, match), `parallel` (threads).
 //! The only pyo3 code is in `py`, the binding module `node._native`.
 
 #![forbid(unsafe_code)]
@@ -12,9 +13,11 @@
 pub mod codec;
 pub mod ed25519;
 pub mod envelope;
+pub mod ingest;
 pub mod intent;
 pub mod keycache;
 pub mod matcher;
+pub mod parallel;
 pub mod reason;
 pub mod verify;
 

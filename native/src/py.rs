@@ -1,6 +1,7 @@
 //! The one pyo3 binding module: Python objects <-> `Value`, `reason::Error` -> `EnvelopeError`,
 //! `intent::SyntaxError` -> `IntentSyntaxError`, and the GIL released around the signature and
-//! matching work. Everything else is plain Rust.
+//! matching work; `py/verifier.rs` holds the Verifier (verify, ingest, remember). Everything else
+//! is plain Rust.
 
 use std::borrow::Cow;
 use std::sync::{LazyLock, Mutex};
@@ -19,7 +20,10 @@ use crate::intent::{self, Constraint};
 use crate::keycache::{self, KeyCache};
 use crate::matcher;
 use crate::reason::{Error, Reason};
-use crate::verify;
+
+mod verifier;
+
+use verifier::{IngestResult, Verifier, NO_KIND};
 
 pyo3::import_exception!(node.errors, EnvelopeError);
 pyo3::import_exception!(node.errors, IntentSyntaxError);
@@ -330,81 +334,6 @@ impl Batch {
     }
 }
 
-/// Envelope verification with a bounded cache of decoded author keys (shared by all calls).
-#[pyclass(frozen, module = "node._native")]
-struct Verifier {
-    cache: Mutex<KeyCache>,
-}
-
-#[pymethods]
-impl Verifier {
-    #[new]
-    #[pyo3(signature = (key_cache_size = 4096))]
-    fn new(key_cache_size: usize) -> Self {
-        Verifier {
-            cache: Mutex::new(KeyCache::new(key_cache_size)),
-        }
-    }
-
-    fn verify_batch<'py>(
-        &self,
-        py: Python<'py>,
-        envelopes: &Bound<'py, PyAny>,
-        now_ms: i64,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let batch = Batch::collect(envelopes, "envelopes")?;
-        let (codes, ids) = py.detach(|| {
-            let items = batch.items();
-            let outcomes = verify::verify_batch(&self.cache, &items, now_ms);
-            let mut codes = Vec::with_capacity(outcomes.len());
-            let mut ids = Vec::with_capacity(outcomes.len() * 32);
-            for (o, span) in outcomes.iter().zip(&batch.spans) {
-                match span {
-                    None => {
-                        codes.push(Reason::TooLarge.code());
-                        ids.extend_from_slice(&[0u8; 32]);
-                    }
-                    Some(_) => {
-                        codes.push(o.reason.code());
-                        ids.extend_from_slice(&o.id.unwrap_or([0u8; 32]));
-                    }
-                }
-            }
-            (codes, ids)
-        });
-        Ok((PyBytes::new(py, &codes), PyBytes::new(py, &ids)))
-    }
-
-    fn verify_one<'py>(
-        &self,
-        py: Python<'py>,
-        envelope: &Bound<'py, PyAny>,
-        now_ms: i64,
-    ) -> PyResult<(u8, Bound<'py, PyBytes>)> {
-        let Some(data) = bytes_like(envelope)? else {
-            return Err(PyTypeError::new_err(
-                "envelope must be bytes, bytearray or memoryview",
-            ));
-        };
-        if data.len() > MAX_ENVELOPE_BYTES {
-            return Ok((Reason::TooLarge.code(), PyBytes::new(py, &[0u8; 32])));
-        }
-        let data = data.into_owned();
-        let o = py.detach(|| verify::verify_one(&self.cache, &data, now_ms));
-        Ok((
-            o.reason.code(),
-            PyBytes::new(py, &o.id.unwrap_or([0u8; 32])),
-        ))
-    }
-
-    fn cache_len(&self) -> usize {
-        self.cache
-            .lock()
-            .map(|c| c.len())
-            .unwrap_or_else(|e| e.into_inner().len())
-    }
-}
-
 /// Decoded keys for the raw `ed25519_*` functions (a node verifies the same keys again and
 /// again; decoding one costs a tenth of a verification). Caching changes no verdict.
 static RAW_KEYS: LazyLock<Mutex<KeyCache>> = LazyLock::new(|| Mutex::new(KeyCache::new(1024)));
@@ -538,6 +467,11 @@ struct PyMatchIndex {
 }
 
 impl PyMatchIndex {
+    /// The one way other native code reaches the index (so its locking lives in one place).
+    fn with_index<R>(&self, f: impl FnOnce(&matcher::MatchIndex) -> R) -> R {
+        f(&self.index)
+    }
+
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -694,5 +628,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MATCH_KINDS", PyTuple::new(py, matcher::KINDS)?)?;
     m.add_class::<Verifier>()?;
     m.add_class::<PyMatchIndex>()?;
+    m.add_class::<IngestResult>()?;
+    m.add("MAX_LIFETIME_MS", {
+        let d = PyDict::new(py);
+        for (k, v) in KINDS.iter().zip(envelope::MAX_LIFETIME_MS) {
+            d.set_item(k, v)?;
+        }
+        d
+    })?;
+    m.add("NO_KIND", NO_KIND)?;
     Ok(())
 }

@@ -25,11 +25,28 @@ pub enum Reason {
     Expired = 14,
     BadKey = 15,
     BadSignature = 16,
+    // 17..29: judged by a node after verification (node/reasons.py); the native core gives only
+    // Duplicate (ingest's recent-id set and repeats in a batch) and InvalidBody (intent bodies).
+    Duplicate = 17,
+    RateLimited = 18,
+    InvalidBody = 19,
+    UnknownIntent = 20,
+    Withdrawn = 21,
+    Blocked = 22,
+    WrongAuthor = 23,
+    NotForRole = 24,
+    NoGrant = 25,
+    NotGrantee = 26,
+    Revoked = 27,
+    OutOfScope = 28,
+    BudgetSpent = 29,
+    /// expires - created beyond the kind's maximum lifetime (`envelope::max_lifetime_ms`).
+    TooLongLived = 30,
 }
 
 impl Reason {
     /// Every reason, indexed by its code.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 31] = [
         Reason::Ok,
         Reason::Malformed,
         Reason::NonCanonical,
@@ -47,6 +64,20 @@ impl Reason {
         Reason::Expired,
         Reason::BadKey,
         Reason::BadSignature,
+        Reason::Duplicate,
+        Reason::RateLimited,
+        Reason::InvalidBody,
+        Reason::UnknownIntent,
+        Reason::Withdrawn,
+        Reason::Blocked,
+        Reason::WrongAuthor,
+        Reason::NotForRole,
+        Reason::NoGrant,
+        Reason::NotGrantee,
+        Reason::Revoked,
+        Reason::OutOfScope,
+        Reason::BudgetSpent,
+        Reason::TooLongLived,
     ];
 
     #[inline]
@@ -78,6 +109,20 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::BadKey => "bad_key",
             Reason::BadSignature => "bad_signature",
+            Reason::Duplicate => "duplicate",
+            Reason::RateLimited => "rate_limited",
+            Reason::InvalidBody => "invalid_body",
+            Reason::UnknownIntent => "unknown_intent",
+            Reason::Withdrawn => "withdrawn",
+            Reason::Blocked => "blocked",
+            Reason::WrongAuthor => "wrong_author",
+            Reason::NotForRole => "not_for_role",
+            Reason::NoGrant => "no_grant",
+            Reason::NotGrantee => "not_grantee",
+            Reason::Revoked => "revoked",
+            Reason::OutOfScope => "out_of_scope",
+            Reason::BudgetSpent => "budget_spent",
+            Reason::TooLongLived => "too_long_lived",
         }
     }
 }
@@ -154,13 +199,27 @@ mod tests {
             "expired",
             "bad_key",
             "bad_signature",
+            "duplicate",
+            "rate_limited",
+            "invalid_body",
+            "unknown_intent",
+            "withdrawn",
+            "blocked",
+            "wrong_author",
+            "not_for_role",
+            "no_grant",
+            "not_grantee",
+            "revoked",
+            "out_of_scope",
+            "budget_spent",
+            "too_long_lived",
         ];
         for (i, label) in labels.iter().enumerate() {
             let r = Reason::from_code(i as u8).unwrap();
             assert_eq!(r.code() as usize, i);
             assert_eq!(r.label(), *label);
         }
-        assert_eq!(Reason::from_code(17), None);
+        assert_eq!(Reason::from_code(31), None);
         assert_eq!(Reason::BadSignature as u8, 16);
     }
 

@@ -209,7 +209,13 @@ fn cache_is_bounded_and_optional() {
 fn extreme_clocks() {
     let c = cache();
     let sk = signer([8; 32]);
-    let e = envelope_with(&sk, Value::Nil, 0, (1 << 63) - 1, "receipt");
+    // Created 0 and never expiring: refused at every clock, before the clock is looked at.
+    let forever = envelope_with(&sk, Value::Nil, 0, (1 << 63) - 1, "receipt");
+    for now in [i64::MIN, 0, NOW, i64::MAX] {
+        assert_eq!(verify_one(&c, &forever, now).reason, Reason::TooLongLived);
+    }
+    // A receipt living exactly its kind's maximum.
+    let e = envelope_with(&sk, Value::Nil, 0, 3650 * 86_400_000, "receipt");
     assert_eq!(verify_one(&c, &e, i64::MIN).reason, Reason::NotYetValid);
     assert_eq!(
         verify_one(&c, &e, -(MAX_CLOCK_SKEW_MS as i64)).reason,

@@ -11,6 +11,8 @@ from node.reference.ed25519 import verify_batch as ed25519_verify_batch
 from node.reference.envelope import (
     KINDS,
     MAX_CLOCK_SKEW_MS,
+    MAX_LIFETIME_MS,
+    NO_KIND,
     PROTOCOL_VERSION,
     SIGNING_PREFIX,
     Verifier,
@@ -45,6 +47,8 @@ __all__ = [
     "MAX_CLOCK_SKEW_MS",
     "MAX_DEPTH",
     "MAX_ENVELOPE_BYTES",
+    "MAX_LIFETIME_MS",
+    "NO_KIND",
     "MAX_INTENT_CHARS",
     "MAX_INTENT_NAME_CHARS",
     "PROTOCOL_VERSION",

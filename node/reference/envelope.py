@@ -20,6 +20,27 @@ SIGNING_PREFIX = b"vrm-envelope-v1\x00"
 MAX_CLOCK_SKEW_MS = 300_000
 KINDS = ("accept", "decline", "deletion", "grant", "intent", "offer", "receipt", "request", "revoke", "withdraw")
 
+DAY_MS = 86_400_000
+# The longest lifetime (expires - created) of each kind (PROTOCOL.md section 2, "Lifetimes"); at least
+# what the node's own signing paths give it (node.envelope.create refuses more).
+MAX_LIFETIME_MS = {
+    "accept": 365 * DAY_MS,  # lives until its offer expires
+    "decline": 365 * DAY_MS,
+    "deletion": 30 * DAY_MS,
+    "grant": 365 * DAY_MS,
+    "intent": 365 * DAY_MS,
+    "offer": 365 * DAY_MS,  # at most its intent's remaining life
+    "receipt": 10 * 365 * DAY_MS,  # the person's audit trail
+    "request": 30 * DAY_MS,
+    "revoke": 30 * DAY_MS,
+    "withdraw": 365 * DAY_MS,  # lives until its intent expires
+}
+NO_KIND = 255  # ingest's kind code for an item that did not decode
+MAX_KEY_CACHE = 131_072
+MAX_RECENT_IDS = 1 << 20
+MAX_THREADS = 64
+DEFAULT_RECENT_IDS = 262_144
+
 _FIELDS = ("author", "body", "created", "expires", "kind", "sig")  # every key but "v", in checking order
 _TIME_LIMIT = 2**63  # created and expires are uint < 2^63
 _ZERO_ID = bytes(32)
@@ -97,11 +118,43 @@ class Verifier:
     The cache keeps only keys that decoded to a point, least recently used out first.
     """
 
-    def __init__(self, key_cache_size: int = 4096) -> None:
-        if key_cache_size < 0:  # what the native core's unsigned argument raises too
-            raise OverflowError("key_cache_size must be >= 0")
-        self._cache_size = key_cache_size
+    def __init__(
+        self, key_cache_size: int = 4096, *, threads: int | None = None, recent_ids: int = DEFAULT_RECENT_IDS
+    ) -> None:
+        # The same refusals as the native constructor: TypeError, OverflowError (negative or beyond
+        # 64 bits), ValueError (outside the bounds).
+        self._cache_size = _bounded("key_cache_size", key_cache_size, 0, MAX_KEY_CACHE)
+        self._recent_cap = _bounded("recent_ids", recent_ids, 0, MAX_RECENT_IDS)
+        # The reference runs on one thread whatever it is given; it only checks the argument.
+        self.threads = 1 if threads is None else _bounded("threads", threads, 1, MAX_THREADS)
         self._keys: OrderedDict[bytes, ed25519.Point] = OrderedDict()
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
+
+    def remember(self, ids: bytes) -> None:
+        """Adds committed ids (32 bytes each, concatenated) to the recent-id set, oldest out first."""
+        if not isinstance(ids, (bytes, bytearray, memoryview)):
+            raise TypeError("ids must be bytes, bytearray or memoryview")
+        ids = bytes(ids)
+        if len(ids) % 32:
+            raise ValueError(f"ids must be a concatenation of 32-byte ids, not {len(ids)} bytes")
+        for at in range(0, len(ids), 32):
+            if self._recent_cap == 0 or ids[at : at + 32] in self._recent:
+                continue
+            self._recent[ids[at : at + 32]] = None
+            if len(self._recent) > self._recent_cap:
+                self._recent.popitem(last=False)
+
+    def recent_len(self) -> int:
+        return len(self._recent)
+
+    def is_recent(self, envelope_id: bytes) -> bool:
+        return envelope_id in self._recent
+
+    def ingest(self, envelopes: Iterable[bytes], now_ms: int, index: Any = None) -> Any:
+        """The one pass over a received batch (node/reference/ingest.py)."""
+        from node.reference.ingest import ingest
+
+        return ingest(self, envelopes, now_ms, index)
 
     def cache_len(self) -> int:
         return len(self._keys)
@@ -135,13 +188,18 @@ class Verifier:
             code = Reason.BAD_SIGNATURE
         return int(code), envelope_id
 
+    def precheck(self, raw: bytes, now_ms: int) -> tuple[Reason, bytes, ed25519.Prepared | None]:
+        return self._precheck(raw, now_ms)
+
     def _precheck(self, raw: bytes, now_ms: int) -> tuple[Reason, bytes, ed25519.Prepared | None]:
-        """Everything before the signature equation: decode, time, key. OK means 'check the
+        """Everything before the signature equation: decode, lifetime, time, key. OK means 'check the
         signature' (prepared is None when R or S already make it invalid)."""
         try:
-            _, _, author, created, expires, _, sig, signed, envelope_id = decode_envelope(raw)
+            _, kind, author, created, expires, _, sig, signed, envelope_id = decode_envelope(raw)
         except EnvelopeError as error:
             return error.reason, _ZERO_ID, None
+        if expires - created > MAX_LIFETIME_MS[kind]:
+            return Reason.TOO_LONG_LIVED, envelope_id, None
         if created > now_ms + MAX_CLOCK_SKEW_MS:
             return Reason.NOT_YET_VALID, envelope_id, None
         if expires <= now_ms:
@@ -162,6 +220,16 @@ class Verifier:
             if len(self._keys) > self._cache_size:
                 self._keys.popitem(last=False)
         return key
+
+
+def _bounded(name: str, value: Any, lo: int, hi: int) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be an int")
+    if not 0 <= value < 2**64:
+        raise OverflowError(f"{name} must be a non-negative 64-bit integer")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
 
 
 def _check_clock(now_ms: int) -> None:

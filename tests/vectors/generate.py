@@ -101,7 +101,8 @@ def complete_vectors() -> list[dict[str, Any]]:
          {**parse_intent("?flight SFO->JFK before:2026-12-20 max:400USD"), "terms": ["contact-only-about-this"]}),
         ("offer_every_type", 0x02, "offer", CREATED, CREATED + DAY_MS, all_types),
         ("receipt_long_forms", 0x03, "receipt", CREATED, CREATED + DAY_MS, long_forms),
-        ("deletion_extreme_times", 0x04, "deletion", 0, 2**63 - 1, None),
+        # the largest times (uint64 encodings), living exactly a deletion's maximum lifetime
+        ("deletion_extreme_times", 0x04, "deletion", 2**63 - 1 - 30 * DAY_MS, 2**63 - 1, None),
     ]
     vectors = []
     for name, seed_byte, kind, created, expires, body in specs:
@@ -154,6 +155,11 @@ class Base:
         self.signed = ref.signed_bytes(**self.fields)
         self.sig = sign(self.SEED, self.signed)
         self.raw = ref.encode_envelope(**self.fields, sig=self.sig)
+
+    def resigned(self, **changes: Any) -> bytes:
+        """The base envelope with ``changes`` to its fields, signed again (so only they are at fault)."""
+        fields = {**self.fields, **changes}
+        return ref.encode_envelope(**fields, sig=sign(self.SEED, ref.signed_bytes(**fields)))
 
     def entries(self, **changes: Any) -> list[tuple[str, bytes]]:
         """The (key, encoded value) entries in key order, with ``changes`` applied: a value is
@@ -233,6 +239,12 @@ def refused_vectors() -> list[dict[str, Any]]:
         ("created_in_future", Reason.NOT_YET_VALID, "the base envelope at now = created - 300 001",
          base.raw, CREATED - 300_001),
         ("expired", Reason.EXPIRED, "the base envelope at now = expires", base.raw, CREATED + DAY_MS),
+        ("lifetime_past_limit", Reason.TOO_LONG_LIVED, "an intent living 365 days + 1 ms (its kind's maximum is 365 days)",
+         base.resigned(expires=CREATED + 365 * DAY_MS + 1), base.NOW),
+        ("created_zero_expires_max", Reason.TOO_LONG_LIVED, "created 0 and expires 2^63 - 1, signed",
+         base.resigned(created=0, expires=2**63 - 1), base.NOW),
+        ("first_lifetime_then_expired", Reason.TOO_LONG_LIVED, "a receipt living 3651 days, expired at now",
+         base.resigned(kind="receipt", created=0, expires=3651 * DAY_MS), base.NOW),
         ("author_not_a_point", Reason.BAD_KEY, f"author is {no_point.hex()[:4]}.. (y = {no_point[0]}: no x exists)",
          raw_map(entries(author=no_point)), base.NOW),
         ("sig_bit_flipped", Reason.BAD_SIGNATURE, "the lowest bit of S flipped",

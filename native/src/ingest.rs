@@ -1,0 +1,344 @@
+//! One pass over a received batch (PROTOCOL.md section 7, "Ingest"): for every item the size cap,
+//! decode and field checks, its id, then duplicates (ids the node committed, kept in a bounded
+//! `RecentIds`, and repeats inside the batch) skip verification; the rest get the lifetime and
+//! clock checks, one ZIP-215 batch equation per chunk (bisected, so exactly the bad ones fail),
+//! and, for intents, the body check of `node.intents.check_body` and the match against the
+//! vendor's index. Large batches run on several threads; the verdicts do not depend on how many.
+//!
+//! Pure Rust, no pyo3; `py` turns the items into the Python result.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use crate::codec::{self, Value};
+use crate::ed25519::{self, Prepared};
+use crate::envelope::{self, Envelope};
+use crate::intent::{self, Constraint};
+use crate::keycache::KeyCache;
+use crate::matcher::MatchIndex;
+use crate::parallel;
+use crate::reason::Reason;
+use crate::verify::resolve_keys;
+
+/// The most ids a `RecentIds` may hold (about 80 MB when full).
+pub const MAX_RECENT_IDS: usize = 1 << 20;
+
+/// The terms an intent may carry, as node/intents.py's KNOWN_TERMS.
+pub const KNOWN_TERMS: [&str; 5] = [
+    "contact-only-about-this",
+    "no-resale",
+    "delete-after-use",
+    "no-profiling",
+    "no-third-parties",
+];
+/// The keys of an intent body, in canonical order.
+const BODY_KEYS: [&str; 7] = [
+    "constraints",
+    "handles",
+    "tags",
+    "terms",
+    "text",
+    "tokens",
+    "words",
+];
+
+/// Ids of envelopes the node has committed, oldest out first once `cap` is reached. Memory grows
+/// with use, never preallocated.
+pub struct RecentIds {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+    cap: usize,
+}
+
+impl RecentIds {
+    /// At most `cap` ids (callers bound it by MAX_RECENT_IDS); 0 remembers nothing.
+    pub fn new(cap: usize) -> RecentIds {
+        RecentIds {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    pub fn contains(&self, id: &[u8; 32]) -> bool {
+        self.set.contains(id)
+    }
+
+    pub fn insert(&mut self, id: [u8; 32]) {
+        if self.cap == 0 || !self.set.insert(id) {
+            return;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// Locks the recent-id set (a poisoned lock still holds a valid set).
+pub fn lock_recent(recent: &Mutex<RecentIds>) -> std::sync::MutexGuard<'_, RecentIds> {
+    recent.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The verdict on one item. `env` is set whenever it decoded (whatever the reason), `id` too;
+/// `matched` holds the matching subscription ids (ascending) of an accepted intent.
+#[derive(Clone, Debug)]
+pub struct Item<'a> {
+    pub reason: Reason,
+    pub id: Option<[u8; 32]>,
+    pub env: Option<Envelope<'a>>,
+    pub matched: Vec<i64>,
+}
+
+fn constraint_value(c: &Constraint<'_>) -> Value {
+    let s = |t: &str| Value::Str(t.to_owned());
+    let map = |entries: Vec<(&str, Value)>| {
+        Value::Map(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    };
+    match c {
+        Constraint::Money { minor, cur } => {
+            map(vec![("money", Value::UInt(*minor)), ("cur", s(cur))])
+        }
+        Constraint::MoneyRange { lo, hi, cur } => map(vec![
+            ("range", Value::Array(vec![Value::UInt(*lo), Value::UInt(*hi)])),
+            ("cur", s(cur)),
+        ]),
+        Constraint::Date(d) => map(vec![("date", s(d))]),
+        Constraint::DateRange(lo, hi) => map(vec![("range", Value::Array(vec![s(lo), s(hi)]))]),
+        Constraint::Int(n) => map(vec![("int", Value::UInt(*n))]),
+        Constraint::IntRange(lo, hi) => map(vec![(
+            "range",
+            Value::Array(vec![Value::UInt(*lo), Value::UInt(*hi)]),
+        )]),
+        Constraint::Geohash(g) => map(vec![("geohash", s(g))]),
+        Constraint::Place(p) => map(vec![("place", s(p))]),
+        Constraint::Text(t) => map(vec![("text", s(t))]),
+    }
+}
+
+fn strs<S: AsRef<str>>(items: &[S]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|x| Value::Str(x.as_ref().to_owned()))
+            .collect(),
+    )
+}
+
+/// The intent body section 5 gives for `text` and `terms`; `None` when the text does not parse.
+pub fn expected_body(text: &str, terms: &[&str]) -> Option<Value> {
+    let parsed = intent::parse(text).ok()?;
+    let constraints = Value::Map(
+        parsed
+            .constraints
+            .iter()
+            .map(|(k, c)| ((*k).to_owned(), constraint_value(c)))
+            .collect(),
+    );
+    Some(Value::Map(vec![
+        ("constraints".to_owned(), constraints),
+        ("handles".to_owned(), strs(&parsed.handles)),
+        ("tags".to_owned(), strs(&parsed.tags)),
+        ("terms".to_owned(), strs(terms)),
+        ("text".to_owned(), Value::Str(text.to_owned())),
+        ("tokens".to_owned(), strs(&parsed.tokens)),
+        ("words".to_owned(), strs(&parsed.words)),
+    ]))
+}
+
+/// Whether an intent's body (decoded, and `raw` its canonical bytes) is exactly what PROTOCOL.md
+/// section 5 gives for its text and terms: the check of `node.intents.check_body`. Terms must be
+/// known, distinct and already normal; the comparison is of canonical bytes, so types are strict.
+pub fn intent_body_ok(body: &Value, raw: &[u8]) -> bool {
+    let Value::Map(entries) = body else {
+        return false;
+    };
+    if entries.len() != BODY_KEYS.len() || entries.iter().zip(BODY_KEYS).any(|((k, _), w)| k != w)
+    {
+        return false;
+    }
+    let (Some((_, Value::Array(terms))), Some((_, Value::Str(text)))) =
+        (entries.get(3), entries.get(4))
+    else {
+        return false;
+    };
+    let mut seen: Vec<&str> = Vec::with_capacity(terms.len());
+    for t in terms {
+        match t {
+            Value::Str(t) if KNOWN_TERMS.contains(&t.as_str()) && !seen.contains(&t.as_str()) => {
+                seen.push(t)
+            }
+            _ => return false,
+        }
+    }
+    let Some(expected) = expected_body(text, &seen) else {
+        return false;
+    };
+    codec::encode(&expected).is_ok_and(|bytes| bytes == raw)
+}
+
+/// Lifetime, clock, key, signature (one batch equation for the chunk), then the intent body check
+/// and the match, for decoded items that are no duplicates. One verdict per input, in order.
+fn judge(
+    cache: &Mutex<KeyCache>,
+    envs: &[Envelope<'_>],
+    now_ms: i64,
+    index: Option<&MatchIndex>,
+) -> Vec<(Reason, Vec<i64>)> {
+    let mut out: Vec<(Reason, Vec<i64>)> = vec![(Reason::Ok, Vec::new()); envs.len()];
+    let mut live: Vec<usize> = Vec::with_capacity(envs.len());
+    for (k, (env, o)) in envs.iter().zip(out.iter_mut()).enumerate() {
+        match env.check_lifetime().and_then(|()| env.check_time(now_ms)) {
+            Ok(()) => live.push(k),
+            Err(e) => o.0 = e.reason,
+        }
+    }
+    let authors: Vec<&[u8; 32]> = live
+        .iter()
+        .filter_map(|&k| envs.get(k).map(|e| e.author))
+        .collect();
+    let points = resolve_keys(cache, &authors);
+    let mut prepared: Vec<Prepared> = Vec::with_capacity(live.len());
+    let mut owner: Vec<usize> = Vec::with_capacity(live.len());
+    for (&k, point) in live.iter().zip(points) {
+        let (Some(env), Some(o)) = (envs.get(k), out.get_mut(k)) else {
+            continue;
+        };
+        match point {
+            None => o.0 = Reason::BadKey,
+            Some(a) => match ed25519::prepare(&a, env.author, &env.signed_parts(), env.sig) {
+                None => o.0 = Reason::BadSignature,
+                Some(p) => {
+                    prepared.push(p);
+                    owner.push(k);
+                }
+            },
+        }
+    }
+    let verdicts = ed25519::verify_prepared_batch(&prepared);
+    for (ok, k) in verdicts.into_iter().zip(owner) {
+        let (Some(env), Some(o)) = (envs.get(k), out.get_mut(k)) else {
+            continue;
+        };
+        if !ok {
+            o.0 = Reason::BadSignature;
+        } else if env.kind == "intent" {
+            match env.body() {
+                Ok(body) if intent_body_ok(&body, env.body_raw) => {
+                    if let Some(ix) = index {
+                        ix.match_value(&body, &mut o.1);
+                    }
+                }
+                _ => o.0 = Reason::InvalidBody,
+            }
+        }
+    }
+    out
+}
+
+/// The verdicts on a batch. Items longer than MAX_ENVELOPE_BYTES get too_large (the caller may
+/// pass them as empty slices and fix the code up). An item is `duplicate` when its id is in
+/// `recent` or an earlier item of the batch with the same id is accepted; such items are not
+/// verified, and only the first of several identical items is.
+pub fn ingest<'a>(
+    cache: &Mutex<KeyCache>,
+    recent: &Mutex<RecentIds>,
+    items: &[&'a [u8]],
+    now_ms: i64,
+    threads: usize,
+    index: Option<&MatchIndex>,
+) -> Vec<Item<'a>> {
+    let mut out: Vec<Item<'a>> = parallel::map_chunks(items, threads, |chunk| {
+        chunk
+            .iter()
+            .map(|data| match envelope::parse(data) {
+                Ok(env) => Item {
+                    reason: Reason::Ok,
+                    id: Some(env.id()),
+                    env: Some(env),
+                    matched: Vec::new(),
+                },
+                Err(e) => Item {
+                    reason: e.reason,
+                    id: None,
+                    env: None,
+                    matched: Vec::new(),
+                },
+            })
+            .collect()
+    });
+
+    // Group the new ids; the first item of each distinct (id, sig) is verified.
+    let mut groups: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
+    {
+        let recent = lock_recent(recent);
+        for (i, item) in out.iter_mut().enumerate() {
+            let Some(id) = item.id else { continue };
+            if recent.contains(&id) {
+                item.reason = Reason::Duplicate;
+            } else {
+                groups.entry(id).or_default().push(i);
+            }
+        }
+    }
+    let mut todo: Vec<usize> = Vec::with_capacity(out.len());
+    // For a repeat: the position of the first item with the same bytes.
+    let mut same_as: Vec<(usize, usize)> = Vec::new();
+    for members in groups.values() {
+        let mut sigs: Vec<(&[u8; 64], usize)> = Vec::new();
+        for &i in members {
+            let Some(env) = out.get(i).and_then(|it| it.env) else {
+                continue;
+            };
+            match sigs.iter().find(|(s, _)| *s == env.sig) {
+                Some(&(_, first)) => same_as.push((i, first)),
+                None => {
+                    sigs.push((env.sig, i));
+                    todo.push(i);
+                }
+            }
+        }
+    }
+    todo.sort_unstable();
+    let envs: Vec<Envelope<'a>> = todo
+        .iter()
+        .filter_map(|&i| out.get(i).and_then(|it| it.env))
+        .collect();
+    let verdicts = parallel::map_chunks(&envs, threads, |chunk| judge(cache, chunk, now_ms, index));
+    for (&i, (reason, matched)) in todo.iter().zip(verdicts) {
+        if let Some(item) = out.get_mut(i) {
+            item.reason = reason;
+            item.matched = matched;
+        }
+    }
+    for (i, first) in same_as {
+        let reason = out.get(first).map_or(Reason::Malformed, |it| it.reason);
+        if let Some(item) = out.get_mut(i) {
+            item.reason = reason;
+        }
+    }
+    // Within a group, everything after the first accepted item is a duplicate.
+    for members in groups.values() {
+        let mut accepted = false;
+        for &i in members {
+            let Some(item) = out.get_mut(i) else { continue };
+            if accepted {
+                item.reason = Reason::Duplicate;
+                item.matched.clear();
+            } else if item.reason == Reason::Ok {
+                accepted = true;
+            }
+        }
+    }
+    out
+}
