@@ -44,7 +44,7 @@ from node.peers import Peer, Peers, check_url
 from node.reasons import Reason
 from node.records import Records
 from node.store import AsyncStore, Clock, Store, wall_clock_ms
-from node.subscriptions import Subscriptions
+from node.subscriptions import LiveIndex, Subscriptions
 
 SUBSCRIPTIONS = "subscriptions"  # in ``changed``: the matcher must be rebuilt
 PEERS = "peers"  # in ``changed``: the peer list changed (pull from a new one, refresh URLs)
@@ -613,23 +613,20 @@ async def run_op(services: Services, name: str, args: dict[str, Any]) -> dict[st
 
 
 class IndexHolder:
-    """The compiled subscription index for the pipeline, built when first needed after a change.
+    """The pipeline's subscription index: a thin delegate to node.subscriptions.LiveIndex, built from
+    the store on first use and then changed in place.
 
-    ``__call__`` runs in the store thread (inside ``Pipeline.ingest``); ``invalidate`` may be called
-    from anywhere: the next ingest rebuilds from the committed subscriptions."""
+    ``__call__`` runs in the store thread (inside ``Pipeline.ingest``) and first applies the changes
+    announced by ``invalidate`` (callable from anywhere): no rebuild per subscribe."""
 
     def __init__(self, store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE) -> None:
-        self._subscriptions = Subscriptions(store, clock=clock, backend=backend)
-        self._index: Any = None
+        self._live = LiveIndex(store, backend=backend)
 
     def __call__(self) -> Any:
-        index = self._index
-        if index is None:
-            index = self._index = self._subscriptions.index()
-        return index
+        return self._live()
 
     def invalidate(self) -> None:
-        self._index = None
+        self._live.invalidate()
 
 
 def build_pipeline(
