@@ -283,7 +283,8 @@ def _row_subscription(row: Mapping[str, Any]) -> Subscription:
     return Subscription(id=row["id"], text=row["text"], parsed=parsed, created_at=row["created_at"])
 
 
-def _spec_json(parsed: ParsedSubscription) -> str:
+def spec_json(parsed: ParsedSubscription) -> str:
+    """The stored form of a spec: canonical JSON (equal meanings, equal strings)."""
     return json.dumps(parsed.spec(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -309,7 +310,7 @@ class Subscriptions:
         """Parse and store ``text``; IntentSyntaxError pointing at the offending word, ConflictError when
         an identical subscription (same meaning) is already stored."""
         parsed = parse_subscription(text, backend=self._backend)
-        spec = _spec_json(parsed)
+        spec = spec_json(parsed)
         key = spec_hash(spec)
         with self._store.transaction():
             same = self._store.query_one(

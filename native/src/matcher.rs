@@ -7,9 +7,11 @@
 //! in exactly one posting list: under the rarest of its tokens (counted over the subscriptions
 //! present when it is added) and, inside that token, under one discriminator an intent must have
 //! to match, the first of: its first equality (key + canonical value), its whole `near` prefix, its
-//! first handle, its first tag, the key of its first bound; else it is "plain" (checked for every
-//! intent with the token). An intent with geohash `g` looks up the prefixes of `g` and the prefixes
-//! that extend `g` (a range of the ordered near map). Every candidate is then checked against all
+//! first handle, its first tag, the key and class (money in its currency, or a kind) of its first
+//! bound; else it is "plain" (checked for every intent with the token). An intent with geohash `g`
+//! looks up the prefixes of `g` and the prefixes that extend `g` (a range of the ordered near map).
+//! A posting list holds its subscriptions' records back to back (read in order when matching;
+//! removed records are reclaimed once they are half of it). Every candidate is checked against all
 //! its conditions, so the index only narrows and never decides: the result is exactly that of
 //! checking every subscription (`node/reference/matcher.py` does the same in Python and the tests
 //! compare the two, and an index updated in place with one built from scratch). Malformed input
@@ -124,7 +126,7 @@ const PLAIN: u8 = 0;
 const BY_EQUAL: u8 = 1; // a = key, b = encoded value
 const BY_HANDLE: u8 = 2;
 const BY_TAG: u8 = 3;
-const BY_KEY: u8 = 4; // a constraint key a bound reads
+const BY_KEY: u8 = 4; // a = the key a bound reads, b = its class (bound_class)
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -207,13 +209,45 @@ fn unpack(data: &[u32]) -> Packed<'_> {
     }
 }
 
+/// Where a subscription is: its posting list and the offset of its record there.
+#[derive(Clone, Copy)]
 struct Slot {
-    id: i64,
-    data: Box<[u32]>,
     list: u32,
-    pos: u32,
+    offset: u32,
     /// The next slot with the same id (ids may repeat), or NONE.
     next: u32,
+}
+
+const FREE: Slot = Slot {
+    list: NONE,
+    offset: 0,
+    next: NONE,
+};
+
+// A posting list holds its subscriptions' records back to back, so matching reads them in order:
+// [id low, id high, slot (NONE: removed), n, n words of packed symbols].
+const RECORD: usize = 4;
+
+#[derive(Default)]
+struct Posting {
+    words: Vec<u32>,
+    live: u32,
+    /// Words of removed records, reclaimed when they are half the list.
+    dead: usize,
+}
+
+/// The records of a posting list: (id, slot, packed symbols); removed ones included.
+fn records(words: &[u32]) -> impl Iterator<Item = (usize, i64, u32, &[u32])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let head = words.get(at..at + RECORD)?;
+        let start = at + RECORD;
+        let data = words.get(start..start + head[3] as usize)?;
+        let offset = at;
+        at = start + data.len();
+        let id = (u64::from(head[0]) | (u64::from(head[1]) << 32)) as i64;
+        Some((offset, id, head[2], data))
+    })
 }
 
 /// The index of a vendor's subscriptions.
@@ -227,7 +261,7 @@ pub struct MatchIndex {
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     ids: FxMap<i64, u32>,
-    lists: Vec<Vec<u32>>,
+    lists: Vec<Posting>,
     list_keys: Vec<ListKey>,
     free_lists: Vec<u32>,
     keyed: FxMap<Key, u32>,
@@ -263,6 +297,15 @@ fn near_key(token: u32, prefix: &[u8]) -> Vec<u8> {
     k.extend_from_slice(&token.to_be_bytes());
     k.extend_from_slice(prefix);
     k
+}
+
+/// What a bound can compare with: money in its currency (the currency's symbol), or a kind.
+fn bound_class(kind: Kind, cur: u32) -> u32 {
+    match kind {
+        Kind::Money => cur,
+        Kind::Int => NONE - 1,
+        Kind::Date => NONE - 2,
+    }
 }
 
 fn op_kind(word: u32) -> (Op, Kind) {
@@ -397,7 +440,7 @@ impl MatchIndex {
         let list = match self.free_lists.pop() {
             Some(l) => l,
             None => {
-                self.lists.push(Vec::new());
+                self.lists.push(Posting::default());
                 self.list_keys.push(ListKey::Keyed(Key {
                     token: 0,
                     tag: PLAIN,
@@ -440,70 +483,42 @@ impl MatchIndex {
             keyed(BY_HANDLE, h, 0)
         } else if let Some(&t) = p.tags.first() {
             keyed(BY_TAG, t, 0)
-        } else if let Some(&k) = p.bounds.first() {
-            keyed(BY_KEY, k, 0)
+        } else if let [k, cur, op_kind_word, ..] = p.bounds {
+            keyed(BY_KEY, *k, bound_class(op_kind(*op_kind_word).1, *cur))
         } else {
             keyed(PLAIN, 0, 0)
         };
         let list = self.list_for(key);
-        let posting = &mut self.lists[list as usize];
         let slot = match self.free_slots.pop() {
             Some(s) => s,
             None => {
-                self.slots.push(Slot {
-                    id: 0,
-                    data: Box::default(),
-                    list: NONE,
-                    pos: 0,
-                    next: NONE,
-                });
+                self.slots.push(FREE);
                 (self.slots.len() - 1) as u32
             }
         };
-        posting.push(slot);
-        let pos = (posting.len() - 1) as u32;
+        let posting = &mut self.lists[list as usize];
+        let offset = posting.words.len() as u32;
+        let raw = id as u64;
+        posting
+            .words
+            .extend([raw as u32, (raw >> 32) as u32, slot, data.len() as u32]);
+        posting.words.extend_from_slice(&data);
+        posting.live += 1;
         let next = self.ids.insert(id, slot).unwrap_or(NONE);
-        self.slots[slot as usize] = Slot {
-            id,
-            data,
-            list,
-            pos,
-            next,
-        };
+        self.slots[slot as usize] = Slot { list, offset, next };
     }
 
     fn unfile(&mut self, slot: u32) {
-        let s = std::mem::replace(
-            &mut self.slots[slot as usize],
-            Slot {
-                id: 0,
-                data: Box::default(),
-                list: NONE,
-                pos: 0,
-                next: NONE,
-            },
-        );
+        let s = std::mem::replace(&mut self.slots[slot as usize], FREE);
         self.free_slots.push(slot);
         let posting = &mut self.lists[s.list as usize];
-        posting.swap_remove(s.pos as usize);
-        if let Some(&moved) = posting.get(s.pos as usize) {
-            self.slots[moved as usize].pos = s.pos;
-        }
-        if posting.is_empty() {
-            *posting = Vec::new();
-            match &self.list_keys[s.list as usize] {
-                ListKey::Keyed(k) => {
-                    self.keyed.remove(k);
-                }
-                ListKey::Near(k) => {
-                    self.near.remove(k);
-                    let token = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
-                    self.token_near[token as usize] -= 1;
-                }
-            }
-            self.free_lists.push(s.list);
-        }
-        let p = unpack(&s.data);
+        let at = s.offset as usize;
+        let n = posting.words[at + 3] as usize;
+        posting.words[at + 2] = NONE;
+        posting.live -= 1;
+        posting.dead += RECORD + n;
+        // Release what the record names before its words can be reused.
+        let p = unpack(&posting.words[at + RECORD..at + RECORD + n]);
         for &t in p.tokens {
             self.token_subs[t as usize] -= 1;
         }
@@ -524,33 +539,58 @@ impl MatchIndex {
             st.release(b[0]);
             st.release(b[1]);
         }
+        if posting.live == 0 {
+            *posting = Posting::default();
+            match &self.list_keys[s.list as usize] {
+                ListKey::Keyed(k) => {
+                    self.keyed.remove(k);
+                }
+                ListKey::Near(k) => {
+                    self.near.remove(k);
+                    let token = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+                    self.token_near[token as usize] -= 1;
+                }
+            }
+            self.free_lists.push(s.list);
+        } else if 2 * posting.dead > posting.words.len() {
+            self.compact(s.list);
+        }
+    }
+
+    /// Drops a list's removed records (amortised: it waits until they are half its words).
+    fn compact(&mut self, list: u32) {
+        let posting = &mut self.lists[list as usize];
+        let old = std::mem::take(&mut posting.words);
+        let mut words = Vec::with_capacity(old.len() - posting.dead);
+        for (offset, _, slot, data) in records(&old) {
+            if slot == NONE {
+                continue;
+            }
+            let start = words.len();
+            words.extend_from_slice(&old[offset..offset + RECORD + data.len()]);
+            self.slots[slot as usize].offset = start as u32;
+        }
+        posting.words = words;
+        posting.dead = 0;
     }
 
     /// An estimate of the heap the index holds, in bytes (capacities, plus 16 bytes of allocator
     /// overhead per allocation).
     pub fn heap_bytes(&self) -> usize {
         const ALLOC: usize = 16;
-        let slots: usize = self
-            .slots
+        let lists: usize = self
+            .lists
             .iter()
-            .map(|s| {
-                if s.data.is_empty() {
-                    0
-                } else {
-                    4 * s.data.len() + ALLOC
-                }
-            })
+            .map(|l| 4 * l.words.capacity() + ALLOC)
             .sum();
-        let lists: usize = self.lists.iter().map(|l| 4 * l.capacity() + ALLOC).sum();
         let near: usize = self.near.keys().map(|k| k.len() + 4 + 2 * ALLOC).sum();
         self.strings.heap_bytes()
-            + slots
             + self.slots.capacity() * std::mem::size_of::<Slot>()
             + 4 * (self.free_slots.capacity() + self.free_lists.capacity())
             + 4 * (self.token_subs.capacity() + self.token_near.capacity())
             + self.ids.capacity() * (std::mem::size_of::<(i64, u32)>() + 1)
             + lists
-            + self.lists.capacity() * std::mem::size_of::<Vec<u32>>()
+            + self.lists.capacity() * std::mem::size_of::<Posting>()
             + self.list_keys.capacity() * std::mem::size_of::<ListKey>()
             + self.keyed.capacity() * (std::mem::size_of::<(Key, u32)>() + 1)
             + near
@@ -610,11 +650,10 @@ impl MatchIndex {
     }
 
     fn check(&self, list: u32, v: &View<'_>, out: &mut Vec<i64>) {
-        for &slot in self.lists.get(list as usize).map_or(&[][..], Vec::as_slice) {
-            if let Some(s) = self.slots.get(slot as usize) {
-                if self.holds(unpack(&s.data), v) {
-                    out.push(s.id);
-                }
+        let words = self.lists.get(list as usize).map_or(&[][..], |l| &l.words);
+        for (_, id, slot, data) in records(words) {
+            if slot != NONE && self.holds(unpack(data), v) {
+                out.push(id);
             }
         }
     }
@@ -641,7 +680,15 @@ impl MatchIndex {
                 if let Some(value) = c.value {
                     keyed(BY_EQUAL, c.key, value);
                 }
-                keyed(BY_KEY, c.key, 0);
+                if let Some(span) = &c.span {
+                    let cur = || self.strings.get(span.cur.as_bytes());
+                    match span.kind {
+                        Kind::Money => cur()
+                            .into_iter()
+                            .for_each(|cur| keyed(BY_KEY, c.key, bound_class(Kind::Money, cur))),
+                        kind => keyed(BY_KEY, c.key, bound_class(kind, 0)),
+                    }
+                }
             }
             for &h in &v.handles {
                 keyed(BY_HANDLE, h, 0);

@@ -5,8 +5,8 @@ subscriptions against random, mutated and hostile bodies and envelopes, and an i
 ``add`` / ``remove`` with one built from scratch. Like the native one, the index files each subscription
 under its rarest token (counted over the subscriptions present when it is added) and, inside that token,
 under one thing an intent must have to match it, the first of: its first equality, its whole ``near``
-prefix, its first handle, its first tag, the key of its first bound (else it is checked for every intent
-with the token). An intent's geohash looks up its own prefixes and the prefixes extending it (a sorted
+prefix, its first handle, its first tag, the key and class (money in its currency, or a kind) of its
+first bound (else it is checked for every intent with the token). An intent's geohash looks up its own prefixes and the prefixes extending it (a sorted
 list per token). Every candidate is then checked in full, so the index only narrows and never decides.
 
 A compiled subscription is the tuple ``(id, tokens, tags, handles, equals, near, bounds)``:
@@ -175,13 +175,18 @@ def _file_under(sub: Compiled) -> tuple | None:
     if tags:
         return ("t", tags[0])
     if bounds:
-        return ("k", bounds[0][0])
+        key, _, kind, _, cur = bounds[0]
+        return ("k", key, kind, cur if kind == KIND_MONEY else "")
     return None
 
 
 def _lookups(body: _Body) -> set[tuple]:
     """Every discriminator of a body but its near prefixes (looked up apart), and "plain"."""
-    keys = {("e", k, v) for k, v in body.frozen.items()} | {("k", k) for k in body.constraints}
+    keys = {("e", k, v) for k, v in body.frozen.items()}
+    for k, c in body.constraints.items():
+        span = _span(c)  # a bound compares only with its kind (and money in its currency)
+        if span is not None:
+            keys.add(("k", k, span[0], span[3]))
     keys |= {("h", h) for h in body.handles} | {("t", t) for t in body.tags}
     keys.add(("p",))
     return keys
