@@ -19,6 +19,7 @@
 
 mod intern;
 mod read;
+mod staged;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,8 @@ use crate::envelope;
 use intern::{FxMap, Interner};
 pub use read::date_number;
 use read::{body_of, bound_holds, geohash_of, span_of, Body, Span};
+use staged::Item;
+pub use staged::Staged;
 
 /// Per-item flag: the item was read and matched (possibly against nothing).
 pub const FLAG_OK: u8 = 0;
@@ -334,39 +337,38 @@ impl MatchIndex {
     /// Adds subscriptions (ids may repeat, as in `new`); all or nothing: on error (the first
     /// subscription without a token or with a value that cannot be encoded) nothing changes.
     pub fn add(&mut self, subs: Vec<Subscription>) -> Result<(), String> {
-        let mut encoded = Vec::with_capacity(subs.len());
+        let mut staged = Staged::default();
         for s in &subs {
-            if s.tokens.is_empty() {
-                return Err(format!("subscription {} has no token", s.id));
-            }
-            let mut values = Vec::with_capacity(s.equals.len());
-            for (k, v) in &s.equals {
-                values.push(codec::encode(v).map_err(|e| {
-                    format!("subscription {}: value of {k:?}: {}", s.id, e.detail())
-                })?);
-            }
-            encoded.push(values);
+            staged.push(s)?;
         }
-        if self.len() + subs.len() >= NONE as usize
-            || self.slots.len() + subs.len() >= NONE as usize
+        self.add_staged(&staged)
+    }
+
+    /// Adds checked subscriptions (see `add`); refuses only a batch that would overflow the index.
+    pub fn add_staged(&mut self, staged: &Staged) -> Result<(), String> {
+        if self.len() + staged.len() >= NONE as usize
+            || self.slots.len() + staged.len() >= NONE as usize
         {
             return Err("too many subscriptions".to_owned());
         }
-        let packed: Vec<Box<[u32]>> = subs
-            .iter()
-            .zip(&encoded)
-            .map(|(s, values)| self.intern(s, values))
-            .collect();
-        self.token_subs.resize(self.strings.capacity(), 0);
-        self.token_near.resize(self.strings.capacity(), 0);
         // Count the whole batch first, so that a batch files under its rarest tokens as a build does.
-        for data in &packed {
-            for &t in unpack(data).tokens {
-                self.token_subs[t as usize] += 1;
+        for item in staged.items() {
+            for t in &item.tokens {
+                let sym = self.strings.intern(t) as usize;
+                if sym >= self.token_subs.len() {
+                    self.token_subs.resize(sym + 1, 0);
+                }
+                self.token_subs[sym] += 1;
             }
         }
-        for (s, data) in subs.iter().zip(packed) {
-            self.file(s.id, data);
+        let mut words = Vec::new();
+        for item in staged.items() {
+            words.clear();
+            self.intern(&item, &mut words);
+            let n = self.strings.capacity();
+            self.token_subs.resize(n.max(self.token_subs.len()), 0);
+            self.token_near.resize(n.max(self.token_near.len()), 0);
+            self.file(item.id, &words);
         }
         Ok(())
     }
@@ -388,7 +390,8 @@ impl MatchIndex {
         removed
     }
 
-    fn intern(&mut self, s: &Subscription, values: &[Vec<u8>]) -> Box<[u32]> {
+    /// Packs one staged subscription into `w`, its tokens already interned (by `add_staged`).
+    fn intern(&mut self, s: &Item<'_>, w: &mut Vec<u32>) {
         let counts = [
             s.tokens.len(),
             s.tags.len(),
@@ -396,37 +399,29 @@ impl MatchIndex {
             s.equals.len(),
             s.bounds.len(),
         ];
-        let mut w = Vec::with_capacity(
-            6 + s.tokens.len()
-                + s.tags.len()
-                + s.handles.len()
-                + 2 * s.equals.len()
-                + 1
-                + WORDS_PER_BOUND * s.bounds.len(),
-        );
-        pack(counts, s.near.is_some(), &mut w);
+        pack(counts, s.near.is_some(), w);
         let st = &mut self.strings;
-        for names in [&s.tokens, &s.tags, &s.handles] {
-            w.extend(names.iter().map(|n| st.intern(n.as_bytes())));
+        w.extend(s.tokens.iter().map(|t| st.get(t).unwrap_or(NONE)));
+        for names in [&s.tags, &s.handles] {
+            w.extend(names.iter().map(|n| st.intern(n)));
         }
-        for ((k, _), v) in s.equals.iter().zip(values) {
-            w.push(st.intern(k.as_bytes()));
+        for (k, v) in &s.equals {
+            w.push(st.intern(k));
             w.push(st.intern(v));
         }
-        if let Some(p) = &s.near {
-            w.push(st.intern(p.as_bytes()));
+        if let Some(p) = s.near {
+            w.push(st.intern(p));
         }
-        for b in &s.bounds {
-            let v = b.value as u64;
+        for &(key, op_kind, value, cur) in &s.bounds {
+            let v = value as u64;
             w.extend([
-                st.intern(b.key.as_bytes()),
-                st.intern(b.cur.as_bytes()),
-                (b.op as u32) | ((b.kind as u32) << 8),
+                st.intern(key),
+                st.intern(cur),
+                op_kind,
                 v as u32,
                 (v >> 32) as u32,
             ]);
         }
-        w.into_boxed_slice()
     }
 
     fn list_for(&mut self, key: ListKey) -> u32 {
@@ -465,8 +460,8 @@ impl MatchIndex {
         list
     }
 
-    fn file(&mut self, id: i64, data: Box<[u32]>) {
-        let p = unpack(&data);
+    fn file(&mut self, id: i64, data: &[u32]) {
+        let p = unpack(data);
         let counts = &self.token_subs;
         let token = p
             .tokens
@@ -502,7 +497,7 @@ impl MatchIndex {
         posting
             .words
             .extend([raw as u32, (raw >> 32) as u32, slot, data.len() as u32]);
-        posting.words.extend_from_slice(&data);
+        posting.words.extend_from_slice(data);
         posting.live += 1;
         let next = self.ids.insert(id, slot).unwrap_or(NONE);
         self.slots[slot as usize] = Slot { list, offset, next };

@@ -531,12 +531,16 @@ fn matches_out<'py>(py: Python<'py>, m: &matcher::Matches) -> MatchesOut<'py> {
     )
 }
 
-fn subscriptions_arg(subscriptions: &Bound<'_, PyAny>) -> PyResult<Vec<matcher::Subscription>> {
-    let mut subs = Vec::new();
+/// Reads and checks every subscription before the index changes (so an add is all or nothing),
+/// into one buffer rather than a copy of each.
+fn subscriptions_arg(subscriptions: &Bound<'_, PyAny>) -> PyResult<matcher::Staged> {
+    let mut staged = matcher::Staged::default();
     for item in subscriptions.try_iter()? {
-        subs.push(subscription_arg(&item?)?);
+        staged
+            .push(&subscription_arg(&item?)?)
+            .map_err(PyValueError::new_err)?;
     }
-    Ok(subs)
+    Ok(staged)
 }
 
 /// A vendor's compiled subscriptions, matched against batches of intents with the GIL released and
@@ -596,7 +600,10 @@ impl PyMatchIndex {
         // Building the buckets needs no Python objects: other threads may run meanwhile.
         let index = subscriptions
             .py()
-            .detach(|| matcher::MatchIndex::new(subs))
+            .detach(|| {
+                let mut index = matcher::MatchIndex::default();
+                index.add_staged(&subs).map(|()| index)
+            })
             .map_err(PyValueError::new_err)?;
         Ok(PyMatchIndex {
             index: RwLock::new(index),
@@ -606,7 +613,7 @@ impl PyMatchIndex {
     /// Adds subscriptions (the constructor's form); all or nothing.
     fn add(&self, py: Python<'_>, subscriptions: &Bound<'_, PyAny>) -> PyResult<()> {
         let subs = subscriptions_arg(subscriptions)?;
-        py.detach(|| self.with_index_mut(|index| index.add(subs)))
+        py.detach(|| self.with_index_mut(|index| index.add_staged(&subs)))
             .map_err(PyValueError::new_err)
     }
 
