@@ -48,28 +48,8 @@ from node.peers import Peers
 from node.receipts import Receipts
 from node.records import Records
 from node.store import AsyncStore, Clock, Store, wall_clock_ms
-from node.subscriptions import Subscriptions
+from node.subscriptions import LiveIndex, Subscriptions
 from node.vault import Vault
-
-
-class IndexHolder:
-    """The compiled subscription index for the pipeline, built when first needed after a change.
-
-    ``__call__`` runs in the store thread (inside ``Pipeline.ingest``); ``invalidate`` may be called
-    from anywhere: the next ingest rebuilds from the committed subscriptions."""
-
-    def __init__(self, subscriptions: Subscriptions) -> None:
-        self._subscriptions = subscriptions
-        self._index: Any = None
-
-    def __call__(self) -> Any:
-        index = self._index
-        if index is None:
-            index = self._index = self._subscriptions.index()
-        return index
-
-    def invalidate(self) -> None:
-        self._index = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +68,7 @@ class Domain:
     intents: Intents
     records: Records
     subscriptions: Subscriptions
+    index: LiveIndex  # the vendor's matcher index, changed in place after each subscribe
     blocks: Blocks
     vault: Vault
 
@@ -96,6 +77,7 @@ def build_domain(
     store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE, vault_key: bytes | None = None
 ) -> Domain:
     """``vault_key`` opens the vault (None: no passphrase, or not available)."""
+    index = LiveIndex(store, backend=backend)
     return Domain(
         store=store,
         clock=clock,
@@ -108,7 +90,8 @@ def build_domain(
         receipts=Receipts(store, clock=clock, backend=backend),
         intents=Intents(store, clock=clock, backend=backend),
         records=Records(store, clock=clock),
-        subscriptions=Subscriptions(store, clock=clock, backend=backend),
+        subscriptions=Subscriptions(store, clock=clock, backend=backend, live=index),
+        index=index,
         blocks=Blocks(store, clock=clock),
         vault=Vault(store, vault_key, clock=clock),
     )
@@ -120,7 +103,7 @@ class Core:
 
     domain: Domain
     outbox: Outbox
-    index: Callable[[], MatcherIndex | None] | None  # an IndexHolder unless one was given
+    index: Callable[[], MatcherIndex | None] | None  # the domain's LiveIndex unless one was given
     pipeline: Pipeline
     access: Access
     pages: Pages
@@ -143,7 +126,7 @@ def build_core(
 ) -> Core:
     """The pipeline, access and pages of the node ``public_key`` acting as ``role``.
 
-    ``index`` returns the vendor's compiled SubscriptionIndex (default: an IndexHolder over the
+    ``index`` returns the vendor's compiled SubscriptionIndex (default: the domain's LiveIndex over the
     store's subscriptions). ``identity`` (this node's, matching ``public_key``) signs what the node
     answers by itself (deletion statements, receipts) and opens data sealed to it; without it those
     kinds are refused ``not_for_role``. The outbox is the one queue the pipeline and access fill
@@ -153,7 +136,7 @@ def build_core(
         raise ValidationError("identity", "the pipeline's identity must be the node's key")
     domain = build_domain(store, clock=clock, backend=backend, vault_key=vault_key)
     outbox = outbox if outbox is not None else Outbox(store, backoff=backoff, max_attempts=max_attempts)
-    index = index if index is not None else IndexHolder(domain.subscriptions)
+    index = index if index is not None else domain.index
     judge = Judge(
         me=bytes(public_key).hex(),
         role=role,
@@ -272,7 +255,7 @@ async def direct_services(
         index = core.index
 
         def changed(names: set[str]) -> None:
-            if SUBSCRIPTIONS in names and isinstance(index, IndexHolder):
+            if SUBSCRIPTIONS in names and isinstance(index, LiveIndex):
                 index.invalidate()
 
         async with PeerClient(identity) as http:
@@ -289,7 +272,7 @@ class Daemon:
     """What the root built for a running node (``app.runtime.NodeRuntime``)."""
 
     core: Core
-    index: IndexHolder
+    index: LiveIndex
     deliverer: Deliverer
     services: Services
 
@@ -327,7 +310,7 @@ def build_daemon(
         identity=identity,
         vault_key=vault_key,
     )
-    assert isinstance(core.index, IndexHolder)
+    assert isinstance(core.index, LiveIndex)
     deliverer = Deliverer(
         astore, core.outbox, client, endpoint, clock=clock, timeout=request_timeout, new_breaker=new_breaker
     )

@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page]"""
+"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page]"""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer envelopes and shorter rounds (CI)")
     parser.add_argument("--gate", action="store_true", help="exit 1 when a speed ratio is under its gate")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
+    parser.add_argument("--scale", type=int, default=1_000_000,
+                        help="subscriptions of the matcher's at-scale run (full runs only; 0: skip it)")  # fmt: skip
     parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page"), help="run one group")
     args = parser.parse_args(argv)
 
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "matcher"):
         print("building 100,000 subscriptions and 256 signed intents ...", file=sys.stderr)
         meta.update(matcher.run(suite, native, reference))
+        if not args.quick and args.scale:
+            meta.update(matcher.run_scale(suite, native, reference, subscriptions=args.scale))
     if args.only in (None, "grants"):
         print("building a store of 10,000 signed grants ...", file=sys.stderr)
         meta.update(grants.run(suite, native))

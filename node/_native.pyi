@@ -169,7 +169,9 @@ MATCH_OPS: tuple[str, ...]  # ("=", "<", "<=", ">", ">="): a bound's op code is 
 MATCH_KINDS: tuple[str, ...]  # ("money", "int", "date"): a bound's kind code is its position
 
 class MatchIndex:
-    """A vendor's compiled subscriptions, indexed once, matched against batches of intents.
+    """A vendor's compiled subscriptions, matched against batches of intents and changed in place by
+    ``add`` / ``remove`` (each costs what it changes, never a rebuild; safe while other threads match:
+    matching holds a read lock per item, an update the write lock, all with the GIL released).
 
     Each subscription is the tuple ``(id, tokens, tags, handles, equals, near, bounds)`` (see
     node/reference/matcher.py for the meaning): id an int64, tokens (at least one), tags and handles
@@ -182,6 +184,14 @@ class MatchIndex:
 
     def __init__(self, subscriptions: Iterable[tuple]) -> None: ...
     def __len__(self) -> int: ...
+    def add(self, subscriptions: Iterable[tuple]) -> None:
+        """Adds subscriptions of the constructor's form (ids may repeat); all or nothing: on the
+        constructor's errors nothing is added."""
+    def remove(self, ids: Iterable[int]) -> int:
+        """Removes every subscription with one of these ids (absent ones are skipped); returns how
+        many were removed. TypeError for a non-int (bool included), OverflowError outside int64."""
+    def heap_bytes(self) -> int:
+        """An estimate of the memory the index holds, in bytes (the reference's is rough)."""
     def match_bodies(self, bodies: Sequence[bytes]) -> tuple[bytes, bytes, bytes]:
         """One call per batch of canonical intent bodies, GIL released: (flags, offsets, ids).
 

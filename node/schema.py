@@ -7,6 +7,7 @@ shipped migration (existing stores must open); append a new one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import sqlite_utils
@@ -419,6 +420,45 @@ _ACCESS_V7 = (
     "CREATE INDEX receipt_copies_person ON receipt_copies(person, seq)",
 )
 
+# -- migration 8: subscriptions at scale ----------------------------------------------------------------
+# The duplicate check looks a spec up by an indexed hash instead of scanning every spec, and triggers
+# journal each change of the subscriptions table so that the live matcher index (node.subscriptions.
+# LiveIndex) applies just what changed. The journal keeps its last SUBSCRIPTION_JOURNAL_KEEP entries; a
+# reader further behind rebuilds.
+
+SUBSCRIPTION_JOURNAL_KEEP = 10_000
+
+
+def spec_hash(spec: str) -> int:
+    """A subscription spec's lookup key: 64 bits of BLAKE2b as a signed integer (equal specs have equal
+    keys; the duplicate check compares the specs as well)."""
+    return int.from_bytes(hashlib.blake2b(spec.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _journal_trigger(event: str, ids: str) -> str:
+    values = ", ".join(f"({i})" for i in ids.split())
+    return (
+        f"CREATE TRIGGER subscriptions_journal_{event.split()[0].lower()} AFTER {event} ON subscriptions BEGIN "
+        f"INSERT INTO subscription_changes (subscription_id) VALUES {values}; "
+        "DELETE FROM subscription_changes WHERE seq <= "
+        f"(SELECT max(seq) FROM subscription_changes) - {SUBSCRIPTION_JOURNAL_KEEP}; END"
+    )
+
+
+def _subscriptions_v8(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE subscriptions ADD COLUMN spec_hash INTEGER")
+    rows = db.execute("SELECT id, spec FROM subscriptions").fetchall()
+    db.conn.executemany("UPDATE subscriptions SET spec_hash = ? WHERE id = ?", [(spec_hash(s), i) for i, s in rows])
+    db.execute("CREATE INDEX subscriptions_spec_hash ON subscriptions(spec_hash)")
+    db.execute(
+        "CREATE TABLE subscription_changes ("
+        "seq INTEGER PRIMARY KEY AUTOINCREMENT, subscription_id INTEGER NOT NULL)"
+    )
+    db.execute(_journal_trigger("INSERT", "new.id"))
+    db.execute(_journal_trigger("DELETE", "old.id"))
+    db.execute(_journal_trigger("UPDATE OF id, spec", "old.id new.id"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
@@ -427,4 +467,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (5, "delivery outbox", _OUTBOX_V5),
     (6, "federation: peers, gossiped envelopes, subscriptions, leads, offers, blocks", _FEDERATION_V6),
     (7, "consented access: requests, grants, held data, receipts", _ACCESS_V7),
+    (8, "subscriptions: spec hash index, change journal", _subscriptions_v8),
 )

@@ -28,7 +28,14 @@ import sqlite_utils
 from node.clock import Clock, wall_clock_ms  # re-exported: modules take both from the store
 from node.errors import StoreError
 
-from node.schema import ENGAGEMENT_LEVELS, ISSUE_STATES, MIGRATIONS, Migration  # re-exported
+from node.schema import (  # re-exported
+    ENGAGEMENT_LEVELS,
+    ISSUE_STATES,
+    MIGRATIONS,
+    SUBSCRIPTION_JOURNAL_KEEP,
+    Migration,
+    spec_hash,
+)
 
 if TYPE_CHECKING:  # trio is imported where it is used: the CLI opens stores without it
     import trio

@@ -13,8 +13,10 @@ constraint:
   only in the same currency (``max>=200USD`` matches ``max:400USD`` and ``max:100..300USD``).
 
 Subscriptions are local (never on the wire). ``Subscriptions`` keeps them in the ``subscriptions``
-table (``spec`` = the parsed form, JSON); ``index()`` compiles all of them into a SubscriptionIndex,
-one native MatchIndex matching whole batches of intent envelopes in one call.
+table (``spec`` = the parsed form, JSON, found again by its indexed ``spec_hash``); ``index()`` compiles
+all of them into a SubscriptionIndex, one native MatchIndex matching whole batches of intent envelopes in
+one call. A vendor node keeps one ``LiveIndex``: built from the store once, then changed in place by each
+subscribe and unsubscribe (the table's triggers journal the changes), so a subscribe never rebuilds it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, IntentSyntaxError, NotFoundError, ValidationError
-from node.store import Clock, Store, wall_clock_ms
+from node.store import Clock, Store, spec_hash, wall_clock_ms
 
 COMPARISON_OPS = (">=", "<=", ">", "<")
 # A comparison word: the key (as in key:value), then the op, then the value.
@@ -245,6 +248,18 @@ class SubscriptionIndex:
     def __len__(self) -> int:
         return len(self._index)
 
+    def add(self, compiled: Iterable[tuple]) -> None:
+        """Add compiled subscriptions in place (all or nothing)."""
+        self._index.add(compiled)
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Remove every subscription with one of these ids; how many were removed."""
+        return self._index.remove(ids)
+
+    def heap_bytes(self) -> int:
+        """The index's own estimate of the memory it holds, in bytes."""
+        return self._index.heap_bytes()
+
     def match_envelopes(self, raws: Sequence[bytes]) -> list[list[int]]:
         """Envelopes (verified by the caller): ids per envelope; only ``intent`` envelopes match."""
         return _split(*self._index.match_envelopes(raws))
@@ -268,7 +283,8 @@ def _row_subscription(row: Mapping[str, Any]) -> Subscription:
     return Subscription(id=row["id"], text=row["text"], parsed=parsed, created_at=row["created_at"])
 
 
-def _spec_json(parsed: ParsedSubscription) -> str:
+def spec_json(parsed: ParsedSubscription) -> str:
+    """The stored form of a spec: canonical JSON (equal meanings, equal strings)."""
     return json.dumps(parsed.spec(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -276,27 +292,49 @@ class Subscriptions:
     """A vendor's subscriptions over one Store. Writes run in their own transaction (a savepoint when the
     caller holds one)."""
 
-    def __init__(self, store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = wall_clock_ms,
+        backend: Backend = NATIVE,
+        live: LiveIndex | None = None,
+    ) -> None:
+        """``live``: the node's live index, brought up to date after each change has committed."""
         self._store = store
         self._clock = clock
         self._backend = backend
+        self._live = live
 
     def add(self, text: str) -> Subscription:
         """Parse and store ``text``; IntentSyntaxError pointing at the offending word, ConflictError when
         an identical subscription (same meaning) is already stored."""
         parsed = parse_subscription(text, backend=self._backend)
-        spec = _spec_json(parsed)
+        spec = spec_json(parsed)
+        key = spec_hash(spec)
         with self._store.transaction():
-            same = self._store.query_one("SELECT id FROM subscriptions WHERE spec = ?", [spec])
+            same = self._store.query_one(
+                "SELECT id FROM subscriptions WHERE spec_hash = ? AND spec = ?", [key, spec]
+            )
             if same is not None:
                 raise ConflictError(f"subscription {same['id']} already listens for exactly this")
             try:
                 sub_id = self._store.insert(
-                    "subscriptions", {"text": text, "spec": spec, "created_at": self._clock()}
+                    "subscriptions", {"text": text, "spec": spec, "spec_hash": key, "created_at": self._clock()}
                 )
             except sqlite3.IntegrityError as exc:
                 raise ValidationError("text", f"cannot store this subscription: {exc}") from None
+        self._changed()
         return self.get(sub_id)
+
+    def _changed(self) -> None:
+        # After the commit, outside the write transaction; inside a caller's, the change may yet roll
+        # back: the live index then catches up at its next sync.
+        if self._live is not None:
+            if self._store.in_transaction:
+                self._live.invalidate()
+            else:
+                self._live.sync()
 
     def list(self) -> list[Subscription]:
         """Every subscription, oldest first."""
@@ -314,13 +352,98 @@ class Subscriptions:
         sub = self.get(sub_id)
         with self._store.transaction():
             self._store.execute("DELETE FROM subscriptions WHERE id = ?", [sub.id])
+        self._changed()
         return sub
 
     def index(self) -> SubscriptionIndex:
         """Every stored subscription compiled into one index."""
         rows = self._store.query("SELECT id, spec FROM subscriptions ORDER BY id")
-        parsed = ((r["id"], ParsedSubscription.from_spec("", json.loads(r["spec"]))) for r in rows)
-        return SubscriptionIndex.from_parsed(parsed, backend=self._backend)
+        return SubscriptionIndex(_compiled(rows, self._backend), backend=self._backend)
+
+
+def _compiled(rows: Iterable[Mapping[str, Any]], backend: Backend) -> Iterator[tuple]:
+    for r in rows:
+        yield compile_subscription(r["id"], ParsedSubscription.from_spec("", json.loads(r["spec"])), backend=backend)
+
+
+class LiveIndex:
+    """The vendor's one matcher index, kept current in place.
+
+    Built from the store on first use; then ``sync`` applies what the ``subscription_changes`` journal
+    (written by the table's triggers) lists since the last sync: the ids changed are removed from the
+    native index and those still stored added again, so a subscribe costs what it changes, never a
+    rebuild. ``sync`` reads the store: call it where the store may be used (its thread), after the
+    change has committed. Matching may run on other threads meanwhile (the native index takes its
+    read lock per item, an update its write lock). ``invalidate`` (from any thread) asks the next
+    ``__call__`` to sync first."""
+
+    BUILD_CHUNK = 20_000  # subscriptions compiled and added per native call while building
+
+    def __init__(self, store: Store, *, backend: Backend = NATIVE) -> None:
+        self._store = store
+        self._backend = backend
+        self._index: SubscriptionIndex | None = None
+        self._seq = 0  # the last journal entry applied
+        self._stale = True
+        self._lock = threading.Lock()  # one sync at a time
+
+    def __call__(self) -> SubscriptionIndex:
+        """The index, synced first when a change was announced (what the pipeline calls)."""
+        if self._stale or self._index is None:
+            self.sync()
+        assert self._index is not None
+        return self._index
+
+    def invalidate(self) -> None:
+        self._stale = True
+
+    def sync(self) -> int:
+        """Apply the journaled changes (the first call builds the index); the number of subscription
+        ids looked at again."""
+        with self._lock:
+            self._stale = False
+            if self._index is None:
+                return self._build()
+            rows = self._store.query(
+                "SELECT seq, subscription_id FROM subscription_changes WHERE seq > ? ORDER BY seq", [self._seq]
+            )
+            if not rows:
+                return 0
+            if rows[0]["seq"] != self._seq + 1:  # pruned past us (far behind): start again
+                return self._build()
+            self._seq = rows[-1]["seq"]
+            ids = sorted({r["subscription_id"] for r in rows})
+            return self._apply(ids)
+
+    def _build(self) -> int:
+        # The journal position first: a change committed meanwhile is applied again at the next sync,
+        # and applying one twice gives the same index.
+        self._seq = self._store.query("SELECT coalesce(max(seq), 0) AS seq FROM subscription_changes")[0]["seq"]
+        index = SubscriptionIndex([], backend=self._backend)
+        last, total = None, 0
+        while True:
+            rows = self._store.query(
+                "SELECT id, spec FROM subscriptions WHERE ? IS NULL OR id > ? ORDER BY id LIMIT ?",
+                [last, last, self.BUILD_CHUNK],
+            )
+            if not rows:
+                break
+            index.add(_compiled(rows, self._backend))
+            last, total = rows[-1]["id"], total + len(rows)
+        self._index = index
+        return total
+
+    def _apply(self, ids: list[int]) -> int:
+        assert self._index is not None
+        stored = []
+        for at in range(0, len(ids), 500):
+            chunk = ids[at : at + 500]
+            marks = ", ".join("?" for _ in chunk)
+            stored += self._store.query(f"SELECT id, spec FROM subscriptions WHERE id IN ({marks})", chunk)
+        compiled = list(_compiled(stored, self._backend))
+        self._index.remove(ids)
+        self._index.add(compiled)
+        return len(ids)
 
 
 def _check_id(sub_id: object) -> int:

@@ -1,20 +1,38 @@
-//! The vendor-side subscription matcher: compiled subscriptions in, an index built once, and batches
-//! of intent bodies (or whole `intent` envelopes) matched against it in one call.
+//! The vendor-side subscription matcher: compiled subscriptions in, an index kept up to date by
+//! `add` and `remove` (each costs what it changes, never a rebuild), and batches of intent bodies
+//! (or whole `intent` envelopes) matched against it in one call.
 //!
-//! Pure Rust, no pyo3. Subscriptions arrive already compiled (by `node/subscriptions.py`); each is
-//! filed under one of its tokens (the rarest among all subscriptions) and, inside that token's
-//! bucket, under one discriminator an intent must have to match and can look up directly, the first
-//! of: its first equality (key + canonical value), the first byte of its `near` prefix, its first
-//! handle, its first tag, the key of its first bound; else it is "plain" (checked for every intent
-//! with the token). Every candidate is then checked against all its conditions, so the index only
-//! narrows and never decides: the result is exactly that of checking every subscription
-//! (`node/reference/matcher.py` does the same in Python and the tests compare the two). Malformed
-//! input matches nothing and is flagged; nothing here can panic on input bytes.
+//! Pure Rust, no pyo3. Subscriptions arrive already compiled (by `node/subscriptions.py`). Every
+//! string is interned (`intern`), a subscription is one packed array of symbols, and each is filed
+//! in exactly one posting list: under the rarest of its tokens (counted over the subscriptions
+//! present when it is added) and, inside that token, under one discriminator an intent must have
+//! to match, the first of: its first equality (key + canonical value), its whole `near` prefix, its
+//! first handle, its first tag, the key and class (money in its currency, or a kind) of its first
+//! bound; else it is "plain" (checked for every intent with the token). An intent with geohash `g`
+//! looks up the prefixes of `g` and the prefixes that extend `g` (a range of the ordered near map).
+//! A posting list holds its subscriptions' records back to back (read in order when matching;
+//! removed records are reclaimed once they are half of it). Every candidate is checked against all
+//! its conditions, so the index only narrows and never decides: the result is exactly that of
+//! checking every subscription (`node/reference/matcher.py` does the same in Python and the tests
+//! compare the two, and an index updated in place with one built from scratch). Malformed input
+//! matches nothing and is flagged; nothing here can panic on input bytes.
 
-use std::collections::HashMap;
+mod intern;
+mod read;
+mod staged;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::codec::{self, Value};
 use crate::envelope;
+use intern::{FxMap, Interner};
+pub use read::date_number;
+use read::{body_of, bound_holds, geohash_of, span_of, Body, Span};
+use staged::Item;
+pub use staged::Staged;
 
 /// Per-item flag: the item was read and matched (possibly against nothing).
 pub const FLAG_OK: u8 = 0;
@@ -94,26 +112,6 @@ pub struct Subscription {
     pub bounds: Vec<Bound>,
 }
 
-// Discriminator tags (the first byte of a discriminator).
-const BY_EQUAL: u8 = b'e'; // + key + NUL + canonical value
-const BY_NEAR: u8 = b'n'; // + first byte of the prefix
-const BY_HANDLE: u8 = b'h'; // + handle
-const BY_TAG: u8 = b't'; // + tag
-const BY_KEY: u8 = b'k'; // + constraint key
-
-#[derive(Default)]
-struct Bucket {
-    plain: Vec<u32>,
-    /// discriminator -> positions
-    keyed: HashMap<Vec<u8>, Vec<u32>>,
-}
-
-/// The index of a vendor's subscriptions.
-pub struct MatchIndex {
-    subs: Vec<Subscription>,
-    buckets: HashMap<String, Bucket>,
-}
-
 /// One batch's results: `flags[i]` is item i's flag; its ids are `ids[offsets[i]..offsets[i + 1]]`
 /// (ascending, each once; none unless the flag is FLAG_OK).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -123,301 +121,536 @@ pub struct Matches {
     pub ids: Vec<i64>,
 }
 
-/// The typed value an intent constraint offers to a bound: [lo, hi] of one kind (and currency).
-struct Span<'a> {
-    kind: Kind,
-    lo: i128,
-    hi: i128,
-    cur: &'a str,
+const NONE: u32 = u32::MAX;
+const WORDS_PER_BOUND: usize = 5; // key, currency, op | kind << 8, value low, value high
+
+// The discriminators of a keyed posting list (near prefixes live in their own ordered map).
+const PLAIN: u8 = 0;
+const BY_EQUAL: u8 = 1; // a = key, b = encoded value
+const BY_HANDLE: u8 = 2;
+const BY_TAG: u8 = 3;
+const BY_KEY: u8 = 4; // a = the key a bound reads, b = its class (bound_class)
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    token: u32,
+    tag: u8,
+    a: u32,
+    b: u32,
 }
 
-/// The fields of an intent body the matcher reads, borrowed from the decoded value.
-struct Body<'a> {
-    tokens: Vec<&'a str>,
-    tags: Vec<&'a str>,
-    handles: Vec<&'a str>,
-    constraints: &'a [(String, Value)],
+/// Where a posting list is filed, to drop the entry when the list empties.
+enum ListKey {
+    Keyed(Key),
+    Near(Box<[u8]>),
 }
 
-fn disc(tag: u8, name: &[u8], encoded: Option<&[u8]>) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + name.len() + encoded.map_or(0, <[u8]>::len));
-    k.push(tag);
-    k.extend_from_slice(name);
-    if let Some(enc) = encoded {
-        k.push(0);
-        k.extend_from_slice(enc);
-    }
-    k
+/// A subscription's symbols, packed: a header word (counts of 6 bits each, tokens, tags, handles,
+/// equalities, bounds, then a near flag; bit 31 set: the five counts follow as words), then the
+/// symbols in that order, equalities as (key, value) pairs, the near prefix, bounds of 5 words.
+#[derive(Clone, Copy)]
+struct Packed<'a> {
+    tokens: &'a [u32],
+    tags: &'a [u32],
+    handles: &'a [u32],
+    equals: &'a [u32],
+    near: Option<u32>,
+    bounds: &'a [u32],
 }
 
-/// The discriminator a subscription is filed under (None: plain).
-fn file_under(s: &Subscription) -> Result<Option<Vec<u8>>, String> {
-    if let Some((k, v)) = s.equals.first() {
-        let enc = codec::encode(v)
-            .map_err(|e| format!("subscription {}: value of {k:?}: {}", s.id, e.detail()))?;
-        return Ok(Some(disc(BY_EQUAL, k.as_bytes(), Some(&enc))));
-    }
-    if let Some(first) = s.near.as_deref().and_then(|p| p.bytes().next()) {
-        return Ok(Some(vec![BY_NEAR, first]));
-    }
-    if let Some(h) = s.handles.first() {
-        return Ok(Some(disc(BY_HANDLE, h.as_bytes(), None)));
-    }
-    if let Some(t) = s.tags.first() {
-        return Ok(Some(disc(BY_TAG, t.as_bytes(), None)));
-    }
-    Ok(s.bounds
-        .first()
-        .map(|b| disc(BY_KEY, b.key.as_bytes(), None)))
-}
+const SMALL: usize = 63;
+const EXTENDED: u32 = 1 << 31;
 
-/// Every discriminator of a body; true in the second place when its geohash is empty (a prefix of
-/// every near prefix, so every BY_NEAR entry applies).
-fn lookups(body: &Body<'_>) -> (Vec<Vec<u8>>, bool) {
-    let mut keys =
-        Vec::with_capacity(2 * body.constraints.len() + body.tags.len() + body.handles.len() + 1);
-    for (k, v) in body.constraints {
-        if let Ok(enc) = codec::encode(v) {
-            keys.push(disc(BY_EQUAL, k.as_bytes(), Some(&enc)));
+fn pack(counts: [usize; 5], near: bool, words: &mut Vec<u32>) {
+    if counts.iter().all(|&c| c < SMALL) {
+        let mut h = u32::from(near) << 30;
+        for (i, &c) in counts.iter().enumerate() {
+            h |= (c as u32) << (6 * i);
         }
-        keys.push(disc(BY_KEY, k.as_bytes(), None));
-    }
-    let mut any_near = false;
-    match geohash_of(body.constraints).map(|g| g.bytes().next()) {
-        Some(Some(first)) => keys.push(vec![BY_NEAR, first]),
-        Some(None) => any_near = true,
-        None => {}
-    }
-    keys.extend(
-        body.handles
-            .iter()
-            .map(|h| disc(BY_HANDLE, h.as_bytes(), None)),
-    );
-    keys.extend(body.tags.iter().map(|t| disc(BY_TAG, t.as_bytes(), None)));
-    // A repeated tag or handle would only check the same candidates twice.
-    keys.sort_unstable();
-    keys.dedup();
-    (keys, any_near)
-}
-
-fn get<'a>(map: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
-    map.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-}
-
-fn int_of(v: &Value) -> Option<i128> {
-    match v {
-        Value::UInt(u) => Some(i128::from(*u)),
-        Value::NInt(i) => Some(i128::from(*i)),
-        _ => None,
+        words.push(h);
+    } else {
+        words.push(EXTENDED | (u32::from(near) << 30));
+        words.extend(counts.iter().map(|&c| c as u32));
     }
 }
 
-/// `YYYY-MM-DD` (ASCII digits) -> YYYYMMDD; anything else -> None. The calendar is not checked
-/// (the tokenizer did that for real intents; a bound only needs the order).
-pub fn date_number(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if i == 4 || i == 7 {
-            continue;
+fn unpack(data: &[u32]) -> Packed<'_> {
+    let h = data.first().copied().unwrap_or(0);
+    let (mut counts, mut at) = ([0usize; 5], 1);
+    if h & EXTENDED != 0 {
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = data.get(1 + i).copied().unwrap_or(0) as usize;
         }
-        if !c.is_ascii_digit() {
-            return None;
+        at = 6;
+    } else {
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = ((h >> (6 * i)) & 63) as usize;
         }
-        n = n * 10 + i64::from(c - b'0');
     }
-    Some(n)
-}
-
-fn date_of(v: &Value) -> Option<i128> {
-    match v {
-        Value::Str(s) => date_number(s).map(i128::from),
-        _ => None,
-    }
-}
-
-/// The span of a constraint value, the first that applies: `money` (with `cur`), `int`, `date`,
-/// `range` (money when it has a `cur`, else two ints, else two dates). Anything else: None.
-fn span_of(c: &Value) -> Option<Span<'_>> {
-    let Value::Map(m) = c else { return None };
-    if let Some(money) = get(m, "money") {
-        let v = int_of(money)?;
-        let Some(Value::Str(cur)) = get(m, "cur") else {
-            return None;
-        };
-        return Some(Span {
-            kind: Kind::Money,
-            lo: v,
-            hi: v,
-            cur,
-        });
-    }
-    if let Some(n) = get(m, "int") {
-        let v = int_of(n)?;
-        return Some(Span {
-            kind: Kind::Int,
-            lo: v,
-            hi: v,
-            cur: "",
-        });
-    }
-    if let Some(d) = get(m, "date") {
-        let v = date_of(d)?;
-        return Some(Span {
-            kind: Kind::Date,
-            lo: v,
-            hi: v,
-            cur: "",
-        });
-    }
-    let Some(Value::Array(ends)) = get(m, "range") else {
-        return None;
+    let mut take = |n: usize| {
+        let s = data.get(at..at + n).unwrap_or(&[]);
+        at += n;
+        s
     };
-    let [a, b] = ends.as_slice() else { return None };
-    if let Some(cur) = get(m, "cur") {
-        let Value::Str(cur) = cur else { return None };
-        return Some(Span {
-            kind: Kind::Money,
-            lo: int_of(a)?,
-            hi: int_of(b)?,
-            cur,
-        });
-    }
-    if let (Some(lo), Some(hi)) = (int_of(a), int_of(b)) {
-        return Some(Span {
-            kind: Kind::Int,
-            lo,
-            hi,
-            cur: "",
-        });
-    }
-    if let (Some(lo), Some(hi)) = (date_of(a), date_of(b)) {
-        return Some(Span {
-            kind: Kind::Date,
-            lo,
-            hi,
-            cur: "",
-        });
-    }
-    None
-}
-
-/// Whether some value of the span satisfies the bound (a scalar is the span [v, v]).
-fn bound_holds(b: &Bound, s: &Span<'_>) -> bool {
-    if s.kind != b.kind || (b.kind == Kind::Money && s.cur != b.cur) {
-        return false;
-    }
-    let x = i128::from(b.value);
-    match b.op {
-        Op::Eq => s.lo <= x && x <= s.hi,
-        Op::Lt => s.lo < x,
-        Op::Le => s.lo <= x,
-        Op::Gt => s.hi > x,
-        Op::Ge => s.hi >= x,
-    }
-}
-
-/// The intent's `near` geohash, when it has one of text.
-fn geohash_of(constraints: &[(String, Value)]) -> Option<&str> {
-    let Some(Value::Map(m)) = get(constraints, "near") else {
-        return None;
+    let tokens = take(counts[0]);
+    let tags = take(counts[1]);
+    let handles = take(counts[2]);
+    let equals = take(2 * counts[3]);
+    let near = if h & (1 << 30) != 0 {
+        take(1).first().copied()
+    } else {
+        None
     };
-    match get(m, "geohash") {
-        Some(Value::Str(g)) => Some(g),
-        _ => None,
-    }
-}
-
-fn strs(v: Option<&Value>) -> Option<Vec<&str>> {
-    let Some(Value::Array(items)) = v else {
-        return None;
-    };
-    items
-        .iter()
-        .map(|i| match i {
-            Value::Str(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The matcher's view of a body: a map with `tokens`, `tags`, `handles` (arrays of text) and
-/// `constraints` (a map of maps). Other keys are ignored; anything else is malformed (None).
-fn body_of(v: &Value) -> Option<Body<'_>> {
-    let Value::Map(m) = v else { return None };
-    let tokens = strs(get(m, "tokens"))?;
-    let tags = strs(get(m, "tags"))?;
-    let handles = strs(get(m, "handles"))?;
-    let Some(Value::Map(constraints)) = get(m, "constraints") else {
-        return None;
-    };
-    if !constraints.iter().all(|(_, c)| matches!(c, Value::Map(_))) {
-        return None;
-    }
-    Some(Body {
+    let bounds = take(WORDS_PER_BOUND * counts[4]);
+    Packed {
         tokens,
         tags,
         handles,
-        constraints,
+        equals,
+        near,
+        bounds,
+    }
+}
+
+/// Where a subscription is: its posting list and the offset of its record there.
+#[derive(Clone, Copy)]
+struct Slot {
+    list: u32,
+    offset: u32,
+    /// The next slot with the same id (ids may repeat), or NONE.
+    next: u32,
+}
+
+const FREE: Slot = Slot {
+    list: NONE,
+    offset: 0,
+    next: NONE,
+};
+
+// A posting list holds its subscriptions' records back to back, so matching reads them in order:
+// [id low, id high, slot (NONE: removed), n, n words of packed symbols].
+const RECORD: usize = 4;
+
+#[derive(Default)]
+struct Posting {
+    words: Vec<u32>,
+    live: u32,
+    /// Words of removed records, reclaimed when they are half the list.
+    dead: usize,
+}
+
+/// The records of a posting list: (id, slot, packed symbols); removed ones included.
+fn records(words: &[u32]) -> impl Iterator<Item = (usize, i64, u32, &[u32])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let head = words.get(at..at + RECORD)?;
+        let start = at + RECORD;
+        let data = words.get(start..start + head[3] as usize)?;
+        let offset = at;
+        at = start + data.len();
+        let id = (u64::from(head[0]) | (u64::from(head[1]) << 32)) as i64;
+        Some((offset, id, head[2], data))
     })
 }
 
-fn holds(s: &Subscription, body: &Body<'_>) -> bool {
-    s.tokens.iter().all(|t| body.tokens.contains(&t.as_str()))
-        && s.tags.iter().all(|t| body.tags.contains(&t.as_str()))
-        && s.handles.iter().all(|h| body.handles.contains(&h.as_str()))
-        && s.equals
-            .iter()
-            .all(|(k, v)| get(body.constraints, k) == Some(v))
-        && s.near.as_deref().is_none_or(|p| {
-            // Areas overlap: either geohash is a prefix of the other.
-            geohash_of(body.constraints).is_some_and(|g| g.starts_with(p) || p.starts_with(g))
-        })
-        && s.bounds.iter().all(|b| {
-            get(body.constraints, &b.key)
-                .and_then(span_of)
-                .is_some_and(|sp| bound_holds(b, &sp))
-        })
+/// The index of a vendor's subscriptions.
+#[derive(Default)]
+pub struct MatchIndex {
+    strings: Interner,
+    /// By symbol: how many subscriptions have it among their tokens (chooses the rarest).
+    token_subs: Vec<u32>,
+    /// By symbol: how many near-prefix lists its token has (skips the near lookups when none).
+    token_near: Vec<u32>,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    ids: FxMap<i64, u32>,
+    lists: Vec<Posting>,
+    list_keys: Vec<ListKey>,
+    free_lists: Vec<u32>,
+    keyed: FxMap<Key, u32>,
+    /// token symbol (4 bytes, big-endian) + near prefix -> list.
+    near: BTreeMap<Box<[u8]>, u32>,
+    longest_near: usize,
+}
+
+/// A constraint of the body as the index sees it.
+struct Con<'a> {
+    key: u32,
+    value: Option<u32>,
+    span: Option<Span<'a>>,
+}
+
+/// A body resolved against the index's symbols: names no subscription uses are dropped.
+struct View<'a> {
+    tokens: Vec<u32>,
+    tags: Vec<u32>,
+    handles: Vec<u32>,
+    cons: Vec<Con<'a>>,
+    geohash: Option<&'a str>,
+}
+
+impl View<'_> {
+    fn con(&self, key: u32) -> Option<&Con<'_>> {
+        self.cons.iter().find(|c| c.key == key)
+    }
+}
+
+fn near_key(token: u32, prefix: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + prefix.len());
+    k.extend_from_slice(&token.to_be_bytes());
+    k.extend_from_slice(prefix);
+    k
+}
+
+/// What a bound can compare with: money in its currency (the currency's symbol), or a kind.
+fn bound_class(kind: Kind, cur: u32) -> u32 {
+    match kind {
+        Kind::Money => cur,
+        Kind::Int => NONE - 1,
+        Kind::Date => NONE - 2,
+    }
+}
+
+fn op_kind(word: u32) -> (Op, Kind) {
+    let op = Op::from_code(i64::from(word & 0xff)).unwrap_or(Op::Eq);
+    let kind = Kind::from_code(i64::from(word >> 8)).unwrap_or(Kind::Int);
+    (op, kind)
 }
 
 impl MatchIndex {
     /// Builds the index. Every subscription needs a token and encodable equality values; the error
     /// names the first one that does not.
     pub fn new(subs: Vec<Subscription>) -> Result<MatchIndex, String> {
-        if u32::try_from(subs.len()).is_err() {
-            return Err("too many subscriptions".to_owned());
-        }
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for s in &subs {
-            for t in &s.tokens {
-                *counts.entry(t.as_str()).or_default() += 1;
-            }
-        }
-        let mut buckets: HashMap<String, Bucket> = HashMap::new();
-        for (pos, s) in (0u32..).zip(&subs) {
-            let key = s
-                .tokens
-                .iter()
-                .min_by_key(|t| counts.get(t.as_str()).copied().unwrap_or(0))
-                .ok_or_else(|| format!("subscription {} has no token", s.id))?;
-            let bucket = buckets.entry(key.clone()).or_default();
-            match file_under(s)? {
-                Some(d) => bucket.keyed.entry(d).or_default().push(pos),
-                None => bucket.plain.push(pos),
-            }
-        }
-        Ok(MatchIndex { subs, buckets })
+        let mut index = MatchIndex::default();
+        index.add(subs)?;
+        Ok(index)
     }
 
     pub fn len(&self) -> usize {
-        self.subs.len()
+        self.slots.len() - self.free_slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.subs.is_empty()
+        self.len() == 0
+    }
+
+    /// Adds subscriptions (ids may repeat, as in `new`); all or nothing: on error (the first
+    /// subscription without a token or with a value that cannot be encoded) nothing changes.
+    pub fn add(&mut self, subs: Vec<Subscription>) -> Result<(), String> {
+        let mut staged = Staged::default();
+        for s in &subs {
+            staged.push(s)?;
+        }
+        self.add_staged(&staged)
+    }
+
+    /// Adds checked subscriptions (see `add`); refuses only a batch that would overflow the index.
+    pub fn add_staged(&mut self, staged: &Staged) -> Result<(), String> {
+        if self.len() + staged.len() >= NONE as usize
+            || self.slots.len() + staged.len() >= NONE as usize
+        {
+            return Err("too many subscriptions".to_owned());
+        }
+        // Count the whole batch first, so that a batch files under its rarest tokens as a build does.
+        for item in staged.items() {
+            for t in &item.tokens {
+                let sym = self.strings.intern(t) as usize;
+                if sym >= self.token_subs.len() {
+                    self.token_subs.resize(sym + 1, 0);
+                }
+                self.token_subs[sym] += 1;
+            }
+        }
+        let mut words = Vec::new();
+        for item in staged.items() {
+            words.clear();
+            self.intern(&item, &mut words);
+            let n = self.strings.capacity();
+            self.token_subs.resize(n.max(self.token_subs.len()), 0);
+            self.token_near.resize(n.max(self.token_near.len()), 0);
+            self.file(item.id, &words);
+        }
+        Ok(())
+    }
+
+    /// Removes every subscription with one of these ids; returns how many were removed.
+    pub fn remove(&mut self, ids: &[i64]) -> usize {
+        let mut removed = 0;
+        for id in ids {
+            let Some(mut slot) = self.ids.remove(id) else {
+                continue;
+            };
+            while slot != NONE {
+                let next = self.slots[slot as usize].next;
+                self.unfile(slot);
+                removed += 1;
+                slot = next;
+            }
+        }
+        removed
+    }
+
+    /// Packs one staged subscription into `w`, its tokens already interned (by `add_staged`).
+    fn intern(&mut self, s: &Item<'_>, w: &mut Vec<u32>) {
+        let counts = [
+            s.tokens.len(),
+            s.tags.len(),
+            s.handles.len(),
+            s.equals.len(),
+            s.bounds.len(),
+        ];
+        pack(counts, s.near.is_some(), w);
+        let st = &mut self.strings;
+        w.extend(s.tokens.iter().map(|t| st.get(t).unwrap_or(NONE)));
+        for names in [&s.tags, &s.handles] {
+            w.extend(names.iter().map(|n| st.intern(n)));
+        }
+        for (k, v) in &s.equals {
+            w.push(st.intern(k));
+            w.push(st.intern(v));
+        }
+        if let Some(p) = s.near {
+            w.push(st.intern(p));
+        }
+        for &(key, op_kind, value, cur) in &s.bounds {
+            let v = value as u64;
+            w.extend([
+                st.intern(key),
+                st.intern(cur),
+                op_kind,
+                v as u32,
+                (v >> 32) as u32,
+            ]);
+        }
+    }
+
+    fn list_for(&mut self, key: ListKey) -> u32 {
+        let found = match &key {
+            ListKey::Keyed(k) => self.keyed.get(k).copied(),
+            ListKey::Near(k) => self.near.get(k).copied(),
+        };
+        if let Some(list) = found {
+            return list;
+        }
+        let list = match self.free_lists.pop() {
+            Some(l) => l,
+            None => {
+                self.lists.push(Posting::default());
+                self.list_keys.push(ListKey::Keyed(Key {
+                    token: 0,
+                    tag: PLAIN,
+                    a: 0,
+                    b: 0,
+                }));
+                (self.lists.len() - 1) as u32
+            }
+        };
+        match &key {
+            ListKey::Keyed(k) => {
+                self.keyed.insert(*k, list);
+            }
+            ListKey::Near(k) => {
+                self.near.insert(k.clone(), list);
+                let token = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+                self.token_near[token as usize] += 1;
+                self.longest_near = self.longest_near.max(k.len() - 4);
+            }
+        }
+        self.list_keys[list as usize] = key;
+        list
+    }
+
+    fn file(&mut self, id: i64, data: &[u32]) {
+        let p = unpack(data);
+        let counts = &self.token_subs;
+        let token = p
+            .tokens
+            .iter()
+            .copied()
+            .min_by_key(|&t| counts[t as usize])
+            .unwrap_or(0);
+        let keyed = |tag, a, b| ListKey::Keyed(Key { token, tag, a, b });
+        let key = if let [k, v, ..] = p.equals {
+            keyed(BY_EQUAL, *k, *v)
+        } else if let Some(n) = p.near {
+            ListKey::Near(near_key(token, self.strings.bytes(n)).into())
+        } else if let Some(&h) = p.handles.first() {
+            keyed(BY_HANDLE, h, 0)
+        } else if let Some(&t) = p.tags.first() {
+            keyed(BY_TAG, t, 0)
+        } else if let [k, cur, op_kind_word, ..] = p.bounds {
+            keyed(BY_KEY, *k, bound_class(op_kind(*op_kind_word).1, *cur))
+        } else {
+            keyed(PLAIN, 0, 0)
+        };
+        let list = self.list_for(key);
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(FREE);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let posting = &mut self.lists[list as usize];
+        let offset = posting.words.len() as u32;
+        let raw = id as u64;
+        posting
+            .words
+            .extend([raw as u32, (raw >> 32) as u32, slot, data.len() as u32]);
+        posting.words.extend_from_slice(data);
+        posting.live += 1;
+        let next = self.ids.insert(id, slot).unwrap_or(NONE);
+        self.slots[slot as usize] = Slot { list, offset, next };
+    }
+
+    fn unfile(&mut self, slot: u32) {
+        let s = std::mem::replace(&mut self.slots[slot as usize], FREE);
+        self.free_slots.push(slot);
+        let posting = &mut self.lists[s.list as usize];
+        let at = s.offset as usize;
+        let n = posting.words[at + 3] as usize;
+        posting.words[at + 2] = NONE;
+        posting.live -= 1;
+        posting.dead += RECORD + n;
+        // Release what the record names before its words can be reused.
+        let p = unpack(&posting.words[at + RECORD..at + RECORD + n]);
+        for &t in p.tokens {
+            self.token_subs[t as usize] -= 1;
+        }
+        let st = &mut self.strings;
+        for &sym in p
+            .tokens
+            .iter()
+            .chain(p.tags)
+            .chain(p.handles)
+            .chain(p.equals)
+        {
+            st.release(sym);
+        }
+        if let Some(n) = p.near {
+            st.release(n);
+        }
+        for b in p.bounds.chunks_exact(WORDS_PER_BOUND) {
+            st.release(b[0]);
+            st.release(b[1]);
+        }
+        if posting.live == 0 {
+            *posting = Posting::default();
+            match &self.list_keys[s.list as usize] {
+                ListKey::Keyed(k) => {
+                    self.keyed.remove(k);
+                }
+                ListKey::Near(k) => {
+                    self.near.remove(k);
+                    let token = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+                    self.token_near[token as usize] -= 1;
+                }
+            }
+            self.free_lists.push(s.list);
+        } else if 2 * posting.dead > posting.words.len() {
+            self.compact(s.list);
+        }
+    }
+
+    /// Drops a list's removed records (amortised: it waits until they are half its words).
+    fn compact(&mut self, list: u32) {
+        let posting = &mut self.lists[list as usize];
+        let old = std::mem::take(&mut posting.words);
+        let mut words = Vec::with_capacity(old.len() - posting.dead);
+        for (offset, _, slot, data) in records(&old) {
+            if slot == NONE {
+                continue;
+            }
+            let start = words.len();
+            words.extend_from_slice(&old[offset..offset + RECORD + data.len()]);
+            self.slots[slot as usize].offset = start as u32;
+        }
+        posting.words = words;
+        posting.dead = 0;
+    }
+
+    /// An estimate of the heap the index holds, in bytes (capacities, plus 16 bytes of allocator
+    /// overhead per allocation).
+    pub fn heap_bytes(&self) -> usize {
+        const ALLOC: usize = 16;
+        let lists: usize = self
+            .lists
+            .iter()
+            .map(|l| 4 * l.words.capacity() + ALLOC)
+            .sum();
+        let near: usize = self.near.keys().map(|k| k.len() + 4 + 2 * ALLOC).sum();
+        self.strings.heap_bytes()
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + 4 * (self.free_slots.capacity() + self.free_lists.capacity())
+            + 4 * (self.token_subs.capacity() + self.token_near.capacity())
+            + self.ids.capacity() * (std::mem::size_of::<(i64, u32)>() + 1)
+            + lists
+            + self.lists.capacity() * std::mem::size_of::<Posting>()
+            + self.list_keys.capacity() * std::mem::size_of::<ListKey>()
+            + self.keyed.capacity() * (std::mem::size_of::<(Key, u32)>() + 1)
+            + near
+    }
+
+    fn view<'a>(&self, body: &Body<'a>) -> View<'a> {
+        let st = &self.strings;
+        let syms = |names: &[&str]| {
+            let mut v: Vec<u32> = names.iter().filter_map(|n| st.get(n.as_bytes())).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let cons = body
+            .constraints
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = st.get(k.as_bytes())?;
+                let value = codec::encode(v).ok().and_then(|e| st.get(&e));
+                Some(Con {
+                    key,
+                    value,
+                    span: span_of(v),
+                })
+            })
+            .collect();
+        View {
+            tokens: syms(&body.tokens),
+            tags: syms(&body.tags),
+            handles: syms(&body.handles),
+            cons,
+            geohash: geohash_of(body.constraints),
+        }
+    }
+
+    fn holds(&self, p: Packed<'_>, v: &View<'_>) -> bool {
+        p.tokens.iter().all(|t| v.tokens.contains(t))
+            && p.tags.iter().all(|t| v.tags.contains(t))
+            && p.handles.iter().all(|h| v.handles.contains(h))
+            && p.equals
+                .chunks_exact(2)
+                .all(|kv| v.con(kv[0]).is_some_and(|c| c.value == Some(kv[1])))
+            && p.near.is_none_or(|n| {
+                // Areas overlap: either geohash is a prefix of the other.
+                let p = self.strings.bytes(n);
+                v.geohash
+                    .is_some_and(|g| g.as_bytes().starts_with(p) || p.starts_with(g.as_bytes()))
+            })
+            && p.bounds.chunks_exact(WORDS_PER_BOUND).all(|b| {
+                let (op, kind) = op_kind(b[2]);
+                let value = (u64::from(b[3]) | (u64::from(b[4]) << 32)) as i64;
+                let cur = self.strings.bytes(b[1]);
+                v.con(b[0])
+                    .and_then(|c| c.span.as_ref())
+                    .is_some_and(|sp| bound_holds(op, kind, value, cur, sp))
+            })
+    }
+
+    fn check(&self, list: u32, v: &View<'_>, out: &mut Vec<i64>) {
+        let words = self.lists.get(list as usize).map_or(&[][..], |l| &l.words);
+        for (_, id, slot, data) in records(words) {
+            if slot != NONE && self.holds(unpack(data), v) {
+                out.push(id);
+            }
+        }
     }
 
     /// Appends the ids of the subscriptions a decoded body matches (ascending, each once) to `out`;
@@ -427,39 +660,50 @@ impl MatchIndex {
             return false;
         };
         let start = out.len();
-        let check = |ids: &[u32], out: &mut Vec<i64>| {
-            for &pos in ids {
-                if let Some(s) = self.subs.get(pos as usize) {
-                    if holds(s, &body) {
-                        out.push(s.id);
+        let v = self.view(&body);
+        for &token in &v.tokens {
+            if self.token_subs.get(token as usize).is_none_or(|&n| n == 0) {
+                continue;
+            }
+            let mut keyed = |tag, a, b| {
+                if let Some(&list) = self.keyed.get(&Key { token, tag, a, b }) {
+                    self.check(list, &v, out);
+                }
+            };
+            keyed(PLAIN, 0, 0);
+            for c in &v.cons {
+                if let Some(value) = c.value {
+                    keyed(BY_EQUAL, c.key, value);
+                }
+                if let Some(span) = &c.span {
+                    let cur = || self.strings.get(span.cur.as_bytes());
+                    match span.kind {
+                        Kind::Money => cur()
+                            .into_iter()
+                            .for_each(|cur| keyed(BY_KEY, c.key, bound_class(Kind::Money, cur))),
+                        kind => keyed(BY_KEY, c.key, bound_class(kind, 0)),
                     }
                 }
             }
-        };
-        let mut keys: Option<(Vec<Vec<u8>>, bool)> = None;
-        for (i, &t) in body.tokens.iter().enumerate() {
-            if body.tokens[..i].contains(&t) {
-                continue;
+            for &h in &v.handles {
+                keyed(BY_HANDLE, h, 0);
             }
-            let Some(bucket) = self.buckets.get(t) else {
+            for &t in &v.tags {
+                keyed(BY_TAG, t, 0);
+            }
+            let (Some(g), true) = (v.geohash, self.token_near[token as usize] > 0) else {
                 continue;
             };
-            check(&bucket.plain, out);
-            if bucket.keyed.is_empty() {
-                continue;
-            }
-            let (keys, any_near) = keys.get_or_insert_with(|| lookups(&body));
-            for k in keys.iter() {
-                if let Some(ids) = bucket.keyed.get(k) {
-                    check(ids, out);
+            // Prefixes the geohash extends (the empty one too), then those that extend it.
+            let key = near_key(token, g.as_bytes());
+            for end in 4..=key.len().min(4 + self.longest_near) {
+                if let Some(&list) = self.near.get(&key[..end]) {
+                    self.check(list, &v, out);
                 }
             }
-            if *any_near {
-                for (k, ids) in &bucket.keyed {
-                    if k.first() == Some(&BY_NEAR) {
-                        check(ids, out);
-                    }
-                }
+            let longer = self.near.range::<[u8], _>((Excluded(&key[..]), Unbounded));
+            for (_, &list) in longer.take_while(|(k, _)| k.starts_with(&key)) {
+                self.check(list, &v, out);
             }
         }
         let found = &mut out[start..];
@@ -520,301 +764,5 @@ impl MatchIndex {
     /// One batch of envelopes.
     pub fn match_envelopes(&self, envelopes: &[&[u8]]) -> Matches {
         self.batch(envelopes, Self::match_envelope)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enc(v: &Value) -> Vec<u8> {
-        codec::encode(v).unwrap()
-    }
-
-    fn s(x: &str) -> Value {
-        Value::Str(x.to_owned())
-    }
-
-    fn map(entries: &[(&str, Value)]) -> Value {
-        let mut m: Vec<(String, Value)> = entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        m.sort_by(|a, b| a.0.cmp(&b.0));
-        Value::Map(m)
-    }
-
-    fn body_value(
-        tokens: &[&str],
-        tags: &[&str],
-        handles: &[&str],
-        cons: &[(&str, Value)],
-    ) -> Value {
-        let arr = |xs: &[&str]| Value::Array(xs.iter().map(|x| s(x)).collect());
-        map(&[
-            ("tokens", arr(tokens)),
-            ("tags", arr(tags)),
-            ("handles", arr(handles)),
-            ("constraints", map(cons)),
-            ("text", s("x")),
-        ])
-    }
-
-    fn body(tokens: &[&str], tags: &[&str], handles: &[&str], cons: &[(&str, Value)]) -> Vec<u8> {
-        enc(&body_value(tokens, tags, handles, cons))
-    }
-
-    fn sub(id: i64, tokens: &[&str]) -> Subscription {
-        Subscription {
-            id,
-            tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
-            ..Default::default()
-        }
-    }
-
-    fn money(v: u64, cur: &str) -> Value {
-        map(&[("money", Value::UInt(v)), ("cur", s(cur))])
-    }
-
-    fn bound(key: &str, op: Op, kind: Kind, value: i64, cur: &str) -> Bound {
-        Bound {
-            key: key.into(),
-            op,
-            kind,
-            value,
-            cur: cur.into(),
-        }
-    }
-
-    fn run(index: &MatchIndex, b: &[u8]) -> Option<Vec<i64>> {
-        let mut out = Vec::new();
-        (index.match_body(b, &mut out) == FLAG_OK).then_some(out)
-    }
-
-    #[test]
-    fn tokens_tags_handles() {
-        let mut a = sub(10, &["flight"]);
-        a.tags = vec!["work".into()];
-        let mut b = sub(7, &["flight", "hotel"]);
-        b.handles = vec!["acme".into()];
-        let index = MatchIndex::new(vec![a, b, sub(3, &["taxi"])]).unwrap();
-        assert_eq!(
-            run(&index, &body(&["flight"], &["work"], &[], &[])),
-            Some(vec![10])
-        );
-        assert_eq!(run(&index, &body(&["flight"], &[], &[], &[])), Some(vec![]));
-        assert_eq!(
-            run(
-                &index,
-                &body(&["hotel", "flight"], &["work"], &["acme"], &[])
-            ),
-            Some(vec![7, 10])
-        );
-        assert_eq!(
-            run(&index, &body(&["taxi", "taxi"], &[], &[], &[])),
-            Some(vec![3])
-        );
-    }
-
-    #[test]
-    fn equality_near_and_bounds() {
-        let mut eq = sub(0, &["flight"]);
-        eq.equals = vec![("to".into(), map(&[("place", s("JFK"))]))];
-        let mut near = sub(1, &["flight"]);
-        near.near = Some("dr5".into());
-        let mut max = sub(2, &["flight"]);
-        max.bounds = vec![bound("max", Op::Ge, Kind::Money, 20000, "USD")];
-        let index = MatchIndex::new(vec![eq, near, max]).unwrap();
-        let place = |p: &str| map(&[("place", s(p))]);
-        let geo = |g: &str| map(&[("geohash", s(g))]);
-        let one = |c: &str, v: Value| run(&index, &body(&["flight"], &[], &[], &[(c, v)]));
-        assert_eq!(one("to", place("JFK")), Some(vec![0]));
-        assert_eq!(one("to", place("LAX")), Some(vec![]));
-        for (g, hit) in [("dr5ru", true), ("dr", true), ("dr6", false), ("", true)] {
-            assert_eq!(
-                one("near", geo(g)),
-                Some(if hit { vec![1] } else { vec![] }),
-                "{g}"
-            );
-        }
-        assert_eq!(
-            one("near", map(&[("geohash", Value::UInt(5))])),
-            Some(vec![])
-        );
-        assert_eq!(one("max", money(20000, "USD")), Some(vec![2]));
-        assert_eq!(one("max", money(19999, "USD")), Some(vec![]));
-        assert_eq!(one("max", money(90000, "EUR")), Some(vec![]));
-        let range = map(&[
-            (
-                "range",
-                Value::Array(vec![Value::UInt(100), Value::UInt(20000)]),
-            ),
-            ("cur", s("USD")),
-        ]);
-        assert_eq!(one("max", range), Some(vec![2]));
-    }
-
-    #[test]
-    fn dates_and_ints() {
-        let mut d = sub(0, &["hotel"]);
-        d.bounds = vec![bound("before", Op::Lt, Kind::Date, 20261220, "")];
-        let mut n = sub(1, &["hotel"]);
-        n.bounds = vec![bound("guests", Op::Eq, Kind::Int, 3, "")];
-        let index = MatchIndex::new(vec![d, n]).unwrap();
-        let date = |x: &str| map(&[("date", s(x))]);
-        let one = |c: &str, v: Value| run(&index, &body(&["hotel"], &[], &[], &[(c, v)]));
-        assert_eq!(one("before", date("2026-12-19")), Some(vec![0]));
-        assert_eq!(one("before", date("2026-12-20")), Some(vec![]));
-        assert_eq!(one("before", date("2026-1x-01")), Some(vec![]));
-        let ints = map(&[("range", Value::Array(vec![Value::UInt(2), Value::UInt(4)]))]);
-        assert_eq!(one("guests", ints), Some(vec![1]));
-        assert_eq!(
-            one("guests", map(&[("int", Value::Bool(true))])),
-            Some(vec![])
-        );
-        assert_eq!(
-            one("guests", map(&[("int", Value::NInt(-3))])),
-            Some(vec![])
-        );
-    }
-
-    #[test]
-    fn malformed_bodies() {
-        let index = MatchIndex::new(vec![sub(5, &["flight"])]).unwrap();
-        let good = body(&["flight"], &[], &[], &[]);
-        let not_map = enc(&Value::Array(vec![s("flight")]));
-        let bad_tokens = enc(&map(&[
-            ("tokens", Value::Array(vec![Value::UInt(1)])),
-            ("tags", Value::Array(vec![])),
-            ("handles", Value::Array(vec![])),
-            ("constraints", map(&[])),
-        ]));
-        let bad_constraint = body(&["flight"], &[], &[], &[("to", s("JFK"))]);
-        let batch: Vec<&[u8]> = vec![
-            &good,
-            b"\xc1garbage",
-            &not_map,
-            &[],
-            &bad_tokens,
-            &bad_constraint,
-            &good,
-        ];
-        let m = index.match_bodies(&batch);
-        assert_eq!(m.flags, vec![0, 1, 1, 1, 1, 1, 0]);
-        assert_eq!(m.offsets, vec![0, 1, 1, 1, 1, 1, 1, 2]);
-        assert_eq!(m.ids, vec![5, 5]);
-    }
-
-    #[test]
-    fn envelopes() {
-        let index = MatchIndex::new(vec![sub(1, &["flight"])]).unwrap();
-        let make = |kind: &str, body: Value| {
-            envelope::encode_envelope(
-                Value::Bin(vec![7; 32]),
-                body,
-                Value::UInt(1),
-                Value::UInt(2),
-                s(kind),
-                Value::Bin(vec![0; 64]),
-            )
-            .unwrap()
-        };
-        let intent = make("intent", body_value(&["flight"], &[], &[], &[]));
-        let offer = make("offer", body_value(&["flight"], &[], &[], &[]));
-        let odd = make("intent", s("flight"));
-        // The empty item is how the binding passes an oversized one.
-        let batch: Vec<&[u8]> = vec![&intent, &offer, &odd, b"\x80", &intent[1..], &[]];
-        let m = index.match_envelopes(&batch);
-        assert_eq!(
-            m.flags,
-            vec![
-                FLAG_OK,
-                FLAG_NOT_INTENT,
-                FLAG_MALFORMED,
-                FLAG_MALFORMED,
-                FLAG_MALFORMED,
-                FLAG_MALFORMED
-            ]
-        );
-        assert_eq!(m.ids, vec![1]);
-    }
-
-    /// Damaged copies of real bodies and envelopes, and random bytes: flags, never a panic, and
-    /// every item's ids sorted and distinct.
-    #[test]
-    fn random_damage_never_panics() {
-        let mut a = sub(1, &["flight"]);
-        a.near = Some("dr".into());
-        let mut b = sub(2, &["flight", "hotel"]);
-        b.equals = vec![("to".into(), map(&[("place", s("JFK"))]))];
-        let mut c = sub(3, &["hotel"]);
-        c.bounds = vec![bound("max", Op::Le, Kind::Money, 500, "USD")];
-        let index = MatchIndex::new(vec![a, b, c]).unwrap();
-        let good = body_value(
-            &["flight", "hotel"],
-            &["work"],
-            &["acme"],
-            &[
-                ("to", map(&[("place", s("JFK"))])),
-                ("near", map(&[("geohash", s("dr5"))])),
-                ("max", money(400, "USD")),
-            ],
-        );
-        let raw_body = enc(&good);
-        let raw_env = envelope::encode_envelope(
-            Value::Bin(vec![7; 32]),
-            good,
-            Value::UInt(1),
-            Value::UInt(2),
-            s("intent"),
-            Value::Bin(vec![0; 64]),
-        )
-        .unwrap();
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for round in 0..3000 {
-            let mut item = match round % 3 {
-                0 => raw_body.clone(),
-                1 => raw_env.clone(),
-                _ => (0..next() % 48).map(|_| next() as u8).collect(),
-            };
-            for _ in 0..1 + next() % 3 {
-                if item.is_empty() {
-                    break;
-                }
-                let at = (next() as usize) % item.len();
-                match next() % 3 {
-                    0 => item[at] ^= 1 << (next() % 8),
-                    1 => item.truncate(at),
-                    _ => item[at] = next() as u8,
-                }
-            }
-            for m in [
-                index.match_bodies(&[&item]),
-                index.match_envelopes(&[&item]),
-            ] {
-                assert_eq!(m.offsets.len(), 2);
-                assert!(m.ids.windows(2).all(|w| w[0] < w[1]));
-                assert!(m.flags[0] == FLAG_OK || m.ids.is_empty());
-            }
-        }
-    }
-
-    #[test]
-    fn construction_errors() {
-        assert!(MatchIndex::new(vec![sub(0, &[])]).is_err());
-        let mut deep = Value::Nil;
-        for _ in 0..20 {
-            deep = Value::Array(vec![deep]);
-        }
-        let mut bad = sub(1, &["x"]);
-        bad.equals = vec![("to".into(), deep)];
-        assert!(MatchIndex::new(vec![bad]).is_err());
-        assert!(MatchIndex::new(vec![]).unwrap().is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //! is plain Rust.
 
 use std::borrow::Cow;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, PoisonError, RwLock};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
@@ -460,16 +460,37 @@ fn matches_out<'py>(py: Python<'py>, m: &matcher::Matches) -> MatchesOut<'py> {
     )
 }
 
-/// A vendor's compiled subscriptions, matched against batches of intents with the GIL released.
+/// Reads and checks every subscription before the index changes (so an add is all or nothing),
+/// into one buffer rather than a copy of each.
+fn subscriptions_arg(subscriptions: &Bound<'_, PyAny>) -> PyResult<matcher::Staged> {
+    let mut staged = matcher::Staged::default();
+    for item in subscriptions.try_iter()? {
+        staged
+            .push(&subscription_arg(&item?)?)
+            .map_err(PyValueError::new_err)?;
+    }
+    Ok(staged)
+}
+
+/// A vendor's compiled subscriptions, matched against batches of intents with the GIL released and
+/// updated in place by `add` / `remove` while other threads match: matching holds the read lock
+/// (one item at a time, so a writer waits at most for one item), updates the write lock.
 #[pyclass(frozen, module = "node._native", name = "MatchIndex")]
-struct PyMatchIndex {
-    index: matcher::MatchIndex,
+pub(crate) struct PyMatchIndex {
+    index: RwLock<matcher::MatchIndex>,
 }
 
 impl PyMatchIndex {
-    /// The one way other native code reaches the index (so its locking lives in one place).
-    fn with_index<R>(&self, f: impl FnOnce(&matcher::MatchIndex) -> R) -> R {
-        f(&self.index)
+    /// Runs `f` on the index under the read lock (call it with the GIL released: a writer waiting
+    /// for the lock may be waiting for the GIL).
+    pub(crate) fn with_index<R>(&self, f: impl FnOnce(&matcher::MatchIndex) -> R) -> R {
+        let guard = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        f(&guard)
+    }
+
+    fn with_index_mut<R>(&self, f: impl FnOnce(&mut matcher::MatchIndex) -> R) -> R {
+        let mut guard = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
     }
 
     fn run<'py>(
@@ -477,11 +498,25 @@ impl PyMatchIndex {
         py: Python<'py>,
         items: &Bound<'py, PyAny>,
         what: &str,
-        batch_fn: fn(&matcher::MatchIndex, &[&[u8]]) -> matcher::Matches,
+        one: fn(&matcher::MatchIndex, &[u8], &mut Vec<i64>) -> u8,
     ) -> PyResult<MatchesOut<'py>> {
         let batch = Batch::collect(items, what)?;
         // An oversized item stands in as an empty slice, which is malformed as a body and as an envelope.
-        let m = py.detach(|| batch_fn(&self.index, &batch.items()));
+        let m = py.detach(|| {
+            let items = batch.items();
+            let mut m = matcher::Matches {
+                flags: Vec::with_capacity(items.len()),
+                offsets: Vec::with_capacity(items.len() + 1),
+                ids: Vec::new(),
+            };
+            m.offsets.push(0);
+            for item in items {
+                m.flags
+                    .push(self.with_index(|index| one(index, item, &mut m.ids)));
+                m.offsets.push(m.ids.len() as u64);
+            }
+            m
+        });
         Ok(matches_out(py, &m))
     }
 }
@@ -490,20 +525,47 @@ impl PyMatchIndex {
 impl PyMatchIndex {
     #[new]
     fn new(subscriptions: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let mut subs = Vec::new();
-        for item in subscriptions.try_iter()? {
-            subs.push(subscription_arg(&item?)?);
-        }
+        let subs = subscriptions_arg(subscriptions)?;
         // Building the buckets needs no Python objects: other threads may run meanwhile.
         let index = subscriptions
             .py()
-            .detach(|| matcher::MatchIndex::new(subs))
+            .detach(|| {
+                let mut index = matcher::MatchIndex::default();
+                index.add_staged(&subs).map(|()| index)
+            })
             .map_err(PyValueError::new_err)?;
-        Ok(PyMatchIndex { index })
+        Ok(PyMatchIndex {
+            index: RwLock::new(index),
+        })
     }
 
-    fn __len__(&self) -> usize {
-        self.index.len()
+    /// Adds subscriptions (the constructor's form); all or nothing.
+    fn add(&self, py: Python<'_>, subscriptions: &Bound<'_, PyAny>) -> PyResult<()> {
+        let subs = subscriptions_arg(subscriptions)?;
+        py.detach(|| self.with_index_mut(|index| index.add_staged(&subs)))
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Removes every subscription with one of these ids; returns how many were removed.
+    fn remove(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let mut wanted = Vec::new();
+        for id in ids.try_iter()? {
+            let id = id?;
+            if id.is_instance_of::<PyBool>() || !id.is_instance_of::<PyInt>() {
+                return Err(PyTypeError::new_err("ids must be ints"));
+            }
+            wanted.push(id.extract::<i64>()?);
+        }
+        Ok(py.detach(|| self.with_index_mut(|index| index.remove(&wanted))))
+    }
+
+    /// An estimate of the native heap the index holds, in bytes.
+    fn heap_bytes(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.with_index(matcher::MatchIndex::heap_bytes))
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.with_index(matcher::MatchIndex::len))
     }
 
     fn match_bodies<'py>(
@@ -511,7 +573,7 @@ impl PyMatchIndex {
         py: Python<'py>,
         bodies: &Bound<'py, PyAny>,
     ) -> PyResult<MatchesOut<'py>> {
-        self.run(py, bodies, "bodies", matcher::MatchIndex::match_bodies)
+        self.run(py, bodies, "bodies", matcher::MatchIndex::match_body)
     }
 
     fn match_envelopes<'py>(
@@ -523,7 +585,7 @@ impl PyMatchIndex {
             py,
             envelopes,
             "envelopes",
-            matcher::MatchIndex::match_envelopes,
+            matcher::MatchIndex::match_envelope,
         )
     }
 }

@@ -1,11 +1,13 @@
 """Pure-Python twin of the native subscription matcher (``node._native.MatchIndex``).
 
 Same input, same semantics, same output bytes: the tests compare the two on fixed cases and on random
-subscriptions against random, mutated and hostile bodies and envelopes. Like the native one, the index
-files each subscription under its rarest token and, inside that token's bucket, under one thing an
-intent must have to match it, the first of: its first equality, the first character of its ``near``
-prefix, its first handle, its first tag, the key of its first bound (else it is checked for every intent
-with the token). Every candidate is then checked in full, so the index only narrows and never decides.
+subscriptions against random, mutated and hostile bodies and envelopes, and an index changed in place by
+``add`` / ``remove`` with one built from scratch. Like the native one, the index files each subscription
+under its rarest token (counted over the subscriptions present when it is added) and, inside that token,
+under one thing an intent must have to match it, the first of: its first equality, its whole ``near``
+prefix, its first handle, its first tag, the key and class (money in its currency, or a kind) of its
+first bound (else it is checked for every intent with the token). An intent's geohash looks up its own prefixes and the prefixes extending it (a sorted
+list per token). Every candidate is then checked in full, so the index only narrows and never decides.
 
 A compiled subscription is the tuple ``(id, tokens, tags, handles, equals, near, bounds)``:
 
@@ -26,7 +28,9 @@ and ``cast("q")``).
 
 from __future__ import annotations
 
+import sys
 from array import array
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -164,24 +168,28 @@ def _file_under(sub: Compiled) -> tuple | None:
     _, _, tags, handles, equals, near, bounds = sub
     if equals:
         return ("e", *equals[0])
-    if near:
-        return ("n", near[0])
+    if near is not None:
+        return ("n", near)
     if handles:
         return ("h", handles[0])
     if tags:
         return ("t", tags[0])
     if bounds:
-        return ("k", bounds[0][0])
+        key, _, kind, _, cur = bounds[0]
+        return ("k", key, kind, cur if kind == KIND_MONEY else "")
     return None
 
 
-def _lookups(body: _Body) -> tuple[set[tuple], bool]:
-    """Every discriminator of a body, and whether its geohash is empty (a prefix of every prefix)."""
-    keys = {("e", k, v) for k, v in body.frozen.items()} | {("k", k) for k in body.constraints}
+def _lookups(body: _Body) -> set[tuple]:
+    """Every discriminator of a body but its near prefixes (looked up apart), and "plain"."""
+    keys = {("e", k, v) for k, v in body.frozen.items()}
+    for k, c in body.constraints.items():
+        span = _span(c)  # a bound compares only with its kind (and money in its currency)
+        if span is not None:
+            keys.add(("k", k, span[0], span[3]))
     keys |= {("h", h) for h in body.handles} | {("t", t) for t in body.tags}
-    if body.geohash:
-        keys.add(("n", body.geohash[0]))
-    return keys, body.geohash == ""
+    keys.add(("p",))
+    return keys
 
 
 def _holds(sub: Compiled, body: _Body) -> bool:
@@ -266,31 +274,91 @@ def _compile(item: Any) -> Compiled:
     return (sid, tokens, tags, handles, tuple(eq), near, tuple(bs))
 
 
+def _id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("ids must be ints")
+    return _i64(value, "id")
+
+
 class MatchIndex:
-    """A vendor's compiled subscriptions (see the module docstring for the input and output forms)."""
+    """A vendor's compiled subscriptions (see the module docstring for the input and output forms),
+    changed in place by ``add`` and ``remove``."""
 
     def __init__(self, subscriptions: Iterable[tuple]) -> None:
+        self._counts: dict[str, int] = {}  # token -> subscriptions having it
+        self._keyed: dict[tuple, dict[int, Compiled]] = {}  # (token, discriminator) -> serial -> sub
+        self._near: dict[str, dict[str, dict[int, Compiled]]] = {}  # token -> prefix -> serial -> sub
+        self._prefixes: dict[str, list[str]] = {}  # token -> its near prefixes, sorted
+        self._longest = 0  # the longest near prefix filed so far
+        self._by_id: dict[int, list[tuple[int, tuple]]] = {}  # id -> (serial, where filed)
+        self._serial = 0
+        self._len = 0
+        self.add(subscriptions)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def add(self, subscriptions: Iterable[tuple]) -> None:
+        """Add subscriptions (ids may repeat); all or nothing: an error leaves the index as it was."""
         subs = [_compile(item) for item in subscriptions]
-        counts: dict[str, int] = {}
-        for sub in subs:
-            for t in sub[1]:
-                counts[t] = counts.get(t, 0) + 1
-        # token -> (plain, discriminator -> subs)
-        buckets: dict[str, tuple[list, dict]] = {}
         for sub in subs:
             if not sub[1]:
                 raise ValueError(f"subscription {sub[0]} has no token")
-            plain, keyed = buckets.setdefault(min(sub[1], key=counts.__getitem__), ([], {}))
-            disc = _file_under(sub)
-            if disc is None:
-                plain.append(sub)
+        # Count the whole batch first, so that it files under its rarest tokens as a build does.
+        for sub in subs:
+            for t in sub[1]:
+                self._counts[t] = self._counts.get(t, 0) + 1
+        for sub in subs:
+            token = min(sub[1], key=self._counts.__getitem__)
+            disc = _file_under(sub) or ("p",)
+            if disc[0] == "n":
+                prefixes = self._near.setdefault(token, {})
+                if disc[1] not in prefixes:
+                    insort(self._prefixes.setdefault(token, []), disc[1])
+                    self._longest = max(self._longest, len(disc[1]))
+                where: tuple = (token, *disc)
+                posting = prefixes.setdefault(disc[1], {})
             else:
-                keyed.setdefault(disc, []).append(sub)
-        self._subs = subs
-        self._buckets = buckets
+                where = (token, *disc)
+                posting = self._keyed.setdefault(where, {})
+            self._serial += 1
+            posting[self._serial] = sub
+            self._by_id.setdefault(sub[0], []).append((self._serial, where))
+            self._len += 1
 
-    def __len__(self) -> int:
-        return len(self._subs)
+    def remove(self, ids: Iterable[int]) -> int:
+        """Remove every subscription with one of these ids; the number removed."""
+        removed = 0
+        for sid in [_id(i) for i in ids]:
+            for serial, where in self._by_id.pop(sid, ()):
+                if where[1] == "n":  # (token, "n", near prefix)
+                    token, _, prefix = where
+                    prefixes = self._near[token]
+                    sub = prefixes[prefix].pop(serial)
+                    if not prefixes[prefix]:
+                        del prefixes[prefix]
+                        self._prefixes[token].remove(prefix)
+                        if not prefixes:
+                            del self._near[token], self._prefixes[token]
+                else:
+                    sub = self._keyed[where].pop(serial)
+                    if not self._keyed[where]:
+                        del self._keyed[where]
+                for t in sub[1]:
+                    self._counts[t] -= 1
+                    if not self._counts[t]:
+                        del self._counts[t]
+                removed += 1
+                self._len -= 1
+        return removed
+
+    def heap_bytes(self) -> int:
+        """A rough size of the index's own containers and subscription tuples, in bytes."""
+        size = sum(map(sys.getsizeof, (self._counts, self._keyed, self._near, self._prefixes, self._by_id)))
+        size += sum(sys.getsizeof(d) for d in self._keyed.values())
+        size += sum(sys.getsizeof(d) for p in self._near.values() for d in p.values())
+        size += sum(sys.getsizeof(e) for e in self._by_id.values())
+        return size + self._len * 200  # a compiled tuple and its small parts, roughly
 
     def match_value(self, value: Any) -> list[int] | None:
         """The ids a decoded body matches (ascending, distinct), or None when it is malformed."""
@@ -298,23 +366,26 @@ class MatchIndex:
         if body is None:
             return None
         found: set[int] = set()
-        lookups = None
+        keys = None
+        g = body.geohash
         for t in dict.fromkeys(body.tokens):
-            bucket = self._buckets.get(t)
-            if bucket is None:
+            if not self._counts.get(t):
                 continue
-            plain, keyed = bucket
-            candidates = list(plain)
-            if keyed:
-                if lookups is None:
-                    lookups = _lookups(body)
-                keys, any_near = lookups
-                for key in keys:
-                    candidates += keyed.get(key, ())
-                if any_near:
-                    for key, subs in keyed.items():
-                        if key[0] == "n":
-                            candidates += subs
+            if keys is None:
+                keys = _lookups(body)
+            candidates: list = []
+            for key in keys:
+                candidates += self._keyed.get((t, *key), {}).values()
+            near = self._near.get(t)
+            if near and g is not None:
+                # Prefixes the geohash extends (the empty one too), then those that extend it.
+                for end in range(min(len(g), self._longest) + 1):
+                    candidates += near.get(g[:end], {}).values()
+                prefixes = self._prefixes[t]
+                i = bisect_right(prefixes, g)
+                while i < len(prefixes) and prefixes[i].startswith(g):
+                    candidates += near[prefixes[i]].values()
+                    i += 1
             found.update(sub[0] for sub in candidates if _holds(sub, body))
         return sorted(found)
 
