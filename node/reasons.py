@@ -48,11 +48,19 @@ class Reason(enum.IntEnum):
     REVOKED = 27  # the grant was revoked or ended with the intent it served
     OUT_OF_SCOPE = 28  # a field asked is not among the grant's fields
     BUDGET_SPENT = 29  # the grant's uses are all spent
+    # -- admission (PROTOCOL.md, open-network defences): retryable, the item was not looked at --
+    BUSY = 30  # the receiver is over a source or global budget, or the sender is throttled; try later
+    POW_REQUIRED = 31  # an unknown author under pressure: resend with a proof of work on the envelope id
 
     @property
     def label(self) -> str:
         """The name used on the wire and in messages: ``bad_signature``."""
         return self.name.lower()
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the sender should send the same item again later (it was not looked at)."""
+        return self in (Reason.RATE_LIMITED, Reason.BUSY)
 
     @property
     def held(self) -> bool:
