@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import trio
 
-from federation import ops
+from federation import defences, ops
 from federation.admin import AdminClient, create_admin_app, new_token, remove_admin_file, write_admin_file
 from federation.app import federation_app as federation_app_of
 from federation.auth import SignatureAuth
@@ -207,6 +207,7 @@ class NodeRuntime:
 
     async def _start_servers(self, nursery: trio.Nursery) -> None:
         assert self.services is not None and self.store is not None
+        options = defences.app_options(self.home, self.app_options)  # defences (issue 10)
         federation_app = federation_app_of(
             store=self.store,
             pipeline=self.services.pipeline,
@@ -216,7 +217,7 @@ class NodeRuntime:
             on_ingest=self._changed,
             on_hello=self._hello_received,
             clock=self.clock,
-            **self.app_options,
+            **options,
         )
         admin_app = create_admin_app(token=self._token, run_op=self._run_op, status=self.status)
         trigger = self._stopping.wait

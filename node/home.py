@@ -66,6 +66,11 @@ class HomeInfo:
         return Path(self.path) / KEY_FILE
 
     @property
+    def replay_floor_path(self) -> Path:
+        """Where the federation API persists its replay floor (federation/noncecache.py)."""
+        return Path(self.path) / "replay.floor"
+
+    @property
     def db_path(self) -> Path:
         return Path(self.path) / DB_FILE
 

@@ -1,0 +1,24 @@
+"""The open-network defences a running node adds to its federation API (issue 10), in one place.
+
+The composition root (federation/runtime.py) calls ``app_options(home, given)`` once and passes the
+result to ``federation.app.federation_app``: what the caller gave (tests, `vrm serve` flags) wins;
+the rest is filled with the defences' defaults, which need the node's home:
+
+- ``nonces``: replay memory whose floor is persisted in the home, so a captured signed request is
+  refused after a restart too (federation/noncecache.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.noncecache import NonceCache, ReplayFloor
+from node.home import HomeInfo
+
+
+def app_options(home: HomeInfo, given: dict[str, Any]) -> dict[str, Any]:
+    """The federation app's keyword arguments: ``given`` plus the defences it did not set."""
+    options = dict(given)
+    if "nonces" not in options:
+        options["nonces"] = NonceCache(persist=ReplayFloor(home.replay_floor_path))
+    return options
