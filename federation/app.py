@@ -77,7 +77,7 @@ def federation_app(
     role: str,
     name: str = "",
     on_ingest: Callable[[frozenset[str]], None] | None = None,
-    on_hello: Callable[[], None] | None = None,
+    on_hello: Callable[[], Awaitable[None]] | None = None,
     limiter: RateLimiter | None = None,
     nonces: NonceCache | None = None,
     signature_clock: Callable[[], float] = time.time,
@@ -90,7 +90,7 @@ def federation_app(
     ``limiter`` defaults to DEFAULT_RATE items/s with DEFAULT_BURST per peer; ``signature_clock`` is
     the Unix-seconds clock of signature checks, ``clock`` (ms) stamps announced peers; ``accept_key``
     may restrict who can sign. ``on_ingest`` gets the peers given new deliveries by a push;
-    ``on_hello`` is called after a peer announced itself.
+    ``on_hello`` is awaited after a peer announced itself (it verifies claimed URLs).
     """
     limiter = limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST)
     info = wire.encode_node_info(node_id, role, name)
@@ -164,8 +164,8 @@ def federation_app(
             Peers(s, clock=clock).announce(public_key=bytes.fromhex(peer), url=said.url, role=said.role, name=said.name)
 
         await store.run(announce, store.store)
-        if on_hello is not None:  # the peer may have moved (a restart on a new port): deliver there now
-            on_hello()
+        if on_hello is not None:  # defences: answered once its claimed URL is verified (or refused)
+            await on_hello()
         return _msgpack(info)
 
     async def access(request: Request, peer: str) -> Response:

@@ -46,6 +46,7 @@ from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
+from federation.peerverify import ClaimVerifier, serves_privately
 from federation.pipeline import ACCESS_KIND
 from federation.server import serve
 from node.backends import NATIVE, Backend
@@ -88,6 +89,7 @@ class NodeRuntime:
         request_timeout: float = 10.0,
         graceful_timeout: float = 5.0,
         app_options: dict[str, Any] | None = None,
+        allow_private_peers: bool = False,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
@@ -112,6 +114,8 @@ class NodeRuntime:
         self.request_timeout = request_timeout
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
+        self.allow_private_peers = allow_private_peers  # defences: announced URLs may be private addresses
+        self._claims: ClaimVerifier | None = None
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
         self.url: str | None = None
@@ -195,6 +199,10 @@ class NodeRuntime:
             new_breaker=self.new_breaker,
         )
         await self._refresh_peers()
+        self._claims = ClaimVerifier(  # defences (issue 10 item 3): announced URLs verified before use
+            astore, client, SignatureAuth(self.identity), clock=self.clock,
+            allow_private=self.allow_private_peers or serves_privately(self.host),
+        )
         self.services = ops.Services(
             store=astore,
             identity=self.identity,
@@ -278,10 +286,12 @@ class NodeRuntime:
         if unknown:
             nursery.start_soon(self._notify_after_refresh, unknown)
 
-    def _hello_received(self) -> None:
-        # A peer announced itself, maybe at a new URL (it restarted): deliveries must go there now.
-        if self._background is not None:
-            self._background.start_soon(self._refresh_peers)
+    async def _hello_received(self) -> None:
+        # A peer announced itself, maybe at a new URL (it restarted): deliveries must go there now,
+        # once the URL is verified (defences, issue 10 item 3: before the hello is answered).
+        if self._background is not None and self._claims is not None:
+            await self._claims.run()
+            await self._refresh_peers()
 
     async def _peers_changed(self) -> None:
         await self._refresh_peers()
@@ -388,7 +398,7 @@ class NodeRuntime:
 
 
 def _peer_urls(store: Store, outbox: Outbox, clock: Clock) -> dict[str, str]:
-    urls = {p.public_key: p.url for p in Peers(store, clock=clock).pushable() if p.url}
+    urls = {p.public_key: p.url for p in Peers(store, clock=clock).deliverable() if p.url}
     known = {p.public_key for p in Peers(store, clock=clock).list()}
     for peer in outbox.peers():
         if peer not in known:
