@@ -6,12 +6,18 @@ the rest is filled with the defences' defaults, which need the node's home:
 
 - ``nonces``: replay memory whose floor is persisted in the home, so a captured signed request is
   refused after a restart too (federation/noncecache.py).
+
+``bounded(app, given)`` then wraps the app in the request limits (federation/limits.py), from
+``given["limits"]`` (a ``Limits``) or the defaults; that option is the wrapper's, not the app's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from starlette.types import ASGIApp
+
+from federation.limits import Limits, RequestLimits
 from federation.noncecache import NonceCache, ReplayFloor
 from node.home import HomeInfo
 
@@ -19,6 +25,12 @@ from node.home import HomeInfo
 def app_options(home: HomeInfo, given: dict[str, Any]) -> dict[str, Any]:
     """The federation app's keyword arguments: ``given`` plus the defences it did not set."""
     options = dict(given)
+    options.pop("limits", None)
     if "nonces" not in options:
         options["nonces"] = NonceCache(persist=ReplayFloor(home.replay_floor_path))
     return options
+
+
+def bounded(app: ASGIApp, given: dict[str, Any]) -> RequestLimits:
+    """``app`` behind the request limits (the outermost layer of the federation port)."""
+    return RequestLimits(app, limits=given.get("limits") or Limits())

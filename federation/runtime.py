@@ -227,6 +227,7 @@ class NodeRuntime:
             clock=self.clock,
             **options,
         )
+        federation_app = defences.bounded(federation_app, self.app_options)  # defences: request limits
         admin_app = create_admin_app(token=self._token, run_op=self._run_op, status=self.status)
         trigger = self._stopping.wait
         bound = await nursery.start(

@@ -46,6 +46,20 @@ class Sink:
             await Starlette()(scope, receive, send)
 
 
+async def nursery_client(nursery) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(timeout=30)
+
+    async def close_at_end() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await http.aclose()
+
+    nursery.start_soon(close_at_end)
+    return http
+
+
 def deliveries(store) -> int:
     return store.count("outbox") + store.count("outbox_dead")
 
@@ -59,7 +73,7 @@ async def test_300_stranger_hellos_then_one_push_stay_bounded(net, nursery):
         await net.peer(node, friend)  # the one peer the operator added
         strangers = [Identity.generate() for _ in range(300)]
 
-        http = httpx.AsyncClient(timeout=30)
+        http = await nursery_client(nursery)
 
         async def hello(i: int, stranger: Identity, limiter: trio.CapacityLimiter) -> None:
             async with limiter:
