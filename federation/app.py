@@ -35,7 +35,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from federation import wire
+from federation.admission import Admission, merge
 from federation.auth import SignatureMiddleware, verified_peer
+from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
@@ -84,6 +86,7 @@ def federation_app(
     accept_key: Callable[[bytes], bool] | None = None,
     max_body: int = wire.MAX_BATCH_BYTES,
     clock: Clock = wall_clock_ms,
+    admission: Admission | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -93,7 +96,8 @@ def federation_app(
     ``on_hello`` is awaited after a peer announced itself (it verifies claimed URLs).
     """
     limiter = limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST)
-    info = wire.encode_node_info(node_id, role, name)
+    admission = admission if admission is not None else Admission()  # defences: source, global, strangers
+    info = admission.advertise(wire.encode_node_info(node_id, role, name))
     notify = on_ingest if on_ingest is not None else (lambda peers: None)
 
     def guarded(handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
@@ -104,6 +108,8 @@ def federation_app(
             peer = verified_peer(request).key.hex()
             if limiter.take(peer, 1) == 0:
                 return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
+            if not admission.request(source_of(request.scope)):  # defences: the source's and node's budgets
+                return _refusal(503, "busy", headers={"Retry-After": admission.retry_after_header(source_of(request.scope))})
             try:
                 return await handler(request, peer)
             except WireError as exc:
@@ -130,15 +136,15 @@ def federation_app(
             if exc.reason == "too_large":
                 return _refusal(413, wire.TOO_LARGE, exc.detail)
             return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
-        granted = budget(peer, len(items))
+        verdicts = await admission.judge(store, limiter, peer, source_of(request.scope), items)  # defences
+        granted = [item for item, verdict in zip(items, verdicts, strict=True) if verdict == 0]
         reasons = b""
         if granted:
-            ingested = await store.run(pipeline.ingest, items[:granted], peer)
+            ingested = await store.run(pipeline.ingest, granted, peer)
             reasons = ingested.reasons
             if ingested.peers:
                 notify(ingested.peers)
-        reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
-        return _msgpack(wire.encode_reasons(reasons))
+        return _msgpack(wire.encode_reasons(merge(verdicts, reasons)))
 
     async def pull(request: Request, peer: str, *, inbox: bool) -> Response:
         after = _seq_param(request, "after", 0, 0, _MAX_SEQ)

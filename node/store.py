@@ -456,6 +456,7 @@ _DEFENCES_V8 = (
         refused_until INTEGER
     )""",
     "CREATE INDEX peer_scores_updated ON peer_scores(updated_at)",
+    "CREATE INDEX envelopes_author ON envelopes(author)",  # admission: has this author been seen?
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
