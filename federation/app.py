@@ -40,6 +40,7 @@ from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.pipeline import Pipeline
+from federation.scoring import PeerScoring, ScoreMiddleware
 from federation.ratelimit import RateLimiter
 from node.errors import PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
@@ -87,6 +88,7 @@ def federation_app(
     max_body: int = wire.MAX_BATCH_BYTES,
     clock: Clock = wall_clock_ms,
     admission: Admission | None = None,
+    scoring: PeerScoring | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -209,4 +211,5 @@ def federation_app(
     signed = Middleware(
         SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
     )
-    return Starlette(routes=routes, middleware=[signed])
+    scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []  # defences
+    return Starlette(routes=routes, middleware=[signed, *scored])

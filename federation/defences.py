@@ -5,7 +5,8 @@ result to ``federation.app.federation_app``: what the caller gave (tests, `vrm s
 the rest is filled with the defences' defaults, which need the node's home:
 
 - ``nonces``: replay memory whose floor is persisted in the home, so a captured signed request is
-  refused after a restart too (federation/noncecache.py).
+  refused after a restart too (federation/noncecache.py);
+- ``scoring``: persisted peer scores, gating and scoring every signed request (federation/scoring.py).
 
 ``bounded(app, given)`` then wraps the app in the request limits (federation/limits.py), from
 ``given["limits"]`` (a ``Limits``) or the defaults; that option is the wrapper's, not the app's.
@@ -19,15 +20,19 @@ from starlette.types import ASGIApp
 
 from federation.limits import Limits, RequestLimits
 from federation.noncecache import NonceCache, ReplayFloor
+from federation.scoring import PeerScoring
 from node.home import HomeInfo
+from node.store import AsyncStore, Clock
 
 
-def app_options(home: HomeInfo, given: dict[str, Any]) -> dict[str, Any]:
+def app_options(home: HomeInfo, given: dict[str, Any], store: AsyncStore, clock: Clock) -> dict[str, Any]:
     """The federation app's keyword arguments: ``given`` plus the defences it did not set."""
     options = dict(given)
     options.pop("limits", None)
     if "nonces" not in options:
         options["nonces"] = NonceCache(persist=ReplayFloor(home.replay_floor_path))
+    if "scoring" not in options:
+        options["scoring"] = PeerScoring(store, clock=clock)
     return options
 
 

@@ -28,6 +28,7 @@ import trio
 
 from federation import wire
 from federation.auth import SignatureAuth
+from federation.scoring import PeerScoring
 from node.errors import VrmError
 from node.peers import Peer, Peers
 from node.store import AsyncStore, Clock, wall_clock_ms
@@ -113,6 +114,7 @@ class ClaimVerifier:
         self._resolver = resolver
         self._timeout = timeout
         self._lock = trio.Lock()
+        self.scoring: PeerScoring | None = None  # told of each claim that failed (an unanswered promise)
         self.requests = 0  # verification requests sent (what strangers could make us send)
 
     async def run(self) -> bool:
@@ -142,6 +144,8 @@ class ClaimVerifier:
                 for peer in claims:
                     nursery.start_soon(one, peer)
             await self._store.run(peers.settle_claims, results)  # one transaction for the lot
+            if self.scoring is not None:
+                await self.scoring.unanswered([key for key, _, error in results if error is not None])
             return any(error is None for _, _, error in results)
 
     async def _check(self, peer: Peer, url: str) -> str | None:

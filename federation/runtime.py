@@ -215,7 +215,8 @@ class NodeRuntime:
 
     async def _start_servers(self, nursery: trio.Nursery) -> None:
         assert self.services is not None and self.store is not None
-        options = defences.app_options(self.home, self.app_options)  # defences (issue 10)
+        options = defences.app_options(self.home, self.app_options, self.store, self.clock)  # defences (issue 10)
+        self._claims.scoring = options["scoring"]  # type: ignore[union-attr]  # defences: unverified URLs count
         federation_app = federation_app_of(
             store=self.store,
             pipeline=self.services.pipeline,

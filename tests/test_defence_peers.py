@@ -79,7 +79,7 @@ async def test_300_stranger_hellos_then_one_push_stay_bounded(net, nursery):
             async with limiter:
                 await PeerClient(stranger, http, 30).hello(node.url, f"{bound.url}/stranger/{i}", "person", f"s{i}")
 
-        limiter = trio.CapacityLimiter(20)
+        limiter = trio.CapacityLimiter(10)  # under the per-source cap of requests in flight (16)
         async with trio.open_nursery() as hellos:
             for i, stranger in enumerate(strangers):
                 hellos.start_soon(hello, i, stranger, limiter)
