@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 TOO_LARGE = "request_too_large"
 TIMEOUT = "request_timeout"
 BUSY = "busy"
+BAD_LENGTH = "bad_content_length"
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,6 @@ def _content_length(scope: Scope) -> int | None:
         if key.lower() == b"content-length":
             text = value.strip()
             if not text.isdigit() or len(text) > 18:
-                raise _Refused(413, TOO_LARGE, 0)
+                raise _Refused(400, BAD_LENGTH, 0)
             return int(text)
     return None
