@@ -13,10 +13,15 @@ Routes (msgpack bodies, ``application/msgpack``):
   whose copy is queued for the signer; 503 ``vault_locked`` when the node runs without its vault key;
 - ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``.
 
-``SignatureMiddleware`` runs first: an unsigned, forged or replayed request never reaches a route
+Outside it all, the request limits (federation/limits.py, added by the composition root) bound
+every connection's body, time and concurrency. ``SignatureMiddleware`` runs first: an unsigned, forged
+or replayed request never reaches a route
 (401), and a body over the cap is refused before it is hashed (413 ``request_too_large``). Then each
 signer has a token bucket: a request costs one token, a gossip batch one per item; items beyond the
-budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. Store work runs
+budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. ``admission``
+adds the budgets of the request's source, of the node and of never-seen authors (``busy``, 30;
+``pow_required``, 31; federation/admission.py); ``scoring`` gates and scores each signer
+(federation/scoring.py). Store work runs
 through ``AsyncStore.run``; after an ingest ``on_ingest`` gets the peers with new deliveries. Hostile
 input gets a 4xx, and an unexpected error a 500 that is logged: no request can take the node down.
 """
@@ -40,8 +45,8 @@ from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.pipeline import Pipeline
-from federation.scoring import PeerScoring, ScoreMiddleware
 from federation.ratelimit import RateLimiter
+from federation.scoring import PeerScoring, ScoreMiddleware
 from node.errors import PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
 from node.reasons import Reason
@@ -110,8 +115,9 @@ def federation_app(
             peer = verified_peer(request).key.hex()
             if limiter.take(peer, 1) == 0:
                 return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
-            if not admission.request(source_of(request.scope)):  # defences: the source's and node's budgets
-                return _refusal(503, "busy", headers={"Retry-After": admission.retry_after_header(source_of(request.scope))})
+            source = source_of(request.scope)  # defences: the source's and the node's budgets too
+            if not admission.request(source):
+                return _refusal(503, "busy", headers={"Retry-After": admission.retry_after_header(source)})
             try:
                 return await handler(request, peer)
             except WireError as exc:
@@ -211,5 +217,6 @@ def federation_app(
     signed = Middleware(
         SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
     )
-    scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []  # defences
+    # defences: scoring sits inside the signature check (it needs the signer)
+    scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []
     return Starlette(routes=routes, middleware=[signed, *scored])

@@ -13,6 +13,10 @@ per peer), the signed peer client, the federation app and the admin app. It then
    their intent are ended and their revocations sent; a vendor deletes data held under expired
    grants; changed vault fields of live push grants are sealed and queued, first thing at start).
 
+The federation app gets the open-network defences of federation/defences.py (persisted replay floor,
+peer scoring, request limits); a hello is answered once the URL it claims was verified
+(federation/peerverify.py), and only then are direct messages for that peer pushed there.
+
 ``vault_key`` opens the vault (derived by the CLI from the passphrase; None for a vault without one):
 the node needs it to answer fetches and to push granted data. Deliveries of kind ``access`` (pushed
 data) go to the peer's ``/v1/access/push``, everything else to ``/v1/gossip``.
