@@ -33,12 +33,14 @@ import enum
 import heapq
 import logging
 import os
+import time
 from collections.abc import Hashable
 from pathlib import Path
 
 LOGGER = logging.getLogger("vrm.federation")
 
 DEFAULT_WINDOW = 300  # seconds
+UNKNOWN_FLOOR_AHEAD = 60  # seconds: federation.httpsig.MAX_SKEW, how far ahead a request may be signed
 DEFAULT_CAPACITY = 32_768  # about 12 MB when full; over 100 signed requests/s sustained for the window
 
 
@@ -59,12 +61,19 @@ class ReplayFloor:
             text = self.path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError) as exc:  # unreadable: refuse everything old rather than guess
-            LOGGER.warning("replay floor %s unreadable (%s): refusing requests signed before now", self.path, exc)
-            return 2**62
+        except (OSError, UnicodeDecodeError) as exc:
+            LOGGER.warning("replay floor %s unreadable (%s)", self.path, exc)
+            return self._unknown()
         if not text.isascii() or not text.isdigit() or len(text) > 19:
-            return 2**62
+            LOGGER.warning("replay floor %s is not a number", self.path)
+            return self._unknown()
         return int(text)
+
+    @staticmethod
+    def _unknown() -> int:
+        # Lost: refuse whatever may have been accepted before (signed up to MAX_SKEW ahead of now),
+        # which refuses honest requests too for that long, rather than guess.
+        return int(time.time()) + UNKNOWN_FLOOR_AHEAD
 
     def store(self, value: int) -> None:
         """Write ``value`` durably (the rename is atomic; the fsyncs make it survive power loss)."""
