@@ -143,7 +143,7 @@ class Peers:
                 if existing.source == "added" or source == "announced":
                     raise ConflictError(f"{existing.node_id} is already a peer (#{existing.id})")
                 self._store.execute(
-                    "UPDATE peers SET source = 'added', url = ?, role = ?, name = ? WHERE id = ?",
+                    "UPDATE peers SET source = 'added', url = ?, role = ?, name = ?, claimed_url = NULL WHERE id = ?",
                     [url, role, name, existing.id],
                 )
             else:
