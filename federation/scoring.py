@@ -4,7 +4,7 @@ signature check, so it knows who signed, over the persisted scores of node/score
 Before a request: a signer that is ``refused`` gets 403 ``{"error": "peer_refused", "until": ms}``
 with ``Retry-After``; a ``throttled`` one may make one request a second (else 429 ``rate_limited``).
 After it, what the answer says is held against the signer: a 400 ``malformed_batch`` is one
-``malformed_batch``, a 429/503/413 one ``limit_hit``, each ``bad_signature`` reason in a push answer
+``malformed_batch``, a 429 or 413 one ``limit_hit`` (not a 503: busy may be others' doing), each ``bad_signature`` reason in a push answer
 one ``bad_signature``; ``PeerScoring.unanswered`` counts an announced URL that did not verify.
 Standings are cached in memory (loaded once, at most ``scores.MAX_ROWS``) and written through to
 the store on every offence, so a restart forgets nothing.
@@ -110,7 +110,7 @@ class ScoreMiddleware:
 
 
 def _offences(scope: Scope, status: int, body: bytes) -> dict[str, int]:
-    if status in (413, 429, 503):
+    if status in (413, 429):  # its own budget or size; a 503 (the node or the source is busy) may be others' doing
         return {"limit_hit": 1}
     if status not in (200, 400) or not body:
         return {}

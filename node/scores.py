@@ -9,7 +9,7 @@ at full; an occasional limit hit costs little and is forgotten within minutes.
 
 Offences (PROTOCOL.md, peer scoring): ``bad_signature`` (an envelope with an invalid signature in a
 push: relaying forgeries), ``malformed_batch`` (a push that does not decode), ``limit_hit`` (a request
-refused 429/503/413 for a limit), ``unanswered_promise`` (an announced URL that did not answer as the
+refused 429 or 413 for its own limit), ``unanswered_promise`` (an announced URL that did not answer as the
 announcer). Times are milliseconds passed in by the caller. At most ``MAX_ROWS`` rows are kept: rows
 recovered to full are deleted first (they say nothing), then the oldest.
 """
