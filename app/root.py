@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,6 +22,7 @@ import httpx
 import trio
 
 from app.services import SUBSCRIPTIONS, Services
+from federation import defences
 from federation.access import Access
 from federation.admin import RunOp, Status, create_admin_app
 from federation.app import federation_app
@@ -334,13 +335,15 @@ async def start_servers(
     run_op: RunOp,
     status: Status,
     on_ingest: Callable[[frozenset[str]], None],
-    on_hello: Callable[[], None],
+    on_hello: Callable[[], Awaitable[None]],
     host: str,
     port: int,
     admin_port: int,
     shutdown_trigger: Callable[[], Any],
     graceful_timeout: float,
     app_options: dict[str, Any],
+    limits: Any = None,
+    clock: Clock = wall_clock_ms,
     ui: Any = None,
 ) -> Listening:
     """The federation app on ``host:port`` and the admin app on 127.0.0.1 only, started in
@@ -353,8 +356,10 @@ async def start_servers(
         name=home.name,
         on_ingest=on_ingest,
         on_hello=on_hello,
+        clock=clock,
         **app_options,
     )
+    fed_app = defences.bounded(fed_app, {"limits": limits})  # outermost: every connection's limits
     admin_app = create_admin_app(token=token, run_op=run_op, status=status, ui=ui)
     bound = await nursery.start(
         partial(

@@ -43,6 +43,7 @@ from app.access import queue_pushes, sweep_grants
 from app.peers import say_hello
 from app.root import Daemon, build_daemon, open_store, start_servers
 from app.services import PEERS, SUBSCRIPTIONS, Services
+from federation import defences
 from federation.admin import AdminClient, new_token, remove_admin_file, write_admin_file
 from federation.auth import SignatureAuth
 from federation.backoff import Backoff
@@ -50,6 +51,7 @@ from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
+from federation.peerverify import ClaimVerifier, serves_privately
 from federation.server import serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
@@ -93,6 +95,7 @@ class NodeRuntime:
         app_options: dict[str, Any] | None = None,
         ui_lan: bool = False,
         ui_lan_port: int = 0,
+        allow_private_peers: bool = False,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
@@ -135,6 +138,9 @@ class NodeRuntime:
         self._token = new_token()
         self._started_monotonic = 0.0
         # ui: the page's logins and sessions, and the signal its live stream waits on
+        # defences: announced peers' URLs are verified before use; private ones only when allowed
+        self.allow_private_peers = allow_private_peers
+        self._claims: ClaimVerifier | None = None
         self.ui_lan, self.ui_lan_port, self.ui_lan_url = ui_lan, ui_lan_port, None
         self.ui_auth = UiAuth()
         self.ui_changes = Changes()
@@ -200,9 +206,19 @@ class NodeRuntime:
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         await self._refresh_peers()
+        self._claims = ClaimVerifier(
+            astore,
+            client,
+            SignatureAuth(self.identity),
+            clock=self.clock,
+            allow_private=self.allow_private_peers or serves_privately(self.host),
+        )
 
     async def _start_servers(self, nursery: trio.Nursery) -> None:
-        assert self._daemon is not None and self.services is not None
+        assert self._daemon is not None and self.services is not None and self.store is not None
+        # The defences: persisted replay floor and peer scores (unverified claimed URLs count too).
+        options = defences.app_options(self.home, self.app_options, self.store, self.clock)
+        self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
         listening = await start_servers(
             nursery,
             self._daemon,
@@ -217,7 +233,9 @@ class NodeRuntime:
             admin_port=self.admin_port,
             shutdown_trigger=self._stopping.wait,
             graceful_timeout=self.graceful_timeout,
-            app_options=self.app_options,
+            app_options=options,
+            limits=self.app_options.get("limits"),
+            clock=self.clock,
             ui=self._ui_app(lan=False),
         )
         self.url, self.admin_url = listening.url, listening.admin_url
@@ -303,10 +321,12 @@ class NodeRuntime:
         if unknown:
             nursery.start_soon(self._notify_after_refresh, unknown)
 
-    def _hello_received(self) -> None:
-        # A peer announced itself, maybe at a new URL (it restarted): deliveries must go there now.
-        if self._background is not None:
-            self._background.start_soon(self._refresh_peers)
+    async def _hello_received(self) -> None:
+        # A peer announced itself, maybe at a new URL (it restarted): deliveries go there once the
+        # URL is verified (before the hello is answered: a stranger cannot make us push to a URL).
+        if self._background is not None and self._claims is not None:
+            await self._claims.run()
+            await self._refresh_peers()
 
     async def _peers_changed(self) -> None:
         await self._refresh_peers()
@@ -416,7 +436,7 @@ class NodeRuntime:
 
 def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
     store, peers, outbox = daemon.core.domain.store, daemon.core.domain.peers, daemon.outbox
-    urls = {p.public_key: p.url for p in peers.pushable() if p.url}
+    urls = {p.public_key: p.url for p in peers.deliverable() if p.url}
     known = {p.public_key for p in peers.list()}
     for peer in outbox.peers():
         if peer not in known:

@@ -46,22 +46,45 @@ def add(
 
 @peers.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Every peer: its role, URL, last successful contact and recent failures."""
+    """Every peer: its role, URL, last successful contact, recent failures and score (with why)."""
+    from node.clock import wall_clock_ms
     from node.peers import Peers
+    from node.scores import Scores
 
-    rows = Peers(node(ctx).store()).list()
+    store = node(ctx).store()
+    rows = Peers(store).list()
+    scores = Scores(store)
+    now = wall_clock_ms()
+    standings = {p.public_key: scores.get(p.public_key) for p in rows}
     if as_json:
-        output.print_json(rows)
+        output.print_json([{**p.to_json(), **standings[p.public_key].to_json(now)} for p in rows])
         return
     output.table(
-        ("id", "node id", "role", "name", "url", "source", "last contact", "failures"),
+        ("id", "node id", "role", "name", "url", "source", "last contact", "failures", "score", "why"),
         (
-            (p.id, p.node_id, p.role, p.name or None, p.url, p.source, output.when(p.last_contact_at), p.failures)
+            (
+                p.id,
+                p.node_id,
+                p.role,
+                p.name or None,
+                p.url or (f"(claims {p.claimed_url})" if p.claimed_url else None),
+                p.source,
+                output.when(p.last_contact_at),
+                p.failures,
+                _score(standings[p.public_key], now),
+                standings[p.public_key].why() or None,
+            )
             for p in rows
         ),
     )
     if not rows:
         output.note("no peers yet: `vrm peers add URL`")
+
+
+def _score(standing: Any, now: int) -> str:
+    state = standing.state(now)
+    score = f"{standing.current(now):.0f}"
+    return score if state == "ok" else f"{score} ({state})"
 
 
 @peers.command("show")

@@ -13,10 +13,15 @@ Routes (msgpack bodies, ``application/msgpack``):
   whose copy is queued for the signer; 503 ``vault_locked`` when the node runs without its vault key;
 - ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``.
 
-``SignatureMiddleware`` runs first: an unsigned, forged or replayed request never reaches a route
+Outside it all, the request limits (federation/limits.py, added by the composition root) bound
+every connection's body, time and concurrency. ``SignatureMiddleware`` runs first: an unsigned, forged
+or replayed request never reaches a route
 (401), and a body over the cap is refused before it is hashed (413 ``request_too_large``). Then each
 signer has a token bucket: a request costs one token, a gossip batch one per item; items beyond the
-budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. Store work runs
+budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. ``admission``
+adds the budgets of the request's source, of the node and of never-seen authors (``busy``, 31;
+``pow_required``, 32; federation/admission.py); ``scoring`` gates and scores each signer
+(federation/scoring.py). Store work runs
 through ``AsyncStore.run``; after an ingest ``on_ingest`` gets the peers with new deliveries. Hostile
 input gets a 4xx, and an unexpected error a 500 that is logged: no request can take the node down.
 
@@ -39,16 +44,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from federation import wire
+from federation.admission import Admission, merge
 from federation.auth import SignatureMiddleware, verified_peer
+from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.access import Access
 from federation.pages import Pages
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
+from federation.scoring import PeerScoring, ScoreMiddleware
 from node.errors import PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
 from node.reasons import Reason
-from node.store import AsyncStore, Store
+from node.store import AsyncStore, Clock, Store, wall_clock_ms
 
 LOGGER = logging.getLogger("vrm.federation")
 DEFAULT_RATE = 2_000.0  # items per second per peer, sustained
@@ -88,8 +96,9 @@ class Federation:
     me: str  # this node's hex key
     info: bytes  # the encoded /v1/node answer
     limiter: RateLimiter
+    admission: Admission  # the budgets of sources, of the node and of never-seen authors
     notify: Callable[[frozenset[str]], None]
-    on_hello: Callable[[], None] | None
+    on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
 
 
 def _federation(request: Request) -> Federation:
@@ -101,10 +110,14 @@ def _guarded(handler: PeerHandler) -> Handler:
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        limiter = _federation(request).limiter
+        fed = _federation(request)
+        limiter, admission = fed.limiter, fed.admission
         peer = verified_peer(request).key.hex()
         if limiter.take(peer, 1) == 0:
             return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
+        source = source_of(request.scope)  # the source's and the node's budgets too
+        if not admission.request(source):
+            return _refusal(503, "busy", headers={"Retry-After": admission.retry_after_header(source)})
         try:
             return await handler(request, peer)
         except WireError as exc:
@@ -134,15 +147,15 @@ async def push(request: Request, peer: str) -> Response:
         if exc.reason == "too_large":
             return _refusal(413, wire.TOO_LARGE, exc.detail)
         return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
-    granted = _budget(fed.limiter, peer, len(items))
+    verdicts = await fed.admission.judge(fed.store, fed.limiter, peer, source_of(request.scope), items)
+    granted = [item for item, verdict in zip(items, verdicts, strict=True) if verdict == 0]
     reasons = b""
     if granted:
-        ingested = await fed.store.run(fed.pipeline.ingest, items[:granted], peer)
+        ingested = await fed.store.run(fed.pipeline.ingest, granted, peer)
         reasons = ingested.reasons
         if ingested.peers:
             fed.notify(ingested.peers)
-    reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
-    return _msgpack(wire.encode_reasons(reasons))
+    return _msgpack(wire.encode_reasons(merge(verdicts, reasons)))
 
 
 async def _pull(request: Request, peer: str, *, inbox: bool) -> Response:
@@ -175,8 +188,8 @@ async def hello(request: Request, peer: str) -> Response:
         fed.peers.announce(public_key=bytes.fromhex(peer), url=said.url, role=said.role, name=said.name)
 
     await fed.store.run(announce, fed.store.store)
-    if fed.on_hello is not None:  # the peer may have moved (a restart on a new port): deliver there now
-        fed.on_hello()
+    if fed.on_hello is not None:  # answered once its claimed URL is verified (or refused)
+        await fed.on_hello()
     return _msgpack(fed.info)
 
 
@@ -229,21 +242,26 @@ def federation_app(
     role: str,
     name: str = "",
     on_ingest: Callable[[frozenset[str]], None] | None = None,
-    on_hello: Callable[[], None] | None = None,
+    on_hello: Callable[[], Awaitable[None]] | None = None,
     limiter: RateLimiter | None = None,
     nonces: NonceCache | None = None,
     signature_clock: Callable[[], float] = time.time,
     accept_key: Callable[[bytes], bool] | None = None,
     max_body: int = wire.MAX_BATCH_BYTES,
+    clock: Clock = wall_clock_ms,
+    admission: Admission | None = None,
+    scoring: PeerScoring | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
     ``limiter`` defaults to DEFAULT_RATE items/s with DEFAULT_BURST per peer; ``signature_clock`` is
     the Unix-seconds clock of signature checks; ``peers`` records announced peers (stamped by its
     clock); ``accept_key`` may restrict who can sign.
-    ``on_ingest`` gets the peers given new deliveries by a push; ``on_hello`` is called after a peer
-    announced itself.
+    ``on_ingest`` gets the peers given new deliveries by a push; ``on_hello`` is awaited after a peer
+    announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
+    ``scoring`` (clocked by ``clock``, ms) gates and scores each signer.
     """
+    admission = admission if admission is not None else Admission()
     fed = Federation(
         store=store,
         pipeline=pipeline,
@@ -251,8 +269,9 @@ def federation_app(
         access=access,
         peers=peers,
         me=pipeline.me,
-        info=wire.encode_node_info(node_id, role, name),
+        info=admission.advertise(wire.encode_node_info(node_id, role, name)),
         limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
+        admission=admission,
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
     )
@@ -261,6 +280,8 @@ def federation_app(
     signed = Middleware(
         SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
     )
-    app = Starlette(routes=routes, middleware=[signed])
+    # scoring sits inside the signature check (it needs the signer)
+    scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []
+    app = Starlette(routes=routes, middleware=[signed, *scored])
     app.state.federation = fed
     return app

@@ -10,7 +10,10 @@ its queue is due: nothing polls.
 
 Outcomes: a 2xx acknowledges the batch (deleted); its body's per-item reasons (``{"reasons": bin}``)
 are counted in ``PeerStats.reasons`` so refused items are visible, but never resent (the same bytes
-would be refused again); a timeout, transport error, 408/429/5xx or other
+would be refused again) — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``), which
+are re-queued at the head of the queue after the answer's ``Retry-After`` or a backoff delay, never
+counted delivered and never dead-lettered for it (PROTOCOL.md section 7). A 429 defers the whole
+batch the same way. A timeout, transport error, 408/5xx or other
 refusal counts as a failure (retried with backoff, dead-lettered after ``max_attempts``); a status in
 ``PERMANENT`` means these bytes will never be accepted (dead-lettered at once, the peer counts as up).
 A loop cancelled mid-request marks nothing, so the batch is sent again: delivery is at-least-once.
@@ -18,6 +21,7 @@ A loop cancelled mid-request marks nothing, so the batch is sent again: delivery
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +41,8 @@ T = TypeVar("T")
 MEDIA_TYPE = wire.MEDIA_TYPE
 # Malformed, too large, unsupported or unprocessable: resending the same bytes cannot succeed.
 PERMANENT = frozenset({400, 413, 415, 422})
+# Per-item refusals that say "later", not "never": the item is re-queued, not counted delivered.
+RETRYABLE = frozenset({Reason.RATE_LIMITED, Reason.BUSY})
 
 
 class StoreRunner(Protocol):
@@ -53,6 +59,7 @@ class PeerStats:
     dead: int = 0  # deliveries dead-lettered
     reasons: Counter[str] = field(default_factory=Counter)  # acknowledged items the peer refused, by reason
     unreadable: int = 0  # 2xx answers without readable reasons (acknowledged all the same)
+    deferred: int = 0  # items refused for a retryable reason (rate_limited, busy, a 429): re-queued
 
 
 class Deliverer:
@@ -87,6 +94,7 @@ class Deliverer:
         self._wakeups: dict[str, trio.Event] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.stats: dict[str, PeerStats] = {}
+        self._deferrals: dict[str, int] = {}  # peer -> answered rounds in a row where nothing got through
 
     async def run(self, *, task_status: trio.TaskStatus[Deliverer] = trio.TASK_STATUS_IGNORED) -> None:
         """Resume every peer with queued deliveries (what a restart must re-send), then serve
@@ -160,9 +168,30 @@ class Deliverer:
                     self._on_dead(peer, dead)
         else:
             breaker.record_success()
-            await self._store.run(self._outbox.mark_delivered, ids)
-            stats.delivered += len(ids)
-            _count_reasons(stats, response, len(batch))
+            if response.status_code == 429:  # refused whole for a retryable reason: later, not a failure
+                await self._defer(peer, ids, [], response, "rate_limited")
+                return
+            reasons = _count_reasons(stats, response, len(batch))
+            deferred = [d for d, code in zip(ids, reasons, strict=True) if code in RETRYABLE]
+            delivered = [d for d, code in zip(ids, reasons, strict=True) if code not in RETRYABLE]
+            if deferred:
+                await self._defer(peer, deferred, delivered, response, _label(reasons[ids.index(deferred[0])]))
+            else:
+                self._deferrals.pop(peer, None)
+                await self._store.run(self._outbox.mark_delivered, ids)
+            stats.delivered += len(delivered)
+
+    async def _defer(
+        self, peer: str, deferred: list[int], delivered: list[int], response: httpx.Response, label: str
+    ) -> None:
+        """Re-queue ``deferred`` after the peer's ``Retry-After`` (else a backoff delay that grows
+        while nothing at all gets through), acknowledging ``delivered`` in the same transaction."""
+        stats = self.stats[peer]
+        rounds = 1 if delivered else self._deferrals.get(peer, 0) + 1
+        self._deferrals[peer] = rounds
+        delay = max(_retry_after_ms(response), self._outbox.backoff.delay(rounds, random.random))
+        await self._store.run(self._outbox.settle, delivered, deferred, self._clock() + delay, label)
+        stats.deferred += len(deferred)
 
     async def _post(self, peer: str, batch: list[Delivery]) -> httpx.Response:
         body = wire.encode_batch([d.payload for d in batch])
@@ -176,20 +205,32 @@ class Deliverer:
             raise DeliveryError(f"timeout after {self._timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code == 429:  # the peer is up and says when: deferred by the caller
+            return response
         if not response.is_success:
             raise DeliveryError(f"HTTP {response.status_code}", retry=response.status_code not in PERMANENT)
         return response
 
 
-def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> None:
+def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> bytes:
+    """The per-item reasons of a 2xx (all ``ok`` when unreadable: acknowledged all the same)."""
     try:
         reasons = wire.decode_reasons(response.content, count)
     except WireError:
         stats.unreadable += 1
-        return
+        return bytes(count)
     for code in reasons:
         if code != Reason.OK:
             stats.reasons[_label(code)] += 1
+    return bytes(reasons)
+
+
+def _retry_after_ms(response: httpx.Response) -> int:
+    """The answer's ``Retry-After`` (whole seconds, capped at an hour) in ms; 0 when absent or odd."""
+    text = response.headers.get("retry-after", "")
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        return 0
+    return min(int(text), 3600) * 1000
 
 
 def _label(code: int) -> str:

@@ -159,6 +159,26 @@ class Outbox:
                 self.store.execute(f"UPDATE outbox SET next_at = ? WHERE id IN ({_marks(ids)})", [next_at, *ids])
         return dead
 
+    def defer(self, ids: Sequence[int], next_at: int, error: str) -> None:
+        """The peer refused these for a retryable reason (``rate_limited``, ``busy``, a 429): send them
+        again at ``next_at``. Not an attempt that failed, so it never dead-letters them (their expiry
+        still does); they keep their place at the head of the queue."""
+        if not ids:
+            return
+        with self.store.transaction():
+            self.store.execute(
+                f"UPDATE outbox SET next_at = ?, last_error = ? WHERE id IN ({_marks(ids)})",
+                [next_at, error, *ids],
+            )
+
+    def settle(self, delivered: Sequence[int], deferred: Sequence[int], next_at: int, error: str) -> None:
+        """One answered batch: ``delivered`` are gone, ``deferred`` wait until ``next_at`` (one
+        transaction, so a kill between the two cannot lose the deferred ones nor resend the others)."""
+        with self.store.transaction():
+            if delivered:
+                self.store.execute(f"DELETE FROM outbox WHERE id IN ({_marks(delivered)})", list(delivered))
+            self.defer(deferred, next_at, error)
+
     def mark_rejected(self, ids: Sequence[int], now: int, error: str) -> list[int]:
         """The peer refused these for good (resending the same bytes cannot help): dead-letter them."""
         if not ids:

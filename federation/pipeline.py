@@ -194,12 +194,14 @@ class Pipeline:
         if not forwards:
             return set()
         peers = [p.public_key for p in self._peers.pushable() if p.public_key not in exclude]
+        addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
         notified: set[str] = set()
         now = self._clock()
         for env, ttl in forwards:
             payload = wire.encode_item(ttl, env.raw)
             author = env.author.hex()
-            for peer in peers:
+            recipient = addressing(env)[0]  # defences: a verified announced peer gets what is addressed to it
+            for peer in peers + [recipient] if recipient in addressees else peers:
                 if peer == author:
                     continue
                 queued = self._outbox.enqueue(

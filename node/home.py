@@ -22,6 +22,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,11 @@ class HomeInfo:
     @property
     def key_path(self) -> Path:
         return Path(self.path) / KEY_FILE
+
+    @property
+    def replay_floor_path(self) -> Path:
+        """Where the federation API persists its replay floor (federation/noncecache.py)."""
+        return Path(self.path) / "replay.floor"
 
     @property
     def db_path(self) -> Path:
@@ -133,26 +140,43 @@ def init_home(
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         what = "a node home" if (home / KEY_FILE).exists() else "not empty"
         raise HomeError(f"{home} is {what}; init never overwrites it")
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(home, 0o700)
-    save_identity(home / KEY_FILE, secrets.token_bytes(32), passphrase)
-    with Store(home / DB_FILE, clock=clock) as store:
-        schema_version = store.schema_version
-    config: dict[str, Any] = {
-        "format": CONFIG_FORMAT,
-        "version": CONFIG_VERSION,
-        "role": role,
-        "created_at": clock(),
-        "schema_version": schema_version,
-    }
-    if name:
-        config["name"] = name
-    if handle:
-        config["handle"] = handle
-    if imported_from is not None:
-        config["imported_from"] = imported_from
-    write_new_file(home / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    # Built in a staging directory beside it and renamed into place: a failure at any step (the
+    # store cannot be opened, the disk fills) leaves no half-made home, only what was there before.
+    home.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{home.name}.init-", dir=home.parent))
+    try:
+        os.chmod(staging, 0o700)
+        save_identity(staging / KEY_FILE, secrets.token_bytes(32), passphrase)
+        with Store(staging / DB_FILE, clock=clock) as store:
+            schema_version = store.schema_version
+        config: dict[str, Any] = {
+            "format": CONFIG_FORMAT,
+            "version": CONFIG_VERSION,
+            "role": role,
+            "created_at": clock(),
+            "schema_version": schema_version,
+        }
+        if name:
+            config["name"] = name
+        if handle:
+            config["handle"] = handle
+        if imported_from is not None:
+            config["imported_from"] = imported_from
+        write_new_file(staging / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+        os.rename(staging, home)  # atomic; replaces an empty directory, refuses a non-empty one
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_dir(home.parent)
     return load_home(home)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_home(path: str | os.PathLike[str]) -> HomeInfo:

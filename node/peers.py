@@ -1,10 +1,18 @@
 """Peers: the nodes this node gossips with, pinned by public key (the ``peers`` table).
 
 A peer is ``added`` by its operator (``vrm peers add URL``: the key fetched then is pinned) or
-``announced`` by the peer itself with a signed ``POST /v1/hello``. An announcement updates the URL, role
-and name of the key that signed it and never the key of a row: the key is who the peer is. A peer
+``announced`` by the peer itself with a signed ``POST /v1/hello``. An announcement updates the role and
+name of the key that signed it and never the key of a row: the key is who the peer is. A peer
 without a URL (a node behind NAT) pulls from us and is never pushed to. Contact results and the pull
 cursors (the last ``seq`` taken from the peer's gossip and inbox) live here too.
+
+Strangers cannot steer this node (issue 10): only ``added`` peers are gossip targets (``pushable``:
+fan-out, pulls, greetings). The URL an announced peer gives is a *claim* (``claimed_url``) that the
+node verifies before any use (federation/peerverify.py: allowed address, and ``GET /v1/node`` there
+answers with the announcer's node id); only then does it become ``url``, where direct messages for
+that peer are pushed (``deliverable``). Until then the peer is served by pull (its inbox). At most
+``max_announced`` announced peers are kept: a new one evicts the one heard from least recently,
+unverified first. An added peer's hello moves its URL at once (its operator pinned the key).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from node.store import Clock, Store, wall_clock_ms
 
 PEER_ROLES = ("person", "vendor", "relay")
 PEER_SOURCES = ("added", "announced")
+MAX_ANNOUNCED = 1_000  # announced peers kept (each costs a row and, once, one verification request)
+CLAIM_RETRY_MS = 10 * 60_000  # a URL that failed verification is not tried again sooner
 MAX_URL = 2048
 MAX_NAME = 200
 MAX_ERROR = 500
@@ -41,6 +51,9 @@ class Peer:
     failures: int
     pull_cursor: int
     inbox_cursor: int
+    claimed_url: str | None = None  # an announced URL not verified yet
+    claim_retry_at: int | None = None  # a failed claim is not verified again before this (ms)
+    verified_at: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +70,8 @@ class Peer:
             "failures": self.failures,
             "pull_cursor": self.pull_cursor,
             "inbox_cursor": self.inbox_cursor,
+            "claimed_url": self.claimed_url,
+            "verified_at": self.verified_at,
         }
 
 
@@ -126,7 +141,7 @@ class Peers:
                 if existing.source == "added" or source == "announced":
                     raise ConflictError(f"{existing.node_id} is already a peer (#{existing.id})")
                 self._store.execute(
-                    "UPDATE peers SET source = 'added', url = ?, role = ?, name = ? WHERE id = ?",
+                    "UPDATE peers SET source = 'added', url = ?, role = ?, name = ?, claimed_url = NULL WHERE id = ?",
                     [url, role, name, existing.id],
                 )
             else:
@@ -136,21 +151,26 @@ class Peers:
                 )
         return self._by_key_or_fail(key)
 
-    def announce(self, *, public_key: bytes, url: str | None, role: str, name: str) -> Peer:
+    def announce(
+        self, *, public_key: bytes, url: str | None, role: str, name: str, max_announced: int = MAX_ANNOUNCED
+    ) -> Peer:
         """Record what the peer signing a ``/v1/hello`` says of itself: a new ``announced`` peer, or the
-        known one's role, name and URL updated (a missing URL keeps the one we have) and its contact
-        time set."""
+        known one's role and name updated and its contact time set. The URL of an added peer is taken
+        at once (a missing URL keeps the one we have); an announced peer's is only claimed, for
+        verification (a claim of the URL already verified is no claim)."""
         key, url, role, name = _key(public_key), check_url(url), _role(role), _name(name)
         now = self._clock()
         with self._store.transaction():
             existing = self.by_key(key)
             if existing is None:
+                self._make_room(max_announced)
                 self._store.insert(
                     "peers",
                     {
                         "public_key": key,
                         "node_id": encode_node_id(bytes(public_key)),
-                        "url": url,
+                        "url": None,
+                        "claimed_url": url,
                         "role": role,
                         "name": name,
                         "source": "announced",
@@ -158,13 +178,66 @@ class Peers:
                         "last_contact_at": now,
                     },
                 )
-            else:
+            elif existing.source == "added":
                 self._store.execute(
                     "UPDATE peers SET url = coalesce(?, url), role = ?, name = ?, last_contact_at = ?"
                     " WHERE id = ?",
                     [url, role, name, now, existing.id],
                 )
+            else:
+                claim = existing.claimed_url
+                retry = existing.claim_retry_at
+                if url is not None and url != existing.url and (retry is None or retry <= now):
+                    claim = url
+                self._store.execute(
+                    "UPDATE peers SET claimed_url = ?, role = ?, name = ?, last_contact_at = ? WHERE id = ?",
+                    [claim, role, name, now, existing.id],
+                )
         return self._by_key_or_fail(key)
+
+    def _make_room(self, max_announced: int) -> None:
+        count = self._store.query_one("SELECT count(*) AS n FROM peers WHERE source = 'announced'")["n"]
+        if count < max_announced:
+            return
+        self._store.execute(
+            "DELETE FROM peers WHERE id IN (SELECT id FROM peers WHERE source = 'announced'"
+            " ORDER BY url IS NOT NULL, coalesce(last_contact_at, added_at), id LIMIT ?)",
+            [count - max_announced + 1],
+        )
+
+    def claims(self, limit: int = MAX_ANNOUNCED) -> list[Peer]:
+        """Announced peers whose claimed URL waits for verification (oldest claim first)."""
+        rows = self._store.query(
+            "SELECT * FROM peers WHERE source = 'announced' AND claimed_url IS NOT NULL"
+            " ORDER BY last_contact_at, id LIMIT ?",
+            [limit],
+        )
+        return [_peer(r) for r in rows]
+
+    def settle_claims(self, results: list[tuple[str, str, str | None]]) -> None:
+        """``settle_claim`` for each ``(public key, url, error or None)``, in one transaction."""
+        with self._store.transaction():
+            for key, url, error in results:
+                self.settle_claim(key, url, error is None, error)
+
+    def settle_claim(self, public_key_hex: str, url: str, ok: bool, error: str | None = None) -> None:
+        """The verification of ``url`` for the announced peer: verified (it becomes the peer's URL) or
+        not (forgotten; no claim of this peer is taken for CLAIM_RETRY_MS). A claim replaced meanwhile
+        is left alone."""
+        now = self._clock()
+        with self._store.transaction():
+            if ok:
+                self._store.execute(
+                    "UPDATE peers SET url = claimed_url, claimed_url = NULL, verified_at = ?, claim_retry_at = NULL"
+                    " WHERE public_key = ? AND source = 'announced' AND claimed_url = ?",
+                    [now, public_key_hex, url],
+                )
+            else:
+                self._store.execute(
+                    "UPDATE peers SET claimed_url = NULL, claim_retry_at = ?, failures = failures + 1, last_error = ?"
+                    " WHERE public_key = ? AND source = 'announced' AND claimed_url = ?",
+                    [now + CLAIM_RETRY_MS, f"url not verified: {error or 'failed'}"[:MAX_ERROR], public_key_hex, url],
+                )
 
     def get(self, ref: object) -> Peer:
         """The peer named by its node id, hex public key (or 6+ leading hex characters), numeric id or URL."""
@@ -207,7 +280,13 @@ class Peers:
         return [_peer(r) for r in self._store.query("SELECT * FROM peers ORDER BY id")]
 
     def pushable(self) -> list[Peer]:
-        """Peers with a URL: those we deliver to."""
+        """Added peers with a URL: those we gossip to, pull from and greet."""
+        rows = self._store.query("SELECT * FROM peers WHERE source = 'added' AND url IS NOT NULL ORDER BY id")
+        return [_peer(r) for r in rows]
+
+    def deliverable(self) -> list[Peer]:
+        """Peers with a usable URL: the added ones and announced ones whose URL was verified (direct
+        messages addressed to them are pushed there)."""
         return [_peer(r) for r in self._store.query("SELECT * FROM peers WHERE url IS NOT NULL ORDER BY id")]
 
     def remove(self, ref: object) -> Peer:

@@ -51,11 +51,19 @@ class Reason(enum.IntEnum):
     BUDGET_SPENT = 29  # the grant's uses are all spent
     # -- envelope verification, added later --
     TOO_LONG_LIVED = 30  # expires - created beyond its kind's maximum lifetime (MAX_LIFETIME_MS)
+    # -- admission (PROTOCOL.md, open-network defences): retryable, the item was not looked at --
+    BUSY = 31  # the receiver is over a source or global budget, or the sender is throttled; try later
+    POW_REQUIRED = 32  # an unknown author under pressure: resend with a proof of work on the envelope id
 
     @property
     def label(self) -> str:
         """The name used on the wire and in messages: ``bad_signature``."""
         return self.name.lower()
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the sender should send the same item again later (it was not looked at)."""
+        return self in (Reason.RATE_LIMITED, Reason.BUSY)
 
     @property
     def held(self) -> bool:

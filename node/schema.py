@@ -459,6 +459,26 @@ def _subscriptions_v8(db: sqlite_utils.Database) -> None:
     db.execute(_journal_trigger("UPDATE OF id, spec", "old.id new.id"))
 
 
+# -- open-network defences (issue 10): one contiguous block of migrations ---------------------------
+# An announced peer's URL is only a claim (``claimed_url``) until the node verified it (then ``url``);
+# a claim that failed is not tried again before ``claim_retry_at``. ``peer_scores`` is the persisted
+# standing of every signer that misbehaved (peer or stranger): a score that falls with each offence
+# and recovers with time, what lowered it, and until when it is throttled or refused.
+_DEFENCES_V9 = (
+    "ALTER TABLE peers ADD COLUMN claimed_url TEXT CHECK (claimed_url IS NULL OR claimed_url GLOB 'http*://*')",
+    "ALTER TABLE peers ADD COLUMN claim_retry_at INTEGER",
+    "ALTER TABLE peers ADD COLUMN verified_at INTEGER",
+    f"""CREATE TABLE peer_scores (
+        public_key TEXT PRIMARY KEY CHECK ({_HEX64.format("public_key")}),
+        score REAL NOT NULL,
+        updated_at INTEGER NOT NULL,
+        offences TEXT NOT NULL DEFAULT '{{}}',
+        refused_until INTEGER
+    )""",
+    "CREATE INDEX peer_scores_updated ON peer_scores(updated_at)",
+    "CREATE INDEX envelopes_author ON envelopes(author)",  # admission: has this author been seen?
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
@@ -468,4 +488,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (6, "federation: peers, gossiped envelopes, subscriptions, leads, offers, blocks", _FEDERATION_V6),
     (7, "consented access: requests, grants, held data, receipts", _ACCESS_V7),
     (8, "subscriptions: spec hash index, change journal", _subscriptions_v8),
+    (9, "defences: announced URLs verified before use, peer scores", _DEFENCES_V9),
 )

@@ -37,6 +37,7 @@ HOUR = 3_600_000
 RELAY = Identity.from_seed(b"\x12" * 32)
 ALICE = Identity.from_seed(b"\xa1" * 32)
 BOB = Identity.from_seed(b"\xb0" * 32)
+CAROL = Identity.from_seed(b"\xca" * 32)
 VENDOR = Identity.from_seed(b"\x7e" * 32)
 BASE = "http://relay.test"
 
@@ -110,19 +111,23 @@ async def test_push_pull_node_and_hello(relay):
             assert [i.envelope for i in page.items + rest.items] == [i.envelope for i in batch]
             assert [i.ttl for i in page.items] == [3, 3]
             assert await alice.pull(BASE, after=rest.next) == wire.PullPage([], rest.next)
-            # Hello records the signer as an announced peer; the answer is the node info.
+            # Hello records the signer as an announced peer whose URL is only a claim (verified before
+            # any use); the answer is the node info.
             assert await alice.hello(BASE, "http://alice.test:8470", "person", "Alice") == info
         peers = await relay.store.run(Peers(relay.store.store).list)
-    assert [(p.public_key, p.url, p.role, p.name, p.source) for p in peers] == [
-        (ALICE.public_key.hex(), "http://alice.test:8470", "person", "Alice", "announced")
+    assert [(p.public_key, p.url, p.claimed_url, p.role, p.name, p.source) for p in peers] == [
+        (ALICE.public_key.hex(), None, "http://alice.test:8470", "person", "Alice", "announced")
     ]
     assert relay.notified == []  # nobody to forward to yet
 
 
 async def test_accepted_items_are_forwarded_and_the_callback_told(relay):
     with trio.fail_after(10):
-        async with relay.peer(BOB) as bob, relay.peer(ALICE) as alice:
-            await bob.hello(BASE, "http://bob.test", "person", "Bob")
+        await relay.store.run(
+            lambda: Peers(relay.store.store).add(public_key=BOB.public_key, url="http://bob.test", role="person", name="Bob")
+        )
+        async with relay.peer(CAROL) as carol, relay.peer(ALICE) as alice:
+            await carol.hello(BASE, "http://carol.test", "person", "Carol")  # announced: never a push target
             assert await alice.push(BASE, items(2)) == bytes(2)
     assert relay.notified == [frozenset({BOB.public_key.hex()})]
 

@@ -383,3 +383,44 @@ async def test_an_unreadable_2xx_still_acknowledges(store, autojump_clock):
             await until(lambda: d.stats["a"].requests == 1 and outbox.pending_counts() == {})
             assert d.stats["a"].unreadable == 1 and d.stats["a"].delivered == 3
             nursery.cancel_scope.cancel()
+
+
+# -- retryable refusals are re-queued, never lost (issue 10, item 4) ---------------------------------
+
+
+class Throttled(Peer):
+    """Takes ``per_round`` items per request and answers the rest ``rate_limited``; every
+    ``too_many``-th request is a whole 429 with ``Retry-After: 2``."""
+
+    def __init__(self, per_round: int, too_many: int = 0) -> None:
+        super().__init__()
+        self.per_round = per_round
+        self.too_many = too_many
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.attempts += 1
+        self.attempt_times.append(trio.current_time())
+        if self.too_many and self.attempts % self.too_many == 0:
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        batch = wire.decode_batch(request.content)
+        taken = batch[: self.per_round]
+        self.received += [wire.encode_item(i.ttl, i.envelope) for i in taken]
+        reasons = bytes(len(taken)) + bytes([18]) * (len(batch) - len(taken))
+        return httpx.Response(200, content=wire.encode_reasons(reasons))
+
+
+async def test_items_refused_rate_limited_are_resent_in_order_and_never_dead_lettered(store, autojump_clock):
+    peer = Throttled(per_round=7, too_many=4)
+    outbox = outbox_for(store, max_attempts=2)  # a deferral is no failed attempt: nothing may die of it
+    enqueue(outbox, "p", items("r", 100))
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client, batch_limit=20)
+        await nursery.start(d.run)
+        await until(lambda: len(peer.received) == 100)
+        assert peer.received == items("r", 100)  # each once, in order
+        assert outbox.pending_counts() == {} and outbox.dead() == []
+        assert d.stats["p"].delivered == 100 and d.stats["p"].deferred > 0 and d.stats["p"].failures == 0
+        # After a 429 the next request waited for its Retry-After.
+        after_429 = [b - a for i, (a, b) in enumerate(zip(peer.attempt_times, peer.attempt_times[1:])) if (i + 1) % 4 == 0]
+        assert after_429 and min(after_429) >= 2.0
+        nursery.cancel_scope.cancel()

@@ -307,3 +307,30 @@ def test_key_file_permissions_survive_a_permissive_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(info.key_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(info.config_path.stat().st_mode) == 0o600
+
+
+# -- a failed init leaves no half-made home (issue 10, item 9) ---------------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_init_whose_store_cannot_be_opened_leaves_nothing(tmp_path, monkeypatch, existing):
+    import node.home as home_module
+    from node.errors import StoreError
+
+    target = tmp_path / "home"
+    if existing:
+        target.mkdir()
+
+    def broken_store(*args, **kwargs):
+        raise StoreError("disk I/O error")
+
+    monkeypatch.setattr(home_module, "Store", broken_store)
+    with pytest.raises(StoreError):
+        home_module.init_home(target, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["home"] if existing else [])
+    if existing:
+        assert list(target.iterdir()) == []
+    monkeypatch.undo()
+    info = home_module.init_home(target, None)  # and the same path works once the store opens
+    assert home_module.load_home(target) == info
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]

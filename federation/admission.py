@@ -1,0 +1,122 @@
+"""Admission beyond the key (issue 10, item 2): budgets per source and in all, a small budget for
+authors the node has never seen, and proof of work asked of those when that budget is spent.
+
+Keys are free, so a per-key token bucket alone lets a fresh key per request through unthrottled.
+Every request (and every pushed item) therefore also spends tokens of:
+
+- its **source**: one bucket per IPv4 address or IPv6 /64 (``federation.limits.source_of``), the
+  same size as a key's by default, so a flood of fresh keys from one source gets no more through
+  than one key does;
+- the **node**: one global bucket, so many sources together cannot exceed what the node can judge.
+
+A pushed item whose author the node has never seen (no envelope of that author held, not a peer)
+also spends a token of the **strangers** bucket, shared by all such authors. When that is empty the
+node is under pressure: a stranger's item is then admitted only with a proof of work (node/pow.py)
+of ``pow_bits`` leading zero bits on its envelope id (``pow_required``, 31), or, with proof of work
+off (``pow_bits`` 0), refused ``busy`` (31). ``pow_bits`` is advertised in ``GET /v1/node``.
+
+Refusals are per item and retryable: ``rate_limited`` (the key's budget), ``busy`` (source, node or
+strangers); the items were not looked at and the sender re-queues them (federation/delivery.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgpack
+
+from federation import wire
+from federation.ratelimit import RateLimiter
+from node import envelope as envelopes
+from node.clock import wall_clock_ms
+from node.errors import EnvelopeError
+from node.pow import MAX_BITS, meets
+from node.reasons import Reason
+from node.store import AsyncStore, Clock, Store
+
+GLOBAL = "*"
+
+
+class Admission:
+    """The source, global and strangers budgets of one federation port (rates in items per second)."""
+
+    def __init__(
+        self,
+        *,
+        source_rate: float = 2_000.0,
+        source_burst: int = 5_000,
+        global_rate: float = 10_000.0,
+        global_burst: int = 20_000,
+        stranger_rate: float = 200.0,
+        stranger_burst: int = 1_000,
+        pow_bits: int = 12,
+        clock: Clock = wall_clock_ms,
+        max_sources: int = 10_000,
+    ) -> None:
+        if not 0 <= pow_bits <= MAX_BITS:
+            raise ValueError(f"pow_bits must be 0..{MAX_BITS}")
+        self.sources = RateLimiter(source_rate, source_burst, clock=clock, max_peers=max_sources)
+        self.everyone = RateLimiter(global_rate, global_burst, clock=clock, max_peers=1)
+        self.strangers = RateLimiter(stranger_rate, stranger_burst, clock=clock, max_peers=1)
+        self.pow_bits = pow_bits
+
+    def request(self, source: str) -> bool:
+        """Spend one token of ``source`` and of the node for a request; False: refuse it (503 busy)."""
+        if self.sources.take(source, 1) == 0:
+            return False
+        return self.everyone.take(GLOBAL, 1) == 1
+
+    def retry_after_header(self, source: str) -> str:
+        return str(max(int(self.sources.retry_after_header(source)), int(self.everyone.retry_after_header(GLOBAL))))
+
+    def advertise(self, info: bytes) -> bytes:
+        """The ``GET /v1/node`` answer with ``pow_bits`` added (0: no proof of work is ever asked)."""
+        value = msgpack.unpackb(info)
+        value["pow_bits"] = self.pow_bits
+        return msgpack.packb(value)
+
+    async def judge(
+        self, store: AsyncStore, limiter: RateLimiter, peer: str, source: str, items: Sequence[wire.GossipItem]
+    ) -> bytearray:
+        """One verdict per pushed item: 0 (admitted: judge it) or the retryable refusal. The request's
+        own tokens (``guarded``) paid for the first item."""
+        count = len(items)
+        verdicts = bytearray(count)
+        if not count:
+            return verdicts
+        admitted = min(count, 1 + limiter.take(peer, count - 1))
+        verdicts[admitted:] = bytes([Reason.RATE_LIMITED]) * (count - admitted)
+        allowed = min(admitted, 1 + self.sources.take(source, admitted - 1))
+        allowed = min(allowed, 1 + self.everyone.take(GLOBAL, allowed - 1))
+        verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
+        decoded: dict[int, envelopes.Envelope] = {}
+        for i in range(allowed):
+            try:
+                decoded[i] = envelopes.decode(items[i].envelope)
+            except EnvelopeError:
+                pass  # the pipeline refuses it with its reason
+        authors = {env.author.hex() for env in decoded.values()}
+        known = await store.run(known_authors, store.store, authors) if authors else set()
+        for i, env in decoded.items():
+            if env.author.hex() in known:
+                continue
+            if self.strangers.take(GLOBAL, 1):
+                continue
+            if self.pow_bits and meets(env.id, self.pow_bits):
+                continue
+            verdicts[i] = Reason.POW_REQUIRED if self.pow_bits else Reason.BUSY
+        return verdicts
+
+
+def known_authors(store: Store, authors: set[str]) -> set[str]:
+    """Which of ``authors`` (hex keys) the node has seen: an envelope of theirs is held, or a peer."""
+    marks = ", ".join("?" for _ in authors)
+    rows = store.query(f"SELECT DISTINCT author AS k FROM envelopes WHERE author IN ({marks})", list(authors))
+    rows += store.query(f"SELECT public_key AS k FROM peers WHERE public_key IN ({marks})", list(authors))
+    return {r["k"] for r in rows}
+
+
+def merge(verdicts: bytes, reasons: bytes) -> bytes:
+    """The answer's reasons: each admitted item's (in order, from ``reasons``), else its verdict."""
+    judged = iter(reasons)
+    return bytes(next(judged) if v == 0 else v for v in verdicts)
