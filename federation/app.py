@@ -84,12 +84,14 @@ def federation_app(
     accept_key: Callable[[bytes], bool] | None = None,
     max_body: int = wire.MAX_BATCH_BYTES,
     clock: Clock = wall_clock_ms,
+    trusted_proxies: frozenset[str] = frozenset(),
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
     ``limiter`` defaults to DEFAULT_RATE items/s with DEFAULT_BURST per peer; ``signature_clock`` is
     the Unix-seconds clock of signature checks, ``clock`` (ms) stamps announced peers; ``accept_key``
-    may restrict who can sign. ``on_ingest`` gets the peers given new deliveries by a push;
+    may restrict who can sign; ``trusted_proxies`` (see ``SignatureMiddleware``) are the reverse proxies
+    whose forwarded host and scheme are believed. ``on_ingest`` gets the peers given new deliveries by a push;
     ``on_hello`` is called after a peer announced itself.
     """
     limiter = limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST)
@@ -201,6 +203,7 @@ def federation_app(
     ]
     nonces = nonces if nonces is not None else NonceCache()
     signed = Middleware(
-        SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
+        SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body,
+        trusted_proxies=trusted_proxies,
     )
     return Starlette(routes=routes, middleware=[signed])

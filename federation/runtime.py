@@ -47,7 +47,7 @@ from federation.delivery import Deliverer
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
 from federation.pipeline import ACCESS_KIND
-from federation.server import serve
+from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
 from node.gossiplog import GossipLog
@@ -88,6 +88,7 @@ class NodeRuntime:
         request_timeout: float = 10.0,
         graceful_timeout: float = 5.0,
         app_options: dict[str, Any] | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
@@ -112,6 +113,7 @@ class NodeRuntime:
         self.request_timeout = request_timeout
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
+        self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
         self.url: str | None = None
@@ -228,6 +230,7 @@ class NodeRuntime:
                 port=self.port,
                 shutdown_trigger=trigger,
                 graceful_timeout=self.graceful_timeout,
+                tls=self.tls,
             )
         )
         admin = await nursery.start(
@@ -405,10 +408,12 @@ async def serve_forever(
     admin_port: int = 0,
     public_url: str | None = None,
     on_ready: Callable[[NodeRuntime], None] = lambda runtime: None,
+    on_stopping: Callable[[], None] = lambda: None,
     **options: Any,
 ) -> None:
     """Run a node until SIGINT or SIGTERM, then stop it gracefully (what `vrm serve` does).
-    ``on_ready`` is called once it listens (print the URLs there). Must run in the main thread."""
+    ``on_ready`` is called once it listens (print the URLs there), ``on_stopping`` when a signal
+    starts the shutdown (systemd's STOPPING=1). Must run in the main thread."""
     runtime = NodeRuntime(
         home, identity, host=host, port=port, admin_port=admin_port, public_url=public_url, **options
     )
@@ -417,5 +422,6 @@ async def serve_forever(
             await nursery.start(runtime.run)
             on_ready(runtime)
             async for _signum in signals:
+                on_stopping()
                 runtime.stop()
                 break
