@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from cli import (
+    backup_cmd,
+    config_cmd,
     exchange_cmd,
     grants_cmd,
     intents_cmd,
@@ -21,6 +23,7 @@ from cli import (
     peers_cmd,
     records_cmd,
     serve_cmd,
+    service_cmd,
     vault_cmd,
     vendors_cmd,
 )
@@ -119,6 +122,9 @@ serve_cmd.register(app)
 peers_cmd.register(app)
 market_cmd.register(app)
 grants_cmd.register(app)
+config_cmd.register(app)
+service_cmd.register(app)
+backup_cmd.register(app)
 
 
 def main() -> None:
