@@ -122,9 +122,9 @@ def step(name: str, command: list[str], *, cwd: Path | None = None, timeout: flo
     return seconds, peak
 
 
-def idle_rss(command: list[str], env: dict[str, str] | None = None, settle: float = 5.0) -> int:
+def idle_rss(command: list[str], cwd: Path, settle: float = 5.0) -> int:
     """RSS (MiB) of an idle `vrm serve` once it listens and has settled."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd)
     try:
         for _ in range(3):  # node, federation, admin
             if not process.stdout.readline():  # type: ignore[union-attr]
@@ -160,13 +160,15 @@ def main() -> None:
         work_dir = Path(work)
         env = {"VRM_HOME": str(work_dir / "home"), "HOME": str(work_dir), "LANG": "C.UTF-8"}
         python = emulated(root, site, env)
-        step("python3.11 -c 'import node'", [*python, "-c", "import node._native, platform; print(platform.machine())"])
-        step("vrm init", [*python, "-m", "cli", "init", "--no-passphrase"])
-        step("vrm demo (three nodes)", [*python, "-m", "cli", "demo"], timeout=900)
-        rss = idle_rss([*python, "-m", "cli", "serve", "--port", "0"])
+        # cwd: the work directory, never the source tree (whose node/ holds an x86_64 library)
+        step("import the native core", [*python, "-c", "import node._native"], cwd=work_dir)
+        step("vrm init", [*python, "-m", "cli", "init", "--no-passphrase"], cwd=work_dir)
+        step("vrm demo (three nodes)", [*python, "-m", "cli", "demo"], cwd=work_dir, timeout=900)
+        rss = idle_rss([*python, "-m", "cli", "serve", "--port", "0"], cwd=work_dir)
         print(f"{'idle vrm serve RSS':<28} {rss:4d} MiB (under qemu, emulator included)", flush=True)
         if not args.no_tests:
             shutil.copytree(ROOT_DIR / "tests", work_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copy(ROOT_DIR / "PROTOCOL.md", work_dir)  # its vectors are checked against the spec
             step(
                 "pytest subset",
                 [*python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "trio_mode=true",
