@@ -52,7 +52,9 @@ def serve(
     READY=1, STOPPING=1 and watchdog pings. Stops gracefully (requests in flight finish, the admin file
     is removed).
     """
-    from node.config import coerce, load
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{public_url!r}: give an http:// or https:// URL", param_hint="--public-url")
+    from node.config import load
 
     state = node(ctx)
     home = state.home()
@@ -67,7 +69,7 @@ def serve(
     }
     for key, value in given.items():
         if value is not None:
-            settings.set(key, coerce(key, value))  # a flag is checked like the file: ValidationError names it
+            settings.set(key, value)  # checked like the file: a ValidationError names the key
     options = run_options(settings)
     setup_logging(settings.get("log.level"), settings.get("log.format"))
 
