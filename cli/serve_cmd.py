@@ -177,7 +177,11 @@ async def add_bootstrap_peers(runtime: Any, urls: list[str]) -> None:
     from node.peers import Peers
 
     store = runtime.store
-    known = {p.url for p in await store.run(lambda: Peers(store.store, clock=runtime.clock).list())}
+    try:
+        known = {p.url for p in await store.run(lambda: Peers(store.store, clock=runtime.clock).list())}
+    except Exception:  # a system task must not raise: trio would end the whole run
+        logging.getLogger("vrm.serve").exception("reading peers for the bootstrap list failed")
+        return
     for url in urls:
         if url.rstrip("/") in known or url in known:
             continue
@@ -192,7 +196,11 @@ async def watchdog_pings(runtime: Any, notifier: Any) -> None:
     import trio
 
     while True:
-        await runtime.store.run(lambda: None)
+        try:
+            await runtime.store.run(lambda: None)
+        except Exception:  # the store is gone (closing, or broken): stop pinging, systemd decides
+            logging.getLogger("vrm.serve").warning("the store does not answer; watchdog pings stop")
+            return
         notifier.watchdog()
         await trio.sleep(notifier.ping_interval)
 
