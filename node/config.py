@@ -188,6 +188,15 @@ class Config:
 
 def loads(text: str, *, source: str = CONFIG_TOML) -> Config:
     try:
+        return Config(_flatten(text, source))
+    except ValidationError as exc:
+        exc.add_note(f"in {source}")
+        raise
+
+
+def _flatten(text: str, source: str) -> dict[str, Any]:
+    """``{"server": {"port": 1}}`` as ``{"server.port": 1}``; anything outside a table is refused."""
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(source, f"not valid TOML: {exc}") from None
@@ -200,11 +209,7 @@ def loads(text: str, *, source: str = CONFIG_TOML) -> Config:
             if isinstance(value, dict):
                 raise ValidationError(key, "unknown table")
             flat[key] = value
-    try:
-        return Config(flat)
-    except ValidationError as exc:
-        exc.add_note(f"in {source}")
-        raise
+    return flat
 
 
 def load(home: str | os.PathLike[str]) -> Config:
