@@ -8,8 +8,8 @@ What a Raspberry Pi OS (64-bit, Debian bookworm) user gets, emulated on this mac
 2. the aarch64 wheel and its dependencies (aarch64 manylinux wheels from PyPI) installed with
    ``pip install --platform … --target SITE``, one SITE per wheel digest, also cached;
 3. ``qemu-aarch64-static -L ROOT ROOT/usr/bin/python3.11`` running `vrm init`, the three-node demo,
-   an idle `vrm serve` (its RSS after it settles) and a short test subset (the native core against
-   the pure-Python reference, the envelope codec, protocol vectors) copied out of the source tree, so
+   an idle `vrm serve` (its RSS after it settles) and a short test subset (the native codec against
+   the pure-Python reference, node ids, the protocol vectors) copied out of the source tree, so
    nothing is imported from it (its native library is x86_64).
 
 Each step prints its wall time and peak RSS (qemu's own memory included: the figure is an upper
@@ -34,7 +34,9 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PYTHON = "usr/bin/python3.11"
 TEST_DEPS = ("pytest>=8", "pytest-trio>=0.8", "hypothesis>=6.100", "http-message-signatures>=3,<4")
-TESTS = ("test_codec.py", "test_envelope.py", "test_nodeid.py", "test_protocol_vectors.py", "test_wire.py")
+TESTS = ("test_codec.py", "test_nodeid.py", "test_protocol_vectors.py")
+# Without binfmt registration a child process cannot be an arm64 binary: tests that spawn Python are left out.
+DESELECT = ("tests/test_protocol_vectors.py::test_generator_reproduces_the_committed_files",)
 # pip --platform takes exact tags: every manylinux level a bookworm (glibc 2.36) system accepts that
 # PyPI projects publish for aarch64.
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
@@ -98,7 +100,9 @@ def emulated(root: Path, site: Path, env: dict[str, str]) -> list[str]:
     return [qemu(), "-L", str(root), *sets, str(root / PYTHON)]
 
 
-def step(name: str, command: list[str], *, cwd: Path | None = None, timeout: float = 1800) -> tuple[float, int]:
+def step(
+    name: str, command: list[str], *, cwd: Path | None = None, timeout: float = 1800, tail: bool = False
+) -> tuple[float, int]:
     """Run ``command``; print and return its wall seconds and peak RSS (MiB)."""
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -119,6 +123,9 @@ def step(name: str, command: list[str], *, cwd: Path | None = None, timeout: flo
     if code != 0:
         sys.stdout.write(output.decode("utf-8", "replace")[-6000:])
         sys.exit(f"pi-check: {name} failed")
+    if tail:  # e.g. pytest's "N passed in T s"
+        lines = [line for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
+        print(f"{'':<28} {lines[-1] if lines else ''}", flush=True)
     return seconds, peak
 
 
@@ -172,8 +179,9 @@ def main() -> None:
             step(
                 "pytest subset",
                 [*python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "trio_mode=true",
-                 *(f"tests/{t}" for t in TESTS)],
+                 *(f"tests/{t}" for t in TESTS), *(arg for t in DESELECT for arg in ("--deselect", t))],
                 cwd=work_dir,
+                tail=True,
             )
     print(f"pi-check passed in {time.monotonic() - total:.0f} s", flush=True)
 
