@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vrm-installed
 SOURCES := pyproject.toml Cargo.toml native/Cargo.toml $(wildcard Cargo.lock) $(shell find native/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test test-python test-rust bench bench-gate setup clean
+.PHONY: demo test test-python test-rust bench bench-gate setup clean wheels sdist pi-check
 
 demo: $(STAMP)
 	$(BIN)/vrm demo
@@ -37,5 +37,32 @@ $(STAMP): $(BIN)/python $(SOURCES)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
+# Release wheels: abi3 (one per architecture for every CPython >= 3.11), cross-compiled with zig as
+# the linker so the manylinux2014 (glibc 2.17) tag holds and a Raspberry Pi OS 64-bit installs them.
+# maturin finds zig as `python3 -m ziglang`: the venv must come first on PATH.
+WHEEL_TARGETS := x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
+TOOLS := $(VENV)/.vrm-build-tools
+
+$(TOOLS): $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'maturin>=1.7,<2' 'ziglang>=0.13'
+	@touch $@
+
+wheels: $(TOOLS)
+	@if command -v rustup >/dev/null; then rustup target add $(WHEEL_TARGETS) >/dev/null; fi
+	for target in $(WHEEL_TARGETS); do \
+		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/maturin build --release --strip --zig --compatibility manylinux2014 \
+			--target $$target --out dist || exit 1; \
+	done
+	@ls -l dist/*.whl
+
+sdist: $(TOOLS)
+	$(BIN)/maturin sdist --out dist
+
+# The aarch64 wheel run for real under qemu in an arm64 Debian root (cached in ~/.cache/vrm-pi):
+# `vrm init`, the three-node demo and a test subset, with time and peak memory (benchmarks/pi_check).
+pi-check: wheels
+	.ci/ensure-debs debootstrap qemu-user-static
+	$(BIN)/python -m benchmarks.pi_check --wheel-dir dist
+
 clean:
-	rm -rf $(VENV) target node/_native*.so
+	rm -rf $(VENV) target node/_native*.so dist

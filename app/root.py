@@ -34,7 +34,7 @@ from federation.outbox import Outbox
 from federation.pages import Pages
 from federation.peerclient import PeerClient
 from federation.pipeline import MatcherIndex, Pipeline
-from federation.server import serve
+from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend, VerifierLike
 from node.blocks import Blocks
 from node.errors import ValidationError
@@ -345,6 +345,7 @@ async def start_servers(
     limits: Any = None,
     clock: Clock = wall_clock_ms,
     ui: Any = None,
+    tls: TLSFiles | None = None,
 ) -> Listening:
     """The federation app on ``host:port`` and the admin app on 127.0.0.1 only, started in
     ``nursery``; their URLs once both listen."""
@@ -363,7 +364,13 @@ async def start_servers(
     admin_app = create_admin_app(token=token, run_op=run_op, status=status, ui=ui)
     bound = await nursery.start(
         partial(
-            serve, fed_app, host=host, port=port, shutdown_trigger=shutdown_trigger, graceful_timeout=graceful_timeout
+            serve,
+            fed_app,
+            host=host,
+            port=port,
+            shutdown_trigger=shutdown_trigger,
+            graceful_timeout=graceful_timeout,
+            tls=tls,
         )
     )
     admin = await nursery.start(

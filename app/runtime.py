@@ -52,7 +52,7 @@ from federation.delivery import Deliverer
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
 from federation.peerverify import ClaimVerifier, serves_privately
-from federation.server import serve
+from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
 from node.home import HomeInfo
@@ -96,6 +96,7 @@ class NodeRuntime:
         ui_lan: bool = False,
         ui_lan_port: int = 0,
         allow_private_peers: bool = False,
+        tls: TLSFiles | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
@@ -140,6 +141,7 @@ class NodeRuntime:
         # ui: the page's logins and sessions, and the signal its live stream waits on
         # defences: announced peers' URLs are verified before use; private ones only when allowed
         self.allow_private_peers = allow_private_peers
+        self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._claims: ClaimVerifier | None = None
         self.ui_lan, self.ui_lan_port, self.ui_lan_url = ui_lan, ui_lan_port, None
         self.ui_auth = UiAuth()
@@ -237,6 +239,7 @@ class NodeRuntime:
             limits=self.app_options.get("limits"),
             clock=self.clock,
             ui=self._ui_app(lan=False),
+            tls=self.tls,
         )
         self.url, self.admin_url = listening.url, listening.admin_url
         self.public_url = (self._configured_public_url or listening.url) if self.reachable else None
@@ -454,10 +457,12 @@ async def serve_forever(
     admin_port: int = 0,
     public_url: str | None = None,
     on_ready: Callable[[NodeRuntime], None] = lambda runtime: None,
+    on_stopping: Callable[[], None] = lambda: None,
     **options: Any,
 ) -> None:
     """Run a node until SIGINT or SIGTERM, then stop it gracefully (what `vrm serve` does).
-    ``on_ready`` is called once it listens (print the URLs there). Must run in the main thread."""
+    ``on_ready`` is called once it listens (print the URLs there), ``on_stopping`` when a signal
+    starts the shutdown (systemd's STOPPING=1). Must run in the main thread."""
     runtime = NodeRuntime(
         home, identity, host=host, port=port, admin_port=admin_port, public_url=public_url, **options
     )
@@ -466,5 +471,6 @@ async def serve_forever(
             await nursery.start(runtime.run)
             on_ready(runtime)
             async for _signum in signals:
+                on_stopping()
                 runtime.stop()
                 break

@@ -13,6 +13,8 @@ import typer
 
 from cli import (
     access_cmd,
+    backup_cmd,
+    config_cmd,
     exchange_cmd,
     grants_cmd,
     intents_cmd,
@@ -23,6 +25,7 @@ from cli import (
     records_cmd,
     serve_cmd,
     ui_cmd,
+    service_cmd,
     vault_cmd,
     vendors_cmd,
 )
@@ -123,6 +126,9 @@ market_cmd.register(app)
 access_cmd.register(app)
 grants_cmd.register(app)
 ui_cmd.register(app)
+config_cmd.register(app)
+service_cmd.register(app)
+backup_cmd.register(app)
 
 
 def main() -> None:

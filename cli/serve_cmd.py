@@ -1,11 +1,16 @@
 """`vrm serve`: run the node as a daemon: the federation API for peers, the admin API for `vrm`.
 
+Its settings come from node.toml (node.config), each flag overriding one key.
+
 While it runs, every write command (`vrm intent`, `vrm offer`, `vrm peers add` …) goes through its
 admin API (found in ``<home>/admin.json``), so peers hear of changes at once.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sys
 from functools import partial
 from typing import Annotated, Any
@@ -17,11 +22,16 @@ from cli.context import node
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="The interface peers reach the federation API on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="The federation port (0: any free one).")] = 8470,
+    host: Annotated[
+        str | None, typer.Option(help="The interface peers reach the federation API on [server.host: 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="The federation port, 0: any free one [server.port: 8470].")
+    ] = None,
     admin_port: Annotated[
-        int, typer.Option("--admin-port", min=0, max=65535, help="The admin API's port on 127.0.0.1 (0: any).")
-    ] = 0,
+        int | None,
+        typer.Option("--admin-port", min=0, max=65535, help="The admin API's port on 127.0.0.1 [server.admin_port: 0]."),
+    ] = None,
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -40,29 +50,49 @@ def serve(
     ui_port: Annotated[
         int, typer.Option("--ui-port", min=0, max=65535, help="The page's LAN port with --ui-lan (0: any).")
     ] = 8471,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS: the certificate chain.")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", metavar="PEM", help="The private key of --tls-cert.")] = None,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
-    Prints the federation and admin URLs once both listen; stops gracefully (requests in flight finish,
-    the admin file is removed).
+    Settings come from node.toml in the home (`vrm config show`); a flag given here overrides its key.
+    Prints the federation and admin URLs once both listen; under systemd (Type=notify) also tells it
+    READY=1, STOPPING=1 and watchdog pings. Stops gracefully (requests in flight finish, the admin file
+    is removed).
     """
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{public_url!r}: give an http:// or https:// URL", param_hint="--public-url")
-    import logging
+    from node.config import load
+
+    state = node(ctx)
+    home = state.home()
+    settings = load(home.path)
+    given = {
+        "server.host": host,
+        "server.port": port,
+        "server.admin_port": admin_port,
+        "server.public_url": public_url,
+        "server.tls_cert": tls_cert,
+        "server.tls_key": tls_key,
+    }
+    for key, value in given.items():
+        if value is not None:
+            settings.set(key, value)  # checked like the file: a ValidationError names the key
+    options = run_options(settings)
+    setup_logging(settings.get("log.level"), settings.get("log.format"))
 
     import trio
 
     from app.runtime import serve_forever
+    from federation.sdnotify import Notifier
 
-    # The node's loggers (vrm.*) report failed peers and refused requests; warnings and worse go to
-    # stderr with a time, so a daemon's log reads as one.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-    state = node(ctx)
-    home = state.home()
+    notifier = Notifier.from_environ()
     identity = state.identity()  # ask for the passphrase before anything listens
     # The vault key answers fetches and seals pushed data; None for a home without a passphrase.
     vault_key = state.vault_key()
+    bootstrap = settings.get("federation.bootstrap_peers")
 
     def ready(runtime: Any) -> None:
         # flush: a script (or a test) reads these lines through a pipe while the node keeps running
@@ -76,6 +106,12 @@ def serve(
             typer.echo(f"public {runtime.public_url}")
         sys.stdout.flush()
         typer.echo("serving; Ctrl-C stops", err=True)
+        # System tasks: they end with the run, and a failure in them is logged, never fatal.
+        if bootstrap:
+            trio.lowlevel.spawn_system_task(add_bootstrap_peers, runtime, bootstrap)
+        if notifier.ping_interval is not None:
+            trio.lowlevel.spawn_system_task(watchdog_pings, runtime, notifier)
+        notifier.ready(f"serving {runtime.public_url or runtime.url}")
 
     try:
         trio.run(
@@ -83,19 +119,105 @@ def serve(
                 serve_forever,
                 home,
                 identity,
-                host=host,
-                port=port,
-                admin_port=admin_port,
-                public_url=public_url,
                 vault_key=vault_key,
                 on_ready=ready,
                 ui_lan=ui_lan,
                 ui_lan_port=ui_port,
+                on_stopping=notifier.stopping,
+                **options,
             )
         )
     except BaseExceptionGroup as group:
         raise _sole_error(group) from None
     typer.echo("stopped", err=True)
+
+
+def run_options(settings: Any) -> dict[str, Any]:
+    """``serve_forever``'s arguments from the settings (node.config.Config, flags already applied)."""
+    from federation.ratelimit import RateLimiter
+    from federation.server import TLSFiles
+    from node.errors import ValidationError
+
+    cert, key = settings.get("server.tls_cert"), settings.get("server.tls_key")
+    if (cert is None) != (key is None):
+        raise ValidationError("server.tls_key" if key is None else "server.tls_cert", "give both tls_cert and tls_key")
+    tls = TLSFiles(cert, key) if cert else None
+    if tls is not None:
+        tls.check()
+    return {
+        "host": settings.get("server.host"),
+        "port": settings.get("server.port"),
+        "admin_port": settings.get("server.admin_port"),
+        "public_url": settings.get("server.public_url"),
+        "tls": tls,
+        "pull_interval": settings.get("federation.pull_interval"),
+        "app_options": {
+            "limiter": RateLimiter(settings.get("limits.rate"), settings.get("limits.burst")),
+            "max_body": settings.get("limits.max_body"),
+            "trusted_proxies": frozenset(settings.get("server.trusted_proxies")),
+        },
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (time, level, logger, message, exception): for journald or a collector."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """The node's loggers (vrm.*) to stderr — the journal under systemd — at ``level``, as text or JSON."""
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    elif os.environ.get("JOURNAL_STREAM"):  # the journal stamps each line itself
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+async def add_bootstrap_peers(runtime: Any, urls: list[str]) -> None:
+    """Add each configured peer URL this node does not know yet (a restart adds nothing twice)."""
+    from app import ops
+    from node.peers import Peers
+
+    store = runtime.store
+    try:
+        known = {p.url for p in await store.run(lambda: Peers(store.store, clock=runtime.clock).list())}
+    except Exception:  # a system task must not raise: trio would end the whole run
+        logging.getLogger("vrm.serve").exception("reading peers for the bootstrap list failed")
+        return
+    for url in urls:
+        if url.rstrip("/") in known or url in known:
+            continue
+        try:
+            await ops.run_op(runtime.services, "peers.add", {"url": url, "node_id": None})
+        except Exception as exc:  # unreachable now: `vrm peers add` later, or the next restart retries
+            logging.getLogger("vrm.serve").warning("bootstrap peer %s not added: %s", url, exc)
+
+
+async def watchdog_pings(runtime: Any, notifier: Any) -> None:
+    """WATCHDOG=1 every half timeout while the event loop and the store answer (a hung node is restarted)."""
+    import trio
+
+    while True:
+        try:
+            await runtime.store.run(lambda: None)
+        except Exception:  # the store is gone (closing, or broken): stop pinging, systemd decides
+            logging.getLogger("vrm.serve").warning("the store does not answer; watchdog pings stop")
+            return
+        notifier.watchdog()
+        await trio.sleep(notifier.ping_interval)
 
 
 def _sole_error(group: BaseExceptionGroup) -> BaseException:

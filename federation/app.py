@@ -251,6 +251,7 @@ def federation_app(
     clock: Clock = wall_clock_ms,
     admission: Admission | None = None,
     scoring: PeerScoring | None = None,
+    trusted_proxies: frozenset[str] = frozenset(),
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -259,7 +260,8 @@ def federation_app(
     clock); ``accept_key`` may restrict who can sign.
     ``on_ingest`` gets the peers given new deliveries by a push; ``on_hello`` is awaited after a peer
     announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
-    ``scoring`` (clocked by ``clock``, ms) gates and scores each signer.
+    ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
+    ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
     """
     admission = admission if admission is not None else Admission()
     fed = Federation(
@@ -278,7 +280,8 @@ def federation_app(
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()
     signed = Middleware(
-        SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body
+        SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body,
+        trusted_proxies=trusted_proxies,
     )
     # scoring sits inside the signature check (it needs the signer)
     scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []

@@ -64,10 +64,18 @@ def parts_from_httpx(request: httpx.Request) -> RequestParts:
     )
 
 
-def parts_from_scope(scope: Scope, body: bytes) -> RequestParts:
-    """The signable parts of an incoming ASGI HTTP request, as received (no decoding of the path)."""
+def parts_from_scope(scope: Scope, body: bytes, *, forwarded: bool = False) -> RequestParts:
+    """The signable parts of an incoming ASGI HTTP request, as received (no decoding of the path).
+
+    ``forwarded``: the request came through a trusted reverse proxy, so the authority and scheme the
+    signer used are the proxy's ``X-Forwarded-Host`` / ``X-Forwarded-Proto`` (the last entry: the one
+    the nearest proxy set) when it sends them. Path, query and body must arrive as signed."""
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ()))
     authority = next((v for k, v in headers if k.lower() == "host"), None)
+    scheme = scope.get("scheme", "http")
+    if forwarded:
+        authority = _last(headers, "x-forwarded-host") or authority
+        scheme = _last(headers, "x-forwarded-proto") or scheme
     if authority is None and scope.get("server"):
         host, port = scope["server"]
         authority = f"{host}:{port}" if port is not None else host
@@ -77,12 +85,17 @@ def parts_from_scope(scope: Scope, body: bytes) -> RequestParts:
     query = scope.get("query_string", b"").decode("latin-1")
     return RequestParts(
         method=scope["method"],
-        scheme=scope.get("scheme", "http"),
+        scheme=scheme,
         authority=authority or "",
         target=f"{path}?{query}" if query else path,
         headers=headers,
         body=body,
     )
+
+
+def _last(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    values = [v.strip() for k, v in headers if k.lower() == name for v in v.split(",") if v.strip()]
+    return values[-1] if values else None
 
 
 def signature_error_response(error: RequestSignatureError, accept: str = "") -> Response:
@@ -121,13 +134,18 @@ class SignatureMiddleware:
         max_skew: int = MAX_SKEW,
         accept_key: Callable[[bytes], bool] | None = None,
         max_body: int = MAX_BODY,
+        trusted_proxies: frozenset[str] = frozenset(),
     ) -> None:
+        """``trusted_proxies``: peer addresses (reverse proxies on this host or network) whose
+        X-Forwarded-Host and X-Forwarded-Proto name what the signer signed; from anyone else those
+        fields are ignored, so no client can choose the authority its signature is checked against."""
         self.app = app
         self.nonces = nonces
         self.clock = clock
         self.max_skew = max_skew
         self.accept_key = accept_key
         self.max_body = max_body
+        self.trusted_proxies = frozenset(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -147,7 +165,7 @@ class SignatureMiddleware:
             return
         try:
             peer = verify_request(
-                parts_from_scope(scope, body),
+                parts_from_scope(scope, body, forwarded=self._via_proxy(scope)),
                 now=int(self.clock()),
                 nonces=self.nonces,
                 max_skew=self.max_skew,
@@ -158,6 +176,11 @@ class SignatureMiddleware:
             return
         scope = {**scope, "state": {**scope.get("state", {}), PEER_STATE: peer}}
         await self.app(scope, _replay(body, receive), send)
+
+
+    def _via_proxy(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        return bool(self.trusted_proxies) and client is not None and client[0] in self.trusted_proxies
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -8,6 +8,9 @@ is the only reliable place to learn the port it was given.
 Shutdown is graceful when ``shutdown_trigger`` returns: Hypercorn stops accepting, lets requests in
 flight finish for up to ``graceful_timeout`` seconds, then runs the app's lifespan shutdown.
 Cancelling the task stops at once instead.
+
+``tls`` (a certificate chain and its key, PEM files) makes it serve HTTPS itself: Hypercorn's TLS,
+HTTP/1.1 and h2 by ALPN; the reported URL is then ``https://host:port``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.types import ASGIApp
 
+from node.errors import ValidationError
+
 # Hypercorn logs "Running on …" and connection errors here; it propagates to the root logger, so the
 # caller (the CLI) decides whether anyone sees it.
 LOGGER = logging.getLogger("vrm.http")
@@ -37,10 +42,30 @@ class Bound:
     url: str
 
 
-def make_config(host: str, port: int, *, graceful_timeout: float) -> Config:
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for serving HTTPS: the certificate chain and its private key."""
+
+    cert: str
+    key: str
+
+    def check(self) -> None:
+        """Refuse, before anything listens, files that are missing or do not make a key pair."""
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValidationError("tls", f"cannot use {self.cert} with {self.key}: {exc}") from None
+
+
+def make_config(host: str, port: int, *, graceful_timeout: float, tls: TLSFiles | None = None) -> Config:
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be 0..65535, not {port!r}")
     config = Config()
+    if tls is not None:
+        config.certfile, config.keyfile = tls.cert, tls.key
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout
     config.accesslog = None
@@ -56,12 +81,13 @@ async def serve(
     port: int = 0,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     graceful_timeout: float = 5.0,
+    tls: TLSFiles | None = None,
     task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns (graceful) or the task is
     cancelled; ``task_status.started`` gets the ``Bound`` address once the socket listens.
     OSError (address in use, no such interface) propagates before ``started``."""
-    config = make_config(host, port, graceful_timeout=graceful_timeout)
+    config = make_config(host, port, graceful_timeout=graceful_timeout, tls=tls)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger, mode="asgi")

@@ -1,0 +1,80 @@
+"""node.toml and `vrm config`: values round-trip through the file with their types; an unknown or
+ill-typed key — set on the command line or written in the file by hand — is refused with the key
+named, and the file is left as it was."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from node.config import config_path, load
+from node.home import init_home
+
+
+@pytest.fixture
+def home(tmp_path):
+    return init_home(tmp_path / "node", None).path
+
+
+def vrm(home: str, *args: str, code: int = 0):
+    result = CliRunner().invoke(app, ["--home", home, *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, (args, result.stdout, result.stderr)
+    return result
+
+
+def test_set_get_show_round_trip_typed_values(home):
+    vrm(home, "config", "set", "server.port", "9000")
+    vrm(home, "config", "set", "server.host", "10.0.0.7")  # looks like a number: still text
+    vrm(home, "config", "set", "federation.bootstrap_peers", "https://a.example,https://b.example:8470")
+    vrm(home, "config", "set", "federation.pull_interval", "30")
+    vrm(home, "config", "set", "server.public_url", 'https://node.example/"x"')  # quotes survive the writer
+    settings = load(home)
+    assert settings.get("server.port") == 9000 and settings.get("server.host") == "10.0.0.7"
+    assert settings.get("federation.bootstrap_peers") == ["https://a.example", "https://b.example:8470"]
+    assert settings.get("federation.pull_interval") == 30.0
+    assert settings.get("server.public_url") == 'https://node.example/"x"'
+    assert vrm(home, "config", "get", "server.port").stdout == "9000\n"
+    shown = json.loads(vrm(home, "config", "show", "--json").stdout)
+    assert shown["server.port"] == 9000 and shown["log.level"] == "warning"  # a default
+    vrm(home, "config", "unset", "server.port")
+    assert vrm(home, "config", "get", "server.port").stdout == "8470\n"
+
+
+@pytest.mark.parametrize(
+    "key, value, named",
+    [
+        ("server.prot", "80", "server.prot: unknown setting"),
+        ("server.port", "eighty", "server.port: 'eighty' is not an integer"),
+        ("server.port", "70000", "server.port: 70000 is not a port"),
+        ("server.port", "true", "server.port: must be an integer, not a boolean"),
+        ("log.format", "xml", "log.format: 'xml' is not one of text, json"),
+        ("server.trusted_proxies", "127.0.0.1,proxy", "server.trusted_proxies: 'proxy' is not an IP address"),
+        ("federation.bootstrap_peers", "ftp://x", "federation.bootstrap_peers: 'ftp://x' is not an http"),
+    ],
+)
+def test_set_refuses_naming_the_key_and_keeps_the_file(home, key, value, named):
+    vrm(home, "config", "set", "log.level", "info")
+    before = config_path(home).read_text()
+    assert named in vrm(home, "config", "set", key, value, code=6).stderr
+    assert config_path(home).read_text() == before
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ('[server]\nport = "8470"\n', "server.port: must be an integer, not a string"),
+        ("[server]\nhots = '0.0.0.0'\n", "server.hots: unknown setting"),
+        ("[sever]\nport = 1\n", "sever.port: unknown setting"),
+        ("port = 1\n", "port: unknown setting"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_a_hand_edited_file_is_refused_naming_the_key(home, text, named):
+    config_path(home).write_text(text)
+    for args in (("config", "show"), ("serve", "--port", "0")):  # serve refuses before listening
+        result = vrm(home, *args, code=6)
+        assert named in result.stderr and str(config_path(home)) in result.stderr
