@@ -18,6 +18,7 @@ from cli import (
     issues_cmd,
     market_cmd,
     node_cmd,
+    passphrase_cmd,
     peers_cmd,
     records_cmd,
     serve_cmd,
@@ -119,6 +120,7 @@ serve_cmd.register(app)
 peers_cmd.register(app)
 market_cmd.register(app)
 grants_cmd.register(app)
+passphrase_cmd.register(app)
 
 
 def main() -> None:

@@ -348,6 +348,35 @@ def test_export_import_round_trip(vrm, tmp_path):
     assert not (tmp_path / "never.json").exists()
 
 
+def test_passphrase_change(vrm, plain):
+    """`vrm passphrase change`: the old passphrase opens nothing afterwards, the new one opens the same
+    identity and the same vault values; refusals change nothing."""
+    vrm("vault", "set", "email", EMAIL)
+    node_id = vrm.json("id")["node_id"]
+    key_file = vrm.home / "identity.json"
+    before = key_file.read_bytes()
+
+    def change(passphrase: str, new: str | None) -> object:
+        env = {"VRM_HOME": str(vrm.home), "VRM_PASSPHRASE": passphrase, "VRM_NEW_PASSPHRASE": new}
+        return CliRunner().invoke(app, ["passphrase", "change", "--json"], env=env)
+
+    assert change("wrong", "a new passphrase").exit_code == 5
+    assert change(PASSPHRASE, None).exit_code == 5  # no new one given, and no terminal to ask on
+    assert change(PASSPHRASE, PASSPHRASE).exit_code == 5
+    assert key_file.read_bytes() == before
+
+    result = change(PASSPHRASE, "a new passphrase")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout) == {"node_id": node_id, "changed": True, "kdf": "argon2id"}
+    vrm("vault", "get", "email", code=5)  # the old passphrase no longer opens the vault
+    renewed = Vrm(vrm.home, passphrase="a new passphrase")
+    assert renewed("vault", "get", "email").stdout == EMAIL + "\n"
+    assert renewed.json("id")["node_id"] == node_id
+    assert json.loads(key_file.read_text())["encryption"]["kdf"] == "argon2id"
+
+    plain("passphrase", "change", code=5)  # nothing to change on a home without a passphrase
+
+
 # -- completion -----------------------------------------------------------------------------------
 
 
