@@ -126,13 +126,15 @@ def init_home(
     name: str = "",
     handle: str = "",
     kdf: Argon2Params = OWASP_ARGON2,
+    seed: bytes | None = None,
 ) -> HomeInfo:
     """Create a home with a new Ed25519 identity and an empty store.
 
     ``passphrase=None`` stores the key unencrypted (the caller should say so plainly). Raises HomeError
     if ``path`` is a file or a non-empty directory: an existing identity is never overwritten.
     ``name`` and ``handle`` (ValidationError when malformed) are how the node presents itself to peers.
-    ``kdf`` is the passphrase's Argon2id cost (OWASP's by default; tests pass a cheaper one).
+    ``kdf`` is the passphrase's Argon2id cost (OWASP's by default; tests pass a cheaper one). ``seed``
+    restores an existing identity (an import with an identity backup); None makes a new one.
     """
     if role not in ROLES:
         raise HomeError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -145,7 +147,7 @@ def init_home(
         raise HomeError(f"{home} is {what}; init never overwrites it")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    save_identity(home / KEY_FILE, secrets.token_bytes(32), passphrase, kdf=kdf)
+    save_identity(home / KEY_FILE, secrets.token_bytes(32) if seed is None else seed, passphrase, kdf=kdf)
     with Store(home / DB_FILE, clock=clock) as store:
         schema_version = store.schema_version
     config: dict[str, Any] = {

@@ -128,8 +128,11 @@ def _argon2id(passphrase: str, salt: bytes, params: Argon2Params) -> bytes:
     )  # fmt: skip
 
 
-def _document(seed: bytes, vault_key: bytes | None, passphrase: str | None, kdf: Argon2Params) -> dict[str, Any]:
-    """A version 2 key file for ``seed``: plain without a passphrase, else seed and vault key sealed."""
+def _document(
+    seed: bytes, vault_key: bytes | None, passphrase: str | None, kdf: Argon2Params, *, vault: bool = True
+) -> dict[str, Any]:
+    """A version 2 key file for ``seed``: plain without a passphrase, else seed and vault key sealed
+    (``vault=False``: no vault section, as in an identity backup)."""
     public_key = Identity.from_seed(seed).public_key
     doc: dict[str, Any] = {
         "version": KEY_FILE_VERSION,
@@ -147,6 +150,8 @@ def _document(seed: bytes, vault_key: bytes | None, passphrase: str | None, kdf:
     key = _argon2id(passphrase, salt, kdf)
     doc["encryption"] = {**kdf.fields(), "salt": salt.hex(), "aead": "chacha20poly1305", "nonce": nonce.hex()}
     doc["secret"] = ChaCha20Poly1305(key).encrypt(nonce, bytes(seed), public_key).hex()
+    if not vault:
+        return doc
     vault_salt, vault_nonce = secrets.token_bytes(_SALT_BYTES), secrets.token_bytes(_NONCE_BYTES)
     wrapping_key = _argon2id(passphrase, vault_salt, kdf)
     vault_key = secrets.token_bytes(_KEY_BYTES) if vault_key is None else vault_key
@@ -207,6 +212,21 @@ def change_passphrase(
     return read_public(path)
 
 
+def backup_document(seed: bytes, passphrase: str, *, kdf: Argon2Params = OWASP_ARGON2) -> dict[str, Any]:
+    """An identity backup: a version 2 key file of ``seed`` sealed under ``passphrase``, no vault."""
+    return _document(seed, None, passphrase, kdf, vault=False)
+
+
+def seed_from_backup(doc: Any, passphrase: str) -> bytes:
+    """The seed of an identity backup (PassphraseError when the passphrase is wrong)."""
+    if not isinstance(doc, dict) or doc.get("version") != KEY_FILE_VERSION or doc.get("encryption") is None:
+        raise IdentityError("an identity backup is a sealed version 2 key file")
+    seed = _unseal(doc, _public_of(doc), passphrase)
+    if Identity.from_seed(seed).public_key != _public_of(doc):
+        raise IdentityError("the backup's secret does not belong to its public key")
+    return seed
+
+
 def needs_upgrade(path: Path) -> bool:
     """An encrypted key file of version 1 (scrypt), which its next unlock rewrites."""
     doc = _read(path)
@@ -260,29 +280,38 @@ def _derive(params: Any, passphrase: str) -> bytes:
     raise IdentityError("key file names an unknown key derivation")
 
 
-def read_public(path: Path) -> KeyFileInfo:
-    """The public key and node id, no passphrase needed (what ``vrm id`` prints)."""
-    doc = _read(path)
+def _public_of(doc: dict[str, Any]) -> bytes:
     public_key = _hex(doc, "public_key", 32)
     if doc.get("node_id") != encode_node_id(public_key):
         raise IdentityError("key file node id does not match its public key")
+    return public_key
+
+
+def read_public(path: Path) -> KeyFileInfo:
+    """The public key and node id, no passphrase needed (what ``vrm id`` prints)."""
+    doc = _read(path)
+    public_key = _public_of(doc)
     return KeyFileInfo(
         public_key=public_key, node_id=doc["node_id"], encrypted=doc.get("encryption") is not None
     )
 
 
 def _unseal_seed(doc: dict[str, Any], path: Path, passphrase: str | None) -> bytes:
-    info = read_public(path)
-    enc = doc.get("encryption")
-    if enc is None:
+    public_key = read_public(path).public_key
+    if doc.get("encryption") is None:
         return _hex(doc, "secret", 32)
+    return _unseal(doc, public_key, passphrase)
+
+
+def _unseal(doc: dict[str, Any], public_key: bytes, passphrase: str | None) -> bytes:
+    enc = doc.get("encryption")
     if passphrase is None:
         raise PassphraseError("this node's key is encrypted: a passphrase is needed")
     if not isinstance(enc, dict) or enc.get("aead") != "chacha20poly1305":
         raise IdentityError("key file names an unknown cipher")
     key = _derive(enc, passphrase)
     try:
-        return ChaCha20Poly1305(key).decrypt(_hex(enc, "nonce", _NONCE_BYTES), _hex(doc, "secret"), info.public_key)
+        return ChaCha20Poly1305(key).decrypt(_hex(enc, "nonce", _NONCE_BYTES), _hex(doc, "secret"), public_key)
     except InvalidTag:
         raise PassphraseError("wrong passphrase") from None
 

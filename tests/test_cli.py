@@ -348,6 +348,32 @@ def test_export_import_round_trip(vrm, tmp_path):
     assert not (tmp_path / "never.json").exists()
 
 
+def test_export_with_the_identity_imports_as_the_same_node(vrm, plain, tmp_path):
+    vrm("vault", "set", "email", EMAIL)
+    intent = vrm.json("intent", "?flight to:JFK")
+    export = tmp_path / "moving.json"
+    assert "identity backup" in vrm("export", str(export), "--identity").stdout
+    text = export.read_text()
+    assert EMAIL not in text and PASSPHRASE not in text
+    result = vrm("import", str(export), "--home", str(tmp_path / "pi"))
+    assert "the same node" in result.stdout
+    moved = Vrm(tmp_path / "pi")
+    assert moved.json("id")["node_id"] == vrm.json("id")["node_id"]
+    assert moved("vault", "get", "email").stdout == EMAIL + "\n"
+    moved("intents", "withdraw", intent["id"])  # its own key now: the intent can be withdrawn
+
+    # a node without a passphrase seals its backup under $VRM_BACKUP_PASSPHRASE (else refuses)
+    plain("export", str(tmp_path / "refused.json"), "--identity", code=5)
+    assert not (tmp_path / "refused.json").exists()
+    env = {"VRM_HOME": str(plain.home), "VRM_BACKUP_PASSPHRASE": "backup words"}
+    done = CliRunner().invoke(app, ["export", str(tmp_path / "plain.json"), "--identity"], env=env)
+    assert done.exit_code == 0, done.stdout
+    env = {"VRM_HOME": str(tmp_path / "plain-moved"), "VRM_PASSPHRASE": None, "VRM_SOURCE_PASSPHRASE": "backup words"}
+    done = CliRunner().invoke(app, ["import", str(tmp_path / "plain.json"), "--no-passphrase"], env=env)
+    assert done.exit_code == 0, done.stdout
+    assert Vrm(tmp_path / "plain-moved", passphrase=None).json("id")["node_id"] == plain.json("id")["node_id"]
+
+
 def test_passphrase_change(vrm, plain):
     """`vrm passphrase change`: the old passphrase opens nothing afterwards, the new one opens the same
     identity and the same vault values; refusals change nothing."""
