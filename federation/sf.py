@@ -70,4 +70,5 @@ class Dictionary(dict):
             self[name] = _from_native(member)
 
     def __str__(self) -> str:
-        return http_sf.ser({name: _item(m).native() if not isinstance(m, InnerList) else m.native() for name, m in self.items()})
+        members = {name: (m if isinstance(m, InnerList) else _item(m)).native() for name, m in self.items()}
+        return http_sf.ser(members)
