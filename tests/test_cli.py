@@ -46,7 +46,7 @@ class Vrm:
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory) -> dict[str, Path]:
-    """An encrypted and an unencrypted home, initialised once through the CLI (scrypt is slow)."""
+    """An encrypted and an unencrypted home, initialised once through the CLI (Argon2id is slow on purpose)."""
     root = tmp_path_factory.mktemp("cli-templates")
     Vrm(root / "encrypted")("init")
     Vrm(root / "plain", passphrase=None)("init", "--no-passphrase")

@@ -48,7 +48,7 @@ def _populate(home, passphrase):
 
 @pytest.fixture(scope="module")
 def encrypted_home(tmp_path_factory):
-    """Built once (scrypt is slow on purpose); tests only read it."""
+    """Built once (Argon2id is slow on purpose); tests only read it."""
     home = init_home(tmp_path_factory.mktemp("source") / "alice", PASSPHRASE, clock=lambda: T0)
     _populate(home, PASSPHRASE)
     return home
