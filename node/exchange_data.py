@@ -8,7 +8,8 @@ it holds under grants (grant, field name, when it arrived) but never the values,
 people who granted them and are fetched again under their grants. BLOB columns (the signed
 envelopes) are written as hex text. Rows are read with plain SQL over one snapshot.
 
-Import checks every row against the current schema (exactly its columns, each of its type) and the
+Import checks every row against the current schema (exactly its columns, each of its type), the
+signed envelope of every request, offer, grant and receipt copy (its signature, kind and id), and the
 receipt chain against the exported node's key (PROTOCOL.md section 10) before anything is stored.
 
 ``identity`` is an optional backup of the node's secret key: the key file (node.keystore, version 2)
@@ -48,6 +49,8 @@ DATA_TABLES = (
 )
 OMITTED_COLUMNS = {"held_data": ("value",)}  # never exported
 METADATA_ONLY = ("held_data",)  # exported for the record, not restored (its values are not in it)
+# Tables whose rows are signed envelopes: (kind of the envelope in "raw"); the row's id is its id.
+SIGNED_ROWS = {"access_requests": "request", "offers": "offer", "grants": "grant", "receipt_copies": "receipt"}
 
 
 def table_columns(store: Store, table: str) -> dict[str, tuple[str, bool]]:
@@ -115,8 +118,26 @@ def check_data(section: Any, store: Store) -> dict[str, list[dict[str, Any]]]:
                     stored[column] = value
                 else:
                     raise ExchangeError(f"{where}.{column} must be {kind.lower()}")
+            if table in SIGNED_ROWS:
+                _check_signed(where, stored, SIGNED_ROWS[table])
             out[table].append(stored)
     return out
+
+
+def _check_signed(where: str, row: dict[str, Any], kind: str) -> None:
+    """The row's envelope verifies (at its own creation time, so an expired one still proves who
+    signed what), is of ``kind`` and is the row's id."""
+    from node import envelope
+    from node.backends import NATIVE
+    from node.errors import VrmError
+
+    try:
+        raw = row["raw"]
+        env = envelope.verify(raw, envelope.decode(raw).created, NATIVE.Verifier(1))
+    except VrmError as exc:
+        raise ExchangeError(f"{where}.raw: {exc}") from None
+    if env.kind != kind or env.id.hex() != row.get("id"):
+        raise ExchangeError(f"{where}.raw is not the signed {kind} of this row")
 
 
 def store_data(store: Store, rows: dict[str, list[dict[str, Any]]], author: bytes) -> dict[str, int]:

@@ -118,6 +118,13 @@ async def test_an_altered_receipt_chain_or_a_foreign_backup_is_refused(net, tmp_
     with pytest.raises(ExchangeError, match="receipt chain"):
         import_home(dropped, tmp_path / "dropped", passphrase=None, source_passphrase=BACKUP)
 
+    forged = copy.deepcopy(exported)
+    raw = bytearray.fromhex(forged["sections"]["data"]["grants"][0]["raw"])
+    raw[-10] ^= 1  # inside the signature (the envelope ends with sig, then v)
+    forged["sections"]["data"]["grants"][0]["raw"] = raw.hex()
+    with pytest.raises(ExchangeError, match=r"data\.grants\[0\]"):
+        import_home(forged, tmp_path / "forged", passphrase=None, source_passphrase=BACKUP)
+
     foreign = copy.deepcopy(exported)
     foreign["sections"]["identity"] = export_home(acme.home, identity_passphrase=BACKUP)["sections"]["identity"]
     with pytest.raises(ExchangeError, match="not the key of the exported node"):
@@ -127,5 +134,5 @@ async def test_an_altered_receipt_chain_or_a_foreign_backup_is_refused(net, tmp_
     wrong_type["sections"]["data"]["peers"][0]["added_at"] = "yesterday"
     with pytest.raises(ExchangeError, match="added_at"):
         import_home(wrong_type, tmp_path / "typed", passphrase=None, source_passphrase=BACKUP)
-    assert not any(p.name in ("edited", "dropped", "foreign", "typed") for p in tmp_path.iterdir())
+    assert not any(p.name in ("edited", "dropped", "forged", "foreign", "typed") for p in tmp_path.iterdir())
     json.dumps(exported)  # the document is plain JSON
