@@ -1,7 +1,7 @@
 """What every command shares: the home, its store, the passphrase, and how errors become exit codes.
 
 Nothing here opens a file or derives a key until a command asks for it, so ``vrm --help`` and
-``vrm vendors list`` never run scrypt and never prompt. Library modules (node.home, node.store …) are
+``vrm vendors list`` never derive a key and never prompt. Library modules (node.home, node.store …) are
 imported inside the methods: importing this module stays as cheap as importing typer.
 """
 

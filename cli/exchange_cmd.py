@@ -13,6 +13,7 @@ from cli.context import new_passphrase, node, passphrase_from_env, stdin_is_tty
 from node.errors import ConflictError, NotFoundError, PassphraseError
 
 SOURCE_PASSPHRASE_ENV = "VRM_SOURCE_PASSPHRASE"
+BACKUP_PASSPHRASE_ENV = "VRM_BACKUP_PASSPHRASE"
 
 
 def export(
@@ -23,8 +24,18 @@ def export(
     decrypt: Annotated[
         bool, typer.Option("--decrypt", help="Put vault values in the clear (asks for the passphrase).")
     ] = False,
+    identity: Annotated[
+        bool,
+        typer.Option(
+            "--identity",
+            help="Add a backup of the secret key, sealed under the node's passphrase (for a node without "
+            "one: $VRM_BACKUP_PASSPHRASE or asked twice), so an import is the same node.",
+        ),
+    ] = False,
 ) -> None:
-    """Write records, vault (still encrypted unless --decrypt), intents and the public identity to FILE."""
+    """Write everything the node holds to FILE: records, vault (still encrypted unless --decrypt),
+    intents, peers, blocks, offers, access requests, grants, receipts, subscriptions, leads, held-data
+    metadata, and the public identity (with --identity, the sealed secret key too)."""
     from node.exchange import export_home, write_export
 
     if file.exists():
@@ -32,8 +43,9 @@ def export(
     if not file.absolute().parent.is_dir():
         raise NotFoundError("directory", str(file.absolute().parent))
     state = node(ctx)
-    passphrase = state.passphrase() if decrypt else None
-    document = export_home(state.home(), passphrase=passphrase, decrypt=decrypt)
+    passphrase = state.passphrase() if decrypt or identity else None
+    backup = (passphrase or _backup_passphrase()) if identity else None
+    document = export_home(state.home(), passphrase=passphrase, decrypt=decrypt, identity_passphrase=backup)
     write_export(file, document)
     output.say(f"exported to {file}: {_summary(document)}")
     if decrypt and any("value" in e for e in document["sections"]["vault"]["entries"]):
@@ -56,10 +68,11 @@ def import_(
         bool, typer.Option("--no-passphrase", help="Create the new home without a passphrase (unencrypted).")
     ] = False,
 ) -> None:
-    """Restore an export into a NEW home, with a new identity (the secret key never leaves a node).
+    """Restore an export into a NEW home: the same node when the export holds an identity backup
+    (`vrm export --identity`), else a new identity.
 
-    The new home's passphrase comes from $VRM_PASSPHRASE (or a prompt); a vault exported encrypted
-    is opened with $VRM_SOURCE_PASSPHRASE, else with that same passphrase.
+    The new home's passphrase comes from $VRM_PASSPHRASE (or a prompt); a vault exported encrypted, and
+    an identity backup, are opened with $VRM_SOURCE_PASSPHRASE, else with that same passphrase.
     """
     from node.exchange import import_home, load_document
 
@@ -75,20 +88,25 @@ def import_(
         f"{n} {'vault fields' if table == 'vault' else table}" for table, n in result.counts.items() if n
     )
     output.say(f"imported into {result.home.path}: {counts or 'nothing'}")
-    output.say(f"node id: {result.home.node_id} (new; the export came from {document['node']['node_id']})")
+    if result.home.node_id == document["node"]["node_id"]:
+        output.say(f"node id: {result.home.node_id} (the same node, restored from its identity backup)")
+    else:
+        output.say(f"node id: {result.home.node_id} (new; the export came from {document['node']['node_id']})")
     if not result.home.encrypted:
         output.note("WARNING: no passphrase: the new home's key and vault are stored UNENCRYPTED")
 
 
 def _source_passphrase(document: dict[str, Any], passphrase: str | None) -> str | None:
     """The passphrase a sealed vault in the export was made under (None when it holds none)."""
-    vault = document.get("sections", {}).get("vault") if isinstance(document.get("sections"), dict) else None
-    if not isinstance(vault, dict) or not vault.get("encrypted"):
+    sections = document.get("sections") if isinstance(document.get("sections"), dict) else {}
+    vault = sections.get("vault")
+    sealed_vault = isinstance(vault, dict) and vault.get("encrypted")
+    if not sealed_vault and sections.get("identity") is None:
         return None
     source = os.environ.get(SOURCE_PASSPHRASE_ENV) or passphrase or passphrase_from_env()
     if source is None:
         if not stdin_is_tty():
-            raise PassphraseError(f"the export's vault is encrypted: set ${SOURCE_PASSPHRASE_ENV}")
+            raise PassphraseError(f"the export is sealed (vault or identity): set ${SOURCE_PASSPHRASE_ENV}")
         source = typer.prompt("Passphrase the export was made under", hide_input=True, err=True)
     return source
 
@@ -100,7 +118,21 @@ def _summary(document: dict[str, Any]) -> str:
     for name, section in sections.items():
         if isinstance(section, list):  # sections added later (intents …) are lists of entries
             counts[name] = len(section)
+    for table, rows in sections.get("data", {}).items():
+        counts[table.replace("_", " ")] = len(rows)
+    if "identity" in sections:
+        counts["identity backup"] = 1
     return ", ".join(f"{n} {name}" for name, n in counts.items() if n) or "nothing yet"
+
+
+def _backup_passphrase() -> str:
+    """The passphrase an identity backup of a node without one is sealed under."""
+    value = os.environ.get(BACKUP_PASSPHRASE_ENV)
+    if value:
+        return value
+    if stdin_is_tty():
+        return typer.prompt("Passphrase for the identity backup", hide_input=True, confirmation_prompt=True, err=True)
+    raise PassphraseError(f"this node has no passphrase: set ${BACKUP_PASSPHRASE_ENV} to seal the identity backup")
 
 
 def register(app: typer.Typer) -> None:

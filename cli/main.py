@@ -21,6 +21,7 @@ from cli import (
     issues_cmd,
     market_cmd,
     node_cmd,
+    passphrase_cmd,
     peers_cmd,
     records_cmd,
     serve_cmd,
@@ -129,6 +130,7 @@ ui_cmd.register(app)
 config_cmd.register(app)
 service_cmd.register(app)
 backup_cmd.register(app)
+passphrase_cmd.register(app)
 
 
 def main() -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from http_sfv import Dictionary, Item
-
+from federation.sf import Dictionary, Item
 from node.errors import RequestSignatureError
 
 ALGORITHM = "sha-256"
@@ -34,7 +33,7 @@ def check_content_digest(value: str | None, body: bytes, *, require: str = ALGOR
     members = Dictionary()
     try:
         members.parse(value.encode("ascii"))
-    except Exception:  # http_sfv raises assorted types on garbage; all of it is a bad field
+    except Exception:  # http-sf raises assorted types on garbage; all of it is a bad field
         raise RequestSignatureError("digest_mismatch", "Content-Digest is not a structured dictionary") from None
     if require not in members:
         raise RequestSignatureError("digest_mismatch", f"Content-Digest has no {require} member")

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from http_sfv import Dictionary, InnerList, Item
 
 from federation.digest import check_content_digest, content_digest
 from federation.noncecache import Admission, NonceCache
+from federation.sf import Dictionary, InnerList, Item
 from node.errors import IdentityError, RequestSignatureError
 from node.identity import Identity
 from node.nodeid import decode_node_id, encode_node_id
@@ -176,7 +176,7 @@ def _parse_dictionary(parts: RequestParts, name: str) -> Dictionary | None:
     parsed = Dictionary()
     try:
         parsed.parse(value.encode("ascii"))
-    except Exception:  # http_sfv raises assorted types on garbage; all of it is a malformed field
+    except Exception:  # http-sf raises assorted types on garbage; all of it is a malformed field
         raise RequestSignatureError("malformed_signature", f"{name} is not a structured dictionary") from None
     return parsed
 

@@ -7,16 +7,21 @@ Document (version 1)::
      "sections": {
        "records": {"vendors": [row, …], "engagement_changes": […], "purchases": […], "notes": […],
                    "ratings": […], "recommendations": […], "issues": […], "issue_replies": […]},
-       "vault": {"encrypted": bool, "kdf": null | {scrypt parameters, salt, check},
+       "vault": {"encrypted": bool, "kdf": null | {argon2id parameters, salt, the wrapped vault key},
                  "entries": [{"name", "created_at", "updated_at", "value"} |
                              {"name", "created_at", "updated_at", "nonce": hex, "ciphertext": hex}]},
        "intents": [{"id": hex, "text", "created": ms, "expires": ms,
-                    "envelope": hex, "withdrawal": hex | null}, …]}}
+                    "envelope": hex, "withdrawal": hex | null}, …],
+       "data": {"peers": [row, …], "blocked", "access_requests", "offers", "grants", "receipts",
+                "receipt_copies", "subscriptions", "leads", "held_data" (metadata only)},
+       "identity": absent | a sealed key file (node.exchange_data)}}
 
 Rows carry every column under its column name, ids included, times in milliseconds; note tags are a
 list and ``would_recommend`` a boolean. The secret key never leaves the node: only the public part of
-the identity is exported, so an import creates a new home with a new identity and records where the
-data came from in its config (``imported_from``). The vault stays sealed unless ``decrypt=True``; a
+the identity is exported unless an identity backup is asked for (``identity_passphrase``: the secret
+key sealed under that passphrase); without one an import creates a new home with a new identity, with
+one the same node id, and either way it records where the data came from in its config
+(``imported_from``). The vault stays sealed unless ``decrypt=True``; a
 sealed vault needs the passphrase it was sealed under to be imported.
 
 Intents travel as the envelopes that were signed (PROTOCOL.md section 5), with their withdrawal when
@@ -25,8 +30,8 @@ reading the file. Import checks every signature (at the envelope's own creation 
 intents come back too) and that the body is what its text gives. Imported intents keep their original
 author: the new home lists them but cannot withdraw them (it has a new key).
 
-Later issues add sections (grants, receipts) under ``sections``; an importer that meets a
-section it does not know refuses the document rather than silently dropping someone's data.
+Later versions may add sections under ``sections``; an importer that meets a section it does not
+know refuses the document rather than silently dropping someone's data.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from node.errors import (
 )
 from node import envelope as envelopes
 from node.backends import NATIVE
+from node.exchange_data import check_data, export_data, export_identity, identity_seed, store_data
 from node.home import DB_FILE, KEY_FILE, HomeInfo, init_home, load_home
 from node.intents import check_body, intent_row
 from node.keystore import (
@@ -72,7 +78,7 @@ from node.vault import SCHEME_PLAIN, SCHEME_SEALED, seal, unseal, validate_field
 
 FORMAT = "vrm-export"
 VERSION = 1
-SECTIONS = ("records", "vault", "intents")
+SECTIONS = ("records", "vault", "intents", "data", "identity")
 INTENT_ENTRY = ("id", "text", "created", "expires", "envelope", "withdrawal")
 _HEADER = ("format", "version", "exported_at", "schema_version", "node", "sections")
 
@@ -101,12 +107,17 @@ def export_home(
     *,
     passphrase: str | None = None,
     decrypt: bool = False,
+    identity_passphrase: str | None = None,
     clock: Clock = wall_clock_ms,
 ) -> dict[str, Any]:
     """The whole home as a JSON-serialisable document. ``decrypt=True`` opens the vault (needs the
-    passphrase of an encrypted home) and puts its values in the clear."""
+    passphrase of an encrypted home) and puts its values in the clear. ``identity_passphrase`` adds a
+    backup of the secret key sealed under it (the home's own ``passphrase`` opens the key first)."""
     info = home if isinstance(home, HomeInfo) else load_home(home)
     key = derive_vault_key(info.key_path, passphrase) if decrypt else None
+    backup = None
+    if identity_passphrase is not None:
+        backup = export_identity(info.key_path, passphrase, identity_passphrase)
     with Store(info.db_path, clock=clock) as store:
         with store.transaction():  # one snapshot of every table
             records = {
@@ -115,6 +126,7 @@ def export_home(
             }
             vault_rows = store.query("SELECT * FROM vault ORDER BY name")
             intent_rows = store.query("SELECT * FROM intents ORDER BY created_at, id")
+            data = export_data(store)
             schema_version = store.schema_version
     entries = [_vault_entry(row, key, decrypt) for row in vault_rows]
     sealed = any("ciphertext" in e for e in entries)
@@ -139,6 +151,8 @@ def export_home(
                 "entries": entries,
             },
             "intents": [_intent_entry(row) for row in intent_rows],
+            "data": data,
+            **({"identity": backup} if backup is not None else {}),
         },
     }
 
@@ -225,9 +239,13 @@ def import_home(
     records = _check_records(sections.get("records", {}), columns)
     vault_values = _open_vault_section(sections.get("vault"), source_passphrase or passphrase)
     intent_rows = _check_intents(sections.get("intents", []))
+    with Store(":memory:") as scratch:
+        data_rows = check_data(sections.get("data"), scratch)
+    node = document["node"]
+    author = bytes.fromhex(node["public_key"])
+    seed = identity_seed(sections.get("identity"), source_passphrase or passphrase, author)
 
     staging = target.parent / f".{target.name}.importing-{secrets.token_hex(4)}"
-    node = document["node"]
     try:
         init_home(
             staging,
@@ -241,6 +259,7 @@ def import_home(
                 "public_key": node["public_key"],
                 "exported_at": document["exported_at"],
             },
+            seed=seed,  # None: a new identity
         )
         key = derive_vault_key(staging / KEY_FILE, passphrase)
         with Store(staging / DB_FILE, clock=clock) as store:
@@ -266,6 +285,7 @@ def import_home(
                         store.insert("intents", row)
                     except sqlite3.IntegrityError as exc:
                         raise ExchangeError(f"intents[{index}] cannot be stored: {exc}") from None
+                data_counts = store_data(store, data_rows, author)
         if target.exists():
             target.rmdir()  # empty, checked above
         os.rename(staging, target)
@@ -275,6 +295,7 @@ def import_home(
     counts = {table: len(records[table]) for table in RECORD_TABLES}
     counts["vault"] = len(vault_values)
     counts["intents"] = len(intent_rows)
+    counts.update(data_counts)
     return ImportResult(home=load_home(target), counts=counts)
 
 

@@ -32,7 +32,15 @@ from typing import Any
 import platformdirs
 
 from node.errors import HomeError, ValidationError, VrmError
-from node.keystore import derive_vault_key, encode_passphrase, read_public, save_identity, write_new_file
+from node.keystore import (
+    OWASP_ARGON2,
+    Argon2Params,
+    derive_vault_key,
+    encode_passphrase,
+    read_public,
+    save_identity,
+    write_new_file,
+)
 from node.store import Clock, Store, wall_clock_ms
 from node.vault import Vault
 
@@ -124,12 +132,16 @@ def init_home(
     imported_from: dict[str, Any] | None = None,
     name: str = "",
     handle: str = "",
+    kdf: Argon2Params = OWASP_ARGON2,
+    seed: bytes | None = None,
 ) -> HomeInfo:
     """Create a home with a new Ed25519 identity and an empty store.
 
     ``passphrase=None`` stores the key unencrypted (the caller should say so plainly). Raises HomeError
     if ``path`` is a file or a non-empty directory: an existing identity is never overwritten.
     ``name`` and ``handle`` (ValidationError when malformed) are how the node presents itself to peers.
+    ``kdf`` is the passphrase's Argon2id cost (OWASP's by default; tests pass a cheaper one). ``seed``
+    restores an existing identity (an import with an identity backup); None makes a new one.
     """
     if role not in ROLES:
         raise HomeError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
@@ -146,7 +158,7 @@ def init_home(
     staging = Path(tempfile.mkdtemp(prefix=f".{home.name}.init-", dir=home.parent))
     try:
         os.chmod(staging, 0o700)
-        save_identity(staging / KEY_FILE, secrets.token_bytes(32), passphrase)
+        save_identity(staging / KEY_FILE, secrets.token_bytes(32) if seed is None else seed, passphrase, kdf=kdf)
         with Store(staging / DB_FILE, clock=clock) as store:
             schema_version = store.schema_version
         config: dict[str, Any] = {

@@ -1,17 +1,23 @@
 """The key file: the node's Ed25519 seed at rest, encrypted under a passphrase when one is set.
 
-Layout (JSON, version 1)::
+Layout (JSON, version 2)::
 
-    {"version": 1, "public_key": hex, "node_id": "vrm1…",
-     "encryption": null | {"kdf": "scrypt", "n", "r", "p", "salt": hex,
+    {"version": 2, "public_key": hex, "node_id": "vrm1…",
+     "encryption": null | {"kdf": "argon2id", "t", "m", "p", "salt": hex,
                            "aead": "chacha20poly1305", "nonce": hex},
      "secret": hex,            # the seed; ChaCha20-Poly1305 ciphertext (AAD = public key) if encrypted
-     "vault": null | {"kdf": "scrypt", "n", "r", "p", "salt": hex,
-                      "check_nonce": hex, "check": hex}}
+     "vault": null | {"kdf": "argon2id", "t", "m", "p", "salt": hex,
+                      "nonce": hex, "wrapped": hex}}
 
-The vault key is derived from the same passphrase with its own salt, so knowing it reveals nothing about
-the identity key. ``check`` is an empty AEAD message under the vault key: it proves a passphrase right
-with one scrypt run instead of two.
+The passphrase goes through Argon2id (RFC 9106) with OWASP's parameters (t=2 passes, m=19 MiB, p=1;
+``t`` and ``m`` as argon2 names them, ``m`` in KiB). The vault's 32-byte key is random and stored
+``wrapped``: sealed under a key derived from the same passphrase with its own salt (AAD
+``vrm-vault-key-v1``), so knowing the vault key reveals nothing about the identity key, and changing
+the passphrase re-wraps the vault key without re-encrypting a single vault value.
+
+Version 1 files (scrypt N=2^15, below OWASP's minimum; a vault key derived directly from the passphrase
+and proved by ``check``, an empty AEAD message) still open; ``load_identity`` rewrites them as version 2
+on their next unlock, wrapping the same vault key, so the vault's values stay readable.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -32,15 +39,30 @@ from node.errors import HomeError, IdentityError, PassphraseError
 from node.identity import Identity
 from node.nodeid import encode_node_id
 
-KEY_FILE_VERSION = 1
-SCRYPT_N = 2**15  # 32 MiB of memory per guess: cheap once on a Pi, costly a billion times
-SCRYPT_R = 8
-SCRYPT_P = 1
-_SCRYPT_N_RANGE = (2**10, 2**20)  # refuse a key file that asks for absurd work
+KEY_FILE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_SCRYPT_N_RANGE = (2**10, 2**20)  # version 1 files: refuse one that asks for absurd work
+_ARGON2_LIMITS = {"t": (1, 16), "m": (8, 2**20), "p": (1, 16)}  # m up to 1 GiB
 _SALT_BYTES = 16
 _NONCE_BYTES = 12
 _KEY_BYTES = 32
-_VAULT_CHECK_AAD = b"vrm-vault-check-v1"
+_VAULT_CHECK_AAD = b"vrm-vault-check-v1"  # version 1
+_VAULT_WRAP_AAD = b"vrm-vault-key-v1"
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id cost: ``t`` passes over ``m`` KiB of memory in ``p`` lanes."""
+
+    t: int = 2
+    m: int = 19 * 1024
+    p: int = 1
+
+    def fields(self) -> dict[str, Any]:
+        return {"kdf": "argon2id", "t": self.t, "m": self.m, "p": self.p}
+
+
+OWASP_ARGON2 = Argon2Params()  # OWASP Password Storage Cheat Sheet: m=19 MiB, t=2, p=1
 
 
 @dataclass(frozen=True)
@@ -99,16 +121,19 @@ def _scrypt(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=_KEY_BYTES, n=n, r=r, p=p).derive(encode_passphrase(passphrase))
 
 
-def _kdf_params(n: int, salt: bytes) -> dict[str, Any]:
-    return {"kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": salt.hex()}
+def _argon2id(passphrase: str, salt: bytes, params: Argon2Params) -> bytes:
+    return hash_secret_raw(
+        encode_passphrase(passphrase), salt, time_cost=params.t, memory_cost=params.m,
+        parallelism=params.p, hash_len=_KEY_BYTES, type=Type.ID,
+    )  # fmt: skip
 
 
-def save_identity(
-    path: Path, seed: bytes, passphrase: str | None, *, scrypt_n: int = SCRYPT_N
-) -> KeyFileInfo:
-    """Create the key file for ``seed``; encrypted when ``passphrase`` is given. Never overwrites."""
-    identity = Identity.from_seed(seed)
-    public_key = identity.public_key
+def _document(
+    seed: bytes, vault_key: bytes | None, passphrase: str | None, kdf: Argon2Params, *, vault: bool = True
+) -> dict[str, Any]:
+    """A version 2 key file for ``seed``: plain without a passphrase, else seed and vault key sealed
+    (``vault=False``: no vault section, as in an identity backup)."""
+    public_key = Identity.from_seed(seed).public_key
     doc: dict[str, Any] = {
         "version": KEY_FILE_VERSION,
         "public_key": public_key.hex(),
@@ -119,21 +144,93 @@ def save_identity(
     }
     if passphrase is None:
         doc["secret"] = bytes(seed).hex()
-    else:
-        salt, nonce = secrets.token_bytes(_SALT_BYTES), secrets.token_bytes(_NONCE_BYTES)
-        key = _scrypt(passphrase, salt, scrypt_n, SCRYPT_R, SCRYPT_P)
-        doc["encryption"] = {**_kdf_params(scrypt_n, salt), "aead": "chacha20poly1305", "nonce": nonce.hex()}
-        doc["secret"] = ChaCha20Poly1305(key).encrypt(nonce, bytes(seed), public_key).hex()
-        vault_salt, check_nonce = secrets.token_bytes(_SALT_BYTES), secrets.token_bytes(_NONCE_BYTES)
-        vault_key = _scrypt(passphrase, vault_salt, scrypt_n, SCRYPT_R, SCRYPT_P)
-        check = ChaCha20Poly1305(vault_key).encrypt(check_nonce, b"", _VAULT_CHECK_AAD)
-        doc["vault"] = {
-            **_kdf_params(scrypt_n, vault_salt),
-            "check_nonce": check_nonce.hex(),
-            "check": check.hex(),
-        }
-    write_new_file(Path(path), (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
-    return KeyFileInfo(public_key=public_key, node_id=doc["node_id"], encrypted=passphrase is not None)
+        return doc
+    encode_passphrase(passphrase)  # refuse an empty one before any work
+    salt, nonce = secrets.token_bytes(_SALT_BYTES), secrets.token_bytes(_NONCE_BYTES)
+    key = _argon2id(passphrase, salt, kdf)
+    doc["encryption"] = {**kdf.fields(), "salt": salt.hex(), "aead": "chacha20poly1305", "nonce": nonce.hex()}
+    doc["secret"] = ChaCha20Poly1305(key).encrypt(nonce, bytes(seed), public_key).hex()
+    if not vault:
+        return doc
+    vault_salt, vault_nonce = secrets.token_bytes(_SALT_BYTES), secrets.token_bytes(_NONCE_BYTES)
+    wrapping_key = _argon2id(passphrase, vault_salt, kdf)
+    vault_key = secrets.token_bytes(_KEY_BYTES) if vault_key is None else vault_key
+    doc["vault"] = {
+        **kdf.fields(),
+        "salt": vault_salt.hex(),
+        "nonce": vault_nonce.hex(),
+        "wrapped": ChaCha20Poly1305(wrapping_key).encrypt(vault_nonce, vault_key, _VAULT_WRAP_AAD).hex(),
+    }
+    return doc
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+
+
+def save_identity(
+    path: Path, seed: bytes, passphrase: str | None, *, kdf: Argon2Params = OWASP_ARGON2
+) -> KeyFileInfo:
+    """Create the key file for ``seed``; encrypted when ``passphrase`` is given. Never overwrites.
+    ``kdf`` is the Argon2id cost (tests pass a cheap one)."""
+    doc = _document(seed, None, passphrase, kdf)
+    write_new_file(Path(path), _encode(doc))
+    return KeyFileInfo(
+        public_key=bytes.fromhex(doc["public_key"]), node_id=doc["node_id"], encrypted=passphrase is not None
+    )
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically and durably: a crash leaves the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def change_passphrase(
+    path: Path, old: str, new: str, *, kdf: Argon2Params = OWASP_ARGON2
+) -> KeyFileInfo:
+    """Re-seal the key file under ``new`` (PassphraseError when ``old`` is wrong). The seed and the vault
+    key stay the same, so the node id and every vault value survive; the file is replaced atomically."""
+    encode_passphrase(new)
+    doc = _read(path)
+    if doc.get("encryption") is None:
+        raise PassphraseError("this node has no passphrase to change (its key and vault are stored plain)")
+    seed = _unseal_seed(doc, path, old)
+    vault_key = vault_key_from_kdf(doc.get("vault"), old)
+    replace_file(Path(path), _encode(_document(seed, vault_key, new, kdf)))
+    return read_public(path)
+
+
+def backup_document(seed: bytes, passphrase: str, *, kdf: Argon2Params = OWASP_ARGON2) -> dict[str, Any]:
+    """An identity backup: a version 2 key file of ``seed`` sealed under ``passphrase``, no vault."""
+    return _document(seed, None, passphrase, kdf, vault=False)
+
+
+def seed_from_backup(doc: Any, passphrase: str) -> bytes:
+    """The seed of an identity backup (PassphraseError when the passphrase is wrong)."""
+    if not isinstance(doc, dict) or doc.get("version") != KEY_FILE_VERSION or doc.get("encryption") is None:
+        raise IdentityError("an identity backup is a sealed version 2 key file")
+    seed = _unseal(doc, _public_of(doc), passphrase)
+    if Identity.from_seed(seed).public_key != _public_of(doc):
+        raise IdentityError("the backup's secret does not belong to its public key")
+    return seed
+
+
+def needs_upgrade(path: Path) -> bool:
+    """An encrypted key file of version 1 (scrypt), which its next unlock rewrites."""
+    doc = _read(path)
+    return doc.get("encryption") is not None and doc.get("version") == 1
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -143,8 +240,8 @@ def _read(path: Path) -> dict[str, Any]:
         raise HomeError(f"no key file at {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IdentityError(f"key file {path} is unreadable: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("version") != KEY_FILE_VERSION:
-        raise IdentityError(f"key file {path} is not a version {KEY_FILE_VERSION} vrm key file")
+    if not isinstance(doc, dict) or doc.get("version") not in _READABLE_VERSIONS:
+        raise IdentityError(f"key file {path} is not a version 1 or {KEY_FILE_VERSION} vrm key file")
     return doc
 
 
@@ -158,53 +255,80 @@ def _hex(section: dict[str, Any], field: str, size: int | None = None) -> bytes:
     return value
 
 
+def _int_params(params: dict[str, Any], names: tuple[str, ...]) -> list[int]:
+    values = [params.get(name) for name in names]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise IdentityError(f"key file {params.get('kdf')} parameters are not integers")
+    return values
+
+
 def _derive(params: Any, passphrase: str) -> bytes:
     """Run the KDF a key file section describes, after checking its parameters are sane."""
-    if not isinstance(params, dict) or params.get("kdf") != "scrypt":
-        raise IdentityError("key file names an unknown key derivation")
-    n, r, p = params.get("n"), params.get("r"), params.get("p")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)):
-        raise IdentityError("key file scrypt parameters are not integers")
-    if not (
-        _SCRYPT_N_RANGE[0] <= n <= _SCRYPT_N_RANGE[1] and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
-    ):
-        raise IdentityError("key file scrypt parameters are out of range")
-    return _scrypt(passphrase, _hex(params, "salt"), n, r, p)
+    kdf = params.get("kdf") if isinstance(params, dict) else None
+    if kdf == "argon2id":
+        t, m, p = _int_params(params, ("t", "m", "p"))
+        if not all(lo <= v <= hi for v, (lo, hi) in zip((t, m, p), _ARGON2_LIMITS.values())) or m < 8 * p:
+            raise IdentityError("key file argon2id parameters are out of range")
+        return _argon2id(passphrase, _hex(params, "salt"), Argon2Params(t=t, m=m, p=p))
+    if kdf == "scrypt":
+        n, r, p = _int_params(params, ("n", "r", "p"))
+        if not (
+            _SCRYPT_N_RANGE[0] <= n <= _SCRYPT_N_RANGE[1] and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
+        ):
+            raise IdentityError("key file scrypt parameters are out of range")
+        return _scrypt(passphrase, _hex(params, "salt"), n, r, p)
+    raise IdentityError("key file names an unknown key derivation")
+
+
+def _public_of(doc: dict[str, Any]) -> bytes:
+    public_key = _hex(doc, "public_key", 32)
+    if doc.get("node_id") != encode_node_id(public_key):
+        raise IdentityError("key file node id does not match its public key")
+    return public_key
 
 
 def read_public(path: Path) -> KeyFileInfo:
     """The public key and node id, no passphrase needed (what ``vrm id`` prints)."""
     doc = _read(path)
-    public_key = _hex(doc, "public_key", 32)
-    if doc.get("node_id") != encode_node_id(public_key):
-        raise IdentityError("key file node id does not match its public key")
+    public_key = _public_of(doc)
     return KeyFileInfo(
         public_key=public_key, node_id=doc["node_id"], encrypted=doc.get("encryption") is not None
     )
 
 
-def load_identity(path: Path, passphrase: str | None) -> Identity:
-    """The node's Identity. PassphraseError when the passphrase is wrong, or needed and missing."""
-    doc = _read(path)
-    info = read_public(path)
+def _unseal_seed(doc: dict[str, Any], path: Path, passphrase: str | None) -> bytes:
+    public_key = read_public(path).public_key
+    if doc.get("encryption") is None:
+        return _hex(doc, "secret", 32)
+    return _unseal(doc, public_key, passphrase)
+
+
+def _unseal(doc: dict[str, Any], public_key: bytes, passphrase: str | None) -> bytes:
     enc = doc.get("encryption")
-    if enc is None:
-        seed = _hex(doc, "secret", 32)
-    else:
-        if passphrase is None:
-            raise PassphraseError("this node's key is encrypted: a passphrase is needed")
-        if not isinstance(enc, dict) or enc.get("aead") != "chacha20poly1305":
-            raise IdentityError("key file names an unknown cipher")
-        key = _derive(enc, passphrase)
-        try:
-            seed = ChaCha20Poly1305(key).decrypt(
-                _hex(enc, "nonce", _NONCE_BYTES), _hex(doc, "secret"), info.public_key
-            )
-        except InvalidTag:
-            raise PassphraseError("wrong passphrase") from None
+    if passphrase is None:
+        raise PassphraseError("this node's key is encrypted: a passphrase is needed")
+    if not isinstance(enc, dict) or enc.get("aead") != "chacha20poly1305":
+        raise IdentityError("key file names an unknown cipher")
+    key = _derive(enc, passphrase)
+    try:
+        return ChaCha20Poly1305(key).decrypt(_hex(enc, "nonce", _NONCE_BYTES), _hex(doc, "secret"), public_key)
+    except InvalidTag:
+        raise PassphraseError("wrong passphrase") from None
+
+
+def load_identity(path: Path, passphrase: str | None, *, upgrade_kdf: Argon2Params = OWASP_ARGON2) -> Identity:
+    """The node's Identity. PassphraseError when the passphrase is wrong, or needed and missing.
+
+    Unlocking a version 1 (scrypt) key file rewrites it as version 2 under Argon2id ``upgrade_kdf``,
+    same passphrase, same seed, same vault key."""
+    doc = _read(path)
+    seed = _unseal_seed(doc, path, passphrase)
     identity = Identity.from_seed(seed)
-    if identity.public_key != info.public_key:
+    if identity.public_key != read_public(path).public_key:
         raise IdentityError("key file secret does not belong to its public key")
+    if passphrase is not None and doc.get("version") == 1:
+        vault_key = vault_key_from_kdf(doc.get("vault"), passphrase)
+        replace_file(Path(path), _encode(_document(seed, vault_key, passphrase, upgrade_kdf)))
     return identity
 
 
@@ -222,15 +346,26 @@ def derive_vault_key(path: Path, passphrase: str | None) -> bytes | None:
 
 
 def vault_kdf(path: Path) -> dict[str, Any] | None:
-    """The vault's KDF parameters (salt, check value; no secret), for an export to carry along."""
+    """The vault section (KDF parameters, salt, the vault key sealed under the passphrase; nothing in
+    the clear), for an export to carry along."""
     vault = _read(path).get("vault")
     return dict(vault) if vault is not None else None
 
 
-def vault_key_from_kdf(params: dict[str, Any], passphrase: str) -> bytes:
-    """Derive and check a vault key from exported KDF parameters (PassphraseError when wrong)."""
+def vault_key_from_kdf(params: Any, passphrase: str) -> bytes:
+    """The vault key from a vault section (a key file's, or an export's copy): unwrapped (version 2) or
+    derived and checked (version 1). PassphraseError when the passphrase is wrong."""
+    if not isinstance(params, dict):
+        raise IdentityError("key file is encrypted but has no vault section")
     key = _derive(params, passphrase)
     try:
+        if "wrapped" in params:
+            vault_key = ChaCha20Poly1305(key).decrypt(
+                _hex(params, "nonce", _NONCE_BYTES), _hex(params, "wrapped"), _VAULT_WRAP_AAD
+            )
+            if len(vault_key) != _KEY_BYTES:
+                raise IdentityError(f"the wrapped vault key is not {_KEY_BYTES} bytes")
+            return vault_key
         ChaCha20Poly1305(key).decrypt(
             _hex(params, "check_nonce", _NONCE_BYTES), _hex(params, "check"), _VAULT_CHECK_AAD
         )

@@ -46,7 +46,7 @@ class Vrm:
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory) -> dict[str, Path]:
-    """An encrypted and an unencrypted home, initialised once through the CLI (scrypt is slow)."""
+    """An encrypted and an unencrypted home, initialised once through the CLI (Argon2id is slow on purpose)."""
     root = tmp_path_factory.mktemp("cli-templates")
     Vrm(root / "encrypted")("init")
     Vrm(root / "plain", passphrase=None)("init", "--no-passphrase")
@@ -346,6 +346,61 @@ def test_export_import_round_trip(vrm, tmp_path):
     assert EMAIL in clear.read_text()
     vrm("export", str(tmp_path / "never.json"), "--decrypt", passphrase="wrong", code=5)
     assert not (tmp_path / "never.json").exists()
+
+
+def test_export_with_the_identity_imports_as_the_same_node(vrm, plain, tmp_path):
+    vrm("vault", "set", "email", EMAIL)
+    intent = vrm.json("intent", "?flight to:JFK")
+    export = tmp_path / "moving.json"
+    assert "identity backup" in vrm("export", str(export), "--identity").stdout
+    text = export.read_text()
+    assert EMAIL not in text and PASSPHRASE not in text
+    result = vrm("import", str(export), "--home", str(tmp_path / "pi"))
+    assert "the same node" in result.stdout
+    moved = Vrm(tmp_path / "pi")
+    assert moved.json("id")["node_id"] == vrm.json("id")["node_id"]
+    assert moved("vault", "get", "email").stdout == EMAIL + "\n"
+    moved("intents", "withdraw", intent["id"])  # its own key now: the intent can be withdrawn
+
+    # a node without a passphrase seals its backup under $VRM_BACKUP_PASSPHRASE (else refuses)
+    plain("export", str(tmp_path / "refused.json"), "--identity", code=5)
+    assert not (tmp_path / "refused.json").exists()
+    env = {"VRM_HOME": str(plain.home), "VRM_BACKUP_PASSPHRASE": "backup words"}
+    done = CliRunner().invoke(app, ["export", str(tmp_path / "plain.json"), "--identity"], env=env)
+    assert done.exit_code == 0, done.stdout
+    env = {"VRM_HOME": str(tmp_path / "plain-moved"), "VRM_PASSPHRASE": None, "VRM_SOURCE_PASSPHRASE": "backup words"}
+    done = CliRunner().invoke(app, ["import", str(tmp_path / "plain.json"), "--no-passphrase"], env=env)
+    assert done.exit_code == 0, done.stdout
+    assert Vrm(tmp_path / "plain-moved", passphrase=None).json("id")["node_id"] == plain.json("id")["node_id"]
+
+
+def test_passphrase_change(vrm, plain):
+    """`vrm passphrase change`: the old passphrase opens nothing afterwards, the new one opens the same
+    identity and the same vault values; refusals change nothing."""
+    vrm("vault", "set", "email", EMAIL)
+    node_id = vrm.json("id")["node_id"]
+    key_file = vrm.home / "identity.json"
+    before = key_file.read_bytes()
+
+    def change(passphrase: str, new: str | None) -> object:
+        env = {"VRM_HOME": str(vrm.home), "VRM_PASSPHRASE": passphrase, "VRM_NEW_PASSPHRASE": new}
+        return CliRunner().invoke(app, ["passphrase", "change", "--json"], env=env)
+
+    assert change("wrong", "a new passphrase").exit_code == 5
+    assert change(PASSPHRASE, None).exit_code == 5  # no new one given, and no terminal to ask on
+    assert change(PASSPHRASE, PASSPHRASE).exit_code == 5
+    assert key_file.read_bytes() == before
+
+    result = change(PASSPHRASE, "a new passphrase")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout) == {"node_id": node_id, "changed": True, "kdf": "argon2id"}
+    vrm("vault", "get", "email", code=5)  # the old passphrase no longer opens the vault
+    renewed = Vrm(vrm.home, passphrase="a new passphrase")
+    assert renewed("vault", "get", "email").stdout == EMAIL + "\n"
+    assert renewed.json("id")["node_id"] == node_id
+    assert json.loads(key_file.read_text())["encryption"]["kdf"] == "argon2id"
+
+    plain("passphrase", "change", code=5)  # nothing to change on a home without a passphrase
 
 
 # -- completion -----------------------------------------------------------------------------------

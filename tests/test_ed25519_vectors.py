@@ -1,6 +1,6 @@
-"""Ed25519 under ZIP-215: the public suites in shared/vectors and the project's edge vectors.
+"""Ed25519 under ZIP-215: the public suites in tests/vectors/public and the project's edge vectors.
 
-Expected counts come from shared/vectors/README.md; per-item verdicts from each suite where it has one,
+Expected counts come from tests/vectors/public/README.md; per-item verdicts from each suite where it has one,
 and for CCTV (flags only) from an independent textbook ZIP-215 check (tests/vectors/loaders.py), which
 must itself reproduce the documented count. Single, batch and batch-with-fallback must all agree.
 """

@@ -11,7 +11,7 @@ import pytest
 from node.errors import ExchangeError, PassphraseError
 from node.exchange import FORMAT, dump_document, export_home, import_home, load_document, write_export
 from node.home import init_home, load_home, open_store, open_vault
-from node.keystore import load_identity
+from node.keystore import derive_vault_key, load_identity
 from node.records import RECORD_TABLES, Records
 from node.scorecard import scorecard
 from node.search import search
@@ -48,7 +48,7 @@ def _populate(home, passphrase):
 
 @pytest.fixture(scope="module")
 def encrypted_home(tmp_path_factory):
-    """Built once (scrypt is slow on purpose); tests only read it."""
+    """Built once (Argon2id is slow on purpose); tests only read it."""
     home = init_home(tmp_path_factory.mktemp("source") / "alice", PASSPHRASE, clock=lambda: T0)
     _populate(home, PASSPHRASE)
     return home
@@ -82,11 +82,12 @@ def test_the_document_is_open_json_with_every_table(encrypted_home):
 def test_a_sealed_export_holds_no_secret(encrypted_home):
     doc = export_home(encrypted_home)
     vault = doc["sections"]["vault"]
-    assert vault["encrypted"] and vault["kdf"]["kdf"] == "scrypt"
+    assert vault["encrypted"] and vault["kdf"]["kdf"] == "argon2id" and "wrapped" in vault["kdf"]
     assert [e["name"] for e in vault["entries"]] == sorted(SECRET_VALUES)
     text = dump_document(doc)
     seed = load_identity(encrypted_home.key_path, PASSPHRASE).seed()
-    for secret in [*SECRET_VALUES.values(), seed.hex(), PASSPHRASE]:
+    vault_key = derive_vault_key(encrypted_home.key_path, PASSPHRASE)
+    for secret in [*SECRET_VALUES.values(), seed.hex(), PASSPHRASE, vault_key.hex()]:
         assert secret not in text
     opened = export_home(encrypted_home, passphrase=PASSPHRASE, decrypt=True)
     assert {e["name"]: e["value"] for e in opened["sections"]["vault"]["entries"]} == SECRET_VALUES

@@ -23,7 +23,15 @@ from node.home import (
     resolve_home,
     set_profile,
 )
-from node.keystore import derive_vault_key, load_identity, read_public, write_new_file
+from node.keystore import (
+    Argon2Params,
+    change_passphrase,
+    derive_vault_key,
+    load_identity,
+    needs_upgrade,
+    read_public,
+    write_new_file,
+)
 from node.nodeid import decode_node_id
 from node.records import Records
 
@@ -234,9 +242,10 @@ def test_a_tampered_key_file_is_refused(tmp_path):
     with pytest.raises(IdentityError):
         read_public(info.key_path)
 
-    rewrite(encryption={**doc["encryption"], "n": 2**40})  # a key file asking for absurd work
-    with pytest.raises(IdentityError):
-        load_identity(info.key_path, PASSPHRASE)
+    for absurd in ({"m": 2**40}, {"t": 10**6}, {"p": 0}, {"m": True}, {"kdf": "md5"}):  # absurd work or none
+        rewrite(encryption={**doc["encryption"], **absurd})
+        with pytest.raises(IdentityError):
+            load_identity(info.key_path, PASSPHRASE)
 
     info.key_path.write_text("{not json")
     with pytest.raises(IdentityError):
@@ -334,3 +343,108 @@ def test_an_init_whose_store_cannot_be_opened_leaves_nothing(tmp_path, monkeypat
     info = home_module.init_home(target, None)  # and the same path works once the store opens
     assert home_module.load_home(target) == info
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+# -- key derivation: argon2id, the upgrade of scrypt key files, changing the passphrase ----------------
+
+CHEAP = Argon2Params(t=1, m=64, p=1)  # tests only: the same code path at a fraction of the cost
+
+
+def test_a_new_key_file_uses_argon2id_with_owasp_parameters(tmp_path):
+    info = init_home(tmp_path / "alice", PASSPHRASE)
+    doc = json.loads(info.key_path.read_text())
+    assert doc["version"] == 2
+    for section in (doc["encryption"], doc["vault"]):
+        assert {k: section[k] for k in ("kdf", "t", "m", "p")} == {"kdf": "argon2id", "t": 2, "m": 19456, "p": 1}
+    assert doc["encryption"]["salt"] != doc["vault"]["salt"]
+    assert not needs_upgrade(info.key_path)
+
+
+def _write_v1_key_file(path: Path, seed: bytes, passphrase: str) -> bytes:
+    """A version 1 key file as the previous release wrote it (scrypt, a derived vault key), built here
+    from pyca/cryptography alone; N=2^10 keeps it quick. Returns the vault key it implies."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    from node.identity import Identity
+    from node.nodeid import encode_node_id
+
+    public_key = Identity.from_seed(seed).public_key
+    salt, nonce, vault_salt, check_nonce = (bytes([i]) * n for i, n in ((1, 16), (2, 12), (3, 16), (4, 12)))
+
+    def scrypt(s: bytes) -> bytes:
+        return Scrypt(salt=s, length=32, n=2**10, r=8, p=1).derive(passphrase.encode())
+
+    vault_key = scrypt(vault_salt)
+    params = {"kdf": "scrypt", "n": 2**10, "r": 8, "p": 1}
+    doc = {
+        "version": 1,
+        "public_key": public_key.hex(),
+        "node_id": encode_node_id(public_key),
+        "encryption": {**params, "salt": salt.hex(), "aead": "chacha20poly1305", "nonce": nonce.hex()},
+        "secret": ChaCha20Poly1305(scrypt(salt)).encrypt(nonce, seed, public_key).hex(),
+        "vault": {**params, "salt": vault_salt.hex(), "check_nonce": check_nonce.hex(),
+                  "check": ChaCha20Poly1305(vault_key).encrypt(check_nonce, b"", b"vrm-vault-check-v1").hex()},
+    }  # fmt: skip
+    path.write_text(json.dumps(doc))
+    return vault_key
+
+
+def test_a_scrypt_key_file_is_upgraded_on_its_next_unlock(tmp_path):
+    info = init_home(tmp_path / "alice", PASSPHRASE, kdf=CHEAP)
+    seed = bytes(range(32))
+    info.key_path.unlink()
+    old_vault_key = _write_v1_key_file(info.key_path, seed, PASSPHRASE)
+    with open_store(info) as store:
+        from node.vault import Vault
+
+        Vault(store, old_vault_key).set("email", "alice@example.org")  # written by the old release
+    assert needs_upgrade(info.key_path)
+    assert derive_vault_key(info.key_path, PASSPHRASE) == old_vault_key  # readable before the upgrade
+    with pytest.raises(PassphraseError):
+        load_identity(info.key_path, "wrong")
+    assert needs_upgrade(info.key_path)  # a failed unlock rewrites nothing
+
+    identity = load_identity(info.key_path, PASSPHRASE, upgrade_kdf=CHEAP)
+    assert identity.seed() == seed
+    doc = json.loads(info.key_path.read_text())
+    assert doc["version"] == 2 and doc["encryption"]["kdf"] == doc["vault"]["kdf"] == "argon2id"
+    assert (doc["encryption"]["t"], doc["encryption"]["m"]) == (CHEAP.t, CHEAP.m)
+    assert not needs_upgrade(info.key_path)
+    assert stat.S_IMODE(info.key_path.stat().st_mode) == 0o600
+    assert [p.name for p in info.key_path.parent.iterdir() if p.name.endswith(".tmp")] == []
+    # the same identity and the same vault key: the old vault values open with the passphrase
+    assert load_identity(info.key_path, PASSPHRASE).seed() == seed
+    assert derive_vault_key(info.key_path, PASSPHRASE) == old_vault_key
+    with open_store(info) as store:
+        assert open_vault(info, store, PASSPHRASE).get("email") == "alice@example.org"
+
+
+def test_changing_the_passphrase_keeps_the_identity_and_the_vault(tmp_path):
+    info = init_home(tmp_path / "alice", PASSPHRASE, kdf=CHEAP)
+    with open_store(info) as store:
+        open_vault(info, store, PASSPHRASE).set("email", "alice@example.org")
+    before = info.key_path.read_bytes()
+    with pytest.raises(PassphraseError):
+        change_passphrase(info.key_path, "wrong", "new one", kdf=CHEAP)
+    with pytest.raises(PassphraseError):
+        change_passphrase(info.key_path, PASSPHRASE, "", kdf=CHEAP)
+    assert info.key_path.read_bytes() == before  # refused: nothing changed
+
+    changed = change_passphrase(info.key_path, PASSPHRASE, "a new passphrase", kdf=CHEAP)
+    assert changed.node_id == info.node_id
+    with pytest.raises(PassphraseError):
+        load_identity(info.key_path, PASSPHRASE)
+    assert load_identity(info.key_path, "a new passphrase").public_key.hex() == info.public_key
+    with open_store(info) as store:
+        with pytest.raises(PassphraseError):
+            open_vault(info, store, PASSPHRASE)
+        assert open_vault(info, store, "a new passphrase").get("email") == "alice@example.org"
+
+
+def test_a_home_without_a_passphrase_has_none_to_change(tmp_path):
+    info = init_home(tmp_path / "plain", None)
+    before = info.key_path.read_bytes()
+    with pytest.raises(PassphraseError, match="no passphrase"):
+        change_passphrase(info.key_path, "x", "y", kdf=CHEAP)
+    assert info.key_path.read_bytes() == before

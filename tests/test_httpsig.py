@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, InvalidSignature, MappingKeyResolver
 from http_message_signatures.algorithms import ED25519
-from http_sfv import Dictionary
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from federation.httpsig import (
     verify_request,
 )
 from federation.noncecache import Admission, NonceCache
+from federation.sf import Dictionary
 from node.errors import RequestSignatureError
 from node.identity import Identity
 from node.nodeid import encode_node_id

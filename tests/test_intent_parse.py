@@ -119,7 +119,18 @@ GOOD = {
         "?x Max:4 10:30 é:x 1a:b A->B SFO->JFK->LAX x-> bob@example.com",
         {"words": ["Max:4", "10:30", "é:x", "1a:b", "A->B", "SFO->JFK->LAX", "x-", "bob@example.com"]},
     ),
-    "a trailing colon makes a free word": ("?x wanted: max:", {"words": ["wanted", "max"]}),
+    "a trailing colon after a key with no type makes a free word": (
+        "?x wanted: note: max", {"words": ["wanted", "note", "max"]}),
+    "CJK and full-width punctuation is stripped": (
+        "?寿司 #東京。 「#大阪」、 （?ramen）！ #京都？ ?onsen… #札幌．",
+        {"tokens": ["寿司", "ramen", "onsen"], "tags": ["東京", "大阪", "京都", "札幌"]},
+    ),
+    "Arabic and Devanagari marks are stripped": ("?x #کتاب؟ #नमस्ते। #سلام،", {
+        "tokens": ["x"], "tags": ["کتاب", "नमस्ते", "سلام"]}),
+    "ZWNJ between Persian joining letters": ("?x #می\u200cخواهم", {"tokens": ["x"], "tags": ["می\u200cخواهم"]}),
+    "ZWJ and ZWNJ after a virama": ("?x #क्\u200dष #ক্\u200cষ", {"tokens": ["x"], "tags": ["क्\u200dष", "ক্\u200cষ"]}),
+    "a middle dot between letters (Catalan)": ("?col·lecció #Paral·lel ?İ·l", {
+        "tokens": ["col·lecció", "i\u0307·l"], "tags": ["paral·lel"]}),
     "a name of 64 characters": ("?" + "é" * 64, {"tokens": ["é" * 64]}),
     "emoji are not names but are free words": ("?x 🚀", {"words": ["🚀"]}),
 }
@@ -182,6 +193,23 @@ ERRORS = {
         "near:0123456789bcd", 3),
     "place too short": (
         "?a to:J", "to: expected a place code of 2 to 8 letters or digits, such as SFO", "to:J", 3),
+    "a typed key with no value": (
+        "?flight max:", "max: expected an amount with its currency, such as 400USD or 12.50EUR", "max", 8),
+    "a typed key with no value before punctuation": (
+        "?a (before:).", "before: expected a date such as 2026-12-20", "before", 4),
+    "a place key with no value": ("?a to:", "to: expected a place code of 2 to 8 letters or digits, such as SFO", "to", 3),
+    "ZWNJ between Latin letters": (
+        "?a\u200cb", "U+200C (zero width non-joiner) in a name only after a virama or between joining letters (UAX #31)",
+        "?a\u200cb", 0),
+    "ZWNJ after a right-joining letter": (
+        "?x #ا\u200cب", "U+200C (zero width non-joiner) in a name only after a virama or between joining letters (UAX #31)",
+        "#ا\u200cب", 3),
+    "ZWJ without a virama": (
+        "?x #क\u200dष", "U+200D (zero width joiner) in a name only after a virama (UAX #31)", "#क\u200dष", 3),
+    "a middle dot at the end": (
+        "?x #l·", "U+00B7 (middle dot) in a name only between two letters, as in col·lecció", "#l·", 3),
+    "a middle dot after a digit": (
+        "?x #1·l", "U+00B7 (middle dot) in a name only between two letters, as in col·lecció", "#1·l", 3),
     "text over the cap": ("?x" * 501, "text is longer than 1000 characters", "", 0),
     "the cap counts characters": ("?x " + "日" * 998, "text is longer than 1000 characters", "", 0),
 }
@@ -285,10 +313,12 @@ PIECES = [
     "max:", "min:", "budget:", "on:", "before:", "qty:", "nights:", "near:", "from:", "to:", "note:",
     "400", "12.5", "USD", "eur", "JPY", "KWD", "2026-02-29", "2024-02-29", "2026-12-20", "9q8yy", "SFO",
     "JFK", "é", "日本", "ПОЕЗД", "Σ", "İ", "\u0301", "🚀", " ", "\t", "\u3000", "\u00a0", "0", "9",
+    "。", "、", "！", "？", "「", "」", "（", "）", "؟", "।", "\u200c", "\u200d", "·", "l", "ا", "ب", "می",
+    "क", "्", "ষ", "\u064b",
 ]  # fmt: skip
 
 piece_text = st.lists(st.sampled_from(PIECES), max_size=24).map("".join)
-sigil_mix = st.text(alphabet=st.sampled_from(list("?#@:.->()\"' ,!\taZé日0_İΣ\u0301")), max_size=40)
+sigil_mix = st.text(alphabet=st.sampled_from(list("?#@:.->()\"' ,!\taZé日0_İΣ\u0301。」\u200c\u200d·lاب्क")), max_size=40)
 names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
 word = st.one_of(
     st.tuples(st.sampled_from(SIGILS), names).map("".join),

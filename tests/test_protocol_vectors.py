@@ -195,6 +195,42 @@ def test_protocol_md_refused_table_matches_the_json():
     assert len(default_now) == 1
 
 
+def _printed_refused_bytes() -> dict[str, bytes]:
+    """The hex block after the refused table, read as a second implementer would: a line with a name
+    starts a vector, a line without continues it, `hex × n` is that run repeated."""
+    block = BLOCK.split("The bytes of each, in hex", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    printed: dict[str, bytearray] = {}
+    name = None
+    for line in block.splitlines():
+        label, rest = line[: line.index(" ")], line[line.index(" ") :].strip()
+        if label:
+            name = label
+            printed[name] = bytearray()
+        run, times = (rest.split(" × ") + ["1"])[:2]
+        printed[name] += bytes.fromhex(run) * int(times)
+    return {k: bytes(v) for k, v in printed.items()}
+
+
+def test_protocol_md_prints_every_refused_vector_byte_for_byte(reference):
+    printed = _printed_refused_bytes()
+    assert list(printed) == [v["name"] for v in REFUSED]
+    for vector in REFUSED:
+        assert printed[vector["name"]] == refused_bytes(vector), vector["name"]
+        assert reference.Verifier().verify_one(printed[vector["name"]], vector["now_ms"])[0] == vector["code"]
+
+
+def test_node_id_vectors():
+    from node.nodeid import decode_node_id, encode_node_id
+
+    vectors = PROTOCOL["node_ids"]
+    assert len(vectors) >= 3
+    for vector in vectors:
+        key = bytes.fromhex(vector["public_key"])
+        assert encode_node_id(key) == vector["node_id"] and vector["node_id"].startswith("vrm1")
+        assert len(vector["node_id"]) == 62 and decode_node_id(vector["node_id"].upper()) == key
+        assert f"node_id       {vector['node_id']}" in BLOCK
+
+
 def test_protocol_md_reason_table_matches_reasons_py():
     rows = re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", PROTOCOL_MD, re.M)
     assert [(int(code), label) for code, label in rows] == [(int(r), r.label) for r in Reason]

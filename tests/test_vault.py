@@ -27,7 +27,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory):
-    """An empty plain home and an empty encrypted one with its vault key, made once (scrypt is slow)."""
+    """An empty plain home and an empty encrypted one with its vault key, made once (Argon2id is slow on purpose)."""
     root = tmp_path_factory.mktemp("templates")
     plain = init_home(root / "plain", None)
     encrypted = init_home(root / "encrypted", PASSPHRASE)

@@ -20,9 +20,21 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_INT_DIGITS: usize = 18;
 
 /// Characters stripped from the start of a word, repeatedly.
-pub const LEADING_PUNCTUATION: &str = "\"'([{<\u{201C}\u{2018}\u{00AB}\u{00BF}\u{00A1}";
+pub const LEADING_PUNCTUATION: &str = concat!(
+    "\"'([{<\u{201C}\u{2018}\u{00AB}\u{00BF}\u{00A1}",
+    // CJK and full-width brackets and quotes: 「『（【〈《〔［｛｢＂＇〝
+    "\u{300C}\u{300E}\u{FF08}\u{3010}\u{3008}\u{300A}\u{3014}\u{FF3B}\u{FF5B}\u{FF62}\u{FF02}\u{FF07}\u{301D}",
+);
 /// Characters stripped from the end of a word, repeatedly.
-pub const TRAILING_PUNCTUATION: &str = "\"')]}>.,;:!?\u{201D}\u{2019}\u{00BB}\u{2026}";
+pub const TRAILING_PUNCTUATION: &str = concat!(
+    "\"')]}>.,;:!?\u{201D}\u{2019}\u{00BB}\u{2026}",
+    // CJK and full-width stops, commas, marks, closing brackets and quotes:
+    // 。、！？」』）】〉》〕］｝｣｡､，．；：＂＇〞〟‥
+    "\u{3002}\u{3001}\u{FF01}\u{FF1F}\u{300D}\u{300F}\u{FF09}\u{3011}\u{3009}\u{300B}\u{3015}\u{FF3D}\u{FF5D}\u{FF63}\u{FF61}\u{FF64}",
+    "\u{FF0C}\u{FF0E}\u{FF1B}\u{FF1A}\u{FF02}\u{FF07}\u{301E}\u{301F}\u{2025}",
+    // Arabic comma, semicolon, question mark, Urdu full stop; Devanagari danda, double danda
+    "\u{060C}\u{061B}\u{061F}\u{06D4}\u{0964}\u{0965}",
+);
 
 const GEOHASH_ALPHABET: &[u8] = b"0123456789bcdefghjkmnpqrstuvwxyz";
 
@@ -171,41 +183,20 @@ pub fn is_space(c: char) -> bool {
 
 /// One of LEADING_PUNCTUATION.
 pub fn is_leading(c: char) -> bool {
-    matches!(
-        c,
-        '"' | '\''
-            | '('
-            | '['
-            | '{'
-            | '<'
-            | '\u{201C}'
-            | '\u{2018}'
-            | '\u{00AB}'
-            | '\u{00BF}'
-            | '\u{00A1}'
-    )
+    LEADING_PUNCTUATION.contains(c)
 }
 
 /// One of TRAILING_PUNCTUATION.
 pub fn is_trailing(c: char) -> bool {
-    matches!(
-        c,
-        '"' | '\''
-            | ')'
-            | ']'
-            | '}'
-            | '>'
-            | '.'
-            | ','
-            | ';'
-            | ':'
-            | '!'
-            | '?'
-            | '\u{201D}'
-            | '\u{2019}'
-            | '\u{00BB}'
-            | '\u{2026}'
-    )
+    TRAILING_PUNCTUATION.contains(c)
+}
+
+/// Whether `c` falls in one of the sorted inclusive `ranges`.
+fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
+    let cp = c as u32;
+    // The last range starting at or before cp.
+    let i = ranges.partition_point(|&(lo, _)| lo <= cp);
+    i > 0 && cp <= ranges[i - 1].1
 }
 
 /// A letter, mark or decimal digit of the pinned Unicode version.
@@ -213,10 +204,84 @@ pub fn is_name_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric();
     }
-    let cp = c as u32;
-    // The last range starting at or before cp.
-    let i = tables::NAME_RANGES.partition_point(|&(lo, _)| lo <= cp);
-    i > 0 && cp <= tables::NAME_RANGES[i - 1].1
+    in_ranges(tables::NAME_RANGES, c)
+}
+
+const ZWNJ: char = '\u{200C}';
+const ZWJ: char = '\u{200D}';
+const MIDDLE_DOT: char = '\u{00B7}';
+
+/// UAX #31 A2/B: `/$L $M* $V $M1* joiner/` ends at `name[i]`.
+fn after_virama(name: &[char], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 {
+        j -= 1;
+        if in_ranges(tables::VIRAMA_RANGES, name[j]) {
+            let mut k = j;
+            while k > 0 && in_ranges(tables::MN_RANGES, name[k - 1]) {
+                k -= 1;
+            }
+            if k > 0 && in_ranges(tables::LETTER_RANGES, name[k - 1]) {
+                return true;
+            }
+        }
+        if !in_ranges(tables::MN_CCC_RANGES, name[j]) {
+            return false;
+        }
+    }
+    false
+}
+
+/// UAX #31 A1: `/$LJ $T* ZWNJ $T* $RJ/` around `name[i]`.
+fn between_joining_letters(name: &[char], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 && in_ranges(tables::JOIN_TRANSPARENT_RANGES, name[j - 1]) {
+        j -= 1;
+    }
+    let mut k = i + 1;
+    while k < name.len() && in_ranges(tables::JOIN_TRANSPARENT_RANGES, name[k]) {
+        k += 1;
+    }
+    j > 0
+        && in_ranges(tables::JOIN_LEFT_RANGES, name[j - 1])
+        && k < name.len()
+        && in_ranges(tables::JOIN_RIGHT_RANGES, name[k])
+}
+
+/// Why the joiner or middle dot at `name[i]` may not stand there, or None when it may.
+fn context_refusal(name: &[char], i: usize) -> Option<&'static str> {
+    let c = name[i];
+    if c == MIDDLE_DOT {
+        // after a letter and its marks (so a lower-cased İ·l, i + U+0307, stays valid)
+        let mut j = i;
+        while j > 0 && in_ranges(tables::MN_RANGES, name[j - 1]) {
+            j -= 1;
+        }
+        let inside = j > 0
+            && in_ranges(tables::LETTER_RANGES, name[j - 1])
+            && i + 1 < name.len()
+            && in_ranges(tables::LETTER_RANGES, name[i + 1]);
+        return (!inside).then_some(
+            "U+00B7 (middle dot) in a name only between two letters, as in col\u{00B7}lecci\u{00F3}",
+        );
+    }
+    if after_virama(name, i) || (c == ZWNJ && between_joining_letters(name, i)) {
+        return None;
+    }
+    Some(if c == ZWNJ {
+        "U+200C (zero width non-joiner) in a name only after a virama or between joining letters (UAX #31)"
+    } else {
+        "U+200D (zero width joiner) in a name only after a virama (UAX #31)"
+    })
+}
+
+/// A key whose value is typed (money, date, integer, geohash, place): `max:` with no value is an error.
+fn is_typed_key(key: &str) -> bool {
+    matches!(
+        key,
+        "max" | "min" | "budget" | "before" | "after" | "on" | "qty" | "size" | "nights" | "seats"
+            | "guests" | "near" | "from" | "to"
+    )
 }
 
 fn push_lower(out: &mut String, c: char) {
@@ -263,6 +328,8 @@ fn find2(s: &str, a: u8, b: u8) -> Option<usize> {
 struct Word<'a> {
     text: &'a str,
     offset: usize,
+    /// The first stripped trailing character was `:` (as in `max:`).
+    colon_after: bool,
 }
 
 impl Word<'_> {
@@ -298,6 +365,7 @@ fn strip(raw: &str, offset: usize) -> Option<Word<'_>> {
     (!text.is_empty()).then_some(Word {
         text,
         offset: offset + lead_chars,
+        colon_after: tail(rest, end).starts_with(':'),
     })
 }
 
@@ -361,6 +429,10 @@ pub fn parse(text: &str) -> Result<Intent<'_>, SyntaxError> {
             }
             let constraint = typed(key, value).map_err(|m| word.err(m))?;
             intent.constraints.push((key, constraint));
+        } else if word.colon_after && is_typed_key(word.text) {
+            // `max:` with no value: refused with the key's own message (typed refuses "")
+            let message = typed(word.text, "").err().unwrap_or_default();
+            return Err(word.err(message));
         } else {
             intent.words.push(word.text);
         }
@@ -378,14 +450,20 @@ fn name(word: Word<'_>, sigil: char) -> Result<String, SyntaxError> {
     if name.is_empty() {
         return Err(word.err(format!("empty name after '{sigil}'")));
     }
-    let mut count = 0;
-    for c in name.chars() {
-        if !(is_name_char(c) || c == '_' || c == '-' || (sigil == '@' && c == '.')) {
-            return Err(word.err(format!("invalid character {} in a name", show(c))));
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if is_name_char(c) || c == '_' || c == '-' || (sigil == '@' && c == '.') {
+            continue;
         }
-        count += 1;
+        if matches!(c, ZWNJ | ZWJ | MIDDLE_DOT) {
+            match context_refusal(&chars, i) {
+                None => continue,
+                Some(message) => return Err(word.err(message)),
+            }
+        }
+        return Err(word.err(format!("invalid character {} in a name", show(c))));
     }
-    if count > MAX_NAME_CHARS {
+    if chars.len() > MAX_NAME_CHARS {
         return Err(word.err(format!("name longer than {MAX_NAME_CHARS} characters")));
     }
     let mut out = String::with_capacity(name.len());
@@ -938,13 +1016,42 @@ mod tests {
     }
 
     #[test]
-    fn punctuation_sets_match_their_lists() {
-        for cp in 0..0x3000u32 {
-            if let Some(c) = char::from_u32(cp) {
-                assert_eq!(is_leading(c), LEADING_PUNCTUATION.contains(c), "{c:?}");
-                assert_eq!(is_trailing(c), TRAILING_PUNCTUATION.contains(c), "{c:?}");
-            }
+    fn cjk_and_full_width_marks_are_punctuation() {
+        for c in ['「', '『', '（', '【', '《'] {
+            assert!(is_leading(c), "{c:?}");
         }
+        for c in ['。', '、', '！', '？', '」', '』', '）', '，', '．', '：', '؟', '،', '।'] {
+            assert!(is_trailing(c), "{c:?}");
+            assert!(!is_name_char(c), "{c:?}");
+        }
+        assert_eq!(ok("?寿司 #東京。").tags, ["東京"]);
+        assert_eq!(ok("「?寿司」、 #大阪！").tokens, ["寿司"]);
+    }
+
+    #[test]
+    fn joiners_and_middle_dots_follow_uax31() {
+        // Persian ZWNJ between joining letters; Devanagari ZWJ/ZWNJ after a virama; Catalan l·l
+        assert_eq!(ok("?x #می\u{200C}خواهم").tags, ["می\u{200C}خواهم"]);
+        assert_eq!(ok("?x #क्\u{200D}ष").tags, ["क्\u{200D}ष"]);
+        assert_eq!(ok("?x #क्\u{200C}ष").tags, ["क्\u{200C}ष"]);
+        assert_eq!(ok("?col\u{B7}lecció").tokens, ["col\u{B7}lecció"]);
+        assert_eq!(ok("?İ\u{B7}l").tokens, ["i\u{307}\u{B7}l"]);
+        for bad in ["?a\u{200C}b", "?a\u{200D}b", "?\u{200C}", "?\u{B7}l", "?l\u{B7}", "?l\u{B7}\u{B7}l", "?ا\u{200C}ب"] {
+            let e = err(bad);
+            assert!(e.message.contains("in a name only"), "{bad:?}: {e}");
+            assert_eq!(e.offset, 0);
+        }
+    }
+
+    #[test]
+    fn a_typed_key_without_value_is_refused() {
+        let e = err("?flight max:");
+        assert_eq!((e.word.as_str(), e.offset), ("max", 8));
+        assert_eq!(e.message, err("?flight max:lots").message);
+        assert!(err("?x before:.").message.starts_with("before: expected a date"));
+        assert!(err("?x (qty:)").message.starts_with("qty: expected a whole number"));
+        assert_eq!(ok("?help needed: a plumber").words, ["needed", "a", "plumber"]);
+        assert_eq!(ok("?x max").words, ["max"]);
     }
 
     #[test]

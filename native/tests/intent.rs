@@ -66,6 +66,19 @@ const PIECES: &[&str] = &[
     "\u{10FFFF}",
     "\u{FFFD}",
     "\u{200B}",
+    "。",
+    "」",
+    "「",
+    "！",
+    "؟",
+    "\u{200C}",
+    "\u{200D}",
+    "\u{B7}",
+    "l",
+    "ا",
+    "ب",
+    "क",
+    "\u{94D}",
 ];
 
 fn random_text(rng: &mut Rng) -> String {
@@ -206,5 +219,21 @@ fn name_characters() {
     }
     for c in ['_', '-', '.', ' ', '*', '🚀', '\u{200B}', '\u{0}', '²', 'Ⅻ'] {
         assert!(!is_name_char(c), "{c:?}");
+    }
+}
+
+#[test]
+fn cjk_punctuation_joiners_and_empty_typed_keys() {
+    let i = parse("?寿司 #東京。 「#大阪」、 #می\u{200C}خواهم #क्\u{200D}ष ?col\u{B7}lecció").unwrap();
+    assert_eq!(i.tokens, ["寿司", "col\u{B7}lecció"]);
+    assert_eq!(i.tags, ["東京", "大阪", "می\u{200C}خواهم", "क्\u{200D}ष"]);
+    for (text, word, offset) in [
+        ("?flight max:", "max", 8),
+        ("?x #a\u{200C}b", "#a\u{200C}b", 3),
+        ("?x #\u{B7}l", "#\u{B7}l", 3),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert_eq!((e.word.as_str(), e.offset), (word, offset), "{text:?}");
+        check_error(text, &e);
     }
 }

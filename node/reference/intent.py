@@ -13,15 +13,38 @@ from bisect import bisect_right
 from typing import Any
 
 from node.errors import IntentSyntaxError
-from node.reference.intent_tables import LOWER, NAME_RANGES
+from node.reference.intent_tables import (
+    JOIN_LEFT_RANGES,
+    JOIN_RIGHT_RANGES,
+    JOIN_TRANSPARENT_RANGES,
+    LETTER_RANGES,
+    LOWER,
+    MN_CCC_RANGES,
+    MN_RANGES,
+    NAME_RANGES,
+    VIRAMA_RANGES,
+)
 from node.reference.intent_tables import UNICODE_VERSION as INTENT_UNICODE_VERSION
 
 MAX_INTENT_CHARS = 1000
 MAX_INTENT_NAME_CHARS = 64
 MAX_INT_DIGITS = 18
 
-LEADING_PUNCTUATION = frozenset("\"'([{<\u201c\u2018\u00ab\u00bf\u00a1")
-TRAILING_PUNCTUATION = frozenset("\"')]}>.,;:!?\u201d\u2019\u00bb\u2026")
+# ASCII and Latin marks, then CJK and full-width brackets and quotes (「『（【〈《〔［｛｢＂＇〝).
+LEADING_PUNCTUATION = frozenset(
+    "\"'([{<\u201c\u2018\u00ab\u00bf\u00a1"
+    "\u300c\u300e\uff08\u3010\u3008\u300a\u3014\uff3b\uff5b\uff62\uff02\uff07\u301d"
+)
+# ASCII and Latin marks; CJK and full-width stops, commas, marks, closing brackets and quotes
+# (。、！？」』）】〉》〕］｝｣｡､，．；：＂＇〞〟‥); Arabic comma, semicolon, question mark and
+# Urdu full stop (، ؛ ؟ ۔); Devanagari danda and double danda (। ॥).
+TRAILING_PUNCTUATION = frozenset(
+    "\"')]}>.,;:!?\u201d\u2019\u00bb\u2026"
+    "\u3002\u3001\uff01\uff1f\u300d\u300f\uff09\u3011\u3009\u300b\u3015\uff3d\uff5d\uff63\uff61\uff64"
+    "\uff0c\uff0e\uff1b\uff1a\uff02\uff07\u301e\u301f\u2025"
+    "\u060c\u061b\u061f\u06d4\u0964\u0965"
+)
+ZWNJ, ZWJ, MIDDLE_DOT = "\u200c", "\u200d", "\u00b7"
 # Unicode White_Space.
 WHITE_SPACE = frozenset(
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
@@ -57,18 +80,66 @@ MSG_NO_TOKEN = "no ?token: say what you want with at least one, such as ?flight"
 MSG_NOT_UNICODE = "text is not valid Unicode"
 MSG_TOO_LONG = f"text is longer than {MAX_INTENT_CHARS} characters"
 
-_RANGE_STARTS = [lo for lo, _ in NAME_RANGES]
+TYPED_KEYS = frozenset((*MONEY_KEYS, *DATE_KEYS, *INT_KEYS, *GEOHASH_KEYS, *PLACE_KEYS))
 
 
 def minor_digits(currency: str) -> int:
     return MINOR_DIGITS.get(currency, 2)
 
 
+def _in(ranges: tuple[tuple[int, int], ...], c: str) -> bool:
+    cp = ord(c)
+    i = bisect_right(ranges, (cp, 0x10FFFF))  # the last range starting at or before cp
+    return i > 0 and cp <= ranges[i - 1][1]
+
+
 def is_name_char(c: str) -> bool:
     """A letter, mark or decimal digit of the pinned Unicode version."""
-    cp = ord(c)
-    i = bisect_right(_RANGE_STARTS, cp)
-    return i > 0 and cp <= NAME_RANGES[i - 1][1]
+    return _in(NAME_RANGES, c)
+
+
+def _after_virama(name: str, i: int) -> bool:
+    """UAX #31 A2/B: /$L $M* $V $M1* joiner/ ends at name[i]."""
+    j = i - 1
+    while j >= 0:
+        if _in(VIRAMA_RANGES, name[j]):
+            k = j - 1
+            while k >= 0 and _in(MN_RANGES, name[k]):
+                k -= 1
+            if k >= 0 and _in(LETTER_RANGES, name[k]):
+                return True
+        if not _in(MN_CCC_RANGES, name[j]):
+            return False
+        j -= 1
+    return False
+
+
+def _between_joining_letters(name: str, i: int) -> bool:
+    """UAX #31 A1: /$LJ $T* ZWNJ $T* $RJ/ around name[i]."""
+    j = i - 1
+    while j >= 0 and _in(JOIN_TRANSPARENT_RANGES, name[j]):
+        j -= 1
+    k = i + 1
+    while k < len(name) and _in(JOIN_TRANSPARENT_RANGES, name[k]):
+        k += 1
+    return j >= 0 and _in(JOIN_LEFT_RANGES, name[j]) and k < len(name) and _in(JOIN_RIGHT_RANGES, name[k])
+
+
+def _context_refusal(name: str, i: int) -> str | None:
+    """Why the joiner or middle dot at name[i] may not stand there, or None when it may."""
+    c = name[i]
+    if c == MIDDLE_DOT:  # after a letter and its marks (so a lower-cased İ·l, i + U+0307, stays valid)
+        j = i - 1
+        while j >= 0 and _in(MN_RANGES, name[j]):
+            j -= 1
+        if j >= 0 and _in(LETTER_RANGES, name[j]) and i + 1 < len(name) and _in(LETTER_RANGES, name[i + 1]):
+            return None
+        return "U+00B7 (middle dot) in a name only between two letters, as in col·lecció"
+    if _after_virama(name, i) or (c == ZWNJ and _between_joining_letters(name, i)):
+        return None
+    if c == ZWNJ:
+        return "U+200C (zero width non-joiner) in a name only after a virama or between joining letters (UAX #31)"
+    return "U+200D (zero width joiner) in a name only after a virama (UAX #31)"
 
 
 def _show(c: str) -> str:
@@ -113,6 +184,8 @@ def parse_intent(text: str) -> dict[str, Any]:
                 if key in constraints:
                     raise _Refused(f"constraint '{key}' given twice")
                 constraints[key] = _typed(key, value)
+            elif word in TYPED_KEYS and text[offset + len(word) : offset + len(word) + 1] == ":":
+                _typed(word, "")  # `max:` with no value: always refused, with the key's own message
             else:
                 words.append(word)
         except _Refused as exc:
@@ -155,9 +228,15 @@ def _name(word: str, sigil: str) -> str:
     name = word[1:]
     if not name:
         raise _Refused(f"empty name after '{sigil}'")
-    for c in name:
-        if not (is_name_char(c) or c in "_-" or (sigil == "@" and c == ".")):
-            raise _Refused(f"invalid character {_show(c)} in a name")
+    for i, c in enumerate(name):
+        if is_name_char(c) or c in "_-" or (sigil == "@" and c == "."):
+            continue
+        if c in (ZWNJ, ZWJ, MIDDLE_DOT):
+            refusal = _context_refusal(name, i)
+            if refusal is None:
+                continue
+            raise _Refused(refusal)
+        raise _Refused(f"invalid character {_show(c)} in a name")
     if len(name) > MAX_INTENT_NAME_CHARS:
         raise _Refused(f"name longer than {MAX_INTENT_NAME_CHARS} characters")
     return "".join(LOWER.get(c, c) for c in name)  # per character: no final-sigma context

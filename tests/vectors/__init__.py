@@ -26,6 +26,8 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_json(item) for item in value]
     if isinstance(value, dict):
+        if list(value) == ["hex"] and isinstance(value["hex"], str):  # would read back as bytes
+            raise ValueError('a map whose only key is "hex" cannot be written in the vectors\' JSON form')
         return {key: to_json(item) for key, item in value.items()}
     return value
 

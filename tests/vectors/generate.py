@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from node.identity import Identity
+from node.nodeid import encode_node_id
 from node.reasons import Reason
 from node.reference import codec, ed25519
 from node.reference import envelope as ref
@@ -215,6 +216,18 @@ def refused_vectors() -> list[dict[str, Any]]:
          raw_map(entries()[:1] + entries()), base.NOW),
         ("key_not_text", Reason.NON_CANONICAL, "body is a map with the int key 1",
          raw_map(entries(body=Raw(b"\x81\x01\xc0"))), base.NOW),
+        ("utf8_surrogate", Reason.MALFORMED, "body is text a3 ed a0 80 (U+D800, a surrogate, in UTF-8 form)",
+         raw_map(entries(body=Raw(b"\xa3\xed\xa0\x80"))), base.NOW),
+        ("utf8_overlong", Reason.MALFORMED, "body is text a2 c0 af ('/' in an overlong two-byte form)",
+         raw_map(entries(body=Raw(b"\xa2\xc0\xaf"))), base.NOW),
+        ("utf8_above_max", Reason.MALFORMED, "body is text a4 f4 90 80 80 (U+110000, above U+10FFFF)",
+         raw_map(entries(body=Raw(b"\xa4\xf4\x90\x80\x80"))), base.NOW),
+        ("key_container_at_depth_16", Reason.NON_CANONICAL,
+         "body is 13 nested arrays holding a map whose key is an empty array (the key at depth 16)",
+         raw_map(entries(body=Raw(b"\x91" * 13 + b"\x81\x90\xc0"))), base.NOW),
+        ("key_too_deep", Reason.TOO_DEEP,
+         "body is 14 nested arrays holding a map whose key is an empty array (the key at depth 17)",
+         raw_map(entries(body=Raw(b"\x91" * 14 + b"\x81\x90\xc0"))), base.NOW),
         ("float", Reason.FLOAT_FORBIDDEN, "body is the float64 1.5",
          raw_map(entries(body=Raw(b"\xcb" + bytes.fromhex("3ff8000000000000")))), base.NOW),
         ("trailing_bytes", Reason.TRAILING_BYTES, "the base envelope followed by c0", base.raw + b"\xc0", base.NOW),
@@ -336,7 +349,14 @@ def protocol_vectors() -> dict[str, Any]:
         "envelopes": complete_vectors(),
         "refused": refused_vectors(),
         "accepted_edge_cases": accepted_edge_vectors(),
+        "node_ids": node_id_vectors(),
     }
+
+
+def node_id_vectors() -> list[dict[str, str]]:
+    """Public keys and their node ids: the envelopes' authors, and keys of all zero and all ff bytes."""
+    keys = [Identity.from_seed(bytes([n]) * 32).public_key for n in (0x01, 0x02, 0xA1)] + [bytes(32), b"\xff" * 32]
+    return [{"public_key": key.hex(), "node_id": encode_node_id(key)} for key in keys]
 
 
 # -- edge.json ---------------------------------------------------------------------------------
@@ -482,9 +502,9 @@ def edge_vectors() -> dict[str, Any]:
 # -- PROTOCOL.md block -------------------------------------------------------------------------
 
 
-def _wrapped(label: str, text: str, width: int = 64) -> list[str]:
+def _wrapped(label: str, text: str, width: int = 64, *, label_width: int = 13) -> list[str]:
     chunks = [text[i : i + width] for i in range(0, len(text), width)] or [""]
-    return [f"{label:<13} {chunks[0]}"] + [f"{'':<13} {chunk}" for chunk in chunks[1:]]
+    return [f"{label:<{label_width}} {chunks[0]}"] + [f"{'':<{label_width}} {chunk}" for chunk in chunks[1:]]
 
 
 def _json_lines(value: Any) -> list[str]:
@@ -512,7 +532,7 @@ def protocol_md_block(protocol: dict[str, Any]) -> str:
         "",
         "Each is the envelope of seed `05` × 32, kind `intent`, body `\"?taxi\"`, created "
         f"{CREATED}, expires {CREATED + DAY_MS}, changed as said, verified at `now` = {Base.NOW} unless "
-        "given. The bytes are in `protocol.json`.",
+        "given. Their bytes follow the table (and are in `protocol.json`).",
         "",
         "| name | change | now | code | reason |",
         "| --- | --- | --- | --- | --- |",
@@ -520,7 +540,26 @@ def protocol_md_block(protocol: dict[str, Any]) -> str:
     for vector in protocol["refused"]:
         now = "" if vector["now_ms"] == Base.NOW else str(vector["now_ms"])
         lines.append(f"| `{vector['name']}` | {vector['what']} | {now} | {vector['code']} | `{vector['reason']}` |")
-    lines += ["", END]
+    lines += ["", "The bytes of each, in hex (a run `00 × n` stands for n bytes 00; join the lines):", "", "```text"]
+    width = max(len(v["name"]) for v in protocol["refused"])
+    for vector in protocol["refused"]:
+        if "hex" in vector:
+            lines += _wrapped(vector["name"], vector["hex"], label_width=width)
+            continue
+        label = vector["name"]
+        for part in vector["hex_parts"]:
+            repeat = int(part.get("repeat", 1))
+            if repeat == 1:
+                lines += _wrapped(label, part["hex"], label_width=width)
+            else:
+                lines.append(f"{label:<{width}} {part['hex']} × {repeat}")
+            label = ""
+    lines += ["```", "", "#### Node ids", "",
+              "A node id is its 32-byte Ed25519 public key in Bech32m (BIP-350) with the human-readable part "
+              "`vrm` (section 2's keys; PROTOCOL.md section 6 uses them as `keyid`):", "", "```text"]
+    for vector in protocol["node_ids"]:
+        lines += _wrapped("public_key", vector["public_key"]) + _wrapped("node_id", vector["node_id"]) + [""]
+    lines[-1:] = ["```", "", END]
     return "\n".join(lines)
 
 

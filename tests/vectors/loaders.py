@@ -2,8 +2,8 @@
 
 Two kinds of vectors:
 
-* the public Ed25519 suites copied unchanged into ``shared/vectors`` beside the project (CCTV, speccheck,
-  Wycheproof, RFC 8032): ``load_cctv()``, ``load_speccheck()``, ``load_wycheproof()``, ``load_rfc8032()``
+* the public Ed25519 suites copied unchanged into ``tests/vectors/public/`` with their licences and
+  provenance (CCTV, speccheck, Wycheproof, RFC 8032; see its README.md): ``load_cctv()``, ``load_speccheck()``, ``load_wycheproof()``, ``load_rfc8032()``
   each return a list of :class:`SigVector`;
 * the project's own vectors in ``tests/vectors/`` (``protocol.json``, ``edge.json``), written by
   ``tests/vectors/generate.py``: ``load_protocol()``, ``load_edge()``.
@@ -27,16 +27,7 @@ PROJECT_DIR = TESTS_DIR.parent
 PROJECT_VECTORS_DIR = TESTS_DIR / "vectors"
 
 
-def shared_vectors_dir() -> Path:
-    """``shared/vectors`` beside the project (``$VRM_SHARED_VECTORS`` overrides)."""
-    env = os.environ.get("VRM_SHARED_VECTORS")
-    if env:
-        return Path(env)
-    for base in (PROJECT_DIR.parent, PROJECT_DIR):
-        candidate = base / "shared" / "vectors"
-        if candidate.is_dir():
-            return candidate
-    return PROJECT_DIR.parent / "shared" / "vectors"
+PUBLIC_VECTORS_DIR = PROJECT_VECTORS_DIR / "public"
 
 
 def load_json(path: str | os.PathLike[str]) -> Any:
@@ -44,10 +35,9 @@ def load_json(path: str | os.PathLike[str]) -> Any:
         return json.load(fh)
 
 
-def load_vectors_from_file(relative: str, loader, *, base: Path | None = None):
-    """``loader(parsed_json)`` applied to ``base/relative`` (default: the shared vectors folder)."""
-    path = (base or shared_vectors_dir()) / relative
-    return loader(load_json(path))
+def load_vectors_from_file(relative: str, loader, *, base: Path = PUBLIC_VECTORS_DIR):
+    """``loader(parsed_json)`` applied to ``base/relative`` (default: the public suites in the repository)."""
+    return loader(load_json(base / relative))
 
 
 @dataclass(frozen=True)
@@ -72,7 +62,7 @@ class SigVector:
 CCTV_ACCEPTED = 826
 SPECCHECK_ACCEPTED_CASES = frozenset({0, 1, 2, 3, 4, 5, 9, 10, 11})
 WYCHEPROOF_ACCEPTED = 89
-# Wycheproof marks tcId 151 invalid; it is valid under ZIP-215 (documented in shared/vectors/README.md).
+# Wycheproof marks tcId 151 invalid; it is valid under ZIP-215 (documented in tests/vectors/public/README.md).
 WYCHEPROOF_ZIP215_DEVIATIONS = frozenset({151})
 RFC8032_ACCEPTED = 5
 
