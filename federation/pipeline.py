@@ -2,12 +2,14 @@
 
 ``Pipeline.ingest`` runs one batch (a push or a pull page) through six stages, each one place:
 
-1. decode + verify (``federation.verify.decode_and_verify``: the native batch verify, the decode and
-   the intent body check; meant to become one native call);
-2. dedupe (``_dedupe``): repeats inside the batch, then one ``GossipLog.known`` query;
+1. decode + verify + match (``federation.verify.decode_and_verify``): ONE native call per batch that
+   decodes, computes ids first (remembered or repeated ids are duplicates, never verified), verifies
+   signatures on both cores, checks intent bodies against the tokenizer and matches the intents
+   against the vendor's index;
+2. dedupe (``_dedupe``): the ids the native pass did not know, with one ``GossipLog.known`` query;
 3. judge per kind (``federation.judge.Judge``);
 4. store, in ONE transaction with stages 2-6 (``_store``): the accepted envelopes and their effects;
-5. match (``_match``): ONE matcher call over the new live intents when this node is a vendor;
+5. match (``_match``): leads for the new live intents from the matches stage 1 found (a vendor);
 6. deliver/respond (``_deliver``): each accepted envelope queued with ttl − 1 for every pushable peer
    except the one it came from and its author, while hops remain; replies (a deletion answering a
    revocation) queued for their addressee.
@@ -39,7 +41,7 @@ from federation import wire
 from federation.judge import Batch, Judge
 from federation.kinds import DIRECT_KINDS, GOSSIP_KIND, addressee
 from federation.outbox import Outbox
-from federation.verify import Verified, decode_and_verify
+from federation.verify import Verified, decode_and_verify, remember_committed
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
 from node.errors import ValidationError
@@ -107,25 +109,31 @@ class Pipeline:
         if not items:
             return Ingested(b"", frozenset())
         batch = Batch(now=self._clock())
-        verified = decode_and_verify(
-            self._verifier, self._backend, [i.envelope for i in items], [i.ttl for i in items], batch.now
-        )
+        index = self._vendor_index()
+        native = getattr(index, "native", None) if index is not None and len(index) else None
+        verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], batch.now, native)
         reasons = bytearray(v.reason for v in verified)
+        held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
         with self.store.transaction():
-            for i in self._dedupe(verified, reasons):
+            for i in self._dedupe(verified, reasons, held):
                 env = verified[i].env
                 assert env is not None
                 reasons[i] = self._judge.judge(env, min(max(items[i].ttl, 0), wire.MAX_TTL), batch)
             peers: set[str] = set()
             if batch.accepted:
                 self._store(batch, from_peer)
-                self._match(batch)
+                self._match(batch, verified, index if native is None else None)
                 peers = self._deliver(batch, from_peer)
+        held.extend(a.env.id for a in batch.accepted.values())
+        remember_committed(self._verifier, held)
         return Ingested(bytes(reasons), frozenset(peers))
 
-    def _dedupe(self, verified: list[Verified], reasons: bytearray) -> list[int]:
+    def _vendor_index(self) -> MatcherIndex | None:
+        return self._index() if self.role == "vendor" and self._index is not None else None
+
+    def _dedupe(self, verified: list[Verified], reasons: bytearray, held: list[bytes]) -> list[int]:
         """The indexes of OK items new here; later copies in the batch and envelopes already held
-        become ``duplicate`` (one query)."""
+        become ``duplicate`` (one query; the held ones go to ``held``, to be remembered)."""
         fresh: list[tuple[int, str]] = []
         seen: set[str] = set()
         for i, v in enumerate(verified):
@@ -143,6 +151,7 @@ class Pipeline:
         for i, hex_id in fresh:
             if hex_id in known:
                 reasons[i] = Reason.DUPLICATE
+                held.append(bytes.fromhex(hex_id))
             else:
                 out.append(i)
         return out
@@ -164,8 +173,9 @@ class Pipeline:
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)
 
-    def _match(self, batch: Batch) -> None:
-        """Leads for the batch's new live intents, when this node is a vendor."""
+    def _match(self, batch: Batch, verified: list[Verified], index: MatcherIndex | None) -> None:
+        """Leads for the batch's new live intents, when this node is a vendor: from the matches the
+        native pass found, or (an index without a native MatchIndex) one matcher call."""
         if self.role != "vendor":
             return
         intents = [
@@ -173,10 +183,13 @@ class Pipeline:
             for a in batch.accepted.values()
             if a.env.kind == "intent" and a.env.id.hex() not in batch.withdrawn
         ]
-        index = self._index() if self._index is not None and intents else None
-        if index is None or len(index) == 0:
+        if not intents:
             return
-        matches = index.match_envelopes([env.raw for env in intents])
+        if index is not None and len(index):
+            matches = index.match_envelopes([env.raw for env in intents])
+        else:
+            found = {v.id: v.matches for v in verified if v.matches}
+            matches = [found.get(env.id, []) for env in intents]
         leads = [(env, ids) for env, ids in zip(intents, matches, strict=True) if ids]
         if leads:
             self._leads.add_many(leads)

@@ -1,60 +1,85 @@
-"""Stage 1 of ingest: decode and verify a batch, in one place with a narrow contract.
+"""Stage 1 of ingest: decode, verify, check intent bodies and match, in ONE native call per batch.
 
 ``decode_and_verify`` is the only code that looks at a batch's raw bytes before the pipeline judges
-them. Its body is today three calls (the native ``verify_batch``: structure, clock, ZIP-215 batch;
-``envelope.decode`` of each item that verified; ``intents.check_body`` for intents, the tokenizer
-re-run); it is meant to become ONE native call that also matches, so keep its contract, not its body.
+them. It makes one ``Verifier.ingest`` call (node/_native.pyi; its pure-Python twin is
+node/reference/ingest.py): with the GIL released the native core decodes every item, computes its id
+before any signature check (so an id it remembers as committed, or a repeat inside the batch, is a
+``duplicate`` without being verified), checks lifetimes and clocks, verifies the survivors' ZIP-215
+signatures in batches spread over the cores, re-tokenizes each intent's text against its body, and
+matches the accepted intents against the vendor's index. Python builds one ``Envelope`` per accepted
+item from the packed fields: no decode, no re-tokenize, no re-validation.
 
-Contract. In: the batch's raw envelopes and their ttls as received (same length; the ttls are for the
-native pass, today's checks do not read them) and ``now`` (ms). Out: one ``Verified`` per item, in
-order:
+Contract. In: the batch's raw envelopes, ``now`` (ms) and the native index (None: no matching). Out:
+one ``Verified`` per item, in order:
 
-- ``reason``: ``Reason.OK`` or the refusal (a verify reason, or ``INVALID_BODY`` for an intent whose
-  body the tokenizer rejects);
-- ``id``: the envelope's 32-byte id whenever the envelope itself verified (also when only its intent
-  body was refused, so a later copy in the batch is still a duplicate), else None;
-- ``env``: the decoded ``Envelope`` for OK items, else None.
+- ``reason``: ``Reason.OK`` or the refusal (a verify reason, ``DUPLICATE`` for a remembered or
+  repeated id, or ``INVALID_BODY`` for an intent whose body the tokenizer rejects);
+- ``id``: the envelope's 32-byte id whenever it decoded, else None;
+- ``env``: the decoded ``Envelope`` for OK items, else None;
+- ``matches``: the subscription ids an accepted intent matched (empty otherwise).
 
-Nothing raised by bad input escapes: it becomes a reason.
+``remember_committed`` tells the verifier which ids the store now holds, once their transaction
+committed: only then may a later copy skip verification.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
-from node import envelope as envelopes
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
-from node.errors import ValidationError
-from node.intents import check_body
 from node.reasons import Reason
+
+# The last 67 bytes of a canonical envelope are ``"sig": bin8(64)`` then ``"v": 1`` (keys sort
+# ``sig`` < ``v``; PROTOCOL.md section 2): the signature is read there instead of decoding again.
+_SIG_END = -3
+_SIG_START = _SIG_END - 64
 
 
 class Verified(NamedTuple):
     reason: int
     id: bytes | None
     env: Envelope | None
+    matches: list[int]
 
 
 def decode_and_verify(
-    verifier: VerifierLike, backend: Backend, raws: Sequence[bytes], ttls: Sequence[int], now: int
+    verifier: VerifierLike, backend: Backend, raws: Sequence[bytes], now: int, index: Any = None
 ) -> list[Verified]:
-    """Verify ``raws`` (see the module docstring for the contract)."""
-    assert len(raws) == len(ttls)
-    codes, ids = verifier.verify_batch(raws, now)
+    """Verify ``raws`` in one native pass (see the module docstring for the contract)."""
+    result = verifier.ingest(raws, now, index)
+    codes, ids, kinds, authors = result.codes, result.ids, result.kinds, result.authors
+    created = memoryview(result.created).cast("q")
+    expires = memoryview(result.expires).cast("q")
+    offsets = memoryview(result.match_offsets).cast("Q")
+    match_ids = memoryview(result.match_ids).cast("q")
+    bodies = result.bodies
+    names = backend.KINDS
     out: list[Verified] = []
     for i, code in enumerate(codes):
+        env_id = ids[32 * i : 32 * i + 32] if kinds[i] < len(names) else None
         if code != Reason.OK:
-            out.append(Verified(code, None, None))
+            out.append(Verified(code, env_id, None, []))
             continue
-        env_id = ids[32 * i : 32 * i + 32]
-        env = envelopes.decode(raws[i], backend)
-        if env.kind == "intent":
-            try:
-                check_body(env.body, backend=backend)
-            except ValidationError:
-                out.append(Verified(Reason.INVALID_BODY, env_id, None))
-                continue
-        out.append(Verified(Reason.OK, env_id, env))
+        raw = bytes(raws[i])
+        env = Envelope(
+            version=1,
+            kind=names[kinds[i]],
+            author=authors[32 * i : 32 * i + 32],
+            created=created[i],
+            expires=expires[i],
+            body=bodies[i],
+            sig=raw[_SIG_START:_SIG_END],
+            id=env_id,  # type: ignore[arg-type]
+            raw=raw,
+        )
+        out.append(Verified(Reason.OK, env_id, env, list(match_ids[offsets[i] : offsets[i + 1]])))
     return out
+
+
+def remember_committed(verifier: VerifierLike, ids: Iterable[bytes]) -> None:
+    """Tell ``verifier`` these ids are held now (their transaction committed): one call."""
+    packed = b"".join(ids)
+    if packed:
+        verifier.remember(packed)

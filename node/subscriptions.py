@@ -248,6 +248,11 @@ class SubscriptionIndex:
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def native(self) -> Any:
+        """The backend's MatchIndex itself, for the one-pass ``Verifier.ingest`` (federation.verify)."""
+        return self._index
+
     def add(self, compiled: Iterable[tuple]) -> None:
         """Add compiled subscriptions in place (all or nothing)."""
         self._index.add(compiled)

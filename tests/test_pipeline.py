@@ -126,6 +126,30 @@ def test_accepts_once_then_says_duplicate(make_node):
     assert held_ids(relay) == {a.id.hex(), b.id.hex()}
 
 
+def test_committed_ids_are_remembered_so_their_copies_skip_verification(make_node):
+    relay = make_node(RELAY, "relay")
+    a = intent_env(ALICE, "?taxi to the airport")
+    verifier = relay.pipeline._verifier
+    before = verifier.recent_len()
+    assert relay.ingest([item(a)]) == [Reason.OK]
+    assert verifier.recent_len() == before + 1  # remembered once its transaction committed
+    # A copy whose signature is broken has the same id (the id does not cover the signature): it is
+    # answered duplicate without a signature check, and changes nothing.
+    forged = bytearray(a.raw)
+    forged[-5] ^= 1
+    assert relay.ingest([item(bytes(forged))]) == [Reason.DUPLICATE]
+    assert held_ids(relay) == {a.id.hex()}
+
+
+def test_an_id_held_in_the_store_but_not_remembered_is_a_duplicate_and_then_remembered(make_node):
+    relay = make_node(RELAY, "relay")
+    a = intent_env(ALICE, "?bike repair")
+    assert relay.ingest([item(a)]) == [Reason.OK]
+    relay.pipeline._verifier = relay.pipeline._verifier.__class__()  # a restarted node: memory empty
+    assert relay.ingest([item(a)]) == [Reason.DUPLICATE]  # the store's index says so
+    assert relay.pipeline._verifier.recent_len() == 1
+
+
 def test_a_bad_signature_in_the_middle_refuses_only_that_item(make_node):
     relay = make_node(RELAY, "relay")
     envs = [intent_env(ALICE, f"?item{i}") for i in range(5)]
