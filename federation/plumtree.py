@@ -53,6 +53,7 @@ class Announce:
 class Graft:
     peer: Peer
     ids: tuple[bytes, ...]
+    eager: bool = True  # also: push to us from now on (else only these payloads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +75,17 @@ class Timers:
     """The protocol's timers (ms) and bounds; PROTOCOL.md section 12 gives the defaults' reasons."""
 
     announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
-    graft_timeout_ms: int = 300  # an announced id not received this long after its first IHAVE: GRAFT
+    graft_timeout_ms: int = 500  # an announced id not received this long after its first IHAVE: GRAFT
     graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
-    optimise_ms: int = 150  # an eager copy this much later than an IHAVE of it swaps the two links
-    optimise_hops: int = 3  # an IHAVE this many hops shorter than the eager copy swaps the two links
+    optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
+    optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
     recent: int = 65_536  # ids remembered (hops, first sender, time) for optimisation and timers
     max_missing: int = 65_536  # announced ids awaited at once, in all
     max_missing_per_peer: int = 4096  # of those, first announced by one peer
     announcers_per_id: int = 8  # announcers remembered per awaited id
+    graft_eager_after: int = 1  # GRAFTs in a row to one peer before its link turns eager
+    prune_after: int = 6  # duplicates in a row (no new payload between) from a peer before pruning it
+    promise_ms: int = 3000  # after the last announcer was asked, how long its answer may take
     prune_grace_ms: int = 2000  # duplicates from a pruned peer this soon after the PRUNE were in flight
 
 
@@ -92,6 +96,7 @@ class _Missing:
     owner: Peer  # the first announcer, whose share of ``max_missing_per_peer`` this is
     announcers: deque[tuple[Peer, int]] = field(default_factory=deque)
     grafted: list[Peer] = field(default_factory=list)
+    exhausted: bool = False  # every announcer was asked; waiting out promise_ms
 
 
 class Plumtree:
@@ -106,17 +111,23 @@ class Plumtree:
         self._timers: list[tuple[int, bytes]] = []  # (deadline, id) heap; stale entries are skipped
         self._missing_by: dict[Peer, int] = {}  # awaited ids per first announcer
         self._recent: OrderedDict[bytes, tuple[int, Peer | None, int]] = OrderedDict()  # id -> hops, from, at
+        self._dups: dict[Peer, int] = {}  # duplicates in a row from each eager peer
+        self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)  # duplicates in a row from each eager peer
         self._pruned_at: dict[Peer, int] = {}  # peers we pruned and when (duplicates after it are noted)
 
     # -- membership ----------------------------------------------------------------------------
 
-    def peer_up(self, peer: Peer, *, legacy: bool = False) -> None:
+    def peer_up(self, peer: Peer, *, legacy: bool = False, lazy: bool = False) -> None:
         """A peer became reachable (added, discovered and verified, or back after a failure). New
-        peers start eager, as in the paper: the first payloads prune the tree into shape."""
+        peers start eager, as in the paper, so the first payloads prune the tree into shape, unless
+        ``lazy`` (a node starting with many peers keeps a few eager: fewer cycles to prune while
+        many payloads are in flight; a GRAFT adds what is missing)."""
         if legacy:
             self.legacy.add(peer)
-        if peer not in self.lazy:
-            self.eager.add(peer)
+            lazy = False
+        if peer in self.eager or peer in self.lazy:
+            return
+        (self.lazy if lazy else self.eager).add(peer)
 
     def peer_down(self, peer: Peer) -> None:
         """A peer left or cannot be reached: it is neither pushed to nor announced to, and an awaited id
@@ -126,6 +137,8 @@ class Plumtree:
         self.legacy.discard(peer)
         self._pending.pop(peer, None)
         self._pruned_at.pop(peer, None)
+        self._dups.pop(peer, None)
+        self._grafts.pop(peer, None)
         for missing in self._missing.values():
             if any(p == peer for p, _ in missing.announcers):
                 missing.announcers = deque((p, h) for p, h in missing.announcers if p != peer)
@@ -144,6 +157,7 @@ class Plumtree:
         """``peer`` sent the payload ``id_`` that took ``hops`` hops to reach it; ``fresh`` is whether
         the store took it as new (``ok``) rather than ``duplicate``. Invalid envelopes never come here."""
         hops = min(max(hops, 0) + 1, MAX_HOPS)
+        t = self.timers
         actions: list[Action] = []
         missing = self._drop_missing(id_)
         if not fresh:
@@ -154,19 +168,27 @@ class Plumtree:
                 if now - pruned_at > self.timers.prune_grace_ms:
                     actions.append(Broken(peer, "ignored_prune"))
                 return actions
-            if missing is not None and peer in missing.grafted:
-                return actions  # the answer to our own GRAFT, late: not a tree edge to cut
+            streak = self._dups[peer] = self._dups.get(peer, 0) + 1
+            if streak < self.timers.prune_after:
+                return actions
+            self._dups.pop(peer, None)
             self._to_lazy(peer, now)
             actions.append(Prune(peer))
             return actions
-        if peer in self.lazy:  # the sender is on our path now (it answered a GRAFT, or a new link)
+        self._dups.pop(peer, None)
+        if missing is None or peer not in missing.grafted:
+            self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
+        pruned_at = self._pruned_at.get(peer)
+        if peer in self.lazy and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms):
+            # The sender is on our path now (it answered a GRAFT, or is a new link); one we pruned
+            # moments ago only sent this before our PRUNE reached it.
             self.lazy.discard(peer)
             self.eager.add(peer)
             self._pruned_at.pop(peer, None)
         if missing is not None and peer not in missing.grafted:
             # Optimisation: an announcer that was much earlier (in time) than this eager copy is the
             # better parent; graft it and prune this one.
-            if missing.announcers and now - missing.first_at >= self.timers.optimise_ms:
+            if t.optimise_ms and missing.announcers and now - missing.first_at >= t.optimise_ms:
                 better, _ = missing.announcers[0]
                 if better != peer and peer not in self.legacy:
                     actions += self._swap(better, peer, now)
@@ -175,8 +197,8 @@ class Plumtree:
         return actions
 
     def on_ihave(self, peer: Peer, items: Iterable[tuple[bytes, int]], now: int) -> list[Action]:
-        """``peer`` announced these ``(id, hops)``; the driver passes the ones the store does not hold
-        (and may pass held ones too: those recently received are recognised here)."""
+        """``peer`` announced these ``(id, hops)``; the driver passes those the store does not hold and
+        those it holds that ``knows`` (recent ones, compared here for a shorter path)."""
         actions: list[Action] = []
         t = self.timers
         if peer not in self.eager | self.lazy:
@@ -188,7 +210,7 @@ class Plumtree:
             seen = self._recent.get(id_)
             if seen is not None:
                 have_hops, sender, _ = seen
-                if sender is not None and sender != peer and hops + t.optimise_hops <= have_hops:
+                if t.optimise_hops and sender is not None and sender != peer and hops + t.optimise_hops <= have_hops:
                     if sender not in self.legacy and peer not in self.eager:
                         actions += self._swap(peer, sender, now)
                         self._recent[id_] = (hops, peer, seen[2])
@@ -204,13 +226,15 @@ class Plumtree:
                 missing.announcers.append((peer, hops))
         return actions
 
-    def on_graft(self, peer: Peer, ids: Iterable[bytes], now: int) -> list[Action]:
-        """``peer`` asks to be pushed to, and for these payloads (the driver sends those it holds)."""
+    def on_graft(self, peer: Peer, ids: Iterable[bytes], now: int, eager: bool = True) -> list[Action]:
+        """``peer`` asks for these payloads (the driver sends those it holds) and, when ``eager``, to be
+        pushed to from now on."""
         if peer not in self.eager | self.lazy:
             return []
-        self.lazy.discard(peer)
-        self.eager.add(peer)
-        self._pruned_at.pop(peer, None)
+        if eager:
+            self.lazy.discard(peer)
+            self.eager.add(peer)
+            self._pruned_at.pop(peer, None)
         return [Push(peer, id_, self._hops_of(id_)) for id_ in list(ids)[:MAX_ANNOUNCE] if len(id_) == ID_BYTES]
 
     def on_prune(self, peer: Peer, now: int) -> list[Action]:
@@ -244,10 +268,17 @@ class Plumtree:
                 continue
             id_ = entry[1]
             missing = self._missing[id_]
-            if missing.grafted:  # the last GRAFT went unanswered in time
-                actions.append(Broken(missing.grafted[-1], "unanswered_ihave"))
             if not missing.announcers:
-                self._drop_missing(id_)  # nobody else to ask: reconciliation will bring it
+                if not missing.exhausted and missing.grafted:
+                    # Nobody else to ask; answers on slow or lossy links may still come.
+                    missing.exhausted = True
+                    missing.deadline = now + self.timers.promise_ms
+                    heapq.heappush(self._timers, (missing.deadline, id_))
+                    continue
+                # Every peer asked announced a payload it did not deliver, even late: a promise
+                # broken. Reconciliation will bring the payload if it exists.
+                actions += [Broken(p, "unanswered_ihave") for p in missing.grafted]
+                self._drop_missing(id_)
                 continue
             peer, _ = missing.announcers.popleft()
             missing.grafted.append(peer)
@@ -255,11 +286,24 @@ class Plumtree:
             heapq.heappush(self._timers, (missing.deadline, id_))
             grafts.setdefault(peer, []).append(id_)
         for peer, ids in grafts.items():
-            self.lazy.discard(peer)
-            self.eager.add(peer)
+            # One missed payload is fetched alone; a peer we had to ask again and again in a row is
+            # on our best path, so the link becomes eager. (Making every GRAFT eager, as the paper
+            # does, re-creates cycles faster than duplicates prune them when many payloads are in
+            # flight at once, and the tree never settles.)
+            streak = self._grafts[peer] = self._grafts.get(peer, 0) + 1
+            eager = streak >= self.timers.graft_eager_after
+            if eager:
+                self._grafts.pop(peer, None)
+                self.lazy.discard(peer)
+                self.eager.add(peer)
             for i in range(0, len(ids), MAX_ANNOUNCE):
-                actions.append(Graft(peer, tuple(ids[i : i + MAX_ANNOUNCE])))
+                actions.append(Graft(peer, tuple(ids[i : i + MAX_ANNOUNCE]), eager))
         return actions
+
+    def knows(self, id_: bytes) -> bool:
+        """Whether ``id_`` is recent here (received, or awaited): an IHAVE of it is worth passing to
+        ``on_ihave`` even though the store holds it (it may show a shorter path)."""
+        return id_ in self._recent or id_ in self._missing
 
     def awaited(self) -> int:
         """How many announced ids are awaited (bounded by ``Timers.max_missing``)."""
