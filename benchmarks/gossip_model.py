@@ -134,6 +134,11 @@ def make_world(cfg: ModelConfig) -> World:
     for c in churners:
         leave = rng.randrange(window)
         churn[c] = (leave, leave + rng.randint(1000, 10_000))
+    # A node that is away casts nothing: such a cast goes to the next person online at that instant.
+    for i, (t, author, topic) in enumerate(casts):
+        while author in churn and churn[author][0] <= t < churn[author][1]:
+            author = rng.choice(honest_persons)
+        casts[i] = (t, author, topic)
     phase = {n: rng.randrange(cfg.sync_interval_ms) for n in range(cfg.nodes)}
     return World(cfg, adj, latency, lossy, vendors, nat, bad, casts, churn, phase)
 
@@ -309,6 +314,9 @@ class PlumtreeDriver:
                 k = self.ids.get(a.id)
                 if k is None or k not in self.net.holds[node] or bad == "drop":
                     continue
+                if self.author.get(k) == node:  # our own: the outbox keeps it until delivered
+                    self._send_own(node, a.peer, a.id, 1000)
+                    continue
                 for _ in range(2 if bad == "dup" else 1):
                     self._send(node, a.peer, ENVELOPE_BYTES, self._on_payload, a.peer, node, a.id, a.hops)
             elif bad is not None:
@@ -333,6 +341,14 @@ class PlumtreeDriver:
                 self._schedule(src)
 
         self.net.send(src, dst, size, self._guard, fn, dst, src, args, failed=failed)
+
+    def _send_own(self, src: int, dst: int, id_: bytes, backoff: int) -> None:
+        def failed() -> None:
+            self.trees[src].peer_down(dst)
+            wait = self.net.rng.randrange(backoff) + 1
+            self.net.at(self.net.now + wait, self._send_own, src, dst, id_, min(backoff * 2, 60_000))
+
+        self.net.send(src, dst, ENVELOPE_BYTES, self._guard, self._on_payload, dst, src, (dst, src, id_, 0), failed=failed)
 
     def _guard(self, fn, dst: int, src: int, args) -> None:
         if (dst, src) not in self.banned:
@@ -407,6 +423,8 @@ class PlumtreeDriver:
         outcome, rounds, sent = reconcile.reconcile_sets(mine, theirs)
         self.net.rounds.append(rounds)
         self.net.bytes += sent + 2 * rounds * REQUEST_OVERHEAD
+        for i in sorted(outcome.have):  # what the peer lacks, we offer (it is pushed like any payload)
+            self._send(node, peer, ENVELOPE_BYTES, self._offered, peer, self.ids[i])
         need = sorted(self.ids[i] for i in outcome.need)
         if need:
             self.net.bytes += 33 * len(need) + ENVELOPE_BYTES * len(need) + REQUEST_OVERHEAD
@@ -415,6 +433,11 @@ class PlumtreeDriver:
 
     def _created(self, node: int) -> list[tuple[int, int]]:
         return [(k, self.w.casts[k][0]) for k in self.net.holds[node]]
+
+    def _offered(self, node: int, k: int) -> None:
+        self.net.copies["catch-up"][node, k] += 1
+        if self.net.hold(node, k):
+            self._act(node, self.trees[node].broadcast(intent_id(k), self.net.now))
 
     def _fetched(self, node: int, need: list[int]) -> None:
         for k in need:

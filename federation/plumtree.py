@@ -166,7 +166,9 @@ class Plumtree:
             pruned_at = self._pruned_at.get(peer)
             if peer in self.lazy and pruned_at is not None:
                 if now - pruned_at > self.timers.prune_grace_ms:
+                    # At most one report per grace window: a late burst is not many offences.
                     actions.append(Broken(peer, "ignored_prune"))
+                    self._pruned_at[peer] = now
                 return actions
             streak = self._dups[peer] = self._dups.get(peer, 0) + 1
             if streak < self.timers.prune_after:
