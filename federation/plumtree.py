@@ -177,7 +177,7 @@ class Plumtree:
             self._to_lazy(peer, now)
             actions.append(Prune(peer))
             return actions
-        self._dups.pop(peer, None)
+        self._dups.pop(peer, None)  # a new payload from it: the streak of duplicates is broken
         if missing is None or peer not in missing.grafted:
             self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
         pruned_at = self._pruned_at.get(peer)
