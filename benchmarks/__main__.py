@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher|grants]"""
+"""python -m benchmarks [--quick] [--gate] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|gossip]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import codec, grants, matcher, tokenizer, verify
+from benchmarks import codec, gossip_model, grants, matcher, tokenizer, verify
 from benchmarks.data import make_corpus
 from benchmarks.harness import Gate, Limit, Suite, evaluate_gates, print_table, write_json
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer envelopes and shorter rounds (CI)")
     parser.add_argument("--gate", action="store_true", help="exit 1 when a speed ratio is under its gate")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
-    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "gossip"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -67,13 +67,23 @@ def main(argv: list[str] | None = None) -> int:
         meta.update(grants.run(suite, native))
     gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
     print_table(suite, gates)
+    gossip_failures: list[str] = []
+    if args.only in (None, "gossip"):
+        # Plumtree + reconciliation against flooding on the same simulated world (100 nodes quick):
+        # a ratio of payload copies, not a time, so a loaded machine cannot fail it.
+        print("modelling gossip: plumtree vs flooding on one world ...", file=sys.stderr)
+        nodes = 100 if args.quick else 1000
+        figures = gossip_model.run(gossip_model.ModelConfig(nodes=nodes, intents=100 if args.quick else 200))
+        gossip_failures = gossip_model.gate(figures)
+        gossip_model.print_report(figures)
+        meta["gossip"] = {k: figures[k] for k in ("flooding", "plumtree", "copy_ratio", "world")}
     elapsed = time.perf_counter() - started
     write_json(args.json, suite, gates, {**meta, "cpus": os.cpu_count(), "seconds": round(elapsed, 2)})
     print(f"results written to {args.json} ({elapsed:.1f} s)", file=sys.stderr)
     if args.gate:
-        failed = [g for g in gates if not g.passed]
+        failed = [g.describe() for g in gates if not g.passed] + gossip_failures
         for gate in failed:
-            print(f"GATE FAILED: {gate.describe()}", file=sys.stderr)
+            print(f"GATE FAILED: {gate}", file=sys.stderr)
         if failed:
             return 1
         print("all gates passed", file=sys.stderr)
