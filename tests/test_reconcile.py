@@ -109,3 +109,10 @@ def test_items_must_be_well_formed():
         ItemSet([(1, b"short")])
     with pytest.raises(ValueError):
         ItemSet([(-1, bytes(32))])
+
+
+def test_fingerprint_vectors_of_protocol_md():
+    ids = [hashlib.sha256(b"item-%d" % k).digest() for k in range(3)]
+    assert fingerprint_of([]).hex() == "3605bba431e89ebdde867154a0af5b08"
+    assert fingerprint_of(ids[:1]).hex() == "b122f3a67a939650b8a08791602d073d"
+    assert fingerprint_of(ids).hex() == "ef28ac655fac78318b84a0e523c315d8"
