@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page]"""
+"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page|gossip]"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import codec, grants, matcher, page, tokenizer, verify
+from benchmarks import codec, gossip_model, grants, matcher, page, tokenizer, verify
 from benchmarks.data import make_corpus
 from benchmarks.harness import Gate, Limit, Suite, evaluate_gates, print_table, write_json
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
     parser.add_argument("--scale", type=int, default=1_000_000,
                         help="subscriptions of the matcher's at-scale run (full runs only; 0: skip it)")  # fmt: skip
-    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page", "gossip"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -79,15 +79,25 @@ def main(argv: list[str] | None = None) -> int:
         meta.update(page.run(suite))
     gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)])
     print_table(suite, gates)
+    gossip_failures: list[str] = []
+    if args.only in (None, "gossip"):
+        # Plumtree + reconciliation against flooding on the same simulated world (100 nodes quick):
+        # a ratio of payload copies, not a time, so a loaded machine cannot fail it.
+        print("modelling gossip: plumtree vs flooding on one world ...", file=sys.stderr)
+        nodes = 100 if args.quick else 1000
+        figures = gossip_model.run(gossip_model.ModelConfig(nodes=nodes, intents=100 if args.quick else 200))
+        gossip_failures = gossip_model.gate(figures)
+        gossip_model.print_report(figures)
+        meta["gossip"] = {k: figures[k] for k in ("flooding", "plumtree", "copy_ratio", "world")}
     elapsed = time.perf_counter() - started
     load_after = [round(x, 2) for x in os.getloadavg()]
     print(f"machine load after: {load_after}", file=sys.stderr)
     write_json(args.json, suite, gates, {**meta, "load_after": load_after, "cpus": os.cpu_count(), "seconds": round(elapsed, 2)})
     print(f"results written to {args.json} ({elapsed:.1f} s)", file=sys.stderr)
     if args.gate:
-        failed = [g for g in gates if not g.passed]
+        failed = [g.describe() for g in gates if not g.passed] + gossip_failures
         for gate in failed:
-            print(f"GATE FAILED: {gate.describe()}", file=sys.stderr)
+            print(f"GATE FAILED: {gate}", file=sys.stderr)
         if failed:
             return 1
         print("all gates passed", file=sys.stderr)

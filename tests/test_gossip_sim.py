@@ -99,3 +99,19 @@ def test_bad_configuration_is_refused(tmp_path):
     with pytest.raises(ValueError):
         GossipSim(SimConfig(nodes=5, vendors=1, min_degree=3, max_degree=2), tmp_path)
     assert not list(tmp_path.iterdir())  # nothing was created
+
+
+def test_the_gossip_model_quick_run_compares_both_protocols_on_one_world():
+    from benchmarks import gossip_model
+
+    cfg = gossip_model.ModelConfig(nodes=60, intents=40)
+    r = gossip_model.run(cfg)
+    plum, flood = r["plumtree"], r["flooding"]
+    assert plum["live_vendor_pairs"] == flood["live_vendor_pairs"] > 0  # the same world
+    assert plum["coverage_within_5s"] == 1.0
+    assert plum["held_at_end"] > 0.97 and flood["held_at_end"] > 0.97  # NAT nodes catch up each minute
+    assert gossip_model.gate(r) == [] and r["copy_ratio"] <= 0.5
+    assert plum["announcements_per_node_per_intent"] > 0 and flood["announcements_per_node_per_intent"] == 0
+    k = r["catch_up_1h"]["all"]
+    assert k["transferred"] == k["missing"] and k["pull_items_by_cursor"] == 5 * k["missing"]
+    assert k["rounds_each_other_peer"] == 1  # a peer with nothing new costs one round

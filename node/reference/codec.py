@@ -132,17 +132,18 @@ def _write_length(n: int, fix_base: int | None, fix_limit: int, forms, out: byte
 # -- decoding ----------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> Any:
+def decode(data: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> Any:
     """Strict canonical decode (maps -> dict, arrays -> list, bin -> bytes).
 
     Raises EnvelopeError with the first reason met, in PROTOCOL.md's order (TOO_LARGE first when
-    len(data) > MAX_ENVELOPE_BYTES).
+    len(data) > max_bytes, MAX_ENVELOPE_BYTES unless a caller decoding another canonical message,
+    such as a reconciliation answer, has its own cap).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"decode() needs bytes, not {type(data).__name__}")
     data = bytes(data)
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise EnvelopeError(Reason.TOO_LARGE, f"{len(data)} bytes > {MAX_ENVELOPE_BYTES}")
+    if len(data) > max_bytes:
+        raise EnvelopeError(Reason.TOO_LARGE, f"{len(data)} bytes > {max_bytes}")
     reader = _Reader(data)
     value = reader.value(1)
     if reader.pos != len(data):

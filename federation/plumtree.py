@@ -1,0 +1,360 @@
+"""Plumtree gossip (Leitão, Pereira, Rodrigues 2007) as a sans-IO state machine: events in, actions out.
+
+One ``Plumtree`` per node. It knows peers by an opaque hashable key (the node id) and envelopes by
+their 32-byte id; it never touches the network, the store or a clock. The driver (the node's runtime,
+or the simulator) calls ``on_payload`` / ``on_ihave`` / ``on_graft`` / ``on_prune`` / ``peer_up`` /
+``peer_down`` as things happen, and ``tick(now)`` when ``next_deadline()`` has come; each call returns
+the actions to carry out, in order:
+
+- ``Push(peer, id, hops)``: send the envelope (read from the store) to ``peer`` as a payload;
+- ``Announce(peer, items)``: send ``[(id, hops), …]`` as an IHAVE (batched: one per peer per flush);
+- ``Graft(peer, ids)``: ask ``peer`` for these payloads and to push to us from now on (``ids`` may be
+  empty: only the latter);
+- ``Prune(peer)``: tell ``peer`` to stop pushing to us (announce instead);
+- ``Broken(peer, reason)``: the peer broke the protocol in a way worth a lower score (an announced id
+  never came, duplicates after a prune); what to do about it is the driver's policy.
+
+Whether an envelope is new is the store's verdict (the pipeline says ``ok`` or ``duplicate``), passed
+in as ``fresh``: the machine keeps no set of everything ever seen, only bounded recent state.
+
+Peers that speak only today's push (``[ttl, envelope]`` items, no IHAVE) are added with ``legacy=True``:
+they are always eager, never pruned and never sent an announcement. Nothing here counts hops down to
+a stop: a payload is forwarded by every node that finds it new, so no horizon can strand a node; the
+``hops`` carried are only used to optimise the tree.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+
+Peer = Hashable
+ID_BYTES = 32
+MAX_ANNOUNCE = 1000  # (id, hops) pairs in one IHAVE, ids in one GRAFT
+MAX_HOPS = 255  # hops are counted up to here and then stay (they only order paths)
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    peer: Peer
+    id: bytes
+    hops: int
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    peer: Peer
+    items: tuple[tuple[bytes, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Graft:
+    peer: Peer
+    ids: tuple[bytes, ...]
+    eager: bool = True  # also: push to us from now on (else only these payloads)
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    peer: Peer
+    reason: str  # "unanswered_ihave" or "ignored_prune"
+
+
+Action = Push | Announce | Graft | Prune | Broken
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    """The protocol's timers (ms) and bounds; PROTOCOL.md section 12 gives the defaults' reasons."""
+
+    announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
+    graft_timeout_ms: int = 500  # an announced id not received this long after its first IHAVE: GRAFT
+    graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
+    optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
+    optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
+    recent: int = 65_536  # ids remembered (hops, first sender, time) for optimisation and timers
+    max_missing: int = 65_536  # announced ids awaited at once, in all
+    max_missing_per_peer: int = 4096  # of those, first announced by one peer
+    announcers_per_id: int = 8  # announcers remembered per awaited id
+    graft_eager_after: int = 1  # GRAFTs in a row to one peer before its link turns eager
+    prune_after: int = 6  # duplicates in a row (no new payload between) from a peer before pruning it
+    promise_ms: int = 3000  # after the last announcer was asked, how long its answer may take
+    prune_grace_ms: int = 2000  # duplicates from a pruned peer this soon after the PRUNE were in flight
+
+
+@dataclass(slots=True)
+class _Missing:
+    deadline: int
+    first_at: int
+    owner: Peer  # the first announcer, whose share of ``max_missing_per_peer`` this is
+    announcers: deque[tuple[Peer, int]] = field(default_factory=deque)
+    grafted: list[Peer] = field(default_factory=list)
+    exhausted: bool = False  # every announcer was asked; waiting out promise_ms
+
+
+class Plumtree:
+    def __init__(self, timers: Timers | None = None) -> None:
+        self.timers = timers or Timers()
+        self.eager: set[Peer] = set()
+        self.lazy: set[Peer] = set()
+        self.legacy: set[Peer] = set()
+        self._pending: dict[Peer, list[tuple[bytes, int]]] = {}  # announcements not yet flushed
+        self._flush_at: int | None = None
+        self._missing: dict[bytes, _Missing] = {}
+        self._timers: list[tuple[int, bytes]] = []  # (deadline, id) heap; stale entries are skipped
+        self._missing_by: dict[Peer, int] = {}  # awaited ids per first announcer
+        self._recent: OrderedDict[bytes, tuple[int, Peer | None, int]] = OrderedDict()  # id -> hops, from, at
+        self._dups: dict[Peer, int] = {}  # duplicates in a row from each eager peer
+        self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)  # duplicates in a row from each eager peer
+        self._pruned_at: dict[Peer, int] = {}  # peers we pruned and when (duplicates after it are noted)
+
+    # -- membership ----------------------------------------------------------------------------
+
+    def peer_up(self, peer: Peer, *, legacy: bool = False, lazy: bool = False) -> None:
+        """A peer became reachable (added, discovered and verified, or back after a failure). New
+        peers start eager, as in the paper, so the first payloads prune the tree into shape, unless
+        ``lazy`` (a node starting with many peers keeps a few eager: fewer cycles to prune while
+        many payloads are in flight; a GRAFT adds what is missing)."""
+        if legacy:
+            self.legacy.add(peer)
+            lazy = False
+        if peer in self.eager or peer in self.lazy:
+            return
+        (self.lazy if lazy else self.eager).add(peer)
+
+    def peer_down(self, peer: Peer) -> None:
+        """A peer left or cannot be reached: it is neither pushed to nor announced to, and an awaited id
+        it announced falls to the next announcer."""
+        self.eager.discard(peer)
+        self.lazy.discard(peer)
+        self.legacy.discard(peer)
+        self._pending.pop(peer, None)
+        self._pruned_at.pop(peer, None)
+        self._dups.pop(peer, None)
+        self._grafts.pop(peer, None)
+        for missing in self._missing.values():
+            if any(p == peer for p, _ in missing.announcers):
+                missing.announcers = deque((p, h) for p, h in missing.announcers if p != peer)
+
+    @property
+    def peers(self) -> set[Peer]:
+        return self.eager | self.lazy
+
+    # -- events --------------------------------------------------------------------------------
+
+    def broadcast(self, id_: bytes, now: int) -> list[Action]:
+        """Our own new envelope: push it to every eager peer, announce it to the lazy ones."""
+        return self._spread(id_, 0, None, now)
+
+    def on_payload(self, peer: Peer, id_: bytes, hops: int, fresh: bool, now: int) -> list[Action]:
+        """``peer`` sent the payload ``id_`` that took ``hops`` hops to reach it; ``fresh`` is whether
+        the store took it as new (``ok``) rather than ``duplicate``. Invalid envelopes never come here."""
+        hops = min(max(hops, 0) + 1, MAX_HOPS)
+        t = self.timers
+        actions: list[Action] = []
+        missing = self._drop_missing(id_)
+        if not fresh:
+            if peer in self.legacy or peer not in self.eager | self.lazy:
+                return actions
+            pruned_at = self._pruned_at.get(peer)
+            if peer in self.lazy and pruned_at is not None:
+                if now - pruned_at > self.timers.prune_grace_ms:
+                    # At most one report per grace window: a late burst is not many offences.
+                    actions.append(Broken(peer, "ignored_prune"))
+                    self._pruned_at[peer] = now
+                return actions
+            streak = self._dups[peer] = self._dups.get(peer, 0) + 1
+            if streak < self.timers.prune_after:
+                return actions
+            self._dups.pop(peer, None)
+            self._to_lazy(peer, now)
+            actions.append(Prune(peer))
+            return actions
+        self._dups.pop(peer, None)  # a new payload from it: the streak of duplicates is broken
+        if missing is None or peer not in missing.grafted:
+            self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
+        pruned_at = self._pruned_at.get(peer)
+        if peer in self.lazy and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms):
+            # The sender is on our path now (it answered a GRAFT, or is a new link); one we pruned
+            # moments ago only sent this before our PRUNE reached it.
+            self.lazy.discard(peer)
+            self.eager.add(peer)
+            self._pruned_at.pop(peer, None)
+        if missing is not None and peer not in missing.grafted:
+            # Optimisation: an announcer that was much earlier (in time) than this eager copy is the
+            # better parent; graft it and prune this one.
+            if t.optimise_ms and missing.announcers and now - missing.first_at >= t.optimise_ms:
+                better, _ = missing.announcers[0]
+                if better != peer and peer not in self.legacy:
+                    actions += self._swap(better, peer, now)
+        self._remember(id_, hops, peer, now)
+        actions += self._spread(id_, hops, peer, now)
+        return actions
+
+    def on_ihave(self, peer: Peer, items: Iterable[tuple[bytes, int]], now: int) -> list[Action]:
+        """``peer`` announced these ``(id, hops)``; the driver passes those the store does not hold and
+        those it holds that ``knows`` (recent ones, compared here for a shorter path)."""
+        actions: list[Action] = []
+        t = self.timers
+        if peer not in self.eager | self.lazy:
+            return actions
+        for id_, hops in list(items)[:MAX_ANNOUNCE]:
+            if len(id_) != ID_BYTES:
+                continue
+            hops = min(max(hops, 0) + 1, MAX_HOPS)
+            seen = self._recent.get(id_)
+            if seen is not None:
+                have_hops, sender, _ = seen
+                if t.optimise_hops and sender is not None and sender != peer and hops + t.optimise_hops <= have_hops:
+                    if sender not in self.legacy and peer not in self.eager:
+                        actions += self._swap(peer, sender, now)
+                        self._recent[id_] = (hops, peer, seen[2])
+                continue
+            missing = self._missing.get(id_)
+            if missing is None:
+                if len(self._missing) >= t.max_missing or self._missing_by.get(peer, 0) >= t.max_missing_per_peer:
+                    continue  # bounded: what is not awaited is caught up by reconciliation
+                missing = self._missing[id_] = _Missing(now + t.graft_timeout_ms, now, peer)
+                heapq.heappush(self._timers, (missing.deadline, id_))
+                self._missing_by[peer] = self._missing_by.get(peer, 0) + 1
+            if len(missing.announcers) < t.announcers_per_id and all(p != peer for p, _ in missing.announcers):
+                missing.announcers.append((peer, hops))
+        return actions
+
+    def on_graft(self, peer: Peer, ids: Iterable[bytes], now: int, eager: bool = True) -> list[Action]:
+        """``peer`` asks for these payloads (the driver sends those it holds) and, when ``eager``, to be
+        pushed to from now on."""
+        if peer not in self.eager | self.lazy:
+            return []
+        if eager:
+            self.lazy.discard(peer)
+            self.eager.add(peer)
+            self._pruned_at.pop(peer, None)
+        return [Push(peer, id_, self._hops_of(id_)) for id_ in list(ids)[:MAX_ANNOUNCE] if len(id_) == ID_BYTES]
+
+    def on_prune(self, peer: Peer, now: int) -> list[Action]:
+        """``peer`` asks us to announce instead of pushing."""
+        if peer in self.eager and peer not in self.legacy:
+            self.eager.discard(peer)
+            self.lazy.add(peer)
+        return []
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        """When ``tick`` has something to do (ms, the driver's clock), or None."""
+        while self._timers and self._stale(self._timers[0]):
+            heapq.heappop(self._timers)
+        deadlines = [d for d in (self._flush_at, self._timers[0][0] if self._timers else None) if d is not None]
+        return min(deadlines, default=None)
+
+    def tick(self, now: int) -> list[Action]:
+        actions: list[Action] = []
+        if self._flush_at is not None and self._flush_at <= now:
+            self._flush_at = None
+            for peer, items in self._pending.items():
+                for i in range(0, len(items), MAX_ANNOUNCE):
+                    actions.append(Announce(peer, tuple(items[i : i + MAX_ANNOUNCE])))
+            self._pending.clear()
+        grafts: dict[Peer, list[bytes]] = {}
+        while self._timers and self._timers[0][0] <= now:
+            entry = heapq.heappop(self._timers)
+            if self._stale(entry):
+                continue
+            id_ = entry[1]
+            missing = self._missing[id_]
+            if not missing.announcers:
+                if not missing.exhausted and missing.grafted:
+                    # Nobody else to ask; answers on slow or lossy links may still come.
+                    missing.exhausted = True
+                    missing.deadline = now + self.timers.promise_ms
+                    heapq.heappush(self._timers, (missing.deadline, id_))
+                    continue
+                # Every peer asked announced a payload it did not deliver, even late: a promise
+                # broken. Reconciliation will bring the payload if it exists.
+                actions += [Broken(p, "unanswered_ihave") for p in missing.grafted]
+                self._drop_missing(id_)
+                continue
+            peer, _ = missing.announcers.popleft()
+            missing.grafted.append(peer)
+            missing.deadline = now + self.timers.graft_retry_ms
+            heapq.heappush(self._timers, (missing.deadline, id_))
+            grafts.setdefault(peer, []).append(id_)
+        for peer, ids in grafts.items():
+            # One missed payload is fetched alone; a peer we had to ask again and again in a row is
+            # on our best path, so the link becomes eager. (Making every GRAFT eager, as the paper
+            # does, re-creates cycles faster than duplicates prune them when many payloads are in
+            # flight at once, and the tree never settles.)
+            streak = self._grafts[peer] = self._grafts.get(peer, 0) + 1
+            eager = streak >= self.timers.graft_eager_after
+            if eager:
+                self._grafts.pop(peer, None)
+                self.lazy.discard(peer)
+                self.eager.add(peer)
+            for i in range(0, len(ids), MAX_ANNOUNCE):
+                actions.append(Graft(peer, tuple(ids[i : i + MAX_ANNOUNCE]), eager))
+        return actions
+
+    def knows(self, id_: bytes) -> bool:
+        """Whether ``id_`` is recent here (received, or awaited): an IHAVE of it is worth passing to
+        ``on_ihave`` even though the store holds it (it may show a shorter path)."""
+        return id_ in self._recent or id_ in self._missing
+
+    def awaited(self) -> int:
+        """How many announced ids are awaited (bounded by ``Timers.max_missing``)."""
+        return len(self._missing)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _spread(self, id_: bytes, hops: int, sender: Peer | None, now: int) -> list[Action]:
+        if sender is None:
+            self._remember(id_, hops, None, now)
+        actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p != sender]
+        lazy = [p for p in self.lazy if p != sender and p not in self.legacy]
+        for p in lazy:
+            self._pending.setdefault(p, []).append((id_, hops))
+        if lazy and self._flush_at is None:
+            self._flush_at = now + self.timers.announce_delay_ms
+        return actions
+
+    def _swap(self, better: Peer, worse: Peer, now: int) -> list[Action]:
+        self.lazy.discard(better)
+        self.eager.add(better)
+        self._to_lazy(worse, now)
+        return [Graft(better, ()), Prune(worse)]
+
+    def _to_lazy(self, peer: Peer, now: int) -> None:
+        self.eager.discard(peer)
+        self.lazy.add(peer)
+        self._pruned_at[peer] = now
+
+    def _remember(self, id_: bytes, hops: int, sender: Peer | None, now: int) -> None:
+        self._recent[id_] = (hops, sender, now)
+        self._recent.move_to_end(id_)
+        while len(self._recent) > self.timers.recent:
+            self._recent.popitem(last=False)
+
+    def _hops_of(self, id_: bytes) -> int:
+        seen = self._recent.get(id_)
+        return 0 if seen is None else seen[0]
+
+    def _drop_missing(self, id_: bytes) -> _Missing | None:
+        missing = self._missing.pop(id_, None)
+        if missing is not None:
+            left = self._missing_by.get(missing.owner, 0) - 1
+            if left > 0:
+                self._missing_by[missing.owner] = left
+            else:
+                self._missing_by.pop(missing.owner, None)
+        return missing
+
+    def _stale(self, entry: tuple[int, bytes]) -> bool:
+        missing = self._missing.get(entry[1])
+        return missing is None or missing.deadline != entry[0]

@@ -1,0 +1,373 @@
+"""Set reconciliation by range fingerprints, in the style of negentropy (NIP-77), sans-IO.
+
+Two nodes each hold a set of items ``(timestamp, id)`` — the live envelopes matching one token filter,
+``timestamp`` the envelope's ``created`` (ms), ``id`` its 32 bytes — and want to learn which items each
+lacks, sending little more than the difference. Items are ordered by ``(timestamp, id)``. A *range* is
+the items from a lower bound (inclusive) to an upper bound (exclusive); its *fingerprint* is
+
+    SHA-256("vrm-reconcile/1" || sum || count)[:16]
+
+where ``sum`` is the ids read as little-endian 256-bit integers, added modulo 2^256 (32 bytes, little
+endian) and ``count`` the number of items (8 bytes, big endian). Sums make a range's fingerprint
+computable from prefix sums in O(log n), for any bounds.
+
+The initiator sends its whole set's fingerprint; the peer compares it with its own over the same range:
+equal ranges are done; a differing range small enough (``id_limit`` items on the side that found the
+difference) is answered with its ids; a larger one is split into ``buckets`` ranges of equal item count,
+each with its fingerprint, and so on down. Ranges where the sets agree stop at the first comparison, so
+the rounds grow with the logarithm of the set size and the bytes with the size of the difference. The
+responder keeps no state between messages: every message carries all its ranges' bounds.
+
+Messages are canonical MessagePack (PROTOCOL.md section 1): ``[1, [range, …]]``, ranges in ascending
+order and contiguous, the first starting at the lowest bound and the last ending at infinity. A range
+is ``[upper, mode, payload]``: ``upper`` is ``[timestamp, id_prefix]`` (the shortest prefix of the id
+that separates the range's last item from the next one; empty when the timestamps differ) or nil
+for infinity; ``mode`` 0 skip (payload nil), 1 fingerprint (bin 16), 2 id list (array of bin 32,
+in ascending order of the ids), 3 id-list answer (``[ids the answerer holds and the list lacked, bitmap]``: bit ``i``
+(byte ``i // 8``, bit ``i % 8``, lsb first) set when the answerer lacks the list's ``i``-th id).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.errors import WireError
+from node.reference import codec
+
+VERSION = 1
+ID_BYTES = 32
+FINGERPRINT_BYTES = 16
+SKIP, FINGERPRINT, ID_LIST, ID_ANSWER = 0, 1, 2, 3
+MAX_TIMESTAMP = 2**64 - 1
+MAX_RANGES = 65_536  # ranges in one message (an answer has up to 16 per range asked about)
+MAX_MESSAGE_BYTES = 64 * 1024  # an initiator's message (what a responder accepts)
+MAX_ANSWER_BYTES = 2 * 1024 * 1024  # a responder's answer: at most ~16x the message it answers
+MAX_IDS = MAX_ANSWER_BYTES // 34  # ids in one message, in all its lists
+BUDGET = MAX_MESSAGE_BYTES - 4096  # an initiator's message stops describing ranges here
+_MOD = 2**256
+_TAG = b"vrm-reconcile/1"
+
+Item = tuple[int, bytes]  # (timestamp ms, 32-byte id)
+Bound = tuple[int, bytes] | None  # (timestamp, id prefix) or None for infinity
+
+
+def fingerprint(ids_sum: int, count: int) -> bytes:
+    """The fingerprint of a range from the sum of its ids (mod 2^256) and its item count."""
+    return hashlib.sha256(_TAG + (ids_sum % _MOD).to_bytes(32, "little") + count.to_bytes(8, "big")).digest()[
+        :FINGERPRINT_BYTES
+    ]
+
+
+def fingerprint_of(ids: Iterable[bytes]) -> bytes:
+    ids = list(ids)
+    return fingerprint(sum(int.from_bytes(i, "little") for i in ids), len(ids))
+
+
+def _below(item: Item, bound: Bound) -> bool:
+    """Whether ``item`` sorts before ``bound`` (an id is compared with the prefix padded with zeros)."""
+    if bound is None:
+        return True
+    ts, prefix = bound
+    if item[0] != ts:
+        return item[0] < ts
+    return item[1] < prefix + bytes(ID_BYTES - len(prefix))
+
+
+def separating_bound(prev: Item, nxt: Item) -> Bound:
+    """The shortest bound above ``prev`` and at most ``nxt``."""
+    if prev[0] != nxt[0]:
+        return (nxt[0], b"")
+    shared = 0
+    while shared < ID_BYTES and prev[1][shared] == nxt[1][shared]:
+        shared += 1
+    return (nxt[0], nxt[1][: shared + 1])
+
+
+class ItemSet:
+    """A sorted set of items with prefix sums, so any range's fingerprint is two bisections away."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self.items: list[Item] = sorted(set(items))
+        for ts, id_ in self.items:
+            if not 0 <= ts <= MAX_TIMESTAMP or len(id_) != ID_BYTES:
+                raise ValueError("an item is (timestamp 0..2^64-1, 32-byte id)")
+        self._sums = [0]
+        for _, id_ in self.items:
+            self._sums.append((self._sums[-1] + int.from_bytes(id_, "little")) % _MOD)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def index(self, bound: Bound) -> int:
+        """The index of the first item not below ``bound``."""
+        if bound is None:
+            return len(self.items)
+        ts, prefix = bound
+        return bisect.bisect_left(self.items, (ts, prefix + bytes(ID_BYTES - len(prefix))))
+
+    def fingerprint(self, lo: int, hi: int) -> bytes:
+        return fingerprint(self._sums[hi] - self._sums[lo], hi - lo)
+
+    def ids(self, lo: int, hi: int) -> list[bytes]:
+        """The ids of items lo..hi, in ascending order of the ids (as id lists carry them)."""
+        return sorted(id_ for _, id_ in self.items[lo:hi])
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    upper: Bound
+    mode: int
+    payload: Any = None  # bytes (fingerprint), list[bytes] (ids), (list[bytes], bytes) (answer)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the initiator learnt: ``need`` (ids the peer holds and we lack: fetch them) and ``have``
+    (ids we hold and the peer lacks: offer them)."""
+
+    need: set[bytes] = field(default_factory=set)
+    have: set[bytes] = field(default_factory=set)
+
+
+# -- the codec ----------------------------------------------------------------------------------------
+
+
+def encode(ranges: Sequence[Range]) -> bytes:
+    body = []
+    for r in ranges:
+        upper = None if r.upper is None else [r.upper[0], r.upper[1]]
+        if r.mode == ID_ANSWER:
+            payload: Any = [list(r.payload[0]), r.payload[1]]
+        elif r.mode == ID_LIST:
+            payload = list(r.payload)
+        else:
+            payload = r.payload
+        body.append([upper, r.mode, payload])
+    return codec.encode([VERSION, body])
+
+
+def _bad(detail: str) -> WireError:
+    return WireError("malformed", f"reconciliation message: {detail}")
+
+
+def _id(value: Any) -> bytes:
+    if not isinstance(value, bytes) or len(value) != ID_BYTES:
+        raise _bad("an id is a bin of 32 bytes")
+    return value
+
+
+def _ascending(ids: list[bytes]) -> list[bytes]:
+    if any(a >= b for a, b in zip(ids, ids[1:])):
+        raise _bad("ids must be strictly ascending")
+    return ids
+
+
+def decode(body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> list[Range]:
+    """A message from a peer, checked in full (shape, sizes, order) before anything is done with it."""
+    if len(body) > max_bytes:
+        raise WireError("too_large", f"a reconciliation message is at most {max_bytes} bytes")
+    try:
+        value = codec.decode(body, max_bytes)
+    except Exception as exc:  # the reference codec's typed refusals, whatever they are
+        raise _bad(f"not canonical MessagePack ({exc})") from None
+    if not isinstance(value, list) or len(value) != 2 or value[0] != VERSION or not isinstance(value[1], list):
+        raise _bad("expected [1, [range, ...]]")
+    if len(value[1]) > MAX_RANGES:
+        raise WireError("too_large", f"at most {MAX_RANGES} ranges")
+    ranges: list[Range] = []
+    total_ids = 0
+    previous: Bound = (0, b"")
+    for raw in value[1]:
+        if not isinstance(raw, list) or len(raw) != 3 or not isinstance(raw[1], int) or isinstance(raw[1], bool):
+            raise _bad("a range is [upper, mode, payload]")
+        upper_raw, mode, payload = raw
+        if previous is None:
+            raise _bad("a range after the one ending at infinity")
+        if upper_raw is None:
+            upper: Bound = None
+        else:
+            if (
+                not isinstance(upper_raw, list)
+                or len(upper_raw) != 2
+                or not isinstance(upper_raw[0], int)
+                or isinstance(upper_raw[0], bool)
+                or not isinstance(upper_raw[1], bytes)
+                or len(upper_raw[1]) > ID_BYTES
+            ):
+                raise _bad("a bound is [timestamp, id prefix of at most 32 bytes]")
+            upper = (upper_raw[0], upper_raw[1])
+            if (upper[0], upper[1] + bytes(ID_BYTES - len(upper[1]))) <= (
+                previous[0],
+                previous[1] + bytes(ID_BYTES - len(previous[1])),
+            ) and ranges:
+                raise _bad("bounds must be strictly ascending")
+        if mode == SKIP:
+            if payload is not None:
+                raise _bad("a skip range has no payload")
+        elif mode == FINGERPRINT:
+            if not isinstance(payload, bytes) or len(payload) != FINGERPRINT_BYTES:
+                raise _bad("a fingerprint is a bin of 16 bytes")
+        elif mode == ID_LIST:
+            if not isinstance(payload, list):
+                raise _bad("an id list is an array of ids")
+            payload = _ascending([_id(v) for v in payload])
+            total_ids += len(payload)
+        elif mode == ID_ANSWER:
+            if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], list)):
+                raise _bad("an id-list answer is [ids, bitmap]")
+            if not isinstance(payload[1], bytes):
+                raise _bad("the bitmap is a bin")
+            ids = _ascending([_id(v) for v in payload[0]])
+            total_ids += len(ids)
+            payload = (ids, payload[1])
+        else:
+            raise _bad(f"unknown mode {mode}")
+        if total_ids > MAX_IDS:
+            raise WireError("too_large", f"at most {MAX_IDS} ids in a message")
+        ranges.append(Range(upper, mode, payload))
+        previous = upper
+    if ranges and ranges[-1].upper is not None:
+        raise _bad("the last range must end at infinity")
+    return ranges
+
+
+# -- the protocol -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reconciler:
+    """One side's state machine. The initiator calls ``initiate()``, sends the bytes, and passes each
+    answer to ``reconcile(answer)``, which returns the next message or None when done; ``outcome``
+    then holds ``need`` and ``have``. The responder answers each message with ``reconcile`` too (a
+    fresh Reconciler per message is fine: it keeps nothing between them)."""
+
+    items: ItemSet
+    initiator: bool = False
+    buckets: int = 16
+    id_limit: int = 32
+    outcome: Outcome = field(default_factory=Outcome)
+    rounds: int = 0
+
+    def initiate(self) -> bytes:
+        self.initiator = True
+        self.rounds = 1
+        return encode(self._describe(0, len(self.items), None))
+
+    def reconcile(self, message: bytes) -> bytes | None:
+        ranges = decode(message, MAX_ANSWER_BYTES if self.initiator else MAX_MESSAGE_BYTES)
+        out: list[Range] = []
+        lo_bound: Bound = (0, b"")
+        size = counted = 0
+        for r in ranges:
+            lo, hi = self.items.index(lo_bound), self.items.index(r.upper)
+            if self.initiator and size > BUDGET:
+                # Our message is full: the rest goes as one fingerprint of ours, so the other side
+                # takes it up again next round (the ranges before it made progress). A responder's
+                # answer needs no such cut: it is bounded by the message it answers.
+                out.append(Range(None, FINGERPRINT, self.items.fingerprint(lo, len(self.items))))
+                break
+            if r.mode == SKIP:
+                out.append(Range(r.upper, SKIP))
+            elif r.mode == FINGERPRINT:
+                if self.items.fingerprint(lo, hi) == r.payload:
+                    out.append(Range(r.upper, SKIP))
+                else:
+                    out += self._describe(lo, hi, r.upper)
+            elif r.mode == ID_LIST:
+                out += self._on_list(lo, hi, r.upper, r.payload)
+            else:  # ID_ANSWER, to our own list of ids lo..hi
+                if not self.initiator:
+                    raise _bad("an id-list answer is sent to the initiator only")
+                ours = self.items.ids(lo, hi)
+                extra, bitmap = r.payload
+                if len(bitmap) != (len(ours) + 7) // 8:
+                    raise _bad("the bitmap does not cover the id list")
+                self.outcome.need.update(i for i in extra if i not in set(ours))
+                self.outcome.have.update(i for k, i in enumerate(ours) if bitmap[k // 8] >> (k % 8) & 1)
+                out.append(Range(r.upper, SKIP))
+            lo_bound = r.upper if r.upper is not None else lo_bound
+            size += sum(_cost(x) for x in out[counted:])
+            counted = len(out)
+        out = _merge_skips(out)
+        if self.initiator and all(r.mode == SKIP for r in out):
+            return None
+        if self.initiator:
+            self.rounds += 1
+        return encode(out)
+
+    def _on_list(self, lo: int, hi: int, upper: Bound, theirs: list[bytes]) -> list[Range]:
+        ours = self.items.ids(lo, hi)
+        if self.initiator:  # the peer's whole range: we can tell both differences ourselves
+            mine, other = set(ours), set(theirs)
+            self.outcome.need.update(other - mine)
+            self.outcome.have.update(mine - other)
+            return [Range(upper, SKIP)]
+        if len(ours) > max(self.id_limit, len(theirs)) * 2:
+            # Far more here than there: split, so no answer carries more ids than a list would.
+            return self._split(lo, hi, upper)
+        mine = set(ours)
+        other = set(theirs)
+        bitmap = bytearray((len(theirs) + 7) // 8)
+        for k, id_ in enumerate(theirs):
+            if id_ not in mine:
+                bitmap[k // 8] |= 1 << (k % 8)
+        return [Range(upper, ID_ANSWER, ([i for i in ours if i not in other], bytes(bitmap)))]
+
+    def _describe(self, lo: int, hi: int, upper: Bound) -> list[Range]:
+        """A differing range (or the whole set): its ids when few, else buckets with fingerprints."""
+        if hi - lo <= self.id_limit:
+            return [Range(upper, ID_LIST, self.items.ids(lo, hi))]
+        return self._split(lo, hi, upper)
+
+    def _split(self, lo: int, hi: int, upper: Bound) -> list[Range]:
+        n = hi - lo
+        parts = min(self.buckets, n)
+        out: list[Range] = []
+        start = lo
+        for b in range(1, parts + 1):
+            end = lo + n * b // parts
+            bound = upper if b == parts else separating_bound(self.items.items[end - 1], self.items.items[end])
+            out.append(Range(bound, FINGERPRINT, self.items.fingerprint(start, end)))
+            start = end
+        return out
+
+
+def _cost(r: Range) -> int:
+    """An upper estimate of a range's encoded size."""
+    if r.mode == ID_LIST:
+        return 48 + 34 * len(r.payload)
+    if r.mode == ID_ANSWER:
+        return 56 + 34 * len(r.payload[0]) + len(r.payload[1])
+    return 64
+
+
+def _merge_skips(ranges: list[Range]) -> list[Range]:
+    """Adjacent skip ranges become one (the later bound covers both)."""
+    out: list[Range] = []
+    for r in ranges:
+        if out and out[-1].mode == SKIP and r.mode == SKIP:
+            out[-1] = r
+        else:
+            out.append(r)
+    return out
+
+
+def reconcile_sets(
+    ours: Iterable[Item], theirs: Iterable[Item], *, buckets: int = 16, id_limit: int = 32
+) -> tuple[Outcome, int, int]:
+    """Run both sides in memory: (outcome, rounds, bytes sent both ways). For tests and the simulation."""
+    a = Reconciler(ItemSet(ours), buckets=buckets, id_limit=id_limit)
+    b_items = ItemSet(theirs)
+    message: bytes | None = a.initiate()
+    sent = 0
+    while message is not None:
+        sent += len(message)
+        answer = Reconciler(b_items, buckets=buckets, id_limit=id_limit).reconcile(message)
+        assert answer is not None
+        sent += len(answer)
+        message = a.reconcile(answer)
+    return a.outcome, a.rounds, sent

@@ -1,0 +1,200 @@
+"""Plumtree (federation/plumtree.py), driven by a small simulated network: every node gets every
+payload, and once the tree has settled each node receives one copy; missing payloads are grafted."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from federation import plumtree as pt
+
+
+def mid(k: int) -> bytes:
+    return hashlib.sha256(b"m%d" % k).digest()
+
+
+class Net:
+    """Nodes 0..n-1 on a graph with fixed latencies; ``down`` nodes drop what reaches them."""
+
+    def __init__(self, adj, latency, timers=None, legacy=frozenset()):
+        self.adj, self.latency = adj, latency
+        self.trees = [pt.Plumtree(timers) for _ in adj]
+        for n, peers in enumerate(adj):
+            for p in peers:
+                self.trees[n].peer_up(p, legacy=p in legacy)
+        self.legacy = legacy
+        self.q, self.seq, self.now = [], 0, 0
+        self.holds = [set() for _ in adj]
+        self.copies = [dict() for _ in adj]
+        self.down = set()
+        self.broken = []
+
+    def at(self, t, fn, *args):
+        self.seq += 1
+        heapq.heappush(self.q, (t, self.seq, fn, args))
+
+    def run(self, until=10**9):
+        while self.q and self.q[0][0] <= until:
+            self.now, _, fn, args = heapq.heappop(self.q)
+            fn(*args)
+
+    def act(self, n, actions):
+        for a in actions:
+            if n in self.down:
+                return
+            lat = self.latency[min(n, a.peer), max(n, a.peer)]
+            if isinstance(a, pt.Push):
+                if a.id in self.holds[n]:
+                    self.at(self.now + lat, self.payload, a.peer, n, a.id, a.hops)
+            elif isinstance(a, pt.Announce):
+                if a.peer not in self.legacy:
+                    self.at(self.now + lat, self.ihave, a.peer, n, a.items)
+            elif isinstance(a, pt.Graft):
+                self.at(self.now + lat, lambda d, s, ids, e: self.act(d, self.trees[d].on_graft(s, ids, self.now, e)), a.peer, n, a.ids, a.eager)
+            elif isinstance(a, pt.Prune):
+                self.at(self.now + lat, lambda d, s: self.act(d, self.trees[d].on_prune(s, self.now)), a.peer, n)
+            elif isinstance(a, pt.Broken):
+                self.broken.append((n, a.peer, a.reason))
+        deadline = self.trees[n].next_deadline()
+        if deadline is not None:
+            self.at(max(deadline, self.now), lambda m: self.act(m, self.trees[m].tick(self.now)), n)
+
+    def payload(self, n, sender, id_, hops):
+        if n in self.down:
+            return
+        self.copies[n][id_] = self.copies[n].get(id_, 0) + 1
+        fresh = id_ not in self.holds[n]
+        self.holds[n].add(id_)
+        if n in self.legacy:  # today's push: forward every new payload to every peer
+            if fresh:
+                for p in self.adj[n]:
+                    if p != sender:
+                        lat = self.latency[min(n, p), max(n, p)]
+                        self.at(self.now + lat, self.payload, p, n, id_, hops + 1)
+            return
+        self.act(n, self.trees[n].on_payload(sender, id_, hops, fresh, self.now))
+
+    def ihave(self, n, sender, items):
+        if n in self.down:
+            return
+        tree = self.trees[n]
+        self.act(n, tree.on_ihave(sender, [(i, h) for i, h in items if tree.knows(i) or i not in self.holds[n]], self.now))
+
+    def cast(self, n, k):
+        self.holds[n].add(mid(k))
+        self.act(n, self.trees[n].broadcast(mid(k), self.now))
+
+
+def random_graph(rng, n, extra):
+    adj = [set() for _ in range(n)]
+    for v in range(1, n):
+        u = rng.randrange(v)
+        adj[u].add(v), adj[v].add(u)
+    for _ in range(extra):
+        u, v = rng.sample(range(n), 2)
+        adj[u].add(v), adj[v].add(u)
+    latency = {(u, v): rng.randint(5, 80) for u in range(n) for v in adj[u] if u < v}
+    return adj, latency
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32), st.integers(3, 40), st.integers(0, 60))
+def test_everyone_gets_everything_and_one_copy_once_settled(seed, n, extra):
+    rng = random.Random(seed)
+    adj, latency = random_graph(rng, n, extra)
+    net = Net(adj, latency, pt.Timers(prune_after=1))  # the paper's rule: one payload at a time settles
+    rounds = 30
+    for k in range(rounds):
+        net.at(k * 5_000, net.cast, rng.randrange(n), k)
+    net.run()
+    for k in range(rounds):
+        assert all(mid(k) in held for held in net.holds)
+    settled = [mid(k) for k in range(rounds - 5, rounds)]
+    for node in range(n):
+        for id_ in settled:
+            assert net.copies[node].get(id_, 0) <= 1 or node == 0  # 0 casts too; it never receives its own twice
+    eager_links = {(u, v) for u in range(n) for v in net.trees[u].eager}
+    assert all((v, u) in eager_links for u, v in eager_links)  # links are eager both ways
+    assert len(eager_links) // 2 == n - 1  # a spanning tree: the eager links connect, with no cycle
+    assert net.broken == []
+
+
+def test_a_payload_missed_by_the_tree_is_grafted_from_an_announcer():
+    # A square 0-1-2-3-0: once the tree is settled, cut the tree's link into the node that is
+    # reached through it; the IHAVE of the other neighbour makes it GRAFT.
+    adj = [{1, 3}, {0, 2}, {1, 3}, {2, 0}]
+    latency = {(0, 1): 10, (1, 2): 10, (2, 3): 10, (0, 3): 10}
+    net = Net(adj, latency, pt.Timers(prune_after=1))
+    for k in range(5):
+        net.at(k * 2000, net.cast, 0, k)
+    net.run()
+    eager = [sorted(t.eager) for t in net.trees]
+    assert sum(len(e) for e in eager) == 6  # three tree links
+    # Node 2 hangs off 1 or 3; take its tree parent down.
+    parent = next(p for p in (1, 3) if 2 in net.trees[p].eager and p in net.trees[2].eager)
+    other = 4 - parent
+    net.down.add(parent)
+    net.trees[0].peer_down(parent)
+    net.trees[2].peer_down(parent)
+    net.trees[other].lazy.discard(2), net.trees[other].eager.discard(2)  # the link other-2 starts lazy
+    net.trees[other].peer_up(2, lazy=True)
+    net.trees[2].lazy.discard(other), net.trees[2].eager.discard(other)
+    net.trees[2].peer_up(other, lazy=True)
+    net.at(20_000, net.cast, 0, 99)
+    net.run()
+    assert mid(99) in net.holds[2]
+    assert other in net.trees[2].eager  # grafted: the link is eager now
+    assert net.trees[2].awaited() == 0
+
+
+def test_a_legacy_peer_is_always_pushed_to_and_never_pruned():
+    adj = [{1, 2}, {0, 2}, {0, 1}]
+    latency = {(0, 1): 10, (1, 2): 10, (0, 2): 10}
+    net = Net(adj, latency, pt.Timers(prune_after=1), legacy=frozenset({2}))
+    for k in range(10):
+        net.at(k * 1000, net.cast, k % 2, k)
+    net.run()
+    assert all(mid(k) in net.holds[2] for k in range(10))
+    assert 2 in net.trees[0].eager and 2 in net.trees[1].eager
+
+
+def test_announcements_of_payloads_that_never_come_are_bounded_and_reported():
+    tree = pt.Plumtree(pt.Timers(max_missing_per_peer=100))
+    tree.peer_up("flooder")
+    tree.peer_up("honest")
+    now = 0
+    for batch in range(10):
+        tree.on_ihave("flooder", [(hashlib.sha256(b"%d-%d" % (batch, i)).digest(), 1) for i in range(50)], now)
+    assert tree.awaited() == 100  # the rest is dropped: reconciliation would bring anything real
+    actions = []
+    while (deadline := tree.next_deadline()) is not None:
+        now = deadline
+        actions += tree.tick(now)
+    grafts = [a for a in actions if isinstance(a, pt.Graft)]
+    assert grafts and all(a.peer == "flooder" for a in grafts)
+    broken = [a for a in actions if isinstance(a, pt.Broken)]
+    assert len(broken) == 100 and {a.reason for a in broken} == {"unanswered_ihave"}
+    assert tree.awaited() == 0
+
+
+def test_malformed_announcements_and_strangers_change_nothing():
+    tree = pt.Plumtree()
+    tree.peer_up("a")
+    assert tree.on_ihave("stranger", [(bytes(32), 1)], 0) == []
+    assert tree.on_ihave("a", [(b"short", 1)], 0) == []
+    assert tree.on_graft("stranger", [bytes(32)], 0) == []
+    assert tree.awaited() == 0 and tree.peers == {"a"}
+
+
+def test_duplicates_from_a_peer_that_ignores_prune_are_reported():
+    tree = pt.Plumtree(pt.Timers(prune_after=1, prune_grace_ms=100))
+    tree.peer_up("a"), tree.peer_up("dup")
+    tree.on_payload("a", mid(0), 0, True, 0)
+    assert pt.Prune("dup") in tree.on_payload("dup", mid(0), 0, False, 10)
+    assert "dup" in tree.lazy
+    assert tree.on_payload("dup", mid(0), 0, False, 50) == []  # in flight before the PRUNE: fine
+    assert tree.on_payload("dup", mid(0), 0, False, 500) == [pt.Broken("dup", "ignored_prune")]
