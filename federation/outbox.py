@@ -110,6 +110,27 @@ class Outbox:
             return None
         return self.store.query_one("SELECT last_insert_rowid() AS id")["id"]
 
+    def enqueue_many(
+        self, deliveries: Sequence[tuple[str, bytes, str, int | None]], *, kind: str, now: int
+    ) -> set[str]:
+        """Queue many ``(peer, payload, ref, expires_at)`` in the caller's transaction with ONE prepared
+        statement (a relayed batch: every envelope for every peer); ``(peer, kind, ref)`` already
+        queued are skipped as ``enqueue`` does. Returns the peers given deliveries (wake them after
+        the commit; a peer whose rows were all already queued may be among them: waking it is harmless)."""
+        if not kind:
+            raise ValidationError("kind", "must not be empty")
+        rows = []
+        for peer, payload, ref, expires_at in deliveries:
+            if not peer or not ref:
+                raise ValidationError("peer" if not peer else "ref", "must not be empty")
+            rows.append((peer, kind, ref, bytes(payload), now, expires_at, now))
+        added = self.store.execute_many(
+            "INSERT INTO outbox (peer, kind, ref, payload, created_at, expires_at, next_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer, kind, ref) DO NOTHING",
+            rows,
+        )
+        return {row[0] for row in rows} if added else set()
+
     def due(self, peer: str, now: int, *, limit: int = 100, max_bytes: int = 1 << 20) -> list[Delivery]:
         """The next batch for ``peer``: the head of its queue if the head is due, then the deliveries
         behind it of the same kind, up to ``limit`` rows and ``max_bytes`` of payload (at least one).

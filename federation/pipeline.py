@@ -208,21 +208,15 @@ class Pipeline:
             return set()
         peers = [p.public_key for p in self._peers.pushable() if p.public_key not in exclude]
         addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
-        notified: set[str] = set()
-        now = self._clock()
+        deliveries: list[tuple[str, bytes, str, int | None]] = []
         for env, ttl in forwards:
             payload = wire.encode_item(ttl, env.raw)
-            author = env.author.hex()
-            recipient = addressing(env)[0]  # defences: a verified announced peer gets what is addressed to it
+            author, ref = env.author.hex(), env.id.hex()
+            recipient = addressing(env)[0]  # a verified announced peer gets what is addressed to it
             for peer in peers + [recipient] if recipient in addressees else peers:
-                if peer == author:
-                    continue
-                queued = self._outbox.enqueue(
-                    peer, payload, kind=GOSSIP_KIND, now=now, ref=env.id.hex(), expires_at=env.expires
-                )
-                if queued is not None:
-                    notified.add(peer)
-        return notified
+                if peer != author:
+                    deliveries.append((peer, payload, ref, env.expires))
+        return self._outbox.enqueue_many(deliveries, kind=GOSSIP_KIND, now=self._clock())
 
     # -- local envelopes ------------------------------------------------------------------------------
 

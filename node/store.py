@@ -168,6 +168,16 @@ class Store:
         last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
         return list(range(last - len(rows) + 1, last + 1))
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run one prepared write statement for each of ``rows`` inside the current transaction (one
+        executemany); returns the number of rows changed in all."""
+        self._require_transaction()
+        if not rows:
+            return 0
+        before = self._db.conn.total_changes
+        self._db.conn.executemany(sql, rows)
+        return self._db.conn.total_changes - before
+
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement inside the current transaction; returns the number of rows changed."""
         self._require_transaction()

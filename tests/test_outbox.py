@@ -191,3 +191,17 @@ def test_ids_keep_increasing_so_order_is_stable(store):
         seen += [d.id for d in batch]
         outbox.mark_delivered([d.id for d in batch])
     assert seen == ids
+
+
+def test_enqueue_many_queues_a_relayed_batch_in_one_statement_and_skips_what_is_queued(store):
+    outbox = make(store)
+    with store.transaction():
+        assert outbox.enqueue("a", b"x", kind="gossip", now=0, ref="r1") is not None
+    deliveries = [("a", b"x", "r1", None), ("a", b"y", "r2", 50), ("b", b"x", "r1", None)]
+    with store.transaction():
+        assert outbox.enqueue_many(deliveries, kind="gossip", now=5) == {"a", "b"}
+        assert outbox.enqueue_many(deliveries, kind="gossip", now=6) == set()  # all queued already
+    assert payloads(outbox.due("a", 10)) == [b"x", b"y"]
+    assert payloads(outbox.due("b", 10)) == [b"x"]
+    with pytest.raises(ValidationError), store.transaction():
+        outbox.enqueue_many([("", b"z", "r3", None)], kind="gossip", now=7)
