@@ -41,15 +41,16 @@ def serve(
         ),
     ] = None,
     ui_lan: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--ui-lan",
-            help="Also serve the page on the LAN (0.0.0.0), for your phone: same login plus a pairing code.",
+            "--ui-lan/--no-ui-lan",
+            help="Also serve the page on the LAN (0.0.0.0), for your phone: same login plus a pairing code [ui.lan: off].",
         ),
-    ] = False,
+    ] = None,
     ui_port: Annotated[
-        int, typer.Option("--ui-port", min=0, max=65535, help="The page's LAN port with --ui-lan (0: any).")
-    ] = 8471,
+        int | None,
+        typer.Option("--ui-port", min=0, max=65535, help="The page's LAN port with --ui-lan, 0: any [ui.lan_port: 8471]."),
+    ] = None,
     tls_cert: Annotated[
         str | None, typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS: the certificate chain.")
     ] = None,
@@ -76,6 +77,8 @@ def serve(
         "server.public_url": public_url,
         "server.tls_cert": tls_cert,
         "server.tls_key": tls_key,
+        "ui.lan": ui_lan,
+        "ui.lan_port": ui_port,
     }
     for key, value in given.items():
         if value is not None:
@@ -121,8 +124,6 @@ def serve(
                 identity,
                 vault_key=vault_key,
                 on_ready=ready,
-                ui_lan=ui_lan,
-                ui_lan_port=ui_port,
                 on_stopping=notifier.stopping,
                 **options,
             )
@@ -151,6 +152,8 @@ def run_options(settings: Any) -> dict[str, Any]:
         "public_url": settings.get("server.public_url"),
         "tls": tls,
         "pull_interval": settings.get("federation.pull_interval"),
+        "ui_lan": settings.get("ui.lan"),
+        "ui_lan_port": settings.get("ui.lan_port"),
         "app_options": {
             "limiter": RateLimiter(settings.get("limits.rate"), settings.get("limits.burst")),
             "max_body": settings.get("limits.max_body"),

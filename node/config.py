@@ -94,6 +94,8 @@ SETTINGS: dict[str, Setting] = {
     "limits.max_body": Setting(int, 8 * 1024 * 1024, "largest request body in bytes", _positive),
     "log.level": Setting(str, "warning", "debug, info, warning or error", _choice(*LOG_LEVELS)),
     "log.format": Setting(str, "text", "text (with times) or json (one object a line)", _choice(*LOG_FORMATS)),
+    "ui.lan": Setting(bool, False, "also serve the page on the LAN (0.0.0.0), behind a pairing code"),
+    "ui.lan_port": Setting(int, 8471, "the page's LAN port when ui.lan is on (0: any)", _port),
     "service.memory_max": Setting(str, "256M", "the unit's MemoryMax (systemd size: 256M, 1G)", _nonempty),
     "service.watchdog_sec": Setting(int, 0, "the unit's WatchdogSec (0: no watchdog)", _nonnegative),
 }

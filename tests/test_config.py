@@ -78,3 +78,16 @@ def test_a_hand_edited_file_is_refused_naming_the_key(home, text, named):
     for args in (("config", "show"), ("serve", "--port", "0")):  # serve refuses before listening
         result = vrm(home, *args, code=6)
         assert named in result.stderr and str(config_path(home)) in result.stderr
+
+
+def test_the_page_on_the_lan_is_a_setting_and_a_flag_overrides_it(home):
+    from cli.serve_cmd import run_options
+
+    assert run_options(load(home))["ui_lan"] is False  # off unless asked: the page stays on loopback
+    runner = CliRunner()
+    for args in (["config", "set", "ui.lan", "true"], ["config", "set", "ui.lan_port", "9100"]):
+        assert runner.invoke(app, ["--home", str(home), *args]).exit_code == 0
+    options = run_options(load(home))
+    assert (options["ui_lan"], options["ui_lan_port"]) == (True, 9100)
+    refused = runner.invoke(app, ["--home", str(home), "config", "set", "ui.lan", "perhaps"])
+    assert refused.exit_code == 6 and "ui.lan" in refused.output
