@@ -13,9 +13,11 @@ import httpx
 import pytest
 import trio
 
+from node.clock import wall_clock_ms
 from node.intents import Intents
 from node.vault import Vault
 from node.home import init_home
+from node.identity import Identity
 from node.keystore import derive_vault_key, load_identity
 from tests.fednet import FAST, FedNet, Node
 
@@ -199,3 +201,27 @@ async def test_a_vault_value_is_shown_only_after_the_passphrase(net, tmp_path):
             right = await client.post("/ui/vault", data={**ask, "passphrase": passphrase}, headers={"origin": ORIGIN})
             assert right.status_code == 200 and "SECRET-bob@example.org" in right.text
             assert "SECRET" not in (await client.get("/ui/vault")).text  # shown once, not kept
+
+
+async def test_the_peers_page_shows_each_peers_score_and_why(net):
+    from node.peers import Peers
+    from node.scores import Scores, Standing
+
+    with trio.fail_after(TIMEOUT):
+        alice = await net.node("alice")
+        flaky = Identity.generate()
+
+        def misbehaved(store):
+            with store.transaction():
+                Peers(store).add(public_key=flaky.public_key, url="http://flaky.test", role="vendor", name="Flaky")
+            standing = Standing(flaky.public_key.hex())
+            now = wall_clock_ms()
+            for _ in range(3):  # three malformed batches: 100 - 3 x 20 = 40, under the throttle line
+                standing.offend({"malformed_batch": 1}, now=now)
+            Scores(store).save(standing, now)
+
+        await alice.read(misbehaved)
+        async with client_for(alice) as client:
+            await login(alice, client)
+            page = (await client.get("/ui/peers")).text
+            assert "Flaky" in page and "40.0 (throttled)" in page and "malformed_batch ×3" in page

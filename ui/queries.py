@@ -16,6 +16,7 @@ from node.leads import Leads
 from node.nodeid import encode_node_id
 from node.offers import Offers
 from node.peers import Peers
+from node.scores import Scores
 from node.receipts import Receipts
 from node.records import Records
 from node.scorecard import Scorecard, scorecard, scorecards
@@ -166,7 +167,19 @@ def peers(store: Store, clock: Clock) -> dict[str, Any]:
     dead = {row["peer"]: row["n"] for row in store.query("SELECT peer, count(*) AS n FROM outbox_dead GROUP BY peer")}
     queued = {row["peer"]: row["n"] for row in store.query("SELECT peer, count(*) AS n FROM outbox GROUP BY peer")}
     rows = Peers(store, clock=clock).list()
-    return {"peers": [{"peer": p, "dead": dead.get(p.public_key, 0), "queued": queued.get(p.public_key, 0)} for p in rows]}
+    now = clock()
+    scores = Scores(store)
+    return {
+        "peers": [
+            {
+                "peer": p,
+                "dead": dead.get(p.public_key, 0),
+                "queued": queued.get(p.public_key, 0),
+                "standing": scores.get(p.public_key).to_json(now),  # its score, state and why
+            }
+            for p in rows
+        ]
+    }
 
 
 # -- a vendor's pages --------------------------------------------------------------------------------
