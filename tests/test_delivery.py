@@ -422,5 +422,5 @@ async def test_items_refused_rate_limited_are_resent_in_order_and_never_dead_let
         assert d.stats["p"].delivered == 100 and d.stats["p"].deferred > 0 and d.stats["p"].failures == 0
         # After a 429 the next request waited for its Retry-After.
         after_429 = [b - a for i, (a, b) in enumerate(zip(peer.attempt_times, peer.attempt_times[1:])) if (i + 1) % 4 == 0]
-        assert after_429 and min(after_429) >= 2.0
+        assert after_429 and min(after_429) >= 2.0 - 1e-9  # the mock clock's float sums
         nursery.cancel_scope.cancel()
