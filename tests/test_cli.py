@@ -439,3 +439,13 @@ def test_intent_errors_without_a_word_and_bad_options(vrm):
     vrm("intent", "?flight", "--terms", "sell-my-data", code=6)
     vrm("intent", "?flight", passphrase="wrong", code=5)
     assert vrm.json("intents", "list", "--all") == []
+
+
+def test_version_flag_prints_the_versions_without_a_command():
+    from typer.testing import CliRunner
+
+    from cli.main import app as vrm_app
+
+    result = CliRunner().invoke(vrm_app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("vrm-node ") and "protocol v" in result.output
