@@ -6,6 +6,9 @@ admin API (found in ``<home>/admin.json``), so peers hear of changes at once.
 
 from __future__ import annotations
 
+import errno
+import json
+import logging
 import sys
 from functools import partial
 from typing import Annotated, Any
@@ -30,6 +33,12 @@ def serve(
             help="The URL peers should push to, when it is not the bound one (a proxy, a NAT forward).",
         ),
     ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning (default) or error.")
+    ] = "warning",
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text (default) or json (one object a line, on stderr).")
+    ] = "text",
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -38,15 +47,14 @@ def serve(
     """
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{public_url!r}: give an http:// or https:// URL", param_hint="--public-url")
-    import logging
-
     import trio
 
     from app.runtime import serve_forever
 
-    # The node's loggers (vrm.*) report failed peers and refused requests; warnings and worse go to
-    # stderr with a time, so a daemon's log reads as one.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        configure_logging(log_level, log_format)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
     state = node(ctx)
     home = state.home()
@@ -79,8 +87,50 @@ def serve(
             )
         )
     except BaseExceptionGroup as group:
-        raise _sole_error(group) from None
+        error = _sole_error(group)
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            typer.echo(
+                f"error: address already in use: port {port} on {host} (--port)"
+                + (f" or admin port {admin_port} (--admin-port)" if admin_port else ""),
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        raise error from None
     typer.echo("stopped", err=True)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "at": int(record.created * 1000),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def configure_logging(level: str = "warning", fmt: str = "text") -> None:
+    """Send the node's log (the vrm.* loggers: failed peers, refused requests) to stderr at ``level``
+    in ``fmt``; the one place a config file's log keys are applied too. ValueError for other values."""
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format {fmt!r} is not one of {', '.join(LOG_FORMATS)}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
 
 
 def _sole_error(group: BaseExceptionGroup) -> BaseException:

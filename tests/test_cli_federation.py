@@ -424,3 +424,14 @@ def test_readme_federation_and_consented_access_walkthroughs_run_with_two_daemon
         for daemon in daemons:
             code, err = stop_daemon(daemon)
             assert code == 0, err
+
+
+def test_serve_on_a_port_in_use_names_the_port(alice):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = alice("serve", "--port", str(port), code=1)
+    assert f"address already in use: port {port} on 127.0.0.1" in result.stderr
