@@ -150,6 +150,8 @@ def test_personal_node_scenario(tmp_path):
         assert kind in kinds
     people = vrm("vendors", "show", "acme-air").stdout
     assert "Acme Air" in people and "Timeline" in people and "bought SFO->JFK economy" in people
+    assert "Notes" in people and "Friendly crew, cramped seats" in people and "#crew" in people
+    assert [n["text"] for n in shown["notes"]] == ["Friendly crew, cramped seats"]
 
     vrm("vault", "set", "email", EMAIL)
     vrm("vault", "set", "shipping_address", "-", input=ADDRESS + "\n")
