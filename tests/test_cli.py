@@ -451,3 +451,20 @@ def test_version_flag_prints_the_versions_without_a_command():
     result = CliRunner().invoke(vrm_app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("vrm-node ") and "protocol v" in result.output
+
+
+def test_an_error_under_json_is_a_json_object_with_the_same_exit_code(tmp_path):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app as vrm_app
+
+    env = {"VRM_HOME": str(tmp_path / "h"), "VRM_PASSPHRASE": None}
+    runner = CliRunner()
+    assert runner.invoke(vrm_app, ["init", "--no-passphrase", "--name", "A"], env=env).exit_code == 0
+    plain = runner.invoke(vrm_app, ["intents", "show", "ffffffffff"], env=env)
+    result = runner.invoke(vrm_app, ["intents", "show", "ffffffffff", "--json"], env=env)
+    assert result.exit_code == plain.exit_code == 3
+    error = _json.loads(result.stdout)
+    assert error["code"] == 3 and error["reason"] == "not_found" and "ffffffffff" in error["error"]
