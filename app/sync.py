@@ -24,20 +24,27 @@ async def sync(services: Services, args: dict[str, Any]) -> dict[str, Any]:
     async with services.pull_lock:
         peers = await services.store.run(services.peers.pushable)
         received = [0] * len(peers)
+        reached = [False] * len(peers)
 
         async def pull(i: int, peer: Peer) -> None:
-            received[i] = await pull_peer(services, peer)
+            received[i], reached[i] = await _pull_peer(services, peer)
 
         async with trio.open_nursery() as nursery:
             for i, peer in enumerate(peers):
                 nursery.start_soon(pull, i, peer)
-    return {"peers": len(peers), "received": sum(received)}
+    # ``reached``: how many answered every page; the CLI fails when peers exist and none did
+    return {"peers": len(peers), "reached": sum(reached), "received": sum(received)}
 
 
 async def pull_peer(services: Services, peer: Peer) -> int:
+    """How many items pulling ``peer`` brought (``_pull_peer`` without whether it answered)."""
+    return (await _pull_peer(services, peer))[0]
+
+
+async def _pull_peer(services: Services, peer: Peer) -> tuple[int, bool]:
     """Pull ``peer``'s gossip and our inbox there, from the cursors we keep for it, into the pipeline.
 
-    Returns how many items were new here. A failure (peer down, malformed answer) is recorded on the
+    Returns how many items were new here and whether the peer answered. A failure (peer down, malformed answer) is recorded on the
     peer and ends this pull; the cursors only move past pages that were ingested, so nothing is lost.
     """
     assert peer.url is not None
@@ -48,9 +55,9 @@ async def pull_peer(services: Services, peer: Peer) -> int:
             received += await _pull_feed(services, peer, feed, cursor)
     except (DeliveryError, WireError) as exc:
         await services.store.run(peers.record_contact, peer.public_key, False, str(exc))
-        return received
+        return received, False
     await services.store.run(peers.record_contact, peer.public_key, True)
-    return received
+    return received, True
 
 
 async def _pull_feed(services: Services, peer: Peer, feed: str, cursor: int) -> int:

@@ -68,6 +68,20 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
+_REASONS = {3: "not_found", 4: "conflict", 1: "error"}
+
+
+def report_json(exc: BaseException, code: int) -> None:
+    """Under ``--json`` an error is one JSON object on stdout (``error``, ``code``: the exit code,
+    ``reason``: the refusal's reason code when there is one, else the kind of error)."""
+    import json
+
+    reason = getattr(exc, "reason", None)
+    reason = getattr(reason, "name", reason)
+    reason = str(reason).lower() if reason else _REASONS.get(code, type(exc).__name__)
+    typer.echo(json.dumps({"error": str(exc), "code": code, "reason": reason}))
+
+
 def report(exc: BaseException) -> None:
     """One line on stderr, plus any notes a command attached (PEP 678), such as the caret under a word."""
     typer.echo(f"error: {exc}", err=True)
@@ -79,11 +93,17 @@ class VrmGroup(TyperGroup):
     """The root command: the one place where a VrmError becomes a message and an exit code."""
 
     def invoke(self, ctx: Any) -> Any:
+        # read before the group consumes them: does the command line ask for --json?
+        as_json = "--json" in (*getattr(ctx, "protected_args", ()), *ctx.args)
         try:
             return super().invoke(ctx)
         except VrmError as exc:
-            report(exc)
-            raise typer.Exit(exit_code_for(exc)) from None
+            code = exit_code_for(exc)
+            if as_json:
+                report_json(exc, code)
+            else:
+                report(exc)
+            raise typer.Exit(code) from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # `vrm … | head`: the reader left, let typer quiet it
                 raise

@@ -45,6 +45,13 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """``vrm --version``: runs while the options are parsed, so no subcommand is needed."""
+    if value:
+        version()
+        raise typer.Exit(0)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -57,6 +64,15 @@ def root(
             help="The node's home directory (default: the platform data directory).",
         ),
     ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=lambda value: _print_version(value),
+            help="Print the vrm-node and protocol versions and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Put the per-invocation NodeContext on the context; it opens the home only when a command asks."""
     state = NodeContext(home)

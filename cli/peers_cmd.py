@@ -123,12 +123,21 @@ def remove(ctx: typer.Context, ref: PeerArg) -> None:
 
 
 def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Pull new gossip and your inbox from every peer now, instead of waiting for the next round."""
+    """Pull new gossip and your inbox from every peer now, instead of waiting for the next round.
+
+    Exits 1 when you have peers and none of them could be reached."""
     result = node(ctx).run_op("sync", {})
+    unreachable = result["peers"] > 0 and result["reached"] == 0
     if as_json:
         output.print_json(result)
-        return
-    output.say(f"pulled from {result['peers']} peers: {result['received']} new envelopes")
+    else:
+        output.say(
+            f"pulled from {result['reached']} of {result['peers']} peers: {result['received']} new envelopes"
+        )
+    if unreachable:
+        if not as_json:
+            typer.echo("error: no peer could be reached (see `vrm peers list` for their last errors)", err=True)
+        raise typer.Exit(1)
 
 
 def block(

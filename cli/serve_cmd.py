@@ -8,6 +8,7 @@ admin API (found in ``<home>/admin.json``), so peers hear of changes at once.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -55,6 +56,12 @@ def serve(
         str | None, typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS: the certificate chain.")
     ] = None,
     tls_key: Annotated[str | None, typer.Option("--tls-key", metavar="PEM", help="The private key of --tls-cert.")] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug, info, warning or error [log.level: warning].")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="text or json (one object a line, on stderr) [log.format: text].")
+    ] = None,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -79,6 +86,8 @@ def serve(
         "server.tls_key": tls_key,
         "ui.lan": ui_lan,
         "ui.lan_port": ui_port,
+        "log.level": log_level,
+        "log.format": log_format,
     }
     for key, value in given.items():
         if value is not None:
@@ -129,7 +138,15 @@ def serve(
             )
         )
     except BaseExceptionGroup as group:
-        raise _sole_error(group) from None
+        error = _sole_error(group)
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            typer.echo(
+                f"error: address already in use: port {options['port']} on {options['host']} (--port, server.port)"
+                + (f" or admin port {options['admin_port']} (--admin-port)" if options["admin_port"] else ""),
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        raise error from None
     typer.echo("stopped", err=True)
 
 
@@ -167,7 +184,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
-            "time": round(record.created, 3),
+            "at": int(record.created * 1000),  # ms, like every *_at in the CLI's JSON
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

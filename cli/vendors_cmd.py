@@ -78,7 +78,7 @@ def list_(
 
 @vendors.command("show")
 def show(ctx: typer.Context, ref: VendorArg, as_json: JsonOpt = False) -> None:
-    """A vendor's details, timeline (newest first) and scorecard."""
+    """A vendor's details, notes, timeline (newest first) and scorecard."""
     from node.scorecard import scorecard
 
     state = node(ctx)
@@ -86,8 +86,9 @@ def show(ctx: typer.Context, ref: VendorArg, as_json: JsonOpt = False) -> None:
     vendor = records.get_vendor(ref)
     timeline = records.timeline(vendor.id)
     card = scorecard(state.store(), vendor.id)
+    notes = records.list_notes(vendor.id)
     if as_json:
-        output.print_json({"vendor": vendor, "timeline": timeline, "scorecard": card})
+        output.print_json({"vendor": vendor, "notes": notes, "timeline": timeline, "scorecard": card})
         return
     ended = f"{output.when(vendor.ended_at)}" + (f" ({vendor.end_reason})" if vendor.end_reason else "")
     output.fields(
@@ -102,6 +103,9 @@ def show(ctx: typer.Context, ref: VendorArg, as_json: JsonOpt = False) -> None:
             ("scorecard", _card_summary(card)),
         ]
     )
+    if notes:
+        rows = ((output.when(n.at), n.text, " ".join(f"#{t}" for t in n.tags)) for n in notes)
+        output.table(("when", "note", "tags"), rows, title="Notes")
     output.table(("when", "what"), ((output.when(e.at), e.summary) for e in timeline), title="Timeline")
 
 

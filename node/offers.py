@@ -389,6 +389,15 @@ class Offers:
         if offer.status != "open":
             state = "has expired" if offer.status == "expired" else f"is already {offer.status}"
             raise ConflictError(f"offer {short} {state}")
+        if kind == "accept":
+            # the intent is the permission: once it is withdrawn or expired, nothing made for it may close
+            intent = self._store.query_one(
+                "SELECT status, expires_at FROM intents WHERE id = ?", [offer.intent_id]
+            )
+            if intent is not None and intent["status"] == "withdrawn":
+                raise ConflictError(f"offer {short} is for an intent you withdrew; it can no longer be accepted")
+            if intent is not None and intent["expires_at"] <= now:
+                raise ConflictError(f"offer {short} is for an intent that has expired")
         if kind == "accept" and Blocks(self._store, clock=self._clock).is_blocked(offer.vendor):
             raise ConflictError(f"offer {short} is from a vendor you blocked; unblock it first")
         body = {

@@ -150,6 +150,8 @@ def test_personal_node_scenario(tmp_path):
         assert kind in kinds
     people = vrm("vendors", "show", "acme-air").stdout
     assert "Acme Air" in people and "Timeline" in people and "bought SFO->JFK economy" in people
+    assert "Notes" in people and "Friendly crew, cramped seats" in people and "#crew" in people
+    assert [n["text"] for n in shown["notes"]] == ["Friendly crew, cramped seats"]
 
     vrm("vault", "set", "email", EMAIL)
     vrm("vault", "set", "shipping_address", "-", input=ADDRESS + "\n")
@@ -494,3 +496,30 @@ def test_intent_errors_without_a_word_and_bad_options(vrm):
     vrm("intent", "?flight", "--terms", "sell-my-data", code=6)
     vrm("intent", "?flight", passphrase="wrong", code=5)
     assert vrm.json("intents", "list", "--all") == []
+
+
+def test_version_flag_prints_the_versions_without_a_command():
+    from typer.testing import CliRunner
+
+    from cli.main import app as vrm_app
+
+    result = CliRunner().invoke(vrm_app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("vrm-node ") and "protocol v" in result.output
+
+
+def test_an_error_under_json_is_a_json_object_with_the_same_exit_code(tmp_path):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app as vrm_app
+
+    env = {"VRM_HOME": str(tmp_path / "h"), "VRM_PASSPHRASE": None}
+    runner = CliRunner()
+    assert runner.invoke(vrm_app, ["init", "--no-passphrase", "--name", "A"], env=env).exit_code == 0
+    plain = runner.invoke(vrm_app, ["intents", "show", "ffffffffff"], env=env)
+    result = runner.invoke(vrm_app, ["intents", "show", "ffffffffff", "--json"], env=env)
+    assert result.exit_code == plain.exit_code == 3
+    error = _json.loads(result.stdout)
+    assert error["code"] == 3 and error["reason"] == "not_found" and "ffffffffff" in error["error"]

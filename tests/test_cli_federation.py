@@ -175,7 +175,19 @@ def test_lists_on_a_fresh_node(alice):
     assert "vrm peers add" in alice("peers", "list").stderr
     assert alice.json("trends") == []
     assert alice.json("offers", "list") == []
-    assert alice.json("sync") == {"peers": 0, "received": 0}
+    assert alice.json("sync") == {"peers": 0, "reached": 0, "received": 0}
+
+
+def test_sync_fails_when_no_peer_could_be_reached(alice):
+    from node.identity import Identity
+    from node.peers import Peers
+    from node.store import Store
+
+    with Store(next(alice.home.glob("*.db"))) as store:
+        Peers(store).add(public_key=Identity.generate().public_key, url="http://127.0.0.1:9", role="vendor", name="")
+    result = alice("sync", code=1)
+    assert "no peer could be reached" in result.stderr
+    assert json.loads(alice("sync", "--json", code=1).stdout)["reached"] == 0
 
 
 # -- real daemons -------------------------------------------------------------------------------------
@@ -412,3 +424,14 @@ def test_readme_federation_and_consented_access_walkthroughs_run_with_two_daemon
         for daemon in daemons:
             code, err = stop_daemon(daemon)
             assert code == 0, err
+
+
+def test_serve_on_a_port_in_use_names_the_port(alice):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = alice("serve", "--port", str(port), code=1)
+    assert f"address already in use: port {port} on 127.0.0.1" in result.stderr

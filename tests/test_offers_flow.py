@@ -284,6 +284,16 @@ def test_decisions_are_refused_when_they_cannot_be_made(person_store, person_off
             decide(PERSON, ref)
 
 
+def test_an_offer_for_a_withdrawn_intent_cannot_be_accepted(person_store, person_offers, received, cast, clock):
+    Intents(person_store, clock=clock).withdraw(PERSON, cast.id)
+    before = records_state(person_store)
+    with pytest.raises(ConflictError, match="withdrew"):
+        person_offers.accept(PERSON, received.id.hex())
+    assert records_state(person_store) == before
+    assert person_offers.get(received.id.hex()).status == "open"
+    assert table(person_store, "purchases") == []
+
+
 def test_a_vendor_cannot_accept_its_own_offer(vendor_offers, lead):
     offer, _ = make(vendor_offers, lead)
     with pytest.raises(ConflictError, match="you made"):
