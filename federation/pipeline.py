@@ -42,7 +42,7 @@ from federation.outbox import Outbox
 from federation.verify import Verified, decode_and_verify
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
-from node.errors import ValidationError
+from node.errors import ConflictError, ValidationError
 from node.gossiplog import GossipLog, addressing, envelope_row
 from node.leads import Leads
 from node.peers import Peers
@@ -50,6 +50,9 @@ from node.reasons import Reason
 from node.store import Clock, Store
 
 __all__ = ["GOSSIP_KIND", "Ingested", "MatcherIndex", "Pipeline"]
+
+
+_CONFLICT_RETRIES = 2  # concurrent listeners storing the same envelope (fleet)
 
 
 class MatcherIndex(Protocol):
@@ -110,18 +113,28 @@ class Pipeline:
         verified = decode_and_verify(
             self._verifier, self._backend, [i.envelope for i in items], [i.ttl for i in items], batch.now
         )
-        reasons = bytearray(v.reason for v in verified)
-        with self.store.transaction():
-            for i in self._dedupe(verified, reasons):
-                env = verified[i].env
-                assert env is not None
-                reasons[i] = self._judge.judge(env, min(max(items[i].ttl, 0), wire.MAX_TTL), batch)
-            peers: set[str] = set()
-            if batch.accepted:
-                self._store(batch, from_peer)
-                self._match(batch)
-                peers = self._deliver(batch, from_peer)
-        return Ingested(bytes(reasons), frozenset(peers))
+        # Several listeners share a fleet's database: one that stored an envelope of this batch after
+        # our dedupe makes our insert conflict. The transaction is undone; the retry sees it as held.
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            reasons = bytearray(v.reason for v in verified)
+            batch = Batch(now=batch.now)
+            try:
+                with self.store.transaction():
+                    for i in self._dedupe(verified, reasons):
+                        env = verified[i].env
+                        assert env is not None
+                        reasons[i] = self._judge.judge(env, min(max(items[i].ttl, 0), wire.MAX_TTL), batch)
+                    peers: set[str] = set()
+                    if batch.accepted:
+                        self._store(batch, from_peer)
+                        self._match(batch)
+                        peers = self._deliver(batch, from_peer)
+            except ConflictError:
+                if attempt == _CONFLICT_RETRIES:
+                    raise
+                continue
+            return Ingested(bytes(reasons), frozenset(peers))
+        raise AssertionError("unreachable")
 
     def _dedupe(self, verified: list[Verified], reasons: bytearray) -> list[int]:
         """The indexes of OK items new here; later copies in the batch and envelopes already held
