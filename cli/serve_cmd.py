@@ -30,6 +30,14 @@ def serve(
             help="The URL peers should push to, when it is not the bound one (a proxy, a NAT forward).",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="A vendor fleet's postgresql:// database: serve as one of its listeners (default: the home's).",
+        ),
+    ] = None,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -75,6 +83,7 @@ def serve(
                 admin_port=admin_port,
                 public_url=public_url,
                 vault_key=vault_key,
+                store=store,
                 on_ready=ready,
             )
         )
