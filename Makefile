@@ -55,7 +55,7 @@ $(BIN)/python:
 
 # An editable install: maturin builds node/_native into the source tree, so tests see the sources.
 $(STAMP): $(BIN)/python $(SOURCES)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,fleet]'
 	@touch $@
 
 # Release wheels: abi3 (one per architecture for every CPython >= 3.11), cross-compiled with zig as

@@ -226,8 +226,14 @@ def federation_app_for(
 # -- the CLI without a daemon ----------------------------------------------------------------------
 
 
-async def open_store(home: HomeInfo, *, clock: Clock) -> AsyncStore:
-    return await AsyncStore.open(home.db_path, clock=clock)
+async def open_store(home: HomeInfo, *, clock: Clock, url: str | None = None) -> AsyncStore:
+    """The home's SQLite store, or with ``url`` a vendor fleet's PostgreSQL database (fleet/)."""
+    if url is None:
+        return await AsyncStore.open(home.db_path, clock=clock)
+    from fleet.pgstore import PgStore  # psycopg is the optional [fleet] extra
+
+    store = await trio.to_thread.run_sync(partial(PgStore, url, clock=clock))
+    return AsyncStore(store, trio.CapacityLimiter(1))  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
@@ -242,7 +248,9 @@ async def direct_services(
     """Services over the home's store for one CLI command when no daemon runs. What the op queues
     for peers stays in the store's outbox until `vrm serve` sends it. ``vault_key`` (from the
     passphrase) is needed by the vault ops of an encrypted vault."""
-    astore = await open_store(home, clock=clock)
+    from fleet.home import store_url
+
+    astore = await open_store(home, clock=clock, url=store_url(home))
     try:
         core = build_core(
             astore.store,
@@ -297,9 +305,11 @@ def build_daemon(
     max_attempts: int,
     request_timeout: float,
     new_breaker: Callable[[], CircuitBreaker],
+    outbox: Outbox | None = None,
 ) -> Daemon:
     """A running node's services over ``astore``; ``client`` is the one signed connection pool for
-    pushes, pulls and hellos; ``endpoint(peer, kind)`` is where a delivery goes (None: not now)."""
+    pushes, pulls and hellos; ``endpoint(peer, kind)`` is where a delivery goes (None: not now);
+    ``outbox`` replaces the store's own (a fleet listener's claiming outbox)."""
     core = build_core(
         astore.store,
         identity.public_key,
@@ -310,6 +320,7 @@ def build_daemon(
         max_attempts=max_attempts,
         identity=identity,
         vault_key=vault_key,
+        outbox=outbox,
     )
     assert isinstance(core.index, LiveIndex)
     deliverer = Deliverer(

@@ -97,10 +97,13 @@ class NodeRuntime:
         ui_lan_port: int = 0,
         allow_private_peers: bool = False,
         tls: TLSFiles | None = None,
+        store: str | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
-        pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps)."""
+        pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
+        (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
+        the home's configured store."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -121,6 +124,8 @@ class NodeRuntime:
         self.request_timeout = request_timeout
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
+        self._store_override = store
+        self.listener: Any = None  # a fleet.listener.Listener when the store is a fleet's
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
         self.url: str | None = None
@@ -153,8 +158,13 @@ class NodeRuntime:
         existing = await AdminClient.from_home(self.home)
         if existing is not None:
             raise ConflictError(f"a node is already serving {self.home.path} (admin API {existing.url})")
-        astore = await open_store(self.home, clock=self.clock)
+        from fleet.home import store_url
+
+        url = store_url(self.home, self._store_override)
+        astore = await open_store(self.home, clock=self.clock, url=url)
         self.store = astore
+        if url is not None:
+            self._join_fleet(astore)
         wrote_admin = False
         try:
             # One connection pool for pushes, pulls and hellos; every request signed as this node.
@@ -169,6 +179,8 @@ class NodeRuntime:
                             assert self.admin_url is not None
                             write_admin_file(self.home.path, url=self.admin_url, token=self._token, pid=os.getpid())
                             wrote_admin = True
+                            if self.listener is not None:
+                                await background.start(self._run_listener)
                             background.start_soon(self._greet_peers)
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
@@ -205,6 +217,7 @@ class NodeRuntime:
             max_attempts=self.max_attempts,
             request_timeout=self.request_timeout,
             new_breaker=self.new_breaker,
+            outbox=self._fleet_outbox,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         await self._refresh_peers()
@@ -258,6 +271,39 @@ class NodeRuntime:
         self.services.public_url = self.public_url
         self.started_at = self.clock()
         self._started_monotonic = time.monotonic()
+
+    # -- a fleet's listener ----------------------------------------------------------------------------
+
+    _fleet_outbox: Outbox | None = None
+
+    def _join_fleet(self, astore: AsyncStore) -> None:
+        """Share the fleet's deliveries (claimed), replay memory and subscription changes."""
+        from fleet.listener import Listener
+        from fleet.nonces import SharedNonceCache
+        from fleet.outbox import ClaimingOutbox
+
+        self.listener = Listener(astore.store)  # type: ignore[arg-type]
+        self._fleet_outbox = ClaimingOutbox(
+            astore.store, listener=self.listener.id, backoff=self.backoff, max_attempts=self.max_attempts
+        )
+        self.app_options.setdefault("nonces", SharedNonceCache(astore.store))  # type: ignore[arg-type]
+
+    async def _run_listener(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        assert self.listener is not None and self._daemon is not None
+        await self.listener.run(
+            url=self.public_url,
+            clock=self.clock,
+            on_subscriptions=self._daemon.index.invalidate,
+            rescan=self._rescan_outbox,
+            task_status=task_status,
+        )
+
+    async def _rescan_outbox(self) -> None:
+        # Deliveries another listener queued, or a dead one left behind: send them from here too.
+        assert self.outbox is not None and self.deliverer is not None
+        for peer in await self.store.run(self.outbox.peers):  # type: ignore[union-attr]
+            if peer in self._urls:
+                self.deliverer.notify(peer)
 
     # -- wiring --------------------------------------------------------------------------------------
 

@@ -62,6 +62,14 @@ def serve(
     log_format: Annotated[
         str | None, typer.Option("--log-format", help="text or json (one object a line, on stderr) [log.format: text].")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="A vendor fleet's postgresql:// database: serve as one of its listeners (default: the home's).",
+        ),
+    ] = None,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -132,6 +140,7 @@ def serve(
                 home,
                 identity,
                 vault_key=vault_key,
+                store=store,
                 on_ready=ready,
                 on_stopping=notifier.stopping,
                 **options,

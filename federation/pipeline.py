@@ -44,7 +44,7 @@ from federation.outbox import Outbox
 from federation.verify import Verified, decode_and_verify, remember_committed
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
-from node.errors import ValidationError
+from node.errors import ConflictError, ValidationError
 from node.gossiplog import GossipLog, addressing, envelope_row
 from node.leads import Leads
 from node.peers import Peers
@@ -52,6 +52,9 @@ from node.reasons import Reason
 from node.store import Clock, Store
 
 __all__ = ["GOSSIP_KIND", "Ingested", "MatcherIndex", "Pipeline"]
+
+
+_CONFLICT_RETRIES = 2  # concurrent listeners storing the same envelope (fleet)
 
 
 class MatcherIndex(Protocol):
@@ -112,21 +115,31 @@ class Pipeline:
         index = self._vendor_index()
         native = getattr(index, "native", None) if index is not None and len(index) else None
         verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], batch.now, native)
-        reasons = bytearray(v.reason for v in verified)
-        held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
-        with self.store.transaction():
-            for i in self._dedupe(verified, reasons, held):
-                env = verified[i].env
-                assert env is not None
-                reasons[i] = self._judge.judge(env, min(max(items[i].ttl, 0), wire.MAX_TTL), batch)
-            peers: set[str] = set()
-            if batch.accepted:
-                self._store(batch, from_peer)
-                self._match(batch, verified, index if native is None else None)
-                peers = self._deliver(batch, from_peer)
-        held.extend(a.env.id for a in batch.accepted.values())
-        remember_committed(self._verifier, held)
-        return Ingested(bytes(reasons), frozenset(peers))
+        # Several listeners share a fleet's database: one that stored an envelope of this batch after
+        # our dedupe makes our insert conflict. The transaction is undone; the retry sees it as held.
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            reasons = bytearray(v.reason for v in verified)
+            held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
+            batch = Batch(now=batch.now)
+            try:
+                with self.store.transaction():
+                    for i in self._dedupe(verified, reasons, held):
+                        env = verified[i].env
+                        assert env is not None
+                        reasons[i] = self._judge.judge(env, min(max(items[i].ttl, 0), wire.MAX_TTL), batch)
+                    peers: set[str] = set()
+                    if batch.accepted:
+                        self._store(batch, from_peer)
+                        self._match(batch, verified, index if native is None else None)
+                        peers = self._deliver(batch, from_peer)
+            except ConflictError:
+                if attempt == _CONFLICT_RETRIES:
+                    raise
+                continue
+            held.extend(a.env.id for a in batch.accepted.values())
+            remember_committed(self._verifier, held)
+            return Ingested(bytes(reasons), frozenset(peers))
+        raise AssertionError("unreachable")
 
     def _vendor_index(self) -> MatcherIndex | None:
         return self._index() if self.role == "vendor" and self._index is not None else None

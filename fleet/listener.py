@@ -1,0 +1,108 @@
+"""One listener of a fleet: what a `vrm serve` over PostgreSQL runs beside the node's own loops.
+
+- a heartbeat row in ``fleet_listeners`` every ``beat`` seconds (what `vrm fleet status` reads);
+- ``LISTEN vrm_subscriptions`` on a connection of its own: a subscription changed on any listener
+  invalidates this one's matcher index within the notification's round trip;
+- a rescan of the shared outbox every ``beat``: deliveries queued by another listener (or left by a
+  dead one, once its claims' lease expires) get a sending loop here too.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import trio
+
+from fleet.pgstore import PgStore
+
+CHANNEL = "vrm_subscriptions"
+
+
+def new_listener_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Listener:
+    def __init__(self, pg: PgStore, *, listener_id: str | None = None, beat: float = 1.0) -> None:
+        self.pg = pg
+        self.id = listener_id or new_listener_id()
+        self.beat = beat
+        self.ingested = 0
+        self.notified = 0  # subscription notifications received
+
+    def register(self, now: int, url: str | None) -> None:
+        with self.pg.connection() as conn:
+            conn.execute(
+                "INSERT INTO fleet_listeners (id, host, pid, url, started_at, beat_at) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET url = excluded.url, beat_at = excluded.beat_at, stopped_at = NULL",
+                (self.id, socket.gethostname(), os.getpid(), url, now, now),
+            )
+
+    def heartbeat(self, now: int) -> None:
+        with self.pg.connection() as conn:
+            conn.execute(
+                "UPDATE fleet_listeners SET beat_at = %s, ingested = %s WHERE id = %s", (now, self.ingested, self.id)
+            )
+
+    def stopped(self, now: int) -> None:
+        with self.pg.connection() as conn:
+            conn.execute("UPDATE fleet_listeners SET stopped_at = %s, beat_at = %s WHERE id = %s", (now, now, self.id))
+
+    async def run(
+        self,
+        *,
+        url: str | None,
+        clock: Callable[[], int],
+        on_subscriptions: Callable[[], None],
+        rescan: Callable[[], Any],
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        await trio.to_thread.run_sync(self.register, clock(), url)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._listen, on_subscriptions)
+                task_status.started()
+                while True:
+                    await trio.to_thread.run_sync(self.heartbeat, clock())
+                    await rescan()
+                    await trio.sleep(self.beat)
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await trio.to_thread.run_sync(self.stopped, clock())
+                except psycopg.Error:
+                    pass
+
+    async def _listen(self, on_change: Callable[[], None], *, task_status: trio.TaskStatus[None]) -> None:
+        """The LISTEN loop in a worker thread; it checks for a stop twice a second."""
+        stop = threading.Event()
+        token = trio.lowlevel.current_trio_token()
+        conn = await trio.to_thread.run_sync(lambda: psycopg.connect(self.pg.url, autocommit=True))
+        await trio.to_thread.run_sync(conn.execute, f"LISTEN {CHANNEL}")
+
+        def wake() -> None:
+            self.notified += 1
+            on_change()
+
+        def loop() -> None:
+            try:
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=0.5):
+                        trio.from_thread.run_sync(wake, trio_token=token)
+            except psycopg.Error:
+                pass  # the connection went away: the node stops with its store
+            finally:
+                conn.close()
+
+        task_status.started()
+        try:
+            # Abandoned on cancel: the thread sees ``stop`` within half a second and closes its connection.
+            await trio.to_thread.run_sync(loop, abandon_on_cancel=True)
+        finally:
+            stop.set()

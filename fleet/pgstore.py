@@ -1,0 +1,263 @@
+"""The vendor's Store over PostgreSQL: the same narrow interface as ``node.store.Store`` (``query``,
+``query_one``, ``execute``, ``insert``, ``insert_many``, ``count``, ``transaction``), so the domain
+modules run unchanged on either.
+
+The domain writes SQLite's dialect; ``pg_sql`` translates it here and nowhere else (``?`` and
+``:name`` placeholders, ``json_each``, ``last_insert_rowid``), cached per statement. Integrity errors
+are raised as ``PgIntegrityError``, a ``sqlite3.IntegrityError``, so the domain's duplicate handling
+(``except sqlite3.IntegrityError``) is the same on both engines.
+
+Connections come from a psycopg_pool pool (psycopg 3's sync API, called in trio's worker threads by
+``AsyncStore``). A transaction holds one connection for the thread that opened it (nested blocks are
+savepoints); a read outside one borrows a connection for that statement. Writes outside a
+transaction are refused, as on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from fleet.pgschema import PG_MIGRATIONS
+from node.clock import Clock, wall_clock_ms
+from node.errors import StoreError
+
+
+class PgIntegrityError(sqlite3.IntegrityError):
+    """A unique, check or foreign-key violation in PostgreSQL, seen by the domain as SQLite's."""
+
+
+# Tables whose integer key ``insert`` returns (SQLite's rowid); the others have text keys.
+_INT_KEYS = {
+    "outbox": "id",
+    "outbox_dead": "id",
+    "peers": "id",
+    "envelopes": "seq",
+    "subscriptions": "id",
+    "leads": "id",
+    "receipts": "seq",
+}
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_JSON_EACH = re.compile(r"json_each\(\?\)")
+
+
+@functools.lru_cache(maxsize=1024)
+def pg_sql(sql: str) -> str:
+    """A statement of the domain's (SQLite) dialect in PostgreSQL's, for psycopg's placeholders."""
+    s = sql.replace("%", "%%")
+    s = _JSON_EACH.sub("json_array_elements_text(?::json)", s)
+    s = s.replace("last_insert_rowid()", "lastval()")
+    s = s.replace("?", "%s")
+    s = _NAMED.sub(r"%(\1)s", s)
+    return s
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PgStore:
+    """The fleet database behind the Store interface. Safe for use from several threads."""
+
+    engine = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = wall_clock_ms,
+        min_size: int = 1,
+        max_size: int = 8,
+        migrate: bool = True,
+    ) -> None:
+        self.url = url
+        self.path = url
+        self._clock = clock
+        self._local = threading.local()
+        try:
+            self._pool = ConnectionPool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                open=True,
+                timeout=30,
+            )
+            self._pool.wait(timeout=30)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreError(f"cannot open the fleet store {_redact(url)}: {exc}") from exc
+        if migrate:
+            self.migrate()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+            self._pool = None
+
+    def __enter__(self) -> PgStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection of its own (autocommit), for what runs beside the domain (nonces,
+        heartbeats, LISTEN)."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    # -- schema ------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        with self._pool.connection() as conn:
+            # One migrator at a time across the fleet: listeners started together must not race.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(4711)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+                )
+                applied = [r["version"] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+                if applied != list(range(1, len(applied) + 1)):
+                    raise StoreError(f"fleet schema history is damaged: applied versions {applied}")
+                if len(applied) > len(PG_MIGRATIONS):
+                    raise StoreError(
+                        f"the fleet store has schema version {len(applied)}, newer than this program knows "
+                        f"({len(PG_MIGRATIONS)}); upgrade vrm-node"
+                    )
+                for version, name, statements in PG_MIGRATIONS[len(applied) :]:
+                    with conn.transaction():
+                        for statement in statements:
+                            conn.execute(statement)
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                            (version, name, self._clock()),
+                        )
+
+    @property
+    def schema_version(self) -> int:
+        row = self.query_one("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")
+        return int(row["v"]) if row else 0
+
+    def table_names(self) -> list[str]:
+        rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")
+        return [r["tablename"] for r in rows]
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PgStore]:
+        """All writes inside commit together or not at all; nested blocks are savepoints."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None:
+            with _translated_errors(), conn.transaction():
+                yield self
+            return
+        with self._pool.connection() as conn:
+            local.conn = conn
+            try:
+                with _translated_errors(), conn.transaction():
+                    yield self
+            finally:
+                local.conn = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    def _tx_conn(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise StoreError("writes must run inside `with store.transaction():`")
+        return conn
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def insert(self, table: str, row: dict[str, Any]) -> int | None:
+        conn = self._tx_conn()
+        columns = ", ".join(_quote(c) for c in row)
+        marks = ", ".join("%s" for _ in row)
+        key = _INT_KEYS.get(table)
+        returning = f" RETURNING {_quote(key)} AS k" if key else ""
+        with _translated_errors():
+            cur = conn.execute(
+                f"INSERT INTO {_quote(table)} ({columns}) VALUES ({marks}){returning}", list(row.values())
+            )
+            return cur.fetchone()["k"] if key else None
+
+    def insert_many(self, table: str, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """One statement for the batch; the keys in row order (RETURNING keeps VALUES order)."""
+        conn = self._tx_conn()
+        if not rows:
+            return []
+        columns = list(rows[0])
+        if any(list(row) != columns for row in rows):
+            raise StoreError(f"insert_many into {table}: every row needs the same columns in the same order")
+        names = ", ".join(_quote(c) for c in columns)
+        one = "(" + ", ".join("%s" for _ in columns) + ")"
+        params = [v for row in rows for v in row.values()]
+        key = _INT_KEYS.get(table)
+        returning = f" RETURNING {_quote(key)} AS k" if key else ""
+        with _translated_errors():
+            cur = conn.execute(
+                f"INSERT INTO {_quote(table)} ({names}) VALUES {', '.join([one] * len(rows))}{returning}", params
+            )
+            return [r["k"] for r in cur.fetchall()] if key else []
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        conn = self._tx_conn()
+        with _translated_errors():
+            return conn.execute(pg_sql(sql), _params(params)).rowcount
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            with _translated_errors():
+                return conn.execute(pg_sql(sql), _params(params)).fetchall()
+        with self._pool.connection() as conn, _translated_errors():
+            return conn.execute(pg_sql(sql), _params(params)).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def count(self, table: str) -> int:
+        return int(self.query(f"SELECT count(*) AS n FROM {_quote(table)}")[0]["n"])
+
+    def quote_fts(self, text: str) -> str:
+        raise StoreError("full-text search of records is on the person's SQLite store, not a fleet")
+
+
+def _params(params: Sequence[Any] | dict[str, Any]) -> Any:
+    if isinstance(params, dict):
+        return params
+    return [bytes(p) if isinstance(p, memoryview) else p for p in params]
+
+
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.errors.IntegrityError as exc:
+        raise PgIntegrityError(str(exc)) from exc
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
