@@ -6,14 +6,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vrm-installed
 SOURCES := pyproject.toml Cargo.toml native/Cargo.toml $(wildcard Cargo.lock) $(shell find native/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test test-python test-rust test-lowest bench bench-gate setup clean wheels sdist pi-check
+.PHONY: demo test test-debs test-python test-rust test-lowest bench bench-gate setup clean wheels sdist pi-check
 
 demo: $(STAMP)
 	$(BIN)/vrm demo
 
 test: test-rust test-python
 
-test-python: $(STAMP)
+# The real servers the tests drive, from Debian when missing (as root; otherwise it names what to
+# install): chromium (the page), PostgreSQL (the fleet), nginx (a proxy in front), systemd-analyze.
+test-debs:
+	@command -v chromium >/dev/null || .ci/ensure-debs chromium
+	@.ci/ensure-debs postgresql systemd nginx
+
+test-python: $(STAMP) test-debs
 	$(BIN)/python -m pytest
 
 test-rust:
