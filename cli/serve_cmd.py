@@ -96,6 +96,7 @@ def serve(
         "ui.lan_port": ui_port,
         "log.level": log_level,
         "log.format": log_format,
+        "store.url": store,
     }
     for key, value in given.items():
         if value is not None:
@@ -140,7 +141,7 @@ def serve(
                 home,
                 identity,
                 vault_key=vault_key,
-                store=store,
+                store=settings.get("store.url"),
                 on_ready=ready,
                 on_stopping=notifier.stopping,
                 **options,

@@ -33,6 +33,11 @@ def _url(key: str, value: str) -> None:
         raise ValidationError(key, f"{value!r} is not an http:// or https:// URL")
 
 
+def _pg_url(key: str, value: str) -> None:
+    if not value.startswith(("postgresql://", "postgres://")) or any(c.isspace() for c in value):
+        raise ValidationError(key, f"{value!r} is not a postgresql:// URL")
+
+
 def _port(key: str, value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValidationError(key, f"{value} is not a port (0..65535)")
@@ -94,6 +99,7 @@ SETTINGS: dict[str, Setting] = {
     "limits.max_body": Setting(int, 8 * 1024 * 1024, "largest request body in bytes", _positive),
     "log.level": Setting(str, "warning", "debug, info, warning or error", _choice(*LOG_LEVELS)),
     "log.format": Setting(str, "text", "text (with times) or json (one object a line)", _choice(*LOG_FORMATS)),
+    "store.url": Setting(str, None, "a vendor fleet's postgresql:// database (unset: the home's SQLite)", _pg_url, True),
     "ui.lan": Setting(bool, False, "also serve the page on the LAN (0.0.0.0), behind a pairing code"),
     "ui.lan_port": Setting(int, 8471, "the page's LAN port when ui.lan is on (0: any)", _port),
     "service.memory_max": Setting(str, "256M", "the unit's MemoryMax (systemd size: 256M, 1G)", _nonempty),

@@ -91,3 +91,12 @@ def test_the_page_on_the_lan_is_a_setting_and_a_flag_overrides_it(home):
     assert (options["ui_lan"], options["ui_lan_port"]) == (True, 9100)
     refused = runner.invoke(app, ["--home", str(home), "config", "set", "ui.lan", "perhaps"])
     assert refused.exit_code == 6 and "ui.lan" in refused.output
+
+
+def test_a_fleet_store_url_is_a_setting(home):
+    runner = CliRunner()
+    url = "postgresql://vrm@db.example/vrm"
+    assert runner.invoke(app, ["--home", str(home), "config", "set", "store.url", url]).exit_code == 0
+    assert load(home).get("store.url") == url  # what `vrm serve` runs with unless --store says otherwise
+    refused = runner.invoke(app, ["--home", str(home), "config", "set", "store.url", "mysql://db/vrm"])
+    assert refused.exit_code == 6 and "store.url" in refused.output
