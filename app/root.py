@@ -371,6 +371,7 @@ async def start_servers(
             shutdown_trigger=shutdown_trigger,
             graceful_timeout=graceful_timeout,
             tls=tls,
+            limits=fed_app.limits,  # Hypercorn's header and read deadlines match the body limits
         )
     )
     admin = await nursery.start(
