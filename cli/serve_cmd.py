@@ -54,6 +54,14 @@ def serve(
         str | None, typer.Option("--tls-cert", metavar="PEM", help="Serve HTTPS: the certificate chain.")
     ] = None,
     tls_key: Annotated[str | None, typer.Option("--tls-key", metavar="PEM", help="The private key of --tls-cert.")] = None,
+    allow_private_peers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-peers",
+            help="Accept announced peer URLs on private, loopback or link-local addresses "
+            "[federation.allow_private_peers: false].",
+        ),
+    ] = False,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -77,6 +85,8 @@ def serve(
         "server.tls_cert": tls_cert,
         "server.tls_key": tls_key,
     }
+    if allow_private_peers:  # the flag only turns it on; the file's key may too
+        given["federation.allow_private_peers"] = True
     for key, value in given.items():
         if value is not None:
             settings.set(key, value)  # checked like the file: a ValidationError names the key
@@ -151,6 +161,7 @@ def run_options(settings: Any) -> dict[str, Any]:
         "public_url": settings.get("server.public_url"),
         "tls": tls,
         "pull_interval": settings.get("federation.pull_interval"),
+        "allow_private_peers": settings.get("federation.allow_private_peers"),
         "app_options": {
             "limiter": RateLimiter(settings.get("limits.rate"), settings.get("limits.burst")),
             "max_body": settings.get("limits.max_body"),

@@ -78,3 +78,22 @@ def test_a_hand_edited_file_is_refused_naming_the_key(home, text, named):
     for args in (("config", "show"), ("serve", "--port", "0")):  # serve refuses before listening
         result = vrm(home, *args, code=6)
         assert named in result.stderr and str(config_path(home)) in result.stderr
+
+
+@pytest.mark.parametrize("how", ["flag", "file", "neither"])
+def test_allow_private_peers_reaches_the_runtime(home, monkeypatch, how):
+    """`vrm serve --allow-private-peers` or federation.allow_private_peers = true in node.toml sets
+    NodeRuntime's allow_private_peers (announced peers on private addresses are then accepted)."""
+    import app.runtime
+
+    seen: dict = {}
+
+    async def serve_forever(home, identity, **options):  # records what `vrm serve` would run with
+        seen.update(options)
+
+    monkeypatch.setattr(app.runtime, "serve_forever", serve_forever)
+    if how == "file":
+        vrm(home, "config", "set", "federation.allow_private_peers", "true")
+    args = ["serve", "--port", "0"] + (["--allow-private-peers"] if how == "flag" else [])
+    vrm(home, *args)
+    assert seen["allow_private_peers"] is (how != "neither")
