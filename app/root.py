@@ -87,7 +87,7 @@ def build_domain(
         peers=Peers(store, clock=clock),
         leads=Leads(store, clock=clock),
         offers=Offers(store, clock=clock, backend=backend),
-        grants=Grants(store, clock=clock, backend=backend),
+        grants=Grants(store, clock=clock, backend=backend, held_key=vault_key),
         receipts=Receipts(store, clock=clock, backend=backend),
         intents=Intents(store, clock=clock, backend=backend),
         records=Records(store, clock=clock),

@@ -489,6 +489,9 @@ _DEFENCES_V10 = (
         count INTEGER NOT NULL CHECK (count > 0),
         PRIMARY KEY (source, hour, reason)
     ) WITHOUT ROWID""",
+    # Held data sealed under the vault key (node.grants.vendor): ``nonce`` set means ``value`` is the
+    # ciphertext, base64; NULL means plain text (a vendor home without a passphrase).
+    "ALTER TABLE held_data ADD COLUMN nonce BLOB",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -501,5 +504,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (7, "consented access: requests, grants, held data, receipts", _ACCESS_V7),
     (8, "subscriptions: spec hash index, change journal", _subscriptions_v8),
     (9, "defences: announced URLs verified before use, peer scores", _DEFENCES_V9),
-    (10, "defences: refusals naming no grant counted in aggregate", _DEFENCES_V10),
+    (10, "defences: refusals naming no grant counted in aggregate, held data sealed", _DEFENCES_V10),
 )
