@@ -171,7 +171,8 @@ def access_fetch(
     state = node(ctx)
     state.require_role("vendor", VENDOR_ONLY)
     names = parse_fields(fields)
-    got = state.run_op("access.fetch", {"grant": ref, "fields": names})
+    # vault=True: without the daemon, the key seals what is fetched (a home without a passphrase: none)
+    got = state.run_op("access.fetch", {"grant": ref, "fields": names}, vault=True)
     values: dict[str, str] = got["values"]
     if as_json:
         doc = {"grant": got["grant"], "fields": got["fields"]}
