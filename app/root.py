@@ -87,7 +87,7 @@ def build_domain(
         peers=Peers(store, clock=clock),
         leads=Leads(store, clock=clock),
         offers=Offers(store, clock=clock, backend=backend),
-        grants=Grants(store, clock=clock, backend=backend),
+        grants=Grants(store, clock=clock, backend=backend, held_key=vault_key),
         receipts=Receipts(store, clock=clock, backend=backend),
         intents=Intents(store, clock=clock, backend=backend),
         records=Records(store, clock=clock),
@@ -382,6 +382,7 @@ async def start_servers(
             shutdown_trigger=shutdown_trigger,
             graceful_timeout=graceful_timeout,
             tls=tls,
+            limits=fed_app.limits,  # Hypercorn's header and read deadlines match the body limits
         )
     )
     admin = await nursery.start(

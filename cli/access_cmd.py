@@ -102,7 +102,7 @@ def access_list(ctx: typer.Context, all_: AllOpt = False, as_json: JsonOpt = Fal
     output.table(
         ("grant", "state", "person", "fields", "purpose", "uses", "expires", "data held"),
         (
-            (*_grant_row(g, names(g.person)), ",".join(sorted(book.held(g.id))) or None)
+            (*_grant_row(g, names(g.person)), ",".join(book.held_names(g.id)) or None)
             for g in rows
         ),
     )
@@ -123,9 +123,10 @@ def access_show(
     state = node(ctx)
     state.require_role("vendor", VENDOR_ONLY)
     store = state.store()
-    book = Grants(store)
+    # The values are sealed under the vault key: ask for the passphrase only to show them.
+    book = Grants(store, held_key=state.vault_key() if show_values else None)
     grant = book.get(ref)
-    held = book.held(grant.id)
+    held = book.held(grant.id) if show_values else dict.fromkeys(book.held_names(grant.id), "")
     if as_json:
         doc: dict[str, Any] = {**output.to_data(grant), "held": sorted(held)}
         if show_values:
@@ -170,7 +171,8 @@ def access_fetch(
     state = node(ctx)
     state.require_role("vendor", VENDOR_ONLY)
     names = parse_fields(fields)
-    got = state.run_op("access.fetch", {"grant": ref, "fields": names})
+    # vault=True: without the daemon, the key seals what is fetched (a home without a passphrase: none)
+    got = state.run_op("access.fetch", {"grant": ref, "fields": names}, vault=True)
     values: dict[str, str] = got["values"]
     if as_json:
         doc = {"grant": got["grant"], "fields": got["fields"]}

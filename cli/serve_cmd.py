@@ -70,6 +70,14 @@ def serve(
             help="A vendor fleet's postgresql:// database: serve as one of its listeners (default: the home's).",
         ),
     ] = None,
+    allow_private_peers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-peers",
+            help="Accept announced peer URLs on private, loopback or link-local addresses "
+            "[federation.allow_private_peers: false].",
+        ),
+    ] = False,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -98,6 +106,8 @@ def serve(
         "log.format": log_format,
         "store.url": store,
     }
+    if allow_private_peers:  # the flag only turns it on; the file's key may too
+        given["federation.allow_private_peers"] = True
     for key, value in given.items():
         if value is not None:
             settings.set(key, value)  # checked like the file: a ValidationError names the key
@@ -181,6 +191,7 @@ def run_options(settings: Any) -> dict[str, Any]:
         "pull_interval": settings.get("federation.pull_interval"),
         "ui_lan": settings.get("ui.lan"),
         "ui_lan_port": settings.get("ui.lan_port"),
+        "allow_private_peers": settings.get("federation.allow_private_peers"),
         "app_options": {
             "limiter": RateLimiter(settings.get("limits.rate"), settings.get("limits.burst")),
             "max_body": settings.get("limits.max_body"),

@@ -67,15 +67,19 @@ class Access:
         self._clock = clock
         self._backend = backend
 
-    def answer_access(self, requester_hex: str, grant_id: bytes, fields: Sequence[str] | None) -> Answered:
+    def answer_access(
+        self, requester_hex: str, grant_id: bytes, fields: Sequence[str] | None, source: str = ""
+    ) -> Answered:
         """Answer a fetch signed by ``requester_hex`` (``POST /v1/access``): the grant check, the use
         spent and the receipt appended happen in node.grants' one transaction, joined here by the
         receipt's copy queued for its vendor, so no answer ever goes out unreceipted."""
         identity = self._require_identity()
         with self.store.transaction():
-            outcome = self._grants.access(identity, self._vault, grant_id.hex(), requester_hex, fields)
-            receipt = outcome.receipt
-            peers = self._publish_direct(receipt, addressee(receipt))
+            outcome = self._grants.access(
+                identity, self._vault, grant_id.hex(), requester_hex, fields, source=source
+            )
+            receipt = outcome.receipt  # None for a fetch naming no grant of ours: counted, not sent
+            peers = self._publish_direct(receipt, addressee(receipt)) if receipt is not None else set()
         if not outcome.ok:
             return Answered(outcome.reason.label, [], None, frozenset(peers))
         values = dict(outcome.values)

@@ -197,7 +197,9 @@ async def access(request: Request, peer: str) -> Response:
     fed = _federation(request)
     ask = wire.decode_access_ask(await request.body())
     try:
-        answered = await fed.store.run(fed.access.answer_access, peer, ask.grant, ask.fields)
+        answered = await fed.store.run(
+            fed.access.answer_access, peer, ask.grant, ask.fields, source_of(request.scope)
+        )
     except (PassphraseError, VaultError):  # nothing was spent nor receipted: the transaction rolled back
         LOGGER.warning("a fetch could not be answered: the vault is locked or unreadable")
         return _refusal(503, wire.VAULT_LOCKED, "this node cannot open its vault")

@@ -26,6 +26,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.types import ASGIApp
 
+from federation.limits import Limits, hypercorn_settings
 from node.errors import ValidationError
 
 # Hypercorn logs "Running on …" and connection errors here; it propagates to the root logger, so the
@@ -60,7 +61,11 @@ class TLSFiles:
             raise ValidationError("tls", f"cannot use {self.cert} with {self.key}: {exc}") from None
 
 
-def make_config(host: str, port: int, *, graceful_timeout: float, tls: TLSFiles | None = None) -> Config:
+def make_config(
+    host: str, port: int, *, graceful_timeout: float, tls: TLSFiles | None = None, limits: Limits | None = None
+) -> Config:
+    """Hypercorn's config; with ``limits`` (the federation port) its deadlines close a connection that
+    trickles its headers or sits silent (``federation.limits.hypercorn_settings``)."""
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be 0..65535, not {port!r}")
     config = Config()
@@ -71,6 +76,9 @@ def make_config(host: str, port: int, *, graceful_timeout: float, tls: TLSFiles 
     config.accesslog = None
     config.errorlog = LOGGER
     config.keep_alive_timeout = 30.0  # peers push in bursts over one pooled connection
+    if limits is not None:
+        for name, value in hypercorn_settings(limits).items():
+            setattr(config, name, value)
     return config
 
 
@@ -82,12 +90,13 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     graceful_timeout: float = 5.0,
     tls: TLSFiles | None = None,
+    limits: Limits | None = None,
     task_status: trio.TaskStatus[Bound] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``shutdown_trigger`` returns (graceful) or the task is
     cancelled; ``task_status.started`` gets the ``Bound`` address once the socket listens.
     OSError (address in use, no such interface) propagates before ``started``."""
-    config = make_config(host, port, graceful_timeout=graceful_timeout, tls=tls)
+    config = make_config(host, port, graceful_timeout=graceful_timeout, tls=tls, limits=limits)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger, mode="asgi")

@@ -93,6 +93,9 @@ SETTINGS: dict[str, Setting] = {
         list, [], "addresses of reverse proxies whose X-Forwarded-Host/-Proto are believed", _ip
     ),
     "federation.bootstrap_peers": Setting(list, [], "peer URLs added (once) when the node starts", _url),
+    "federation.allow_private_peers": Setting(
+        bool, False, "accept announced peer URLs on private, loopback or link-local addresses"
+    ),
     "federation.pull_interval": Setting(float, 60.0, "seconds between pulls from every peer", _positive),
     "limits.rate": Setting(float, 2000.0, "gossip items per second a peer may push, sustained", _positive),
     "limits.burst": Setting(int, 5000, "gossip items a quiet peer may push at once", _positive),

@@ -194,6 +194,9 @@ def load_document(text: str | bytes) -> dict[str, Any]:
         document = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExchangeError(f"not a JSON document: {exc}") from None
+    except RecursionError:
+        # json's decoder recurses per nesting level; an export is a few levels deep
+        raise ExchangeError("not a vrm export (JSON nested too deeply)") from None
     if not isinstance(document, dict):
         raise ExchangeError("not a vrm export (the top level is not an object)")
     return document

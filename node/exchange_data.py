@@ -47,7 +47,7 @@ DATA_TABLES = (
     "leads",
     "held_data",
 )
-OMITTED_COLUMNS = {"held_data": ("value",)}  # never exported
+OMITTED_COLUMNS = {"held_data": ("value", "nonce")}  # never exported (sealed or not)
 METADATA_ONLY = ("held_data",)  # exported for the record, not restored (its values are not in it)
 # Tables whose rows are signed envelopes: (kind of the envelope in "raw"); the row's id is its id.
 SIGNED_ROWS = {"access_requests": "request", "offers": "offer", "grants": "grant", "receipt_copies": "receipt"}

@@ -479,6 +479,21 @@ _DEFENCES_V9 = (
     "CREATE INDEX envelopes_author ON envelopes(author)",  # admission: has this author been seen?
 )
 
+# A refused fetch that names no grant this node gave is counted here (per source address, hour and
+# reason), not receipted one by one: strangers with fresh keys cannot grow the signed receipt log.
+_DEFENCES_V10 = (
+    """CREATE TABLE stranger_refusals (
+        source TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        count INTEGER NOT NULL CHECK (count > 0),
+        PRIMARY KEY (source, hour, reason)
+    ) WITHOUT ROWID""",
+    # Held data sealed under the vault key (node.grants.vendor): ``nonce`` set means ``value`` is the
+    # ciphertext, base64; NULL means plain text (a vendor home without a passphrase).
+    "ALTER TABLE held_data ADD COLUMN nonce BLOB",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
@@ -489,4 +504,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (7, "consented access: requests, grants, held data, receipts", _ACCESS_V7),
     (8, "subscriptions: spec hash index, change journal", _subscriptions_v8),
     (9, "defences: announced URLs verified before use, peer scores", _DEFENCES_V9),
+    (10, "defences: refusals naming no grant counted in aggregate, held data sealed", _DEFENCES_V10),
 )

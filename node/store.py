@@ -135,6 +135,13 @@ class Store:
     def in_transaction(self) -> bool:
         return self._db.conn.in_transaction
 
+    def checkpoint_truncate(self) -> None:
+        """Copy the WAL into the database and empty it (after deleting data that must not linger:
+        with secure_delete on, the freed pages are zeroed, and the WAL's old frames go with it).
+        Outside a transaction only; a no-op inside one (the caller's commit comes later)."""
+        if not self._db.conn.in_transaction:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def _require_transaction(self) -> None:
         if not self._db.conn.in_transaction:
             raise StoreError("writes must run inside `with store.transaction():`")

@@ -353,7 +353,7 @@ async def test_access_answers_only_the_grantee_and_receipts_every_answer(person)
                     await who.fetch(BASE, grant, fields)
                 assert caught.value.reason == reason
         outcomes = await alice.served.store.run(lambda: [r.outcome for r in Receipts(alice.served.store.store).list()])
-    assert outcomes == ["ok", "ok", "not_grantee", "no_grant", "out_of_scope"]
+    assert outcomes == ["ok", "ok", "not_grantee", "out_of_scope"]  # no_grant names none of hers: only counted
     # Receipt copies were queued for the vendor, a peer with a URL (BOB is none: his waits in the inbox).
     assert frozenset({VENDOR.public_key.hex()}) in alice.served.notified
 

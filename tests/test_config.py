@@ -100,3 +100,22 @@ def test_a_fleet_store_url_is_a_setting(home):
     assert load(home).get("store.url") == url  # what `vrm serve` runs with unless --store says otherwise
     refused = runner.invoke(app, ["--home", str(home), "config", "set", "store.url", "mysql://db/vrm"])
     assert refused.exit_code == 6 and "store.url" in refused.output
+
+
+@pytest.mark.parametrize("how", ["flag", "file", "neither"])
+def test_allow_private_peers_reaches_the_runtime(home, monkeypatch, how):
+    """`vrm serve --allow-private-peers` or federation.allow_private_peers = true in node.toml sets
+    NodeRuntime's allow_private_peers (announced peers on private addresses are then accepted)."""
+    import app.runtime
+
+    seen: dict = {}
+
+    async def serve_forever(home, identity, **options):  # records what `vrm serve` would run with
+        seen.update(options)
+
+    monkeypatch.setattr(app.runtime, "serve_forever", serve_forever)
+    if how == "file":
+        vrm(home, "config", "set", "federation.allow_private_peers", "true")
+    args = ["serve", "--port", "0"] + (["--allow-private-peers"] if how == "flag" else [])
+    vrm(home, *args)
+    assert seen["allow_private_peers"] is (how != "neither")

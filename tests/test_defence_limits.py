@@ -8,6 +8,7 @@ own rules are tested in-process over ASGI below.
 from __future__ import annotations
 
 import json
+from functools import partial
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,34 @@ def test_sources_and_server_settings():
     assert hypercorn_settings(Limits(header_timeout=7))["keep_alive_timeout"] == 7
     with pytest.raises(ValueError):
         Limits(per_source=0)
+
+
+async def test_a_connection_trickling_its_headers_is_closed_by_the_header_deadline():
+    """federation.server.serve applies hypercorn_settings(limits): a client sending one header byte
+    every 0.2 s (never finishing) is disconnected within the header deadline, not kept forever."""
+    from starlette.applications import Starlette
+
+    from federation.server import serve
+
+    limits = Limits(header_timeout=1.0, idle_timeout=1.0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(partial(serve, Starlette(), port=0, limits=limits))
+            stream = await trio.open_tcp_stream("127.0.0.1", bound.port)
+            started = trio.current_time()
+            closed_at = None
+            trickle = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+            for byte in trickle:
+                try:
+                    await stream.send_all(bytes([byte]))
+                    with trio.move_on_after(0.2):
+                        if await stream.receive_some(1024) == b"":
+                            closed_at = trio.current_time()
+                            break
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    closed_at = trio.current_time()
+                    break
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert closed_at is not None, "the trickling connection was never closed"
+    assert closed_at - started <= limits.header_timeout + 2.0

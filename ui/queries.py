@@ -256,7 +256,7 @@ def access_held(store: Store, clock: Clock) -> dict[str, Any]:
     grants = Grants(store, clock=clock)
     rows = []
     for g in grants.list(direction="received", status="all")[::-1]:
-        rows.append({"grant": g, "held": sorted(grants.held(g.id)), "person": node_id_of(g.person)})
+        rows.append({"grant": g, "held": grants.held_names(g.id), "person": node_id_of(g.person)})
     requests = grants.requests(direction="sent")[::-1]
     return {"grants": rows, "requests": requests, "now": clock()}
 

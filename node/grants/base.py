@@ -28,10 +28,19 @@ from node.vault import Vault
 class GrantsBase:
     """What both sides share: the store, the clock, reading grants and requests, resolving refs."""
 
-    def __init__(self, store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = wall_clock_ms,
+        backend: Backend = NATIVE,
+        held_key: bytes | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._backend = backend
+        # A vendor's vault key (None: no passphrase): seals the data held under received grants.
+        self._held_key = held_key
 
 
     # -- reading ---------------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ class AccessOutcome:
     reason: Reason
     grant: Grant | None
     values: dict[str, str] = field(repr=False)
-    receipt: Envelope
+    receipt: Envelope | None  # None: the access named no grant we gave (counted, not receipted)
 
     @property
     def ok(self) -> bool:

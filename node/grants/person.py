@@ -44,7 +44,8 @@ from node.grants.model import (
 from node.identity import Identity
 from node.intents import normalize_terms
 from node.reasons import Reason
-from node.receipts import NO_GRANT_ID, Receipts
+from node.receipts import Receipts
+from node.refusals import StrangerRefusals
 from node.seal import SealError, x25519_public_key
 from node.vault import Vault
 
@@ -283,11 +284,15 @@ class PersonSide(GrantsBase):
         grant_id_hex: str,
         requester_hex: str,
         fields: Sequence[str] | None,
+        *,
+        source: str = "",
     ) -> AccessOutcome:
         """Answer an access by ``requester_hex`` (the verified signer) in ONE transaction: the check,
         one use spent when it passes, the values read (only fields present in the vault), and a receipt
-        appended whatever the answer. ValidationError (nothing written) for field names that are not
-        names, or more than 32 of them."""
+        appended whatever the answer when it names a grant we gave; a fetch naming none is only
+        counted for ``source`` (its address) in ``stranger_refusals``, with no receipt (None), so
+        strangers cannot grow the signed log. ValidationError (nothing written) for field names that
+        are not names, or more than 32 of them."""
         requester = bytes.fromhex(_hex_key(requester_hex, "requester"))
         asked = None if fields is None else _asked(fields)
         with self._store.transaction():
@@ -307,17 +312,20 @@ class PersonSide(GrantsBase):
                 shown = asked
             else:
                 shown = list(grant.fields) if grant is not None and reason != Reason.NOT_GRANTEE else []
+            if grant is None:  # names no grant we gave: counted in aggregate, not receipted
+                StrangerRefusals(self._store, clock=self._clock).count(source, reason.label)
+                return AccessOutcome(reason, None, values, None)
             # A stranger (not the grantee) learns nothing from its receipt but what it sent.
-            ours = grant is not None and reason != Reason.NOT_GRANTEE
+            ours = reason != Reason.NOT_GRANTEE
             receipt = Receipts(self._store, clock=self._clock, backend=self._backend).append(
                 identity,
                 to=requester,
-                grant=bytes.fromhex(grant.id) if grant is not None else NO_GRANT_ID,
+                grant=bytes.fromhex(grant.id),
                 fields=shown,
-                purpose=grant.purpose if ours and grant is not None else "",
+                purpose=grant.purpose if ours else "",
                 outcome=reason.label,
             )
-            if grant is not None and reason == Reason.OK:
+            if reason == Reason.OK:
                 grant = self._grant_by_id(grant.id)
         return AccessOutcome(reason, grant, values, receipt)
 

@@ -7,14 +7,17 @@ expiry.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from node import envelope
 from node.envelope import Envelope
-from node.errors import ValidationError
+from node.errors import PassphraseError, ValidationError
 from node.grants.base import GrantsBase, _is_value_map
+from node.vault import seal as seal_value
+from node.vault import unseal as unseal_value
 from node.grants.bodies import (
     check_deletion_body,
     check_grant_body,
@@ -139,6 +142,7 @@ class VendorSide(GrantsBase):
                 "UPDATE grants SET revoke_id = ?, revoke_raw = ?, deletion_id = ?, deletion_raw = ? WHERE id = ?",
                 [env.id.hex(), env.raw, deletion.id.hex(), deletion.raw, row["id"]],
             )
+        self._store.checkpoint_truncate()  # the deleted values' pages zeroed, the WAL emptied
         return Reason.OK, deletion
 
     def store_pushed(self, person_key_hex: str, grant_id: str, version: int, plaintext_map: dict) -> Reason:
@@ -170,7 +174,7 @@ class VendorSide(GrantsBase):
             self._store.execute("DELETE FROM held_data WHERE grant_id = ?", [grant_id])
             self._store.insert_many(
                 "held_data",
-                [{"grant_id": grant_id, "name": n, "value": v, "received_at": now} for n, v in plaintext_map.items()],
+                [self._held_row(grant_id, n, v, now) for n, v in plaintext_map.items()],
             )
             self._store.execute("UPDATE grants SET held_version = ? WHERE id = ?", [version, grant_id])
         return Reason.OK
@@ -190,10 +194,11 @@ class VendorSide(GrantsBase):
         with self._store.transaction():
             for name, value in values.items():
                 self._store.execute(
-                    "INSERT INTO held_data (grant_id, name, value, received_at) VALUES (?, ?, ?, ?)"
+                    "INSERT INTO held_data (grant_id, name, value, nonce, received_at)"
+                    " VALUES (:grant_id, :name, :value, :nonce, :received_at)"
                     " ON CONFLICT (grant_id, name) DO UPDATE SET value = excluded.value,"
-                    " received_at = excluded.received_at",
-                    [row["id"], name, value, now],
+                    " nonce = excluded.nonce, received_at = excluded.received_at",
+                    self._held_row(row["id"], name, value, now),
                 )
             self._store.execute(
                 "UPDATE grants SET uses_spent = uses_spent + 1 WHERE id = ?"
@@ -203,8 +208,36 @@ class VendorSide(GrantsBase):
 
     def held(self, grant_id: str) -> dict[str, str]:
         """The values we hold under a grant we received, by field name (empty when none)."""
-        rows = self._store.query("SELECT name, value FROM held_data WHERE grant_id = ? ORDER BY name", [grant_id])
-        return {r["name"]: r["value"] for r in rows}
+        rows = self._store.query(
+            "SELECT name, value, nonce FROM held_data WHERE grant_id = ? ORDER BY name", [grant_id]
+        )
+        return {r["name"]: self._held_value(grant_id, r) for r in rows}
+
+    def held_names(self, grant_id: str) -> list[str]:
+        """The names of the fields we hold under a grant we received (no key needed), sorted."""
+        rows = self._store.query("SELECT name FROM held_data WHERE grant_id = ? ORDER BY name", [grant_id])
+        return [r["name"] for r in rows]
+
+    # Held values are sealed like the vault's (ChaCha20-Poly1305 under the vault key, fresh nonce);
+    # the associated data names the grant and the field, so a ciphertext moved to another grant or
+    # field, or into the vault, fails to open instead of being read as the wrong value.
+    def _held_row(self, grant_id: str, name: str, value: str, now: int) -> dict[str, Any]:
+        if self._held_key is None:
+            return {"grant_id": grant_id, "name": name, "value": value, "nonce": None, "received_at": now}
+        nonce, sealed = seal_value(self._held_key, _held_aad(grant_id, name), value)
+        return {
+            "grant_id": grant_id, "name": name, "value": base64.b64encode(sealed).decode("ascii"),
+            "nonce": nonce, "received_at": now,
+        }
+
+    def _held_value(self, grant_id: str, row: dict[str, Any]) -> str:
+        if row["nonce"] is None:
+            return str(row["value"])
+        if self._held_key is None:
+            raise PassphraseError("the data held under this grant is encrypted: give the passphrase")
+        return unseal_value(
+            self._held_key, _held_aad(grant_id, row["name"]), row["nonce"], base64.b64decode(row["value"])
+        )
 
     def end_expired_received(self, now: int) -> list[str]:
         """End the live grants we received that are past their expiry and delete what we hold under
@@ -215,6 +248,8 @@ class VendorSide(GrantsBase):
         with self._store.transaction():
             for row in rows:
                 self._delete_held(row, now, "expired")
+        if rows:
+            self._store.checkpoint_truncate()
         return [r["id"] for r in rows]
 
     def _delete_held(self, row: dict[str, Any], now: int, reason: str) -> list[str]:
@@ -230,3 +265,8 @@ class VendorSide(GrantsBase):
                 [reason, now, row["id"]],
             )
         return deleted
+
+
+def _held_aad(grant_id: str, name: str) -> str:
+    # vault.seal takes the associated data as ASCII text; a vault field name never holds ':'
+    return f"held:{grant_id}:{name}"
