@@ -93,3 +93,19 @@ async def test_hostile_reconcile_bodies_are_refused_and_change_nothing(nursery, 
             assert side.reconcile(await http.reconcile(bob.url, side.initiate())) is None
             assert side.outcome.need == side.outcome.have == set()
         assert await bob.read(_gossip) == 0
+
+
+async def test_a_legacy_peer_without_reconcile_is_pushed_to_and_pulled_by_cursor(nursery, tmp_path, carol):
+    with trio.fail_after(TIMEOUT):
+        net = FedNet(nursery, tmp_path / "net")
+        alice = await net.node("alice")
+        old = await net.node("old", app_options={"catchup": None})  # today's node: no reconcile/1
+        await net.peer(alice, old)
+        await _cast(alice, M, 0)  # pushed to the legacy node as before
+        await eventually(lambda: old.read(lambda s: _gossip(s) == M))
+        assert (await _node_info(carol, old.url)).gossip == ()
+        async with direct_services(*carol) as services:
+            await run_op(services, "peers.add", {"url": old.url, "node_id": old.node_id})
+            assert await run_op(services, "sync", {}) == {"peers": 1, "received": M, "fetched": M}
+            assert (await services.store.run(Peers(services.store.store).by_key, old.key)).pull_cursor > 0
+            assert await run_op(services, "sync", {}) == {"peers": 1, "received": 0, "fetched": 0}
