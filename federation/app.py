@@ -5,7 +5,9 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``POST /v1/gossip``: a batch of ``[ttl, envelope]`` items → 200 ``{"reasons": bin}``, one reason
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
-- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}``;
+- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
+- ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
+  ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
   like ``/v1/node``;
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
