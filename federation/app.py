@@ -67,6 +67,7 @@ LOGGER = logging.getLogger("vrm.federation")
 DEFAULT_RATE = 2_000.0  # items per second per peer, sustained
 DEFAULT_BURST = 5_000  # items a quiet peer may send at once (five full batches)
 _MAX_SEQ = 2**63 - 1
+RECONCILE_COST = 100  # rate tokens one reconciliation message costs
 
 Handler = Callable[[Request], Awaitable[Response]]
 PeerHandler = Callable[[Request, str], Awaitable[Response]]
@@ -231,6 +232,10 @@ async def reconcile_range(request: Request, peer: str) -> Response:
     if fed.catchup is None:
         return _refusal(404, "not_found")
     _, msg = catchup.decode_request(await request.body())
+    # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
+    # items cost, so one peer cannot keep the store busy with cheap requests
+    if _budget(fed.limiter, peer, RECONCILE_COST) < RECONCILE_COST:
+        return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
     items = await fed.store.run(fed.catchup.items)
     answer = reconcile.Reconciler(items).reconcile(msg)
     assert answer is not None  # a responder always answers

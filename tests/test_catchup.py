@@ -10,7 +10,9 @@ import trio
 from app.ops import run_op
 from app.root import direct_services
 from federation import catchup
+from federation.app import RECONCILE_COST
 from federation.peerclient import PeerClient
+from federation.ratelimit import RateLimiter
 from node import reconcile
 from node.errors import DeliveryError
 from node.home import init_home
@@ -77,7 +79,7 @@ async def _node_info(carol, url: str):
 async def test_hostile_reconcile_bodies_are_refused_and_change_nothing(nursery, tmp_path):
     with trio.fail_after(TIMEOUT):
         net = FedNet(nursery, tmp_path / "net")
-        bob = await net.node("bob")
+        bob = await net.node("bob", app_options={"limiter": RateLimiter(1.0, 1_000)})  # 1 token/s
         mallory = Identity.generate()
         async with PeerClient(mallory) as http:
             for msg in (b"", b"\xc1", b"\x92\x02\x90", b"\x92\x01\x91\x93\xc0\x01\xc4\x03abc"):
@@ -92,6 +94,10 @@ async def test_hostile_reconcile_bodies_are_refused_and_change_nothing(nursery, 
             side = reconcile.Reconciler(reconcile.ItemSet([]))
             assert side.reconcile(await http.reconcile(bob.url, side.initiate())) is None
             assert side.outcome.need == side.outcome.have == set()
+            # each message costs RECONCILE_COST tokens of the signer's budget: a loop is cut off
+            with pytest.raises(DeliveryError, match="429"):
+                for _ in range(1_000 // RECONCILE_COST + 1):
+                    await http.reconcile(bob.url, side.initiate())
         assert await bob.read(_gossip) == 0
 
 
