@@ -32,6 +32,7 @@ from federation.delivery import Deliverer
 from federation.judge import Judge
 from federation.outbox import Outbox
 from federation.pages import Pages
+from federation.catchup import CatchUp
 from federation.peerclient import PeerClient
 from federation.pipeline import MatcherIndex, Pipeline
 from federation.server import TLSFiles, serve
@@ -108,6 +109,7 @@ class Core:
     pipeline: Pipeline
     access: Access
     pages: Pages
+    catchup: CatchUp  # the reconciliation set and fetch-by-ids (POST /v1/reconcile, /v1/gossip/ids)
 
 
 def build_core(
@@ -172,7 +174,7 @@ def build_core(
         clock=clock,
         backend=backend,
     )
-    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log))
+    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), CatchUp(store, clock=clock))
 
 
 def services_of(
@@ -192,6 +194,7 @@ def services_of(
         pipeline=core.pipeline,
         access=core.access,
         http=http,
+        catchup=core.catchup,
         intents=d.intents,
         peers=d.peers,
         subscriptions=d.subscriptions,
@@ -219,7 +222,7 @@ def federation_app_for(
         node_id=node_id,
         role=role,
         name=name,
-        **options,
+        **{"catchup": core.catchup, **options},
     )
 
 

@@ -22,6 +22,7 @@ from node.leads import Leads
 from node.offers import Offers
 from node.peers import Peers
 from node.records import Records
+from federation.catchup import CatchUp
 from node.store import AsyncStore, Clock, Store, wall_clock_ms
 from node.subscriptions import Subscriptions
 from node.vault import Vault
@@ -55,6 +56,7 @@ class Services:
     changed: Callable[[set[str]], None] = field(default=lambda _names: None)
     public_url: str | None = None
     pull_lock: trio.Lock = field(default_factory=trio.Lock)
+    catchup: CatchUp | None = None  # our reconciliation set (None: sync pulls by cursor only)
 
 
 Op = Callable[[Services, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -5,7 +5,9 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``POST /v1/gossip``: a batch of ``[ttl, envelope]`` items → 200 ``{"reasons": bin}``, one reason
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
-- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}``;
+- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
+- ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
+  ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
   like ``/v1/node``;
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
@@ -45,6 +47,8 @@ from starlette.routing import Route
 
 from federation import wire
 from federation.admission import Admission, merge
+from federation.catchup import CAPABILITY, CatchUp
+from federation import catchup
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
 from federation.noncecache import NonceCache
@@ -53,6 +57,7 @@ from federation.pages import Pages
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.scoring import PeerScoring, ScoreMiddleware
+from node import reconcile
 from node.errors import PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
 from node.reasons import Reason
@@ -62,6 +67,7 @@ LOGGER = logging.getLogger("vrm.federation")
 DEFAULT_RATE = 2_000.0  # items per second per peer, sustained
 DEFAULT_BURST = 5_000  # items a quiet peer may send at once (five full batches)
 _MAX_SEQ = 2**63 - 1
+RECONCILE_COST = 100  # rate tokens one reconciliation message costs
 
 Handler = Callable[[Request], Awaitable[Response]]
 PeerHandler = Callable[[Request, str], Awaitable[Response]]
@@ -99,6 +105,7 @@ class Federation:
     admission: Admission  # the budgets of sources, of the node and of never-seen authors
     notify: Callable[[frozenset[str]], None]
     on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
+    catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
 
 
 def _federation(request: Request) -> Federation:
@@ -221,6 +228,35 @@ async def access_push(request: Request, peer: str) -> Response:
     return _msgpack(wire.encode_reasons(reasons))
 
 
+async def reconcile_range(request: Request, peer: str) -> Response:
+    """One reconciliation message answered statelessly over this node's set (PROTOCOL.md section 12)."""
+    fed = _federation(request)
+    if fed.catchup is None:
+        return _refusal(404, "not_found")
+    _, msg = catchup.decode_request(await request.body())
+    # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
+    # items cost, so one peer cannot keep the store busy with cheap requests
+    if _budget(fed.limiter, peer, RECONCILE_COST) < RECONCILE_COST:
+        return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
+    items = await fed.store.run(fed.catchup.items)
+    answer = reconcile.Reconciler(items).reconcile(msg)
+    assert answer is not None  # a responder always answers
+    return _msgpack(catchup.encode_answer(answer))
+
+
+async def gossip_by_ids(request: Request, peer: str) -> Response:
+    """The envelopes of the set among the ids asked (what reconciliation said the asker needs), as a
+    pull page whose ``next`` is 0."""
+    fed = _federation(request)
+    if fed.catchup is None:
+        return _refusal(404, "not_found")
+    ids = catchup.decode_ids(await request.body())
+    if _budget(fed.limiter, peer, len(ids)) < len(ids):  # an id costs what a pushed item costs
+        return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
+    found = await fed.store.run(fed.catchup.by_ids, ids)
+    return _msgpack(wire.encode_pull(found, 0))
+
+
 # Every route of the federation API: (method, path, handler of (request, signer's hex key)).
 ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("POST", "/v1/access", access),
@@ -230,6 +266,8 @@ ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("GET", "/v1/inbox", inbox_pull),
     ("GET", "/v1/node", node),
     ("POST", "/v1/hello", hello),
+    ("POST", "/v1/reconcile", reconcile_range),
+    ("POST", "/v1/gossip/ids", gossip_by_ids),
 )
 
 
@@ -254,6 +292,7 @@ def federation_app(
     admission: Admission | None = None,
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
+    catchup: CatchUp | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -264,6 +303,7 @@ def federation_app(
     announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
+    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``).
     """
     admission = admission if admission is not None else Admission()
     fed = Federation(
@@ -273,11 +313,14 @@ def federation_app(
         access=access,
         peers=peers,
         me=pipeline.me,
-        info=admission.advertise(wire.encode_node_info(node_id, role, name)),
+        info=admission.advertise(
+            wire.encode_node_info(node_id, role, name, gossip=(CAPABILITY,) if catchup is not None else ())
+        ),
         limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
         admission=admission,
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
+        catchup=catchup,
     )
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()

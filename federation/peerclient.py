@@ -16,7 +16,7 @@ import trio
 
 from dataclasses import dataclass
 
-from federation import wire
+from federation import catchup, wire
 from federation.auth import SignatureAuth
 from node.backends import NATIVE, Backend
 from node.errors import AccessRefused, DeliveryError, VrmError, WireError
@@ -109,6 +109,16 @@ class PeerClient:
         """``GET /v1/gossip?after=&limit=``: the peer's live envelopes after seq ``after``."""
         params = {"after": str(after), "limit": str(limit)}
         return wire.decode_pull((await self._request("GET", url, "/v1/gossip", params=params)).content)
+
+    async def reconcile(self, url: str, msg: bytes, filter_text: str = "") -> bytes:
+        """``POST /v1/reconcile``: the peer's answer to one reconciliation message."""
+        body = catchup.encode_request(filter_text, msg)
+        return catchup.decode_answer((await self._request("POST", url, "/v1/reconcile", body=body)).content)
+
+    async def gossip_by_ids(self, url: str, ids: Sequence[bytes]) -> wire.PullPage:
+        """``POST /v1/gossip/ids``: those of ``ids`` the peer serves (at most catchup.MAX_FETCH)."""
+        body = catchup.encode_ids(ids)
+        return wire.decode_pull((await self._request("POST", url, "/v1/gossip/ids", body=body)).content)
 
     async def inbox(self, url: str, after: int = 0, limit: int = wire.MAX_ITEMS) -> wire.PullPage:
         """``GET /v1/inbox?after=&limit=``: envelopes the peer holds addressed to us."""

@@ -60,6 +60,7 @@ class NodeInfo:
     role: str
     name: str
     protocol: int
+    gossip: tuple[str, ...] = ()  # gossip capabilities ("reconcile/1", "plumtree/1"), PROTOCOL.md section 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +232,11 @@ def _map(body: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def encode_node_info(node_id: str, role: str, name: str) -> bytes:
-    return msgpack.packb({"node_id": node_id, "role": role, "name": name, "protocol": PROTOCOL})
+def encode_node_info(node_id: str, role: str, name: str, *, gossip: tuple[str, ...] = ()) -> bytes:
+    info: dict[str, Any] = {"node_id": node_id, "role": role, "name": name, "protocol": PROTOCOL}
+    if gossip:  # absent for a node that serves none: legacy receivers see the same answer as before
+        info["gossip"] = list(gossip)
+    return msgpack.packb(info)
 
 
 def decode_node_info(body: bytes) -> NodeInfo:
@@ -244,7 +248,12 @@ def decode_node_info(body: bytes) -> NodeInfo:
     protocol = value.get("protocol")
     if isinstance(protocol, bool) or not isinstance(protocol, int):
         raise WireError("malformed", "protocol is not an integer")
-    return NodeInfo(node_id, _role(value.get("role")), _text(value.get("name", ""), "name", MAX_NAME), protocol)
+    gossip = value.get("gossip")
+    # a capability list we cannot read is no capability: the peer is treated as legacy
+    caps = tuple(g for g in gossip[:16] if isinstance(g, str) and len(g) <= 32) if isinstance(gossip, list) else ()
+    return NodeInfo(
+        node_id, _role(value.get("role")), _text(value.get("name", ""), "name", MAX_NAME), protocol, caps
+    )
 
 
 def encode_hello(url: str | None, role: str, name: str) -> bytes:

@@ -175,7 +175,7 @@ def test_lists_on_a_fresh_node(alice):
     assert "vrm peers add" in alice("peers", "list").stderr
     assert alice.json("trends") == []
     assert alice.json("offers", "list") == []
-    assert alice.json("sync") == {"peers": 0, "reached": 0, "received": 0}
+    assert alice.json("sync") == {"peers": 0, "reached": 0, "received": 0, "fetched": 0}
 
 
 def test_sync_fails_when_no_peer_could_be_reached(alice):

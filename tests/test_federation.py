@@ -112,7 +112,7 @@ async def test_a_node_without_public_url_gets_its_offers_by_pulling_its_inbox(ne
         assert await air.read(lambda s: s.count("outbox")) == 0  # nobody to push it to
         assert await alice.read(received_offers) == []
         result = await alice.op("sync")
-        assert result == {"peers": 1, "reached": 1, "received": 1}
+        assert result == {"peers": 1, "reached": 1, "received": 1, "fetched": 1}  # the offer, from her inbox
         [got] = await alice.read(received_offers)
         assert (got.id, got.intent_id, got.price_minor, got.status) == (offer["id"], intent["id"], 34_900, "open")
         assert (await alice.read(lambda s: Peers(s).by_key(air.key))).inbox_cursor > 0

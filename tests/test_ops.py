@@ -279,10 +279,11 @@ async def test_sync_pulls_gossip_into_the_pipeline_and_records_failures(acme, nu
             await run_op(services, "peers.add", {"url": bob.url})
             dead = await services.store.run(_add_peer, services, "person")
             result = await run_op(services, "sync", {})
-            assert result == {"peers": 2, "reached": 1, "received": 1}
+            assert result == {"peers": 2, "reached": 1, "received": 1, "fetched": 1}
             leads = await services.store.run(Leads(services.store.store).list)
             assert [lead.intent_id for lead in leads] == [intent["id"]]
             peers = {p.public_key: p for p in await services.store.run(Peers(services.store.store).list)}
             assert peers[dead].failures == 1 and "127.0.0.1:9" in peers[dead].last_error
-            assert peers[bob.key].failures == 0 and peers[bob.key].pull_cursor > 0
-            assert await run_op(services, "sync", {}) == {"peers": 2, "reached": 1, "received": 0}
+            # bob serves reconcile/1: the intent came by reconciliation, the gossip cursor did not move
+            assert peers[bob.key].failures == 0 and peers[bob.key].pull_cursor == 0
+            assert await run_op(services, "sync", {}) == {"peers": 2, "reached": 1, "received": 0, "fetched": 0}

@@ -147,6 +147,12 @@ def test_node_info_and_hello():
         "name": "",
         "protocol": 1,
     }
+    served = wire.encode_node_info(node_id, "person", "", gossip=("reconcile/1",))
+    assert wire.decode_node_info(served).gossip == ("reconcile/1",)
+    # a capability list we cannot read is none (the peer is legacy), never a refusal
+    for gossip in ("reconcile/1", [1, b"x"], {"a": 1}):
+        odd = msgpack.packb({"node_id": node_id, "role": "person", "name": "", "protocol": 1, "gossip": gossip})
+        assert wire.decode_node_info(odd).gossip == ()
     hello = wire.decode_hello(wire.encode_hello("http://127.0.0.1:8470", "person", "Ann"))
     assert hello == wire.Hello("http://127.0.0.1:8470", "person", "Ann")
     assert wire.decode_hello(wire.encode_hello(None, "vendor", "")).url is None
