@@ -245,7 +245,7 @@ def print_table(suite: Suite, gates: list[Gate | Limit]) -> None:
         for row in rows:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
         for gate in gates:
-            print(("PASS " if gate.passed else "FAIL ") + gate.describe())
+            print(("SKIP " if getattr(gate, "skipped", None) else "PASS " if gate.passed else "FAIL ") + gate.describe())
         return
     table = Table(title="vrm-node message layer")
     for i, h in enumerate(headers):
@@ -255,8 +255,9 @@ def print_table(suite: Suite, gates: list[Gate | Limit]) -> None:
     console = Console(width=max(130, Console().width))
     console.print(table)
     for gate in gates:
-        style = "green" if gate.passed else "bold red"
-        console.print(f"[{style}]{'PASS' if gate.passed else 'FAIL'}[/{style}] {gate.describe()}")
+        word = "SKIP" if getattr(gate, "skipped", None) else "PASS" if gate.passed else "FAIL"
+        style = "yellow" if word == "SKIP" else "green" if gate.passed else "bold red"
+        console.print(f"[{style}]{word}[/{style}] {gate.describe()}")
 
 
 def write_json(path: Path, suite: Suite, gates: list[Gate | Limit], meta: dict[str, Any]) -> None:
