@@ -54,21 +54,21 @@ async def test_a_node_back_from_away_receives_exactly_what_it_lacks(nursery, tmp
         # Carol (no daemon: away, behind NAT, nobody can push to her) gets the first M from alice ...
         async with direct_services(*carol) as services:
             await run_op(services, "peers.add", {"url": alice.url, "node_id": alice.node_id})
-            assert await run_op(services, "sync", {}) == {"peers": 1, "received": M, "fetched": M}
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": M, "fetched": M}
             await run_op(services, "peers.remove", {"ref": alice.node_id})
             # ... and then knows only bob, who holds the same M: nothing is transferred.
             await run_op(services, "peers.add", {"url": bob.url, "node_id": bob.node_id})
-            assert await run_op(services, "sync", {}) == {"peers": 1, "received": 0, "fetched": 0}
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": 0, "fetched": 0}
         await _cast(alice, N, M)  # while she is away
         await eventually(lambda: bob.read(lambda s: _gossip(s) == M + N))
         async with direct_services(*carol) as services:
-            assert await run_op(services, "sync", {}) == {"peers": 1, "received": N, "fetched": N}
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": N, "fetched": N}
             assert await services.store.run(_gossip, services.store.store) == M + N
             # A cursor pull from bob would have sent all M + N again; hers never moved.
             page = await services.http.pull(bob.url)
             assert len(page.items) == M + N
             assert (await services.store.run(Peers(services.store.store).by_key, bob.key)).pull_cursor == 0
-            assert await run_op(services, "sync", {}) == {"peers": 1, "received": 0, "fetched": 0}
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": 0, "fetched": 0}
 
 
 async def _node_info(carol, url: str):
@@ -112,6 +112,6 @@ async def test_a_legacy_peer_without_reconcile_is_pushed_to_and_pulled_by_cursor
         assert (await _node_info(carol, old.url)).gossip == ()
         async with direct_services(*carol) as services:
             await run_op(services, "peers.add", {"url": old.url, "node_id": old.node_id})
-            assert await run_op(services, "sync", {}) == {"peers": 1, "received": M, "fetched": M}
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": M, "fetched": M}
             assert (await services.store.run(Peers(services.store.store).by_key, old.key)).pull_cursor > 0
-            assert await run_op(services, "sync", {}) == {"peers": 1, "received": 0, "fetched": 0}
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": 0, "fetched": 0}
