@@ -56,23 +56,6 @@ class Gate:
         return text if self.skipped is None else f"{text}; SKIPPED: {self.skipped}"
 
 
-@dataclass
-class Limit:
-    """An absolute gate: ``result``'s ``metric`` (a key of its ``extra``, in seconds, or ``per_op_s``)
-    must stay under ``max_s``. For latencies a user feels, where no baseline exists."""
-
-    name: str
-    result: str
-    metric: str
-    max_s: float
-    value: float | None = None
-    passed: bool | None = None
-
-    def describe(self) -> str:
-        got = "not measured" if self.value is None else fmt_time(self.value)
-        return f"{self.name}: {self.result} {self.metric} = {got} (need < {fmt_time(self.max_s)})"
-
-
 def calibrate(fn: Callable[[], Any], round_time: float, max_calls: int = 1_000_000) -> int:
     """How many calls of fn take about round_time seconds (after one warm-up call)."""
     fn()  # warm up (caches, lazy imports)
@@ -201,19 +184,14 @@ def print_load(when: str) -> dict[str, Any]:
     return m
 
 
-def evaluate_gates(suite: Suite, gates: list[Gate | Limit], *, load: dict[str, Any] | None = None) -> list[Gate | Limit]:
+def evaluate_gates(suite: Suite, gates: list[Gate], *, load: dict[str, Any] | None = None) -> list[Gate]:
     busy = load is not None and max(load["load"][0], machine_load()["load"][0]) > load["cpus"]
     for gate in gates:
-        if isinstance(gate, Gate) and gate.needs_idle_cores and busy:
+        if gate.needs_idle_cores and busy:
             if gate.result in suite.results and gate.baseline in suite.results:
                 gate.ratio = suite.ratio(gate.result, gate.baseline)
             gate.skipped = f"load average {load['load'][0]} > {load['cpus']} cores (CPU shared; ratio reported only)"
             gate.passed = True
-        elif isinstance(gate, Limit):
-            result = suite.results.get(gate.result)
-            value = None if result is None else result.extra.get(gate.metric, getattr(result, gate.metric, None))
-            gate.value = value
-            gate.passed = value is not None and value < gate.max_s
         elif gate.result in suite.results and gate.baseline in suite.results:
             gate.ratio = suite.ratio(gate.result, gate.baseline)
             gate.passed = gate.ratio >= gate.min_ratio
@@ -222,7 +200,7 @@ def evaluate_gates(suite: Suite, gates: list[Gate | Limit], *, load: dict[str, A
     return gates
 
 
-def print_table(suite: Suite, gates: list[Gate | Limit]) -> None:
+def print_table(suite: Suite, gates: list[Gate]) -> None:
     rows = [
         (
             r.group,
@@ -260,7 +238,7 @@ def print_table(suite: Suite, gates: list[Gate | Limit]) -> None:
         console.print(f"[{style}]{word}[/{style}] {gate.describe()}")
 
 
-def write_json(path: Path, suite: Suite, gates: list[Gate | Limit], meta: dict[str, Any]) -> None:
+def write_json(path: Path, suite: Suite, gates: list[Gate], meta: dict[str, Any]) -> None:
     data = {
         "meta": {
             "python": sys.version.split()[0],
