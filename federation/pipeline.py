@@ -45,7 +45,7 @@ from federation.verify import Verified, decode_and_verify, remember_committed
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError
-from node.gossiplog import GossipLog, addressing, envelope_row
+from node.gossiplog import GossipLog, addressing
 from node.leads import Leads
 from node.peers import Peers
 from node.reasons import Reason
@@ -171,18 +171,8 @@ class Pipeline:
 
     def _store(self, batch: Batch, from_peer: str | None) -> None:
         """Store what ``batch`` accepted with its effects (the caller's transaction)."""
-        rows = [
-            envelope_row(
-                a.env,
-                ttl=max(a.ttl_in - 1, 0),
-                recipient=a.recipient,
-                ref=a.ref,
-                from_peer=from_peer,
-                received_at=batch.now,
-            )
-            for a in batch.accepted.values()
-        ]
-        self.log.add_many(rows)
+        accepted = [(a.env, a.ttl_in - 1, a.recipient, a.ref) for a in batch.accepted.values()]
+        self.log.add_verified(accepted, from_peer=from_peer, received_at=batch.now)
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)
 

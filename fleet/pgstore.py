@@ -224,6 +224,15 @@ class PgStore:
         with _translated_errors():
             return conn.execute(pg_sql(sql), _params(params)).rowcount
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One prepared statement run for each row (psycopg pipelines them); rows changed in all."""
+        conn = self._tx_conn()
+        if not rows:
+            return 0
+        with _translated_errors(), conn.cursor() as cur:
+            cur.executemany(pg_sql(sql), [list(r) for r in rows], returning=False)
+            return max(cur.rowcount, 0)
+
     # -- reads -------------------------------------------------------------------------------------
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:

@@ -195,6 +195,43 @@ class GossipLog:
             raise ConflictError("an envelope in the batch is already held") from None
         return seqs
 
+    def add_verified(
+        self,
+        accepted: Sequence[tuple[Envelope, int, str | None, str | None]],
+        *,
+        from_peer: str | None,
+        received_at: int,
+    ) -> None:
+        """Insert ``(envelope, ttl, recipient, ref)`` the ingest pipeline accepted: envelopes the native
+        pass decoded and verified, and whose addressing came from bodies its kind's check passed, so
+        the per-row checks of ``add_many`` would only repeat them (one prepared statement, no
+        re-validation). ConflictError when an id is already held. Joins the caller's transaction."""
+        rows = [
+            (
+                env.id.hex(),
+                env.kind,
+                env.author.hex(),
+                env.created,
+                env.expires,
+                recipient,
+                ref,
+                min(max(ttl, 0), MAX_TTL),
+                env.raw,
+                received_at,
+                from_peer,
+            )
+            for env, ttl, recipient, ref in accepted
+        ]
+        try:
+            with self._store.transaction():
+                self._store.execute_many(
+                    "INSERT INTO envelopes (id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, "
+                    "received_at, from_peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.IntegrityError:
+            raise ConflictError("an envelope in the batch is already held") from None
+
     def add(
         self, env: Envelope, *, ttl: int, recipient: str | None, ref: str | None, from_peer: str | None
     ) -> int:

@@ -49,3 +49,15 @@ def test_a_duplicate_lead_is_one_row_and_a_duplicate_envelope_an_integrity_error
         with pytest.raises(sqlite3.IntegrityError), store.transaction():
             store.insert_many("envelopes", [env])
         assert store.count("envelopes") == 1
+
+
+def test_a_relayed_batch_is_queued_with_one_statement_on_postgresql_too(pg_url):
+    from federation.outbox import Outbox
+
+    with PgStore(pg_url) as store:
+        outbox = Outbox(store)
+        deliveries = [("p1", b"x", "r1", None), ("p1", b"x", "r1", None), ("p2", b"y", "r1", 99)]
+        with store.transaction():
+            assert outbox.enqueue_many(deliveries, kind="gossip", now=5) == {"p1", "p2"}
+            assert outbox.enqueue_many(deliveries, kind="gossip", now=6) == set()  # all queued already
+        assert store.query_one("SELECT count(*) AS n FROM outbox WHERE ref = 'r1'")["n"] == 2
