@@ -150,6 +150,18 @@ def test_an_id_held_in_the_store_but_not_remembered_is_a_duplicate_and_then_reme
     assert relay.pipeline._verifier.recent_len() == 1
 
 
+def test_an_ingest_inside_a_callers_transaction_remembers_nothing_until_it_is_its_own(make_node):
+    relay = make_node(RELAY, "relay")
+    a = intent_env(ALICE, "?sofa delivery")
+    verifier = relay.pipeline._verifier
+    with pytest.raises(RuntimeError), relay.store.transaction():
+        assert relay.ingest([item(a)]) == [Reason.OK]
+        raise RuntimeError("the caller rolls back")
+    assert verifier.recent_len() == 0 and held_ids(relay) == set()
+    assert relay.ingest([item(a)]) == [Reason.OK]  # not mistaken for a duplicate of what rolled back
+    assert verifier.recent_len() == 1
+
+
 def test_a_bad_signature_in_the_middle_refuses_only_that_item(make_node):
     relay = make_node(RELAY, "relay")
     envs = [intent_env(ALICE, f"?item{i}") for i in range(5)]
