@@ -49,6 +49,7 @@ from federation.auth import SignatureAuth
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
+from federation.events import DaemonEvents
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
 from federation.peerverify import ClaimVerifier, serves_privately
@@ -142,6 +143,8 @@ class NodeRuntime:
         self._stopping = trio.Event()
         self._pull_now = trio.Event()
         self._token = new_token()
+        self.events = DaemonEvents()  # failed pulls go to the operator's log (rate-limited)
+        self.last_sync: dict[str, Any] | None = None  # the last sync's outcome, for `vrm status`
         self._started_monotonic = 0.0
         # ui: the page's logins and sessions, and the signal its live stream waits on
         # defences: announced peers' URLs are verified before use; private ones only when allowed
@@ -220,6 +223,7 @@ class NodeRuntime:
             outbox=self._fleet_outbox,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
+        self.services.events = self.events
         await self._refresh_peers()
         self._claims = ClaimVerifier(
             astore,
@@ -309,7 +313,13 @@ class NodeRuntime:
 
     async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         assert self.services is not None
-        return await ops.run_op(self.services, name, args)
+        result = await ops.run_op(self.services, name, args)
+        if name == "sync":
+            self._synced(result)
+        return result
+
+    def _synced(self, result: dict[str, Any]) -> None:
+        self.last_sync = {"synced_at": self.clock(), **{k: result[k] for k in ("peers", "reached", "received") if k in result}}
 
     def _ui_app(self, *, lan: bool) -> Any:
         """The person's page (ui/): ops through ``_run_op``, reads and record edits on the store's
@@ -409,7 +419,7 @@ class NodeRuntime:
         while True:
             self._pull_now = trio.Event()
             try:
-                await ops.run_op(self.services, "sync", {})
+                self._synced(await ops.run_op(self.services, "sync", {}))
             except Exception:  # a bug in handling one peer's answer must not stop the node pulling
                 LOGGER.exception("pulling from peers failed")
             with trio.move_on_after(self.pull_interval):
@@ -444,23 +454,37 @@ class NodeRuntime:
     # -- status --------------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        """What `vrm status` shows: who we are, where we listen, peers, queues, uptime."""
+        """What `vrm status` shows: who we are, where we listen, each peer (its breaker, failures, last
+        success, what is queued and dead for it), the queues, the last sync, uptime. Times are ``*_at``
+        (ms since the epoch); ``uptime_s`` is seconds."""
         assert self.store is not None and self._daemon is not None
         store, domain, outbox = self.store.store, self._daemon.core.domain, self._daemon.outbox
-        peers, pending, dead, envelopes, subscriptions = await self.store.run(
+        peers, pending, dead, dead_by_peer, envelopes, subscriptions = await self.store.run(
             lambda: (
                 domain.peers.list(),
                 outbox.pending_counts(),
                 store.count("outbox_dead"),
+                {r["peer"]: r["n"] for r in store.query("SELECT peer, count(*) AS n FROM outbox_dead GROUP BY peer")},
                 domain.log.count_by_kind(),
                 store.count("subscriptions"),
             )
         )
-        stats = self.deliverer.stats if self.deliverer is not None else {}
+        deliverer = self.deliverer
+        stats = deliverer.stats if deliverer is not None else {}
+        breakers = deliverer.breakers if deliverer is not None else {}
+        now = self.clock()
+
+        def breaker(key: str) -> dict[str, Any]:
+            b = breakers.get(key)
+            if b is None:  # nothing sent to it in this run: nothing has failed
+                return {"state": "closed", "failures": 0, "retry_at": None}
+            return {"state": b.state(now).value, "failures": b.failures, "retry_at": b.retry_at(now)}
+
         return {
             "node_id": self.home.node_id,
             "role": self.home.role,
             "name": self.home.name,
+            "running": True,
             "url": self.url,
             "public_url": self.public_url,
             "admin_url": self.admin_url,
@@ -473,11 +497,15 @@ class NodeRuntime:
                 {
                     **p.to_json(),
                     "queued": pending.get(p.public_key, 0),
+                    "dead": dead_by_peer.get(p.public_key, 0),
                     "delivered": stats[p.public_key].delivered if p.public_key in stats else 0,
+                    "delivery_failures": stats[p.public_key].failures if p.public_key in stats else 0,
+                    "breaker": breaker(p.public_key),
                 }
                 for p in peers
             ],
             "queues": {"outbox": sum(pending.values()), "dead": dead},
+            "last_sync": self.last_sync,
             "envelopes": envelopes,
             "subscriptions": subscriptions,
         }

@@ -1,7 +1,8 @@
 """Output for people and for scripts.
 
 ``--json``: one JSON document on stdout (sorted keys, times as integer milliseconds since the epoch),
-nothing else on stdout. Otherwise rich tables on stdout. Notes and warnings always go to stderr, so a
+nothing else on stdout. Otherwise rich tables on stdout: fitted to a terminal's width, and never wrapped
+off a terminal (one line per row, for grep and cut). Notes and warnings always go to stderr, so a
 script reading stdout never sees them. rich is imported only when a table is printed.
 """
 
@@ -49,11 +50,30 @@ def note(message: str) -> None:
     typer.echo(message, err=True)
 
 
+# Off a terminal (a pipe, a file, `grep`), lines are never wrapped: a row stays one line, whatever
+# its length, so no word, id or URL is cut in two. rich would otherwise assume 80 columns.
+UNWRAPPED_WIDTH = 100_000
+
+
 def console() -> Any:
     from rich.console import Console
 
     # markup off: vendor names and notes are the person's text, "[x]" in them must print as typed.
-    return Console(markup=False, highlight=False, emoji=False)
+    out = Console(markup=False, highlight=False, emoji=False)
+    if not out.is_terminal:
+        out = Console(markup=False, highlight=False, emoji=False, width=UNWRAPPED_WIDTH)
+    return out
+
+
+def _print(renderable: Any) -> None:
+    """Print a table or grid; off a terminal without the padding rich adds at the end of each line."""
+    out = console()
+    if out.is_terminal:
+        out.print(renderable)
+        return
+    with out.capture() as captured:
+        out.print(renderable)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
@@ -69,7 +89,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
         grid.add_column(name, overflow="fold", no_wrap=index == 0, min_width=len(name))
     for row in rows:
         grid.add_row(*(cell if _is_text(cell) else _cell(cell) for cell in row))
-    console().print(grid)
+    _print(grid)
 
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> None:
@@ -81,7 +101,7 @@ def fields(pairs: Iterable[tuple[str, Any]]) -> None:
     grid.add_column()
     for name, value in pairs:
         grid.add_row(name, value if _is_text(value) else _cell(value))
-    console().print(grid)
+    _print(grid)
 
 
 def _is_text(value: Any) -> bool:
