@@ -99,12 +99,14 @@ class NodeRuntime:
         allow_private_peers: bool = False,
         tls: TLSFiles | None = None,
         store: str | None = None,
+        events: DaemonEvents | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
         pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
         (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
-        the home's configured store."""
+        the home's configured store. ``events``: the operator's log of refusals, failed pulls and
+        deliveries, breaker changes and dead letters (rate-limited; federation/events.py)."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -143,7 +145,7 @@ class NodeRuntime:
         self._stopping = trio.Event()
         self._pull_now = trio.Event()
         self._token = new_token()
-        self.events = DaemonEvents()  # failed pulls go to the operator's log (rate-limited)
+        self.events = events if events is not None else DaemonEvents()
         self.last_sync: dict[str, Any] | None = None  # the last sync's outcome, for `vrm status`
         self._started_monotonic = 0.0
         # ui: the page's logins and sessions, and the signal its live stream waits on
@@ -223,7 +225,7 @@ class NodeRuntime:
             outbox=self._fleet_outbox,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
-        self.services.events = self.events
+        self.services.events = self.deliverer.events = self.events  # one operator log, one rate limit
         await self._refresh_peers()
         self._claims = ClaimVerifier(
             astore,
@@ -237,6 +239,7 @@ class NodeRuntime:
         assert self._daemon is not None and self.services is not None and self.store is not None
         # The defences: persisted replay floor and peer scores (unverified claimed URLs count too).
         options = defences.app_options(self.home, self.app_options, self.store, self.clock)
+        options.setdefault("events", self.events)
         self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
         listening = await start_servers(
             nursery,

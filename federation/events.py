@@ -59,12 +59,12 @@ class RateLimitedLog:
     def log(self, level: int, key: str, message: str) -> bool:
         """Write ``message`` unless ``key`` had a line in the last ``interval_s``; True if written."""
         now = self._clock()
-        if now - self._swept >= self.interval_s:
-            self.flush()
         if not self.logger.isEnabledFor(level):
             return False
         if key not in self._windows and len(self._windows) >= self.max_keys:
             key = _OVERFLOW
+        if now - self._swept >= self.interval_s:
+            self.flush(but=key)  # this key's own count goes on the line below
         window = self._windows.get(key)
         if window is not None and now - window.opened < self.interval_s:
             window.suppressed += 1
@@ -76,11 +76,11 @@ class RateLimitedLog:
         self.logger.log(level, message)
         return True
 
-    def flush(self) -> None:
-        """Say what quiet keys held back, and forget keys whose window has ended."""
+    def flush(self, but: str | None = None) -> None:
+        """Say what quiet keys (all but ``but``) held back, and forget keys whose window has ended."""
         now = self._swept = self._clock()
         for key, window in list(self._windows.items()):
-            if now - window.opened < self.interval_s:
+            if key == but or now - window.opened < self.interval_s:
                 continue
             if window.suppressed:
                 self.logger.log(
