@@ -1,7 +1,10 @@
 """Output for people and for scripts.
 
-``--json``: one JSON document on stdout (sorted keys, times as integer milliseconds since the epoch),
-nothing else on stdout. Otherwise rich tables on stdout: fitted to a terminal's width, and never wrapped
+``--json``: one JSON document on stdout (sorted keys), nothing else on stdout. Times follow one scheme
+in every command: a point in time is integer milliseconds since the epoch under a key ``at`` or ending
+in ``_at`` (``created_at``, ``expires_at``); a duration's key ends with its unit (``ttl_ms``,
+``uptime_s``). Records that name a time otherwise (an envelope's ``created``/``expires``, an offer's
+``received``) are renamed here, in the one place JSON leaves the CLI. Otherwise rich tables on stdout: fitted to a terminal's width, and never wrapped
 off a terminal (one line per row, for grep and cut). Notes and warnings always go to stderr, so a
 script reading stdout never sees them. rich is imported only when a table is printed.
 """
@@ -21,14 +24,33 @@ JsonOpt = Annotated[
 ]
 
 
+# Time keys of records (and of envelope bodies) that predate the ``*_at`` scheme.
+_OLD_TIME_KEYS = frozenset({"created", "expires", "received", "ended", "sent", "updated", "decided"})
+_AFTER_1973_MS = 10**11  # an integer this large under one of those keys is a time, not a count
+
+
+def time_key(key: str, value: Any) -> str:
+    """``key`` under the CLI's scheme: ``expires`` → ``expires_at`` when ``value`` is a time (integer
+    ms, or None for one not set); a count or flag under such a name (sync's ``received``) stays."""
+    if key not in _OLD_TIME_KEYS:
+        return key
+    is_time = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= _AFTER_1973_MS)
+    return f"{key}_at" if is_time else key
+
+
 def to_data(value: Any) -> Any:
-    """Plain JSON values from records (dataclasses, objects with ``to_json()``, tuples, dicts)."""
+    """Plain JSON values from records (dataclasses, objects with ``to_json()``, tuples, dicts), with
+    time keys named by the scheme above."""
     if hasattr(value, "to_json"):
         return to_data(value.to_json())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_data(dataclasses.asdict(value))
     if isinstance(value, dict):
-        return {str(k): to_data(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = time_key(str(k), v)
+            out[key if key not in value else str(k)] = to_data(v)  # never overwrite a key already there
+        return out
     if isinstance(value, (list, tuple)):
         return [to_data(v) for v in value]
     if isinstance(value, bytes):
