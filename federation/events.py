@@ -68,11 +68,11 @@ class RateLimitedLog:
         window = self._windows.get(key)
         if window is not None and now - window.opened < self.interval_s:
             window.suppressed += 1
-            window.level, window.message = max(window.level, level), message
+            window.level, window.message = max(window.level, level), message  # the summary's level
             return False
         if window is not None and window.suppressed:
             message += f" ({window.suppressed} similar suppressed in {self.interval_s:g}s)"
-        self._windows[key] = _Window(opened=now)
+        self._windows[key] = _Window(opened=now, level=level)
         self.logger.log(level, message)
         return True
 
