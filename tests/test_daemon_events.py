@@ -185,3 +185,45 @@ def test_a_quiet_key_has_its_suppressed_count_said_after_the_window(caplog):
 def test_free_text_loses_credentials_and_control_characters():
     assert clean("GET http://user:pw@host:1/x failed\n\x1b[31m") == "GET http://host:1/x failed\\x0a\\x1b[31m"
     assert len(clean("x" * 1000)) == 160
+
+
+def test_vrm_serve_logs_refusals_as_json_once_and_never_the_passphrase(tmp_path):
+    """The real daemon: `vrm serve --log-format json` at the default level, an encrypted home."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from node.home import init_home
+
+    passphrase = "pass-phrase-never-logged"
+    home = init_home(tmp_path / "home", passphrase)
+    env = {**os.environ, "VRM_HOME": str(home.path), "VRM_PASSPHRASE": passphrase}
+    vrm = Path(sys.executable).with_name("vrm")
+    process = subprocess.Popen(
+        [str(vrm), "serve", "--port", "0", "--log-format", "json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            word, _, rest = process.stdout.readline().strip().partition(" ")
+            url = rest if word == "federation" else None
+        assert url, "vrm serve did not start"
+        with httpx.Client() as http:
+            for _ in range(10):
+                headers = {"Authorization": SECRETS[0], "Cookie": SECRETS[1]}
+                assert http.post(url + "/v1/gossip", content=SECRETS[2].encode(), headers=headers).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    docs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    refused = [d for d in docs if d["logger"] == "vrm.federation" and "401" in d["message"]]
+    assert len(refused) == 1 and refused[0]["level"] == "warning" and isinstance(refused[0]["at"], int)
+    for secret in (*SECRETS, passphrase):
+        assert secret not in err
