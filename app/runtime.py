@@ -403,7 +403,7 @@ class NodeRuntime:
     async def _refresh_peers(self) -> None:
         """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
         assert self.store is not None and self._daemon is not None
-        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock)
+        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock, self.events)
 
     # -- background loops ----------------------------------------------------------------------------
 
@@ -514,7 +514,7 @@ class NodeRuntime:
         }
 
 
-def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
+def _peer_urls(daemon: Daemon, clock: Clock, events: DaemonEvents) -> dict[str, str]:
     store, peers, outbox = daemon.core.domain.store, daemon.core.domain.peers, daemon.outbox
     urls = {p.public_key: p.url for p in peers.deliverable() if p.url}
     known = {p.public_key for p in peers.list()}
@@ -522,6 +522,7 @@ def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
         if peer not in known:
             ids = [r["id"] for r in store.query("SELECT id FROM outbox WHERE peer = ?", [peer])]
             outbox.mark_rejected(ids, clock(), "peer removed")
+            events.dead_lettered(peer, len(ids), "peer removed")
     return urls
 
 

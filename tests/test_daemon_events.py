@@ -227,3 +227,16 @@ def test_vrm_serve_logs_refusals_as_json_once_and_never_the_passphrase(tmp_path)
     assert len(refused) == 1 and refused[0]["level"] == "warning" and isinstance(refused[0]["at"], int)
     for secret in (*SECRETS, passphrase):
         assert secret not in err
+
+
+async def test_deliveries_dropped_with_a_removed_peer_are_said_dead_lettered(net, log):
+    with trio.fail_after(TIMEOUT):
+        alice = await net.node("alice")
+        bob = await net.node("bob")
+        await net.peer(alice, bob)
+        await net.stop(bob)
+        await alice.op("intent.cast", {"text": "?flight SFO->JFK", "ttl_ms": HOUR, "terms": []})
+        await eventually(lambda: alice.read(lambda s: s.query_one("SELECT 1 FROM outbox WHERE attempts > 0")))
+        await alice.op("peers.remove", {"ref": bob.node_id})
+        [dead] = await eventually(logged(log, "vrm.delivery", "dead-lettered"))
+        assert dead.levelno == logging.ERROR and "peer removed" in dead.getMessage() and bob.node_id in dead.getMessage()
