@@ -117,9 +117,10 @@ EXIT_NO_DAEMON = 3  # `vrm status` when no daemon serves the home (what the stor
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Is the daemon running, and how are its peers, queues and breakers? (Exit 3 when no daemon runs.)
 
-    With `vrm serve` running: its pid, uptime and listeners, each peer's circuit breaker, failures, last
-    successful contact, deliveries queued and dead-lettered, and the last sync. Without one: what the
-    store knows (peers, their failures and last contact, the queues), and exit code 3.
+    With `vrm serve` running: its pid, uptime and listeners; per peer its circuit breaker, failures,
+    last success and deliveries queued and dead-lettered; the last sync.
+
+    Without a daemon: what the store knows (peers, failures, last contact, queues), and exit code 3.
     """
     import trio
 

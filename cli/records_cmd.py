@@ -41,7 +41,7 @@ def list_purchases(
     ref: Annotated[
         str | None,
         typer.Argument(
-            metavar="[VENDOR]",
+            metavar="VENDOR",
             help="Only this vendor's purchases: its handle (@acme-air or acme-air) or number. Default: every vendor's.",
             autocompletion=vendor_refs,
         ),
