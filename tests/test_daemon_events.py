@@ -76,7 +76,7 @@ async def test_refused_requests_are_logged_once_rate_limited_and_without_secrets
             for _ in range(25):
                 answer = await http.post(air.url + "/v1/gossip", content=SECRETS[2].encode(), headers=headers)
                 assert answer.status_code == 401
-        [refused] = lines(log, "vrm.federation", "401")
+        [refused] = lines(log, "vrm.federation", ": 401 ")
         assert refused.levelno == logging.WARNING
         message = refused.getMessage()
         assert "POST /v1/gossip" in message and "missing_signature" in message and "from 127.0.0.1" in message
@@ -89,7 +89,7 @@ async def test_refused_requests_are_logged_once_rate_limited_and_without_secrets
             signature = answer.request.headers["Signature"]
         from node.nodeid import encode_node_id
 
-        [malformed] = lines(log, "vrm.federation", "400")
+        [malformed] = lines(log, "vrm.federation", ": 400 ")
         assert "malformed_batch" in malformed.getMessage()
         assert encode_node_id(mallory.public_key) in malformed.getMessage()
 
@@ -99,7 +99,7 @@ async def test_refused_requests_are_logged_once_rate_limited_and_without_secrets
             assert (await http.get(air.url + "/v1/node")).status_code == 401
         [again] = lines(log, "vrm.federation", "24 similar suppressed")
         assert again.getMessage().startswith("refused GET /v1/node: 401")
-        assert len(lines(log, "vrm.federation", "401")) == 2  # the first line, then one more after the window
+        assert len(lines(log, "vrm.federation", ": 401 ")) == 2  # the first line, then one more after the window
         assert_no_secret(log, signature.split(":")[1], air.runtime._token)
 
 
@@ -223,7 +223,7 @@ def test_vrm_serve_logs_refusals_as_json_once_and_never_the_passphrase(tmp_path)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     docs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    refused = [d for d in docs if d["logger"] == "vrm.federation" and "401" in d["message"]]
+    refused = [d for d in docs if d["logger"] == "vrm.federation" and ": 401 " in d["message"]]
     assert len(refused) == 1 and refused[0]["level"] == "warning" and isinstance(refused[0]["at"], int)
     for secret in (*SECRETS, passphrase):
         assert secret not in err
