@@ -35,7 +35,7 @@ class _Window:
     opened: float  # when the key's last line was written
     suppressed: int = 0
     level: int = logging.INFO
-    message: str = ""  # the last suppressed line, for the quiet-key summary
+    message: str | Callable[[], str] = ""  # the last suppressed line, for the quiet-key summary
 
 
 class RateLimitedLog:
@@ -56,8 +56,9 @@ class RateLimitedLog:
         self._windows: dict[str, _Window] = {}
         self._swept = clock()
 
-    def log(self, level: int, key: str, message: str) -> bool:
-        """Write ``message`` unless ``key`` had a line in the last ``interval_s``; True if written."""
+    def log(self, level: int, key: str, message: str | Callable[[], str]) -> bool:
+        """Write ``message`` unless ``key`` had a line in the last ``interval_s``; True if written.
+        ``message`` may be a function, called only when the line is written (a flood formats nothing)."""
         now = self._clock()
         if not self.logger.isEnabledFor(level):
             return False
@@ -70,6 +71,7 @@ class RateLimitedLog:
             window.suppressed += 1
             window.level, window.message = max(window.level, level), message  # the summary's level
             return False
+        message = message() if callable(message) else message
         if window is not None and window.suppressed:
             message += f" ({window.suppressed} similar suppressed in {self.interval_s:g}s)"
         self._windows[key] = _Window(opened=now, level=level)
@@ -83,10 +85,8 @@ class RateLimitedLog:
             if key == but or now - window.opened < self.interval_s:
                 continue
             if window.suppressed:
-                self.logger.log(
-                    window.level,
-                    f"{window.suppressed} similar suppressed in {self.interval_s:g}s; last: {window.message}",
-                )
+                last = window.message() if callable(window.message) else window.message
+                self.logger.log(window.level, f"{window.suppressed} similar suppressed in {self.interval_s:g}s; last: {last}")
             del self._windows[key]
 
 
@@ -133,11 +133,10 @@ class DaemonEvents:
             level = logging.INFO
         else:
             level = logging.WARNING
-        reason = clean(reason, 40)
         self._requests.log(
             level,
-            f"refused:{status}:{reason}",
-            f"refused {clean(method, 8)} {clean(path, 60)}: {status} {reason} "
+            f"refused:{status}:{reason[:40]}",
+            lambda: f"refused {clean(method, 8)} {clean(path, 60)}: {status} {clean(reason, 40)} "
             f"(peer {node_id(peer)}, from {clean(source or '-', 60)})",
         )
 
@@ -229,16 +228,19 @@ class RefusalLog:
         if error == "internal_error":
             return
         reason = f"{error}/{seen.reason}" if error and seen.reason else error or seen.reason or "-"
-        from federation.limits import source_of
-
         self.events.refused(
             status=seen.status,
             reason=reason,
             method=str(scope.get("method", "")),
             path=str(scope.get("path", "")),
             peer=seen.peer,
-            source=source_of(scope),
+            source=_client(scope),
         )
+
+
+def _client(scope: dict) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def note_signer(scope: dict, peer: str) -> None:
