@@ -49,6 +49,7 @@ from federation.auth import SignatureAuth
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
+from federation.events import DaemonEvents
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
 from federation.peerverify import ClaimVerifier, serves_privately
@@ -98,12 +99,14 @@ class NodeRuntime:
         allow_private_peers: bool = False,
         tls: TLSFiles | None = None,
         store: str | None = None,
+        events: DaemonEvents | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
         pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
         (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
-        the home's configured store."""
+        the home's configured store. ``events``: the operator's log of refusals, failed pulls and
+        deliveries, breaker changes and dead letters (rate-limited; federation/events.py)."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -142,6 +145,8 @@ class NodeRuntime:
         self._stopping = trio.Event()
         self._pull_now = trio.Event()
         self._token = new_token()
+        self.events = events if events is not None else DaemonEvents()
+        self.last_sync: dict[str, Any] | None = None  # the last sync's outcome, for `vrm status`
         self._started_monotonic = 0.0
         # ui: the page's logins and sessions, and the signal its live stream waits on
         # defences: announced peers' URLs are verified before use; private ones only when allowed
@@ -220,6 +225,7 @@ class NodeRuntime:
             outbox=self._fleet_outbox,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
+        self.services.events = self.deliverer.events = self.events  # one operator log, one rate limit
         await self._refresh_peers()
         self._claims = ClaimVerifier(
             astore,
@@ -233,6 +239,7 @@ class NodeRuntime:
         assert self._daemon is not None and self.services is not None and self.store is not None
         # The defences: persisted replay floor and peer scores (unverified claimed URLs count too).
         options = defences.app_options(self.home, self.app_options, self.store, self.clock)
+        options.setdefault("events", self.events)
         self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
         listening = await start_servers(
             nursery,
@@ -309,7 +316,13 @@ class NodeRuntime:
 
     async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         assert self.services is not None
-        return await ops.run_op(self.services, name, args)
+        result = await ops.run_op(self.services, name, args)
+        if name == "sync":
+            self._synced(result)
+        return result
+
+    def _synced(self, result: dict[str, Any]) -> None:
+        self.last_sync = {"synced_at": self.clock(), **{k: result[k] for k in ("peers", "reached", "received") if k in result}}
 
     def _ui_app(self, *, lan: bool) -> Any:
         """The person's page (ui/): ops through ``_run_op``, reads and record edits on the store's
@@ -390,7 +403,7 @@ class NodeRuntime:
     async def _refresh_peers(self) -> None:
         """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
         assert self.store is not None and self._daemon is not None
-        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock)
+        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock, self.events)
 
     # -- background loops ----------------------------------------------------------------------------
 
@@ -409,7 +422,7 @@ class NodeRuntime:
         while True:
             self._pull_now = trio.Event()
             try:
-                await ops.run_op(self.services, "sync", {})
+                self._synced(await ops.run_op(self.services, "sync", {}))
             except Exception:  # a bug in handling one peer's answer must not stop the node pulling
                 LOGGER.exception("pulling from peers failed")
             with trio.move_on_after(self.pull_interval):
@@ -444,23 +457,37 @@ class NodeRuntime:
     # -- status --------------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        """What `vrm status` shows: who we are, where we listen, peers, queues, uptime."""
+        """What `vrm status` shows: who we are, where we listen, each peer (its breaker, failures, last
+        success, what is queued and dead for it), the queues, the last sync, uptime. Times are ``*_at``
+        (ms since the epoch); ``uptime_s`` is seconds."""
         assert self.store is not None and self._daemon is not None
         store, domain, outbox = self.store.store, self._daemon.core.domain, self._daemon.outbox
-        peers, pending, dead, envelopes, subscriptions = await self.store.run(
+        peers, pending, dead, dead_by_peer, envelopes, subscriptions = await self.store.run(
             lambda: (
                 domain.peers.list(),
                 outbox.pending_counts(),
                 store.count("outbox_dead"),
+                {r["peer"]: r["n"] for r in store.query("SELECT peer, count(*) AS n FROM outbox_dead GROUP BY peer")},
                 domain.log.count_by_kind(),
                 store.count("subscriptions"),
             )
         )
-        stats = self.deliverer.stats if self.deliverer is not None else {}
+        deliverer = self.deliverer
+        stats = deliverer.stats if deliverer is not None else {}
+        breakers = deliverer.breakers if deliverer is not None else {}
+        now = self.clock()
+
+        def breaker(key: str) -> dict[str, Any]:
+            b = breakers.get(key)
+            if b is None:  # nothing sent to it in this run: nothing has failed
+                return {"state": "closed", "failures": 0, "retry_at": None}
+            return {"state": b.state(now).value, "failures": b.failures, "retry_at": b.retry_at(now)}
+
         return {
             "node_id": self.home.node_id,
             "role": self.home.role,
             "name": self.home.name,
+            "running": True,
             "url": self.url,
             "public_url": self.public_url,
             "admin_url": self.admin_url,
@@ -473,17 +500,21 @@ class NodeRuntime:
                 {
                     **p.to_json(),
                     "queued": pending.get(p.public_key, 0),
+                    "dead": dead_by_peer.get(p.public_key, 0),
                     "delivered": stats[p.public_key].delivered if p.public_key in stats else 0,
+                    "delivery_failures": stats[p.public_key].failures if p.public_key in stats else 0,
+                    "breaker": breaker(p.public_key),
                 }
                 for p in peers
             ],
             "queues": {"outbox": sum(pending.values()), "dead": dead},
+            "last_sync": self.last_sync,
             "envelopes": envelopes,
             "subscriptions": subscriptions,
         }
 
 
-def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
+def _peer_urls(daemon: Daemon, clock: Clock, events: DaemonEvents) -> dict[str, str]:
     store, peers, outbox = daemon.core.domain.store, daemon.core.domain.peers, daemon.outbox
     urls = {p.public_key: p.url for p in peers.deliverable() if p.url}
     known = {p.public_key for p in peers.list()}
@@ -491,6 +522,7 @@ def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
         if peer not in known:
             ids = [r["id"] for r in store.query("SELECT id FROM outbox WHERE peer = ?", [peer])]
             outbox.mark_rejected(ids, clock(), "peer removed")
+            events.dead_lettered(peer, len(ids), "peer removed")
     return urls
 
 

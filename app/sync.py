@@ -53,7 +53,7 @@ async def catch_up(services: Services, peer: Peer) -> tuple[int, int, bool]:
     try:
         info = await services.http.node_info(peer.url)
     except (DeliveryError, WireError) as exc:
-        await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
+        await _failed(services, peer, exc)
         return 0, 0, False
     if catchup.CAPABILITY not in info.gossip or info.node_id != _node_id(peer):
         return await pull_peer(services, peer)
@@ -61,10 +61,17 @@ async def catch_up(services: Services, peer: Peer) -> tuple[int, int, bool]:
         received, fetched = await _reconcile(services, peer)
         inbox, inbox_items = await _pull_feed(services, peer, "inbox", peer.inbox_cursor)
     except (DeliveryError, WireError) as exc:
-        await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
+        await _failed(services, peer, exc)
         return 0, 0, False
     await services.store.run(services.peers.record_contact, peer.public_key, True)
     return received + inbox, fetched + inbox_items, True
+
+
+async def _failed(services: Services, peer: Peer, exc: Exception) -> None:
+    """Record a failed pull on the peer (`vrm peers list`) and, in a daemon, in its log."""
+    if services.events is not None:
+        services.events.pull_failed(peer.public_key, peer.url, exc)
+    await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
 
 
 def _node_id(peer: Peer) -> str:
@@ -112,7 +119,7 @@ async def pull_peer(services: Services, peer: Peer) -> tuple[int, int, bool]:
             new, items = await _pull_feed(services, peer, feed, cursor)
             received, transferred = received + new, transferred + items
     except (DeliveryError, WireError) as exc:
-        await services.store.run(peers.record_contact, peer.public_key, False, str(exc))
+        await _failed(services, peer, exc)
         return received, transferred, False
     await services.store.run(peers.record_contact, peer.public_key, True)
     return received, transferred, True

@@ -48,6 +48,7 @@ from starlette.routing import Route
 from federation import wire
 from federation.admission import Admission, merge
 from federation.catchup import CAPABILITY, CatchUp
+from federation.events import DaemonEvents, RefusalLog, note_signer
 from federation import catchup
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
@@ -120,6 +121,7 @@ def _guarded(handler: PeerHandler) -> Handler:
         fed = _federation(request)
         limiter, admission = fed.limiter, fed.admission
         peer = verified_peer(request).key.hex()
+        note_signer(request.scope, peer)  # the refusal log names the signer
         if limiter.take(peer, 1) == 0:
             return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
         source = source_of(request.scope)  # the source's and the node's budgets too
@@ -293,6 +295,7 @@ def federation_app(
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
     catchup: CatchUp | None = None,
+    events: DaemonEvents | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -304,6 +307,7 @@ def federation_app(
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
     ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``).
+    ``events``: where every refused request is logged, rate-limited (federation/events.py).
     """
     admission = admission if admission is not None else Admission()
     fed = Federation(
@@ -330,6 +334,8 @@ def federation_app(
     )
     # scoring sits inside the signature check (it needs the signer)
     scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []
-    app = Starlette(routes=routes, middleware=[signed, *scored])
+    # the refusal log outermost, so it sees the signature check's 401s and 413s too
+    logged = Middleware(RefusalLog, events=events)
+    app = Starlette(routes=routes, middleware=[logged, signed, *scored])
     app.state.federation = fed
     return app
