@@ -41,7 +41,7 @@ import trio
 from app import ops
 from app.access import queue_pushes, sweep_grants
 from app.peers import say_hello
-from app.root import Daemon, build_daemon, open_store, start_servers
+from app.root import Daemon, build_daemon, build_discovery, open_store, start_servers
 from app.services import PEERS, SUBSCRIPTIONS, Services
 from federation import defences
 from federation.admin import AdminClient, new_token, remove_admin_file, write_admin_file
@@ -51,6 +51,8 @@ from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
+from federation import mdns as lan
+from federation.peerexchange import Discovery, Sharing
 from federation.peerverify import ClaimVerifier, serves_privately
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
@@ -98,12 +100,20 @@ class NodeRuntime:
         allow_private_peers: bool = False,
         tls: TLSFiles | None = None,
         store: str | None = None,
+        exchange_interval: float | None = None,
+        max_peers: int = 8,
+        mdns: bool = False,
+        mdns_interval: float = 5.0,
+        mdns_interfaces: list[str] | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
         pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
         (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
-        the home's configured store."""
+        the home's configured store. ``exchange_interval`` (seconds; None: never) is how often peers
+        are asked for theirs; ``mdns`` advertises the node on the LAN and browses it (every
+        ``mdns_interval``, on ``mdns_interfaces`` or all); verified candidates are added as peers while
+        the node has fewer than ``max_peers`` (federation/peerexchange.py)."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -148,6 +158,9 @@ class NodeRuntime:
         self.allow_private_peers = allow_private_peers
         self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._claims: ClaimVerifier | None = None
+        self.exchange_interval, self.max_peers = exchange_interval, max_peers
+        self.mdns, self.mdns_interval, self.mdns_interfaces = mdns, mdns_interval, mdns_interfaces
+        self.discovery: Discovery | None = None
         self.ui_lan, self.ui_lan_port, self.ui_lan_url = ui_lan, ui_lan_port, None
         self.ui_auth = UiAuth()
         self.ui_changes = Changes()
@@ -185,6 +198,10 @@ class NodeRuntime:
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
                             background.start_soon(self._grants_loop)
+                            if self.exchange_interval is not None:
+                                background.start_soon(self._exchange_loop)
+                            if self.mdns:
+                                background.start_soon(self._mdns_loop)
                             task_status.started(self)
                             await self._stopping.wait()
                             background.cancel_scope.cancel()  # the servers drain on their own
@@ -221,6 +238,7 @@ class NodeRuntime:
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         await self._refresh_peers()
+        self._client = client
         self._claims = ClaimVerifier(
             astore,
             client,
@@ -234,6 +252,12 @@ class NodeRuntime:
         # The defences: persisted replay floor and peer scores (unverified claimed URLs count too).
         options = defences.app_options(self.home, self.app_options, self.store, self.clock)
         self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
+        allow_private = self._claims.allow_private  # type: ignore[union-attr]
+        options.setdefault("sharing", Sharing(allow_private=allow_private, scoring=options["scoring"]))
+        self.discovery = build_discovery(
+            self._daemon, self._client, self.identity, self.home, allow_private=allow_private,
+            max_peers=self.max_peers, scoring=options["scoring"], clock=self.clock,
+        )
         listening = await start_servers(
             nursery,
             self._daemon,
@@ -425,6 +449,45 @@ class NodeRuntime:
                 LOGGER.exception("sweeping expired envelopes failed")
             await trio.sleep(self.sweep_interval)
 
+    async def _exchange_loop(self) -> None:
+        """Ask peers for theirs every ``exchange_interval`` and add the verified ones (bounded)."""
+        assert self.discovery is not None and self.exchange_interval is not None
+        while True:
+            try:
+                await self.discovery.round()
+            except Exception:  # a bug in one answer's handling must not stop discovery
+                LOGGER.exception("peer exchange failed")
+            await trio.sleep(self.exchange_interval)
+
+    async def _mdns_loop(self) -> None:
+        """Advertise ``_vrm._tcp`` and verify what the LAN announces (zeroconf in worker threads)."""
+        assert self.discovery is not None and self.url is not None
+        host, port = self.host, int(self.url.rsplit(":", 1)[1])
+        interfaces = self.mdns_interfaces
+        if interfaces is None and host not in ("0.0.0.0", "", "::"):
+            interfaces = [host]  # a node bound to one address is announced (and browses) there only
+        addresses = lan.local_addresses() if host in ("0.0.0.0", "", "::") else [host]
+        neighbourhood = await trio.to_thread.run_sync(
+            partial(lan.Lan, self.home.node_id, self.home.role, addresses, port, interfaces=interfaces,
+                    tls=self.tls is not None)
+        )
+        self.lan = neighbourhood
+        try:
+            while True:
+                try:
+                    found = await trio.to_thread.run_sync(neighbourhood.found)
+                    if found and self.discovery.offer(found):
+                        await self.discovery.verify_only()
+                except Exception:
+                    LOGGER.exception("LAN discovery failed")
+                await trio.sleep(self.mdns_interval)
+        finally:
+            self.lan = None
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(neighbourhood.close)
+
+    lan: Any = None  # the mdns.Lan while the node is on the LAN
+
     async def _grants_loop(self) -> None:
         """End due grants, delete expired held data and push changed vault fields, every few seconds."""
         assert self.services is not None
@@ -480,6 +543,7 @@ class NodeRuntime:
             "queues": {"outbox": sum(pending.values()), "dead": dead},
             "envelopes": envelopes,
             "subscriptions": subscriptions,
+            "discovery": self.discovery.snapshot() if self.discovery is not None else [],
         }
 
 

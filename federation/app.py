@@ -8,6 +8,7 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
 - ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
   ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
+- ``GET /v1/peers`` → ``{"peers": [[node_id, url, role], …]}`` to a verified peer (federation/peerexchange.py);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
   like ``/v1/node``;
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
@@ -54,6 +55,7 @@ from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.access import Access
 from federation.pages import Pages
+from federation.peerexchange import Sharing, peers_answer
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.scoring import PeerScoring, ScoreMiddleware
@@ -106,6 +108,8 @@ class Federation:
     notify: Callable[[frozenset[str]], None]
     on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
+    sharing: Sharing | None = None  # peer exchange (None: GET /v1/peers answers 404)
+    clock: Clock = wall_clock_ms
 
 
 def _federation(request: Request) -> Federation:
@@ -268,6 +272,7 @@ ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("POST", "/v1/hello", hello),
     ("POST", "/v1/reconcile", reconcile_range),
     ("POST", "/v1/gossip/ids", gossip_by_ids),
+    ("GET", "/v1/peers", peers_answer),  # federation/peerexchange.py
 )
 
 
@@ -293,6 +298,7 @@ def federation_app(
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
     catchup: CatchUp | None = None,
+    sharing: Sharing | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -321,6 +327,8 @@ def federation_app(
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
         catchup=catchup,
+        sharing=sharing,
+        clock=clock,
     )
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()

@@ -27,22 +27,98 @@ def _zeroconf(interfaces: Sequence[str] | None) -> Zeroconf:
     return Zeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only)
 
 
+def local_addresses() -> list[str]:
+    """This host's IPv4 addresses but loopback (what a node bound to all interfaces announces)."""
+    import ifaddr
+
+    out = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                out.append(ip.ip)
+    return out
+
+
+def _txt(node_id: str, role: str, tls: bool) -> dict[str, str]:
+    return {"id": node_id, "role": role, "v": "1", **({"tls": "1"} if tls else {})}
+
+
+def _info(node_id: str, role: str, addresses: Sequence[str], port: int, tls: bool = False) -> ServiceInfo:
+    return ServiceInfo(
+        SERVICE,
+        f"{node_id[:32]}.{SERVICE}",
+        addresses=[socket.inet_aton(a) for a in addresses],
+        port=port,
+        properties=_txt(node_id, role, tls),
+    )
+
+
+def _candidate(info: ServiceInfo | None, own_id: str) -> Candidate | None:
+    """The node a resolved service claims to be, when the claim is well formed."""
+    if info is None or not info.parsed_addresses(IPVersion.V4Only) or not info.port:
+        return None
+    props = {k.decode(errors="replace"): (v or b"").decode(errors="replace") for k, v in info.properties.items()}
+    node_id, role = props.get("id", ""), props.get("role")
+    if not is_node_id(node_id) or node_id == own_id or role not in PEER_ROLES:
+        return None  # a LAN neighbour says what it likes: only well-formed claims are kept
+    scheme = "https" if props.get("tls") == "1" else "http"
+    return Candidate(node_id, f"{scheme}://{info.parsed_addresses(IPVersion.V4Only)[0]}:{info.port}", role, "mdns")
+
+
 class Advertiser:
     """Announces this node on the LAN until closed."""
 
     def __init__(self, node_id: str, role: str, address: str, port: int, interfaces: Sequence[str] | None = None) -> None:
         self._zc = _zeroconf(interfaces)
-        self._info = ServiceInfo(
-            SERVICE,
-            f"{node_id[:32]}.{SERVICE}",
-            addresses=[socket.inet_aton(address)],
-            port=port,
-            properties={"id": node_id, "role": role},
-        )
+        self._info = _info(node_id, role, [address], port)
         self._zc.register_service(self._info)
 
     def close(self) -> None:
         self._zc.unregister_service(self._info)
+        self._zc.close()
+
+
+class Lan:
+    """A running node on the LAN: advertised, and browsing for others the whole time (one Zeroconf).
+    Its methods block: call them through ``trio.to_thread``."""
+
+    def __init__(
+        self, node_id: str, role: str, addresses: Sequence[str], port: int, *,
+        interfaces: Sequence[str] | None = None, tls: bool = False,
+    ) -> None:
+        self.own_id = node_id
+        self._zc = _zeroconf(interfaces)
+        self._lock = threading.Lock()
+        self._seen: dict[str, bool] = {}  # service name -> resolved since last seen
+        self._info = _info(node_id, role, addresses, port, tls) if addresses else None
+        if self._info is not None:
+            self._zc.register_service(self._info)
+        self._browser = ServiceBrowser(self._zc, SERVICE, handlers=[self._changed])
+
+    def _changed(self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        with self._lock:
+            if state_change is ServiceStateChange.Removed:
+                self._seen.pop(name, None)
+            elif name in self._seen or len(self._seen) < MAX_CANDIDATES:
+                self._seen[name] = False  # (re)announced: resolve it again
+
+    def found(self, timeout_ms: int = 1000) -> list[Candidate]:
+        """The nodes announced since the last call, resolved (at most MAX_CANDIDATES names are kept)."""
+        with self._lock:
+            pending = [name for name, done in self._seen.items() if not done]
+            for name in pending:
+                self._seen[name] = True
+        out: dict[str, Candidate] = {}
+        for name in pending:
+            c = _candidate(self._zc.get_service_info(SERVICE, name, timeout=timeout_ms), self.own_id)
+            if c is not None and c.node_id is not None:
+                out[c.node_id] = c
+        return list(out.values())
+
+    def close(self) -> None:
+        self._browser.cancel()
+        if self._info is not None:
+            self._zc.unregister_service(self._info)
         self._zc.close()
 
 
@@ -65,14 +141,9 @@ def browse(seconds: float, own_id: str, interfaces: Sequence[str] | None = None)
         with lock:
             pending = list(names)
         for name in pending:
-            info = zc.get_service_info(SERVICE, name, timeout=1000)
-            if info is None or not info.parsed_addresses() or not info.port:
-                continue
-            props = {k.decode(errors="replace"): (v or b"").decode(errors="replace") for k, v in info.properties.items()}
-            node_id, role = props.get("id", ""), props.get("role")
-            if not is_node_id(node_id) or node_id == own_id or role not in PEER_ROLES:
-                continue  # a LAN neighbour says what it likes: only well-formed claims are kept
-            found[node_id] = Candidate(node_id, f"http://{info.parsed_addresses()[0]}:{info.port}", role, "mdns")
+            c = _candidate(zc.get_service_info(SERVICE, name, timeout=1000), own_id)
+            if c is not None and c.node_id is not None:
+                found[c.node_id] = c
         return list(found.values())
     finally:
         browser.cancel()
