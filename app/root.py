@@ -181,7 +181,7 @@ def build_core(
         clock=clock,
         backend=backend,
     )
-    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), CatchUp(store, clock=clock))
+    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), CatchUp(store, clock=clock, backend=backend))
 
 
 def services_of(

@@ -58,7 +58,7 @@ async def catch_up(services: Services, peer: Peer) -> tuple[int, int, bool]:
     if catchup.CAPABILITY not in info.gossip or info.node_id != _node_id(peer):
         return await pull_peer(services, peer)
     try:
-        received, fetched = await _reconcile(services, peer)
+        received, fetched = await _reconcile(services, peer, tokens=catchup.TOKENS_CAPABILITY in info.gossip)
         inbox, inbox_items = await _pull_feed(services, peer, "inbox", peer.inbox_cursor)
     except (DeliveryError, WireError) as exc:
         await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
@@ -71,15 +71,17 @@ def _node_id(peer: Peer) -> str:
     return encode_node_id(bytes.fromhex(peer.public_key))
 
 
-async def _reconcile(services: Services, peer: Peer) -> tuple[int, int]:
+async def _reconcile(services: Services, peer: Peer, *, tokens: bool = False) -> tuple[int, int]:
     """Reconcile our set with the peer's, fetch what we need; (new here, transferred). What the peer
     lacks it gets when it reconciles with us (or by push): nothing is offered here."""
     assert services.catchup is not None and peer.url is not None
-    ours = await services.store.run(services.catchup.items)
+    # a vendor reconciles only the intents its subscriptions could match, where the peer serves that
+    wanted = await services.store.run(services.catchup.own_filter) if tokens else catchup.ALL
+    ours = await services.store.run(services.catchup.items, wanted)
     side = reconcile.Reconciler(ours)
     message: bytes | None = side.initiate()
     while message is not None and side.rounds <= MAX_ROUNDS:
-        message = side.reconcile(await services.http.reconcile(peer.url, message))
+        message = side.reconcile(await services.http.reconcile(peer.url, message, wanted))
     need = sorted(side.outcome.need)
     received = fetched = 0
     for start in range(0, len(need), catchup.MAX_FETCH):

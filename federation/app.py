@@ -48,7 +48,7 @@ from starlette.routing import Route
 
 from federation import wire
 from federation.admission import Admission, merge
-from federation.catchup import CAPABILITY, CatchUp
+from federation.catchup import CAPABILITIES, CatchUp
 from federation import catchup
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
@@ -237,12 +237,12 @@ async def reconcile_range(request: Request, peer: str) -> Response:
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
-    _, msg = catchup.decode_request(await request.body())
+    filter_text, msg = catchup.decode_request(await request.body())
     # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
     # items cost, so one peer cannot keep the store busy with cheap requests
     if _budget(fed.limiter, peer, RECONCILE_COST) < RECONCILE_COST:
         return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
-    items = await fed.store.run(fed.catchup.items)
+    items = await fed.store.run(fed.catchup.items, filter_text)
     answer = reconcile.Reconciler(items).reconcile(msg)
     assert answer is not None  # a responder always answers
     return _msgpack(catchup.encode_answer(answer))
@@ -320,7 +320,7 @@ def federation_app(
         peers=peers,
         me=pipeline.me,
         info=admission.advertise(
-            wire.encode_node_info(node_id, role, name, gossip=(CAPABILITY,) if catchup is not None else ())
+            wire.encode_node_info(node_id, role, name, gossip=CAPABILITIES if catchup is not None else ())
         ),
         limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
         admission=admission,
