@@ -44,6 +44,7 @@ MAX_ANSWER = 64 * 1024  # bytes of an answer read (32 entries are ~5 KB)
 VERIFY_PER_ROUND = 8  # candidates dialled per round
 ASK_PER_ROUND = 8  # peers asked per round (rotating through them all)
 MAX_FOUND = MAX_CANDIDATES  # outcomes remembered for `vrm peers discover`
+RETRY_MS = 10 * 60_000  # a refused candidate is not dialled again sooner, whoever names it
 
 Add = Callable[[Candidate, wire.NodeInfo], Awaitable[bool]]
 
@@ -185,7 +186,14 @@ class Discovery:
 
     def offer(self, candidates: Iterable[Candidate]) -> int:
         """Candidates found otherwise (the LAN); how many the pool took."""
-        candidates = [c for c in candidates if c.node_id is not None and c.node_id != self.own_id]
+        now = self._clock()
+
+        def settled(node_id: str) -> bool:  # refused a moment ago, or waiting already
+            f = self.found.get(node_id)
+            return f is not None and f.state == "refused" and now < f.at + RETRY_MS
+
+        candidates = [c for c in candidates if c.node_id is not None and c.node_id != self.own_id
+                      and not settled(c.node_id)]
         taken = self.pool.add(candidates)
         for c in self.pool.pending():
             if c in candidates:

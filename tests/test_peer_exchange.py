@@ -194,3 +194,28 @@ def test_an_answer_at_the_cap_still_decodes():
     assert len(body) < MAX_ANSWER
     me = encode_node_id(Identity.generate().public_key)
     assert len(decode_exchange(body, me, own_id=me)) == 64
+
+
+async def test_a_refused_candidate_is_not_dialled_again_soon(nursery, tmp_path):
+    with trio.fail_after(TIMEOUT):
+        net = FedNet(nursery, tmp_path)
+        carol = await net.node("carol")
+        bob = await net.node("bob")
+        liar_ids = _ids(2)
+        answers = {"liar": msgpack.packb({"peers": [[nid, bob.url, "vendor"] for nid in liar_ids]})}
+        bound = await nursery.start(partial(serve, partial(_hostile_app, answers=answers), host="127.0.0.1", port=0))
+        store = carol.runtime.store
+        liar = await store.run(partial(Peers(store.store).add, public_key=Identity.generate().public_key,
+                                       url=f"{bound.url}/liar", role="person", name="liar"))
+
+        async def add(candidate, info):
+            return True
+
+        async with httpx.AsyncClient() as client:
+            discovery = Discovery(store, client, SignatureAuth(carol.identity), own_id=carol.node_id, add=add,
+                                  allow_private=True, max_peers=100)
+            for _ in range(3):  # named again every round: dialled once
+                await discovery.ask(liar)
+                assert await discovery.verify() == []
+        assert discovery.requests == 2
+        await net.stop_all()
