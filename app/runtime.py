@@ -13,6 +13,8 @@ admin app. It then starts, in order:
    the grants sweeper (every ``grants_interval``: grants that expired, spent their budget or lost
    their intent are ended and their revocations sent; a vendor deletes data held under expired
    grants; changed vault fields of live push grants are sealed and queued, first thing at start).
+   With ``exchange_interval`` peer exchange asks peers for theirs; with ``mdns`` the node is
+   announced on the LAN and browses it; verified candidates become peers (federation/peerexchange.py).
 
 ``vault_key`` opens the vault (derived by the CLI from the passphrase; None for a vault without one):
 the node needs it to answer fetches and to push granted data. Deliveries of kind ``access`` (pushed

@@ -81,7 +81,8 @@ def serve(
     mdns: Annotated[
         bool,
         typer.Option(
-            "--mdns", help="Announce this node on the LAN (_vrm._tcp) and add the nodes found there [federation.mdns: false]."
+            "--mdns", help="Announce this node on the LAN (_vrm._tcp) and add the nodes found there; other machines "
+            "reach it when it listens on a LAN address (--host) [federation.mdns: false]."
         ),
     ] = False,
 ) -> None:

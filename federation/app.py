@@ -6,7 +6,7 @@ Routes (msgpack bodies, ``application/msgpack``):
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
 - ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
-- ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
+- ``POST /v1/reconcile`` ``{"filter": "" or "?token …", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
   ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
 - ``GET /v1/peers`` → ``{"peers": [[node_id, url, role], …]}`` to a verified peer (federation/peerexchange.py);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
@@ -309,7 +309,8 @@ def federation_app(
     announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
-    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``).
+    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1", "reconcile-tokens/1"]``
+    in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange).
     """
     admission = admission if admission is not None else Admission()
     fed = Federation(

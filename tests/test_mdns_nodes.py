@@ -79,3 +79,38 @@ async def test_peers_discover_shows_the_lan_and_the_running_nodes_candidates(nur
         table = (await trio.to_thread.run_sync(vrm, "--timeout", "0")).stdout
         assert pi.node_id in table and "added" in table
         await net.stop_all()
+
+
+async def test_vrm_serve_mdns_announces_the_node_on_the_lan(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from node.home import init_home
+
+    home = init_home(tmp_path / "pi", None, "person")
+    vrm = Path(sys.executable).with_name("vrm")
+    env = {**os.environ, "VRM_HOME": str(home.path)}
+    env.pop("VRM_PASSPHRASE", None)
+    process = subprocess.Popen([str(vrm), "serve", "--port", "0", "--mdns"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        with trio.fail_after(TIMEOUT):
+            assert process.stdout is not None
+            url = None
+            while url is None:
+                line = await trio.to_thread.run_sync(process.stdout.readline)
+                assert line, "vrm serve ended before listening"
+                if line.startswith("federation "):
+                    url = line.split(" ", 1)[1].strip()
+            me = encode_node_id(Identity.generate().public_key)
+            found = []
+            while not found:
+                found = [c for c in await mdns.discover(1.5, me, interfaces=["127.0.0.1"]) if c.node_id == home.node_id]
+            assert [(c.url, c.role) for c in found] == [(url, "person")]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await trio.to_thread.run_sync(process.communicate)
+    assert process.returncode == 0
