@@ -12,7 +12,7 @@ private ones only when allowed, or found on the LAN itself) and a signed ``GET /
 answers with the candidate's node id. Only then is it added as a peer (``add``, given by the runtime),
 while the node has fewer than ``max_peers`` gossip peers. A source whose answer is malformed or
 oversized is scored (``malformed_batch``, ``limit_hit``); one whose candidates do not answer as
-claimed loses ``unanswered_promise`` once per round. Nothing a peer says is taken without that.
+claimed (or cannot be used) is scored ``unanswered_promise`` for each. Nothing a peer says is taken without that.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ class Discovery:
         """Dial up to VERIFY_PER_ROUND candidates; the node ids added as peers."""
         added: list[str] = []
         known, blocked, count = await self._store.run(self._known, self._store.store)
-        failed_sources: set[str] = set()
+        failed: dict[str, int] = {}  # source node id -> candidates of it that failed
         for c in self.pool.take(VERIFY_PER_ROUND):
             assert c.node_id is not None
             if c.node_id in known:
@@ -272,10 +272,14 @@ class Discovery:
                 error = "could not be added"
             self._note(c, "refused", error)
             if c.source.startswith("exchange:") and error not in ("blocked", "low score"):
-                failed_sources.add(c.source.removeprefix("exchange:"))
-        if self.scoring is not None and failed_sources:
-            # the sources that vouched for nodes that are not there: once per round each
-            await self.scoring.unanswered([decode_node_id(s).hex() for s in sorted(failed_sources)])
+                source = c.source.removeprefix("exchange:")
+                failed[source] = failed.get(source, 0) + 1
+        if self.scoring is not None and failed:
+            # a source vouching for nodes that are not there loses standing with each (at most
+            # MAX_PENALTY a round): one feeding junk is soon refused, one dead node costs little
+            await self.scoring.record_many(
+                [(decode_node_id(s).hex(), {"unanswered_promise": n}) for s, n in sorted(failed.items())]
+            )
         return added
 
     async def _check(self, c: Candidate, blocked: set[str]) -> tuple[wire.NodeInfo | None, str | None]:

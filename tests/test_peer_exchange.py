@@ -15,7 +15,7 @@ import trio
 from federation import wire
 from federation.auth import SignatureAuth
 from federation.discovery import PER_SOURCE, decode_exchange
-from federation.peerexchange import MAX_ANSWER, VERIFY_PER_ROUND, Discovery, literal_private
+from federation.peerexchange import MAX_ANSWER, Discovery, literal_private
 from federation.scoring import PeerScoring
 from federation.server import serve
 from node.blocks import Blocks
@@ -181,9 +181,10 @@ async def test_hostile_exchange_answers_are_refused_bounded_and_change_no_peer(n
         offences = {kind: (await scoring.standing(sources[kind].public_key)).offences for kind in sources}
         assert offences["garbage"] == {"malformed_batch": 1}
         assert offences["huge"] == {"limit_hit": 1}
-        assert offences["liar"] == {"unanswered_promise": 1}
-        # a source vouching for nodes that cannot be used loses a little, once per verifying round
-        assert offences["private"] == {"unanswered_promise": PER_SOURCE // VERIFY_PER_ROUND}
+        # a source vouching for nodes that cannot be used loses standing with each of them
+        assert offences["liar"] == {"unanswered_promise": 3}
+        assert offences["private"] == {"unanswered_promise": PER_SOURCE}
+        assert (await scoring.standing(sources["private"].public_key)).state(carol.runtime.clock()) != "ok"
         assert offences["wrongshape"] == {}  # well-formed, with only unusable entries: skipped, not scored
         await net.stop_all()
 
