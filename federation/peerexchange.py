@@ -126,7 +126,7 @@ class Found:
     url: str
     role: str | None
     source: str
-    state: str  # "pending", "added", "known" or "refused"
+    state: str  # "pending", "added", "known", "refused" or "removed"
     detail: str | None
     at: int
 
@@ -188,17 +188,21 @@ class Discovery:
         """Candidates found otherwise (the LAN); how many the pool took."""
         now = self._clock()
 
-        def settled(node_id: str) -> bool:  # refused a moment ago, or waiting already
+        def settled(node_id: str) -> bool:  # removed by the operator, or refused a moment ago
             f = self.found.get(node_id)
-            return f is not None and f.state == "refused" and now < f.at + RETRY_MS
+            return f is not None and (f.state == "removed" or (f.state == "refused" and now < f.at + RETRY_MS))
 
         candidates = [c for c in candidates if c.node_id is not None and c.node_id != self.own_id
                       and not settled(c.node_id)]
         taken = self.pool.add(candidates)
         for c in self.pool.pending():
-            if c in candidates:
+            if c in candidates and not self._added_before(c):
                 self._note(c, "pending")
         return taken
+
+    def _added_before(self, c: Candidate) -> bool:
+        f = self.found.get(c.node_id or "")
+        return f is not None and f.state in ("added", "removed")
 
     async def ask(self, peer: Peer) -> int:
         """``GET /v1/peers`` at ``peer``; how many candidates its answer added to the pool."""
@@ -257,7 +261,12 @@ class Discovery:
         for c in self.pool.take(VERIFY_PER_ROUND):
             assert c.node_id is not None
             if c.node_id in known:
-                self._note(c, "known")
+                if not self._added_before(c):
+                    self._note(c, "known")
+                continue
+            if self._added_before(c):
+                # we added it and it is gone: its operator removed it (until the node restarts)
+                self._note(c, "removed", "removed by the operator: not added again")
                 continue
             if count + len(added) >= self.max_peers:
                 self._note(c, "pending", f"this node has its {self.max_peers} peers")

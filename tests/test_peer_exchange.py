@@ -61,6 +61,16 @@ async def test_a_vendor_learnt_by_peer_exchange_receives_the_intents(nursery, tm
         assert [lead.intent_id for lead in leads] == [intent["id"]]
         # straight from carol: bob never pushes gossip to a peer that only announced itself
         assert await vendor.read(lambda s: _intent_from(s, carol.key)) == carol.key
+        # removed by carol's operator: bob keeps naming it, it is not added again
+        await carol.op("peers.remove", {"ref": vendor.node_id})
+
+        async def removed():
+            return [f["state"] for f in (await carol.runtime.status())["discovery"]
+                    if f["node_id"] == vendor.node_id and f["state"] == "removed"]
+
+        await eventually(removed)
+        await trio.sleep(0.6)  # three more rounds
+        assert await carol.read(lambda s: _peer_row(s, vendor.node_id)) is None
         await net.stop_all()
 
 
