@@ -37,7 +37,7 @@ TOKENS_CAPABILITY = "reconcile-tokens/1"  # token filters are served (GET /v1/no
 CAPABILITIES = (CAPABILITY, TOKENS_CAPABILITY)
 MAX_FILTER_TOKENS = 64
 MAX_TOKEN = 100  # characters of one token in a filter
-MAX_CACHED = 100_000  # intents whose tokens are remembered (an envelope's tokens never change)
+MAX_CACHED = 50_000  # intents whose tokens are remembered (an envelope's tokens never change), ~10 MB
 
 _LIVE = f"""expires_at > ? AND recipient IS NULL AND kind NOT IN ({", ".join("?" * len(DIRECT_KINDS))})
     AND NOT (kind = 'intent' AND EXISTS (SELECT 1 FROM envelopes w WHERE w.kind = 'withdraw'
@@ -137,6 +137,7 @@ class CatchUp:
         self._clock = clock
         self._backend = backend
         self._tokens: dict[str, frozenset[str]] = {}
+        self._shared: dict[frozenset[str], frozenset[str]] = {}
 
     def items(self, filter_text: str = ALL) -> reconcile.ItemSet:
         """This node's reconciliation set for ``filter_text`` (checked by ``parse_filter``)."""
@@ -165,10 +166,14 @@ class CatchUp:
             for r in self.store.query(
                 "SELECT id, raw FROM envelopes WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(chunk)]
             ):
-                self._tokens[r["id"]] = _intent_tokens(bytes(r["raw"]), self._backend)
+                tokens = _intent_tokens(bytes(r["raw"]), self._backend)
+                self._tokens[r["id"]] = self._shared.setdefault(tokens, tokens)  # one copy of each token set
+        found = {i: self._tokens[i] for i in ids if i in self._tokens}
         while len(self._tokens) > MAX_CACHED:
             self._tokens.pop(next(iter(self._tokens)))
-        return {i: self._tokens[i] for i in ids if i in self._tokens}
+        if len(self._shared) > MAX_CACHED:
+            self._shared = {}
+        return found
 
     def own_filter(self) -> str:
         """The filter this node reconciles with: a vendor's subscriptions' (the first token of each,
