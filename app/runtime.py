@@ -462,33 +462,12 @@ class NodeRuntime:
             await trio.sleep(self.exchange_interval)
 
     async def _mdns_loop(self) -> None:
-        """Advertise ``_vrm._tcp`` and verify what the LAN announces (zeroconf in worker threads)."""
         assert self.discovery is not None and self.url is not None
-        host, port = self.host, int(self.url.rsplit(":", 1)[1])
-        interfaces = self.mdns_interfaces
-        if interfaces is None and host not in ("0.0.0.0", "", "::"):
-            interfaces = [host]  # a node bound to one address is announced (and browses) there only
-        addresses = lan.local_addresses() if host in ("0.0.0.0", "", "::") else [host]
-        neighbourhood = await trio.to_thread.run_sync(
-            partial(lan.Lan, self.home.node_id, self.home.role, addresses, port, interfaces=interfaces,
-                    tls=self.tls is not None)
+        await lan.on_the_lan(
+            self.discovery, node_id=self.home.node_id, role=self.home.role, host=self.host,
+            port=int(self.url.rsplit(":", 1)[1]), interfaces=self.mdns_interfaces, tls=self.tls is not None,
+            interval=self.mdns_interval,
         )
-        self.lan = neighbourhood
-        try:
-            while True:
-                try:
-                    found = await trio.to_thread.run_sync(neighbourhood.found)
-                    if found and self.discovery.offer(found):
-                        await self.discovery.verify_only()
-                except Exception:
-                    LOGGER.exception("LAN discovery failed")
-                await trio.sleep(self.mdns_interval)
-        finally:
-            self.lan = None
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(neighbourhood.close)
-
-    lan: Any = None  # the mdns.Lan while the node is on the LAN
 
     async def _grants_loop(self) -> None:
         """End due grants, delete expired held data and push changed vault fields, every few seconds."""

@@ -6,10 +6,13 @@ threads; from trio it is driven through ``trio.to_thread`` (``discover``). What 
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 import trio
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
@@ -19,6 +22,8 @@ from federation.wire import PEER_ROLES
 from node.nodeid import is_node_id
 
 SERVICE = "_vrm._tcp.local."
+ALL_INTERFACES = ("0.0.0.0", "", "::")
+LOGGER = logging.getLogger("vrm.discovery")
 
 
 def _zeroconf(interfaces: Sequence[str] | None) -> Zeroconf:
@@ -153,3 +158,29 @@ def browse(seconds: float, own_id: str, interfaces: Sequence[str] | None = None)
 async def discover(seconds: float, own_id: str, interfaces: Sequence[str] | None = None) -> list[Candidate]:
     """``browse`` from trio, in a worker thread."""
     return await trio.to_thread.run_sync(browse, seconds, own_id, interfaces)
+
+
+async def on_the_lan(
+    discovery: Any, *, node_id: str, role: str, host: str, port: int, interfaces: Sequence[str] | None,
+    tls: bool, interval: float,
+) -> None:
+    """A running node's LAN presence until cancelled: announced where it is bound (every non-loopback
+    address when bound to all; browsing there too), and what the LAN announces offered to
+    ``discovery`` (federation.peerexchange.Discovery), which verifies it, every ``interval`` seconds."""
+    everywhere = host in ALL_INTERFACES
+    if interfaces is None and not everywhere:
+        interfaces = [host]  # a node bound to one address is announced (and browses) there only
+    addresses = local_addresses() if everywhere else [host]
+    lan = await trio.to_thread.run_sync(partial(Lan, node_id, role, addresses, port, interfaces=interfaces, tls=tls))
+    try:
+        while True:
+            try:
+                found = await trio.to_thread.run_sync(lan.found)
+                if found and discovery.offer(found):
+                    await discovery.verify_only()
+            except Exception:  # a bug in one neighbour's answer must not stop LAN discovery
+                LOGGER.exception("LAN discovery failed")
+            await trio.sleep(interval)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(lan.close)
