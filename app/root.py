@@ -7,7 +7,8 @@
 - ``direct_services``: the ops' ``Services`` for one CLI command when no daemon runs;
 - ``build_daemon`` and ``start_servers``: what ``app.runtime.NodeRuntime`` runs (the outbox with the
   daemon's retry policy, its deliverer, the signed peer client, the ops' ``Services``, the
-  federation app and the admin app on their servers).
+  federation app and the admin app on their servers);
+- ``build_discovery``: peer exchange and LAN candidates, verified before they are added as peers.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ from federation.delivery import Deliverer
 from federation.judge import Judge
 from federation.outbox import Outbox
 from federation.pages import Pages
-from federation.peerexchange import Discovery
-from federation.scoring import PeerScoring
-from federation.discovery import Candidate
-from federation import wire
-from federation.auth import SignatureAuth
 from federation.catchup import CatchUp
 from federation.peerclient import PeerClient
 from federation.pipeline import MatcherIndex, Pipeline
+from federation import wire
+from federation.auth import SignatureAuth
+from federation.discovery import Candidate
+from federation.peerexchange import Discovery
+from federation.scoring import PeerScoring
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend, VerifierLike
 from node.blocks import Blocks
@@ -181,7 +182,8 @@ def build_core(
         clock=clock,
         backend=backend,
     )
-    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), CatchUp(store, clock=clock, backend=backend))
+    catchup = CatchUp(store, clock=clock, backend=backend)
+    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), catchup)
 
 
 def services_of(

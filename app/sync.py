@@ -1,7 +1,8 @@
 """Sync: catch up with every peer with a URL. A peer that advertises ``reconcile/1`` in ``GET /v1/node``
 is reconciled with (range fingerprints over both sets, then only the envelopes we lack are fetched);
-a legacy peer's gossip is pulled by cursor. Our inbox at every peer is pulled by cursor (it holds what
-is addressed to us, the NAT case)."""
+a legacy peer's gossip is pulled by cursor. A vendor reconciles with its subscriptions' token filter
+where the peer serves filters (``reconcile-tokens/1``), so it fetches only intents it could match.
+Our inbox at every peer is pulled by cursor (it holds what is addressed to us, the NAT case)."""
 
 from __future__ import annotations
 
