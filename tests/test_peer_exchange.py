@@ -230,3 +230,25 @@ async def test_a_refused_candidate_is_not_dialled_again_soon(nursery, tmp_path):
                 assert await discovery.verify() == []
         assert discovery.requests == 2
         await net.stop_all()
+
+
+def test_discovery_settings_reach_the_runtime(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from cli.serve_cmd import run_options
+    from node.config import load
+    from node.home import init_home
+
+    home = init_home(tmp_path / "pi", None, "person").path
+    options = run_options(load(home))
+    assert (options["exchange_interval"], options["max_peers"], options["mdns"]) == (300.0, 8, False)
+    runner = CliRunner()
+    for args in (["federation.exchange_interval", "0"], ["federation.max_peers", "3"], ["federation.mdns", "true"]):
+        assert runner.invoke(app, ["--home", str(home), "config", "set", *args]).exit_code == 0
+    options = run_options(load(home))
+    assert (options["exchange_interval"], options["max_peers"], options["mdns"]) == (None, 3, True)  # 0: never asks
+    for args in (["federation.exchange_interval", "-1"], ["federation.exchange_interval", "nan"],
+                 ["federation.max_peers", "-2"]):
+        refused = runner.invoke(app, ["--home", str(home), "config", "set", "--", *args])
+        assert refused.exit_code == 6 and args[0] in refused.output, args
