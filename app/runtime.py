@@ -13,6 +13,8 @@ admin app. It then starts, in order:
    the grants sweeper (every ``grants_interval``: grants that expired, spent their budget or lost
    their intent are ended and their revocations sent; a vendor deletes data held under expired
    grants; changed vault fields of live push grants are sealed and queued, first thing at start).
+   With ``exchange_interval`` peer exchange asks peers for theirs; with ``mdns`` the node is
+   announced on the LAN and browses it; verified candidates become peers (federation/peerexchange.py).
 
 ``vault_key`` opens the vault (derived by the CLI from the passphrase; None for a vault without one):
 the node needs it to answer fetches and to push granted data. Deliveries of kind ``access`` (pushed
@@ -41,7 +43,7 @@ import trio
 from app import ops
 from app.access import queue_pushes, sweep_grants
 from app.peers import say_hello
-from app.root import Daemon, build_daemon, open_store, start_servers
+from app.root import Daemon, build_daemon, build_discovery, open_store, start_servers
 from app.services import PEERS, SUBSCRIPTIONS, Services
 from federation import defences
 from federation.admin import AdminClient, new_token, remove_admin_file, write_admin_file
@@ -52,6 +54,8 @@ from federation.delivery import Deliverer
 from federation.events import DaemonEvents
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
+from federation import mdns as lan
+from federation.peerexchange import Discovery, Sharing
 from federation.peerverify import ClaimVerifier, serves_privately
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
@@ -100,13 +104,22 @@ class NodeRuntime:
         tls: TLSFiles | None = None,
         store: str | None = None,
         events: DaemonEvents | None = None,
+        exchange_interval: float | None = None,
+        max_peers: int = 8,
+        mdns: bool = False,
+        mdns_interval: float = 5.0,
+        mdns_interfaces: list[str] | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
         pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
         (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
         the home's configured store. ``events``: the operator's log of refusals, failed pulls and
-        deliveries, breaker changes and dead letters (rate-limited; federation/events.py)."""
+        deliveries, breaker changes and dead letters (rate-limited; federation/events.py).
+        ``exchange_interval`` (seconds; None: never) is how often peers
+        are asked for theirs; ``mdns`` advertises the node on the LAN and browses it (every
+        ``mdns_interval``, on ``mdns_interfaces`` or all); verified candidates are added as peers while
+        the node has fewer than ``max_peers`` (federation/peerexchange.py)."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -153,6 +166,9 @@ class NodeRuntime:
         self.allow_private_peers = allow_private_peers
         self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._claims: ClaimVerifier | None = None
+        self.exchange_interval, self.max_peers = exchange_interval, max_peers
+        self.mdns, self.mdns_interval, self.mdns_interfaces = mdns, mdns_interval, mdns_interfaces
+        self.discovery: Discovery | None = None
         self.ui_lan, self.ui_lan_port, self.ui_lan_url = ui_lan, ui_lan_port, None
         self.ui_auth = UiAuth()
         self.ui_changes = Changes()
@@ -190,6 +206,10 @@ class NodeRuntime:
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
                             background.start_soon(self._grants_loop)
+                            if self.exchange_interval is not None:
+                                background.start_soon(self._exchange_loop)
+                            if self.mdns:
+                                background.start_soon(self._mdns_loop)
                             task_status.started(self)
                             await self._stopping.wait()
                             background.cancel_scope.cancel()  # the servers drain on their own
@@ -227,6 +247,7 @@ class NodeRuntime:
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         self.services.events = self.deliverer.events = self.events  # one operator log, one rate limit
         await self._refresh_peers()
+        self._client = client
         self._claims = ClaimVerifier(
             astore,
             client,
@@ -241,6 +262,12 @@ class NodeRuntime:
         options = defences.app_options(self.home, self.app_options, self.store, self.clock)
         options.setdefault("events", self.events)
         self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
+        allow_private = self._claims.allow_private  # type: ignore[union-attr]
+        options.setdefault("sharing", Sharing(allow_private=allow_private, scoring=options["scoring"]))
+        self.discovery = build_discovery(
+            self._daemon, self._client, self.identity, self.home, allow_private=allow_private,
+            max_peers=self.max_peers, scoring=options["scoring"], clock=self.clock,
+        )
         listening = await start_servers(
             nursery,
             self._daemon,
@@ -438,6 +465,24 @@ class NodeRuntime:
                 LOGGER.exception("sweeping expired envelopes failed")
             await trio.sleep(self.sweep_interval)
 
+    async def _exchange_loop(self) -> None:
+        """Ask peers for theirs every ``exchange_interval`` and add the verified ones (bounded)."""
+        assert self.discovery is not None and self.exchange_interval is not None
+        while True:
+            try:
+                await self.discovery.round()
+            except Exception:  # a bug in one answer's handling must not stop discovery
+                LOGGER.exception("peer exchange failed")
+            await trio.sleep(self.exchange_interval)
+
+    async def _mdns_loop(self) -> None:
+        assert self.discovery is not None and self.url is not None
+        await lan.on_the_lan(
+            self.discovery, node_id=self.home.node_id, role=self.home.role, host=self.host,
+            port=int(self.url.rsplit(":", 1)[1]), interfaces=self.mdns_interfaces, tls=self.tls is not None,
+            interval=self.mdns_interval,
+        )
+
     async def _grants_loop(self) -> None:
         """End due grants, delete expired held data and push changed vault fields, every few seconds."""
         assert self.services is not None
@@ -511,6 +556,7 @@ class NodeRuntime:
             "last_sync": self.last_sync,
             "envelopes": envelopes,
             "subscriptions": subscriptions,
+            "discovery": self.discovery.snapshot() if self.discovery is not None else [],
         }
 
 

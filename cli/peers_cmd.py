@@ -123,6 +123,47 @@ def remove(ctx: typer.Context, ref: PeerArg) -> None:
     output.say(f"removed peer {peer['node_id']} ({_who(peer)})")
 
 
+@peers.command("discover")
+def discover(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option(min=0.0, max=60.0, metavar="S", help="Seconds to listen on the LAN (0: do not).")
+    ] = 3.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """What discovery found: nodes announcing _vrm._tcp on the LAN now, and the candidates of the
+    running node (peer exchange and its own LAN browsing) with what became of them."""
+    import trio
+
+    from federation import mdns
+    from federation.admin import AdminClient
+
+    state = node(ctx)
+    home = state.home()
+
+    async def look() -> tuple[list[Any], list[dict[str, Any]] | None]:
+        client = await AdminClient.from_home(home)
+        daemon = None if client is None else (await client.status()).get("discovery", [])
+        lan = await mdns.discover(timeout, home.node_id) if timeout > 0 else []
+        return lan, daemon
+
+    lan, daemon = trio.run(look)
+    rows = [{"node_id": c.node_id, "url": c.url, "role": c.role, "source": "mdns (now)", "state": "seen",
+             "detail": None, "at": None} for c in lan]
+    rows += daemon or []
+    if as_json:
+        output.print_json({"lan": [r for r in rows if r["source"] == "mdns (now)"], "daemon": daemon})
+        return
+    output.table(
+        ("node id", "role", "url", "source", "state", "detail", "when"),
+        ((r["node_id"], r["role"], r["url"], r["source"], r["state"], r["detail"], output.when(r["at"])) for r in rows),
+    )
+    if daemon is None:
+        output.note("no node is serving this home: only the LAN was looked at (`vrm serve` discovers continuously)")
+    elif not rows:
+        output.note("nothing found yet: peers are asked every federation.exchange_interval; `vrm serve --mdns` browses the LAN")
+
+
 def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Pull new gossip and your inbox from every peer now, instead of waiting for the next round.
 

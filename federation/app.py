@@ -6,8 +6,9 @@ Routes (msgpack bodies, ``application/msgpack``):
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
 - ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
-- ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
+- ``POST /v1/reconcile`` ``{"filter": "" or "?token …", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
   ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
+- ``GET /v1/peers`` → ``{"peers": [[node_id, url, role], …]}`` to a verified peer (federation/peerexchange.py);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
   like ``/v1/node``;
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
@@ -47,7 +48,7 @@ from starlette.routing import Route
 
 from federation import wire
 from federation.admission import Admission, merge
-from federation.catchup import CAPABILITY, CatchUp
+from federation.catchup import CAPABILITIES, CatchUp
 from federation.events import DaemonEvents, RefusalLog, note_signer
 from federation import catchup
 from federation.auth import SignatureMiddleware, verified_peer
@@ -55,6 +56,7 @@ from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.access import Access
 from federation.pages import Pages
+from federation.peerexchange import Sharing, peers_answer
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.scoring import PeerScoring, ScoreMiddleware
@@ -107,6 +109,8 @@ class Federation:
     notify: Callable[[frozenset[str]], None]
     on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
+    sharing: Sharing | None = None  # peer exchange (None: GET /v1/peers answers 404)
+    clock: Clock = wall_clock_ms
 
 
 def _federation(request: Request) -> Federation:
@@ -235,12 +239,12 @@ async def reconcile_range(request: Request, peer: str) -> Response:
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
-    _, msg = catchup.decode_request(await request.body())
+    filter_text, msg = catchup.decode_request(await request.body())
     # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
     # items cost, so one peer cannot keep the store busy with cheap requests
     if _budget(fed.limiter, peer, RECONCILE_COST) < RECONCILE_COST:
         return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
-    items = await fed.store.run(fed.catchup.items)
+    items = await fed.store.run(fed.catchup.items, filter_text)
     answer = reconcile.Reconciler(items).reconcile(msg)
     assert answer is not None  # a responder always answers
     return _msgpack(catchup.encode_answer(answer))
@@ -270,6 +274,7 @@ ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("POST", "/v1/hello", hello),
     ("POST", "/v1/reconcile", reconcile_range),
     ("POST", "/v1/gossip/ids", gossip_by_ids),
+    ("GET", "/v1/peers", peers_answer),  # federation/peerexchange.py
 )
 
 
@@ -296,6 +301,7 @@ def federation_app(
     trusted_proxies: frozenset[str] = frozenset(),
     catchup: CatchUp | None = None,
     events: DaemonEvents | None = None,
+    sharing: Sharing | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -306,7 +312,8 @@ def federation_app(
     announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
-    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``).
+    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1", "reconcile-tokens/1"]``
+    in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange).
     ``events``: where every refused request is logged, rate-limited (federation/events.py).
     """
     admission = admission if admission is not None else Admission()
@@ -318,13 +325,15 @@ def federation_app(
         peers=peers,
         me=pipeline.me,
         info=admission.advertise(
-            wire.encode_node_info(node_id, role, name, gossip=(CAPABILITY,) if catchup is not None else ())
+            wire.encode_node_info(node_id, role, name, gossip=CAPABILITIES if catchup is not None else ())
         ),
         limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
         admission=admission,
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
         catchup=catchup,
+        sharing=sharing,
+        clock=clock,
     )
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()
