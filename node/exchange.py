@@ -12,7 +12,7 @@ Document (version 1)::
                              {"name", "created_at", "updated_at", "nonce": hex, "ciphertext": hex}]},
        "intents": [{"id": hex, "text", "created": ms, "expires": ms,
                     "envelope": hex, "withdrawal": hex | null}, …],
-       "data": {"peers": [row, …], "blocked", "access_requests", "offers", "grants", "receipts",
+       "data": {"peers": [row, …], "blocked", "access_requests", "offers", "agreements", "grants", "receipts",
                 "receipt_copies", "subscriptions", "leads", "held_data" (metadata only)},
        "identity": absent | a sealed key file (node.exchange_data)}}
 
