@@ -48,7 +48,9 @@ async def offers_make(services: Services, args: dict[str, Any]) -> dict[str, Any
             terms=terms,
         )
 
-    return (await sign_and_publish(services, make)).to_json()
+    made = await sign_and_publish(services, make)
+    # read again once queued: its delivery state is the outbox's, which publish just filled
+    return (await services.store.run(services.offers.get, made.id)).to_json()
 
 
 async def offers_accept(services: Services, args: dict[str, Any]) -> dict[str, Any]:
