@@ -21,6 +21,7 @@ from node.backends import NATIVE, Backend
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError, VrmError
 from node.nodeid import encode_node_id
+from node.offer_bodies import check_decision_body, check_offer_body, offer_terms
 from node.prefix import row_by_prefix
 from node.store import Clock, Store, wall_clock_ms
 
@@ -90,8 +91,6 @@ def _agreement(row: dict[str, Any]) -> Agreement:
 
 def agreement_row(offer: Envelope, accept: Envelope) -> dict[str, Any]:
     """The ``agreements`` row of an offer and its acceptance; ValidationError unless they are one deal."""
-    from node.offers import check_decision_body, check_offer_body, offer_terms
-
     if offer.kind != "offer" or accept.kind != "accept":
         raise ValidationError("agreement", "an agreement is an offer and its acceptance")
     body = check_offer_body(offer.body)
