@@ -221,3 +221,35 @@ async def test_a_vendor_sees_each_offers_delivery(net):
         )
         assert [x.status for x in await air.read(lambda s: Leads(s).list(status="all"))] == ["closed"]
         assert (await alice.read(lambda s: Intents(s).get(intent["id"]))).withdraw_reason == "fulfilled"
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    from tests.pgcluster import PgCluster
+
+    with PgCluster() as pg:
+        yield pg.url
+
+
+def test_a_vendor_on_postgresql_keeps_the_agreement_and_closes_its_lead(pg_url, tmp_path, clock):
+    """The fleet's store (fleet/pgschema.py migration 3): the vendor's side of a deal, on PostgreSQL."""
+    from fleet.pgstore import PgStore
+
+    with Store(tmp_path / "person.db") as ps, PgStore(pg_url) as vs:
+        intent, offer, person, vendor = deal(ps, vs, clock)
+        _, other = vendor.make(
+            VENDOR, Leads(vs, clock=clock).get(intent.id), price_minor=90, currency="EUR", text="another",
+            ttl_ms=HOUR, handle="air", name="Air",
+        )  # fmt: skip
+        assert vendor.get(offer.id.hex()).terms == TERMS
+        done = person.accept_deal(PERSON, offer.id.hex())
+        with vs.transaction():  # as the pipeline judges a batch: the withdrawal may come first
+            assert vendor.intent_closed(intent.id, done.withdrawal.created) == 2
+            assert vendor.decision_received(done.accept) == Reason.OK
+            Leads(vs, clock=clock).withdraw(intent.id, done.withdrawal.created)
+        assert Agreements(vs).list() == Agreements(ps).list() == [done.agreement]
+        assert Leads(vs, clock=clock).get(intent.id).status == "closed"
+        assert {o.id: o.delivery for o in vendor.list(direction="sent", status="all")} == {
+            offer.id.hex(): "accepted",
+            other.id.hex(): "superseded",
+        }
