@@ -2,10 +2,10 @@
 
 The vendor side ``make``s an ``offer`` envelope for a live lead and learns the person's decision with
 ``decision_received``. The person side ``receive``s offers addressed to it (refused with the reason
-codes of PROTOCOL.md section 7 when they are for no intent of hers, a withdrawn or expired one, or come
-from a vendor she blocked), then ``accept``s one (signing an ``accept`` envelope and recording the
-purchase in her relationship records) or ``decline``s it. Bodies are checked exactly (``check_offer_body``,
-``check_decision_body``): any other shape is refused with ``invalid_body`` and changes nothing.
+codes of PROTOCOL.md section 8 when they are for no intent of hers, a withdrawn or expired one, leave
+out one of its terms, or come from a vendor she blocked), then ``accept``s one (signing an ``accept`` envelope and recording the
+purchase in her relationship records) or ``decline``s it. Bodies are checked exactly (node.offer_bodies,
+re-exported here): any other shape is refused with ``invalid_body`` and changes nothing.
 
 An offer's status is ``open``, ``accepted``, ``declined``, ``superseded`` (its intent was closed as
 fulfilled by another offer) or ``expired``; expiry follows from the injected clock (an offer is dead
