@@ -271,3 +271,25 @@ async def test_a_grant_under_delete_after_use_ends_when_the_deal_is_done(net):
                 lambda s: Grants(s).list(direction="given", status="all")[0].deletion_confirmed_at is not None
             )
         )
+
+
+async def test_a_withdrawal_with_a_reason_no_one_defined_is_refused_and_closes_nothing(net):
+    with trio.fail_after(TIMEOUT):
+        alice, (air,) = await person_and_vendors(net, "air")
+        intent = await cast(alice, [air])
+        body = {"intent": bytes.fromhex(intent["id"]), "reason": "bored"}
+        odd = envelope.create(alice.identity, "withdraw", body, created=envelope.now_ms(), expires=intent["expires"])
+        fulfilled = envelope.create(
+            alice.identity, "withdraw", {**body, "reason": "fulfilled"}, created=envelope.now_ms(),
+            expires=intent["expires"],
+        )  # fmt: skip
+        forged = envelope.create(
+            air.identity, "withdraw", {**body, "reason": "fulfilled"}, created=envelope.now_ms(),
+            expires=intent["expires"],
+        )  # fmt: skip
+        async with PeerClient(alice.identity, timeout=5) as client:
+            reasons = await client.push(air.url, [wire.GossipItem(4, odd.raw), wire.GossipItem(4, forged.raw)])
+            assert list(reasons) == [Reason.INVALID_BODY, Reason.WRONG_AUTHOR]
+            assert [x.status for x in await air.read(lambda s: Leads(s).list(status="all"))] == ["live"]
+            assert await client.push(air.url, [wire.GossipItem(4, fulfilled.raw)]) == bytes([Reason.OK])
+        assert [x.status for x in await air.read(lambda s: Leads(s).list(status="all"))] == ["closed"]
