@@ -58,6 +58,9 @@ REQUEST_OVERHEAD = 450  # signed request headers and a small answer, per request
 ID_ENTRY = 36  # an (id, hops) pair in an IHAVE
 ORIGIN_TTL, MAX_TTL = 4, 8
 TOPICS = 11
+# The gate's ceiling on Plumtree's payload copies per node per intent. The target is 1.3; today's
+# tree gives 1.35 (1,000 nodes) and 1.43 (100), so this only stops it getting worse.
+MAX_COPIES = 1.5
 
 
 @dataclass(frozen=True)
@@ -623,13 +626,21 @@ def run(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-def gate(r: dict[str, Any], max_ratio: float = 0.5) -> list[str]:
-    """What fails: Plumtree's payload copies over flooding's in the same run, and full coverage."""
+def gate(r: dict[str, Any], max_ratio: float = 0.5, max_copies: float | None = None) -> list[str]:
+    """What fails: Plumtree's payload copies over flooding's in the same run, Plumtree's copies above
+    ``max_copies`` (a count, not a time: a loaded machine cannot move it; by default ``MAX_COPIES``
+    for runs of 100 intents or more, as the tree's first payloads are what prune it into shape), and
+    full coverage."""
+    if max_copies is None and r["config"]["intents"] >= 100:
+        max_copies = MAX_COPIES
     failures = []
     ratio = r["plumtree"]["copies_per_node_per_intent"]["all"] / r["flooding"]["copies_per_node_per_intent"]["all"]
     r["copy_ratio"] = round(ratio, 3)
     if ratio > max_ratio:
         failures.append(f"plumtree copies {ratio:.2f}x flooding's (need <= {max_ratio}x)")
+    copies = r["plumtree"]["copies_per_node_per_intent"]["all"]
+    if max_copies is not None and copies > max_copies:
+        failures.append(f"plumtree {copies} copies per node per intent (need <= {max_copies})")
     if r["plumtree"]["coverage_within_5s"] < 1.0:
         failures.append(f"plumtree coverage within 5 s {r['plumtree']['coverage_within_5s']:.2%} (need 100 %)")
     return failures
@@ -651,6 +662,13 @@ def print_report(r: dict[str, Any]) -> None:
             f"{cp['push']} catch-up {cp['catch-up']} all {cp['all']}; announcements {p['announcements_per_node_per_intent']}; "
             f"{p['bytes_per_node_per_intent']:,} B/node/intent; held at end {p['held_at_end']:.2%}; cpu {p['cpu_s']} s"
         )
+    b = r["plumtree"]["breakdown"]
+    h = b["hops_to_last_vendor"] or {}
+    print(
+        f"  plumtree breakdown per node per intent: first copies {b['first_copy']}; duplicates {b['duplicates']}; "
+        f"hops to each intent's last vendor p50 {h.get('p50', '-')} p99 {h.get('p99', '-')} (flooding "
+        f"{(r['flooding']['breakdown']['hops_to_last_vendor'] or {}).get('p50', '-')})"
+    )
     for label in ("all", "one filter"):
         k = r["catch_up_1h"][label]
         print(
@@ -669,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int)
     parser.add_argument("--intents", type=int)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--gate", action="store_true", help="exit 1 unless plumtree copies <= 0.5x flooding's")
+    parser.add_argument("--gate", action="store_true",
+                        help=f"exit 1 unless plumtree copies <= 0.5x flooding's and <= {MAX_COPIES}")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     cfg = ModelConfig(
