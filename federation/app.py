@@ -13,7 +13,8 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
   "sealed"}`` or 403 ``{"error": "access_refused", "reason": label}``; every answer appends a receipt
   whose copy is queued for the signer; 503 ``vault_locked`` when the node runs without its vault key;
-- ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``.
+- ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``;
+- ``GET /v1/health``, the one unsigned route (federation/health.py): ok/degraded for a load balancer.
 
 Outside it all, the request limits (federation/limits.py, added by the composition root) bound
 every connection's body, time and concurrency. ``SignatureMiddleware`` runs first: an unsigned, forged
@@ -50,6 +51,7 @@ from federation.admission import Admission, merge
 from federation.catchup import CAPABILITY, CatchUp
 from federation import catchup
 from federation.auth import SignatureMiddleware, verified_peer
+from federation.health import Health, HealthMiddleware
 from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.access import Access
@@ -293,6 +295,7 @@ def federation_app(
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
     catchup: CatchUp | None = None,
+    listener_id: str | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -304,6 +307,7 @@ def federation_app(
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
     ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``).
+    ``listener_id`` names this fleet listener in ``GET /v1/health`` (answered before the signature check).
     """
     admission = admission if admission is not None else Admission()
     fed = Federation(
@@ -330,6 +334,7 @@ def federation_app(
     )
     # scoring sits inside the signature check (it needs the signer)
     scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []
-    app = Starlette(routes=routes, middleware=[signed, *scored])
+    health = Middleware(HealthMiddleware, health=Health(store, listener_id=listener_id))
+    app = Starlette(routes=routes, middleware=[health, signed, *scored])
     app.state.federation = fed
     return app

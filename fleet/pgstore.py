@@ -49,6 +49,7 @@ _INT_KEYS = {
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _JSON_EACH = re.compile(r"json_each\(\?\)")
+_NULL_TEST = re.compile(r"\?\s+(IS\s+(?:NOT\s+)?NULL)")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -57,6 +58,8 @@ def pg_sql(sql: str) -> str:
     s = sql.replace("%", "%%")
     s = _JSON_EACH.sub("json_array_elements_text(?::json)", s)
     s = s.replace("last_insert_rowid()", "lastval()")
+    # ``? IS NULL`` (an optional filter): PostgreSQL cannot type a bare parameter, a cast to text can
+    s = _NULL_TEST.sub(r"?::text \1", s)
     s = s.replace("?", "%s")
     s = _NAMED.sub(r"%(\1)s", s)
     return s
