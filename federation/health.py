@@ -76,7 +76,7 @@ class Health:
         if getattr(store, "engine", None) == "postgresql":
 
             def ask() -> int:
-                with store.connection() as conn:  # type: ignore[attr-defined]
+                with store.connection(timeout=self.timeout) as conn:  # type: ignore[attr-defined]
                     row = conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations").fetchone()
                     return int(row["v"])
 

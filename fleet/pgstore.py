@@ -117,10 +117,10 @@ class PgStore:
         self.close()
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection of its own (autocommit), for what runs beside the domain (nonces,
-        heartbeats, LISTEN)."""
-        with self._pool.connection() as conn:
+        heartbeats, LISTEN); ``timeout``: seconds to wait for one (the pool's 30 by default)."""
+        with self._pool.connection(timeout=timeout) as conn:
             yield conn
 
     # -- schema ------------------------------------------------------------------------------------
