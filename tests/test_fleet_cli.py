@@ -195,3 +195,26 @@ def test_status_needs_a_fleet(homes, db_url):
     assert "store.url" in acme("fleet", "status", code=6).stderr  # a home on SQLite
     empty = acme("fleet", "status", "--store", db_url, code=1)  # a database never initialised
     assert "vrm fleet init" in empty.stderr
+
+
+def test_the_fleet_demo_ends_with_one_lead_and_leaves_nothing_running():
+    """`make demo-fleet` (python -m fleet.demo): its own cluster, two listeners, one lead, all stopped."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "fleet.demo"], capture_output=True, text=True, timeout=240,
+                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "listener 2 answered: duplicate" in done.stdout
+    assert "OK: the intent reached both listeners of one vendor and made exactly 1 lead." in done.stdout
+    assert "listeners alive: 2 of 2" in done.stdout and "Traceback" not in done.stderr
+    pids = [int(p) for p in _listener_pids(done.stdout)]
+    assert len(pids) == 2
+    for pid in pids:  # stopped, not left behind
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def _listener_pids(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"listener\": \"[\w.-]+?-(\d+)-[0-9a-f]{6}\"", text))
