@@ -218,3 +218,22 @@ def _listener_pids(text: str) -> set[str]:
     import re
 
     return set(re.findall(r"listener\": \"[\w.-]+?-(\d+)-[0-9a-f]{6}\"", text))
+
+
+def test_a_listener_killed_without_a_word_is_shown_gone_once_its_heartbeats_stop(homes, db_url, tmp_path):
+    from cli.fleet_cmd import ALIVE_WITHIN_MS, fleet_status
+    from node.clock import wall_clock_ms
+
+    homes("acme")("fleet", "init", "--store", db_url)
+    Vrm(tmp_path / "l1")("fleet", "join", "--store", db_url)
+    listener = start_node(tmp_path / "l1")
+    listener.process.kill()  # SIGKILL: no stopped mark, only the heartbeats end
+    listener.stop()
+    with PgStore(db_url, migrate=False) as pg:
+        [row] = pg.query("SELECT beat_at, stopped_at FROM fleet_listeners")
+        assert row["stopped_at"] is None
+        [now] = fleet_status(pg, row["beat_at"] + ALIVE_WITHIN_MS)["listeners"]
+        assert now["alive"] is True  # within the window it may just be slow
+        [later] = fleet_status(pg, row["beat_at"] + ALIVE_WITHIN_MS + 1)["listeners"]
+        assert later["alive"] is False and later["age_ms"] == ALIVE_WITHIN_MS + 1
+        assert fleet_status(pg, wall_clock_ms() + 2 * 86_400_000)["listeners"] == []  # long gone: not listed
