@@ -32,6 +32,8 @@ async def test_a_node_answers_health_unsigned_and_nothing_else_unsigned(tmp_path
             body = answer.json()
             assert set(body) == KEYS  # nothing more: no key, no peer, no path
             assert body == {"status": "ok", "store": "ok", "listener": None, "schema": runtime.store.store.schema_version}
+            head = await _get(runtime.url, "HEAD")  # what some balancers send
+            assert (head.status_code, head.content) == (200, b"")
             assert (await _get(runtime.url, "POST")).status_code == 405
             async with httpx.AsyncClient(timeout=10) as client:
                 unsigned = await client.get(f"{runtime.url}/v1/node")
