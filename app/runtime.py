@@ -321,6 +321,7 @@ class NodeRuntime:
             astore.store, listener=self.listener.id, backoff=self.backoff, max_attempts=self.max_attempts
         )
         self.app_options.setdefault("nonces", SharedNonceCache(astore.store))  # type: ignore[arg-type]
+        self.app_options.setdefault("listener_id", self.listener.id)  # named by GET /v1/health
 
     async def _run_listener(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         assert self.listener is not None and self._daemon is not None

@@ -171,10 +171,23 @@ class NodeContext:
         return self._info
 
     def store(self) -> Store:
+        """The home's SQLite store, or a vendor fleet's PostgreSQL database when node.toml's
+        ``store.url`` names one (the same Store interface: every read command works on either)."""
         if self._store is None:
-            from node.home import open_store
+            home = self.home()
+            url = None
+            if home.role == "vendor":
+                from fleet.home import store_url
 
-            self._store = open_store(self.home())
+                url = store_url(home)
+            if url is not None:
+                from fleet.home import open_fleet_store
+
+                self._store = open_fleet_store(url)
+            else:
+                from node.home import open_store
+
+                self._store = open_store(home)
         return self._store
 
     def records(self) -> Records:

@@ -17,6 +17,7 @@ from cli import (
     backup_cmd,
     config_cmd,
     exchange_cmd,
+    fleet_cmd,
     grants_cmd,
     intents_cmd,
     issues_cmd,
@@ -149,6 +150,7 @@ config_cmd.register(app)
 service_cmd.register(app)
 backup_cmd.register(app)
 passphrase_cmd.register(app)
+fleet_cmd.register(app)
 
 
 def main() -> None:

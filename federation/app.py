@@ -14,7 +14,8 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
   "sealed"}`` or 403 ``{"error": "access_refused", "reason": label}``; every answer appends a receipt
   whose copy is queued for the signer; 503 ``vault_locked`` when the node runs without its vault key;
-- ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``.
+- ``POST /v1/access/push``: an array of ``[grant, version, sealed]`` → 200 ``{"reasons": bin}``;
+- ``GET /v1/health``, the one unsigned route (federation/health.py): ok/degraded for a load balancer.
 
 Outside it all, the request limits (federation/limits.py, added by the composition root) bound
 every connection's body, time and concurrency. ``SignatureMiddleware`` runs first: an unsigned, forged
@@ -52,6 +53,7 @@ from federation.catchup import CAPABILITIES, CatchUp
 from federation.events import DaemonEvents, RefusalLog, note_signer
 from federation import catchup
 from federation.auth import SignatureMiddleware, verified_peer
+from federation.health import Health, HealthMiddleware
 from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.access import Access
@@ -302,6 +304,7 @@ def federation_app(
     catchup: CatchUp | None = None,
     events: DaemonEvents | None = None,
     sharing: Sharing | None = None,
+    listener_id: str | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -315,6 +318,7 @@ def federation_app(
     ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1", "reconcile-tokens/1"]``
     in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange).
     ``events``: where every refused request is logged, rate-limited (federation/events.py).
+    ``listener_id`` names this fleet listener in ``GET /v1/health`` (answered before the signature check).
     """
     admission = admission if admission is not None else Admission()
     fed = Federation(
@@ -343,8 +347,10 @@ def federation_app(
     )
     # scoring sits inside the signature check (it needs the signer)
     scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []
-    # the refusal log outermost, so it sees the signature check's 401s and 413s too
+    # health outermost (unsigned, never logged as a refusal); then the refusal log, so it sees the
+    # signature check's 401s and 413s too
+    health = Middleware(HealthMiddleware, health=Health(store, listener_id=listener_id))
     logged = Middleware(RefusalLog, events=events)
-    app = Starlette(routes=routes, middleware=[logged, signed, *scored])
+    app = Starlette(routes=routes, middleware=[health, logged, signed, *scored])
     app.state.federation = fed
     return app

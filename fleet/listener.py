@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -22,6 +23,7 @@ import trio
 from fleet.pgstore import PgStore
 
 CHANNEL = "vrm_subscriptions"
+LOGGER = logging.getLogger("vrm.fleet")
 
 
 def new_listener_id() -> str:
@@ -69,8 +71,13 @@ class Listener:
                 await nursery.start(self._listen, on_subscriptions)
                 task_status.started()
                 while True:
-                    await trio.to_thread.run_sync(self.heartbeat, clock())
-                    await rescan()
+                    try:
+                        await trio.to_thread.run_sync(self.heartbeat, clock())
+                        await rescan()
+                    except psycopg.Error as exc:
+                        # The database is down or restarting: keep serving (GET /v1/health says
+                        # degraded) and beat again when it is back; a listener never dies of it.
+                        LOGGER.warning("fleet database unavailable (%s); retrying", type(exc).__name__)
                     await trio.sleep(self.beat)
         finally:
             with trio.CancelScope(shield=True):
@@ -83,21 +90,33 @@ class Listener:
         """The LISTEN loop in a worker thread; it checks for a stop twice a second."""
         stop = threading.Event()
         token = trio.lowlevel.current_trio_token()
-        conn = await trio.to_thread.run_sync(lambda: psycopg.connect(self.pg.url, autocommit=True))
-        await trio.to_thread.run_sync(conn.execute, f"LISTEN {CHANNEL}")
+
+        def connect() -> psycopg.Connection[Any]:
+            conn = psycopg.connect(self.pg.url, autocommit=True, connect_timeout=5)
+            conn.execute(f"LISTEN {CHANNEL}")
+            return conn
+
+        first = await trio.to_thread.run_sync(connect)
 
         def wake() -> None:
             self.notified += 1
             on_change()
 
         def loop() -> None:
-            try:
-                while not stop.is_set():
+            conn: psycopg.Connection[Any] | None = first
+            while not stop.is_set():
+                try:
+                    if conn is None:  # reconnected: changes made meanwhile were not heard, rebuild
+                        conn = connect()
+                        trio.from_thread.run_sync(on_change, trio_token=token)
                     for _ in conn.notifies(timeout=0.5):
                         trio.from_thread.run_sync(wake, trio_token=token)
-            except psycopg.Error:
-                pass  # the connection went away: the node stops with its store
-            finally:
+                except psycopg.Error:
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    stop.wait(self.beat)
+            if conn is not None:
                 conn.close()
 
         task_status.started()

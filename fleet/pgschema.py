@@ -12,6 +12,7 @@ import re
 
 from node.schema import AGREEMENTS_V11
 from node.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from node.schema import SUBSCRIPTION_JOURNAL_KEEP
 
 # SQLite migration versions whose tables a vendor listener uses.
 VENDOR_SQLITE_VERSIONS = (3, 4, 5, 6, 7)
@@ -94,10 +95,45 @@ _FLEET = (
         FOR EACH STATEMENT EXECUTE FUNCTION fleet_subscriptions_changed()""",
 )
 
+
+def _journal_trigger(event: str, ids: str) -> tuple[str, str]:
+    """SQLite migration 8's journal trigger (node/schema.py) as a PL/pgSQL function and row trigger."""
+    name = f"subscriptions_journal_{event.split()[0].lower()}"
+    inserts = "; ".join(f"INSERT INTO subscription_changes (subscription_id) VALUES ({i})" for i in ids.split())
+    return (
+        f"""CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN {inserts};
+        DELETE FROM subscription_changes WHERE seq <= (SELECT max(seq) FROM subscription_changes) - {SUBSCRIPTION_JOURNAL_KEEP};
+        RETURN NULL; END $$ LANGUAGE plpgsql""",
+        f"CREATE TRIGGER {name} AFTER {event} ON subscriptions FOR EACH ROW EXECUTE FUNCTION {name}()",
+    )
+
+
+def _sqlite_steps(*versions: int) -> tuple[str, ...]:
+    statements: list[str] = []
+    for version, _name, step in SQLITE_MIGRATIONS:
+        if version in versions:
+            statements += [translate_ddl(s).replace(" REAL ", " DOUBLE PRECISION ") for s in step]
+    return tuple(statements)
+
+
+# SQLite migrations 8-10, which the vendor side needs too (found when `vrm subscribe` ran on a fleet):
+# 8 is code on SQLite (it backfills the hash in Python), written out here; a version-2 fleet database
+# has no subscriptions to backfill, since adding one needed the column. 9 and 10 translate as they are.
+_VENDOR_8_TO_10 = (
+    "ALTER TABLE subscriptions ADD COLUMN spec_hash BIGINT",
+    "CREATE INDEX subscriptions_spec_hash ON subscriptions(spec_hash)",
+    "CREATE TABLE subscription_changes (seq BIGSERIAL PRIMARY KEY, subscription_id BIGINT NOT NULL)",
+    *_journal_trigger("INSERT", "new.id"),
+    *_journal_trigger("DELETE", "old.id"),
+    *_journal_trigger("UPDATE OF id, spec", "old.id new.id"),
+    *_sqlite_steps(9, 10),
+)
+
 PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "vendor side: vault, intents, outbox, federation, consented access", _vendor_tables()),
     (2, "fleet: identity, listeners, shared nonces, delivery claims, subscription notify", _FLEET),
+    (3, "vendor side of SQLite 8-10: subscription hash and journal, peer claims and scores, refusals", _VENDOR_8_TO_10),
     # SQLite migration 11, translated: offer terms, withdrawal reasons, superseded offers, agreements.
-    (3, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
+    (4, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
      tuple(translate_ddl(s) for s in AGREEMENTS_V11)),
 )
