@@ -89,23 +89,41 @@ class Admission:
         allowed = min(admitted, 1 + self.sources.take(source, admitted - 1))
         allowed = min(allowed, 1 + self.everyone.take(GLOBAL, allowed - 1))
         verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
-        decoded: dict[int, envelopes.Envelope] = {}
-        for i in range(allowed):
-            try:
-                decoded[i] = envelopes.decode(items[i].envelope)
-            except EnvelopeError:
-                pass  # the pipeline refuses it with its reason
-        authors = {env.author.hex() for env in decoded.values()}
+        # The author sits at a fixed place in a canonical envelope (its first key): no decode per
+        # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.
+        authors_at = {i: author for i in range(allowed) if (author := _author(items[i].envelope)) is not None}
+        authors = set(authors_at.values())
         known = await store.run(known_authors, store.store, authors) if authors else set()
-        for i, env in decoded.items():
-            if env.author.hex() in known:
+        for i, author in authors_at.items():
+            if author in known:
                 continue
             if self.strangers.take(GLOBAL, 1):
                 continue
-            if self.pow_bits and meets(env.id, self.pow_bits):
+            if self.pow_bits and _meets(items[i].envelope, self.pow_bits):
                 continue
             verdicts[i] = Reason.POW_REQUIRED if self.pow_bits else Reason.BUSY
         return verdicts
+
+
+# A canonical envelope begins with a map of 7 keys whose first is "author", a bin 8 of 32 bytes
+# (PROTOCOL.md section 2: keys in bytewise order).
+_AUTHOR_PREFIX = b"\x87\xa6author\xc4\x20"
+_AUTHOR_END = len(_AUTHOR_PREFIX) + 32
+
+
+def _author(raw: bytes) -> str | None:
+    """The hex author key of a canonical envelope, read in place (None: not one)."""
+    if len(raw) < _AUTHOR_END or not raw.startswith(_AUTHOR_PREFIX):
+        return None
+    return raw[len(_AUTHOR_PREFIX) : _AUTHOR_END].hex()
+
+
+def _meets(raw: bytes, bits: int) -> bool:
+    """Whether the envelope's id carries ``bits`` of proof of work (False: it does not decode)."""
+    try:
+        return meets(envelopes.decode(raw).id, bits)
+    except EnvelopeError:
+        return False
 
 
 def known_authors(store: Store, authors: set[str]) -> set[str]:

@@ -494,6 +494,50 @@ _DEFENCES_V10 = (
     "ALTER TABLE held_data ADD COLUMN nonce BLOB",
 )
 
+# -- the data path (issue 9) --------------------------------------------------------------------------
+# ``envelopes`` again without its per-row CHECKs: every row comes from the ingest pipeline, whose native
+# pass decoded the envelope (ids and keys are its hex), so the GLOB checks only repeated that work on
+# the hottest insert (half its cost). Same columns, indexes and seq history (AUTOINCREMENT carries on
+# from the last seq ever given: a peer's pull cursor never sees a seq twice).
+_ENVELOPE_COLUMNS = "seq, id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
+_ENVELOPE_INDEXES = (
+    "CREATE INDEX envelopes_expires ON envelopes(expires_at)",
+    "CREATE INDEX envelopes_recipient ON envelopes(recipient, seq) WHERE recipient IS NOT NULL",
+    "CREATE INDEX envelopes_ref ON envelopes(ref) WHERE ref IS NOT NULL",
+    "CREATE INDEX envelopes_kind_created ON envelopes(kind, created_at)",
+    "CREATE INDEX envelopes_author ON envelopes(author)",
+)
+
+
+def _data_path_v11(db: sqlite_utils.Database) -> None:
+    last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'").fetchone()
+    db.execute(
+        """CREATE TABLE envelopes_v11 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            author TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            recipient TEXT,
+            ref TEXT,
+            ttl INTEGER NOT NULL,
+            raw BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            from_peer TEXT
+        )"""
+    )
+    db.execute(f"INSERT INTO envelopes_v11 ({_ENVELOPE_COLUMNS}) SELECT {_ENVELOPE_COLUMNS} FROM envelopes")
+    db.execute("DROP TABLE envelopes")
+    db.execute("ALTER TABLE envelopes_v11 RENAME TO envelopes")
+    for statement in _ENVELOPE_INDEXES:
+        db.execute(statement)
+    if last is not None:  # the copy set it to the highest seq held; pruned ones were higher
+        db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'envelopes'", [last[0]])
+        if not db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'envelopes'").fetchone():
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('envelopes', ?)", [last[0]])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
@@ -505,4 +549,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (8, "subscriptions: spec hash index, change journal", _subscriptions_v8),
     (9, "defences: announced URLs verified before use, peer scores", _DEFENCES_V9),
     (10, "defences: refusals naming no grant counted in aggregate, held data sealed", _DEFENCES_V10),
+    (11, "data path: the gossip log without per-row checks", _data_path_v11),
 )
