@@ -249,15 +249,15 @@ class Pipeline:
         addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
         if not peers and not addressees:
             return set()  # nobody to relay to: no payload is even encoded
-        deliveries: list[tuple[str, bytes, str, int | None]] = []
+        items: list[tuple[bytes, str, int | None, list[str]]] = []
         for env, ttl in forwards:
-            payload = wire.encode_item(ttl, env.raw)
-            author, ref = env.author.hex(), env.id.hex()
+            author = env.author.hex()
             recipient = addressing(env)[0]  # a verified announced peer gets what is addressed to it
-            for peer in peers + [recipient] if recipient in addressees else peers:
-                if peer != author:
-                    deliveries.append((peer, payload, ref, env.expires))
-        return self._outbox.enqueue_many(deliveries, kind=GOSSIP_KIND, now=self._clock())
+            targets = peers + [recipient] if recipient in addressees else peers
+            to = [peer for peer in targets if peer != author]
+            if to:
+                items.append((wire.encode_item(ttl, env.raw), env.id.hex(), env.expires, to))
+        return self._outbox.relay(items, now=self._clock())  # each payload stored once
 
     # -- local envelopes ------------------------------------------------------------------------------
 

@@ -121,7 +121,8 @@ class Store:
         return self._db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
 
     def table_names(self) -> list[str]:
-        return self._db.table_names()
+        """What can be read by name: the tables and the views (``outbox`` is one since migration 11)."""
+        return self._db.table_names() + self._db.view_names()
 
     # -- transactions and writes ---------------------------------------------------------------------
 
