@@ -22,6 +22,7 @@ Quick mode (the gates) runs smaller cases: 100k subscriptions and 100k stored ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -177,20 +178,22 @@ async def over_http(home: Path, raws: list[bytes], case: Case, *, batch: int, se
         work = [[wire.encode_item(i.ttl, i.envelope) for i in items] for items in batches(raws, batch)]
         answered = accepted = 0
 
-        async def sender(k: int, url: str) -> None:
+        async def sender(client: PeerClient, k: int, url: str) -> None:
             nonlocal answered, accepted
-            async with PeerClient(Identity.from_seed(bytes([0x50 + k]) * 32), timeout=120) as client:
-                for items in work[k::senders]:
-                    reasons = await client.push(url, items)
-                    answered += len(reasons)
-                    accepted += reasons.count(0)
+            for items in work[k::senders]:
+                reasons = await client.push(url, items)
+                answered += len(reasons)
+                accepted += reasons.count(0)
 
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as clients, trio.open_nursery() as nursery:
+            # The peers' clients (TLS context, connection pool) exist before the clock starts.
+            peers = [await clients.enter_async_context(PeerClient(Identity.from_seed(bytes([0x50 + k]) * 32), timeout=120))
+                     for k in range(senders)]  # fmt: skip
             bound = await nursery.start(serve, app)
             cpu, started = time.process_time(), time.perf_counter()
             async with trio.open_nursery() as pushers:
-                for k in range(senders):
-                    pushers.start_soon(sender, k, bound.url)
+                for k, client in enumerate(peers):
+                    pushers.start_soon(sender, client, k, bound.url)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             nursery.cancel_scope.cancel()
         leads = await store.run(store.store.count, "leads")
