@@ -21,6 +21,7 @@ strangers); the items were not looked at and the sender re-queues them (federati
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import msgpack
@@ -59,6 +60,11 @@ class Admission:
         self.everyone = RateLimiter(global_rate, global_burst, clock=clock, max_peers=1)
         self.strangers = RateLimiter(stranger_rate, stranger_burst, clock=clock, max_peers=1)
         self.pow_bits = pow_bits
+        # Authors found known, remembered (oldest out past KNOWN_CACHE) so a push of authors seen
+        # before needs no store query: that query would wait behind the commit of the batch before,
+        # and with it the verification of this one (federation/pipeline.py overlaps the two). Only
+        # positive answers are kept; an author whose envelopes all expired stays known until evicted.
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     def request(self, source: str) -> bool:
         """Spend one token of ``source`` and of the node for a request; False: refuse it (503 busy)."""
@@ -74,6 +80,19 @@ class Admission:
         value = msgpack.unpackb(info)
         value["pow_bits"] = self.pow_bits
         return msgpack.packb(value)
+
+    def _remembered(self, authors: set[str]) -> set[str]:
+        hits = {a for a in authors if a in self._known}
+        for a in hits:
+            self._known.move_to_end(a)
+        return hits
+
+    def _remember(self, authors: set[str]) -> None:
+        for a in authors:
+            self._known[a] = None
+            self._known.move_to_end(a)
+        while len(self._known) > KNOWN_CACHE:
+            self._known.popitem(last=False)
 
     async def judge(
         self, store: AsyncStore, limiter: RateLimiter, peer: str, source: str, items: Sequence[wire.GossipItem]
@@ -92,8 +111,12 @@ class Admission:
         # The author sits at a fixed place in a canonical envelope (its first key): no decode per
         # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.
         authors_at = {i: author for i in range(allowed) if (author := _author(items[i].envelope)) is not None}
-        authors = set(authors_at.values())
-        known = await store.run(known_authors, store.store, authors) if authors else set()
+        known = self._remembered(set(authors_at.values()))
+        unsure = set(authors_at.values()) - known
+        if unsure:
+            found = await store.run(known_authors, store.store, unsure)
+            self._remember(found)
+            known |= found
         for i, author in authors_at.items():
             if author in known:
                 continue
@@ -124,6 +147,9 @@ def _meets(raw: bytes, bits: int) -> bool:
         return meets(envelopes.decode(raw).id, bits)
     except EnvelopeError:
         return False
+
+
+KNOWN_CACHE = 65_536  # authors an Admission remembers as known
 
 
 def known_authors(store: Store, authors: set[str]) -> set[str]:
