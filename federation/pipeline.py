@@ -119,16 +119,18 @@ class Pipeline:
 
     def ingest(self, items: Sequence[wire.GossipItem], from_peer: str | None = None) -> Ingested:
         """Judge, store and relay a batch from ``from_peer`` (hex key; None when unknown)."""
-        return self.commit(self.prepare(items), from_peer)
+        return self.commit(self._prepare(items, self._vendor_index()), from_peer)
 
     def prepare(self, items: Sequence[wire.GossipItem]) -> Prepared:
         """Stage 1 without the store: the one native pass over ``items``. Safe on any thread while
         the store's thread commits an earlier batch (``federation.app`` runs it on a worker thread:
         verifying batch n+1 overlaps committing batch n). Matches are found here only against an
-        index known current (``current()`` of a LiveIndex; any other ``index`` callable must be
-        safe to call from any thread); otherwise ``commit`` matches in the store's thread."""
+        index known current without the store (``current()`` of a LiveIndex); otherwise ``commit``
+        matches in the store's thread."""
+        return self._prepare(items, self._current_index())
+
+    def _prepare(self, items: Sequence[wire.GossipItem], index: MatcherIndex | None) -> Prepared:
         now = self._clock()
-        index = self._current_index()
         native = getattr(index, "native", None) if index is not None and len(index) else None
         verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], now, native)
         return Prepared(tuple(items), verified, now, native is not None)
@@ -175,7 +177,7 @@ class Pipeline:
         if self.role != "vendor" or self._index is None:
             return None
         current = getattr(self._index, "current", None)
-        return current() if callable(current) else self._index()
+        return current() if callable(current) else None  # another callable may read the store
 
     def _vendor_index(self) -> MatcherIndex | None:
         return self._index() if self.role == "vendor" and self._index is not None else None
