@@ -294,10 +294,12 @@ def run(*, quick: bool, intents: int | None = None, batch: int = 1000, senders: 
 GATES = [
     Gate("ingest over HTTP (0 peers) >= 0.03x native verify-only (target 0.35)", "ingest.http.0peers",
          "ingest.verify_only", 0.03),
-    Gate("90 %-duplicate batches >= 2x all-new over HTTP (target 3)", "ingest.http.dup90", "ingest.http.0peers", 2.0),
+    Gate("90 %-duplicate batches >= 1.5x all-new over HTTP (target 3; measured 2.1-3.7)", "ingest.http.dup90",
+         "ingest.http.0peers", 1.5),
     Gate("5 peers to relay to >= 0.3x 0 peers over HTTP (target 0.6)", "ingest.http.5peers", "ingest.http.0peers", 0.3),
     Gate("100k subscriptions >= 0.25x 40 over HTTP (target 0.48)", "ingest.http.100k_subs", "ingest.http.0peers", 0.25),
-    Gate("100k (quick; else 1M) intents stored >= 0.4x none over HTTP", "ingest.http.stored", "ingest.http.0peers", 0.4),
+    Gate("100k (quick; else 1M) intents stored >= 0.3x none over HTTP (measured 0.6-0.9)", "ingest.http.stored",
+         "ingest.http.0peers", 0.3),
 ]  # fmt: skip
 
 
