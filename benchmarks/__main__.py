@@ -1,4 +1,4 @@
-"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page|gossip|fleet]
+"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page|ingest|gossip|fleet]
 
 ``--only fleet`` (benchmarks/fleet.py: PostgreSQL listeners vs one SQLite listener) runs only when
 asked: it needs PostgreSQL and idle cores, takes a minute or two, and is reported, never gated."""
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import codec, gossip_model, grants, matcher, page, tokenizer, verify
+from benchmarks import codec, gossip_model, grants, ingest, matcher, page, tokenizer, verify
 from benchmarks.data import make_corpus
 from benchmarks.harness import Gate, Suite, evaluate_gates, print_load, print_table, write_json
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
     parser.add_argument("--scale", type=int, default=1_000_000,
                         help="subscriptions of the matcher's at-scale run (full runs only; 0: skip it)")  # fmt: skip
-    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page", "gossip", "fleet"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page", "ingest", "gossip", "fleet"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -88,7 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "page"):
         print("starting a person node on loopback for the page's first load ...", file=sys.stderr)
         meta.update(page.run(suite))
-    gates = evaluate_gates(suite, [g for g in GATES if args.only is None or g.result.startswith(args.only)], load=before)
+    if args.only in (None, "ingest"):
+        # Intents pushed over real HTTP into a vendor's node, case by case, each as a ratio to native
+        # verify-only measured around it (benchmarks/ingest.py; its gates are ratios too).
+        print("pushing signed intents over HTTP into a vendor node, case by case ...", file=sys.stderr)
+        rows, baseline = ingest.run(quick=args.quick)
+        ingest.print_table(rows, baseline)
+        ingest.to_suite(suite, rows, baseline)
+        meta["ingest"] = {"rows": rows, **baseline}
+    gates = evaluate_gates(suite, [g for g in GATES + ingest.GATES if args.only is None or g.result.startswith(args.only)], load=before)
     print_table(suite, gates)
     gossip_failures: list[str] = []
     if args.only in (None, "gossip"):

@@ -21,6 +21,7 @@ strangers); the items were not looked at and the sender re-queues them (federati
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import msgpack
@@ -59,6 +60,11 @@ class Admission:
         self.everyone = RateLimiter(global_rate, global_burst, clock=clock, max_peers=1)
         self.strangers = RateLimiter(stranger_rate, stranger_burst, clock=clock, max_peers=1)
         self.pow_bits = pow_bits
+        # Authors found known, remembered (oldest out past KNOWN_CACHE) so a push of authors seen
+        # before needs no store query: that query would wait behind the commit of the batch before,
+        # and with it the verification of this one (federation/pipeline.py overlaps the two). Only
+        # positive answers are kept; an author whose envelopes all expired stays known until evicted.
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     def request(self, source: str) -> bool:
         """Spend one token of ``source`` and of the node for a request; False: refuse it (503 busy)."""
@@ -75,6 +81,19 @@ class Admission:
         value["pow_bits"] = self.pow_bits
         return msgpack.packb(value)
 
+    def _remembered(self, authors: set[str]) -> set[str]:
+        hits = {a for a in authors if a in self._known}
+        for a in hits:
+            self._known.move_to_end(a)
+        return hits
+
+    def _remember(self, authors: set[str]) -> None:
+        for a in authors:
+            self._known[a] = None
+            self._known.move_to_end(a)
+        while len(self._known) > KNOWN_CACHE:
+            self._known.popitem(last=False)
+
     async def judge(
         self, store: AsyncStore, limiter: RateLimiter, peer: str, source: str, items: Sequence[wire.GossipItem]
     ) -> bytearray:
@@ -89,23 +108,48 @@ class Admission:
         allowed = min(admitted, 1 + self.sources.take(source, admitted - 1))
         allowed = min(allowed, 1 + self.everyone.take(GLOBAL, allowed - 1))
         verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
-        decoded: dict[int, envelopes.Envelope] = {}
-        for i in range(allowed):
-            try:
-                decoded[i] = envelopes.decode(items[i].envelope)
-            except EnvelopeError:
-                pass  # the pipeline refuses it with its reason
-        authors = {env.author.hex() for env in decoded.values()}
-        known = await store.run(known_authors, store.store, authors) if authors else set()
-        for i, env in decoded.items():
-            if env.author.hex() in known:
+        # The author sits at a fixed place in a canonical envelope (its first key): no decode per
+        # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.
+        authors_at = {i: author for i in range(allowed) if (author := _author(items[i].envelope)) is not None}
+        known = self._remembered(set(authors_at.values()))
+        unsure = set(authors_at.values()) - known
+        if unsure:
+            found = await store.run(known_authors, store.store, unsure)
+            self._remember(found)
+            known |= found
+        for i, author in authors_at.items():
+            if author in known:
                 continue
             if self.strangers.take(GLOBAL, 1):
                 continue
-            if self.pow_bits and meets(env.id, self.pow_bits):
+            if self.pow_bits and _meets(items[i].envelope, self.pow_bits):
                 continue
             verdicts[i] = Reason.POW_REQUIRED if self.pow_bits else Reason.BUSY
         return verdicts
+
+
+# A canonical envelope begins with a map of 7 keys whose first is "author", a bin 8 of 32 bytes
+# (PROTOCOL.md section 2: keys in bytewise order).
+_AUTHOR_PREFIX = b"\x87\xa6author\xc4\x20"
+_AUTHOR_END = len(_AUTHOR_PREFIX) + 32
+
+
+def _author(raw: bytes) -> str | None:
+    """The hex author key of a canonical envelope, read in place (None: not one)."""
+    if len(raw) < _AUTHOR_END or not raw.startswith(_AUTHOR_PREFIX):
+        return None
+    return raw[len(_AUTHOR_PREFIX) : _AUTHOR_END].hex()
+
+
+def _meets(raw: bytes, bits: int) -> bool:
+    """Whether the envelope's id carries ``bits`` of proof of work (False: it does not decode)."""
+    try:
+        return meets(envelopes.decode(raw).id, bits)
+    except EnvelopeError:
+        return False
+
+
+KNOWN_CACHE = 65_536  # authors an Admission remembers as known
 
 
 def known_authors(store: Store, authors: set[str]) -> set[str]:

@@ -41,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import trio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -166,7 +167,10 @@ async def push(request: Request, peer: str) -> Response:
     granted = [item for item, verdict in zip(items, verdicts, strict=True) if verdict == 0]
     reasons = b""
     if granted:
-        ingested = await fed.store.run(fed.pipeline.ingest, granted, peer)
+        # The native pass runs on a worker thread of its own, outside the store's: this batch is
+        # verified while the store's thread commits the one before (federation/pipeline.py).
+        prepared = await trio.to_thread.run_sync(fed.pipeline.prepare, granted)
+        ingested = await fed.store.run(fed.pipeline.commit, prepared, peer)
         reasons = ingested.reasons
         if ingested.peers:
             fed.notify(ingested.peers)

@@ -1,4 +1,11 @@
-"""The persistent delivery queue: what this node still owes each peer, in SQLite (migration 5).
+"""The persistent delivery queue: what this node still owes each peer, in SQLite (migrations 5, 11).
+
+Two kinds of storage, one queue per peer: a row per delivery (``outbox_rows``: direct envelopes,
+access pushes, anything for one peer) and relayed gossip stored once with a cursor per peer
+(``federation.relaylog``, written by ``relay``); ``due`` serves a peer's rows first, then its relayed
+payloads in order, and every other method takes the ids of both. The ``outbox`` view lists both as
+one row per (peer, payload). A fleet's PostgreSQL outbox (fleet/outbox.py) keeps the row-per-delivery
+table (``payload_once`` False there: its store has no relay log): ``relay`` queues a row per peer.
 
 Each peer's queue is strictly FIFO: ``due`` hands out a batch only from the head of the queue, and a
 failed batch moves the head's ``next_at`` by the backoff, so nothing behind it overtakes it. Because
@@ -17,7 +24,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from federation import relaylog
 from federation.backoff import Backoff
+from federation.kinds import GOSSIP_KIND
 from node.errors import ValidationError
 from node.store import Store
 
@@ -56,6 +65,7 @@ class DeadDelivery:
 class Outbox:
     """The queue over one Store, with its retry policy (``backoff``, ``max_attempts``, ``rand``)."""
 
+
     def __init__(
         self,
         store: Store,
@@ -70,6 +80,11 @@ class Outbox:
         self.backoff = backoff
         self.max_attempts = max_attempts
         self._rand = rand
+        # Relayed gossip in the relay log where the store has it (SQLite since migration 12); a fleet's
+        # PostgreSQL outbox is one table with a row per delivery.
+        self.payload_once = "relay_peers" in store.table_names()
+        self._rows = "outbox_rows" if self.payload_once else "outbox"  # the per-delivery table
+        self.relays = relaylog.RelayLog(store)
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -100,11 +115,11 @@ class Outbox:
             "next_at": now,
         }
         if ref is None:
-            return self.store.insert("outbox", row)
+            return self.store.insert(self._rows, row)
         columns = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
         added = self.store.execute(
-            f"INSERT INTO outbox ({columns}) VALUES ({marks}) ON CONFLICT (peer, kind, ref) DO NOTHING", row
+            f"INSERT INTO {self._rows} ({columns}) VALUES ({marks}) ON CONFLICT (peer, kind, ref) DO NOTHING", row
         )
         if not added:
             return None
@@ -125,23 +140,53 @@ class Outbox:
                 raise ValidationError("peer" if not peer else "ref", "must not be empty")
             rows.append((peer, kind, ref, bytes(payload), now, expires_at, now))
         added = self.store.execute_many(
-            "INSERT INTO outbox (peer, kind, ref, payload, created_at, expires_at, next_at) "
+            f"INSERT INTO {self._rows} (peer, kind, ref, payload, created_at, expires_at, next_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer, kind, ref) DO NOTHING",
             rows,
         )
         return {row[0] for row in rows} if added else set()
 
+    def relay(self, items: Sequence[tuple[bytes, str, int | None, Sequence[str]]], *, now: int) -> set[str]:
+        """Queue relayed gossip in the caller's transaction: each ``(payload, ref, expires_at, peers)``
+        stored ONCE, for those peers (their cursors move as each acknowledges it). Peers beyond the
+        relay log's slots, and a store without it, get a row each (``enqueue_many``). The peers
+        given deliveries (wake them after the commit)."""
+        if not self.payload_once:
+            return self.enqueue_many(
+                [(peer, payload, ref, expires) for payload, ref, expires, peers in items for peer in peers],
+                kind=GOSSIP_KIND,
+                now=now,
+            )
+        slots = self.relays.slots({peer for *_, peers in items for peer in peers})
+        rows, spill = [], []
+        for payload, ref, expires, peers in items:
+            targets = 0
+            for peer in peers:
+                if peer in slots:
+                    targets |= 1 << slots[peer]
+                else:
+                    spill.append((peer, payload, ref, expires))
+            if targets:
+                rows.append((bytes(payload), ref, expires, targets))
+        if rows:
+            self.relays.add(rows, now)
+        woken = {peer for *_, peers in items for peer in peers if peer in slots}
+        return woken | (self.enqueue_many(spill, kind=GOSSIP_KIND, now=now) if spill else set())
+
     def due(self, peer: str, now: int, *, limit: int = 100, max_bytes: int = 1 << 20) -> list[Delivery]:
         """The next batch for ``peer``: the head of its queue if the head is due, then the deliveries
         behind it of the same kind, up to ``limit`` rows and ``max_bytes`` of payload (at least one).
         Expired deliveries of the peer are dead-lettered first: sending them would be wasted."""
+        limit = max(limit, 1)
         with self.store.transaction():
             self._bury(
                 "expired", now, None, "peer = ? AND expires_at IS NOT NULL AND expires_at <= ?", (peer, now)
             )
             rows = self.store.query(
-                f"SELECT {_COLUMNS} FROM outbox WHERE peer = ? ORDER BY id LIMIT ?", (peer, max(limit, 1))
+                f"SELECT {_COLUMNS} FROM {self._rows} WHERE peer = ? ORDER BY id LIMIT ?", (peer, limit)
             )
+            if self.payload_once and len(rows) < limit:
+                rows += self._relayed(peer, now, limit - len(rows))
         if not rows or rows[0]["next_at"] > now:
             return []
         batch: list[Delivery] = []
@@ -153,9 +198,29 @@ class Outbox:
             batch.append(Delivery(**row))
         return batch
 
+    def _relayed(self, peer: str, now: int, limit: int) -> list[dict]:
+        """The peer's next relayed payloads as delivery rows (expired ones dead-lettered first)."""
+        while True:
+            pending = self.relays.pending(peer, limit)
+            expired = [r for r in pending if r["expires_at"] is not None and r["expires_at"] <= now]
+            if not expired:
+                break
+            self._bury_relayed("expired", now, None, [_relay_id(r) for r in expired])
+        return [
+            {"id": _relay_id(r), "peer": peer, "kind": GOSSIP_KIND, "ref": r["ref"], "payload": r["payload"],
+             "created_at": r["created_at"], "expires_at": r["expires_at"], "attempts": r["attempts"],
+             "next_at": r["next_at"], "last_error": r["last_error"]}
+            for r in pending
+        ]  # fmt: skip
+
     def mark_delivered(self, ids: Sequence[int]) -> None:
+        rows, relayed = self._split(ids)
         with self.store.transaction():
-            self.store.execute(f"DELETE FROM outbox WHERE id IN ({_marks(ids)})", list(ids))
+            if rows:
+                self.store.execute(f"DELETE FROM {self._rows} WHERE id IN ({_marks(rows)})", list(rows))
+            for slot, seqs in _by_slot(relayed).items():
+                self.relays.settle(slot, seqs)
+                self.store.execute("UPDATE relay_peers SET attempts = 0, next_at = 0 WHERE slot = ?", [slot])
 
     def mark_failed(self, ids: Sequence[int], now: int, error: str) -> list[int]:
         """Count one more attempt for each delivery. Those that reached ``max_attempts`` are
@@ -163,21 +228,38 @@ class Outbox:
         batch so it stays together and in order."""
         if not ids:
             return []
+        rows, relayed = self._split(ids)
+        dead: list[int] = []
         with self.store.transaction():
-            self.store.execute(
-                f"UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id IN ({_marks(ids)})",
-                [error, *ids],
-            )
-            dead = self._bury(
-                "max_attempts", now, None, f"id IN ({_marks(ids)}) AND attempts >= ?", [*ids, self.max_attempts]
-            )
-            # The oldest delivery has failed most often: its count sets the delay for the batch.
-            head = self.store.query_one(
-                f"SELECT max(attempts) AS attempts FROM outbox WHERE id IN ({_marks(ids)})", list(ids)
-            )
-            if head and head["attempts"]:
-                next_at = now + self.backoff.delay(head["attempts"], self._rand)
-                self.store.execute(f"UPDATE outbox SET next_at = ? WHERE id IN ({_marks(ids)})", [next_at, *ids])
+            if rows:
+                dead += self._fail_rows(rows, now, error)
+            for slot, seqs in _by_slot(relayed).items():  # the cursor's attempts are its head's
+                self.store.execute(
+                    "UPDATE relay_peers SET attempts = attempts + 1, last_error = ? WHERE slot = ?", [error, slot]
+                )
+                cursor = self.store.query_one("SELECT attempts FROM relay_peers WHERE slot = ?", [slot])
+                attempts = cursor["attempts"] if cursor else 1
+                if attempts >= self.max_attempts:
+                    ids_of = [relaylog.RELAY_BASE + seq * 64 + slot for seq in seqs]
+                    dead += self._bury_relayed("max_attempts", now, None, ids_of)
+                    self.relays.set_state(slot, attempts=0)
+                else:
+                    self.relays.set_state(slot, next_at=now + self.backoff.delay(attempts, self._rand))
+        return dead
+
+    def _fail_rows(self, ids: Sequence[int], now: int, error: str) -> list[int]:
+        t = self._rows
+        self.store.execute(
+            f"UPDATE {t} SET attempts = attempts + 1, last_error = ? WHERE id IN ({_marks(ids)})", [error, *ids]
+        )
+        dead = self._bury(
+            "max_attempts", now, None, f"id IN ({_marks(ids)}) AND attempts >= ?", [*ids, self.max_attempts]
+        )
+        # The oldest delivery has failed most often: its count sets the delay for the batch.
+        head = self.store.query_one(f"SELECT max(attempts) AS attempts FROM {t} WHERE id IN ({_marks(ids)})", list(ids))
+        if head and head["attempts"]:
+            next_at = now + self.backoff.delay(head["attempts"], self._rand)
+            self.store.execute(f"UPDATE {t} SET next_at = ? WHERE id IN ({_marks(ids)})", [next_at, *ids])
         return dead
 
     def defer(self, ids: Sequence[int], next_at: int, error: str) -> None:
@@ -186,49 +268,83 @@ class Outbox:
         still does); they keep their place at the head of the queue."""
         if not ids:
             return
+        rows, relayed = self._split(ids)
         with self.store.transaction():
-            self.store.execute(
-                f"UPDATE outbox SET next_at = ?, last_error = ? WHERE id IN ({_marks(ids)})",
-                [next_at, error, *ids],
-            )
+            if rows:
+                self.store.execute(
+                    f"UPDATE {self._rows} SET next_at = ?, last_error = ? WHERE id IN ({_marks(rows)})",
+                    [next_at, error, *rows],
+                )
+            for slot in _by_slot(relayed):
+                self.relays.set_state(slot, next_at=next_at, error=error)
 
     def settle(self, delivered: Sequence[int], deferred: Sequence[int], next_at: int, error: str) -> None:
         """One answered batch: ``delivered`` are gone, ``deferred`` wait until ``next_at`` (one
         transaction, so a kill between the two cannot lose the deferred ones nor resend the others)."""
         with self.store.transaction():
             if delivered:
-                self.store.execute(f"DELETE FROM outbox WHERE id IN ({_marks(delivered)})", list(delivered))
+                self.mark_delivered(delivered)
             self.defer(deferred, next_at, error)
 
     def mark_rejected(self, ids: Sequence[int], now: int, error: str) -> list[int]:
         """The peer refused these for good (resending the same bytes cannot help): dead-letter them."""
         if not ids:
             return []
+        rows, relayed = self._split(ids)
         with self.store.transaction():
-            return self._bury("rejected", now, error, f"id IN ({_marks(ids)})", list(ids))
+            dead = self._bury("rejected", now, error, f"id IN ({_marks(rows)})", list(rows)) if rows else []
+            return dead + self._bury_relayed("rejected", now, error, relayed)
 
     def _bury(self, reason: str, now: int, error: str | None, where: str, params: Sequence[object]) -> list[int]:
-        ids = [r["id"] for r in self.store.query(f"SELECT id FROM outbox WHERE {where} ORDER BY id", params)]
+        t = self._rows
+        ids = [r["id"] for r in self.store.query(f"SELECT id FROM {t} WHERE {where} ORDER BY id", params)]
         if ids:
-            self.store.execute(
-                "INSERT INTO outbox_dead (id, peer, kind, ref, payload, created_at, attempts, reason, "
-                "last_error, dead_at) SELECT id, peer, kind, ref, payload, created_at, attempts, ?, "
-                f"coalesce(?, last_error), ? FROM outbox WHERE id IN ({_marks(ids)})",
-                [reason, error, now, *ids],
-            )
-            self.store.execute(f"DELETE FROM outbox WHERE id IN ({_marks(ids)})", ids)
+            self._to_dead(t, reason, now, error, ids)
+            self.store.execute(f"DELETE FROM {t} WHERE id IN ({_marks(ids)})", ids)
         return ids
+
+    def _bury_relayed(self, reason: str, now: int, error: str | None, ids: Sequence[int]) -> list[int]:
+        """Dead-letter relayed deliveries: a copy for the peer in ``outbox_dead``, settled in the log."""
+        if not ids:
+            return []
+        self._to_dead("outbox", reason, now, error, ids)  # the view has the per-peer row
+        for slot, seqs in _by_slot(ids).items():
+            self.relays.settle(slot, seqs)
+        return list(ids)
+
+    def _to_dead(self, table: str, reason: str, now: int, error: str | None, ids: Sequence[int]) -> None:
+        self.store.execute(
+            "INSERT INTO outbox_dead (id, peer, kind, ref, payload, created_at, attempts, reason, "
+            "last_error, dead_at) SELECT id, peer, kind, ref, payload, created_at, attempts, ?, "
+            f"coalesce(?, last_error), ? FROM {table} WHERE id IN ({_marks(ids)})",
+            [reason, error, now, *ids],
+        )
+
+    def _split(self, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        """(per-row ids, relayed ids)."""
+        if not self.payload_once:
+            return list(ids), []
+        rows = [i for i in ids if not relaylog.is_relayed(i)]
+        return rows, [i for i in ids if relaylog.is_relayed(i)]
 
     # -- reads -------------------------------------------------------------------------------------
 
     def next_at(self, peer: str) -> int | None:
         """When the head of ``peer``'s queue is due (None when the queue is empty)."""
-        row = self.store.query_one("SELECT next_at FROM outbox WHERE peer = ? ORDER BY id LIMIT 1", (peer,))
-        return row["next_at"] if row else None
+        row = self.store.query_one(f"SELECT next_at FROM {self._rows} WHERE peer = ? ORDER BY id LIMIT 1", (peer,))
+        if row is not None:
+            return row["next_at"]
+        if self.payload_once and self.relays.has_pending(peer):
+            cursor = self.relays.cursor(peer)
+            return cursor["next_at"] if cursor else None
+        return None
 
     def peers(self) -> list[str]:
         """Peers with something queued (what a restarted node must resume sending to)."""
-        return [r["peer"] for r in self.store.query("SELECT DISTINCT peer FROM outbox ORDER BY peer")]
+        found = {r["peer"] for r in self.store.query(f"SELECT DISTINCT peer FROM {self._rows}")}
+        if self.payload_once:
+            found |= {r["peer"] for r in self.store.query("SELECT peer FROM relay_peers") if self.relays.has_pending(r["peer"])}
+        return sorted(found)
 
     def pending_counts(self) -> dict[str, int]:
         rows = self.store.query("SELECT peer, count(*) AS n FROM outbox GROUP BY peer ORDER BY peer")
@@ -246,3 +362,16 @@ class Outbox:
 
 def _marks(ids: Sequence[object]) -> str:
     return ", ".join("?" for _ in ids)
+
+
+def _relay_id(row: dict) -> int:
+    return relaylog.RELAY_BASE + row["seq"] * 64 + row["slot"]
+
+
+def _by_slot(ids: Sequence[int]) -> dict[int, list[int]]:
+    """Relayed delivery ids grouped by slot: their seqs."""
+    out: dict[int, list[int]] = {}
+    for i in ids:
+        seq, slot = relaylog.split(i)
+        out.setdefault(slot, []).append(seq)
+    return out

@@ -51,7 +51,7 @@ from node.peers import Peers
 from node.reasons import Reason
 from node.store import Clock, Store
 
-__all__ = ["GOSSIP_KIND", "Ingested", "MatcherIndex", "Pipeline"]
+__all__ = ["GOSSIP_KIND", "Ingested", "MatcherIndex", "Pipeline", "Prepared"]
 
 
 _CONFLICT_RETRIES = 2  # concurrent listeners storing the same envelope (fleet)
@@ -60,6 +60,16 @@ _CONFLICT_RETRIES = 2  # concurrent listeners storing the same envelope (fleet)
 class MatcherIndex(Protocol):
     def match_envelopes(self, raws: Sequence[bytes]) -> list[list[int]]: ...
     def __len__(self) -> int: ...
+
+
+class Prepared(NamedTuple):
+    """A batch after stage 1 (``Pipeline.prepare``): its items, one ``Verified`` per item, the clock
+    it was judged at and whether the native pass matched its intents."""
+
+    items: tuple[wire.GossipItem, ...]
+    verified: list[Verified]
+    now: int
+    matched: bool
 
 
 class Ingested(NamedTuple):
@@ -109,12 +119,29 @@ class Pipeline:
 
     def ingest(self, items: Sequence[wire.GossipItem], from_peer: str | None = None) -> Ingested:
         """Judge, store and relay a batch from ``from_peer`` (hex key; None when unknown)."""
+        return self.commit(self._prepare(items, self._vendor_index()), from_peer)
+
+    def prepare(self, items: Sequence[wire.GossipItem]) -> Prepared:
+        """Stage 1 without the store: the one native pass over ``items``. Safe on any thread while
+        the store's thread commits an earlier batch (``federation.app`` runs it on a worker thread:
+        verifying batch n+1 overlaps committing batch n). Matches are found here only against an
+        index known current without the store (``current()`` of a LiveIndex); otherwise ``commit``
+        matches in the store's thread."""
+        return self._prepare(items, self._current_index())
+
+    def _prepare(self, items: Sequence[wire.GossipItem], index: MatcherIndex | None) -> Prepared:
+        now = self._clock()
+        native = getattr(index, "native", None) if index is not None and len(index) else None
+        verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], now, native)
+        return Prepared(tuple(items), verified, now, native is not None)
+
+    def commit(self, prepared: Prepared, from_peer: str | None = None) -> Ingested:
+        """Stages 2-6 of a prepared batch in the store's thread: dedupe, judge, store, match and
+        deliver in one transaction; the reason bytes and the peers to wake."""
+        items, verified = prepared.items, prepared.verified
         if not items:
             return Ingested(b"", frozenset())
-        batch = Batch(now=self._clock())
-        index = self._vendor_index()
-        native = getattr(index, "native", None) if index is not None and len(index) else None
-        verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], batch.now, native)
+        index = None if prepared.matched else self._vendor_index()
         # Several listeners share a fleet's database: one that stored an envelope of this batch after
         # our dedupe makes our insert conflict. The transaction is undone; the retry sees it as held.
         # Inside a caller's transaction nothing is committed when we return (it may still roll back),
@@ -123,7 +150,7 @@ class Pipeline:
         for attempt in range(_CONFLICT_RETRIES + 1):
             reasons = bytearray(v.reason for v in verified)
             held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
-            batch = Batch(now=batch.now)
+            batch = Batch(now=prepared.now)
             try:
                 with self.store.transaction():
                     for i in self._dedupe(verified, reasons, held):
@@ -133,7 +160,7 @@ class Pipeline:
                     peers: set[str] = set()
                     if batch.accepted:
                         self._store(batch, from_peer)
-                        self._match(batch, verified, index if native is None else None)
+                        self._match(batch, verified, index)
                         peers = self._deliver(batch, from_peer)
             except ConflictError:
                 if attempt == _CONFLICT_RETRIES:
@@ -144,6 +171,13 @@ class Pipeline:
                 remember_committed(self._verifier, held)
             return Ingested(bytes(reasons), frozenset(peers))
         raise AssertionError("unreachable")
+
+    def _current_index(self) -> MatcherIndex | None:
+        """The vendor's index when it can be had without the store (see ``prepare``), else None."""
+        if self.role != "vendor" or self._index is None:
+            return None
+        current = getattr(self._index, "current", None)
+        return current() if callable(current) else None  # another callable may read the store
 
     def _vendor_index(self) -> MatcherIndex | None:
         return self._index() if self.role == "vendor" and self._index is not None else None
@@ -215,15 +249,17 @@ class Pipeline:
             return set()
         peers = [p.public_key for p in self._peers.pushable() if p.public_key not in exclude]
         addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
-        deliveries: list[tuple[str, bytes, str, int | None]] = []
+        if not peers and not addressees:
+            return set()  # nobody to relay to: no payload is even encoded
+        items: list[tuple[bytes, str, int | None, list[str]]] = []
         for env, ttl in forwards:
-            payload = wire.encode_item(ttl, env.raw)
-            author, ref = env.author.hex(), env.id.hex()
+            author = env.author.hex()
             recipient = addressing(env)[0]  # a verified announced peer gets what is addressed to it
-            for peer in peers + [recipient] if recipient in addressees else peers:
-                if peer != author:
-                    deliveries.append((peer, payload, ref, env.expires))
-        return self._outbox.enqueue_many(deliveries, kind=GOSSIP_KIND, now=self._clock())
+            targets = peers + [recipient] if recipient in addressees else peers
+            to = [peer for peer in targets if peer != author]
+            if to:
+                items.append((wire.encode_item(ttl, env.raw), env.id.hex(), env.expires, to))
+        return self._outbox.relay(items, now=self._clock())  # each payload stored once
 
     # -- local envelopes ------------------------------------------------------------------------------
 

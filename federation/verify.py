@@ -63,18 +63,13 @@ def decode_and_verify(
             out.append(Verified(code, env_id, None, []))
             continue
         raw = bytes(raws[i])
-        env = Envelope(
-            version=1,
-            kind=names[kinds[i]],
-            author=authors[32 * i : 32 * i + 32],
-            created=created[i],
-            expires=expires[i],
-            body=bodies[i],
-            sig=raw[_SIG_START:_SIG_END],
-            id=env_id,  # type: ignore[arg-type]
-            raw=raw,
-        )
-        out.append(Verified(Reason.OK, env_id, env, list(match_ids[offsets[i] : offsets[i + 1]])))
+        at = 32 * i
+        # Positional (the field order of Envelope, as node.envelope.decode builds it): half the cost
+        # of keywords, once per accepted item.
+        env = Envelope(1, names[kinds[i]], authors[at : at + 32], created[i], expires[i], bodies[i],
+                       raw[_SIG_START:_SIG_END], env_id, raw)  # type: ignore[arg-type]  # fmt: skip
+        start, end = offsets[i], offsets[i + 1]
+        out.append(Verified(Reason.OK, env_id, env, match_ids[start:end].tolist() if end > start else []))
     return out
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 import sqlite_utils
 
+from node.schema_datapath import _data_path_v12
+
 Step = Sequence[str] | Callable[[sqlite_utils.Database], None]
 Migration = tuple[int, str, Step]
 
@@ -537,4 +539,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (9, "defences: announced URLs verified before use, peer scores", _DEFENCES_V9),
     (10, "defences: refusals naming no grant counted in aggregate, held data sealed", _DEFENCES_V10),
     (11, "agreements: offer terms, withdrawal reasons, superseded offers, agreements", AGREEMENTS_V11),
+    (12, "data path: the gossip log without per-row checks, relayed payloads stored once", _data_path_v12),
 )

@@ -399,6 +399,11 @@ class LiveIndex:
         assert self._index is not None
         return self._index
 
+    def current(self) -> SubscriptionIndex | None:
+        """The index if no change is pending (no store read: callable from any thread), else None."""
+        index = self._index
+        return None if self._stale or index is None else index
+
     def invalidate(self) -> None:
         self._stale = True
 

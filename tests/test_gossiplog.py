@@ -207,3 +207,26 @@ def test_prune_drops_what_expired(log, store):
     assert log.prune(T0 + 20) == 2
     assert len(rows(store)) == 1 and log.count_by_kind() == {"intent": 1}
 
+
+
+def test_the_data_path_migration_keeps_every_envelope_and_never_reuses_a_seq(tmp_path, clock):
+    """Migration 12 (the data path) rebuilds ``envelopes`` without its CHECKs: rows, indexes and the seq history stay
+    (a seq given out before, even to a pruned envelope, is never given again: pull cursors hold)."""
+    from node.schema import MIGRATIONS
+    from node.store import Store
+
+    path = tmp_path / "old.db"
+    with Store(path, migrations=MIGRATIONS[:10], clock=clock) as old:
+        log = GossipLog(old, clock=clock)
+        seqs = [log.add(env(body={"n": i}, ttl=10 if i == 2 else DAY), ttl=1, recipient=None, ref=None, from_peer=None) for i in range(3)]
+        assert log.prune(T0 + 10) == 1  # the newest (seq 3) is gone
+        kept = rows(old)
+    with Store(path, clock=clock) as new:
+        assert new.schema_version == len(MIGRATIONS) and rows(new) == kept
+        indexes = {r["name"] for r in new.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'envelopes'")}
+        assert {"envelopes_expires", "envelopes_recipient", "envelopes_ref", "envelopes_kind_created", "envelopes_author"} <= indexes
+        log = GossipLog(new, clock=clock)
+        assert log.add(env(body={"n": 9}), ttl=1, recipient=None, ref=None, from_peer=None) == seqs[-1] + 1
+        assert log.known([kept[0]["id"]]) == {kept[0]["id"]}
+        with pytest.raises(ConflictError):  # the id stays unique
+            log.add(env(body={"n": 0}), ttl=1, recipient=None, ref=None, from_peer=None)

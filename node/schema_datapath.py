@@ -1,0 +1,89 @@
+"""Migration 12 (issue 9, the data path), kept apart from node/schema.py for its size.
+
+Never edit it once shipped; node/schema.py lists it in MIGRATIONS.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+# -- the data path (issue 9) --------------------------------------------------------------------------
+# Relayed gossip stored once (federation/relaylog.py): ``relay`` holds each payload with the bitmask
+# of the peers (``relay_peers.slot``) it is for; each peer's cursor ``after`` says what it settled;
+# ``relay_settled`` what it settled beyond its cursor. The per-delivery table becomes ``outbox_rows``
+# and ``outbox`` a view of both, one row per (peer, payload), as before.
+# ``envelopes`` again without its per-row CHECKs: every row comes from the ingest pipeline, whose native
+# pass decoded the envelope (ids and keys are its hex), so the GLOB checks only repeated that work on
+# the hottest insert (half its cost). Same columns, indexes and seq history (AUTOINCREMENT carries on
+# from the last seq ever given: a peer's pull cursor never sees a seq twice).
+_ENVELOPE_COLUMNS = "seq, id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
+_ENVELOPE_INDEXES = (
+    "CREATE INDEX envelopes_expires ON envelopes(expires_at)",
+    "CREATE INDEX envelopes_recipient ON envelopes(recipient, seq) WHERE recipient IS NOT NULL",
+    "CREATE INDEX envelopes_ref ON envelopes(ref) WHERE ref IS NOT NULL",
+    "CREATE INDEX envelopes_kind_created ON envelopes(kind, created_at)",
+    "CREATE INDEX envelopes_author ON envelopes(author)",
+)
+
+
+# A relayed delivery's id is 2**60 + seq * 64 + slot (federation/relaylog.py: RELAY_BASE).
+_OUTBOX_VIEW_V11 = (
+    "CREATE VIEW outbox AS "
+    "SELECT id, peer, kind, ref, payload, created_at, expires_at, attempts, next_at, last_error FROM outbox_rows "
+    "UNION ALL SELECT 1152921504606846976 + r.seq * 64 + p.slot, p.peer, 'gossip', r.ref, r.payload, "
+    "r.created_at, r.expires_at, p.attempts, p.next_at, p.last_error "
+    "FROM relay_peers p JOIN relay r ON r.seq > p.after AND (r.targets >> p.slot) & 1 "
+    "WHERE NOT EXISTS (SELECT 1 FROM relay_settled s WHERE s.slot = p.slot AND s.seq = r.seq)"
+)
+
+
+def _data_path_v12(db: sqlite_utils.Database) -> None:
+    last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'").fetchone()
+    db.execute(
+        """CREATE TABLE envelopes_v11 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            author TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            recipient TEXT,
+            ref TEXT,
+            ttl INTEGER NOT NULL,
+            raw BLOB NOT NULL,
+            received_at INTEGER NOT NULL,
+            from_peer TEXT
+        )"""
+    )
+    db.execute(f"INSERT INTO envelopes_v11 ({_ENVELOPE_COLUMNS}) SELECT {_ENVELOPE_COLUMNS} FROM envelopes")
+    db.execute("DROP TABLE envelopes")
+    db.execute("ALTER TABLE envelopes_v11 RENAME TO envelopes")
+    for statement in _ENVELOPE_INDEXES:
+        db.execute(statement)
+    db.execute("ALTER TABLE outbox RENAME TO outbox_rows")
+    db.execute(
+        """CREATE TABLE relay (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            ref TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            targets INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE relay_peers (
+            peer TEXT PRIMARY KEY,
+            slot INTEGER NOT NULL UNIQUE,
+            after INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE TABLE relay_settled (slot INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (slot, seq)) WITHOUT ROWID")
+    db.execute(_OUTBOX_VIEW_V11)
+    if last is not None:  # the copy set it to the highest seq held; pruned ones were higher
+        db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'envelopes'", [last[0]])
+        if not db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'envelopes'").fetchone():
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('envelopes', ?)", [last[0]])
