@@ -60,7 +60,34 @@ def _data_path_v12(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE envelopes_v11 RENAME TO envelopes")
     for statement in _ENVELOPE_INDEXES:
         db.execute(statement)
-    db.execute("ALTER TABLE outbox RENAME TO outbox_rows")
+    # The per-delivery rows again, now with AUTOINCREMENT: a dead letter keeps its delivery's id in
+    # ``outbox_dead``, so an id must never be given twice (a plain rowid reuses the highest after a
+    # delete, and the second death of that id broke the dead letter's insert).
+    db.execute(
+        """CREATE TABLE outbox_rows (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            peer TEXT NOT NULL CHECK (length(peer) BETWEEN 1 AND 256),
+            kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 32),
+            ref TEXT,
+            payload BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            next_at INTEGER NOT NULL,
+            last_error TEXT,
+            UNIQUE (peer, kind, ref)
+        )"""
+    )
+    db.execute("INSERT INTO outbox_rows SELECT * FROM outbox")
+    given = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT max(id) FROM outbox_dead "
+        "WHERE id < 1152921504606846976), 0))"
+    ).fetchone()[0]
+    db.execute("DROP TABLE outbox")
+    db.execute("CREATE INDEX outbox_peer ON outbox_rows(peer, id)")
+    db.execute("CREATE INDEX outbox_expires ON outbox_rows(expires_at) WHERE expires_at IS NOT NULL")
+    if given:
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_rows', ?)", [given])
     db.execute(
         """CREATE TABLE relay (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -205,3 +205,15 @@ def test_enqueue_many_queues_a_relayed_batch_in_one_statement_and_skips_what_is_
     assert payloads(outbox.due("b", 10)) == [b"x"]
     with pytest.raises(ValidationError), store.transaction():
         outbox.enqueue_many([("", b"z", "r3", None)], kind="gossip", now=7)
+
+
+def test_a_delivery_id_is_never_given_twice_so_a_second_death_is_recorded_too(store):
+    """A dead letter keeps its delivery's id: the queue must not hand out that id again once the row
+    left it (a plain rowid did, and the second dead letter then failed on outbox_dead's key)."""
+    outbox = make(store)
+    for round_ in range(3):
+        [queued] = fill(outbox, "a", 1, start=round_)
+        assert outbox.mark_rejected([queued], 1, "HTTP 400") == [queued]
+    dead = outbox.dead()
+    assert [d.payload for d in dead] == [b"p0", b"p1", b"p2"] and len({d.id for d in dead}) == 3
+    assert outbox.pending_counts() == {}
