@@ -52,6 +52,8 @@ from federation.delivery import Deliverer
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
 from federation.peerverify import ClaimVerifier, serves_privately
+from federation.plumtree import Timers
+from federation.tree import links as tree_links
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
@@ -98,12 +100,15 @@ class NodeRuntime:
         allow_private_peers: bool = False,
         tls: TLSFiles | None = None,
         store: str | None = None,
+        plumtree: bool = True,
+        tree_timers: Timers | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
         pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
         (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
-        the home's configured store."""
+        the home's configured store. ``plumtree`` relays gossip by Plumtree (``tree_timers``, else the
+        defaults) and advertises ``plumtree/1``; False floods with the hop limit, as older nodes do."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -125,6 +130,7 @@ class NodeRuntime:
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
         self._store_override = store
+        self._tree = (tree_timers or Timers()) if plumtree else None
         self.listener: Any = None  # a fleet.listener.Listener when the store is a fleet's
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
@@ -185,6 +191,7 @@ class NodeRuntime:
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
                             background.start_soon(self._grants_loop)
+                            background.start_soon(self._tree_loop)
                             task_status.started(self)
                             await self._stopping.wait()
                             background.cancel_scope.cancel()  # the servers drain on their own
@@ -196,6 +203,11 @@ class NodeRuntime:
                 if wrote_admin:
                     remove_admin_file(self.home.path, token=self._token)
                 await astore.aclose()
+
+    @property
+    def tree(self) -> Any:
+        """The node's Plumtree relay (``federation.tree.TreeRelay``) while it runs; None when it floods."""
+        return self._daemon.core.relay if self._daemon is not None else None
 
     def stop(self) -> None:
         """Stop gracefully: servers finish the requests in flight, loops are cancelled, store closed."""
@@ -218,6 +230,7 @@ class NodeRuntime:
             request_timeout=self.request_timeout,
             new_breaker=self.new_breaker,
             outbox=self._fleet_outbox,
+            tree=self._tree,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         await self._refresh_peers()
@@ -391,6 +404,9 @@ class NodeRuntime:
         """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
         assert self.store is not None and self._daemon is not None
         self._urls = await self.store.run(_peer_urls, self._daemon, self.clock)
+        relay, peers = self._daemon.core.relay, self._daemon.core.domain.peers
+        if relay is not None:  # the tree's members: the peers we gossip with (all eager at first)
+            relay.refresh(await self.store.run(lambda: [p.public_key for p in peers.pushable()]))
 
     # -- background loops ----------------------------------------------------------------------------
 
@@ -414,6 +430,20 @@ class NodeRuntime:
                 LOGGER.exception("pulling from peers failed")
             with trio.move_on_after(self.pull_interval):
                 await self._pull_now.wait()
+
+    async def _tree_loop(self) -> None:
+        """Plumtree's timer task: IHAVE batches, GRAFTs when an announced id is late, PRUNEs."""
+        assert self.store is not None and self._daemon is not None and self.services is not None
+        relay, services = self._daemon.core.relay, self.services
+        if relay is None:
+            return
+
+        async def ingest(peer: str, items: list) -> None:
+            ingested = await services.store.run(services.pipeline.ingest, items, peer)
+            if ingested.peers:
+                self._changed(set(ingested.peers))
+
+        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest))
 
     async def _sweep_loop(self) -> None:
         assert self.store is not None and self._daemon is not None

@@ -5,9 +5,12 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``POST /v1/gossip``: a batch of ``[ttl, envelope]`` items → 200 ``{"reasons": bin}``, one reason
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
-- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
+- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1",
+  "plumtree/1"]``);
 - ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
   ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
+- ``POST /v1/tree`` ``{"graft", "ihave", "prune"}`` → ``{}``: Plumtree's control messages
+  (federation/tree.py; 404 on a node that floods);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
   like ``/v1/node``;
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
@@ -48,7 +51,7 @@ from starlette.routing import Route
 from federation import wire
 from federation.admission import Admission, merge
 from federation.catchup import CAPABILITY, CatchUp
-from federation import catchup
+from federation import catchup, tree as plumtree_tree
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
 from federation.noncecache import NonceCache
@@ -106,6 +109,7 @@ class Federation:
     notify: Callable[[frozenset[str]], None]
     on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
+    tree: plumtree_tree.TreeRelay | None = None  # Plumtree (None: /v1/tree answers 404; peers get floods)
 
 
 def _federation(request: Request) -> Federation:
@@ -268,6 +272,7 @@ ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("POST", "/v1/hello", hello),
     ("POST", "/v1/reconcile", reconcile_range),
     ("POST", "/v1/gossip/ids", gossip_by_ids),
+    ("POST", plumtree_tree.PATH, plumtree_tree.tree),
 )
 
 
@@ -293,6 +298,7 @@ def federation_app(
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
     catchup: CatchUp | None = None,
+    tree: plumtree_tree.TreeRelay | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -303,8 +309,10 @@ def federation_app(
     announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
-    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``).
+    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``),
+    ``tree`` Plumtree's ``POST /v1/tree`` (advertised as ``"plumtree/1"``).
     """
+    gossip = ((CAPABILITY,) if catchup is not None else ()) + ((plumtree_tree.CAPABILITY,) if tree is not None else ())
     admission = admission if admission is not None else Admission()
     fed = Federation(
         store=store,
@@ -314,13 +322,14 @@ def federation_app(
         peers=peers,
         me=pipeline.me,
         info=admission.advertise(
-            wire.encode_node_info(node_id, role, name, gossip=(CAPABILITY,) if catchup is not None else ())
+            wire.encode_node_info(node_id, role, name, gossip=gossip)
         ),
         limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
         admission=admission,
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
         catchup=catchup,
+        tree=tree,
     )
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()
