@@ -233,7 +233,7 @@ async def access_push(request: Request, peer: str) -> Response:
 
 
 async def reconcile_range(request: Request, peer: str) -> Response:
-    """One reconciliation message answered statelessly over this node's set (PROTOCOL.md section 12)."""
+    """One reconciliation message answered statelessly over this node's set (PROTOCOL.md section 13)."""
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
