@@ -221,6 +221,7 @@ class TreeRelay:
         self._members: set[str] = set()  # pushable peers the machine knows
         self._speaks: dict[str, bool] = {}  # peer -> speaks plumtree/1 (absent: not asked yet)
         self._asking: set[str] = set()
+        self._unanswered: set[str] = set()  # asked and not answered: asked again at the next refresh
         self._out: dict[str, _Outgoing] = {}
         self._planned: int | None = None  # the deadline the timer task sleeps until
         self._wake: Callable[[], None] = lambda: None
@@ -308,7 +309,13 @@ class TreeRelay:
             for new in now_members - self._members:
                 self.plumtree.peer_up(new, legacy=True)
             self._members = now_members
+            self._unanswered.clear()
         self._poke(force=True)
+
+    def unasked(self) -> set[str]:
+        """Peers not yet known to speak plumtree/1 or not (they are served as legacy meanwhile)."""
+        with self._lock:
+            return self._members - set(self._speaks)
 
     def classified(self, peer: str, speaks: bool) -> None:
         with self._lock:
@@ -348,7 +355,8 @@ class TreeRelay:
                         self._queue(self.plumtree.tick(now))
                         self._planned = deadline = self.plumtree.next_deadline()
                         ready = [p for p in self._out if p not in sending]
-                        ask = [p for p in self._members if p not in self._speaks and p not in self._asking]
+                        busy = self._asking | self._unanswered
+                        ask = [p for p in self._members if p not in self._speaks and p not in busy]
                         self._asking.update(ask)
                     for peer in ready:
                         sending.add(peer)
@@ -375,16 +383,19 @@ class TreeRelay:
                     try:
                         await send(peer, msg)
                     except (DeliveryError, WireError) as exc:  # hints: lost ones are repaired later
-                        self.stats["send_failed"] += 1
+                        with self._lock:
+                            self.stats["send_failed"] += 1
                         LOGGER.debug("tree message to %s failed: %s", peer[:12], exc)
                         break
-                    self.stats["ihave_sent"] += len(msg.ihave)
-                    self.stats["graft_sent"] += msg.graft is not None
-                    self.stats["prune_sent"] += msg.prune
+                    with self._lock:
+                        self.stats["ihave_sent"] += len(msg.ihave)
+                        self.stats["graft_sent"] += msg.graft is not None
+                        self.stats["prune_sent"] += msg.prune
                 for start in range(0, len(fetch_ids), MAX_IDS):
                     try:
                         await fetch(peer, fetch_ids[start : start + MAX_IDS])
-                        self.stats["fetched"] += len(fetch_ids[start : start + MAX_IDS])
+                        with self._lock:
+                            self.stats["fetched"] += len(fetch_ids[start : start + MAX_IDS])
                     except (DeliveryError, WireError) as exc:  # reconciliation is the last resort
                         LOGGER.debug("fetching from %s failed: %s", peer[:12], exc)
                         break
@@ -395,15 +406,19 @@ class TreeRelay:
             self._poke(force=True)  # what was queued meanwhile gets a sender
 
     async def _classify(self, peer: str, classify: Classify) -> None:
+        speaks: bool | None = None
         try:
-            self.classified(peer, await classify(peer))
+            speaks = await classify(peer)
         except (DeliveryError, WireError) as exc:  # stays legacy (today's push) until asked again
             LOGGER.debug("could not ask %s for its gossip capabilities: %s", peer[:12], exc)
         except Exception:
             LOGGER.exception("asking %s for its gossip capabilities failed", peer[:12])
-        finally:
-            with self._lock:
-                self._asking.discard(peer)
+        if speaks is not None:
+            self.classified(peer, speaks)
+        with self._lock:
+            self._asking.discard(peer)
+            if speaks is None:
+                self._unanswered.add(peer)
 
     # -- internals (under the lock) -----------------------------------------------------------------
 

@@ -148,3 +148,41 @@ async def test_a_node_that_floods_answers_404_and_does_not_advertise_plumtree(nu
             assert t.CAPABILITY not in info.gossip
             info = wire.decode_node_info((await client.get(new.url + "/v1/node")).content)
             assert t.CAPABILITY in info.gossip
+
+
+def test_the_relay_pushes_to_eager_and_legacy_peers_and_announces_to_lazy_ones(tmp_path):
+    from types import SimpleNamespace
+
+    from federation.outbox import Outbox
+    from federation.plumtree import Timers
+    from node.store import Store
+
+    now = [1_000]
+    with Store(tmp_path / "s.db") as store:
+        relay = t.TreeRelay(store=store, outbox=Outbox(store), clock=lambda: now[0], timers=Timers(prune_after=1))
+        relay.refresh(["p", "old", "new"])
+        relay.classified("p", True)
+        relay.classified("old", False)  # "new" is not asked yet: served as legacy meanwhile
+        pushable = ["p", "old", "new", "stranger"]
+        env = SimpleNamespace(id=bytes(32))
+        # made here: every peer gets it, the pushable stranger too (it is no member of the tree)
+        assert relay.targets(env, 4, None, pushable) == pushable
+        # a duplicate from "p" (prune_after=1) prunes it; from "old" it prunes nothing
+        relay.duplicates("old", [env.id])
+        relay.duplicates("p", [env.id])
+        assert relay.plumtree.lazy == {"p"} and "old" in relay.plumtree.eager
+        env2 = SimpleNamespace(id=bytes([1]) * 32)
+        assert relay.targets(env2, 0, "new", pushable) == ["old", "stranger"]  # ttl 0 is no limit
+        now[0] += 1_000
+        relay._queue(relay.plumtree.tick(now[0]))
+        (msg,) = relay._out["p"].messages()
+        assert msg.prune and msg.ihave == ((env2.id, 4),)  # the PRUNE, and the id announced
+        assert "old" not in relay._out and "new" not in relay._out  # legacy peers get no announcements
+
+
+def test_queued_messages_are_split_at_the_entry_limit():
+    out = t._Outgoing(ihave=[(ID, 0)] * 2500, graft=True, graft_ids=[ID] * 10, prune=False)
+    messages = out.messages()
+    assert [len(m.ihave) for m in messages] == [1000, 1000, 500]
+    assert messages[0].graft == (True, (ID,) * 10) and all(m.graft is None for m in messages[1:])
+    assert all(len(t.encode_tree(m)) <= t.MAX_BODY for m in messages)
