@@ -299,7 +299,7 @@ class TreeRelay:
 
     def refresh(self, pushable: Iterable[str]) -> None:
         """The peers this node gossips with now (added, with a URL). New ones start legacy until
-        they are asked (by ``run``) whether they speak plumtree/1."""
+        they are asked (by ``run``) whether they speak plumtree/1; legacy ones are asked again."""
         now_members = set(pushable)
         with self._lock:
             for gone in self._members - now_members:
@@ -310,6 +310,8 @@ class TreeRelay:
                 self.plumtree.peer_up(new, legacy=True)
             self._members = now_members
             self._unanswered.clear()
+            for peer in [p for p, speaks in self._speaks.items() if not speaks]:
+                del self._speaks[peer]  # asked again: it may have been upgraded (legacy meanwhile)
         self._poke(force=True)
 
     def unasked(self) -> set[str]:
