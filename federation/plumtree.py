@@ -11,8 +11,8 @@ the actions to carry out, in order:
 - ``Graft(peer, ids)``: ask ``peer`` for these payloads and to push to us from now on (``ids`` may be
   empty: only the latter);
 - ``Prune(peer)``: tell ``peer`` to stop pushing to us (announce instead);
-- ``Broken(peer, reason)``: the peer broke the protocol in a way worth a lower score (an announced id
-  never came, duplicates after a prune); what to do about it is the driver's policy.
+- ``Broken(peer, reason, id)``: the peer broke the protocol in a way worth a lower score (an announced
+  id never came: ``id`` names it; duplicates after a prune); what to do about it is the driver's policy.
 
 Whether an envelope is new is the store's verdict (the pipeline says ``ok`` or ``duplicate``), passed
 in as ``fresh``: the machine keeps no set of everything ever seen, only bounded recent state.
