@@ -1,7 +1,7 @@
 """Plumtree between real nodes on loopback (federation/tree.py): a vendor at the end of a path longer
-than the hop limit gets every intent; in a mesh, duplicates prune the tree until each node receives
-about one copy of each intent; a lost eager link is repaired by a GRAFT after an IHAVE; a node that
-only floods (no plumtree/1) still receives by push."""
+than the hop limit gets every intent, and when its eager link is lost a GRAFT after an IHAVE repairs
+it (beyond the hop limit too); in a mesh, duplicates prune the tree until each node receives about one
+copy of each intent; a node that only floods (no plumtree/1) still receives by push."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from node.leads import Leads
 from tests.fednet import FedNet, Node, eventually
 
 HOUR = 3_600_000
-TIMEOUT = 45
+TIMEOUT = 60  # the multi-node setup (all nodes share this process) is slow on a loaded machine
 # Two duplicates in a row prune (the default six needs more intents to settle a small test mesh).
 TIMERS = Timers(prune_after=2)
 
@@ -33,11 +33,14 @@ async def _nodes(net: FedNet, names: list[str], role: str = "person", **options)
 
 
 async def _link(net: FedNet, *pairs: tuple[Node, Node]) -> None:
-    """Peer each pair both ways (a hello alone makes no push target), all pairs at once."""
+    """Peer each pair both ways (a hello alone makes no push target), a few pairs at once (every node
+    runs in this one process: too many at once and an admin API misses its 2 s status check)."""
+    few = trio.CapacityLimiter(2)
 
     async def both(a: Node, b: Node) -> None:
-        await net.peer(a, b)
-        await net.peer(b, a)
+        async with few:
+            await net.peer(a, b)
+            await net.peer(b, a)
 
     async with trio.open_nursery() as nursery:
         for a, b in pairs:
@@ -93,24 +96,43 @@ def _copies(nodes: list[Node]) -> int:
     return sum(n.runtime.tree.stats["payloads"] + n.runtime.tree.stats["duplicates"] for n in nodes)
 
 
-async def test_a_vendor_beyond_the_hop_limit_gets_every_intent(net):
+async def test_a_vendor_beyond_the_hop_limit_gets_every_intent_and_a_lost_link_is_grafted(net):
     with trio.fail_after(TIMEOUT):
-        alice, *relays = await _nodes(net, ["alice", *(f"relay{i}" for i in range(5))], tree_timers=TIMERS)
+        alice, *relays, a, b = await _nodes(net, ["alice", *(f"relay{i}" for i in range(4)), "a", "b"], tree_timers=TIMERS)
         far = await net.node("far", "vendor", tree_timers=TIMERS)
         await far.op("subscriptions.add", {"text": "?flight"})
-        path = [alice, *relays, far]
-        await _link(net, *zip(path, path[1:]))
-        await _tree_ready(path)
-        # Flooding would stop here: alice sends ttl 4, so the fifth node holds ttl 0 and pushes no
-        # further; "far" is six links away.
-        assert len(path) - 1 > wire.ORIGIN_TTL + 1
+        # a path, then a ring: "far" hears from a and from b, each six links from alice
+        path = [alice, *relays]
+        await _link(net, *zip(path, path[1:]), (relays[-1], a), (relays[-1], b), (a, far), (b, far))
+        await _tree_ready([*path, a, b, far])
+        # Flooding would stop before "far": alice sends ttl 4, so a and b hold ttl 0 and push no further.
+        assert len(path) + 1 > wire.ORIGIN_TTL + 1
         ids = {await _cast(alice, i) for i in range(3)}
         await eventually(lambda: far.read(lambda s: _leads(s) == ids))
-        ttls = await relays[-1].read(lambda s: {r["ttl"] for r in s.query("SELECT ttl FROM envelopes WHERE kind = 'intent'")})
-        assert ttls == {0}  # the hop count ran out before the last relay, and it forwarded all the same
+        for node in (a, b):
+            assert await node.read(_ttls) == {0}  # the hop count ran out, and they forwarded all the same
+        # cast until "far" has pruned one of its two parents (its duplicates come from the slower one)
+        tree, i = far.runtime.tree, 10
+        while not tree.plumtree.lazy & {a.key, b.key}:
+            ids = {await _cast(alice, i)}
+            i += 1
+            await eventually(lambda: far.read(lambda s: ids <= _leads(s)))
+        (parent,) = [n for n in (a, b) if n.key in tree.plumtree.eager]
+        (other,) = [n for n in (a, b) if n is not parent]
+        await net.stop(parent)  # far's eager link is gone; pushes to it fail and are retried
+        grafts = tree.stats["graft_sent"]
+        later = {await _cast(alice, 100 + k) for k in range(3)}
+        await eventually(lambda: far.read(lambda s: later <= _leads(s)))
+        # the lazy link announced them, far grafted it: it is part of the tree now, on both sides
+        assert tree.stats["ihave_received"] > 0 and tree.stats["graft_sent"] > grafts
+        assert other.key in tree.plumtree.eager and far.key in other.runtime.tree.plumtree.eager
         # and an intent cast at the far end comes back the whole way
         back = await _cast(far, 99)
         await eventually(lambda: alice.read(lambda s: back in _intents(s)))
+
+
+def _ttls(store) -> set[int]:
+    return {r["ttl"] for r in store.query("SELECT ttl FROM envelopes WHERE kind = 'intent'")}
 
 
 async def test_in_a_mesh_duplicates_prune_the_tree_to_about_one_copy_per_node(net):
@@ -142,31 +164,6 @@ async def test_in_a_mesh_duplicates_prune_the_tree_to_about_one_copy_per_node(ne
         assert await vendor.read(lambda s: len(_leads(s))) == 13
         lazy = sum(len(n.runtime.tree.plumtree.lazy) for n in everyone)
         assert lazy > 0
-
-
-async def test_a_lost_eager_link_is_repaired_by_a_graft(net):
-    with trio.fail_after(TIMEOUT):
-        x, a, b = await _nodes(net, ["x", "a", "b"], tree_timers=TIMERS)
-        c = await net.node("c", "vendor", tree_timers=TIMERS)
-        await c.op("subscriptions.add", {"text": "?flight"})
-        await _link(net, (x, a), (x, b), (a, c), (b, c))  # a ring: c hears from a and from b
-        await _tree_ready([x, a, b, c])
-        tree = c.runtime.tree
-        i = 0
-        # cast until c has pruned one of its two parents (its duplicates come from the slower one)
-        while not tree.plumtree.lazy & {a.key, b.key}:
-            ids = {await _cast(x, i)}
-            i += 1
-            await eventually(lambda: c.read(lambda s: ids <= _leads(s)))
-        (parent,) = [n for n in (a, b) if n.key in tree.plumtree.eager]
-        (other,) = [n for n in (a, b) if n is not parent]
-        await net.stop(parent)  # c's eager link is gone; x's pushes to it fail and are retried
-        grafts = tree.stats["graft_sent"]
-        later = {await _cast(x, 100 + k) for k in range(3)}
-        await eventually(lambda: c.read(lambda s: later <= _leads(s)))
-        assert tree.stats["ihave_received"] > 0 and tree.stats["graft_sent"] > grafts
-        assert other.key in tree.plumtree.eager  # the repaired link is part of the tree now
-        assert c.key in other.runtime.tree.plumtree.eager
 
 
 async def test_a_node_that_only_floods_still_receives_by_push(net):
