@@ -14,9 +14,11 @@ from node.leads import Leads
 from tests.fednet import FedNet, Node, eventually
 
 HOUR = 3_600_000
-TIMEOUT = 60  # the multi-node setup (all nodes share this process) is slow on a loaded machine
-# Two duplicates in a row prune (the default six needs more intents to settle a small test mesh).
-TIMERS = Timers(prune_after=2)
+TIMEOUT = 120  # a hang guard: the multi-node setup (all nodes share this process) is slow on a loaded machine
+# Two duplicates in a row prune (the default six needs more intents to settle a small test mesh), and
+# an announced id is grafted after 1.5 s (not 0.5 s): on a loaded test machine an eager push may take
+# longer than the default, and grafting it anyway only adds copies.
+TIMERS = Timers(prune_after=2, graft_timeout_ms=1500)
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ async def _nodes(net: FedNet, names: list[str], role: str = "person", **options)
 async def _link(net: FedNet, *pairs: tuple[Node, Node]) -> None:
     """Peer each pair both ways (a hello alone makes no push target), a few pairs at once (every node
     runs in this one process: too many at once and an admin API misses its 2 s status check)."""
-    few = trio.CapacityLimiter(2)
+    few = trio.CapacityLimiter(3)
 
     async def both(a: Node, b: Node) -> None:
         async with few:
@@ -76,7 +78,7 @@ async def _holds_all(nodes: list[Node], ids: set[str]) -> None:
                 return False
         return True
 
-    await eventually(done)
+    await eventually(done, interval=0.05)
 
 
 async def _drained(nodes: list[Node]) -> None:
@@ -88,7 +90,7 @@ async def _drained(nodes: list[Node]) -> None:
                 return False
         return True
 
-    await eventually(empty)
+    await eventually(empty, interval=0.05)
 
 
 def _copies(nodes: list[Node]) -> int:
@@ -137,12 +139,12 @@ def _ttls(store) -> set[int]:
 
 async def test_in_a_mesh_duplicates_prune_the_tree_to_about_one_copy_per_node(net):
     with trio.fail_after(TIMEOUT):
-        nodes = await _nodes(net, [f"n{i}" for i in range(6)], tree_timers=TIMERS)
+        nodes = await _nodes(net, [f"n{i}" for i in range(5)], tree_timers=TIMERS)
         vendor = await net.node("shop", "vendor", tree_timers=TIMERS)
         await vendor.op("subscriptions.add", {"text": "?flight"})
         everyone = [*nodes, vendor]
         # a ring with chords: every node has four peers
-        await _link(net, *((a, everyone[(i + step) % len(everyone)]) for i, a in enumerate(everyone) for step in (1, 3)))
+        await _link(net, *((a, everyone[(i + step) % len(everyone)]) for i, a in enumerate(everyone) for step in (1, 2)))
         await _tree_ready(everyone)
         receivers = len(everyone) - 1
 
@@ -157,11 +159,11 @@ async def test_in_a_mesh_duplicates_prune_the_tree_to_about_one_copy_per_node(ne
 
         first = await round_of(3, 0)
         assert first > 2  # flooding: a node gets each intent from most of its four peers
-        await round_of(6, 3)  # duplicates keep pruning
-        last = await round_of(4, 9)
+        await round_of(5, 3)  # duplicates keep pruning
+        last = await round_of(4, 8)
         assert last < 1.5 < first  # about one copy per node per intent
         assert sum(n.runtime.tree.stats["prune_sent"] for n in everyone) >= receivers
-        assert await vendor.read(lambda s: len(_leads(s))) == 13
+        assert await vendor.read(lambda s: len(_leads(s))) == 12
         lazy = sum(len(n.runtime.tree.plumtree.lazy) for n in everyone)
         assert lazy > 0
 
