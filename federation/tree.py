@@ -331,7 +331,12 @@ class TreeRelay:
     # -- the timer task -------------------------------------------------------------------------
 
     async def run(
-        self, *, send: Send, fetch: Fetch, classify: Classify, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        send: Send,
+        fetch: Fetch,
+        classify: Classify,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Tick the machine at its deadlines and send what it says, until cancelled. ``send`` POSTs a
         tree message, ``fetch`` fetches and ingests ids by ``POST /v1/gossip/ids``, ``classify``

@@ -100,7 +100,8 @@ def _copies(nodes: list[Node]) -> int:
 
 async def test_a_vendor_beyond_the_hop_limit_gets_every_intent_and_a_lost_link_is_grafted(net):
     with trio.fail_after(TIMEOUT):
-        alice, *relays, a, b = await _nodes(net, ["alice", *(f"relay{i}" for i in range(4)), "a", "b"], tree_timers=TIMERS)
+        names = ["alice", *(f"relay{i}" for i in range(4)), "a", "b"]
+        alice, *relays, a, b = await _nodes(net, names, tree_timers=TIMERS)
         far = await net.node("far", "vendor", tree_timers=TIMERS)
         await far.op("subscriptions.add", {"text": "?flight"})
         # a path, then a ring: "far" hears from a and from b, each six links from alice
@@ -144,7 +145,8 @@ async def test_in_a_mesh_duplicates_prune_the_tree_to_about_one_copy_per_node(ne
         await vendor.op("subscriptions.add", {"text": "?flight"})
         everyone = [*nodes, vendor]
         # a ring with chords: every node has four peers
-        await _link(net, *((a, everyone[(i + step) % len(everyone)]) for i, a in enumerate(everyone) for step in (1, 2)))
+        ring = len(everyone)
+        await _link(net, *((a, everyone[(i + step) % ring]) for i, a in enumerate(everyone) for step in (1, 2)))
         await _tree_ready(everyone)
         receivers = len(everyone) - 1
 
