@@ -12,7 +12,8 @@ admin app. It then starts, in order:
    inbox from every peer with a URL, at start and every ``pull_interval``), the expiry sweeper, and
    the grants sweeper (every ``grants_interval``: grants that expired, spent their budget or lost
    their intent are ended and their revocations sent; a vendor deletes data held under expired
-   grants; changed vault fields of live push grants are sealed and queued, first thing at start).
+   grants; changed vault fields of live push grants are sealed and queued, first thing at start),
+   and Plumtree's timer task (``federation.tree.TreeRelay.run``: IHAVE batches, GRAFTs, PRUNEs).
 
 ``vault_key`` opens the vault (derived by the CLI from the passphrase; None for a vault without one):
 the node needs it to answer fetches and to push granted data. Deliveries of kind ``access`` (pushed
