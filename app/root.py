@@ -7,7 +7,8 @@
 - ``direct_services``: the ops' ``Services`` for one CLI command when no daemon runs;
 - ``build_daemon`` and ``start_servers``: what ``app.runtime.NodeRuntime`` runs (the outbox with the
   daemon's retry policy, its deliverer, the signed peer client, the ops' ``Services``, the
-  federation app and the admin app on their servers).
+  federation app and the admin app on their servers);
+- ``build_discovery``: peer exchange and LAN candidates, verified before they are added as peers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 import httpx
 import trio
 
-from app.services import SUBSCRIPTIONS, Services
+from app.peers import say_hello
+from app.services import PEERS, SUBSCRIPTIONS, Services
 from federation import defences
 from federation.access import Access
 from federation.admin import RunOp, Status, create_admin_app
@@ -35,12 +37,17 @@ from federation.pages import Pages
 from federation.catchup import CatchUp
 from federation.peerclient import PeerClient
 from federation.pipeline import MatcherIndex, Pipeline
+from federation import wire
+from federation.auth import SignatureAuth
+from federation.discovery import Candidate
+from federation.peerexchange import Discovery
+from federation.scoring import PeerScoring
 from federation.plumtree import Timers
 from federation.tree import TreeRelay
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend, VerifierLike
 from node.blocks import Blocks
-from node.errors import ValidationError
+from node.errors import ConflictError, ValidationError
 from node.gossiplog import GossipLog
 from node.grants import Grants
 from node.home import HomeInfo
@@ -48,6 +55,7 @@ from node.identity import Identity
 from node.intents import Intents
 from node.leads import Leads
 from node.offers import Offers
+from node.nodeid import decode_node_id
 from node.peers import Peers
 from node.receipts import Receipts
 from node.records import Records
@@ -181,9 +189,8 @@ def build_core(
         clock=clock,
         backend=backend,
     )
-    return Core(
-        domain, outbox, index, pipeline, access, Pages(store, domain.log), CatchUp(store, clock=clock), relay
-    )
+    catchup = CatchUp(store, clock=clock, backend=backend)
+    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), catchup, relay)
 
 
 def services_of(
@@ -411,3 +418,52 @@ async def start_servers(
         )
     )
     return Listening(bound.url, admin.url)
+
+
+# -- discovery ---------------------------------------------------------------------------------------
+
+
+def build_discovery(
+    daemon: Daemon,
+    client: httpx.AsyncClient,
+    identity: Identity,
+    home: HomeInfo,
+    *,
+    allow_private: bool,
+    max_peers: int,
+    scoring: PeerScoring | None,
+    clock: Clock,
+) -> Discovery:
+    """Peer exchange and LAN candidates (federation/peerexchange.py); a verified one is added as a
+    peer like `vrm peers add` does (pinned, greeted, the node told its peers changed)."""
+    services = daemon.services
+
+    async def add(candidate: Candidate, info: wire.NodeInfo) -> bool:
+        assert candidate.node_id is not None
+        try:
+            peer = await services.store.run(
+                partial(
+                    services.peers.add,
+                    public_key=decode_node_id(candidate.node_id),
+                    url=candidate.url,
+                    role=info.role,
+                    name=info.name,
+                )
+            )
+        except (ConflictError, ValidationError):
+            return False
+        await say_hello(services, peer)
+        services.changed({PEERS})
+        return True
+
+    return Discovery(
+        services.store,
+        client,
+        SignatureAuth(identity),
+        own_id=home.node_id,
+        add=add,
+        allow_private=allow_private,
+        max_peers=max_peers,
+        scoring=scoring,
+        clock=clock,
+    )

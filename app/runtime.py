@@ -14,6 +14,8 @@ admin app. It then starts, in order:
    their intent are ended and their revocations sent; a vendor deletes data held under expired
    grants; changed vault fields of live push grants are sealed and queued, first thing at start),
    and Plumtree's timer task (``federation.tree.TreeRelay.run``: IHAVE batches, GRAFTs, PRUNEs).
+   With ``exchange_interval`` peer exchange asks peers for theirs; with ``mdns`` the node is
+   announced on the LAN and browses it; verified candidates become peers (federation/peerexchange.py).
 
 ``vault_key`` opens the vault (derived by the CLI from the passphrase; None for a vault without one):
 the node needs it to answer fetches and to push granted data. Deliveries of kind ``access`` (pushed
@@ -42,7 +44,7 @@ import trio
 from app import ops
 from app.access import queue_pushes, sweep_grants
 from app.peers import say_hello
-from app.root import Daemon, build_daemon, open_store, start_servers
+from app.root import Daemon, build_daemon, build_discovery, open_store, start_servers
 from app.services import PEERS, SUBSCRIPTIONS, Services
 from federation import defences
 from federation.admin import AdminClient, new_token, remove_admin_file, write_admin_file
@@ -50,8 +52,11 @@ from federation.auth import SignatureAuth
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
+from federation.events import DaemonEvents
 from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
+from federation import mdns as lan
+from federation.peerexchange import Discovery, Sharing
 from federation.peerverify import ClaimVerifier, serves_privately
 from federation.plumtree import Timers
 from federation.tree import links as tree_links
@@ -101,6 +106,12 @@ class NodeRuntime:
         allow_private_peers: bool = False,
         tls: TLSFiles | None = None,
         store: str | None = None,
+        events: DaemonEvents | None = None,
+        exchange_interval: float | None = None,
+        max_peers: int = 8,
+        mdns: bool = False,
+        mdns_interval: float = 5.0,
+        mdns_interfaces: list[str] | None = None,
         plumtree: bool = True,
         tree_timers: Timers | None = None,
     ) -> None:
@@ -108,8 +119,14 @@ class NodeRuntime:
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
         pulls). ``app_options`` go to ``federation.app.create_app`` (rate limits, caps). ``store``
         (a postgresql:// URL) runs this vendor node as one listener of a fleet (fleet/), overriding
-        the home's configured store. ``plumtree`` relays gossip by Plumtree (``tree_timers``, else the
-        defaults) and advertises ``plumtree/1``; False floods with the hop limit, as older nodes do."""
+        the home's configured store. ``events``: the operator's log of refusals, failed pulls and
+        deliveries, breaker changes and dead letters (rate-limited; federation/events.py).
+        ``exchange_interval`` (seconds; None: never) is how often peers
+        are asked for theirs; ``mdns`` advertises the node on the LAN and browses it (every
+        ``mdns_interval``, on ``mdns_interfaces`` or all); verified candidates are added as peers while
+        the node has fewer than ``max_peers`` (federation/peerexchange.py). ``plumtree`` relays gossip
+        by Plumtree (``tree_timers``, else the defaults) and advertises ``plumtree/1``; False floods
+        with the hop limit, as older nodes do."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -149,12 +166,17 @@ class NodeRuntime:
         self._stopping = trio.Event()
         self._pull_now = trio.Event()
         self._token = new_token()
+        self.events = events if events is not None else DaemonEvents()
+        self.last_sync: dict[str, Any] | None = None  # the last sync's outcome, for `vrm status`
         self._started_monotonic = 0.0
         # ui: the page's logins and sessions, and the signal its live stream waits on
         # defences: announced peers' URLs are verified before use; private ones only when allowed
         self.allow_private_peers = allow_private_peers
         self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._claims: ClaimVerifier | None = None
+        self.exchange_interval, self.max_peers = exchange_interval, max_peers
+        self.mdns, self.mdns_interval, self.mdns_interfaces = mdns, mdns_interval, mdns_interfaces
+        self.discovery: Discovery | None = None
         self.ui_lan, self.ui_lan_port, self.ui_lan_url = ui_lan, ui_lan_port, None
         self.ui_auth = UiAuth()
         self.ui_changes = Changes()
@@ -193,6 +215,10 @@ class NodeRuntime:
                             background.start_soon(self._sweep_loop)
                             background.start_soon(self._grants_loop)
                             background.start_soon(self._tree_loop)
+                            if self.exchange_interval is not None:
+                                background.start_soon(self._exchange_loop)
+                            if self.mdns:
+                                background.start_soon(self._mdns_loop)
                             task_status.started(self)
                             await self._stopping.wait()
                             background.cancel_scope.cancel()  # the servers drain on their own
@@ -235,7 +261,9 @@ class NodeRuntime:
             tree=self._tree if self.listener is None else None,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
+        self.services.events = self.deliverer.events = self.events  # one operator log, one rate limit
         await self._refresh_peers()
+        self._client = client
         self._claims = ClaimVerifier(
             astore,
             client,
@@ -248,7 +276,14 @@ class NodeRuntime:
         assert self._daemon is not None and self.services is not None and self.store is not None
         # The defences: persisted replay floor and peer scores (unverified claimed URLs count too).
         options = defences.app_options(self.home, self.app_options, self.store, self.clock)
+        options.setdefault("events", self.events)
         self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
+        allow_private = self._claims.allow_private  # type: ignore[union-attr]
+        options.setdefault("sharing", Sharing(allow_private=allow_private, scoring=options["scoring"]))
+        self.discovery = build_discovery(
+            self._daemon, self._client, self.identity, self.home, allow_private=allow_private,
+            max_peers=self.max_peers, scoring=options["scoring"], clock=self.clock,
+        )
         listening = await start_servers(
             nursery,
             self._daemon,
@@ -324,7 +359,13 @@ class NodeRuntime:
 
     async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         assert self.services is not None
-        return await ops.run_op(self.services, name, args)
+        result = await ops.run_op(self.services, name, args)
+        if name == "sync":
+            self._synced(result)
+        return result
+
+    def _synced(self, result: dict[str, Any]) -> None:
+        self.last_sync = {"synced_at": self.clock(), **{k: result[k] for k in ("peers", "reached", "received") if k in result}}
 
     def _ui_app(self, *, lan: bool) -> Any:
         """The person's page (ui/): ops through ``_run_op``, reads and record edits on the store's
@@ -405,7 +446,7 @@ class NodeRuntime:
     async def _refresh_peers(self) -> None:
         """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
         assert self.store is not None and self._daemon is not None
-        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock)
+        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock, self.events)
         relay, peers = self._daemon.core.relay, self._daemon.core.domain.peers
         if relay is not None:  # the tree's members: the peers we gossip with (all eager at first)
             relay.refresh(await self.store.run(lambda: [p.public_key for p in peers.pushable()]))
@@ -427,7 +468,7 @@ class NodeRuntime:
         while True:
             self._pull_now = trio.Event()
             try:
-                await ops.run_op(self.services, "sync", {})
+                self._synced(await ops.run_op(self.services, "sync", {}))
             except Exception:  # a bug in handling one peer's answer must not stop the node pulling
                 LOGGER.exception("pulling from peers failed")
             with trio.move_on_after(self.pull_interval):
@@ -457,6 +498,24 @@ class NodeRuntime:
                 LOGGER.exception("sweeping expired envelopes failed")
             await trio.sleep(self.sweep_interval)
 
+    async def _exchange_loop(self) -> None:
+        """Ask peers for theirs every ``exchange_interval`` and add the verified ones (bounded)."""
+        assert self.discovery is not None and self.exchange_interval is not None
+        while True:
+            try:
+                await self.discovery.round()
+            except Exception:  # a bug in one answer's handling must not stop discovery
+                LOGGER.exception("peer exchange failed")
+            await trio.sleep(self.exchange_interval)
+
+    async def _mdns_loop(self) -> None:
+        assert self.discovery is not None and self.url is not None
+        await lan.on_the_lan(
+            self.discovery, node_id=self.home.node_id, role=self.home.role, host=self.host,
+            port=int(self.url.rsplit(":", 1)[1]), interfaces=self.mdns_interfaces, tls=self.tls is not None,
+            interval=self.mdns_interval,
+        )
+
     async def _grants_loop(self) -> None:
         """End due grants, delete expired held data and push changed vault fields, every few seconds."""
         assert self.services is not None
@@ -476,23 +535,37 @@ class NodeRuntime:
     # -- status --------------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        """What `vrm status` shows: who we are, where we listen, peers, queues, uptime."""
+        """What `vrm status` shows: who we are, where we listen, each peer (its breaker, failures, last
+        success, what is queued and dead for it), the queues, the last sync, uptime. Times are ``*_at``
+        (ms since the epoch); ``uptime_s`` is seconds."""
         assert self.store is not None and self._daemon is not None
         store, domain, outbox = self.store.store, self._daemon.core.domain, self._daemon.outbox
-        peers, pending, dead, envelopes, subscriptions = await self.store.run(
+        peers, pending, dead, dead_by_peer, envelopes, subscriptions = await self.store.run(
             lambda: (
                 domain.peers.list(),
                 outbox.pending_counts(),
                 store.count("outbox_dead"),
+                {r["peer"]: r["n"] for r in store.query("SELECT peer, count(*) AS n FROM outbox_dead GROUP BY peer")},
                 domain.log.count_by_kind(),
                 store.count("subscriptions"),
             )
         )
-        stats = self.deliverer.stats if self.deliverer is not None else {}
+        deliverer = self.deliverer
+        stats = deliverer.stats if deliverer is not None else {}
+        breakers = deliverer.breakers if deliverer is not None else {}
+        now = self.clock()
+
+        def breaker(key: str) -> dict[str, Any]:
+            b = breakers.get(key)
+            if b is None:  # nothing sent to it in this run: nothing has failed
+                return {"state": "closed", "failures": 0, "retry_at": None}
+            return {"state": b.state(now).value, "failures": b.failures, "retry_at": b.retry_at(now)}
+
         return {
             "node_id": self.home.node_id,
             "role": self.home.role,
             "name": self.home.name,
+            "running": True,
             "url": self.url,
             "public_url": self.public_url,
             "admin_url": self.admin_url,
@@ -505,17 +578,22 @@ class NodeRuntime:
                 {
                     **p.to_json(),
                     "queued": pending.get(p.public_key, 0),
+                    "dead": dead_by_peer.get(p.public_key, 0),
                     "delivered": stats[p.public_key].delivered if p.public_key in stats else 0,
+                    "delivery_failures": stats[p.public_key].failures if p.public_key in stats else 0,
+                    "breaker": breaker(p.public_key),
                 }
                 for p in peers
             ],
             "queues": {"outbox": sum(pending.values()), "dead": dead},
+            "last_sync": self.last_sync,
             "envelopes": envelopes,
             "subscriptions": subscriptions,
+            "discovery": self.discovery.snapshot() if self.discovery is not None else [],
         }
 
 
-def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
+def _peer_urls(daemon: Daemon, clock: Clock, events: DaemonEvents) -> dict[str, str]:
     store, peers, outbox = daemon.core.domain.store, daemon.core.domain.peers, daemon.outbox
     urls = {p.public_key: p.url for p in peers.deliverable() if p.url}
     known = {p.public_key for p in peers.list()}
@@ -523,6 +601,7 @@ def _peer_urls(daemon: Daemon, clock: Clock) -> dict[str, str]:
         if peer not in known:
             ids = [r["id"] for r in store.query("SELECT id FROM outbox WHERE peer = ?", [peer])]
             outbox.mark_rejected(ids, clock(), "peer removed")
+            events.dead_lettered(peer, len(ids), "peer removed")
     return urls
 
 

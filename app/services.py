@@ -23,6 +23,7 @@ from node.offers import Offers
 from node.peers import Peers
 from node.records import Records
 from federation.catchup import CatchUp
+from federation.events import DaemonEvents
 from node.store import AsyncStore, Clock, Store, wall_clock_ms
 from node.subscriptions import Subscriptions
 from node.vault import Vault
@@ -57,6 +58,7 @@ class Services:
     public_url: str | None = None
     pull_lock: trio.Lock = field(default_factory=trio.Lock)
     catchup: CatchUp | None = None  # our reconciliation set (None: sync pulls by cursor only)
+    events: DaemonEvents | None = None  # the daemon's operator log (None: a CLI run, which logs nothing)
 
 
 Op = Callable[[Services, dict[str, Any]], Awaitable[dict[str, Any]]]

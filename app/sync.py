@@ -1,7 +1,8 @@
 """Sync: catch up with every peer with a URL. A peer that advertises ``reconcile/1`` in ``GET /v1/node``
 is reconciled with (range fingerprints over both sets, then only the envelopes we lack are fetched);
-a legacy peer's gossip is pulled by cursor. Our inbox at every peer is pulled by cursor (it holds what
-is addressed to us, the NAT case)."""
+a legacy peer's gossip is pulled by cursor. A vendor reconciles with its subscriptions' token filter
+where the peer serves filters (``reconcile-tokens/1``), so it fetches only intents it could match.
+Our inbox at every peer is pulled by cursor (it holds what is addressed to us, the NAT case)."""
 
 from __future__ import annotations
 
@@ -53,33 +54,42 @@ async def catch_up(services: Services, peer: Peer) -> tuple[int, int, bool]:
     try:
         info = await services.http.node_info(peer.url)
     except (DeliveryError, WireError) as exc:
-        await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
+        await _failed(services, peer, exc)
         return 0, 0, False
     if catchup.CAPABILITY not in info.gossip or info.node_id != _node_id(peer):
         return await pull_peer(services, peer)
     try:
-        received, fetched = await _reconcile(services, peer)
+        received, fetched = await _reconcile(services, peer, tokens=catchup.TOKENS_CAPABILITY in info.gossip)
         inbox, inbox_items = await _pull_feed(services, peer, "inbox", peer.inbox_cursor)
     except (DeliveryError, WireError) as exc:
-        await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
+        await _failed(services, peer, exc)
         return 0, 0, False
     await services.store.run(services.peers.record_contact, peer.public_key, True)
     return received + inbox, fetched + inbox_items, True
+
+
+async def _failed(services: Services, peer: Peer, exc: Exception) -> None:
+    """Record a failed pull on the peer (`vrm peers list`) and, in a daemon, in its log."""
+    if services.events is not None:
+        services.events.pull_failed(peer.public_key, peer.url, exc)
+    await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
 
 
 def _node_id(peer: Peer) -> str:
     return encode_node_id(bytes.fromhex(peer.public_key))
 
 
-async def _reconcile(services: Services, peer: Peer) -> tuple[int, int]:
+async def _reconcile(services: Services, peer: Peer, *, tokens: bool = False) -> tuple[int, int]:
     """Reconcile our set with the peer's, fetch what we need; (new here, transferred). What the peer
     lacks it gets when it reconciles with us (or by push): nothing is offered here."""
     assert services.catchup is not None and peer.url is not None
-    ours = await services.store.run(services.catchup.items)
+    # a vendor reconciles only the intents its subscriptions could match, where the peer serves that
+    wanted = await services.store.run(services.catchup.own_filter) if tokens else catchup.ALL
+    ours = await services.store.run(services.catchup.items, wanted)
     side = reconcile.Reconciler(ours)
     message: bytes | None = side.initiate()
     while message is not None and side.rounds <= MAX_ROUNDS:
-        message = side.reconcile(await services.http.reconcile(peer.url, message))
+        message = side.reconcile(await services.http.reconcile(peer.url, message, wanted))
     need = sorted(side.outcome.need)
     received = fetched = 0
     for start in range(0, len(need), catchup.MAX_FETCH):
@@ -112,7 +122,7 @@ async def pull_peer(services: Services, peer: Peer) -> tuple[int, int, bool]:
             new, items = await _pull_feed(services, peer, feed, cursor)
             received, transferred = received + new, transferred + items
     except (DeliveryError, WireError) as exc:
-        await services.store.run(peers.record_contact, peer.public_key, False, str(exc))
+        await _failed(services, peer, exc)
         return received, transferred, False
     await services.store.run(peers.record_contact, peer.public_key, True)
     return received, transferred, True

@@ -49,5 +49,26 @@ def intent_terms(incomplete: str) -> list[str]:
     return [prefix + t for t in sorted(KNOWN_TERMS) if t.startswith(last)]
 
 
+# The shells `vrm completion` writes a script for (typer's completion classes; pwsh = powershell).
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
 def shells(incomplete: str) -> list[str]:
-    return _match(["bash", "zsh", "fish"], incomplete)
+    return _match(list(SHELLS), incomplete)
+
+
+def shell_named(given: str | None, environ_shell: str) -> str:
+    """The shell to write a script for: ``given``, else the basename of $SHELL (``pwsh.exe`` counts as
+    ``pwsh``); a typer.BadParameter (exit 2) naming the supported shells for anything else."""
+    import os
+
+    name = given or os.path.basename(environ_shell)
+    name = name.lower().removesuffix(".exe")
+    if name not in SHELLS:
+        shown = repr(name) if name else "no shell given and $SHELL is not set"
+        raise typer.BadParameter(
+            f"{shown}: vrm completes in {', '.join(SHELLS[:-2])} and PowerShell (powershell or pwsh); "
+            "name one, e.g. `vrm completion bash`",
+            param_hint="SHELL",
+        )
+    return name

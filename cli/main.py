@@ -30,7 +30,7 @@ from cli import (
     vault_cmd,
     vendors_cmd,
 )
-from cli.complete import shells
+from cli.complete import shell_named, shells
 from cli.context import EXIT_CODES_HELP, NodeContext, VrmGroup
 
 app = typer.Typer(
@@ -108,21 +108,21 @@ def completion(
     shell: Annotated[
         str | None,
         typer.Argument(
-            metavar="SHELL", help="bash, zsh or fish (default: from $SHELL).", autocompletion=shells
+            metavar="SHELL", help="bash, zsh, fish, powershell or pwsh (default: from $SHELL).", autocompletion=shells
         ),
     ] = None,
 ) -> None:
     """Print the shell completion script, e.g. `source <(vrm completion bash)`.
 
     zsh: `vrm completion zsh > "${fpath[1]}/_vrm"`;
-    fish: `vrm completion fish > ~/.config/fish/completions/vrm.fish`.
+    fish: `vrm completion fish > ~/.config/fish/completions/vrm.fish`;
+    PowerShell: `vrm completion powershell | Out-String | Invoke-Expression` (add it to $PROFILE).
+    Any other shell is refused with exit code 2.
     """
     from typer._click.shell_completion import get_completion_class
     from typer._completion_classes import completion_init
 
-    shell = shell or os.path.basename(os.environ.get("SHELL", ""))
-    if shell not in ("bash", "zsh", "fish"):
-        raise typer.BadParameter(f"{shell or 'no shell'!r}: choose bash, zsh or fish", param_hint="SHELL")
+    shell = shell_named(shell, os.environ.get("SHELL", ""))
     completion_init()  # typer's completion classes, the ones VrmGroup answers completion requests with
     root = ctx.find_root()
     script_cls = get_completion_class(shell)

@@ -1,4 +1,4 @@
-"""`vrm init` and `vrm id`: the node's home and identity."""
+"""`vrm init`, `vrm id`, `vrm profile`, `vrm status`: the node's home, identity and daemon."""
 
 from __future__ import annotations
 
@@ -109,7 +109,140 @@ def _presented(name: str, handle: str) -> str:
     return " ".join(part for part in (name, f"@{handle}" if handle else "") if part)
 
 
+
+
+EXIT_NO_DAEMON = 3  # `vrm status` when no daemon serves the home (what the store knows is still shown)
+
+
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Is the daemon running, and how are its peers, queues and breakers? (Exit 3 when no daemon runs.)
+
+    With `vrm serve` running: its pid, uptime and listeners; per peer its circuit breaker, failures,
+    last success and deliveries queued and dead-lettered; the last sync.
+
+    Without a daemon: what the store knows (peers, failures, last contact, queues), and exit code 3.
+    """
+    import trio
+
+    from federation.admin import AdminClient
+
+    state = node(ctx)
+    info = state.home()
+
+    async def ask() -> dict | None:
+        client = await AdminClient.from_home(info)
+        return None if client is None else await client.status()
+
+    doc = trio.run(ask)
+    if doc is None:
+        doc = _store_status(state)
+    else:
+        doc["last_contact_at"] = _last_contact(doc["peers"])
+    if as_json:
+        output.print_json(doc)
+    else:
+        _print_status(doc, str(info.path))
+    if not doc["running"]:
+        raise typer.Exit(EXIT_NO_DAEMON)
+
+
+def _store_status(state: object) -> dict:
+    """What `vrm status` can say from the store alone (no daemon: no breakers, no listeners)."""
+    from node.peers import Peers
+
+    store = state.store()  # type: ignore[attr-defined]
+    info = state.home()  # type: ignore[attr-defined]
+
+    def per_peer(table: str) -> dict[str, int]:
+        return {r["peer"]: r["n"] for r in store.query(f"SELECT peer, count(*) AS n FROM {table} GROUP BY peer")}
+
+    queued, dead = per_peer("outbox"), per_peer("outbox_dead")
+    peers = [
+        {**p.to_json(), "queued": queued.get(p.public_key, 0), "dead": dead.get(p.public_key, 0), "breaker": None}
+        for p in Peers(store).list()
+    ]
+    return {
+        "node_id": info.node_id,
+        "role": info.role,
+        "name": info.name,
+        "running": False,
+        "pid": None,
+        "peers": peers,
+        "queues": {"outbox": sum(queued.values()), "dead": sum(dead.values())},
+        "last_sync": None,
+        "last_contact_at": _last_contact(peers),
+    }
+
+
+def _last_contact(peers: list) -> int | None:
+    return max((p["last_contact_at"] for p in peers if p.get("last_contact_at")), default=None)
+
+
+def _print_status(doc: dict, home: str) -> None:
+    from node.clock import wall_clock_ms
+
+    if doc["running"]:
+        uptime = output.duration(int(doc["uptime_s"] * 1000))
+        daemon = f"running, pid {doc['pid']}, up {uptime} (since {output.when(doc['started_at'])})"
+    else:
+        daemon = f"not running (no `vrm serve` for {home}); from the store:"
+    sync = doc.get("last_sync")
+    rows = [
+        ("node", f"{doc['role']} {doc['node_id']}" + (f" ({doc['name']})" if doc.get("name") else "")),
+        ("daemon", daemon),
+    ]
+    if doc["running"]:
+        rows += [("federation", doc["url"]), ("public", doc["public_url"] or "(none: it pulls)"), ("admin", doc["admin_url"])]
+        rows += [("page", doc["ui_url"])] + ([("page on the LAN", doc["ui_lan_url"])] if doc.get("ui_lan_url") else [])
+        rows.append(
+            (
+                "last sync",
+                f"{output.when(sync['synced_at'])}: {sync['reached']} of {sync['peers']} peers reached, "
+                f"{sync['received']} new"
+                if sync
+                else "none yet",
+            )
+        )
+    rows += [
+        ("last contact", output.when(doc["last_contact_at"])),
+        ("queues", f"{doc['queues']['outbox']} queued, {doc['queues']['dead']} dead-lettered"),
+        ("peers", len(doc["peers"])),
+    ]
+    output.fields(rows)
+    if not doc["peers"]:
+        return
+    now = wall_clock_ms()
+
+    def breaker(b: dict | None) -> str:
+        if b is None:
+            return "-"
+        if b["state"] == "open" and b.get("retry_at"):
+            return f"open (probe in {output.duration(b['retry_at'] - now)})"
+        return b["state"]
+
+    typer.echo("")
+    output.table(
+        ("id", "node id", "name", "url", "breaker", "failures", "last success", "queued", "dead", "last error"),
+        (
+            (
+                p["id"],
+                p["node_id"],
+                p.get("name") or None,
+                p.get("url"),
+                breaker(p.get("breaker")),
+                p["failures"],
+                output.when(p["last_contact_at"]),
+                p["queued"],
+                p["dead"],
+                p.get("last_error"),
+            )
+            for p in doc["peers"]
+        ),
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("id")(show_id)
     app.command("profile")(profile)
+    app.command("status")(status)

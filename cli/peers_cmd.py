@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import output
+from cli.complete import vendor_refs
 from cli.context import node
 from cli.output import JsonOpt
 
@@ -122,6 +123,47 @@ def remove(ctx: typer.Context, ref: PeerArg) -> None:
     output.say(f"removed peer {peer['node_id']} ({_who(peer)})")
 
 
+@peers.command("discover")
+def discover(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option(min=0.0, max=60.0, metavar="S", help="Seconds to listen on the LAN (0: do not).")
+    ] = 3.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """What discovery found: nodes announcing _vrm._tcp on the LAN now, and the candidates of the
+    running node (peer exchange and its own LAN browsing) with what became of them."""
+    import trio
+
+    from federation import mdns
+    from federation.admin import AdminClient
+
+    state = node(ctx)
+    home = state.home()
+
+    async def look() -> tuple[list[Any], list[dict[str, Any]] | None]:
+        client = await AdminClient.from_home(home)
+        daemon = None if client is None else (await client.status()).get("discovery", [])
+        lan = await mdns.discover(timeout, home.node_id) if timeout > 0 else []
+        return lan, daemon
+
+    lan, daemon = trio.run(look)
+    rows = [{"node_id": c.node_id, "url": c.url, "role": c.role, "source": "mdns (now)", "state": "seen",
+             "detail": None, "at": None} for c in lan]
+    rows += daemon or []
+    if as_json:
+        output.print_json({"lan": [r for r in rows if r["source"] == "mdns (now)"], "daemon": daemon})
+        return
+    output.table(
+        ("node id", "role", "url", "source", "state", "detail", "when"),
+        ((r["node_id"], r["role"], r["url"], r["source"], r["state"], r["detail"], output.when(r["at"])) for r in rows),
+    )
+    if daemon is None:
+        output.note("no node is serving this home: only the LAN was looked at (`vrm serve` discovers continuously)")
+    elif not rows:
+        output.note("nothing found yet: peers are asked every federation.exchange_interval; `vrm serve --mdns` browses the LAN")
+
+
 def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Pull new gossip and your inbox from every peer now, instead of waiting for the next round.
 
@@ -140,31 +182,72 @@ def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+BlockArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="VENDOR",
+        help="The node's id (vrm1…) or hex public key, or a vendor of yours by handle (@acme-air) or number.",
+        autocompletion=vendor_refs,
+    ),
+]
+
+
 def block(
     ctx: typer.Context,
-    ref: NodeArg,
+    ref: BlockArg,
     note: Annotated[str, typer.Option(help="Why (for you only).")] = "",
 ) -> None:
-    """Refuse every offer from a node; it is never told."""
-    result = node(ctx).run_op("blocks.add", {"ref": ref, "note": note})
-    output.say(f"blocked {result['node_id']}: its offers are refused")
+    """Refuse every offer from a node (a vendor's handle works, as in `grants create`); it is never told."""
+    state = node(ctx)
+    result = state.run_op("blocks.add", {"ref": _vendor_key(state, ref), "note": note})
+    output.say(f"blocked {_named(state, ref, result)}: its offers are refused")
 
 
-def unblock(ctx: typer.Context, ref: NodeArg) -> None:
-    """Accept offers from a node again."""
-    result = node(ctx).run_op("blocks.remove", {"ref": ref})
-    output.say(f"unblocked {result['node_id']}")
+def unblock(ctx: typer.Context, ref: BlockArg) -> None:
+    """Accept offers from a node (by node id, key or vendor handle) again."""
+    state = node(ctx)
+    result = state.run_op("blocks.remove", {"ref": _vendor_key(state, ref)})
+    output.say(f"unblocked {_named(state, ref, result)}")
+
+
+def _vendor_key(state: Any, ref: str) -> str:
+    """The hex key of a node id, a hex key or a vendor of yours (its handle or number), as
+    `grants create` resolves them; anything else is an invalid value (exit 6), as it always was."""
+    from cli.access_shared import _vendor_key as resolve
+    from node.errors import NotFoundError, ValidationError
+
+    try:
+        return resolve(state, ref)
+    except NotFoundError:
+        raise ValidationError(
+            "ref", f"{ref!r} is neither a node id (vrm1…), a hex public key nor a vendor of yours"
+        ) from None
+
+
+def _named(state: Any, ref: str, result: dict[str, Any]) -> str:
+    """``@acme-air (vrm1…)`` when the block was named by a vendor of yours, else the node id."""
+    from cli.access_shared import _node_key
+
+    if _node_key(ref) is not None:
+        return result["node_id"]
+    return f"{state.records().get_vendor(ref).handle} ({result['node_id']})"
 
 
 def blocked(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """The nodes you blocked, with your notes."""
+    """The nodes you blocked, with your notes (and the vendor's handle when it is in your records)."""
     from node.blocks import Blocks
+    from node.records import Records
 
-    rows = Blocks(node(ctx).store()).list()
+    store = node(ctx).store()
+    rows = Blocks(store).list()
     if as_json:
         output.print_json(rows)
         return
-    output.table(("node id", "since", "note"), ((b.node_id, output.when(b.blocked_at), b.note or None) for b in rows))
+    handles = {v.node_id: v.handle for v in Records(store).list_vendors(status="all") if v.node_id}
+    output.table(
+        ("node id", "vendor", "since", "note"),
+        ((b.node_id, handles.get(b.node_id), output.when(b.blocked_at), b.note or None) for b in rows),
+    )
 
 
 def trends_cmd(

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cli import output
+from cli.complete import vendor_refs
 from cli.context import node
 from cli.output import JsonOpt
 from cli.vendors_cmd import VendorArg
@@ -35,19 +36,47 @@ def add_purchase(
 
 
 @purchases.command("list")
-def list_purchases(ctx: typer.Context, ref: VendorArg, as_json: JsonOpt = False) -> None:
-    """A vendor's purchases, newest first."""
-    rows = node(ctx).records().list_purchases(ref)
+def list_purchases(
+    ctx: typer.Context,
+    ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="VENDOR",
+            help="Only this vendor's purchases: its handle (@acme-air or acme-air) or number. Default: every vendor's.",
+            autocompletion=vendor_refs,
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Purchases, newest first: every vendor's (ended relationships too), or one vendor's."""
+    records = node(ctx).records()
+    vendors = records.list_vendors(status="all")
+    if ref is None:
+        rows = sorted(
+            (p for v in vendors for p in records.list_purchases(v.id)), key=lambda p: (p.bought_at, p.id), reverse=True
+        )
+    else:
+        rows = records.list_purchases(ref)
+    handles = {v.id: v.handle for v in vendors}
     if as_json:
-        output.print_json(rows)
+        output.print_json([{**output.to_data(p), "vendor": handles.get(p.vendor_id)} for p in rows])
         return
     output.table(
-        ("id", "when", "product", "price", "note"),
+        ("id", "vendor", "when", "product", "price", "note"),
         (
-            (p.id, output.when(p.bought_at), p.product, output.money(p.price_minor, p.currency), p.note)
+            (
+                p.id,
+                handles.get(p.vendor_id),
+                output.when(p.bought_at),
+                p.product,
+                output.money(p.price_minor, p.currency),
+                p.note,
+            )
             for p in rows
         ),
     )
+    if not rows:
+        output.note("no purchases yet: `vrm purchases add VENDOR PRODUCT`")
 
 
 @notes.command("add")

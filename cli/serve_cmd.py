@@ -78,6 +78,13 @@ def serve(
             "[federation.allow_private_peers: false].",
         ),
     ] = False,
+    mdns: Annotated[
+        bool,
+        typer.Option(
+            "--mdns", help="Announce this node on the LAN (_vrm._tcp) and add the nodes found there; other machines "
+            "reach it when it listens on a LAN address (--host) [federation.mdns: false]."
+        ),
+    ] = False,
 ) -> None:
     """Run this node until Ctrl-C or SIGTERM: serve peers, push and pull gossip, match and deliver.
 
@@ -108,6 +115,8 @@ def serve(
     }
     if allow_private_peers:  # the flag only turns it on; the file's key may too
         given["federation.allow_private_peers"] = True
+    if mdns:
+        given["federation.mdns"] = True
     for key, value in given.items():
         if value is not None:
             settings.set(key, value)  # checked like the file: a ValidationError names the key
@@ -192,6 +201,9 @@ def run_options(settings: Any) -> dict[str, Any]:
         "ui_lan": settings.get("ui.lan"),
         "ui_lan_port": settings.get("ui.lan_port"),
         "allow_private_peers": settings.get("federation.allow_private_peers"),
+        "exchange_interval": settings.get("federation.exchange_interval") or None,  # 0: never
+        "max_peers": settings.get("federation.max_peers"),
+        "mdns": settings.get("federation.mdns"),
         "app_options": {
             "limiter": RateLimiter(settings.get("limits.rate"), settings.get("limits.burst")),
             "max_body": settings.get("limits.max_body"),

@@ -8,7 +8,9 @@ Routes (JSON in and out):
 
 - ``POST /admin/v1/ops/{name}``: body = the op's arguments (an object); 200 = the op's result
   (``app.ops``).
-- ``GET /admin/v1/status``: what the node is doing (ids, URLs, peers, queues, uptime).
+- ``GET /admin/v1/status``: what the node is doing (``app.runtime.NodeRuntime.status``): ids, URLs,
+  pid and uptime; each peer with its circuit breaker (state, consecutive failures, ``retry_at``), last
+  contact and error, deliveries queued, delivered and dead-lettered; queue totals; the last sync.
 
 Errors are ``{"error": <class name>, "message", "field"?, "kind"?, "key"?, …}`` with 400
 (ValidationError and its subclasses), 404 (NotFoundError), 409 (ConflictError), 500 (any other

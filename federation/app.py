@@ -6,9 +6,10 @@ Routes (msgpack bodies, ``application/msgpack``):
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
 - ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1",
-  "plumtree/1"]``);
-- ``POST /v1/reconcile`` ``{"filter": "", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
+  "reconcile-tokens/1", "plumtree/1"]``);
+- ``POST /v1/reconcile`` ``{"filter": "" or "?token …", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
   ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
+- ``GET /v1/peers`` → ``{"peers": [[node_id, url, role], …]}`` to a verified peer (federation/peerexchange.py);
 - ``POST /v1/tree`` ``{"graft", "ihave", "prune"}`` → ``{}``: Plumtree's control messages
   (federation/tree.py; 404 on a node that floods);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
@@ -50,13 +51,15 @@ from starlette.routing import Route
 
 from federation import wire
 from federation.admission import Admission, merge
-from federation.catchup import CAPABILITY, CatchUp
+from federation.catchup import CAPABILITIES, CatchUp
+from federation.events import DaemonEvents, RefusalLog, note_signer
 from federation import catchup, tree as plumtree_tree
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.limits import source_of
 from federation.noncecache import NonceCache
 from federation.access import Access
 from federation.pages import Pages
+from federation.peerexchange import Sharing, peers_answer
 from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.scoring import PeerScoring, ScoreMiddleware
@@ -110,6 +113,8 @@ class Federation:
     on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
     tree: plumtree_tree.TreeRelay | None = None  # Plumtree (None: /v1/tree answers 404; peers get floods)
+    sharing: Sharing | None = None  # peer exchange (None: GET /v1/peers answers 404)
+    clock: Clock = wall_clock_ms
 
 
 def _federation(request: Request) -> Federation:
@@ -124,6 +129,7 @@ def _guarded(handler: PeerHandler) -> Handler:
         fed = _federation(request)
         limiter, admission = fed.limiter, fed.admission
         peer = verified_peer(request).key.hex()
+        note_signer(request.scope, peer)  # the refusal log names the signer
         if limiter.take(peer, 1) == 0:
             return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
         source = source_of(request.scope)  # the source's and the node's budgets too
@@ -237,12 +243,12 @@ async def reconcile_range(request: Request, peer: str) -> Response:
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
-    _, msg = catchup.decode_request(await request.body())
+    filter_text, msg = catchup.decode_request(await request.body())
     # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
     # items cost, so one peer cannot keep the store busy with cheap requests
     if _budget(fed.limiter, peer, RECONCILE_COST) < RECONCILE_COST:
         return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
-    items = await fed.store.run(fed.catchup.items)
+    items = await fed.store.run(fed.catchup.items, filter_text)
     answer = reconcile.Reconciler(items).reconcile(msg)
     assert answer is not None  # a responder always answers
     return _msgpack(catchup.encode_answer(answer))
@@ -272,6 +278,7 @@ ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("POST", "/v1/hello", hello),
     ("POST", "/v1/reconcile", reconcile_range),
     ("POST", "/v1/gossip/ids", gossip_by_ids),
+    ("GET", "/v1/peers", peers_answer),  # federation/peerexchange.py
     ("POST", plumtree_tree.PATH, plumtree_tree.tree),
 )
 
@@ -298,6 +305,8 @@ def federation_app(
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
     catchup: CatchUp | None = None,
+    events: DaemonEvents | None = None,
+    sharing: Sharing | None = None,
     tree: plumtree_tree.TreeRelay | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
@@ -309,10 +318,12 @@ def federation_app(
     announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
-    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1"]`` in ``/v1/node``),
-    ``tree`` Plumtree's ``POST /v1/tree`` (advertised as ``"plumtree/1"``).
+    ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1", "reconcile-tokens/1"]``
+    in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange); ``tree`` Plumtree's
+    ``POST /v1/tree`` (advertised as ``"plumtree/1"``).
+    ``events``: where every refused request is logged, rate-limited (federation/events.py).
     """
-    gossip = ((CAPABILITY,) if catchup is not None else ()) + ((plumtree_tree.CAPABILITY,) if tree is not None else ())
+    gossip = (CAPABILITIES if catchup is not None else ()) + ((plumtree_tree.CAPABILITY,) if tree is not None else ())
     admission = admission if admission is not None else Admission()
     fed = Federation(
         store=store,
@@ -329,6 +340,8 @@ def federation_app(
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
         catchup=catchup,
+        sharing=sharing,
+        clock=clock,
         tree=tree,
     )
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
@@ -339,6 +352,8 @@ def federation_app(
     )
     # scoring sits inside the signature check (it needs the signer)
     scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []
-    app = Starlette(routes=routes, middleware=[signed, *scored])
+    # the refusal log outermost, so it sees the signature check's 401s and 413s too
+    logged = Middleware(RefusalLog, events=events)
+    app = Starlette(routes=routes, middleware=[logged, signed, *scored])
     app.state.federation = fed
     return app

@@ -4,6 +4,9 @@ closed → (``threshold`` consecutive failures) → open → (``cooldown_ms`` la
 one probe through: its success closes the breaker, its failure opens it for another cool-down. While
 open, the sender does not contact the peer at all: a dead peer costs one probe per cool-down, not a
 request per queued delivery.
+
+``record_success`` and ``record_failure`` return the change they made (``(old, new)`` states) or None,
+so the caller can say when a peer's breaker opens or closes (federation/events.py).
 """
 
 from __future__ import annotations
@@ -47,12 +50,20 @@ class CircuitBreaker:
             return self.opened_at + self.cooldown_ms
         return None
 
-    def record_success(self) -> None:
+    def record_success(self, now: int | None = None) -> tuple[BreakerState, BreakerState] | None:
+        """Close the breaker; ``(old, CLOSED)`` if it was not closed (``now`` tells open from half-open;
+        without it a breaker that was not closed counts as half-open, the state a probe is sent in)."""
+        was_open = self.opened_at is not None
+        old = BreakerState.HALF_OPEN if now is None and was_open else self.state(now or 0)
         self.failures = 0
         self.opened_at = None
+        return (old, BreakerState.CLOSED) if was_open else None
 
-    def record_failure(self, now: int) -> None:
+    def record_failure(self, now: int) -> tuple[BreakerState, BreakerState] | None:
+        old = self.state(now)
         self.failures += 1
         # A failed probe (half-open) re-opens at once; a closed breaker opens at the threshold.
         if self.opened_at is not None or self.failures >= self.threshold:
             self.opened_at = now
+        new = self.state(now)
+        return (old, new) if new is not old else None

@@ -5,6 +5,12 @@ The set a node reconciles is the ``(created, id)`` of the live gossiped envelope
 pull page: not expired, not direct (those go to their addressee's inbox), not an intent a held
 withdrawal ended. It is read newest first and capped at ``MAX_SET`` items, so one request costs a
 bounded query however large the log grows; older items beyond the cap are left to cursor pulls.
+
+A **token filter** (``"?bike ?flight"``: ``?tokens`` sorted by code point, distinct, one space apart,
+at most ``MAX_FILTER_TOKENS``) narrows the set to the live intents carrying at least one of them. A
+vendor reconciles with its subscriptions' filter (``own_filter``: the first token of each, since an
+intent matching a subscription carries all its tokens), so a vendor back from offline fetches only
+the intents it could match. A node serving filters advertises ``TOKENS_CAPABILITY`` too.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import msgpack
 from federation import wire
 from federation.kinds import DIRECT_KINDS
 from node import reconcile
+from node.backends import NATIVE, Backend
 from node.errors import WireError
 from node.store import Clock, Store, wall_clock_ms
 
@@ -25,7 +32,12 @@ CAPABILITY = "reconcile/1"  # advertised in GET /v1/node's "gossip" list
 MAX_SET = 200_000  # items in the set one reconciliation covers (newest first)
 MAX_FETCH = wire.MAX_ITEMS  # ids in one POST /v1/gossip/ids
 MAX_FILTER = 1024  # characters of a filter
-ALL = ""  # the only filter served today: every gossiped envelope
+ALL = ""  # every gossiped envelope
+TOKENS_CAPABILITY = "reconcile-tokens/1"  # token filters are served (GET /v1/node's "gossip")
+CAPABILITIES = (CAPABILITY, TOKENS_CAPABILITY)
+MAX_FILTER_TOKENS = 64
+MAX_TOKEN = 100  # characters of one token in a filter
+MAX_CACHED = 50_000  # intents whose tokens are remembered (an envelope's tokens never change), ~10 MB
 
 _LIVE = f"""expires_at > ? AND recipient IS NULL AND kind NOT IN ({", ".join("?" * len(DIRECT_KINDS))})
     AND NOT (kind = 'intent' AND EXISTS (SELECT 1 FROM envelopes w WHERE w.kind = 'withdraw'
@@ -46,9 +58,35 @@ def decode_request(body: bytes) -> tuple[str, bytes]:
         raise WireError("malformed", f"filter must be text of at most {MAX_FILTER} characters")
     if not isinstance(msg, bytes):
         raise WireError("malformed", "msg must be bin")
-    if filter_text != ALL:
-        raise WireError("malformed", 'this node reconciles the filter "" (all gossip) only')
+    parse_filter(filter_text)
     return filter_text, msg
+
+
+def parse_filter(filter_text: str) -> frozenset[str] | None:
+    """The tokens of a filter (None for ``""``: all gossip); WireError unless it is canonical."""
+    if filter_text == ALL:
+        return None
+    words = filter_text.split(" ")
+    tokens = [w[1:] for w in words]
+    if (
+        len(words) > MAX_FILTER_TOKENS
+        or not all(w.startswith("?") and 0 < len(w) - 1 <= MAX_TOKEN for w in words)
+        or any(c.isspace() or ord(c) < 32 or c == "?" for t in tokens for c in t)
+        or tokens != sorted(set(tokens))
+    ):
+        raise WireError(
+            "malformed",
+            f'a filter is "" or up to {MAX_FILTER_TOKENS} ?tokens, sorted, distinct, one space apart',
+        )
+    return frozenset(tokens)
+
+
+def token_filter(tokens: Sequence[str]) -> str:
+    """The canonical filter of ``tokens`` (``""`` for none, or too many to be worth a filter)."""
+    distinct = sorted(set(tokens))
+    if not distinct or len(distinct) > MAX_FILTER_TOKENS or any(len(t) > MAX_TOKEN for t in distinct):
+        return ALL
+    return " ".join("?" + t for t in distinct)
 
 
 def encode_answer(msg: bytes) -> bytes:
@@ -94,17 +132,62 @@ def _unpack(body: bytes, what: str) -> dict[str, Any]:
 class CatchUp:
     """The store reads of reconciliation (in the store's thread)."""
 
-    def __init__(self, store: Store, *, clock: Clock = wall_clock_ms) -> None:
+    def __init__(self, store: Store, *, clock: Clock = wall_clock_ms, backend: Backend = NATIVE) -> None:
         self.store = store
         self._clock = clock
+        self._backend = backend
+        self._tokens: dict[str, frozenset[str]] = {}
+        self._shared: dict[frozenset[str], frozenset[str]] = {}
 
-    def items(self) -> reconcile.ItemSet:
-        """This node's reconciliation set for the filter ``""``."""
+    def items(self, filter_text: str = ALL) -> reconcile.ItemSet:
+        """This node's reconciliation set for ``filter_text`` (checked by ``parse_filter``)."""
+        tokens = parse_filter(filter_text)
+        if tokens is None:
+            rows = self.store.query(
+                f"SELECT created_at, id FROM envelopes WHERE {_LIVE} ORDER BY created_at DESC, id DESC LIMIT ?",
+                [self._clock(), *sorted(DIRECT_KINDS), MAX_SET],
+            )
+            return reconcile.ItemSet((r["created_at"], bytes.fromhex(r["id"])) for r in rows)
         rows = self.store.query(
-            f"SELECT created_at, id FROM envelopes WHERE {_LIVE} ORDER BY created_at DESC, id DESC LIMIT ?",
+            f"SELECT created_at, id FROM envelopes WHERE kind = 'intent' AND {_LIVE}"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
             [self._clock(), *sorted(DIRECT_KINDS), MAX_SET],
         )
-        return reconcile.ItemSet((r["created_at"], bytes.fromhex(r["id"])) for r in rows)
+        known = self._tokens_of([r["id"] for r in rows])
+        return reconcile.ItemSet(
+            (r["created_at"], bytes.fromhex(r["id"])) for r in rows if not known.get(r["id"], frozenset()).isdisjoint(tokens)
+        )
+
+    def _tokens_of(self, ids: list[str]) -> dict[str, frozenset[str]]:
+        """The ``tokens`` of each intent (hex id), decoded once and remembered (at most MAX_CACHED)."""
+        missing = [i for i in ids if i not in self._tokens]
+        for start in range(0, len(missing), 5000):
+            chunk = missing[start : start + 5000]
+            for r in self.store.query(
+                "SELECT id, raw FROM envelopes WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(chunk)]
+            ):
+                tokens = _intent_tokens(bytes(r["raw"]), self._backend)
+                self._tokens[r["id"]] = self._shared.setdefault(tokens, tokens)  # one copy of each token set
+        found = {i: self._tokens[i] for i in ids if i in self._tokens}
+        while len(self._tokens) > MAX_CACHED:
+            self._tokens.pop(next(iter(self._tokens)))
+        if len(self._shared) > MAX_CACHED:
+            self._shared = {}
+        return found
+
+    def own_filter(self) -> str:
+        """The filter this node reconciles with: a vendor's subscriptions' (the first token of each,
+        which every intent matching it carries), ``""`` for a node without subscriptions."""
+        firsts = []
+        for row in self.store.query("SELECT spec FROM subscriptions ORDER BY id"):
+            try:
+                spec_tokens = json.loads(row["spec"]).get("tokens") or []
+            except (ValueError, AttributeError):
+                return ALL  # a subscription we cannot read: take everything rather than miss its intents
+            if not spec_tokens:
+                return ALL
+            firsts.append(min(spec_tokens))
+        return token_filter(firsts)
 
     def by_ids(self, ids: Sequence[str]) -> list[tuple[int, bytes]]:
         """The ``[ttl, envelope]`` of those of ``ids`` (hex) that are in the set, capped in bytes."""
@@ -121,3 +204,13 @@ class CatchUp:
                 break  # the asker asks again for what is still missing
             out.append((r["ttl"], bytes(r["raw"])))
         return out
+
+
+def _intent_tokens(raw: bytes, backend: Backend) -> frozenset[str]:
+    """The ``tokens`` of a held intent's body (empty when it has none readable: it matches no filter)."""
+    try:
+        body = backend.decode_envelope(raw)[5]
+        tokens = body.get("tokens") if isinstance(body, dict) else None
+    except Exception:  # held envelopes were verified on ingest; a surprise must not fail the request
+        return frozenset()
+    return frozenset(t for t in tokens if isinstance(t, str)) if isinstance(tokens, list) else frozenset()

@@ -32,6 +32,7 @@ import trio
 
 from federation import wire
 from federation.breaker import CircuitBreaker
+from federation.events import DaemonEvents
 from federation.outbox import Delivery, Outbox
 from node.errors import DeliveryError, WireError
 from node.reasons import Reason
@@ -79,6 +80,7 @@ class Deliverer:
         batch_limit: int = 100,
         batch_bytes: int = 1 << 20,
         on_dead: Callable[[str, list[int]], None] | None = None,
+        events: DaemonEvents | None = None,
     ) -> None:
         self._store = store
         self._outbox = outbox
@@ -90,6 +92,7 @@ class Deliverer:
         self._batch_limit = batch_limit
         self._batch_bytes = batch_bytes
         self._on_dead = on_dead
+        self.events = events if events is not None else DaemonEvents()  # the operator's log
         self._nursery: trio.Nursery | None = None
         self._wakeups: dict[str, trio.Event] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -155,19 +158,22 @@ class Deliverer:
             response = await self._post(peer, batch)
         except DeliveryError as exc:
             now = self._clock()
+            self.events.delivery_failed(peer, len(ids), exc.detail, retry=exc.retry)
             if exc.retry:
                 stats.failures += 1
-                breaker.record_failure(now)
+                self.events.breaker_changed(peer, breaker.record_failure(now), breaker.failures)
                 dead = await self._store.run(self._outbox.mark_failed, ids, now, exc.detail)
             else:
-                breaker.record_success()  # the peer answered: it is up, the payload is at fault
+                # the peer answered: it is up, the payload is at fault
+                self.events.breaker_changed(peer, breaker.record_success(now), 0)
                 dead = await self._store.run(self._outbox.mark_rejected, ids, now, exc.detail)
             if dead:
+                self.events.dead_lettered(peer, len(dead), exc.detail)
                 stats.dead += len(dead)
                 if self._on_dead is not None:
                     self._on_dead(peer, dead)
         else:
-            breaker.record_success()
+            self.events.breaker_changed(peer, breaker.record_success(self._clock()), 0)
             if response.status_code == 429:  # refused whole for a retryable reason: later, not a failure
                 await self._defer(peer, ids, [], response, "rate_limited")
                 return

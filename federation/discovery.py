@@ -23,6 +23,7 @@ from node.nodeid import is_node_id
 
 MAX_EXCHANGE = 64  # candidates taken from one peer's answer
 MAX_CANDIDATES = 256  # candidates awaiting verification, in all
+PER_SOURCE = 16  # candidates awaiting verification from one source (a peer, or the LAN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +91,35 @@ def decode_exchange(body: bytes, sender: str, *, own_id: str, known: Iterable[st
 
 
 class CandidatePool:
-    """Candidates awaiting verification, bounded: the oldest are forgotten first."""
+    """Candidates awaiting verification, bounded in all (the oldest are forgotten first) and per
+    source (``per_source``: one peer's answers cannot fill the pool and crowd out the others')."""
 
-    def __init__(self, limit: int = MAX_CANDIDATES) -> None:
+    def __init__(self, limit: int = MAX_CANDIDATES, per_source: int = PER_SOURCE) -> None:
         self.limit = limit
+        self.per_source = per_source
         self._items: dict[str, Candidate] = {}
 
-    def add(self, candidates: Iterable[Candidate]) -> None:
+    def add(self, candidates: Iterable[Candidate]) -> int:
+        """Add ``candidates``; how many were taken (beyond a source's quota the rest are dropped)."""
+        taken = 0
         for c in candidates:
             key = c.node_id or c.url
             self._items.pop(key, None)
+            if sum(1 for other in self._items.values() if other.source == c.source) >= self.per_source:
+                continue
             self._items[key] = c
+            taken += 1
             while len(self._items) > self.limit:
                 self._items.pop(next(iter(self._items)))
+        return taken
 
-    def take(self) -> list[Candidate]:
-        out, self._items = list(self._items.values()), {}
-        return out
+    def take(self, n: int | None = None) -> list[Candidate]:
+        """The ``n`` oldest candidates (all when None), removed from the pool."""
+        keys = list(self._items)[: len(self._items) if n is None else n]
+        return [self._items.pop(k) for k in keys]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def pending(self) -> list[Candidate]:
+        return list(self._items.values())

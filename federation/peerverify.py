@@ -153,28 +153,37 @@ class ClaimVerifier:
         if not await url_allowed(url, allow_private=self.allow_private, resolver=self._resolver):
             return "address not allowed"
         self.requests += 1
-        try:
-            with trio.fail_after(self._timeout):
-                request = self._client.build_request("GET", url + "/v1/node", headers={"Accept": wire.MEDIA_TYPE})
-                response = await self._client.send(request, auth=self._auth, stream=True, follow_redirects=False)
-                try:
-                    if response.status_code != 200:
-                        return f"HTTP {response.status_code}"
-                    body = b""
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) > MAX_ANSWER:
-                            return "answer too large"
-                finally:
-                    await response.aclose()
-        except trio.TooSlowError:
-            return "timeout"
-        except httpx.HTTPError as exc:
-            return type(exc).__name__
-        try:
-            info = wire.decode_node_info(body)
-        except VrmError as exc:
-            return f"not a node: {exc}"
-        if info.node_id != peer.node_id:
-            return "another node answers there"
-        return None
+        _, error = await probe(self._client, self._auth, url, peer.node_id, timeout=self._timeout)
+        return error
+
+
+async def probe(
+    client: httpx.AsyncClient, auth: SignatureAuth, url: str, node_id: str, *, timeout: float = TIMEOUT
+) -> tuple[wire.NodeInfo | None, str | None]:
+    """A signed ``GET url/v1/node`` (no redirects, at most ``MAX_ANSWER`` bytes read): the node info
+    when the node there is ``node_id``, else why not. The caller checked ``url_allowed`` first."""
+    try:
+        with trio.fail_after(timeout):
+            request = client.build_request("GET", url + "/v1/node", headers={"Accept": wire.MEDIA_TYPE})
+            response = await client.send(request, auth=auth, stream=True, follow_redirects=False)
+            try:
+                if response.status_code != 200:
+                    return None, f"HTTP {response.status_code}"
+                body = b""
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    if len(body) > MAX_ANSWER:
+                        return None, "answer too large"
+            finally:
+                await response.aclose()
+    except trio.TooSlowError:
+        return None, "timeout"
+    except httpx.HTTPError as exc:
+        return None, type(exc).__name__
+    try:
+        info = wire.decode_node_info(body)
+    except VrmError as exc:
+        return None, f"not a node: {exc}"
+    if info.node_id != node_id:
+        return None, "another node answers there"
+    return info, None

@@ -48,8 +48,8 @@ def _positive(key: str, value: float) -> None:
         raise ValidationError(key, f"{value} must be a positive number")
 
 
-def _nonnegative(key: str, value: int) -> None:
-    if value < 0:
+def _nonnegative(key: str, value: float) -> None:
+    if value < 0 or not math.isfinite(value):
         raise ValidationError(key, f"{value} must be 0 or more")
 
 
@@ -96,6 +96,11 @@ SETTINGS: dict[str, Setting] = {
     "federation.allow_private_peers": Setting(
         bool, False, "accept announced peer URLs on private, loopback or link-local addresses"
     ),
+    "federation.exchange_interval": Setting(
+        float, 300.0, "seconds between asking peers for their peers (peer exchange; 0: never)", _nonnegative
+    ),
+    "federation.max_peers": Setting(int, 8, "discovery adds peers while the node has fewer than this", _nonnegative),
+    "federation.mdns": Setting(bool, False, "announce the node on the LAN (_vrm._tcp) and add the nodes found there"),
     "federation.pull_interval": Setting(float, 60.0, "seconds between pulls from every peer", _positive),
     "limits.rate": Setting(float, 2000.0, "gossip items per second a peer may push, sustained", _positive),
     "limits.burst": Setting(int, 5000, "gossip items a quiet peer may push at once", _positive),

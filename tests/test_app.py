@@ -103,7 +103,7 @@ async def test_push_pull_node_and_hello(relay):
     with trio.fail_after(10):
         async with relay.peer(ALICE) as alice:
             info = await alice.node_info(BASE)
-            assert info == wire.NodeInfo(encode_node_id(RELAY.public_key), "relay", "Relay One", 1, ("reconcile/1",))
+            assert info == wire.NodeInfo(encode_node_id(RELAY.public_key), "relay", "Relay One", 1, ("reconcile/1", "reconcile-tokens/1"))
             assert await alice.push(BASE, batch) == bytes(3)
             assert await alice.push(BASE, batch[:1]) == bytes([Reason.DUPLICATE])
             page = await alice.pull(BASE, after=0, limit=2)

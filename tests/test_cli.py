@@ -450,7 +450,7 @@ def test_intent_cast_list_show_withdraw(vrm):
     assert listed["id"] == intent_id and listed["status"] == "live"
     assert listed["tokens"] == ["flight"] and listed["terms"] == ["no-resale"]
     assert listed["constraints"]["max"] == {"money": 40000, "cur": "USD"}
-    assert listed["expires"] - listed["created"] == 7 * 24 * 3600 * 1000
+    assert listed["expires_at"] - listed["created_at"] == 7 * 24 * 3600 * 1000  # times are *_at in --json
     assert vrm.json("intents", "show", intent_id[:8]) == listed
     assert intent_id[:12] in vrm("intents", "list").stdout
 

@@ -1,0 +1,107 @@
+"""Token-filtered reconciliation (issue 14, item 3): a vendor back from offline reconciles only the
+intents its subscriptions could match, and receives exactly the matching ones it lacks (counted on
+the wire); filters are canonical and bounded."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from app.ops import run_op
+from app.root import build_core, direct_services
+from federation import catchup
+from federation.catchup import CatchUp, parse_filter, token_filter
+from federation.wire import GossipItem
+from node import envelope
+from node.backends import NATIVE
+from node.errors import WireError
+from node.home import init_home
+from node.identity import Identity
+from node.intents import parse_intent
+from node.keystore import load_identity
+from node.leads import Leads
+from node.store import Store
+from tests.fednet import FedNet, eventually
+
+HOUR = 3_600_000
+TIMEOUT = 40
+
+
+def _intents_with(store, token: str) -> int:
+    return sum(1 for r in store.query("SELECT raw FROM envelopes WHERE kind = 'intent'")
+               if token in catchup._intent_tokens(bytes(r["raw"]), NATIVE))
+
+
+async def _cast(node, texts):
+    for text in texts:
+        await node.op("intent.cast", {"text": text, "ttl_ms": HOUR, "terms": []})
+
+
+async def test_a_vendor_back_from_offline_fetches_only_the_matching_intents_it_lacks(nursery, tmp_path):
+    home = init_home(tmp_path / "air", None, "vendor", name="Air", handle="air")
+    air = home, load_identity(home.key_path, None)
+    with trio.fail_after(TIMEOUT):
+        net = FedNet(nursery, tmp_path / "net")
+        alice = await net.node("alice")
+        bob = await net.node("bob")
+        await net.peer(alice, bob)  # alice pushes to bob
+        await _cast(alice, [f"Need ?flight f{i}" for i in range(3)] + [f"Need ?hotel h{i}" for i in range(2)])
+        await eventually(lambda: bob.read(lambda s: s.count("envelopes") == 5))
+        async with direct_services(*air) as services:
+            await run_op(services, "subscriptions.add", {"text": "?flight"})
+            await run_op(services, "subscriptions.add", {"text": "?bike ?repair"})  # "?bike" is enough
+            assert await services.store.run(services.catchup.own_filter) == "?bike ?flight"
+            await run_op(services, "peers.add", {"url": alice.url, "node_id": alice.node_id})
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": 3, "fetched": 3}
+        # away: more of both, one carrying both tokens, one only the second token of a subscription
+        await _cast(alice, [f"Need ?flight g{i}" for i in range(4)] + [f"Need ?hotel k{i}" for i in range(5)]
+                    + ["Need ?flight ?hotel both", "Need ?repair only", "Need ?bike ?repair near"])
+        await eventually(lambda: bob.read(lambda s: s.count("envelopes") == 16))
+        async with direct_services(*air) as services:
+            # she knows bob now, who holds the same: the 3 she has are not sent again
+            await run_op(services, "peers.remove", {"ref": alice.node_id})
+            await run_op(services, "peers.add", {"url": bob.url, "node_id": bob.node_id})
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": 6, "fetched": 6}
+            store = services.store.store
+            assert await services.store.run(_intents_with, store, "flight") == 8
+            assert await services.store.run(_intents_with, store, "bike") == 1
+            assert await services.store.run(lambda: store.count("envelopes")) == 9  # no hotel-only, no ?repair alone
+            leads = await services.store.run(lambda: Leads(store).list())
+            assert len(leads) == 9  # each fetched intent matched a subscription
+            assert await run_op(services, "sync", {}) == {"peers": 1, "reached": 1, "received": 0, "fetched": 0}
+        await net.stop_all()
+
+
+def test_filters_are_canonical_and_bounded():
+    assert parse_filter("") is None
+    assert parse_filter("?bike ?flight") == {"bike", "flight"}
+    assert token_filter(["flight", "bike", "flight"]) == "?bike ?flight"
+    assert token_filter([]) == "" and token_filter([f"t{k}" for k in range(catchup.MAX_FILTER_TOKENS + 1)]) == ""
+    assert parse_filter(token_filter([f"t{k}" for k in range(catchup.MAX_FILTER_TOKENS)])) is not None
+    for bad in ("flight", "?flight ?bike", "?a ?a", "?", "?a ", " ?a", "?a?b", "?a\n", "?" + "x" * 101,
+                " ".join(f"?t{k:03}" for k in range(catchup.MAX_FILTER_TOKENS + 1))):
+        with pytest.raises(WireError):
+            parse_filter(bad)
+
+
+def test_the_filtered_set_holds_live_matching_intents_only(tmp_path):
+    home = init_home(tmp_path / "bob", None, "person")
+    alice = Identity.generate()
+    with Store(home.db_path) as store:
+        core = build_core(store, load_identity(home.key_path, None).public_key, "person")
+
+        def held(text: str):
+            env = envelope.create(alice, "intent", parse_intent(text).body(), ttl_ms=HOUR)
+            assert core.pipeline.ingest([GossipItem(3, env.raw)], None).reasons == b"\x00"
+            return env
+
+        flight, hotel, both = held("Need ?flight a"), held("Need ?hotel b"), held("Need ?flight ?hotel c")
+        withdrawn = held("Need ?flight d")
+        w = envelope.create(alice, "withdraw", {"intent": withdrawn.id}, expires=withdrawn.expires)
+        assert core.pipeline.ingest([GossipItem(3, w.raw)], None).reasons == b"\x00"
+        ids = lambda f: {i for _, i in CatchUp(store).items(f).items}  # noqa: E731
+        assert ids("?flight") == {flight.id, both.id}
+        assert ids("?hotel") == {hotel.id, both.id}
+        assert ids("?bike ?hotel") == {hotel.id, both.id}
+        assert ids("?bike") == set()
+        assert ids("") == {flight.id, hotel.id, both.id, w.id}
