@@ -58,6 +58,9 @@ REQUEST_OVERHEAD = 450  # signed request headers and a small answer, per request
 ID_ENTRY = 36  # an (id, hops) pair in an IHAVE
 ORIGIN_TTL, MAX_TTL = 4, 8
 TOPICS = 11
+# The gate's ceiling on Plumtree's payload copies per node per intent. The target is 1.3; today's
+# tree gives 1.35 (1,000 nodes) and 1.43 (100), so this only stops it getting worse.
+MAX_COPIES = 1.5
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,10 @@ class Net:
         self.copies: dict[str, Counter[tuple[int, int]]] = {"push": Counter(), "catch-up": Counter()}
         self.announced: Counter[tuple[int, int]] = Counter()
         self.rounds: list[int] = []
+        # Where each copy came from, for the figures' breakdown: (node, intent) -> (cause, sender) of the
+        # first copy, and the later copies (duplicates) by cause.
+        self.first: dict[tuple[int, int], tuple[str, int | None]] = {}
+        self.dups: Counter[tuple[str, int, int]] = Counter()
 
     def at(self, t: int, fn: Callable[..., None], *args: Any) -> None:
         self.seq += 1
@@ -196,6 +203,16 @@ class Net:
             return False
         self.holds[node][k] = self.now
         return True
+
+    def receive(self, node: int, k: int, phase: str, cause: str, sender: int | None) -> bool:
+        """A payload copy reached ``node``: counted by phase and cause; whether it was new there."""
+        self.copies[phase][node, k] += 1
+        fresh = self.hold(node, k)
+        if fresh:
+            self.first[node, k] = (cause, sender)
+        else:
+            self.dups[cause, node, k] += 1
+        return fresh
 
 
 class Flooding:
@@ -241,8 +258,7 @@ class Flooding:
         self.net.send(src, dst, ENVELOPE_BYTES, self._receive, dst, src, k, ttl, author, "push", failed=failed)
 
     def _receive(self, node: int, sender: int, k: int, ttl: int, author: int, phase: str) -> None:
-        self.net.copies[phase][node, k] += 1
-        if self.net.hold(node, k):
+        if self.net.receive(node, k, phase, "pull" if phase == "catch-up" else "push", sender):
             self._accept(node, k, ttl, sender, author)
 
     def _pull_round(self, node: int, periodic: bool) -> None:
@@ -307,7 +323,9 @@ class PlumtreeDriver:
         self.net.hold(author, k)
         self._act(author, self.trees[author].broadcast(intent_id(k), self.net.now))
 
-    def _act(self, node: int, actions: list[pt.Action]) -> None:
+    def _act(self, node: int, actions: list[pt.Action], cause: str = "eager") -> None:
+        """Carry out the tree's actions; ``cause`` names what the pushes among them answer (an eager
+        forward, or a GRAFT)."""
         bad = self.w.bad.get(node)
         for a in actions:
             if isinstance(a, pt.Push):
@@ -318,7 +336,7 @@ class PlumtreeDriver:
                     self._send_own(node, a.peer, a.id, 1000)
                     continue
                 for _ in range(2 if bad == "dup" else 1):
-                    self._send(node, a.peer, ENVELOPE_BYTES, self._on_payload, a.peer, node, a.id, a.hops)
+                    self._send(node, a.peer, ENVELOPE_BYTES, self._on_payload, a.peer, node, a.id, a.hops, cause)
             elif bad is not None:
                 continue  # misbehaving nodes send no control messages
             elif isinstance(a, pt.Announce):
@@ -348,7 +366,7 @@ class PlumtreeDriver:
             wait = self.net.rng.randrange(backoff) + 1
             self.net.at(self.net.now + wait, self._send_own, src, dst, id_, min(backoff * 2, 60_000))
 
-        self.net.send(src, dst, ENVELOPE_BYTES, self._guard, self._on_payload, dst, src, (dst, src, id_, 0), failed=failed)
+        self.net.send(src, dst, ENVELOPE_BYTES, self._guard, self._on_payload, dst, src, (dst, src, id_, 0, "own"), failed=failed)
 
     def _guard(self, fn, dst: int, src: int, args) -> None:
         if (dst, src) not in self.banned:
@@ -367,18 +385,17 @@ class PlumtreeDriver:
         if self.net.online[node]:
             self._act(node, self.trees[node].tick(self.net.now))
 
-    def _on_payload(self, node: int, sender: int, id_: bytes, hops: int) -> None:
+    def _on_payload(self, node: int, sender: int, id_: bytes, hops: int, cause: str) -> None:
         k = self.ids.get(id_)
         if k is None:
             return
-        self.net.copies["push"][node, k] += 1
-        fresh = self.net.hold(node, k)
+        fresh = self.net.receive(node, k, "push", cause, sender)
         if self.w.bad.get(node) == "dup":  # ignores the tree: every payload, twice, to every peer
             if fresh:
                 for peer in self.w.adj[node]:
                     if peer not in self.w.nat:
                         for _ in range(2):
-                            self._send(node, peer, ENVELOPE_BYTES, self._on_payload, peer, node, id_, hops + 1)
+                            self._send(node, peer, ENVELOPE_BYTES, self._on_payload, peer, node, id_, hops + 1, "dup-peer")
             return
         self._act(node, self.trees[node].on_payload(sender, id_, hops, fresh, self.net.now))
 
@@ -392,7 +409,7 @@ class PlumtreeDriver:
         self._act(node, tree.on_ihave(sender, news, self.net.now))
 
     def _on_graft(self, node: int, sender: int, ids, eager: bool) -> None:
-        self._act(node, self.trees[node].on_graft(sender, ids, self.net.now, eager))
+        self._act(node, self.trees[node].on_graft(sender, ids, self.net.now, eager), "graft")
 
     def _on_prune(self, node: int, sender: int) -> None:
         self._act(node, self.trees[node].on_prune(sender, self.net.now))
@@ -424,25 +441,23 @@ class PlumtreeDriver:
         self.net.rounds.append(rounds)
         self.net.bytes += sent + 2 * rounds * REQUEST_OVERHEAD
         for i in sorted(outcome.have):  # what the peer lacks, we offer (it is pushed like any payload)
-            self._send(node, peer, ENVELOPE_BYTES, self._offered, peer, self.ids[i])
+            self._send(node, peer, ENVELOPE_BYTES, self._offered, peer, self.ids[i], node)
         need = sorted(self.ids[i] for i in outcome.need)
         if need:
             self.net.bytes += 33 * len(need) + ENVELOPE_BYTES * len(need) + REQUEST_OVERHEAD
             rtt = 2 * (self.w.latency[node, peer] + 1)
-            self.net.at(self.net.now + rtt * (rounds + 1), self._fetched, node, need)
+            self.net.at(self.net.now + rtt * (rounds + 1), self._fetched, node, need, peer)
 
     def _created(self, node: int) -> list[tuple[int, int]]:
         return [(k, self.w.casts[k][0]) for k in self.net.holds[node]]
 
-    def _offered(self, node: int, k: int) -> None:
-        self.net.copies["catch-up"][node, k] += 1
-        if self.net.hold(node, k):
+    def _offered(self, node: int, k: int, sender: int) -> None:
+        if self.net.receive(node, k, "catch-up", "offer", sender):
             self._act(node, self.trees[node].broadcast(intent_id(k), self.net.now))
 
-    def _fetched(self, node: int, need: list[int]) -> None:
+    def _fetched(self, node: int, need: list[int], sender: int) -> None:
         for k in need:
-            self.net.copies["catch-up"][node, k] += 1
-            self.net.hold(node, k)
+            self.net.receive(node, k, "catch-up", "fetch", sender)
 
     def rejoin(self, node: int) -> None:
         for peer in self.w.adj[node]:
@@ -485,7 +500,7 @@ def _live(world: World, node: int, start: int, end: int) -> bool:
 def figures(world: World, net: Net, name: str, cpu: float) -> dict[str, Any]:
     cfg = world.cfg
     honest = [n for n in range(cfg.nodes) if n not in world.bad]
-    times, pairs, within = [], 0, 0
+    times, pairs, within, slowest = [], 0, 0, []
     for k, (t, author, topic) in enumerate(world.casts):
         live = [v for v, topics in world.vendors.items() if topic in topics and _live(world, v, t, t + 5000)]
         got = [net.holds[v].get(k) for v in live]
@@ -493,6 +508,7 @@ def figures(world: World, net: Net, name: str, cpu: float) -> dict[str, Any]:
         within += sum(1 for g in got if g is not None and g - t <= 5000)
         if live and all(g is not None for g in got):
             times.append(max(got) - t)  # type: ignore[type-var,operator]
+            slowest.append((k, live[got.index(max(got))], max(got) - t))  # type: ignore[type-var,operator]
     others = [(n, k) for k, (_, author, _) in enumerate(world.casts) for n in honest if n != author]
     per = len(others)
     push = sum(net.copies["push"][x] for x in others) / per
@@ -510,6 +526,46 @@ def figures(world: World, net: Net, name: str, cpu: float) -> dict[str, Any]:
         "held_at_end": round(held, 4),
         "reconcile_rounds": summary(net.rounds),
         "cpu_s": round(cpu, 2),
+        "breakdown": breakdown(world, net, others, slowest),
+    }
+
+
+def breakdown(world: World, net: Net, others: list[tuple[int, int]], slowest: list[tuple[int, int, int]]) -> dict[str, Any]:
+    """Where the copies and the time go: first copies and duplicates (per node per intent) by cause,
+    and for each intent the path its first copy took to the last live matching vendor (hops, how many
+    of them were GRAFTs or catch-up, and the time spent beyond the links' latency)."""
+    per = len(others)
+    wanted = set(others)
+    first, dups = Counter(), Counter()
+    for x in others:
+        if x in net.first:
+            first[net.first[x][0]] += 1
+    for (cause, node, k), n in net.dups.items():
+        if (node, k) in wanted:
+            dups[cause] += n
+    paths = []
+    for k, vendor, took in slowest:
+        hops, waited, node, causes, steps = 0, 0, vendor, Counter(), []
+        while (node, k) in net.first:
+            cause, sender = net.first[node, k]
+            causes[cause] += 1
+            if sender is None or sender == node:
+                break
+            hops += 1
+            lat = world.latency.get((sender, node), 0)
+            beyond = net.holds[node][k] - net.holds[sender][k] - lat
+            waited += beyond
+            steps.append(f"{cause} {lat}+{beyond}")
+            node = sender
+        paths.append({"ms": took, "hops": hops, "causes": dict(causes), "beyond_latency_ms": waited,
+                      "steps": steps[::-1]})
+    paths.sort(key=lambda p: p["ms"])
+    tail = paths[-max(1, len(paths) // 20):]
+    return {
+        "first_copy": {c: round(n / per, 4) for c, n in sorted(first.items())},
+        "duplicates": {c: round(n / per, 4) for c, n in sorted(dups.items())},
+        "hops_to_last_vendor": summary([p["hops"] for p in paths]),
+        "slowest_5pct": tail,
     }
 
 
@@ -570,13 +626,21 @@ def run(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-def gate(r: dict[str, Any], max_ratio: float = 0.5) -> list[str]:
-    """What fails: Plumtree's payload copies over flooding's in the same run, and full coverage."""
+def gate(r: dict[str, Any], max_ratio: float = 0.5, max_copies: float | None = None) -> list[str]:
+    """What fails: Plumtree's payload copies over flooding's in the same run, Plumtree's copies above
+    ``max_copies`` (a count, not a time: a loaded machine cannot move it; by default ``MAX_COPIES``
+    for runs of 100 intents or more, as the tree's first payloads are what prune it into shape), and
+    full coverage."""
+    if max_copies is None and r["config"]["intents"] >= 100:
+        max_copies = MAX_COPIES
     failures = []
     ratio = r["plumtree"]["copies_per_node_per_intent"]["all"] / r["flooding"]["copies_per_node_per_intent"]["all"]
     r["copy_ratio"] = round(ratio, 3)
     if ratio > max_ratio:
         failures.append(f"plumtree copies {ratio:.2f}x flooding's (need <= {max_ratio}x)")
+    copies = r["plumtree"]["copies_per_node_per_intent"]["all"]
+    if max_copies is not None and copies > max_copies:
+        failures.append(f"plumtree {copies} copies per node per intent (need <= {max_copies})")
     if r["plumtree"]["coverage_within_5s"] < 1.0:
         failures.append(f"plumtree coverage within 5 s {r['plumtree']['coverage_within_5s']:.2%} (need 100 %)")
     return failures
@@ -598,6 +662,13 @@ def print_report(r: dict[str, Any]) -> None:
             f"{cp['push']} catch-up {cp['catch-up']} all {cp['all']}; announcements {p['announcements_per_node_per_intent']}; "
             f"{p['bytes_per_node_per_intent']:,} B/node/intent; held at end {p['held_at_end']:.2%}; cpu {p['cpu_s']} s"
         )
+    b = r["plumtree"]["breakdown"]
+    h = b["hops_to_last_vendor"] or {}
+    print(
+        f"  plumtree breakdown per node per intent: first copies {b['first_copy']}; duplicates {b['duplicates']}; "
+        f"hops to each intent's last vendor p50 {h.get('p50', '-')} p99 {h.get('p99', '-')} (flooding "
+        f"{(r['flooding']['breakdown']['hops_to_last_vendor'] or {}).get('p50', '-')})"
+    )
     for label in ("all", "one filter"):
         k = r["catch_up_1h"][label]
         print(
@@ -616,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int)
     parser.add_argument("--intents", type=int)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--gate", action="store_true", help="exit 1 unless plumtree copies <= 0.5x flooding's")
+    parser.add_argument("--gate", action="store_true",
+                        help=f"exit 1 unless plumtree copies <= 0.5x flooding's and <= {MAX_COPIES}")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     cfg = ModelConfig(

@@ -13,6 +13,7 @@ import typer
 
 from cli import (
     access_cmd,
+    agreements_cmd,
     backup_cmd,
     config_cmd,
     exchange_cmd,
@@ -140,6 +141,7 @@ exchange_cmd.register(app)
 serve_cmd.register(app)
 peers_cmd.register(app)
 market_cmd.register(app)
+agreements_cmd.register(app)
 access_cmd.register(app)
 grants_cmd.register(app)
 ui_cmd.register(app)

@@ -19,10 +19,13 @@ LeadArg = Annotated[
     str, typer.Argument(metavar="LEAD", help="The lead's number, or its intent id (a unique prefix of 6+).")
 ]
 OfferArg = Annotated[str, typer.Argument(metavar="ID", help="The offer's id, or a unique prefix of 6+ characters.")]
-AllOpt = Annotated[bool, typer.Option("--all", help="Include withdrawn, expired and decided ones.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Include withdrawn, closed, expired, decided and superseded ones.")]
 
 subscriptions = typer.Typer(help="What your vendor node listens for: list, remove.", no_args_is_help=True)
-leads = typer.Typer(help="Intents that matched your subscriptions: list, show.", no_args_is_help=True)
+leads = typer.Typer(
+    help="Intents that matched your subscriptions: list, show. A lead is closed once the person took an offer.",
+    no_args_is_help=True,
+)
 offers = typer.Typer(help="Offers: list, show; on a person node accept or decline.", no_args_is_help=True)
 
 
@@ -92,7 +95,10 @@ def subscriptions_remove(
 
 @leads.command("list")
 def leads_list(ctx: typer.Context, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
-    """Live leads (intents that matched a subscription), oldest first; --all adds withdrawn and expired."""
+    """Live leads (intents that matched a subscription), oldest first.
+
+    --all adds withdrawn, closed (the person accepted an offer: no more offers) and expired ones.
+    """
     from node.leads import Leads
 
     state = node(ctx)
@@ -145,7 +151,7 @@ def leads_show(ctx: typer.Context, ref: LeadArg, as_json: JsonOpt = False) -> No
             ("matched", " ".join(f"#{i}" for i in lead.subscription_ids) or None),
             ("received", output.when(lead.received_at)),
             ("expires", output.when(lead.expires)),
-            ("withdrawn", output.when(lead.withdrawn_at) if lead.withdrawn_at else None),
+            ("withdrawn" if lead.status != "closed" else "closed", output.when(lead.withdrawn_at) if lead.withdrawn_at else None),
         ]
     )
 
@@ -156,9 +162,19 @@ def offer(
     price: Annotated[str, typer.Option(metavar="AMOUNT", help="The price with its currency: 349USD, 12.50EUR.")],
     text: Annotated[str, typer.Option(metavar="TEXT", help="What you offer, 1 to 1000 characters.")],
     expires: Annotated[str, typer.Option(help="How long the offer stands: 30m, 12h, 2d …")] = "2d",
+    terms: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TERMS",
+            help="The person's terms you agree to, comma-separated (default: all of the intent's). "
+            "An offer that leaves one out is refused by the person's node (terms_not_agreed).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a lead with a signed offer, sent to the person who cast the intent.
+
+    The offer agrees to the intent's terms (vrm leads show LEAD); accepted, it is an agreement.
 
     Example: vrm offer 1 --price 349USD --text "SFO->JFK Dec 18, seat 12A" --expires 2d
     """
@@ -170,19 +186,31 @@ def offer(
     price_minor, currency = parse_money(price)
     ttl_ms = parse_duration(expires)
     args = {"lead": lead, "price_minor": price_minor, "currency": currency, "text": text, "ttl_ms": ttl_ms}
+    if terms is not None:
+        args["terms"] = [t for t in terms.replace(",", " ").split() if t]
     made = state.run_op("offers.make", args)
     if as_json:
         output.print_json(made)
         return
     output.say(
         f"offer {made['id']}: {output.money(made['price_minor'], made['currency'])}, "
-        f"expires {output.when(made['expires'])}"
+        f"expires {output.when(made['expires'])}; terms agreed: {', '.join(made['terms']) or 'none asked'}"
     )
+    if terms is not None:
+        from node.leads import Leads
+        from node.offers import missing_terms
+
+        missing = missing_terms(Leads(state.store()).get(made["intent_id"]).body.get("terms"), tuple(made["terms"]))
+        if missing:
+            output.note(f"this offer leaves out {', '.join(missing)}: the person's node will refuse it")
 
 
 @offers.command("list")
 def offers_list(ctx: typer.Context, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
-    """Open offers, oldest first: received ones on a person node, the ones you sent on a vendor node."""
+    """Open offers, oldest first: received ones on a person node, the ones you sent on a vendor node.
+
+    On a vendor node each shows its delivery: queued, delivered, accepted, declined, superseded, expired.
+    """
     from node.offers import Offers
 
     state = node(ctx)
@@ -193,11 +221,11 @@ def offers_list(ctx: typer.Context, all_: AllOpt = False, as_json: JsonOpt = Fal
         return
     counterpart = "vendor" if direction == "received" else "intent"
     output.table(
-        ("id", "status", counterpart, "price", "expires", "text"),
+        ("id", "status" if direction == "received" else "delivery", counterpart, "price", "expires", "text"),
         (
             (
                 o.id[:12],
-                o.status,
+                o.status if direction == "received" else o.delivery,
                 _vendor(o) if direction == "received" else o.intent_id[:12],
                 output.money(o.price_minor, o.currency),
                 output.when(o.expires),
@@ -230,22 +258,43 @@ def offers_show(ctx: typer.Context, ref: OfferArg, as_json: JsonOpt = False) -> 
             ("intent", item.intent_id),
             ("price", output.money(item.price_minor, item.currency)),
             ("text", item.text),
+            ("terms", ", ".join(item.terms) or ("none (a version 1 offer)" if item.version == 1 else "none")),
+            ("delivery", item.delivery),
             ("made", output.when(item.created)),
             ("expires", output.when(item.expires)),
             ("decided", output.when(item.decided_at) if item.decided_at else None),
+            ("superseded", output.when(item.superseded_at) if item.superseded_at else None),
         ]
     )
 
 
 @offers.command("accept")
-def offers_accept(ctx: typer.Context, ref: OfferArg, as_json: JsonOpt = False) -> None:
+def offers_accept(
+    ctx: typer.Context,
+    ref: OfferArg,
+    keep_open: Annotated[
+        bool,
+        typer.Option(
+            "--keep-open", help="Keep the intent live: do not withdraw it, other offers stay open."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Accept an offer: the vendor is told (signed) and the purchase goes on its timeline.
 
-    A vendor you had no relationship with is added to your vendors.
+    The offer, with your terms it agreed to, becomes an agreement you both keep (vrm agreements).
+
+    It closes the intent: a signed withdrawal (reason: fulfilled) tells vendors the deal is done.
+
+    Their leads show closed and take no more offers; your other open offers on it are superseded.
+
+    --keep-open keeps the intent live. Grants for it under delete-after-use end now.
+
+    Refused, changing nothing: intent withdrawn or expired, offer expired, a term left out.
     """
     state = node(ctx)
     state.require_role("person", "accepting offers")
-    done = state.run_op("offers.accept", {"ref": ref})
+    done = state.run_op("offers.accept", {"ref": ref, "keep_open": keep_open})
     if as_json:
         output.print_json(done)
         return
@@ -258,6 +307,19 @@ def offers_accept(ctx: typer.Context, ref: OfferArg, as_json: JsonOpt = False) -
         f"accepted offer {done['id'][:12]} from {handle} ({output.money(done['price_minor'], done['currency'])}); "
         f"the purchase is on its timeline: vrm vendors show {handle}"
     )
+    if done["agreement"] is not None:
+        terms = ", ".join(done["agreement"]["terms"]) or "no terms"
+        output.say(f"agreement {done['agreement']['id'][:12]} ({terms}): vrm agreements show {done['agreement']['id'][:12]}")
+    if done["intent_closed"]:
+        superseded = len(done["superseded"])
+        output.say(
+            f"intent {done['intent_id'][:12]} closed (fulfilled)"
+            + (f"; {superseded} other offer{'s' if superseded != 1 else ''} superseded" if superseded else "")
+        )
+    else:
+        output.say(f"intent {done['intent_id'][:12]} stays open")
+    if done["grants_ended"]:
+        output.say(f"{done['grants_ended']} grant(s) under delete-after-use ended")
 
 
 @offers.command("decline")

@@ -1,7 +1,8 @@
 """Stage 3 of ingest: each verified, new envelope judged by its kind's rules.
 
 Intents need nothing more here (their body was checked with the signature, ``federation.verify``);
-withdrawals are checked against the intent they end; offers and decisions addressed to this node are
+withdrawals are checked against the intent they end (one that says ``fulfilled`` also closes our lead
+and supersedes our offers on it); offers and decisions addressed to this node are
 handed to ``Offers``, those addressed to others checked against what this relay holds; direct kinds
 are taken only by their addressee, acting in the role the kind is for, and their effects are
 node.grants' and node.receipts' (a revocation received makes this node sign a ``deletion``, sent back
@@ -19,6 +20,7 @@ from node.errors import EnvelopeError, ValidationError, VrmError
 from node.gossiplog import GossipLog, addressing
 from node.grants import Grants
 from node.identity import Identity
+from node.intents import check_withdraw_body
 from node.offers import Offers, check_decision_body, check_offer_body
 from node.reasons import Reason
 from node.receipts import Receipts
@@ -142,11 +144,9 @@ class Judge:
         return held.expires, held.author, withdrawn
 
     def _judge_withdraw(self, env: Envelope, batch: Batch) -> Reason:
-        body = env.body
-        if not isinstance(body, dict) or list(body) != ["intent"]:
-            return Reason.INVALID_BODY
-        target = body["intent"]
-        if not isinstance(target, bytes) or len(target) != 32:
+        try:
+            target, why = check_withdraw_body(env.body)
+        except ValidationError:
             return Reason.INVALID_BODY
         intent = self._intent(target.hex(), batch)
         if intent is None:
@@ -157,6 +157,8 @@ class Judge:
         if withdrawn:
             return Reason.WITHDRAWN  # an intent is withdrawn once
         batch.withdrawn.add(target.hex())
+        if why == "fulfilled":  # the person took an offer: our lead is closed, our other offers superseded
+            self._offers.intent_closed(target.hex(), env.created)
         return Reason.OK
 
     def _judge_offer(self, env: Envelope, batch: Batch) -> Reason:

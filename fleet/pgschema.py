@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from node.schema import AGREEMENTS_V11
 from node.schema import MIGRATIONS as SQLITE_MIGRATIONS
 
 # SQLite migration versions whose tables a vendor listener uses.
@@ -96,4 +97,7 @@ _FLEET = (
 PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "vendor side: vault, intents, outbox, federation, consented access", _vendor_tables()),
     (2, "fleet: identity, listeners, shared nonces, delivery claims, subscription notify", _FLEET),
+    # SQLite migration 11, translated: offer terms, withdrawal reasons, superseded offers, agreements.
+    (3, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
+     tuple(translate_ddl(s) for s in AGREEMENTS_V11)),
 )

@@ -12,7 +12,7 @@ Document (version 1)::
                              {"name", "created_at", "updated_at", "nonce": hex, "ciphertext": hex}]},
        "intents": [{"id": hex, "text", "created": ms, "expires": ms,
                     "envelope": hex, "withdrawal": hex | null}, …],
-       "data": {"peers": [row, …], "blocked", "access_requests", "offers", "grants", "receipts",
+       "data": {"peers": [row, …], "blocked", "access_requests", "offers", "agreements", "grants", "receipts",
                 "receipt_copies", "subscriptions", "leads", "held_data" (metadata only)},
        "identity": absent | a sealed key file (node.exchange_data)}}
 
@@ -58,7 +58,7 @@ from node import envelope as envelopes
 from node.backends import NATIVE
 from node.exchange_data import check_data, export_data, export_identity, identity_seed, store_data
 from node.home import DB_FILE, KEY_FILE, HomeInfo, init_home, load_home
-from node.intents import check_body, intent_row
+from node.intents import check_body, check_withdraw_body, intent_row
 from node.keystore import (
     derive_vault_key,
     vault_kdf,
@@ -481,17 +481,18 @@ def _check_intents(section: Any) -> list[dict[str, Any]]:
         seen.add(row["id"])
         if entry["withdrawal"] is not None:
             withdrawal = _signed(f"{where}.withdrawal", entry["withdrawal"], "withdraw")
-            if (
-                withdrawal.author != env.author
-                or withdrawal.body != {"intent": env.id}
-                or withdrawal.expires != env.expires
-            ):
+            try:
+                target, reason = check_withdraw_body(withdrawal.body)
+            except ValidationError:
+                target, reason = None, None
+            if withdrawal.author != env.author or target != env.id or withdrawal.expires != env.expires:
                 raise ExchangeError(f"{where}.withdrawal does not withdraw this intent (PROTOCOL.md section 5)")
             row.update(
                 status="withdrawn",
                 withdrawn_at=withdrawal.created,
                 withdrawal_id=withdrawal.id.hex(),
                 withdrawal_raw=withdrawal.raw,
+                withdraw_reason=reason,
             )
         out.append(row)
     return out

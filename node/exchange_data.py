@@ -1,7 +1,8 @@
 """The export's ``data`` and ``identity`` sections (node.exchange holds the document and the rest).
 
 ``data`` carries the node's federation and consent state, one list of rows per table, every column
-under its name: ``peers``, ``blocked``, ``access_requests``, ``offers``, ``grants``, ``receipts`` (the
+under its name: ``peers``, ``blocked``, ``access_requests``, ``offers``, ``agreements`` (accepted
+offers with both signed envelopes, on either side), ``grants``, ``receipts`` (the
 person's own signed chain), ``receipt_copies`` (a vendor's copies of people's receipts),
 ``subscriptions`` and ``leads`` (a vendor's), and ``held_data``: for a vendor, the metadata of the data
 it holds under grants (grant, field name, when it arrived) but never the values, which belong to the
@@ -9,7 +10,8 @@ people who granted them and are fetched again under their grants. BLOB columns (
 envelopes) are written as hex text. Rows are read with plain SQL over one snapshot.
 
 Import checks every row against the current schema (exactly its columns, each of its type), the
-signed envelope of every request, offer, grant and receipt copy (its signature, kind and id), and the
+signed envelope of every request, offer, grant and receipt copy (its signature, kind and id), every
+agreement against the offer and acceptance it holds (both signatures, and the row they make), and the
 receipt chain against the exported node's key (PROTOCOL.md section 10) before anything is stored.
 
 ``identity`` is an optional backup of the node's secret key: the key file (node.keystore, version 2)
@@ -40,6 +42,7 @@ DATA_TABLES = (
     "blocked",
     "access_requests",
     "offers",
+    "agreements",
     "grants",
     "receipts",
     "receipt_copies",
@@ -120,6 +123,8 @@ def check_data(section: Any, store: Store) -> dict[str, list[dict[str, Any]]]:
                     raise ExchangeError(f"{where}.{column} must be {kind.lower()}")
             if table in SIGNED_ROWS:
                 _check_signed(where, stored, SIGNED_ROWS[table])
+            if table == "agreements":
+                _check_agreement(where, stored)
             out[table].append(stored)
     return out
 
@@ -138,6 +143,25 @@ def _check_signed(where: str, row: dict[str, Any], kind: str) -> None:
         raise ExchangeError(f"{where}.raw: {exc}") from None
     if env.kind != kind or env.id.hex() != row.get("id"):
         raise ExchangeError(f"{where}.raw is not the signed {kind} of this row")
+
+
+def _check_agreement(where: str, row: dict[str, Any]) -> None:
+    """The row is exactly the agreement its two envelopes make, and both signatures verify."""
+    from node import envelope
+    from node.agreements import agreement_row
+    from node.backends import NATIVE
+    from node.errors import VrmError
+
+    try:
+        offer, accept = (
+            envelope.verify(raw, envelope.decode(raw).created, NATIVE.Verifier(1))
+            for raw in (row["offer_raw"], row["accept_raw"])
+        )
+        made = agreement_row(offer, accept)
+    except (VrmError, TypeError) as exc:
+        raise ExchangeError(f"{where}: not a signed offer and its acceptance ({exc})") from None
+    if made != row:
+        raise ExchangeError(f"{where} is not the agreement its offer and acceptance make")
 
 
 def store_data(store: Store, rows: dict[str, list[dict[str, Any]]], author: bytes) -> dict[str, int]:

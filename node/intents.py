@@ -34,6 +34,9 @@ KNOWN_TERMS: tuple[str, ...] = (
     "no-third-parties",  # nobody else sees it (no partners, no brokers)
 )
 INTENT_STATUSES = ("live", "withdrawn", "expired", "all")
+# Why a withdrawal ended an intent, when it says (PROTOCOL.md section 5): "fulfilled" when the person
+# accepted an offer for it (the deal is done). A withdrawal without a reason is a plain one.
+WITHDRAW_REASONS = ("fulfilled",)
 BODY_KEYS = ("constraints", "handles", "tags", "terms", "text", "tokens", "words")
 
 MINUTE_MS = 60_000
@@ -105,6 +108,7 @@ class IntentRecord:
     raw: bytes
     author: str = ""  # hex
     withdrawal_raw: bytes | None = None
+    withdraw_reason: str | None = None  # "fulfilled", or None for a plain withdrawal
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form with stable keys; bytes as hex."""
@@ -125,6 +129,7 @@ class IntentRecord:
             "author": self.author,
             "raw": self.raw.hex(),
             "withdrawal_raw": None if self.withdrawal_raw is None else self.withdrawal_raw.hex(),
+            "withdraw_reason": self.withdraw_reason,
         }
 
 
@@ -195,6 +200,27 @@ def check_body(body: object, *, backend: Backend = NATIVE) -> tuple[ParsedIntent
     return parsed, tuple(terms)
 
 
+def check_withdraw_body(body: object) -> tuple[bytes, str | None]:
+    """(intent id, reason or None) of a ``withdraw`` body: ``{"intent": id}`` or, with a reason,
+    ``{"intent": id, "reason": "fulfilled"}`` (PROTOCOL.md section 5); ValidationError otherwise."""
+    if not isinstance(body, dict) or sorted(body) not in (["intent"], ["intent", "reason"]):
+        raise ValidationError("body", "a withdraw body is {intent} or {intent, reason}")
+    target = body["intent"]
+    if not isinstance(target, bytes) or len(target) != 32:
+        raise ValidationError("intent", "must be 32 bytes")
+    reason = body.get("reason")
+    if "reason" in body and reason not in WITHDRAW_REASONS:
+        raise ValidationError("reason", f"a withdrawal's reason is one of {', '.join(WITHDRAW_REASONS)}")
+    return target, reason
+
+
+def withdraw_body(intent_id: bytes, reason: str | None = None) -> dict[str, Any]:
+    """The checked ``withdraw`` body for ``intent_id``, with ``reason`` when one is given."""
+    body: dict[str, Any] = {"intent": intent_id} if reason is None else {"intent": intent_id, "reason": reason}
+    check_withdraw_body(body)
+    return body
+
+
 # -- the store ---------------------------------------------------------------------------------------
 
 
@@ -221,6 +247,7 @@ def _record(row: dict[str, Any], now: int) -> IntentRecord:
         raw=bytes(row["raw"]),
         author=row["author"],
         withdrawal_raw=None if row["withdrawal_raw"] is None else bytes(row["withdrawal_raw"]),
+        withdraw_reason=row.get("withdraw_reason"),
     )
 
 
@@ -288,8 +315,11 @@ class Intents:
         """The intent with id ``ref``, or the only one whose id starts with ``ref`` (6+ hex characters)."""
         return _record(self._row(ref), self._clock())
 
-    def withdraw(self, identity: Identity, ref: str) -> IntentRecord:
-        """Sign a ``withdraw`` envelope for a live intent (same author, same expiry) and mark it withdrawn."""
+    def withdraw(self, identity: Identity, ref: str, *, reason: str | None = None) -> IntentRecord:
+        """Sign a ``withdraw`` envelope for a live intent (same author, same expiry) and mark it withdrawn;
+        ``reason`` (``"fulfilled"``) says why, in the signed body. Joins the caller's transaction."""
+        if reason is not None and reason not in WITHDRAW_REASONS:
+            raise ValidationError("reason", f"a withdrawal's reason is one of {', '.join(WITHDRAW_REASONS)}")
         row = self._row(ref)
         now = self._clock()
         current = _record(row, now)
@@ -303,16 +333,16 @@ class Intents:
         signed = envelope.create(
             identity,
             "withdraw",
-            {"intent": bytes.fromhex(current.id)},
+            withdraw_body(bytes.fromhex(current.id), reason),
             created=now,
             expires=current.expires,
             backend=self._backend,
         )
         with self._store.transaction():
             changed = self._store.execute(
-                "UPDATE intents SET status = 'withdrawn', withdrawn_at = ?, withdrawal_id = ?, withdrawal_raw = ?"
-                " WHERE id = ? AND status = 'live'",
-                [signed.created, signed.id.hex(), signed.raw, current.id],
+                "UPDATE intents SET status = 'withdrawn', withdrawn_at = ?, withdrawal_id = ?, withdrawal_raw = ?,"
+                " withdraw_reason = ? WHERE id = ? AND status = 'live'",
+                [signed.created, signed.id.hex(), signed.raw, reason, current.id],
             )
             if changed != 1:
                 raise ConflictError(f"intent {short} is already withdrawn")

@@ -1,7 +1,8 @@
 """Leads: the intents a vendor's node received that match its subscriptions (the ``leads`` table).
 
 A lead is the vendor's permission to contact a person about one intent, so it lives exactly as long as
-the intent: ``withdrawn`` once the author's withdrawal arrives, ``expired`` from the intent's
+the intent: ``withdrawn`` once the author's withdrawal arrives (``closed`` when it says the intent was
+``fulfilled``: the person took an offer for it), ``expired`` from the intent's
 ``expires`` on (derived from the injected clock, not stored). The pipeline stores leads only for
 intents that verified and passed the body check of PROTOCOL.md section 5.
 """
@@ -18,7 +19,7 @@ from node.errors import NotFoundError, ValidationError
 from node.prefix import MIN_PREFIX, is_hex_prefix, rows_by_prefix
 from node.store import Clock, Store, wall_clock_ms
 
-LEAD_STATUSES = ("live", "withdrawn", "expired", "all")
+LEAD_STATUSES = ("live", "withdrawn", "closed", "expired", "all")
 _MAX_INT = 2**63 - 1
 
 
@@ -33,7 +34,7 @@ class Lead:
     created: int
     expires: int
     received_at: int
-    status: str  # "live" | "withdrawn" | "expired"
+    status: str  # "live" | "withdrawn" | "closed" | "expired"
     withdrawn_at: int | None
 
     def to_json(self) -> dict[str, Any]:
@@ -54,7 +55,7 @@ class Lead:
 
 def _lead(row: dict[str, Any], now: int) -> Lead:
     if row["status"] == "withdrawn":
-        status = "withdrawn"
+        status = "closed" if row.get("closed_reason") == "fulfilled" else "withdrawn"
     else:
         status = "expired" if row["expires_at"] <= now else "live"
     return Lead(
@@ -130,14 +131,15 @@ class Leads:
 
     def list(self, *, status: str = "live") -> list[Lead]:
         """Leads, oldest first: ``"live"`` (default: neither withdrawn nor expired), ``"withdrawn"``,
-        ``"expired"`` or ``"all"``."""
+        ``"closed"`` (withdrawn as fulfilled), ``"expired"`` or ``"all"``."""
         if status not in LEAD_STATUSES:
             raise ValidationError("status", f"{status!r} is not one of {', '.join(LEAD_STATUSES)}")
         now = self._clock()
         where, params = {
             "live": ("WHERE status = 'live' AND expires_at > ?", [now]),
             "expired": ("WHERE status = 'live' AND expires_at <= ?", [now]),
-            "withdrawn": ("WHERE status = 'withdrawn'", []),
+            "withdrawn": ("WHERE status = 'withdrawn' AND closed_reason IS NULL", []),
+            "closed": ("WHERE status = 'withdrawn' AND closed_reason IS NOT NULL", []),
             "all": ("", []),
         }[status]
         rows = self._store.query(f"SELECT * FROM leads {where} ORDER BY created_at, id", params)

@@ -2,50 +2,65 @@
 
 The vendor side ``make``s an ``offer`` envelope for a live lead and learns the person's decision with
 ``decision_received``. The person side ``receive``s offers addressed to it (refused with the reason
-codes of PROTOCOL.md section 7 when they are for no intent of hers, a withdrawn or expired one, or come
-from a vendor she blocked), then ``accept``s one (signing an ``accept`` envelope and recording the
-purchase in her relationship records) or ``decline``s it. Bodies are checked exactly (``check_offer_body``,
-``check_decision_body``): any other shape is refused with ``invalid_body`` and changes nothing.
+codes of PROTOCOL.md section 8 when they are for no intent of hers, a withdrawn or expired one, leave
+out one of its terms, or come from a vendor she blocked), then ``accept``s one (signing an ``accept`` envelope and recording the
+purchase in her relationship records) or ``decline``s it. Bodies are checked exactly (node.offer_bodies,
+re-exported here): any other shape is refused with ``invalid_body`` and changes nothing.
 
-An offer's status is ``open``, ``accepted``, ``declined`` or ``expired``; only a decision is stored,
-expiry follows from the injected clock (an offer is dead from the instant ``expires``). A decision
-carries the offer's ``expires``, so both die together.
+An offer's status is ``open``, ``accepted``, ``declined``, ``superseded`` (its intent was closed as
+fulfilled by another offer) or ``expired``; expiry follows from the injected clock (an offer is dead
+from the instant ``expires``). A decision carries the offer's ``expires``, so both die together.
+
+The person's terms are part of the deal: an offer of body version 2 lists the terms of its intent the
+vendor agrees to, and the person's node refuses (``terms_not_agreed``) an offer that leaves out any
+term of the intent. Accepting closes the intent by default: a signed ``withdraw`` with the reason
+``fulfilled`` goes out with the ``accept``, the other open offers on it become ``superseded``, and the
+pair (offer, accept) is kept as an agreement (node.agreements) on both sides.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from node import envelope
+from node.agreements import Agreement, Agreements
 from node.backends import NATIVE, Backend
 from node.blocks import Blocks
 from node.envelope import Envelope
 from node.errors import ConflictError, NotFoundError, ValidationError
 from node.identity import Identity
+from node.intents import Intents, normalize_terms
 from node.leads import Lead, Leads
 from node.nodeid import encode_node_id
+from node.offer_bodies import (  # noqa: F401 (re-exported: the bodies are part of this module's API)
+    CURRENCY,
+    DECISION_KEYS,
+    HANDLE,
+    MAX_NAME,
+    MAX_TEXT,
+    MAX_TTL_MS,
+    MIN_TTL_MS,
+    OFFER_KEYS,
+    OFFER_V2_KEYS,
+    OFFER_VERSION,
+    check_decision_body,
+    check_offer_body,
+    check_ttl,
+    missing_terms,
+    offer_body,
+    offer_terms,
+)
 from node.prefix import row_by_prefix
 from node.reasons import Reason
 from node.records import Records
 from node.store import Clock, Store, wall_clock_ms
 
-OFFER_KEYS = ("intent", "price", "text", "to", "vendor")
-DECISION_KEYS = ("intent", "offer", "to")
-PRICE_KEYS = ("cur", "money")
-VENDOR_KEYS = ("handle", "name")
 DECISION_KINDS = ("accept", "decline")
-OFFER_STATUSES = ("open", "accepted", "declined", "expired", "all")
+OFFER_STATUSES = ("open", "accepted", "declined", "superseded", "expired", "all")
 DIRECTIONS = ("sent", "received")
-MAX_TEXT = 1000
-MAX_NAME = 200
 MAX_PRODUCT = 200  # node.records' limit for a purchase's product
-MIN_TTL_MS = 60_000
-MAX_TTL_MS = 365 * 86_400_000
-HANDLE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # node.records.HANDLE without its '@'
-CURRENCY = re.compile(r"[A-Z]{3}")
-_MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -67,11 +82,17 @@ class Offer:
     created: int
     expires: int
     received_at: int
-    status: str  # "open" | "accepted" | "declined" | "expired"
+    status: str  # "open" | "accepted" | "declined" | "superseded" | "expired"
     decided_at: int | None
     decision_id: str | None
     raw: bytes
     decision_raw: bytes | None = None
+    terms: tuple[str, ...] = ()  # the person's terms the vendor agrees to
+    version: int = 1  # the body version: 1 has no terms
+    superseded_at: int | None = None
+    # A sent offer's delivery state: "queued" (the outbox still holds a delivery of it), "delivered"
+    # (no delivery of it waits), or its status once decided, superseded or expired. None when received.
+    delivery: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,98 +116,26 @@ class Offer:
             "decision_id": self.decision_id,
             "raw": self.raw.hex(),
             "decision_raw": None if self.decision_raw is None else self.decision_raw.hex(),
+            "terms": list(self.terms),
+            "version": self.version,
+            "superseded_at": self.superseded_at,
+            "delivery": self.delivery,
         }
-
-
-# -- bodies ----------------------------------------------------------------------------------------
-
-
-def _exact_map(value: object, keys: tuple[str, ...], field: str) -> dict[str, Any]:
-    if not isinstance(value, dict) or sorted(value) != list(keys):
-        raise ValidationError(field, f"must be a map with exactly the keys {', '.join(keys)}")
-    return value
-
-
-def _id(value: object, field: str) -> bytes:
-    if not isinstance(value, bytes) or len(value) != 32:
-        raise ValidationError(field, "must be 32 bytes")
-    return value
-
-
-def _line(value: object, field: str, max_len: int, *, multiline: bool = False) -> str:
-    """Text of 1..max_len characters with something besides white space, valid UTF-8, and no control
-    characters (a multi-line text may hold line breaks and tabs)."""
-    allowed = "\n\r\t" if multiline else ""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, "must be non-empty text")
-    if len(value) > max_len:
-        raise ValidationError(field, f"longer than {max_len} characters")
-    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
-        raise ValidationError(field, "must not contain control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(field, "is not valid Unicode text") from None
-    return value
-
-
-def check_offer_body(body: object) -> dict[str, Any]:
-    """``body`` if it is exactly an ``offer`` body (PROTOCOL.md section 7); ValidationError naming the
-    first offending field otherwise."""
-    body = _exact_map(body, OFFER_KEYS, "body")
-    _id(body["intent"], "intent")
-    _id(body["to"], "to")
-    price = _exact_map(body["price"], PRICE_KEYS, "price")
-    money = price["money"]
-    if isinstance(money, bool) or not isinstance(money, int) or not 0 <= money <= _MAX_INT:
-        raise ValidationError("price.money", "must be a whole number of minor units, 0 to 2^63-1")
-    if not isinstance(price["cur"], str) or not CURRENCY.fullmatch(price["cur"]):
-        raise ValidationError("price.cur", "must be a currency code of 3 upper-case letters A-Z")
-    _line(body["text"], "text", MAX_TEXT, multiline=True)
-    vendor = _exact_map(body["vendor"], VENDOR_KEYS, "vendor")
-    if not isinstance(vendor["handle"], str) or not HANDLE.fullmatch(vendor["handle"]):
-        raise ValidationError("vendor.handle", "must be 1 to 63 of a-z 0-9 _ . - (first a letter or digit)")
-    _line(vendor["name"], "vendor.name", MAX_NAME)
-    return body
-
-
-def check_decision_body(body: object) -> dict[str, Any]:
-    """``body`` if it is exactly an ``accept``/``decline`` body; ValidationError otherwise."""
-    body = _exact_map(body, DECISION_KEYS, "body")
-    for key in DECISION_KEYS:
-        _id(body[key], key)
-    return body
-
-
-def offer_body(
-    intent_id: bytes, to: bytes, price_minor: int, currency: str, text: str, handle: str, name: str
-) -> dict[str, Any]:
-    """The checked ``offer`` body of these values."""
-    return check_offer_body(
-        {
-            "intent": intent_id,
-            "to": to,
-            "price": {"money": price_minor, "cur": currency},
-            "text": text,
-            "vendor": {"handle": handle, "name": name},
-        }
-    )
-
-
-def check_ttl(ttl_ms: object) -> int:
-    """An offer's lifetime in ms, 1 minute to 365 days."""
-    if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or not MIN_TTL_MS <= ttl_ms <= MAX_TTL_MS:
-        raise ValidationError("expires", "an offer lives between 1 minute and 365 days")
-    return ttl_ms
 
 
 # -- the store -------------------------------------------------------------------------------------
 
 
-def _offer(row: dict[str, Any], now: int) -> Offer:
+def _offer(row: dict[str, Any], now: int, pending: set[str] | None = None) -> Offer:
     status = row["status"]
-    if status == "open" and row["expires_at"] <= now:
+    if status == "open" and row.get("superseded_at") is not None:
+        status = "superseded"
+    elif status == "open" and row["expires_at"] <= now:
         status = "expired"
+    delivery = None
+    if row["direction"] == "sent":
+        delivery = status if status != "open" else ("queued" if pending and row["id"] in pending else "delivered")
+    terms = row.get("terms")
     return Offer(
         id=row["id"],
         direction=row["direction"],
@@ -206,6 +155,10 @@ def _offer(row: dict[str, Any], now: int) -> Offer:
         decision_id=row["decision_id"],
         raw=bytes(row["raw"]),
         decision_raw=None if row["decision_raw"] is None else bytes(row["decision_raw"]),
+        terms=() if terms is None else tuple(json.loads(terms)),
+        version=1 if terms is None else OFFER_VERSION,
+        superseded_at=row.get("superseded_at"),
+        delivery=delivery,
     )
 
 
@@ -227,12 +180,31 @@ def _offer_row(env: Envelope, direction: str, received_at: int) -> dict[str, Any
         "expires_at": env.expires,
         "received_at": received_at,
         "status": "open",
+        "terms": json.dumps(body["terms"]) if "v" in body else None,
     }
 
 
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What accepting an offer made: the offer now accepted, the signed ``accept``, the signed
+    ``withdraw`` (reason ``fulfilled``) that closed its intent (None with ``keep_open``), the other
+    offers on the intent it superseded, and the agreement kept."""
+
+    offer: Offer
+    accept: Envelope
+    withdrawal: Envelope | None
+    superseded: list[str] = field(default_factory=list)  # offer ids
+    agreement: Agreement | None = None
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        """What to publish, in order: the acceptance first, then the withdrawal."""
+        return [self.accept] if self.withdrawal is None else [self.accept, self.withdrawal]
 
 
 class Offers:
@@ -256,10 +228,13 @@ class Offers:
         ttl_ms: int,
         handle: str,
         name: str,
+        terms: object = None,
     ) -> tuple[Offer, Envelope]:
-        """Sign an ``offer`` for a live lead, addressed to the intent's author, and keep it as sent. It
-        expires after ``ttl_ms`` or with the intent, whichever comes first (the permission to contact
-        ends with the intent). ConflictError if the lead was withdrawn or has expired."""
+        """Sign an ``offer`` (body version 2) for a live lead, addressed to the intent's author, and keep
+        it as sent. ``terms`` are the person's terms the vendor agrees to: by default every term of the
+        intent (an offer that leaves one out is refused by the person's node). It expires after
+        ``ttl_ms`` or with the intent, whichever comes first (the permission to contact ends with the
+        intent). ConflictError if the lead was withdrawn, closed or has expired."""
         if not isinstance(lead, Lead):
             raise ValidationError("lead", "make an offer for a lead")
         ttl_ms = check_ttl(ttl_ms)
@@ -267,13 +242,21 @@ class Offers:
         handle = handle.strip().lower().removeprefix("@") if isinstance(handle, str) else handle
         name = name.strip() if isinstance(name, str) else name
         if handle == "" or name == "":
-            field = "handle" if handle == "" else "name"
-            raise ValidationError(field, "an offer names its vendor: set the node's name and handle")
-        body = offer_body(
-            bytes.fromhex(lead.intent_id), bytes.fromhex(lead.author), price_minor, currency, text, handle, name
-        )
+            field_ = "handle" if handle == "" else "name"
+            raise ValidationError(field_, "an offer names its vendor: set the node's name and handle")
         now = self._clock()
         current = Leads(self._store, clock=self._clock).get(lead.intent_id)
+        agreed = normalize_terms(current.body.get("terms", ()) if terms is None else terms)
+        body = offer_body(
+            bytes.fromhex(lead.intent_id),
+            bytes.fromhex(lead.author),
+            price_minor,
+            currency,
+            text,
+            handle,
+            name,
+            agreed,
+        )
         if current.status != "live":
             raise ConflictError(f"lead {current.id} is {current.status}: its intent no longer takes offers")
         expires = min(now + ttl_ms, current.expires)
@@ -283,11 +266,13 @@ class Offers:
         return self._by_id(signed.id.hex(), now), signed
 
     def decision_received(self, env: Envelope) -> Reason:
-        """Apply an ``accept`` or ``decline`` addressed to us to the offer we sent. Refusals, checked in
-        this order: ``invalid_body`` (not a decision body, or naming another intent or addressee than
-        the offer), ``unknown_intent`` (no offer of ours has that id), ``wrong_author`` (not signed by
-        the offer's addressee, or with another expiry than the offer's), ``duplicate`` (the offer is
-        already decided: the first decision stands)."""
+        """Apply an ``accept`` or ``decline`` addressed to us to the offer we sent; an acceptance also
+        keeps the agreement (the offer and the acceptance). Refusals, checked in this order:
+        ``invalid_body`` (not a decision body, or naming another intent or addressee than the offer),
+        ``unknown_intent`` (no offer of ours has that id), ``wrong_author`` (not signed by the offer's
+        addressee, or with another expiry than the offer's), ``duplicate`` (the offer is already
+        decided: the first decision stands). A superseded offer can still be accepted: the acceptance
+        may arrive after the withdrawal that closed its intent."""
         if env.kind not in DECISION_KINDS:
             raise ValidationError("kind", f"{env.kind!r} is not a decision")
         try:
@@ -310,7 +295,25 @@ class Offers:
                 " WHERE id = ? AND status = 'open'",
                 [status, env.created, env.id.hex(), env.raw, row["id"]],
             )
+            if changed == 1 and status == "accepted":
+                offer = envelope.decode(bytes(row["raw"]), self._backend)
+                Agreements(self._store, clock=self._clock, backend=self._backend).record(offer, env)
         return Reason.OK if changed == 1 else Reason.DUPLICATE
+
+    def intent_closed(self, intent_id: str, at: int) -> int:
+        """A withdrawal with the reason ``fulfilled`` arrived for ``intent_id``: the person took an
+        offer for it. Mark the lead closed and our open offers on it superseded (an acceptance of one
+        of them that arrives later still applies); how many offers. Joins the caller's transaction."""
+        with self._store.transaction():
+            self._store.execute(
+                "UPDATE leads SET closed_reason = 'fulfilled' WHERE intent_id = ? AND closed_reason IS NULL",
+                [intent_id],
+            )
+            return self._store.execute(
+                "UPDATE offers SET superseded_at = ? WHERE intent_id = ? AND direction = 'sent'"
+                " AND status = 'open' AND superseded_at IS NULL",
+                [at, intent_id],
+            )
 
     # -- person side -------------------------------------------------------------------------------
 
@@ -318,7 +321,7 @@ class Offers:
         """Keep an ``offer`` addressed to ``me`` (our public key) as received. Refusals, checked in this
         order: ``invalid_body``, ``unknown_intent`` (addressed to someone else, or for an intent we never
         cast), ``duplicate`` (already received), ``withdrawn`` and ``expired`` (the intent is dead now),
-        ``blocked`` (we blocked its author)."""
+        ``terms_not_agreed`` (it leaves out a term of the intent), ``blocked`` (we blocked its author)."""
         if env.kind != "offer":
             raise ValidationError("kind", f"{env.kind!r} is not an offer")
         try:
@@ -327,7 +330,7 @@ class Offers:
             return Reason.INVALID_BODY
         me_hex = bytes(me).hex()
         intent = self._store.query_one(
-            "SELECT status, expires_at FROM intents WHERE id = ? AND author = ?",
+            "SELECT status, expires_at, body FROM intents WHERE id = ? AND author = ?",
             [body["intent"].hex(), me_hex],
         )
         if body["to"].hex() != me_hex or intent is None:
@@ -339,21 +342,40 @@ class Offers:
             return Reason.WITHDRAWN
         if intent["expires_at"] <= now:
             return Reason.EXPIRED
+        if missing_terms(json.loads(intent["body"]).get("terms"), offer_terms(body)):
+            return Reason.TERMS_NOT_AGREED
         if Blocks(self._store, clock=self._clock).is_blocked(env.author.hex()):
             return Reason.BLOCKED
         with self._store.transaction():
             self._store.insert("offers", _offer_row(env, "received", now))
         return Reason.OK
 
-    def accept(self, identity: Identity, ref: str, records: Records | None = None) -> tuple[Offer, Envelope]:
-        """Accept an open offer made to us: sign an ``accept`` for its vendor and, in the same
-        transaction, record the deal in the relationship records (``records`` must be over this store;
-        by default they are): the vendor is added if no vendor has its node id yet, then a purchase of
-        the intent's text at the offer's price and a note on the timeline."""
+    def accept(
+        self, identity: Identity, ref: str, records: Records | None = None, *, keep_open: bool = False
+    ) -> tuple[Offer, Envelope]:
+        """``accept_deal``, giving the accepted offer and the signed ``accept``."""
+        done = self.accept_deal(identity, ref, records, keep_open=keep_open)
+        return done.offer, done.accept
+
+    def accept_deal(
+        self, identity: Identity, ref: str, records: Records | None = None, *, keep_open: bool = False
+    ) -> Acceptance:
+        """Accept an open offer made to us, all in one transaction: sign an ``accept`` for its vendor;
+        keep the agreement; record the deal in the relationship records (``records`` must be over this
+        store; by default they are): the vendor is added if no vendor has its node id yet, then a
+        purchase of the intent's text at the offer's price and a note on the timeline. Unless
+        ``keep_open``, close the intent: sign a ``withdraw`` with the reason ``fulfilled`` and mark the
+        other open offers on it superseded. ConflictError (and nothing changed) when the offer is not
+        open, its intent is withdrawn or expired, it leaves out a term of the intent, or its vendor is
+        blocked."""
         offer, signed = self._decide(identity, ref, "accept")
         records = records if records is not None else Records(self._store, clock=self._clock)
+        agreements = Agreements(self._store, clock=self._clock, backend=self._backend)
+        withdrawal = None
+        superseded: list[str] = []
         with self._store.transaction():
             self._record_decision(offer, signed)
+            agreement = agreements.record(envelope.decode(offer.raw, self._backend), signed)
             vendor_id = self._vendor_for(records, offer, signed.created)
             intent = self._store.query_one("SELECT text FROM intents WHERE id = ?", [offer.intent_id])
             product = _clip(intent["text"] if intent else offer.text, MAX_PRODUCT)
@@ -369,7 +391,26 @@ class Offers:
             records.add_note(
                 vendor_id, f"Accepted offer {short}: {offer.text}", tags=("offer",), at=signed.created
             )
-        return self._by_id(offer.id, self._clock()), signed
+            if not keep_open and intent is not None:
+                closed = Intents(self._store, clock=self._clock, backend=self._backend).withdraw(
+                    identity, offer.intent_id, reason="fulfilled"
+                )
+                assert closed.withdrawal_raw is not None
+                withdrawal = envelope.decode(closed.withdrawal_raw, self._backend)
+                superseded = [
+                    r["id"]
+                    for r in self._store.query(
+                        "SELECT id FROM offers WHERE intent_id = ? AND direction = 'received' AND status = 'open'"
+                        " AND superseded_at IS NULL AND id != ? ORDER BY created_at, id",
+                        [offer.intent_id, offer.id],
+                    )
+                ]
+                self._store.execute(
+                    "UPDATE offers SET superseded_at = ? WHERE intent_id = ? AND direction = 'received'"
+                    " AND status = 'open' AND superseded_at IS NULL AND id != ?",
+                    [signed.created, offer.intent_id, offer.id],
+                )
+        return Acceptance(self._by_id(offer.id, self._clock()), signed, withdrawal, superseded, agreement)
 
     def decline(self, identity: Identity, ref: str) -> tuple[Offer, Envelope]:
         """Decline an open offer made to us: sign a ``decline`` for its vendor."""
@@ -387,17 +428,22 @@ class Offers:
         if identity.public_key.hex() != offer.person:
             raise ConflictError(f"offer {short} is addressed to another identity")
         if offer.status != "open":
-            state = "has expired" if offer.status == "expired" else f"is already {offer.status}"
+            state = {"expired": "has expired", "superseded": "was superseded: you accepted another offer"}.get(
+                offer.status, f"is already {offer.status}"
+            )
             raise ConflictError(f"offer {short} {state}")
         if kind == "accept":
             # the intent is the permission: once it is withdrawn or expired, nothing made for it may close
             intent = self._store.query_one(
-                "SELECT status, expires_at FROM intents WHERE id = ?", [offer.intent_id]
+                "SELECT status, expires_at, body FROM intents WHERE id = ?", [offer.intent_id]
             )
             if intent is not None and intent["status"] == "withdrawn":
                 raise ConflictError(f"offer {short} is for an intent you withdrew; it can no longer be accepted")
             if intent is not None and intent["expires_at"] <= now:
                 raise ConflictError(f"offer {short} is for an intent that has expired")
+            missing = missing_terms(json.loads(intent["body"]).get("terms") if intent else (), offer.terms)
+            if missing:
+                raise ConflictError(f"offer {short} does not agree to your terms: {', '.join(missing)}")
         if kind == "accept" and Blocks(self._store, clock=self._clock).is_blocked(offer.vendor):
             raise ConflictError(f"offer {short} is from a vendor you blocked; unblock it first")
         body = {
@@ -445,8 +491,9 @@ class Offers:
             raise ValidationError("direction", f"{direction!r} is not one of {', '.join(DIRECTIONS)}")
         now = self._clock()
         where, params = {
-            "open": (["status = 'open'", "expires_at > ?"], [now]),
-            "expired": (["status = 'open'", "expires_at <= ?"], [now]),
+            "open": (["status = 'open'", "superseded_at IS NULL", "expires_at > ?"], [now]),
+            "expired": (["status = 'open'", "superseded_at IS NULL", "expires_at <= ?"], [now]),
+            "superseded": (["status = 'open'", "superseded_at IS NOT NULL"], []),
             "accepted": (["status = 'accepted'"], []),
             "declined": (["status = 'declined'"], []),
             "all": ([], []),
@@ -454,17 +501,28 @@ class Offers:
         if direction is not None:
             where, params = [*where, "direction = ?"], [*params, direction]
         sql = "SELECT * FROM offers" + (" WHERE " + " AND ".join(where) if where else "")
-        return [_offer(r, now) for r in self._store.query(sql + " ORDER BY created_at, id", params)]
+        rows = self._store.query(sql + " ORDER BY created_at, id", params)
+        pending = self._queued([r["id"] for r in rows if r["direction"] == "sent"])
+        return [_offer(r, now, pending) for r in rows]
 
     def get(self, ref: str) -> Offer:
         """The offer with id ``ref``, or the only one whose id starts with ``ref`` (6+ hex characters)."""
-        return _offer(self._row(ref), self._clock())
+        row = self._row(ref)
+        return _offer(row, self._clock(), self._queued([row["id"]]))
+
+    def _queued(self, offer_ids: list[str]) -> set[str]:
+        """Which of these sent offers the outbox still holds a delivery of (one query)."""
+        if not offer_ids:
+            return set()
+        marks = ", ".join("?" for _ in offer_ids)
+        rows = self._store.query(f"SELECT DISTINCT ref FROM outbox WHERE ref IN ({marks})", offer_ids)
+        return {r["ref"] for r in rows}
 
     def _by_id(self, offer_id: str, now: int) -> Offer:
         row = self._store.query_one("SELECT * FROM offers WHERE id = ?", [offer_id])
         if row is None:
             raise NotFoundError("offer", offer_id)
-        return _offer(row, now)
+        return _offer(row, now, self._queued([offer_id]))
 
     def _row(self, ref: object) -> dict[str, Any]:
         return row_by_prefix(self._store, "offers", "offer", ref)

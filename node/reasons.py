@@ -54,6 +54,8 @@ class Reason(enum.IntEnum):
     # -- admission (PROTOCOL.md, open-network defences): retryable, the item was not looked at --
     BUSY = 31  # the receiver is over a source or global budget, or the sender is throttled; try later
     POW_REQUIRED = 32  # an unknown author under pressure: resend with a proof of work on the envelope id
+    # -- offers (PROTOCOL.md section 8): judged by the addressee after the envelope verified --
+    TERMS_NOT_AGREED = 33  # an offer that does not agree to every one of its intent's terms
 
     @property
     def label(self) -> str:

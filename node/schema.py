@@ -494,6 +494,37 @@ _DEFENCES_V10 = (
     "ALTER TABLE held_data ADD COLUMN nonce BLOB",
 )
 
+# -- agreements (issue 11): an intent is a permission to the end, the person's terms an agreement --
+# ``offers.terms`` is what an offer of body version 2 agrees to (NULL: a version 1 offer, no terms);
+# ``superseded_at`` when its intent was closed as fulfilled by another offer. ``leads.closed_reason``
+# and ``intents.withdraw_reason`` carry a withdrawal's reason (``fulfilled``: the deal is done).
+# ``agreements`` is an accepted offer with both signed envelopes, kept by both sides alike.
+WITHDRAW_REASONS_SQL = "'fulfilled'"
+AGREEMENTS_V11 = (
+    f"ALTER TABLE offers ADD COLUMN terms TEXT CHECK (terms IS NULL OR ({_JSON_LIST.format('terms')}))",
+    "ALTER TABLE offers ADD COLUMN superseded_at INTEGER",
+    f"ALTER TABLE leads ADD COLUMN closed_reason TEXT CHECK (closed_reason IS NULL OR closed_reason IN ({WITHDRAW_REASONS_SQL}))",
+    f"ALTER TABLE intents ADD COLUMN withdraw_reason TEXT CHECK (withdraw_reason IS NULL OR withdraw_reason IN ({WITHDRAW_REASONS_SQL}))",
+    f"""CREATE TABLE agreements (
+        id TEXT PRIMARY KEY CHECK ({_HEX64.format("id")}),
+        intent_id TEXT NOT NULL CHECK ({_HEX64.format("intent_id")}),
+        offer_id TEXT NOT NULL UNIQUE CHECK ({_HEX64.format("offer_id")}),
+        person TEXT NOT NULL CHECK ({_HEX64.format("person")}),
+        vendor TEXT NOT NULL CHECK ({_HEX64.format("vendor")}),
+        vendor_name TEXT NOT NULL,
+        vendor_handle TEXT NOT NULL,
+        terms TEXT NOT NULL CHECK ({_JSON_LIST.format("terms")}),
+        price_minor INTEGER NOT NULL CHECK (price_minor >= 0),
+        currency TEXT NOT NULL CHECK (length(currency) = 3),
+        text TEXT NOT NULL,
+        made_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        offer_raw BLOB NOT NULL,
+        accept_raw BLOB NOT NULL
+    )""",
+    "CREATE INDEX agreements_intent ON agreements(intent_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "relationship records", _RECORDS_V1),
     (2, "full-text search index", _search_v2()),
@@ -505,4 +536,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (8, "subscriptions: spec hash index, change journal", _subscriptions_v8),
     (9, "defences: announced URLs verified before use, peer scores", _DEFENCES_V9),
     (10, "defences: refusals naming no grant counted in aggregate, held data sealed", _DEFENCES_V10),
+    (11, "agreements: offer terms, withdrawal reasons, superseded offers, agreements", AGREEMENTS_V11),
 )

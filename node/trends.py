@@ -3,7 +3,8 @@
 A trend is a ``?token`` in an area (the first characters of the intent's ``near`` geohash, "" for
 intents without one) and how many different people cast an intent with it in the window.
 People, not intents, are counted, so one author repeating an intent does not make a trend. Withdrawn
-intents do not count: their authors no longer want it.
+intents do not count: their authors no longer want it; one withdrawn as ``fulfilled`` (its author took
+an offer) does: that demand was real and met.
 """
 
 from __future__ import annotations
@@ -59,15 +60,19 @@ def trends(
         near = near.strip().lower()
         near_len = max(near_len, len(near))
     rows = store.query(
-        "SELECT e.author, e.raw FROM envelopes e WHERE e.kind = 'intent' AND e.created_at > ?"
-        " AND e.created_at <= ? AND NOT EXISTS (SELECT 1 FROM envelopes w WHERE w.ref = e.id"
-        " AND w.kind = 'withdraw' AND w.author = e.author)",
+        "SELECT e.author, e.raw, (SELECT w.raw FROM envelopes w WHERE w.ref = e.id AND w.kind = 'withdraw'"
+        " AND w.author = e.author LIMIT 1) AS withdrawal FROM envelopes e WHERE e.kind = 'intent'"
+        " AND e.created_at > ? AND e.created_at <= ?",
         [now - window_ms, now],
     )
     people: dict[tuple[str, str], set[str]] = defaultdict(set)
     for row in rows:
         try:
             body = envelope.decode(bytes(row["raw"]), backend).body
+            if row["withdrawal"] is not None:
+                withdrawal = envelope.decode(bytes(row["withdrawal"]), backend).body
+                if not isinstance(withdrawal, dict) or withdrawal.get("reason") != "fulfilled":
+                    continue
         except EnvelopeError:  # held rows were verified; a damaged one is skipped, not fatal
             continue
         if not isinstance(body, dict) or not isinstance(body.get("tokens"), list):

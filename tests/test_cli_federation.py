@@ -304,7 +304,7 @@ def test_serve_answers_the_cli_and_stops_cleanly_on_sigterm(alice, acme, daemons
     assert "349.00 USD" in alice("offers", "list").stdout
 
     out = alice("offers", "accept", offer["id"][:8]).stdout
-    assert "accepted offer" in out and "@acme-air" in out
+    assert "accepted offer" in out and "@acme-air" in out and "closed (fulfilled)" in out
     assert alice.json("offers", "show", offer["id"])["status"] == "accepted"
     alice("offers", "accept", offer["id"], code=4)  # decided already
     shown = alice.json("vendors", "show", "acme-air")
@@ -314,8 +314,12 @@ def test_serve_answers_the_cli_and_stops_cleanly_on_sigterm(alice, acme, daemons
         lambda: acme.json("offers", "list", "--all")[0]["status"] == "accepted", "the acceptance at the vendor"
     )
 
-    alice("intents", "withdraw", intent["id"])
+    # accepting closed the intent: the signed withdrawal (fulfilled) reached the vendor, whose lead is closed
     eventually(lambda: acme.json("leads", "list") == [], "the withdrawal at the vendor")
+    assert [lead["status"] for lead in acme.json("leads", "list", "--all")] == ["closed"]
+    alice("intents", "withdraw", intent["id"], code=4)  # already withdrawn, by the acceptance
+    [agreement] = alice.json("agreements", "list")
+    assert eventually(lambda: acme.json("agreements", "list"), "the agreement at the vendor") == [agreement]
 
     for daemon, vrm in ((person, alice), (vendor, acme)):
         code, err = stop_daemon(daemon)

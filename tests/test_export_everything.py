@@ -11,6 +11,7 @@ import json
 import pytest
 import trio
 
+from node.agreements import Agreements
 from node.errors import ExchangeError, PassphraseError
 from node.exchange import dump_document, export_home, import_home, load_document
 from node.exchange_data import DATA_TABLES, METADATA_ONLY
@@ -43,12 +44,14 @@ async def two_nodes_with_every_kind_of_data(net: FedNet):
         "offers.make",
         {"lead": lead.id, "price_minor": 34900, "currency": "USD", "text": "SFO->JFK economy", "ttl_ms": DAY},
     )
-    await eventually(lambda: alice.read(lambda s: Offers(s).list(direction="received")))
+    [offer] = await eventually(lambda: alice.read(lambda s: Offers(s).list(direction="received")))
     grant = await requested_and_approved(alice, acme, ["email"])
     pushed = await given_grant(alice, acme, ["shipping_address"], push=True)
     await eventually(lambda: acme.read(lambda s: Grants(s).held(pushed.id)))
     await acme.op("access.fetch", {"grant": grant.id, "fields": None})
     await eventually(lambda: acme.read(lambda s: len(Receipts(s).list()) >= 2))
+    await alice.op("offers.accept", {"ref": offer.id})  # an agreement on both sides
+    await eventually(lambda: acme.read(lambda s: Agreements(s).list()))
     spammer = Identity.from_seed(bytes([7]) * 32)
     await alice.op("blocks.add", {"ref": encode_node_id(spammer.public_key), "note": "spam"})
     await net.stop_all()
@@ -62,8 +65,9 @@ async def test_every_kind_of_data_round_trips_and_the_identity_backup_keeps_the_
     # alice, moving with her identity: the same node id, her chain still hers and intact
     exported = export_home(alice.home, identity_passphrase=BACKUP)
     data = exported["sections"]["data"]
-    for table in ("peers", "blocked", "access_requests", "offers", "grants", "receipts"):
+    for table in ("peers", "blocked", "access_requests", "offers", "agreements", "grants", "receipts"):
         assert data[table], f"alice's export has no {table}"
+    alices_agreements = data["agreements"]
     assert len(data["receipts"]) >= 2 and BACKUP not in dump_document(exported)
     assert load_identity(alice.home.key_path, None).seed().hex() not in dump_document(exported)
     document = load_document(dump_document(exported))  # through the JSON text, as a file would go
@@ -90,8 +94,11 @@ async def test_every_kind_of_data_round_trips_and_the_identity_backup_keeps_the_
     # acme, a vendor: subscriptions, leads, offers made, grants received, receipt copies, held metadata
     exported = export_home(acme.home)
     data = exported["sections"]["data"]
-    for table in ("subscriptions", "leads", "offers", "access_requests", "grants", "receipt_copies", "held_data"):
+    for table in (
+        "subscriptions", "leads", "offers", "agreements", "access_requests", "grants", "receipt_copies", "held_data"
+    ):
         assert data[table], f"acme's export has no {table}"
+    assert data["agreements"] == alices_agreements  # the same signed agreement on both sides
     assert all(set(row) == {"grant_id", "name", "received_at"} for row in data["held_data"])  # no values
     assert "identity" not in exported["sections"]
     moved = import_home(load_document(dump_document(exported)), tmp_path / "acme-moved", passphrase=None)
@@ -124,6 +131,20 @@ async def test_an_altered_receipt_chain_or_a_foreign_backup_is_refused(net, tmp_
     forged["sections"]["data"]["grants"][0]["raw"] = raw.hex()
     with pytest.raises(ExchangeError, match=r"data\.grants\[0\]"):
         import_home(forged, tmp_path / "forged", passphrase=None, source_passphrase=BACKUP)
+
+    # an agreement is its two signed envelopes: a changed term or a changed signature is refused
+    for change in ("terms", "accept_raw"):
+        altered = copy.deepcopy(exported)
+        row = altered["sections"]["data"]["agreements"][0]
+        if change == "terms":
+            row["terms"] = "[]"
+        else:
+            raw = bytearray.fromhex(row["accept_raw"])
+            raw[-10] ^= 1
+            row["accept_raw"] = raw.hex()
+        with pytest.raises(ExchangeError, match=r"data\.agreements\[0\]"):
+            import_home(altered, tmp_path / f"altered-{change}", passphrase=None, source_passphrase=BACKUP)
+        assert not (tmp_path / f"altered-{change}").exists()
 
     foreign = copy.deepcopy(exported)
     foreign["sections"]["identity"] = export_home(acme.home, identity_passphrase=BACKUP)["sections"]["identity"]

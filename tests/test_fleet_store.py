@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from fleet.pgschema import PG_MIGRATIONS
 from fleet.pgstore import PgStore, pg_sql
 from tests.pgcluster import PgCluster
 
@@ -19,12 +20,12 @@ def pg_url():
 
 def test_migrations_create_the_vendor_tables(pg_url):
     with PgStore(pg_url) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(PG_MIGRATIONS) == 3
         names = set(store.table_names())
         assert {"envelopes", "leads", "offers", "outbox", "peers", "grants", "held_data", "receipt_copies",
-                "fleet_listeners", "fleet_nonces"} <= names
+                "fleet_listeners", "fleet_nonces", "agreements"} <= names
     with PgStore(pg_url) as again:  # a second listener opening the same database migrates nothing
-        assert again.schema_version == 2
+        assert again.schema_version == len(PG_MIGRATIONS)
 
 
 def test_the_dialect_is_translated():

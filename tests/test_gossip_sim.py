@@ -101,11 +101,17 @@ def test_bad_configuration_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing was created
 
 
-def test_the_gossip_model_quick_run_compares_both_protocols_on_one_world():
+@pytest.fixture(scope="module")
+def model_run():
     from benchmarks import gossip_model
 
-    cfg = gossip_model.ModelConfig(nodes=60, intents=40)
-    r = gossip_model.run(cfg)
+    return gossip_model.run(gossip_model.ModelConfig(nodes=60, intents=40))
+
+
+def test_the_gossip_model_quick_run_compares_both_protocols_on_one_world(model_run):
+    from benchmarks import gossip_model
+
+    r = model_run
     plum, flood = r["plumtree"], r["flooding"]
     assert plum["live_vendor_pairs"] == flood["live_vendor_pairs"] > 0  # the same world
     assert plum["coverage_within_5s"] == 1.0
@@ -115,3 +121,26 @@ def test_the_gossip_model_quick_run_compares_both_protocols_on_one_world():
     k = r["catch_up_1h"]["all"]
     assert k["transferred"] == k["missing"] and k["pull_items_by_cursor"] == 5 * k["missing"]
     assert k["rounds_each_other_peer"] == 1  # a peer with nothing new costs one round
+
+
+def test_the_gossip_model_accounts_for_every_copy_by_cause(model_run):
+    from benchmarks import gossip_model
+
+    r = model_run
+    for name in ("flooding", "plumtree"):
+        p = r[name]
+        b = p["breakdown"]
+        # Every copy is either the first one a node kept or a duplicate, each named by its cause.
+        first, dups = sum(b["first_copy"].values()), sum(b["duplicates"].values())
+        assert abs(first - p["held_at_end"]) < 0.01
+        assert abs(first + dups - p["copies_per_node_per_intent"]["all"]) < 0.01
+        assert b["hops_to_last_vendor"]["n"] == p["time_to_every_live_matching_vendor_ms"]["n"]
+        slowest = b["slowest_5pct"][-1]
+        assert slowest["ms"] == p["time_to_every_live_matching_vendor_ms"]["max"]
+        assert len(slowest["steps"]) == slowest["hops"] >= 1
+    plum = r["plumtree"]["breakdown"]
+    assert set(plum["first_copy"]) <= {"eager", "graft", "own", "dup-peer", "fetch", "offer"}
+    assert plum["first_copy"]["fetch"] > 0  # nodes behind NAT are reached only by catch-up
+    assert set(r["flooding"]["breakdown"]["first_copy"]) <= {"push", "pull"}
+    assert gossip_model.gate(r) == []
+    assert gossip_model.gate(r, max_copies=r["plumtree"]["copies_per_node_per_intent"]["all"] - 0.01) != []

@@ -141,6 +141,7 @@ def test_to_json_has_stable_keys_and_hex_bytes(intents):
     assert list(data) == [
         "id", "text", "tokens", "tags", "handles", "constraints", "words", "terms", "created", "expires",
         "status", "withdrawn_at", "withdrawal_id", "author", "raw", "withdrawal_raw",
+        "withdraw_reason",
     ]  # fmt: skip
     assert json.loads(json.dumps(data)) == data
     assert data["raw"] == record.raw.hex() and data["withdrawal_raw"] is None

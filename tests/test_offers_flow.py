@@ -63,6 +63,8 @@ def test_make_signs_an_offer_to_the_intents_author(vendor_offers, lead, clock):
         "price": {"money": PRICE, "cur": "USD"},
         "text": OFFER_TEXT,
         "vendor": {"handle": "acme-air", "name": NAME},
+        "v": 2,
+        "terms": [],  # the intent has no terms: the offer agrees to none
     }
     assert offer.id == env.id.hex() and offer.direction == "sent" and offer.status == "open"
     assert (offer.vendor, offer.person) == (VENDOR.public_key.hex(), lead.author)
@@ -217,7 +219,7 @@ def test_a_second_deal_with_the_same_vendor_joins_its_relationship(
 ):
     _, second = make(vendor_offers, lead, price_minor=12_000, text="Same flight, no luggage")
     assert person_offers.receive(second, me=PERSON.public_key) == Reason.OK
-    person_offers.accept(PERSON, received.id.hex())
+    person_offers.accept(PERSON, received.id.hex(), keep_open=True)  # the intent still takes offers
     person_offers.accept(PERSON, second.id.hex())
     records = Records(person_store, clock=clock)
     (vendor,) = records.list_vendors()

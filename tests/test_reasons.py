@@ -25,6 +25,7 @@ ACCESS = {
     29: "budget_spent",
 }
 ADMISSION = {31: "busy", 32: "pow_required"}
+OFFERS = {33: "terms_not_agreed"}
 
 
 def test_codes_are_append_only_and_one_byte():
@@ -33,6 +34,7 @@ def test_codes_are_append_only_and_one_byte():
     assert {code: Reason(code).label for code in GOSSIP} == GOSSIP
     assert {code: Reason(code).label for code in ACCESS} == ACCESS
     assert {code: Reason(code).label for code in ADMISSION} == ADMISSION
+    assert {code: Reason(code).label for code in OFFERS} == OFFERS
     assert {r for r in Reason if r.retryable} == {Reason.RATE_LIMITED, Reason.BUSY}
     assert Reason.BAD_SIGNATURE == 16 and Reason.OK == 0
 
@@ -42,7 +44,7 @@ def test_the_verifier_codes_are_the_first_seventeen_and_thirty():
     assert Reason.TOO_LONG_LIVED == 30 and Reason(30).label == "too_long_lived"
 
 
-@pytest.mark.parametrize("code, label", sorted({**GOSSIP, **ACCESS, **ADMISSION}.items()))
+@pytest.mark.parametrize("code, label", sorted({**GOSSIP, **ACCESS, **ADMISSION, **OFFERS}.items()))
 def test_parse_by_code_and_label(code, label):
     assert Reason.parse(code) == Reason.parse(label) == Reason.parse(Reason(code)) == code
     assert EnvelopeError(label).reason == code

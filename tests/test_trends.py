@@ -77,6 +77,16 @@ def test_window_limit_and_what_does_not_count(store):
     assert trends(store, now=T0 + HOUR, window_ms=1) == []
 
 
+def test_a_fulfilled_intent_still_counts_a_plain_withdrawal_does_not(store):
+    """Accepting an offer closes its intent (a withdrawal, reason fulfilled): that demand was met, not
+    taken back."""
+    met = hold(store, PEOPLE[0], "?piano")
+    gone = hold(store, PEOPLE[1], "?piano")
+    hold(store, PEOPLE[0], "?x", kind="withdraw", body={"intent": met.id, "reason": "fulfilled"})
+    hold(store, PEOPLE[1], "?x", kind="withdraw", body={"intent": gone.id})
+    assert trends(store, now=T0 + 1, window_ms=DAY) == [{"token": "piano", "area": "", "count": 1}]
+
+
 def test_a_withdrawal_by_someone_else_does_not_hide_an_intent(store):
     mine = hold(store, PEOPLE[0], "?piano")
     hold(store, PEOPLE[1], "?x", kind="withdraw", body={"intent": mine.id})

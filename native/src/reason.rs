@@ -42,11 +42,16 @@ pub enum Reason {
     BudgetSpent = 29,
     /// expires - created beyond the kind's maximum lifetime (`envelope::max_lifetime_ms`).
     TooLongLived = 30,
+    // 31..33: judged by a node (admission, offers); the native core never gives them, but knows them
+    // so a code read from the wire maps to its label on both sides.
+    Busy = 31,
+    PowRequired = 32,
+    TermsNotAgreed = 33,
 }
 
 impl Reason {
     /// Every reason, indexed by its code.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 34] = [
         Reason::Ok,
         Reason::Malformed,
         Reason::NonCanonical,
@@ -78,6 +83,9 @@ impl Reason {
         Reason::OutOfScope,
         Reason::BudgetSpent,
         Reason::TooLongLived,
+        Reason::Busy,
+        Reason::PowRequired,
+        Reason::TermsNotAgreed,
     ];
 
     #[inline]
@@ -123,6 +131,9 @@ impl Reason {
             Reason::OutOfScope => "out_of_scope",
             Reason::BudgetSpent => "budget_spent",
             Reason::TooLongLived => "too_long_lived",
+            Reason::Busy => "busy",
+            Reason::PowRequired => "pow_required",
+            Reason::TermsNotAgreed => "terms_not_agreed",
         }
     }
 }
@@ -213,13 +224,16 @@ mod tests {
             "out_of_scope",
             "budget_spent",
             "too_long_lived",
+            "busy",
+            "pow_required",
+            "terms_not_agreed",
         ];
         for (i, label) in labels.iter().enumerate() {
             let r = Reason::from_code(i as u8).unwrap();
             assert_eq!(r.code() as usize, i);
             assert_eq!(r.label(), *label);
         }
-        assert_eq!(Reason::from_code(31), None);
+        assert_eq!(Reason::from_code(34), None);
         assert_eq!(Reason::BadSignature as u8, 16);
     }
 

@@ -410,6 +410,23 @@ class PersonSide(GrantsBase):
                 revokes.append(self._end(identity, row, reason, now))
         return revokes
 
+    def end_after_deal(self, identity: Identity, *, intent_id: str, offer_id: str, vendor: str, now: int) -> list[Envelope]:
+        """The deal of ``offer_id`` for ``intent_id`` with ``vendor`` (hex key) is done: end every live
+        grant we gave that vendor serving that intent or offer and carrying the term
+        ``delete-after-use`` (``intent_ended``: what it served is over). The signed revocations, to
+        send to the vendor, which deletes what it holds. Joins the caller's transaction."""
+        rows = self._store.query(
+            "SELECT * FROM grants WHERE direction = 'given' AND status = 'live' AND grantee = ?"
+            " AND for_ref IN (?, ?) ORDER BY created_at, id",
+            [vendor, intent_id, offer_id],
+        )
+        with self._store.transaction():
+            return [
+                self._end(identity, row, "intent_ended", now)
+                for row in rows
+                if "delete-after-use" in json.loads(row["terms"])
+            ]
+
     def pushes_due(self, vault: Vault) -> list[tuple[str, str, int, dict[str, str]]]:
         """(grantee hex, grant id hex, version, values) for each live push grant we gave whose vault
         fields changed (set, replaced or deleted) since it was last pushed, marking them pushed: call it
