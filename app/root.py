@@ -42,6 +42,8 @@ from federation.auth import SignatureAuth
 from federation.discovery import Candidate
 from federation.peerexchange import Discovery
 from federation.scoring import PeerScoring
+from federation.plumtree import Timers
+from federation.tree import TreeRelay
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend, VerifierLike
 from node.blocks import Blocks
@@ -118,6 +120,7 @@ class Core:
     access: Access
     pages: Pages
     catchup: CatchUp  # the reconciliation set and fetch-by-ids (POST /v1/reconcile, /v1/gossip/ids)
+    relay: TreeRelay | None = None  # Plumtree (a running node's); None: flooding with the hop limit
 
 
 def build_core(
@@ -134,6 +137,7 @@ def build_core(
     max_attempts: int = 20,
     identity: Identity | None = None,
     vault_key: bytes | None = None,
+    tree: Timers | None = None,
 ) -> Core:
     """The pipeline, access and pages of the node ``public_key`` acting as ``role``.
 
@@ -142,12 +146,14 @@ def build_core(
     answers by itself (deletion statements, receipts) and opens data sealed to it; without it those
     kinds are refused ``not_for_role``. The outbox is the one queue the pipeline and access fill
     and the deliverer empties: built here with the retry policy ``backoff``/``max_attempts``
-    unless ``outbox`` is given (a simulation's own)."""
+    unless ``outbox`` is given (a simulation's own). ``tree`` (its timers) makes the pipeline relay
+    by Plumtree (``federation.tree``) instead of flooding; a daemon's timer task drives it."""
     if identity is not None and identity.public_key != bytes(public_key):
         raise ValidationError("identity", "the pipeline's identity must be the node's key")
     domain = build_domain(store, clock=clock, backend=backend, vault_key=vault_key)
     outbox = outbox if outbox is not None else Outbox(store, backoff=backoff, max_attempts=max_attempts)
     index = index if index is not None else domain.index
+    relay = TreeRelay(store=store, outbox=outbox, clock=clock, timers=tree) if tree is not None else None
     judge = Judge(
         me=bytes(public_key).hex(),
         role=role,
@@ -170,6 +176,7 @@ def build_core(
         outbox=outbox,
         clock=clock,
         backend=backend,
+        relay=relay,
     )
     access = Access(
         store=store,
@@ -183,7 +190,7 @@ def build_core(
         backend=backend,
     )
     catchup = CatchUp(store, clock=clock, backend=backend)
-    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), catchup)
+    return Core(domain, outbox, index, pipeline, access, Pages(store, domain.log), catchup, relay)
 
 
 def services_of(
@@ -231,7 +238,7 @@ def federation_app_for(
         node_id=node_id,
         role=role,
         name=name,
-        **{"catchup": core.catchup, **options},
+        **{"catchup": core.catchup, "tree": core.relay, **options},
     )
 
 
@@ -318,10 +325,12 @@ def build_daemon(
     request_timeout: float,
     new_breaker: Callable[[], CircuitBreaker],
     outbox: Outbox | None = None,
+    tree: Timers | None = Timers(),
 ) -> Daemon:
     """A running node's services over ``astore``; ``client`` is the one signed connection pool for
     pushes, pulls and hellos; ``endpoint(peer, kind)`` is where a delivery goes (None: not now);
-    ``outbox`` replaces the store's own (a fleet listener's claiming outbox)."""
+    ``outbox`` replaces the store's own (a fleet listener's claiming outbox); ``tree`` the Plumtree
+    timers (None: the node floods, as a node without plumtree/1 does)."""
     core = build_core(
         astore.store,
         identity.public_key,
@@ -333,6 +342,7 @@ def build_daemon(
         identity=identity,
         vault_key=vault_key,
         outbox=outbox,
+        tree=tree,
     )
     assert isinstance(core.index, LiveIndex)
     deliverer = Deliverer(

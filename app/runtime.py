@@ -12,7 +12,8 @@ admin app. It then starts, in order:
    inbox from every peer with a URL, at start and every ``pull_interval``), the expiry sweeper, and
    the grants sweeper (every ``grants_interval``: grants that expired, spent their budget or lost
    their intent are ended and their revocations sent; a vendor deletes data held under expired
-   grants; changed vault fields of live push grants are sealed and queued, first thing at start).
+   grants; changed vault fields of live push grants are sealed and queued, first thing at start),
+   and Plumtree's timer task (``federation.tree.TreeRelay.run``: IHAVE batches, GRAFTs, PRUNEs).
    With ``exchange_interval`` peer exchange asks peers for theirs; with ``mdns`` the node is
    announced on the LAN and browses it; verified candidates become peers (federation/peerexchange.py).
 
@@ -57,6 +58,8 @@ from federation.outbox import Outbox
 from federation import mdns as lan
 from federation.peerexchange import Discovery, Sharing
 from federation.peerverify import ClaimVerifier, serves_privately
+from federation.plumtree import Timers
+from federation.tree import links as tree_links
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
@@ -109,6 +112,8 @@ class NodeRuntime:
         mdns: bool = False,
         mdns_interval: float = 5.0,
         mdns_interfaces: list[str] | None = None,
+        plumtree: bool = True,
+        tree_timers: Timers | None = None,
     ) -> None:
         """``public_url`` is the URL peers should use (behind a proxy); None means the bound URL.
         ``reachable=False`` announces no URL at all (a node behind NAT: peers never push to it, it
@@ -119,7 +124,9 @@ class NodeRuntime:
         ``exchange_interval`` (seconds; None: never) is how often peers
         are asked for theirs; ``mdns`` advertises the node on the LAN and browses it (every
         ``mdns_interval``, on ``mdns_interfaces`` or all); verified candidates are added as peers while
-        the node has fewer than ``max_peers`` (federation/peerexchange.py)."""
+        the node has fewer than ``max_peers`` (federation/peerexchange.py). ``plumtree`` relays gossip
+        by Plumtree (``tree_timers``, else the defaults) and advertises ``plumtree/1``; False floods
+        with the hop limit, as older nodes do."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
         self.home = home
@@ -141,6 +148,7 @@ class NodeRuntime:
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
         self._store_override = store
+        self._tree = (tree_timers or Timers()) if plumtree else None
         self.listener: Any = None  # a fleet.listener.Listener when the store is a fleet's
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
@@ -206,6 +214,7 @@ class NodeRuntime:
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
                             background.start_soon(self._grants_loop)
+                            background.start_soon(self._tree_loop)
                             if self.exchange_interval is not None:
                                 background.start_soon(self._exchange_loop)
                             if self.mdns:
@@ -221,6 +230,11 @@ class NodeRuntime:
                 if wrote_admin:
                     remove_admin_file(self.home.path, token=self._token)
                 await astore.aclose()
+
+    @property
+    def tree(self) -> Any:
+        """The node's Plumtree relay (``federation.tree.TreeRelay``) while it runs; None when it floods."""
+        return self._daemon.core.relay if self._daemon is not None else None
 
     def stop(self) -> None:
         """Stop gracefully: servers finish the requests in flight, loops are cancelled, store closed."""
@@ -243,6 +257,8 @@ class NodeRuntime:
             request_timeout=self.request_timeout,
             new_breaker=self.new_breaker,
             outbox=self._fleet_outbox,
+            # a fleet's listeners share one key but not their (in-memory) tree: they flood
+            tree=self._tree if self.listener is None else None,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         self.services.events = self.deliverer.events = self.events  # one operator log, one rate limit
@@ -432,6 +448,9 @@ class NodeRuntime:
         """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
         assert self.store is not None and self._daemon is not None
         self._urls = await self.store.run(_peer_urls, self._daemon, self.clock, self.events)
+        relay, peers = self._daemon.core.relay, self._daemon.core.domain.peers
+        if relay is not None:  # the tree's members: the peers we gossip with (all eager at first)
+            relay.refresh(await self.store.run(lambda: [p.public_key for p in peers.pushable()]))
 
     # -- background loops ----------------------------------------------------------------------------
 
@@ -455,6 +474,20 @@ class NodeRuntime:
                 LOGGER.exception("pulling from peers failed")
             with trio.move_on_after(self.pull_interval):
                 await self._pull_now.wait()
+
+    async def _tree_loop(self) -> None:
+        """Plumtree's timer task: IHAVE batches, GRAFTs when an announced id is late, PRUNEs."""
+        assert self.store is not None and self._daemon is not None and self.services is not None
+        relay, services = self._daemon.core.relay, self.services
+        if relay is None:
+            return
+
+        async def ingest(peer: str, items: list) -> None:
+            ingested = await services.store.run(services.pipeline.ingest, items, peer)
+            if ingested.peers:
+                self._changed(set(ingested.peers))
+
+        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest))
 
     async def _sweep_loop(self) -> None:
         assert self.store is not None and self._daemon is not None

@@ -5,10 +5,13 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``POST /v1/gossip``: a batch of ``[ttl, envelope]`` items → 200 ``{"reasons": bin}``, one reason
   byte per item; 400 ``malformed_batch``, 413 ``too_large``, 429 ``rate_limited`` + ``Retry-After``;
 - ``GET /v1/gossip?after=&limit=`` and ``GET /v1/inbox?after=&limit=`` → ``{"items", "next"}``;
-- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1"]``);
+- ``GET /v1/node`` → ``{"node_id", "role", "name", "protocol"}`` (+ ``"gossip": ["reconcile/1",
+  "reconcile-tokens/1", "plumtree/1"]``);
 - ``POST /v1/reconcile`` ``{"filter": "" or "?token …", "msg": bin}`` → ``{"msg": bin}`` (node/reconcile.py) and
   ``POST /v1/gossip/ids`` ``{"ids": [bin 32]}`` → a pull page of those held (federation/catchup.py);
 - ``GET /v1/peers`` → ``{"peers": [[node_id, url, role], …]}`` to a verified peer (federation/peerexchange.py);
+- ``POST /v1/tree`` ``{"graft", "ihave", "prune"}`` → ``{}``: Plumtree's control messages
+  (federation/tree.py; 404 on a node that floods);
 - ``POST /v1/hello`` ``{"url", "role", "name"}`` → records the signer as an announced peer; answers
   like ``/v1/node``;
 - ``POST /v1/access`` ``{"grant": bin 32, "fields": [names] or nil}`` → 200 ``{"grant", "fields",
@@ -52,7 +55,7 @@ from federation import wire
 from federation.admission import Admission, merge
 from federation.catchup import CAPABILITIES, CatchUp
 from federation.events import DaemonEvents, RefusalLog, note_signer
-from federation import catchup
+from federation import catchup, tree as plumtree_tree
 from federation.auth import SignatureMiddleware, verified_peer
 from federation.health import Health, HealthMiddleware
 from federation.limits import source_of
@@ -112,6 +115,7 @@ class Federation:
     notify: Callable[[frozenset[str]], None]
     on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
+    tree: plumtree_tree.TreeRelay | None = None  # Plumtree (None: /v1/tree answers 404; peers get floods)
     sharing: Sharing | None = None  # peer exchange (None: GET /v1/peers answers 404)
     clock: Clock = wall_clock_ms
 
@@ -241,7 +245,7 @@ async def access_push(request: Request, peer: str) -> Response:
 
 
 async def reconcile_range(request: Request, peer: str) -> Response:
-    """One reconciliation message answered statelessly over this node's set (PROTOCOL.md section 12)."""
+    """One reconciliation message answered statelessly over this node's set (PROTOCOL.md section 13)."""
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
@@ -281,6 +285,7 @@ ROUTES: tuple[tuple[str, str, PeerHandler], ...] = (
     ("POST", "/v1/reconcile", reconcile_range),
     ("POST", "/v1/gossip/ids", gossip_by_ids),
     ("GET", "/v1/peers", peers_answer),  # federation/peerexchange.py
+    ("POST", plumtree_tree.PATH, plumtree_tree.tree),
 )
 
 
@@ -309,6 +314,7 @@ def federation_app(
     events: DaemonEvents | None = None,
     sharing: Sharing | None = None,
     listener_id: str | None = None,
+    tree: plumtree_tree.TreeRelay | None = None,
 ) -> Starlette:
     """The federation API of the node ``node_id`` (its ``role`` and display ``name``).
 
@@ -320,10 +326,12 @@ def federation_app(
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
     ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
     ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1", "reconcile-tokens/1"]``
-    in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange).
+    in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange); ``tree`` Plumtree's
+    ``POST /v1/tree`` (advertised as ``"plumtree/1"``).
     ``events``: where every refused request is logged, rate-limited (federation/events.py).
     ``listener_id`` names this fleet listener in ``GET /v1/health`` (answered before the signature check).
     """
+    gossip = (CAPABILITIES if catchup is not None else ()) + ((plumtree_tree.CAPABILITY,) if tree is not None else ())
     admission = admission if admission is not None else Admission()
     fed = Federation(
         store=store,
@@ -333,7 +341,7 @@ def federation_app(
         peers=peers,
         me=pipeline.me,
         info=admission.advertise(
-            wire.encode_node_info(node_id, role, name, gossip=CAPABILITIES if catchup is not None else ())
+            wire.encode_node_info(node_id, role, name, gossip=gossip)
         ),
         limiter=limiter if limiter is not None else RateLimiter(DEFAULT_RATE, DEFAULT_BURST),
         admission=admission,
@@ -342,6 +350,7 @@ def federation_app(
         catchup=catchup,
         sharing=sharing,
         clock=clock,
+        tree=tree,
     )
     routes = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in ROUTES]
     nonces = nonces if nonces is not None else NonceCache()

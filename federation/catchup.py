@@ -1,4 +1,4 @@
-"""Catch-up by set reconciliation (PROTOCOL.md section 12): the bodies of ``POST /v1/reconcile`` and
+"""Catch-up by set reconciliation (PROTOCOL.md section 13): the bodies of ``POST /v1/reconcile`` and
 ``POST /v1/gossip/ids``, and the two store reads behind them (the set, the envelopes by id).
 
 The set a node reconciles is the ``(created, id)`` of the live gossiped envelopes it would serve on a

@@ -120,6 +120,10 @@ class PeerClient:
         body = catchup.encode_ids(ids)
         return wire.decode_pull((await self._request("POST", url, "/v1/gossip/ids", body=body)).content)
 
+    async def tree(self, url: str, body: bytes) -> None:
+        """``POST /v1/tree``: one encoded Plumtree message (federation/tree.py)."""
+        await self._request("POST", url, "/v1/tree", body=body)
+
     async def inbox(self, url: str, after: int = 0, limit: int = wire.MAX_ITEMS) -> wire.PullPage:
         """``GET /v1/inbox?after=&limit=``: envelopes the peer holds addressed to us."""
         params = {"after": str(after), "limit": str(limit)}

@@ -11,7 +11,8 @@
 4. store, in ONE transaction with stages 2-6 (``_store``): the accepted envelopes and their effects;
 5. match (``_match``): leads for the new live intents from the matches stage 1 found (a vendor);
 6. deliver/respond (``_deliver``): each accepted envelope queued with ttl − 1 for every pushable peer
-   except the one it came from and its author, while hops remain; replies (a deletion answering a
+   except the one it came from and its author, while hops remain (or, with a ``relay``, for the peers
+   it names whatever hops remain: Plumtree, ``federation.tree``); replies (a deletion answering a
    revocation) queued for their addressee.
 
 It answers one reason byte per item (0 = accepted) and the peers given new deliveries, whom the caller
@@ -70,6 +71,12 @@ class Prepared(NamedTuple):
     verified: list[Verified]
     now: int
     matched: bool
+class Relay(Protocol):
+    """Who gets a gossiped envelope instead of every pushable peer (``federation.tree.TreeRelay``,
+    Plumtree). With a relay the hop limit no longer stops forwarding: the tree does."""
+
+    def targets(self, env: Envelope, ttl: int, from_peer: str | None, pushable: Sequence[str]) -> Sequence[str]: ...
+    def duplicates(self, from_peer: str, ids: Sequence[bytes]) -> None: ...
 
 
 class Ingested(NamedTuple):
@@ -101,6 +108,7 @@ class Pipeline:
         outbox: Outbox,
         clock: Clock,
         backend: Backend,
+        relay: Relay | None = None,
     ) -> None:
         self.store = store
         self.me = judge.me
@@ -114,6 +122,7 @@ class Pipeline:
         self._outbox = outbox
         self._clock = clock
         self._backend = backend
+        self._relay = relay  # None: flood every pushable peer while hops remain
 
     # -- ingest -------------------------------------------------------------------------------------
 
@@ -169,6 +178,10 @@ class Pipeline:
             if not joined:  # our transaction committed: only now may copies skip verification
                 held.extend(a.env.id for a in batch.accepted.values())
                 remember_committed(self._verifier, held)
+            if self._relay is not None and from_peer is not None:  # duplicates prune the tree
+                dups = [v.id for v, r in zip(verified, reasons, strict=True) if r == Reason.DUPLICATE and v.id]
+                if dups:
+                    self._relay.duplicates(from_peer, dups)
             return Ingested(bytes(reasons), frozenset(peers))
         raise AssertionError("unreachable")
 
@@ -237,14 +250,20 @@ class Pipeline:
 
     def _deliver(self, batch: Batch, from_peer: str | None) -> set[str]:
         """Queue the forwards and the replies; the peers to wake."""
-        forwards = [(a.env, a.ttl_in - 1) for a in batch.accepted.values() if a.forward and a.ttl_in > 0]
-        peers = self._enqueue(forwards, exclude={from_peer} if from_peer else set())
+        relayed = self._relay is not None  # then the tree decides, whatever hops remain (no horizon)
+        forwards = [
+            (a.env, max(a.ttl_in - 1, 0)) for a in batch.accepted.values() if a.forward and (relayed or a.ttl_in > 0)
+        ]
+        peers = self._enqueue(forwards, exclude={from_peer} if from_peer else set(), from_peer=from_peer)
         for reply, to in batch.replies:
             peers |= self.publish_direct(reply, to)
         return peers
 
-    def _enqueue(self, forwards: list[tuple[Envelope, int]], *, exclude: set[str]) -> set[str]:
-        """Queue each (envelope, ttl) for every pushable peer but ``exclude`` and the author."""
+    def _enqueue(
+        self, forwards: list[tuple[Envelope, int]], *, exclude: set[str], from_peer: str | None = None
+    ) -> set[str]:
+        """Queue each (envelope, ttl) for every pushable peer but ``exclude`` and the author (or those
+        of them the relay names)."""
         if not forwards:
             return set()
         peers = [p.public_key for p in self._peers.pushable() if p.public_key not in exclude]
@@ -255,7 +274,8 @@ class Pipeline:
         for env, ttl in forwards:
             author = env.author.hex()
             recipient = addressing(env)[0]  # a verified announced peer gets what is addressed to it
-            targets = peers + [recipient] if recipient in addressees else peers
+            tree = peers if self._relay is None else list(self._relay.targets(env, ttl, from_peer, peers))
+            targets = tree + [recipient] if recipient in addressees else tree
             to = [peer for peer in targets if peer != author]
             if to:
                 items.append((wire.encode_item(ttl, env.raw), env.id.hex(), env.expires, to))

@@ -11,8 +11,8 @@ the actions to carry out, in order:
 - ``Graft(peer, ids)``: ask ``peer`` for these payloads and to push to us from now on (``ids`` may be
   empty: only the latter);
 - ``Prune(peer)``: tell ``peer`` to stop pushing to us (announce instead);
-- ``Broken(peer, reason)``: the peer broke the protocol in a way worth a lower score (an announced id
-  never came, duplicates after a prune); what to do about it is the driver's policy.
+- ``Broken(peer, reason, id)``: the peer broke the protocol in a way worth a lower score (an announced
+  id never came: ``id`` names it; duplicates after a prune); what to do about it is the driver's policy.
 
 Whether an envelope is new is the store's verdict (the pipeline says ``ok`` or ``duplicate``), passed
 in as ``fresh``: the machine keeps no set of everything ever seen, only bounded recent state.
@@ -65,6 +65,7 @@ class Prune:
 class Broken:
     peer: Peer
     reason: str  # "unanswered_ihave" or "ignored_prune"
+    id: bytes | None = None  # the id announced and never delivered ("unanswered_ihave")
 
 
 Action = Push | Announce | Graft | Prune | Broken
@@ -72,7 +73,7 @@ Action = Push | Announce | Graft | Prune | Broken
 
 @dataclass(frozen=True, slots=True)
 class Timers:
-    """The protocol's timers (ms) and bounds; PROTOCOL.md section 12 gives the defaults' reasons."""
+    """The protocol's timers (ms) and bounds; PROTOCOL.md section 13 gives the defaults' reasons."""
 
     announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
     graft_timeout_ms: int = 500  # an announced id not received this long after its first IHAVE: GRAFT
@@ -112,7 +113,7 @@ class Plumtree:
         self._missing_by: dict[Peer, int] = {}  # awaited ids per first announcer
         self._recent: OrderedDict[bytes, tuple[int, Peer | None, int]] = OrderedDict()  # id -> hops, from, at
         self._dups: dict[Peer, int] = {}  # duplicates in a row from each eager peer
-        self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)  # duplicates in a row from each eager peer
+        self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)
         self._pruned_at: dict[Peer, int] = {}  # peers we pruned and when (duplicates after it are noted)
 
     # -- membership ----------------------------------------------------------------------------
@@ -279,7 +280,7 @@ class Plumtree:
                     continue
                 # Every peer asked announced a payload it did not deliver, even late: a promise
                 # broken. Reconciliation will bring the payload if it exists.
-                actions += [Broken(p, "unanswered_ihave") for p in missing.grafted]
+                actions += [Broken(p, "unanswered_ihave", id_) for p in missing.grafted]
                 self._drop_missing(id_)
                 continue
             peer, _ = missing.announcers.popleft()

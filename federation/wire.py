@@ -60,7 +60,7 @@ class NodeInfo:
     role: str
     name: str
     protocol: int
-    gossip: tuple[str, ...] = ()  # gossip capabilities ("reconcile/1", "plumtree/1"), PROTOCOL.md section 12
+    gossip: tuple[str, ...] = ()  # gossip capabilities ("reconcile/1", "plumtree/1"), PROTOCOL.md section 13
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ async def test_a_legacy_peer_without_reconcile_is_pushed_to_and_pulled_by_cursor
     with trio.fail_after(TIMEOUT):
         net = FedNet(nursery, tmp_path / "net")
         alice = await net.node("alice")
-        old = await net.node("old", app_options={"catchup": None})  # today's node: no reconcile/1
+        old = await net.node("old", plumtree=False, app_options={"catchup": None})  # today's node: no reconcile/1, no plumtree/1
         await net.peer(alice, old)
         await _cast(alice, M, 0)  # pushed to the legacy node as before
         await eventually(lambda: old.read(lambda s: _gossip(s) == M))
