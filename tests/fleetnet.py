@@ -156,7 +156,8 @@ def _drain(popen: subprocess.Popen[str]) -> None:
 
 
 class Inbox:
-    """A receiving peer on 127.0.0.1 (port 0) that counts what it is pushed. While ``hold`` is set
+    """A receiving peer on 127.0.0.1 (port 0) that counts what it is pushed (``POST /v1/gossip`` is
+    all it serves: a hello or a pull gets 404, which its senders take in their stride). While ``hold`` is set
     it keeps every push waiting unanswered (a peer slow enough that a sender dies mid-request)."""
 
     def __init__(self) -> None:
@@ -173,9 +174,14 @@ class Inbox:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                pass
-            await send({"type": "lifespan.shutdown.complete"})
+            while True:
+                event = (await receive())["type"]  # lifespan.startup, then lifespan.shutdown
+                await send({"type": event + ".complete"})
+                if event == "lifespan.shutdown":
+                    return
+        if (scope["method"], scope["path"]) != ("POST", "/v1/gossip"):  # hellos and pulls: not served
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
             return
         body = b""
         while True:
