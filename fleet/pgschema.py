@@ -130,12 +130,17 @@ _VENDOR_8_TO_10 = (
 
 
 def _ordered_journal(event: str, ids: str) -> str:
-    """Migration 3's journal function, taking the journal's lock first. A journal ``seq`` is drawn
+    """Migration 3's journal function, taking the journal's lock first. A sequence value is drawn
     when a row is written, not when it commits: two listeners subscribing at once could commit 2
     before 1, and a listener that synced 2 in between would never look at 1 again. Held until the
-    transaction ends, the lock makes the fleet's subscription changes commit in ``seq`` order."""
+    transaction ends, the lock makes the fleet's subscription changes commit in ``seq`` order. Under
+    it the next ``seq`` is also what SQLite's AUTOINCREMENT gives, one past the largest ever used
+    (the sequence alone would fall behind a row written with an explicit ``seq``)."""
     name = f"subscriptions_journal_{event.split()[0].lower()}"
-    inserts = "; ".join(f"INSERT INTO subscription_changes (subscription_id) VALUES ({i})" for i in ids.split())
+    next_seq = "greatest((SELECT coalesce(max(seq), 0) + 1 FROM subscription_changes), nextval('subscription_changes_seq_seq'))"
+    inserts = "; ".join(
+        f"INSERT INTO subscription_changes (seq, subscription_id) VALUES ({next_seq}, {i})" for i in ids.split()
+    )
     return (
         f"""CREATE OR REPLACE FUNCTION {name}() RETURNS trigger AS $$ BEGIN
         PERFORM pg_advisory_xact_lock({JOURNAL_LOCK}); {inserts};
