@@ -88,6 +88,9 @@ class PgStore:
         self._clock = clock
         self._local = threading.local()
         try:
+            # One connection first: a wrong URL, a missing database or a refused login is an error
+            # now, with PostgreSQL's own message, not a pool that retries for its whole timeout.
+            psycopg.connect(url, connect_timeout=10).close()
             self._pool = ConnectionPool(
                 url,
                 min_size=min_size,

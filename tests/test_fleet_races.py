@@ -1,5 +1,6 @@
 """Listeners racing on one fleet database, at the store level: subscription changes committed out of
-order still reach every listener's index, and two deliverers never claim the same delivery."""
+order still reach every listener's index, and two deliverers never claim the same delivery; a listener
+given a database that does not exist says so at once."""
 
 from __future__ import annotations
 
@@ -67,3 +68,13 @@ def test_two_deliverers_claim_disjoint_batches(pg_url):
         # Both leases over (listeners that died holding them): another takes the lot, in order.
         taken = ClaimingOutbox(a, listener="three", lease_ms=60_000).due(peer, 10 + 60_000)
         assert [d.id for d in taken] == sorted(batches["one"] + batches["two"])
+
+
+def test_a_missing_fleet_database_is_an_error_at_once(pg_url):
+    import pytest
+
+    from node.errors import StoreError
+
+    # PostgreSQL's own reason, not the pool's "initialization incomplete" after 30 s of retries.
+    with pytest.raises(StoreError, match='database "nowhere" does not exist'):
+        PgStore(pg_url.rsplit("/", 1)[0] + "/nowhere")
