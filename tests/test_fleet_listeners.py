@@ -77,6 +77,7 @@ async def test_a_listener_killed_during_ingest_loses_no_acknowledged_intent(flee
         acknowledged: set[str] = set()
         refused = 0
         sent = 0
+        in_flight = {doomed.url: False, survivor.url: False}
         async with PeerClient(alice, timeout=10) as client:
 
             async def stream(url: str, offset: int, count: int) -> None:
@@ -84,17 +85,20 @@ async def test_a_listener_killed_during_ingest_loses_no_acknowledged_intent(flee
                 for i in range(count):
                     batch = [intent(alice, f"?flight to city {offset + i}-{j}") for j in range(5)]
                     sent += len(batch)
+                    in_flight[url] = True
                     try:
                         reasons = await client.push(url, [wire.GossipItem(4, env.raw) for env in batch])
                     except DeliveryError:  # the listener died: nothing of this batch was acknowledged
                         refused += 1
                         continue
+                    finally:
+                        in_flight[url] = False
                     # An acknowledged batch goes to the other listener too: duplicates across listeners.
                     acknowledged.update(env.id.hex() for env, code in zip(batch, reasons) if code == Reason.OK)
                     await client.push(survivor.url, [wire.GossipItem(4, env.raw) for env in batch])
 
-            async def kill_midway() -> None:
-                await until(lambda: len(acknowledged) >= 100)
+            async def kill_midway() -> None:  # while a push to it is unanswered: mid-ingest
+                await until(lambda: len(acknowledged) >= 100 and in_flight[doomed.url], interval=0.001)
                 doomed.kill()
 
             async with trio.open_nursery() as nursery:
