@@ -74,6 +74,7 @@ class Fleet:
         self.runtimes: list[NodeRuntime] = []
         self.procs: list[Proc] = []
         self._homes = 0
+        self._stopped: list[trio.Event] = []  # set when an in-process listener has closed its store
 
     def listener_home(self) -> HomeInfo:
         """A new home with the vendor's key (what `vrm fleet join` gives a listener's machine)."""
@@ -86,9 +87,17 @@ class Fleet:
         """A listener in this process; returns once it listens and has joined the fleet."""
         home = self.listener_home()
         runtime = NodeRuntime(home, load_identity(home.key_path, None), store=self.url, **{**FAST, **options})
-        await self._nursery.start(runtime.run)
+        await self._nursery.start(self._run, runtime)
         self.runtimes.append(runtime)
         return runtime
+
+    async def _run(self, runtime: NodeRuntime, *, task_status: trio.TaskStatus[None]) -> None:
+        done = trio.Event()
+        self._stopped.append(done)
+        try:
+            await runtime.run(task_status=task_status)
+        finally:
+            done.set()
 
     async def spawn(self, **options: Any) -> Proc:
         """A `vrm serve --store URL` process on port 0 (with NodeRuntime ``options``, the same server
@@ -129,16 +138,20 @@ class Fleet:
         self.procs.append(proc)
         return proc
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop every listener and wait until each has let go of the database."""
         for runtime in self.runtimes:
             runtime.stop()
+        for done in self._stopped:
+            await done.wait()
         for proc in self.procs:
             if proc.popen.poll() is None:
-                proc.popen.terminate()
+                proc.popen.terminate()  # a graceful stop, as systemd would
                 try:
-                    proc.popen.wait(timeout=10)
+                    await trio.to_thread.run_sync(proc.popen.wait, 10)
                 except subprocess.TimeoutExpired:
                     proc.popen.kill()
+                    await trio.to_thread.run_sync(proc.popen.wait)
         self.db.close()
 
 

@@ -32,7 +32,8 @@ TIMEOUT = 60
 async def fleet(nursery, tmp_path, pg_url):
     fleet = Fleet(nursery, tmp_path, pg_url)
     yield fleet
-    fleet.close()
+    with trio.fail_after(30):
+        await fleet.aclose()
 
 
 def leads(db) -> list[str]:
@@ -191,7 +192,9 @@ async def test_two_listeners_send_each_delivery_exactly_once(fleet, nursery):
         await until(lambda: fleet.db.count("outbox") == 0)
         assert set(inbox.received.values()) == {1}  # each sent once
         sent = [runtime.deliverer.stats[inbox.key].delivered for runtime in listeners]
-        assert sum(sent) == len(queued) and all(sent), sent  # both listeners sent a share
+        # Who sent how much is up to the race (disjoint claims: tests/test_fleet_races.py); that
+        # the shares add up to the queue is not.
+        assert sum(sent) == len(queued), sent
 
 
 async def test_claims_of_a_killed_listener_are_sent_by_another_after_the_lease(fleet, nursery):
