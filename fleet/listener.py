@@ -35,6 +35,7 @@ class Listener:
         self.beat = beat
         self.ingested = 0
         self.notified = 0  # subscription notifications received
+        self.reconnects = 0  # LISTEN connections opened again after one broke
 
     def register(self, now: int, url: str | None) -> None:
         with self.pg.connection() as conn:
@@ -80,25 +81,42 @@ class Listener:
                     pass
 
     async def _listen(self, on_change: Callable[[], None], *, task_status: trio.TaskStatus[None]) -> None:
-        """The LISTEN loop in a worker thread; it checks for a stop twice a second."""
+        """The LISTEN loop in a worker thread; it checks for a stop twice a second.
+
+        A LISTEN connection that breaks (the server restarted, a proxy dropped it) is opened again
+        every ``beat`` until it is back, and the index is invalidated once it is: a change made
+        meanwhile sent its notification to nobody, and the journal has it."""
         stop = threading.Event()
         token = trio.lowlevel.current_trio_token()
-        conn = await trio.to_thread.run_sync(lambda: psycopg.connect(self.pg.url, autocommit=True))
-        await trio.to_thread.run_sync(conn.execute, f"LISTEN {CHANNEL}")
+        first = await trio.to_thread.run_sync(self._connect_listening)
 
         def wake() -> None:
             self.notified += 1
             on_change()
 
         def loop() -> None:
+            conn: psycopg.Connection[Any] | None = first
             try:
                 while not stop.is_set():
-                    for _ in conn.notifies(timeout=0.5):
-                        trio.from_thread.run_sync(wake, trio_token=token)
-            except psycopg.Error:
-                pass  # the connection went away: the node stops with its store
+                    if conn is None:
+                        try:
+                            conn = self._connect_listening()
+                        except psycopg.Error:
+                            stop.wait(self.beat)
+                            continue
+                        self.reconnects += 1
+                        trio.from_thread.run_sync(on_change, trio_token=token)
+                    try:
+                        for _ in conn.notifies(timeout=0.5):
+                            trio.from_thread.run_sync(wake, trio_token=token)
+                    except psycopg.Error:
+                        conn.close()
+                        conn = None
+            except trio.RunFinishedError:
+                pass  # the node stopped while we were waking it
             finally:
-                conn.close()
+                if conn is not None:
+                    conn.close()
 
         task_status.started()
         try:
@@ -106,3 +124,13 @@ class Listener:
             await trio.to_thread.run_sync(loop, abandon_on_cancel=True)
         finally:
             stop.set()
+
+    def _connect_listening(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.pg.url, autocommit=True, connect_timeout=10)
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute("SELECT set_config('application_name', %s, false)", (f"vrm-listen {self.id}",))
+        except BaseException:
+            conn.close()
+            raise
+        return conn

@@ -214,3 +214,24 @@ async def test_claims_of_a_killed_listener_are_sent_by_another_after_the_lease(f
         assert set(inbox.received.values()) == {1}  # the killed listener's push never got through
         assert inbox.first_at >= min(r["claim_until"] for r in claimed)  # taken over, not stolen early
         await until(lambda: survivor.deliverer.stats[inbox.key].delivered == 30)
+
+
+async def test_a_listener_whose_listen_connection_broke_catches_up_on_what_it_missed(fleet):
+    with trio.fail_after(TIMEOUT):
+        first, second = await fleet.start(), await fleet.start()
+        admin = await _admin(first)
+        probe = intent(Identity.generate(), "?kayak ?canoe on the lake").raw
+
+        async def second_matches(sub_id: int) -> bool:
+            return sub_id in (await trio.to_thread.run_sync(second._daemon.index)).match_envelopes([probe])[0]
+
+        with fleet.db.connection() as conn:  # as a server restart or a dropped proxy connection would
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (f"vrm-listen {second.listener.id}",),
+            )
+        sub = await admin.run_op("subscriptions.add", {"text": "?kayak"})  # its NOTIFY may reach no one
+        await until(lambda: second.listener.reconnects == 1)
+        await eventually(lambda: second_matches(sub["id"]))
+        later = await admin.run_op("subscriptions.add", {"text": "?canoe"})
+        await eventually(lambda: second_matches(later["id"]))  # and it hears the next ones again
