@@ -6,10 +6,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vrm-installed
 SOURCES := pyproject.toml Cargo.toml native/Cargo.toml $(wildcard Cargo.lock) $(shell find native/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test test-debs test-python test-rust test-lowest bench bench-gate setup clean wheels sdist pi-check
+.PHONY: demo demo-fleet test test-debs test-python test-rust test-lowest bench bench-gate setup clean wheels sdist pi-check
 
 demo: $(STAMP)
 	$(BIN)/vrm demo
+
+# One vendor, two listeners, one throwaway PostgreSQL cluster (fleet/demo.py); everything stopped after.
+demo-fleet: $(STAMP)
+	@.ci/ensure-debs postgresql
+	$(BIN)/python -m fleet.demo
 
 test: test-rust test-python
 

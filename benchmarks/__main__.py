@@ -1,4 +1,7 @@
-"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page|gossip]"""
+"""python -m benchmarks [--quick] [--gate] [--scale N] [--json PATH] [--only verify|codec|tokenizer|matcher|grants|page|gossip|fleet]
+
+``--only fleet`` (benchmarks/fleet.py: PostgreSQL listeners vs one SQLite listener) runs only when
+asked: it needs PostgreSQL and idle cores, takes a minute or two, and is reported, never gated."""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
     parser.add_argument("--scale", type=int, default=1_000_000,
                         help="subscriptions of the matcher's at-scale run (full runs only; 0: skip it)")  # fmt: skip
-    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page", "gossip"), help="run one group")
+    parser.add_argument("--only", choices=("verify", "codec", "tokenizer", "matcher", "grants", "page", "gossip", "fleet"), help="run one group")
     args = parser.parse_args(argv)
 
     from node.backends import get_backend
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the native core is not built ({exc}); run `make setup` first", file=sys.stderr)
         return 2
 
+    if args.only == "fleet":
+        from benchmarks import fleet
+
+        return fleet.main(["--quick"] if args.quick else [])
     started = time.perf_counter()
     # The threads ratio needs idle cores: with the machine busy it says little, so the load is printed.
     before = print_load("before")

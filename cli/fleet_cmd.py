@@ -20,6 +20,7 @@ from cli.output import JsonOpt
 
 # A listener beats every second (fleet.listener); one silent for this long is counted as gone.
 ALIVE_WITHIN_MS = 10_000
+SHOWN_STOPPED_MS = 86_400_000
 LAG_SAMPLE = 1000  # newest envelopes whose created → received delay the lag figures describe
 
 StoreOpt = Annotated[
@@ -166,8 +167,11 @@ def fleet_status(pg: Any, now: int) -> dict[str, Any]:
         from node.errors import StoreError
 
         raise StoreError("the database has no fleet schema yet: run `vrm fleet init --store URL`")
+    # a stopped or silent listener stays listed for a day after its last beat, then drops out of view
     listeners = pg.query(
-        "SELECT id, host, pid, url, started_at, beat_at, stopped_at, ingested FROM fleet_listeners ORDER BY started_at, id"
+        "SELECT id, host, pid, url, started_at, beat_at, stopped_at FROM fleet_listeners "
+        "WHERE beat_at > ? ORDER BY started_at, id",
+        (now - SHOWN_STOPPED_MS,),
     )
     for li in listeners:
         li["age_ms"] = max(0, now - li["beat_at"])

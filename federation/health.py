@@ -5,7 +5,8 @@ fleet's listeners (or any node's supervisor).
 answers; 503 with ``"status": "degraded", "store": "unreachable"`` when it does not within
 ``timeout`` seconds. No secret and nothing a peer sent is in it. The answer is computed at most once
 per ``every`` seconds and shared by every request meanwhile, so a flood of health checks costs the
-store one query a second, not one per request. Any other method on the path is a 405.
+store one query a second, not one per request. HEAD answers the same status without the body; any
+other method on the path is a 405.
 
 A fleet listener probes its PostgreSQL database on a pooled connection of its own (not behind the
 node's store worker, which may be busy with an ingest batch); a SQLite node asks its store worker.
@@ -76,7 +77,7 @@ class Health:
         if getattr(store, "engine", None) == "postgresql":
 
             def ask() -> int:
-                with store.connection() as conn:  # type: ignore[attr-defined]
+                with store.connection(timeout=self.timeout) as conn:  # type: ignore[attr-defined]
                     row = conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations").fetchone()
                     return int(row["v"])
 
@@ -96,12 +97,13 @@ class HealthMiddleware:
         if scope["type"] != "http" or scope.get("path") != HEALTH_PATH:
             await self.app(scope, receive, send)
             return
-        if scope.get("method") != "GET":
+        method = scope.get("method")
+        if method not in ("GET", "HEAD"):
             status, body = 405, b'{"error":"method_not_allowed"}'
-            headers = [*_HEADERS, (b"allow", b"GET")]
+            headers = [*_HEADERS, (b"allow", b"GET, HEAD")]
         else:
             status, body = await self.health.answer()
             headers = list(_HEADERS)
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

@@ -109,13 +109,18 @@ def start_node(
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     log_dir: str | os.PathLike[str] | None = None,
+    command: Sequence[str] | None = None,
 ) -> Node:
     """`vrm serve` for ``home`` on 127.0.0.1 (a free port unless ``args`` say otherwise), returned
-    once it prints its URLs and its health is ok."""
+    once it prints its URLs and its health is ok. ``command`` replaces `vrm serve` by another program
+    printing the same lines (``command + [home]``: the benchmark's server with its budgets lifted)."""
     home = Path(home)
     log_path = Path(log_dir or home) / f"serve-{home.name}.log"
     stderr = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - the process keeps writing to it
-    command = vrm_command(home, "serve", "--host", "127.0.0.1", "--port", "0", *args)
+    if command is not None:
+        command = [*command, str(home), *args]
+    else:
+        command = vrm_command(home, "serve", "--host", "127.0.0.1", "--port", "0", *args)
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=_env(env), cwd=_ROOT, start_new_session=True
     )
@@ -174,10 +179,16 @@ class Fleet:
     """``with Fleet(homes) as fleet: fleet.urls`` — one `vrm serve` per home, started in parallel."""
 
     def __init__(
-        self, homes: Sequence[Path], *, args: Sequence[str] = (), env: dict[str, str] | None = None, timeout: float = 90.0
+        self,
+        homes: Sequence[Path],
+        *,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        timeout: float = 90.0,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.homes = list(homes)
-        self.args, self.env, self.timeout = list(args), env, timeout
+        self.args, self.env, self.timeout, self.command = list(args), env, timeout, command
         self.nodes: list[Node] = []
 
     @property
@@ -190,7 +201,9 @@ class Fleet:
 
         def one(i: int) -> None:
             try:
-                started[i] = start_node(self.homes[i], args=self.args, env=self.env, timeout=self.timeout)
+                started[i] = start_node(
+                    self.homes[i], args=self.args, env=self.env, timeout=self.timeout, command=self.command
+                )
             except BaseException as exc:  # reported below, after every thread ended
                 errors.append(exc)
 

@@ -49,6 +49,9 @@ _INT_KEYS = {
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _JSON_EACH = re.compile(r"json_each\(\?\)")
+# ``INSERT INTO t (cols) VALUES (?, …)`` with nothing but an optional ``ON CONFLICT … DO NOTHING`` after
+_VALUES_INSERT = re.compile(r"(INSERT INTO \w+ \([\w, ]+\))\s+VALUES\s+\(([?, ]+)\)(\s+ON CONFLICT(?: \([\w, ]+\))? DO NOTHING)?", re.S)
+_MAX_PARAMS = 32_000  # PostgreSQL binds at most 65 535 parameters in one statement
 _NULL_TEST = re.compile(r"\?\s+(IS\s+(?:NOT\s+)?NULL)")
 
 
@@ -63,6 +66,16 @@ def pg_sql(sql: str) -> str:
     s = s.replace("?", "%s")
     s = _NAMED.sub(r"%(\1)s", s)
     return s
+
+
+_RawCursor = getattr(psycopg, "RawCursor", None)  # psycopg >= 3.2
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_insert(head: str, width: int, count: int, tail: str) -> str:
+    """``head VALUES ($1, …), ($n+1, …) tail`` for ``count`` rows of ``width`` values."""
+    rows = ("(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(count))
+    return f"{head} VALUES {', '.join(rows)}{tail}"
 
 
 def _quote(name: str) -> str:
@@ -120,10 +133,10 @@ class PgStore:
         self.close()
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection of its own (autocommit), for what runs beside the domain (nonces,
-        heartbeats, LISTEN)."""
-        with self._pool.connection() as conn:
+        heartbeats, LISTEN); ``timeout``: seconds to wait for one (the pool's 30 by default)."""
+        with self._pool.connection(timeout=timeout) as conn:
             yield conn
 
     # -- schema ------------------------------------------------------------------------------------
@@ -242,10 +255,26 @@ class PgStore:
             return conn.execute(pg_sql(sql), _params(params)).rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """One prepared statement run for each row (psycopg pipelines them); rows changed in all."""
+        """The statement for each row; rows changed in all. A plain ``INSERT … VALUES (…)`` (perhaps
+        ``ON CONFLICT … DO NOTHING``) becomes one multi-row INSERT per chunk: a batch of envelopes or
+        leads is one round trip, not one per row. Anything else: one prepared statement per row,
+        pipelined."""
         conn = self._tx_conn()
         if not rows:
             return 0
+        insert = _VALUES_INSERT.fullmatch(sql.strip()) if _RawCursor is not None else None
+        if insert is not None:
+            head, width, tail = insert.group(1), insert.group(2).count("?"), insert.group(3) or ""
+            step = max(1, _MAX_PARAMS // max(width, 1))
+            changed = 0
+            # A raw cursor ($1 … $n placeholders): psycopg need not parse a statement this long.
+            with _translated_errors(), _RawCursor(conn) as cur:
+                for at in range(0, len(rows), step):
+                    chunk = rows[at : at + step]
+                    params = [bytes(v) if isinstance(v, memoryview) else v for r in chunk for v in r]
+                    cur.execute(_multi_insert(head, width, len(chunk), tail), params, prepare=False)
+                    changed += max(cur.rowcount, 0)
+            return changed
         with _translated_errors(), conn.cursor() as cur:
             cur.executemany(pg_sql(sql), [list(r) for r in rows], returning=False)
             return max(cur.rowcount, 0)

@@ -107,16 +107,16 @@ class Leads:
         skipped. How many were new. Joins the caller's transaction."""
         now = self._clock()
         checked = [_lead_row(env, ids, now) for env, ids in rows]
-        added = 0
+        if not checked:
+            return 0
+        columns = ", ".join(checked[0])
+        marks = ", ".join("?" for _ in checked[0])
+        # one statement for the batch: on a fleet's PostgreSQL one round trip, not one per lead
         with self._store.transaction():
-            for row in checked:
-                columns = ", ".join(row)
-                marks = ", ".join("?" for _ in row)
-                added += self._store.execute(
-                    f"INSERT INTO leads ({columns}) VALUES ({marks}) ON CONFLICT (intent_id) DO NOTHING",
-                    list(row.values()),
-                )
-        return added
+            return self._store.execute_many(
+                f"INSERT INTO leads ({columns}) VALUES ({marks}) ON CONFLICT (intent_id) DO NOTHING",
+                [list(row.values()) for row in checked],
+            )
 
     def withdraw(self, intent_id: str, at: int) -> bool:
         """Mark the lead of a withdrawn intent; False when there is no live lead for it."""

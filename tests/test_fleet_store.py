@@ -61,3 +61,28 @@ def test_a_relayed_batch_is_queued_with_one_statement_on_postgresql_too(pg_url):
             assert outbox.enqueue_many(deliveries, kind="gossip", now=5) == {"p1", "p2"}
             assert outbox.enqueue_many(deliveries, kind="gossip", now=6) == set()  # all queued already
         assert store.query_one("SELECT count(*) AS n FROM outbox WHERE ref = 'r1'")["n"] == 2
+
+
+def test_a_batch_insert_is_one_statement_that_keeps_the_domains_duplicate_rules(pg_url):
+    """execute_many of a plain INSERT becomes multi-row INSERTs (chunked under PostgreSQL's parameter
+    limit): ON CONFLICT DO NOTHING counts only new rows, a duplicate key fails the whole batch."""
+    import fleet.pgstore as pgstore
+
+    with PgStore(pg_url) as store:
+        lead = "INSERT INTO leads (intent_id, author, text, body, subscription_ids, created_at, expires_at, received_at) " \
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (intent_id) DO NOTHING"  # fmt: skip
+        rows = [[f"{i:064x}", "b" * 64, "t", "{}", "[1]", 1, 2, 1] for i in range(10_000, 14_001)]
+        with store.transaction():
+            assert store.execute_many(lead, rows + rows[:3]) == 4001  # 8 values a row: two chunks
+        assert 8 * 4004 > pgstore._MAX_PARAMS
+        with store.transaction():
+            assert store.execute_many(lead, rows[:2] + [[f"{1:064x}", "b" * 64, "t", "{}", "[1]", 1, 2, 1]]) == 1
+        before = store.count("envelopes")
+        env = "INSERT INTO envelopes (id, kind, author, created_at, expires_at, ttl, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        fresh = [[f"{i:064x}", "intent", "b" * 64, 1, 2, 3, memoryview(b"raw"), 1] for i in range(20_000, 20_003)]
+        with store.transaction():
+            assert store.execute_many(env, fresh) == 3
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.execute_many(env, [[f"{30_000:064x}", "intent", "b" * 64, 1, 2, 3, b"x", 1], fresh[0]])
+        assert store.count("envelopes") == before + 3  # the failed batch left nothing
+        assert bytes(store.query_one("SELECT raw FROM envelopes WHERE id = ?", [fresh[0][0]])["raw"]) == b"raw"
