@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -22,6 +23,7 @@ import trio
 from fleet.pgstore import PgStore
 
 CHANNEL = "vrm_subscriptions"
+LOGGER = logging.getLogger("vrm.fleet")
 
 
 def new_listener_id() -> str:
@@ -70,8 +72,13 @@ class Listener:
                 await nursery.start(self._listen, on_subscriptions)
                 task_status.started()
                 while True:
-                    await trio.to_thread.run_sync(self.heartbeat, clock())
-                    await rescan()
+                    try:
+                        await trio.to_thread.run_sync(self.heartbeat, clock())
+                        await rescan()
+                    except psycopg.Error as exc:
+                        # The database is down or restarting: keep serving (GET /v1/health says
+                        # degraded) and beat again when it is back; a listener never dies of it.
+                        LOGGER.warning("fleet database unavailable (%s); retrying", type(exc).__name__)
                     await trio.sleep(self.beat)
         finally:
             with trio.CancelScope(shield=True):
