@@ -330,11 +330,15 @@ class NodeRuntime:
         """Share the fleet's deliveries (claimed), replay memory and subscription changes."""
         from fleet.listener import Listener
         from fleet.nonces import SharedNonceCache
-        from fleet.outbox import ClaimingOutbox
+        from fleet.outbox import ClaimingOutbox, lease_for
 
         self.listener = Listener(astore.store)  # type: ignore[arg-type]
         self._fleet_outbox = ClaimingOutbox(
-            astore.store, listener=self.listener.id, backoff=self.backoff, max_attempts=self.max_attempts
+            astore.store,
+            listener=self.listener.id,
+            backoff=self.backoff,
+            max_attempts=self.max_attempts,
+            lease_ms=lease_for(self.request_timeout),  # a claim outlasts one send
         )
         self.app_options.setdefault("nonces", SharedNonceCache(astore.store))  # type: ignore[arg-type]
         self.app_options.setdefault("listener_id", self.listener.id)  # named by GET /v1/health

@@ -37,6 +37,7 @@ class Listener:
         self.beat = beat
         self.ingested = 0
         self.notified = 0  # subscription notifications received
+        self.reconnects = 0  # LISTEN connections opened again after one broke
 
     def register(self, now: int, url: str | None) -> None:
         with self.pg.connection() as conn:
@@ -87,16 +88,14 @@ class Listener:
                     pass
 
     async def _listen(self, on_change: Callable[[], None], *, task_status: trio.TaskStatus[None]) -> None:
-        """The LISTEN loop in a worker thread; it checks for a stop twice a second."""
+        """The LISTEN loop in a worker thread; it checks for a stop twice a second.
+
+        A LISTEN connection that breaks (the server restarted, a proxy dropped it) is opened again
+        every ``beat`` until it is back, and the index is invalidated once it is: a change made
+        meanwhile sent its notification to nobody, and the journal has it."""
         stop = threading.Event()
         token = trio.lowlevel.current_trio_token()
-
-        def connect() -> psycopg.Connection[Any]:
-            conn = psycopg.connect(self.pg.url, autocommit=True, connect_timeout=5)
-            conn.execute(f"LISTEN {CHANNEL}")
-            return conn
-
-        first = await trio.to_thread.run_sync(connect)
+        first = await trio.to_thread.run_sync(self._connect_listening)
 
         def wake() -> None:
             self.notified += 1
@@ -104,20 +103,27 @@ class Listener:
 
         def loop() -> None:
             conn: psycopg.Connection[Any] | None = first
-            while not stop.is_set():
-                try:
-                    if conn is None:  # reconnected: changes made meanwhile were not heard, rebuild
-                        conn = connect()
+            try:
+                while not stop.is_set():
+                    if conn is None:
+                        try:
+                            conn = self._connect_listening()
+                        except psycopg.Error:
+                            stop.wait(self.beat)
+                            continue
+                        self.reconnects += 1
                         trio.from_thread.run_sync(on_change, trio_token=token)
-                    for _ in conn.notifies(timeout=0.5):
-                        trio.from_thread.run_sync(wake, trio_token=token)
-                except psycopg.Error:
-                    if conn is not None:
+                    try:
+                        for _ in conn.notifies(timeout=0.5):
+                            trio.from_thread.run_sync(wake, trio_token=token)
+                    except psycopg.Error:
                         conn.close()
-                    conn = None
-                    stop.wait(self.beat)
-            if conn is not None:
-                conn.close()
+                        conn = None
+            except trio.RunFinishedError:
+                pass  # the node stopped while we were waking it
+            finally:
+                if conn is not None:
+                    conn.close()
 
         task_status.started()
         try:
@@ -125,3 +131,13 @@ class Listener:
             await trio.to_thread.run_sync(loop, abandon_on_cancel=True)
         finally:
             stop.set()
+
+    def _connect_listening(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.pg.url, autocommit=True, connect_timeout=10)
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute("SELECT set_config('application_name', %s, false)", (f"vrm-listen {self.id}",))
+        except BaseException:
+            conn.close()
+            raise
+        return conn

@@ -5,6 +5,11 @@ Every listener runs a deliverer over the same ``outbox`` table. ``due`` claims t
 ``now + lease``; a listener that dies holding claims loses them when the lease expires and another
 sends them (at least once: the receiving node deduplicates by envelope id). ``next_at`` counts a
 claimed row as due when its lease ends, so a waiting deliverer wakes to take it over.
+
+The lease must outlast one send: the claim, one POST (bounded by the deliverer's request timeout)
+and the acknowledgement; ``lease_for`` gives three request timeouts. Whatever ends a send (failed,
+deferred, settled) releases the claims along with it, so a deferred row waits for its ``next_at``,
+not for the rest of a lease.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from federation.outbox import Delivery, Outbox
 
 _COLUMNS = "id, peer, kind, ref, payload, created_at, expires_at, attempts, next_at, last_error"
 DEFAULT_LEASE_MS = 30_000
+
+
+def lease_for(request_timeout: float) -> int:
+    """The claim lease (ms) of a deliverer whose requests time out after ``request_timeout`` seconds."""
+    return max(1_000, int(request_timeout * 3_000))
 
 
 class ClaimingOutbox(Outbox):
@@ -52,11 +62,21 @@ class ClaimingOutbox(Outbox):
     def mark_failed(self, ids: Sequence[int], now: int, error: str) -> list[int]:
         with self.store.transaction():
             dead = super().mark_failed(ids, now, error)
-            if ids:
-                self.store.execute(
-                    f"UPDATE outbox SET claimed_by = NULL, claim_until = 0 WHERE id IN ({_marks(ids)})", list(ids)
-                )
+            self._release(ids)
         return dead
+
+    def defer(self, ids: Sequence[int], next_at: int, error: str) -> None:
+        with self.store.transaction():
+            super().defer(ids, next_at, error)
+            self._release(ids)
+
+    def _release(self, ids: Sequence[int]) -> None:
+        # Only our own claims: after our lease ran out another listener may hold these rows now.
+        if ids:
+            self.store.execute(
+                f"UPDATE outbox SET claimed_by = NULL, claim_until = 0 WHERE claimed_by = ? AND id IN ({_marks(ids)})",
+                [self.listener, *ids],
+            )
 
     def next_at(self, peer: str) -> int | None:
         row = self.store.query_one(

@@ -129,11 +129,40 @@ _VENDOR_8_TO_10 = (
     *_sqlite_steps(9, 10),
 )
 
+
+def _ordered_journal(event: str, ids: str) -> str:
+    """Migration 3's journal function, taking the journal's lock first. A sequence value is drawn
+    when a row is written, not when it commits: two listeners subscribing at once could commit 2
+    before 1, and a listener that synced 2 in between would never look at 1 again. Held until the
+    transaction ends, the lock makes the fleet's subscription changes commit in ``seq`` order. Under
+    it the next ``seq`` is also what SQLite's AUTOINCREMENT gives, one past the largest ever used
+    (the sequence alone would fall behind a row written with an explicit ``seq``)."""
+    name = f"subscriptions_journal_{event.split()[0].lower()}"
+    next_seq = "greatest((SELECT coalesce(max(seq), 0) + 1 FROM subscription_changes), nextval('subscription_changes_seq_seq'))"
+    inserts = "; ".join(
+        f"INSERT INTO subscription_changes (seq, subscription_id) VALUES ({next_seq}, {i})" for i in ids.split()
+    )
+    return (
+        f"""CREATE OR REPLACE FUNCTION {name}() RETURNS trigger AS $$ BEGIN
+        PERFORM pg_advisory_xact_lock({JOURNAL_LOCK}); {inserts};
+        DELETE FROM subscription_changes WHERE seq <= (SELECT max(seq) FROM subscription_changes) - {SUBSCRIPTION_JOURNAL_KEEP};
+        RETURN NULL; END $$ LANGUAGE plpgsql"""
+    )
+
+
+JOURNAL_LOCK = 4712  # beside the migrator's 4711 (fleet/pgstore.py)
+_JOURNAL_IN_COMMIT_ORDER = (
+    _ordered_journal("INSERT", "new.id"),
+    _ordered_journal("DELETE", "old.id"),
+    _ordered_journal("UPDATE OF id, spec", "old.id new.id"),
+)
+
 PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "vendor side: vault, intents, outbox, federation, consented access", _vendor_tables()),
     (2, "fleet: identity, listeners, shared nonces, delivery claims, subscription notify", _FLEET),
     (3, "vendor side of SQLite 8-10: subscription hash and journal, peer claims and scores, refusals", _VENDOR_8_TO_10),
+    (4, "the subscription journal in commit order across listeners", _JOURNAL_IN_COMMIT_ORDER),
     # SQLite migration 11, translated: offer terms, withdrawal reasons, superseded offers, agreements.
-    (4, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
+    (5, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
      tuple(translate_ddl(s) for s in AGREEMENTS_V11)),
 )

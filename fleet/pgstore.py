@@ -101,6 +101,9 @@ class PgStore:
         self._clock = clock
         self._local = threading.local()
         try:
+            # One connection first: a wrong URL, a missing database or a refused login is an error
+            # now, with PostgreSQL's own message, not a pool that retries for its whole timeout.
+            psycopg.connect(url, connect_timeout=10).close()
             self._pool = ConnectionPool(
                 url,
                 min_size=min_size,
@@ -191,6 +194,17 @@ class PgStore:
                     yield self
             finally:
                 local.conn = None
+
+    def checkpoint_truncate(self) -> None:
+        """SQLite's step after deleting data that must not linger (held data of an ended grant).
+        PostgreSQL has no secure_delete: VACUUM of the held data removes the deleted rows from its
+        pages' live tuples and its indexes now instead of at some autovacuum; their bytes may stay in
+        freed page space and old WAL segments until reused (values are sealed under the vault key
+        when the vendor has a passphrase). Outside a transaction only; a no-op inside one."""
+        if self.in_transaction:
+            return
+        with self._pool.connection() as conn:
+            conn.execute("VACUUM held_data")
 
     @property
     def in_transaction(self) -> bool:

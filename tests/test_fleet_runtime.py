@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import trio
 
 from app.runtime import NodeRuntime
 from node.home import init_home
 from node.keystore import load_identity
-from tests.pgcluster import PgCluster
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    with PgCluster() as pg:
-        yield pg.url
 
 
 async def test_a_vendor_node_serves_as_a_fleet_listener(pg_url, tmp_path):

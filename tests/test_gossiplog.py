@@ -9,6 +9,7 @@ from node.errors import ConflictError, ValidationError
 from node.gossiplog import MAX_TTL, ORIGIN_TTL, GossipLog, Held, addressing, envelope_row
 from node.identity import Identity
 from tests.helpers import Clock
+from tests.conftest import vendor_engines
 
 T0 = 1_700_000_000_000
 DAY = 86_400_000
@@ -16,6 +17,12 @@ ALICE = Identity.from_seed(bytes([9]) * 32)
 VENDOR = Identity.from_seed(bytes([3]) * 32)
 INTENT_ID = bytes([7]) * 32
 OFFER_ID = bytes([8]) * 32
+
+
+@pytest.fixture
+def store(vendor_store):
+    """The store a vendor's node uses: SQLite, and PostgreSQL too for tests marked ``@vendor_engines``."""
+    return vendor_store
 
 
 @pytest.fixture
@@ -53,6 +60,7 @@ def test_addressing_of_every_kind():
             addressing(env(kind, body))
 
 
+@vendor_engines
 def test_add_get_known_and_count(log, clock):
     first, second = env(body={"n": 1}), offer()
     s1 = log.add(first, ttl=ORIGIN_TTL, recipient=None, ref=None, from_peer=None)
@@ -82,6 +90,7 @@ def test_add_get_known_and_count(log, clock):
     assert log.by_ref(INTENT_ID.hex()) == [held] and log.by_ref(INTENT_ID.hex(), "withdraw") == []
 
 
+@vendor_engines
 def test_known_answers_thousands_of_ids_in_one_query(log):
     held = [env(body={"n": i}) for i in range(5)]
     log.add_many(
@@ -91,6 +100,7 @@ def test_known_answers_thousands_of_ids_in_one_query(log):
     assert log.known(asked) == {e.id.hex() for e in held}
 
 
+@vendor_engines
 def test_a_duplicate_is_refused_and_the_batch_stores_nothing(log, store):
     a, b = env(body={"n": 1}), env(body={"n": 2})
     log.add(a, ttl=1, recipient=None, ref=None, from_peer=None)
@@ -104,6 +114,7 @@ def test_a_duplicate_is_refused_and_the_batch_stores_nothing(log, store):
     assert rows(store) == before
 
 
+@vendor_engines
 def test_add_many_joins_the_callers_transaction(log, store):
     row = envelope_row(env(), ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0)
     with pytest.raises(RuntimeError), store.transaction():
@@ -151,6 +162,7 @@ GOOD = {
         ({"received_at": -5}, "received_at"),
     ],
 )
+@vendor_engines
 def test_hostile_rows_change_nothing(log, store, change, field):
     fine = {**GOOD, "id": "ef" * 32}
     with pytest.raises(ValidationError) as info:
@@ -159,12 +171,14 @@ def test_hostile_rows_change_nothing(log, store, change, field):
     assert rows(store) == []
 
 
+@vendor_engines
 def test_add_many_defaults_received_at_to_now(log, clock):
     clock.now = T0 + 99
     (seq,) = log.add_many([GOOD])
     assert log.get(GOOD["id"]).received_at == T0 + 99 and seq == 1
 
 
+@vendor_engines
 def test_since_pages_live_envelopes_in_order(log, clock):
     short = env(body={"n": "short"}, ttl=10)
     many = [env(body={"n": i}) for i in range(5)]
@@ -180,6 +194,7 @@ def test_since_pages_live_envelopes_in_order(log, clock):
     assert log.since(nxt2, 10) == ([], nxt2)
 
 
+@vendor_engines
 def test_inbox_is_only_what_is_addressed_to_the_recipient(log):
     mine, theirs = offer(n=1), offer(to=VENDOR.public_key, n=2)
     log.add(env(), ttl=4, recipient=None, ref=None, from_peer=None)
@@ -195,11 +210,13 @@ def test_inbox_is_only_what_is_addressed_to_the_recipient(log):
     "args, kwargs",
     [((-1, 10), {}), ((0, 0), {}), ((0, 1001), {}), (("0", 10), {}), ((0, 10), {"recipient": "x"})],
 )
+@vendor_engines
 def test_since_refuses_bad_arguments(log, args, kwargs):
     with pytest.raises(ValidationError):
         log.since(*args, **kwargs)
 
 
+@vendor_engines
 def test_prune_drops_what_expired(log, store):
     for i, ttl in enumerate((10, 20, DAY)):
         log.add(env(body={"n": i}, ttl=ttl), ttl=1, recipient=None, ref=None, from_peer=None)

@@ -265,10 +265,10 @@ def test_the_real_flow_reproduces_the_vectors(tmp_path, backend_name):
 class Pair:
     """A person's store (with her vault) and a vendor's, each with its Grants, on one clock."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, vendor_store: Store | None = None) -> None:
         self.clock = Clock(T0)
         self.ps = Store(tmp_path / "person.db")
-        self.vs = Store(tmp_path / "vendor.db")
+        self.vs = vendor_store if vendor_store is not None else Store(tmp_path / "vendor.db")
         self.person = Grants(self.ps, clock=self.clock)
         self.vendor = Grants(self.vs, clock=self.clock)
         self.vault = Vault(self.ps, None, clock=self.clock)
@@ -295,8 +295,9 @@ class Pair:
 
 
 @pytest.fixture
-def pair(tmp_path):
-    p = Pair(tmp_path)
+def pair(tmp_path, open_vendor_store):
+    """The vendor's side on the test's engine (``@vendor_engines``: SQLite and PostgreSQL)."""
+    p = Pair(tmp_path, open_vendor_store())
     yield p
     p.close()
 

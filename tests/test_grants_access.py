@@ -18,6 +18,7 @@ from node.refusals import StrangerRefusals
 from node.store import Store
 from node.vault import Vault
 from tests.helpers import Clock
+from tests.conftest import vendor_engines
 from tests.test_grants import (  # noqa: F401 (pair is a fixture)
     DAY,
     MALLORY,
@@ -36,6 +37,7 @@ from tests.test_grants import (  # noqa: F401 (pair is a fixture)
 # -- requests and approvals ----------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_a_request_is_approved_narrower_and_the_grant_reaches_the_vendor(pair):
     asked, env = ask(pair, fields=["shipping_address", "email", "phone", "email"])
     assert asked.fields == ("email", "phone", "shipping_address") and asked.direction == "sent"
@@ -59,6 +61,7 @@ def test_a_request_is_approved_narrower_and_the_grant_reaches_the_vendor(pair):
     assert pair.vendor.grant_received(grant_env, me=VENDOR.public_key) == Reason.DUPLICATE
 
 
+@vendor_engines
 def test_an_approval_cannot_widen_the_request(pair):
     asked, _ = ask(pair, fields=["email"], duration_ms=DAY)
     before = pair.counts()
@@ -76,6 +79,7 @@ def test_an_approval_cannot_widen_the_request(pair):
     assert pair.counts() == before and pair.person.pending()[0].id == asked.id
 
 
+@vendor_engines
 def test_deny_and_what_cannot_be_answered_twice(pair):
     asked, _ = ask(pair)
     assert pair.person.deny(asked.id).status == "denied"
@@ -93,6 +97,7 @@ def test_deny_and_what_cannot_be_answered_twice(pair):
         pair.person.approve(PERSON, other.id)
 
 
+@vendor_engines
 def test_the_person_refuses_requests_she_cannot_take(pair, tmp_path):
     intent = Intents(pair.ps, clock=pair.clock).cast(PERSON, "?flight SFO->JFK", ttl_ms=DAY)
     make = lambda **b: envelope.create(  # noqa: E731
@@ -120,6 +125,7 @@ def test_the_person_refuses_requests_she_cannot_take(pair, tmp_path):
         pair.person.request_received(envelope.create(VENDOR, "grant", {}, created=T0, ttl_ms=DAY))
 
 
+@vendor_engines
 def test_the_vendor_refuses_grants_it_cannot_take(pair):
     asked, _ = ask(pair, fields=["email"])
     body = {"to": VENDOR.public_key, "fields": ["email"], "purpose": "p", "uses": None, "terms": [],
@@ -138,6 +144,7 @@ def test_the_vendor_refuses_grants_it_cannot_take(pair):
     assert pair.vendor.list(direction="received")[0].person == MALLORY.public_key.hex()
 
 
+@vendor_engines
 def test_create_checks_its_arguments_and_changes_nothing_when_refused(pair):
     before = pair.counts()
     good = {"fields": ["email"], "purpose": "p", "duration_ms": DAY}
@@ -167,6 +174,7 @@ def test_create_checks_its_arguments_and_changes_nothing_when_refused(pair):
     assert pair.counts() == before
 
 
+@vendor_engines
 def test_a_grant_for_an_intent_ends_no_later_and_carries_its_terms(pair):
     intent = Intents(pair.ps, clock=pair.clock).cast(PERSON, "?flight SFO->JFK", ttl_ms=DAY, terms=["no-resale"])
     grant, env = pair.person.create(
@@ -183,6 +191,7 @@ def test_a_grant_for_an_intent_ends_no_later_and_carries_its_terms(pair):
     assert served.terms == ("no-profiling", "no-resale")
 
 
+@vendor_engines
 def test_an_approved_request_for_an_intent_takes_its_terms(pair):
     intent = Intents(pair.ps, clock=pair.clock).cast(PERSON, "?taxi", ttl_ms=DAY, terms=["no-resale", "no-profiling"])
     asked, _ = ask(pair, for_ref=intent.id)  # a full id needs no lead on the vendor's node
@@ -193,6 +202,7 @@ def test_an_approved_request_for_an_intent_takes_its_terms(pair):
 # -- the grant check and the access --------------------------------------------------------------------
 
 
+@vendor_engines
 def test_every_refusal_of_the_check(pair):
     once = pair.give(["email"], uses=1)
     short = pair.give(["phone"], duration_ms=MINUTE)
@@ -224,6 +234,7 @@ def test_every_refusal_of_the_check(pair):
     assert pair.vendor.check(short, me, None, now) == (Reason.NO_GRANT, None)
 
 
+@vendor_engines
 def test_an_access_answers_the_fields_present_spends_a_use_and_receipts_it(pair):
     pair.vault.delete("phone")
     grant_id = pair.give(["email", "phone", "shipping_address"], uses=3)
@@ -247,6 +258,7 @@ def test_an_access_answers_the_fields_present_spends_a_use_and_receipts_it(pair)
     assert receipts.verify(PERSON.public_key).ok
 
 
+@vendor_engines
 def test_refusals_receipt_what_the_requester_may_know(pair):
     grant_id = pair.give(["email"])
     stranger = pair.access(grant_id, by=OTHER_VENDOR)
@@ -263,6 +275,7 @@ def test_refusals_receipt_what_the_requester_may_know(pair):
     assert pair.person.get(grant_id).uses_spent == 0
 
 
+@vendor_engines
 def test_an_access_with_bad_arguments_writes_nothing(pair):
     grant_id = pair.give(["email"])
     before = pair.counts()
@@ -274,6 +287,7 @@ def test_an_access_with_bad_arguments_writes_nothing(pair):
     assert pair.counts() == before
 
 
+@vendor_engines
 def test_an_access_that_cannot_read_the_vault_spends_nothing(pair, tmp_path):
     key = bytes(range(32))
     with Store(tmp_path / "sealed.db") as store:
@@ -287,6 +301,7 @@ def test_an_access_that_cannot_read_the_vault_spends_nothing(pair, tmp_path):
         assert outcome.values == {"email": "sealed value"}
 
 
+@vendor_engines
 def test_a_revocation_committed_by_another_connection_is_always_seen(pair):
     """The check and the spend run in one transaction: a revocation committed before (here by a
     second connection to the same file, as the CLI would) never lets an access through."""

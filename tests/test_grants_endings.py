@@ -18,6 +18,7 @@ from node.receipts import Receipts
 from node.store import Store
 from node.vault import Vault
 from tests.helpers import Clock
+from tests.conftest import vendor_engines
 from tests.test_grants import (  # noqa: F401 (pair is a fixture)
     CHECKERS,
     DAY,
@@ -36,6 +37,7 @@ from tests.test_grants import (  # noqa: F401 (pair is a fixture)
 # -- revocation, deletion, endings ---------------------------------------------------------------------
 
 
+@vendor_engines
 def test_revocation_deletion_and_its_confirmation(pair):
     grant_id = pair.give(["email", "phone"])
     pair.vendor.store_fetched(grant_id, pair.access(grant_id).values)
@@ -90,6 +92,7 @@ def test_revocation_deletion_and_its_confirmation(pair):
     assert pair.person.deletion_received(deletion) == Reason.DUPLICATE
 
 
+@vendor_engines
 def test_a_vendor_revocation_of_a_grant_it_received_is_refused(pair):
     grant_id = pair.give()
     with pytest.raises(ValidationError):
@@ -98,6 +101,7 @@ def test_a_vendor_revocation_of_a_grant_it_received_is_refused(pair):
         pair.person.revoke(PERSON, grant_id, reason="bored")
 
 
+@vendor_engines
 def test_end_due_ends_expired_spent_and_intent_bound_grants(pair):
     intent = Intents(pair.ps, clock=pair.clock).cast(PERSON, "?flight SFO->JFK", ttl_ms=2 * DAY)
     live = pair.give(["email"])
@@ -125,6 +129,7 @@ def test_end_due_ends_expired_spent_and_intent_bound_grants(pair):
     assert revoke.body["grant"].hex() == ride and revoke.body["reason"] == "expired"  # ends with the intent
 
 
+@vendor_engines
 def test_the_vendor_deletes_data_of_grants_past_their_expiry(pair):
     grant_id = pair.give(["email"], duration_ms=MINUTE)
     other = pair.give(["phone"])
@@ -140,6 +145,7 @@ def test_the_vendor_deletes_data_of_grants_past_their_expiry(pair):
     assert reason == Reason.OK and deletion.body["fields"] == ["email"]
 
 
+@vendor_engines
 def test_store_fetched_refuses_what_was_not_granted(pair):
     grant_id = pair.give(["email"])
     for values in ({"phone": "x"}, {"email": 1}, ["email"]):
@@ -154,6 +160,7 @@ def test_store_fetched_refuses_what_was_not_granted(pair):
 # -- push ----------------------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_pushes_follow_the_vault_and_the_vendor_keeps_the_latest(pair):
     grant_id = pair.give(["email", "shipping_address"], push=True)
     pair.give(["phone"])  # not a push grant
@@ -183,6 +190,7 @@ def test_pushes_follow_the_vault_and_the_vendor_keeps_the_latest(pair):
     assert "new@example.org" not in state and "email" in state
 
 
+@vendor_engines
 def test_pushed_data_is_refused_when_it_should_be(pair):
     grant_id = pair.give(["email"], push=True, duration_ms=MINUTE)
     person_hex = PERSON.public_key.hex()
@@ -202,6 +210,7 @@ def test_pushed_data_is_refused_when_it_should_be(pair):
     assert pair.vendor.store_pushed(person_hex, grant_id, 1, {"email": "x"}) == Reason.REVOKED
 
 
+@vendor_engines
 def test_a_locked_vault_postpones_pushes(pair, tmp_path):
     key = bytes(range(32))
     with Store(tmp_path / "sealed.db") as store:
@@ -216,6 +225,7 @@ def test_a_locked_vault_postpones_pushes(pair, tmp_path):
 # -- reading -------------------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_lists_refs_and_json(pair):
     first = pair.give(["email"])
     pair.clock.now += 1
@@ -287,6 +297,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("kind,change,field", HOSTILE, ids=[f"{k}-{f}-{i}" for i, (k, _, f) in enumerate(HOSTILE)])
+@vendor_engines
 def test_hostile_bodies_are_refused_naming_the_field_and_change_nothing(pair, kind, change, field):
     body = {**_bodies()[kind], **change}
     with pytest.raises(ValidationError) as caught:
@@ -323,6 +334,7 @@ def test_bodies_that_are_not_maps_are_refused():
 # -- no secrets ----------------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_no_vault_value_is_ever_stored_outside_the_vault_on_the_persons_side(pair):
     """Receipts (rows and envelopes), grants, requests: the person's node records who saw which fields,
     never the values. The vendor keeps what it got, and only under a live grant."""

@@ -9,12 +9,20 @@ from node.errors import NotFoundError, ValidationError
 from node.identity import Identity
 from node.intents import parse_intent
 from node.leads import Lead, Leads
+from tests.conftest import vendor_engines
 from tests.helpers import Clock
+
+pytestmark = vendor_engines  # a vendor's leads: on its SQLite store and on a fleet's PostgreSQL
 
 T0 = 1_700_000_000_000
 DAY = 86_400_000
 ALICE = Identity.from_seed(bytes([9]) * 32)
 BOB = Identity.from_seed(bytes([11]) * 32)
+
+
+@pytest.fixture
+def store(vendor_store):
+    return vendor_store
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from node.errors import ConflictError
 from node.store import MIGRATIONS, Store, spec_hash
 from node.subscriptions import LiveIndex, Subscriptions
+from tests.conftest import vendor_engines
 from tests.test_subscriptions import EXAMPLE, T0, intent_envelope
 
 TEXTS = ["?flight", EXAMPLE, "?flight #work", "?flight from:SFO before<2026-12-20", "?hotel near:u09"]
@@ -17,6 +18,12 @@ INTENTS = [
     "?flight SFO->JFK near:dr5ru max:400USD #work before:2026-12-01",
     "?hotel near:u09tv",
 ]
+
+
+@pytest.fixture
+def store(vendor_store):
+    """The store a vendor's node uses: SQLite, and PostgreSQL too for tests marked ``@vendor_engines``."""
+    return vendor_store
 
 
 @pytest.fixture
@@ -29,6 +36,7 @@ def fresh(store, backend, raws):
     return Subscriptions(store, backend=backend).index().match_envelopes(raws)
 
 
+@vendor_engines
 def test_subscribe_and_unsubscribe_change_the_live_index_in_place(store, backend, raws):
     live = LiveIndex(store, backend=backend)
     subs = Subscriptions(store, clock=lambda: T0, backend=backend, live=live)
@@ -46,6 +54,7 @@ def test_subscribe_and_unsubscribe_change_the_live_index_in_place(store, backend
     assert len(index) == 3
 
 
+@vendor_engines
 def test_changes_by_others_are_applied_at_the_next_sync(store, backend, raws):
     """The daemon's ops write through their own Subscriptions and announce the change (invalidate)."""
     subs = Subscriptions(store, clock=lambda: T0, backend=backend)
@@ -68,6 +77,7 @@ def test_changes_by_others_are_applied_at_the_next_sync(store, backend, raws):
     assert live().match_envelopes(raws) == [[], [second], [third]]
 
 
+@vendor_engines
 def test_a_reader_behind_the_pruned_journal_rebuilds(store, backend, raws):
     live = LiveIndex(store, backend=backend)
     subs = Subscriptions(store, clock=lambda: T0, backend=backend)
@@ -81,6 +91,7 @@ def test_a_reader_behind_the_pruned_journal_rebuilds(store, backend, raws):
     assert live().match_envelopes(raws) == fresh(store, backend, raws)
 
 
+@vendor_engines
 def test_the_journal_keeps_a_bounded_tail(store):
     from node.store import SUBSCRIPTION_JOURNAL_KEEP
 
@@ -96,7 +107,7 @@ def test_the_journal_keeps_a_bounded_tail(store):
     assert seqs == [SUBSCRIPTION_JOURNAL_KEEP + 5, SUBSCRIPTION_JOURNAL_KEEP + 6]
 
 
-def test_duplicate_check_uses_the_spec_hash_index(store):
+def test_duplicate_check_uses_the_spec_hash_index(store):  # SQLite's plan; PostgreSQL's planner weighs costs
     subs = Subscriptions(store, clock=lambda: T0)
     sub = subs.add(EXAMPLE)
     row = store.query_one("SELECT spec, spec_hash FROM subscriptions WHERE id = ?", [sub.id])

@@ -247,12 +247,6 @@ def person_store(tmp_path):
 
 
 @pytest.fixture
-def vendor_store(tmp_path):
-    with Store(tmp_path / "vendor.db") as s:
-        yield s
-
-
-@pytest.fixture
 def cast(person_store, clock):
     """The person's live intent (7 days)."""
     return Intents(person_store, clock=clock).cast(PERSON, FLIGHT, ttl_ms=7 * DAY)
@@ -299,7 +293,9 @@ def signed_offer(intent_id: bytes, to: bytes, identity=VENDOR, *, created=T0, ex
 
 
 def table(store: Store, name: str) -> list[dict]:
-    return store.query(f"SELECT * FROM {name} ORDER BY rowid")
+    """Every row of ``name`` in insertion order (SQLite's rowid; on PostgreSQL by the first column)."""
+    order = "1" if getattr(store, "engine", "sqlite") == "postgresql" else "rowid"
+    return store.query(f"SELECT * FROM {name} ORDER BY {order}")
 
 
 def records_state(store: Store) -> dict[str, list[dict]]:

@@ -18,6 +18,7 @@ from node.nodeid import encode_node_id
 from node.offers import check_offer_body
 from node.reasons import Reason
 from node.records import Records
+from tests.conftest import vendor_engines
 from tests.test_offers import (  # noqa: F401 (the fixtures are used by name)
     CURRENCY,
     DAY,
@@ -45,13 +46,13 @@ from tests.test_offers import (  # noqa: F401 (the fixtures are used by name)
     signed_offer,
     table,
     vendor_offers,
-    vendor_store,
 )
 
 
 # -- vendor side: make ---------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_make_signs_an_offer_to_the_intents_author(vendor_offers, lead, clock):
     offer, env = make(vendor_offers, lead, handle="@Acme-Air", currency=" usd ")
     verified = envelope.verify(env.raw, T0, NATIVE.Verifier())
@@ -78,11 +79,13 @@ def test_make_signs_an_offer_to_the_intents_author(vendor_offers, lead, clock):
     assert vendor_offers.get(offer.id[:6]).status == "expired"
 
 
+@vendor_engines
 def test_an_offer_never_outlives_its_intent(vendor_offers, lead):
     _, env = make(vendor_offers, lead, ttl_ms=30 * DAY)
     assert env.expires == lead.expires == T0 + 7 * DAY
 
 
+@vendor_engines
 def test_no_offer_for_a_withdrawn_or_expired_lead(vendor_store, vendor_offers, lead, clock):
     leads = Leads(vendor_store, clock=clock)
     leads.withdraw(lead.intent_id, T0)
@@ -114,6 +117,7 @@ def test_no_offer_for_a_withdrawn_or_expired_lead(vendor_store, vendor_offers, l
         ({"name": "N" * 201}, "vendor.name"),
     ],
 )
+@vendor_engines
 def test_make_refuses_bad_arguments_and_stores_nothing(vendor_store, vendor_offers, lead, changes, field):
     with pytest.raises(ValidationError) as info:
         make(vendor_offers, lead, **changes)
@@ -121,6 +125,7 @@ def test_make_refuses_bad_arguments_and_stores_nothing(vendor_store, vendor_offe
     assert table(vendor_store, "offers") == []
 
 
+@vendor_engines
 def test_make_needs_a_lead(vendor_offers):
     with pytest.raises(ValidationError):
         make(vendor_offers, {"intent_id": "00" * 32})
@@ -129,6 +134,7 @@ def test_make_needs_a_lead(vendor_offers):
 # -- person side: receive ------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_receive_keeps_an_offer_for_my_live_intent(person_offers, vendor_offers, lead, clock):
     _, env = make(vendor_offers, lead)
     clock.now = T0 + 5
@@ -214,6 +220,7 @@ def test_accept_signs_and_records_the_deal(person_store, person_offers, received
     assert person_offers.list() == [] and person_offers.list(status="accepted") == [offer]
 
 
+@vendor_engines
 def test_a_second_deal_with_the_same_vendor_joins_its_relationship(
     person_store, person_offers, vendor_offers, lead, received, clock
 ):
@@ -296,6 +303,7 @@ def test_an_offer_for_a_withdrawn_intent_cannot_be_accepted(person_store, person
     assert table(person_store, "purchases") == []
 
 
+@vendor_engines
 def test_a_vendor_cannot_accept_its_own_offer(vendor_offers, lead):
     offer, _ = make(vendor_offers, lead)
     with pytest.raises(ConflictError, match="you made"):
@@ -325,6 +333,7 @@ def sent(vendor_offers, person_offers, lead):
     return env
 
 
+@vendor_engines
 def test_the_vendor_learns_the_acceptance(vendor_offers, person_offers, sent):
     _, accept = person_offers.accept(PERSON, sent.id.hex())
     assert vendor_offers.decision_received(accept) == Reason.OK
@@ -337,6 +346,7 @@ def test_the_vendor_learns_the_acceptance(vendor_offers, person_offers, sent):
     assert vendor_offers.get(sent.id.hex()).status == "accepted"
 
 
+@vendor_engines
 def test_every_refusal_of_a_decision_changes_nothing(vendor_store, vendor_offers, sent, lead):
     good = {"intent": bytes.fromhex(lead.intent_id), "offer": sent.id, "to": VENDOR.public_key}
 
@@ -360,11 +370,13 @@ def test_every_refusal_of_a_decision_changes_nothing(vendor_store, vendor_offers
     assert vendor_offers.get(sent.id.hex()).status == "declined"
 
 
+@vendor_engines
 def test_decision_received_takes_only_decisions(vendor_offers, sent):
     with pytest.raises(ValidationError):
         vendor_offers.decision_received(sent)
 
 
+@vendor_engines
 def test_a_received_offer_is_no_sent_offer(person_offers, sent, lead):
     """A person's node does not take a decision about an offer it only received."""
     body = {"intent": bytes.fromhex(lead.intent_id), "offer": sent.id, "to": VENDOR.public_key}

@@ -10,8 +10,15 @@ from federation.backoff import Backoff
 from federation.outbox import Outbox
 from node.errors import StoreError, ValidationError
 from node.store import MIGRATIONS, Store
+from tests.conftest import vendor_engines
 
 BACKOFF = Backoff(base_ms=1_000, cap_ms=8_000, floor_ms=0)
+
+
+@pytest.fixture
+def store(vendor_store):
+    """The store a vendor's node uses: SQLite, and PostgreSQL too for tests marked ``@vendor_engines``."""
+    return vendor_store
 
 
 def top(rand_value: float = 0.999):
@@ -43,6 +50,7 @@ def test_migration_5_adds_the_outbox_to_an_older_home(tmp_path):
         assert {"outbox", "outbox_dead"} <= set(new.table_names())
 
 
+@vendor_engines
 def test_enqueue_runs_in_the_callers_transaction(store):
     outbox = make(store)
     with pytest.raises(StoreError):
@@ -55,6 +63,7 @@ def test_enqueue_runs_in_the_callers_transaction(store):
         outbox.enqueue("a", "not bytes", kind="intent", now=0)  # type: ignore[arg-type]
 
 
+@vendor_engines
 def test_ref_queues_a_payload_once_per_peer(store):
     outbox = make(store)
     with store.transaction():
@@ -64,6 +73,7 @@ def test_ref_queues_a_payload_once_per_peer(store):
     assert outbox.pending_counts() == {"a": 1, "b": 1}
 
 
+@vendor_engines
 def test_due_batches_are_fifo_per_peer_and_bounded(store):
     outbox = make(store)
     fill(outbox, "a", 5)
@@ -76,6 +86,7 @@ def test_due_batches_are_fifo_per_peer_and_bounded(store):
     assert outbox.pending_counts() == {"a": 5, "b": 2} and outbox.peers() == ["a", "b"]
 
 
+@vendor_engines
 def test_a_batch_holds_one_kind(store):
     outbox = make(store)
     fill(outbox, "a", 2, kind="intent")
@@ -86,6 +97,7 @@ def test_a_batch_holds_one_kind(store):
     assert [(d.kind, d.payload) for d in outbox.due("a", 0)] == [("offer", b"p2")]
 
 
+@vendor_engines
 def test_delivered_deliveries_are_deleted(store):
     outbox = make(store)
     fill(outbox, "a", 3)
@@ -95,6 +107,7 @@ def test_delivered_deliveries_are_deleted(store):
     assert outbox.pending_counts() == {"a": 1}
 
 
+@vendor_engines
 def test_a_failure_retries_after_the_backoff_and_keeps_order(store):
     outbox = make(store)
     fill(outbox, "a", 2)
@@ -111,6 +124,7 @@ def test_a_failure_retries_after_the_backoff_and_keeps_order(store):
     assert outbox.next_at("a") == retry_at + BACKOFF.delay(2, top())
 
 
+@vendor_engines
 def test_delays_grow_with_attempts_up_to_the_cap(store):
     outbox = make(store, max_attempts=100)
     fill(outbox, "a", 1)
@@ -123,6 +137,7 @@ def test_delays_grow_with_attempts_up_to_the_cap(store):
     assert gaps == [999, 1_998, 3_996, 7_992, 7_992, 7_992]
 
 
+@vendor_engines
 def test_max_attempts_dead_letters_and_reports(store):
     outbox = make(store, max_attempts=3)
     fill(outbox, "a", 1)
@@ -139,6 +154,7 @@ def test_max_attempts_dead_letters_and_reports(store):
     assert letter.last_error.startswith("fail at")
 
 
+@vendor_engines
 def test_expired_payloads_are_dead_lettered_not_sent(store):
     outbox = make(store)
     with store.transaction():
@@ -149,6 +165,7 @@ def test_expired_payloads_are_dead_lettered_not_sent(store):
     assert [(d.payload, d.reason) for d in outbox.dead()] == [(b"old", "expired")]
 
 
+@vendor_engines
 def test_rejected_deliveries_are_dead_lettered_at_once(store):
     outbox = make(store)
     fill(outbox, "a", 2)
@@ -179,6 +196,7 @@ def test_the_queue_survives_a_restart(tmp_path):
         assert make(third).pending_counts() == {}
 
 
+@vendor_engines
 def test_ids_keep_increasing_so_order_is_stable(store):
     outbox = make(store)
     ids = fill(outbox, "a", 50)
@@ -193,6 +211,7 @@ def test_ids_keep_increasing_so_order_is_stable(store):
     assert seen == ids
 
 
+@vendor_engines
 def test_enqueue_many_queues_a_relayed_batch_in_one_statement_and_skips_what_is_queued(store):
     outbox = make(store)
     with store.transaction():

@@ -9,11 +9,18 @@ from node.identity import Identity
 from node.nodeid import encode_node_id
 from node.peers import Peer, Peers, check_url
 from tests.helpers import Clock
+from tests.conftest import vendor_engines
 
 T0 = 1_700_000_000_000
 A = Identity.from_seed(bytes([1]) * 32).public_key
 B = Identity.from_seed(bytes([2]) * 32).public_key
 C = Identity.from_seed(bytes([3]) * 32).public_key
+
+
+@pytest.fixture
+def store(vendor_store):
+    """The store a vendor's node uses: SQLite, and PostgreSQL too for tests marked ``@vendor_engines``."""
+    return vendor_store
 
 
 @pytest.fixture
@@ -26,6 +33,7 @@ def peers(store, clock):
     return Peers(store, clock=clock)
 
 
+@vendor_engines
 def test_add_pins_a_peer(peers):
     peer = peers.add(public_key=A, url="HTTP://Node.Example:8470/", role="vendor", name=" Acme Air ")
     assert peer == Peer(
@@ -50,6 +58,7 @@ def test_add_pins_a_peer(peers):
     assert peers.list() == [peer]
 
 
+@vendor_engines
 def test_an_announcement_never_replaces_a_pinned_key(peers, clock):
     added = peers.add(public_key=A, url="http://a.example", role="vendor", name="Acme")
     clock.now = T0 + 1
@@ -62,6 +71,7 @@ def test_an_announcement_never_replaces_a_pinned_key(peers, clock):
     assert again.url == "https://a.example:9000"
 
 
+@vendor_engines
 def test_announced_peers_and_their_upgrade(peers, clock):
     announced = peers.announce(public_key=B, url=None, role="person", name="")
     assert (announced.source, announced.url, announced.last_contact_at) == ("announced", None, T0)
@@ -74,6 +84,7 @@ def test_announced_peers_and_their_upgrade(peers, clock):
     assert peers.pushable() == [upgraded]
 
 
+@vendor_engines
 def test_get_by_every_kind_of_reference(peers):
     a = peers.add(public_key=A, url="http://a.example/base", role="vendor", name="")
     b = peers.add(public_key=B, url=None, role="person", name="")
@@ -91,6 +102,7 @@ def test_get_by_every_kind_of_reference(peers):
             peers.get(bad)
 
 
+@vendor_engines
 def test_a_shared_url_is_ambiguous(peers):
     peers.add(public_key=A, url="http://shared.example", role="relay", name="")
     peers.add(public_key=B, url="http://shared.example", role="relay", name="")
@@ -98,6 +110,7 @@ def test_a_shared_url_is_ambiguous(peers):
         peers.get("http://shared.example")
 
 
+@vendor_engines
 def test_remove(peers):
     a = peers.add(public_key=A, url=None, role="vendor", name="")
     assert peers.remove(encode_node_id(A)) == a
@@ -106,6 +119,7 @@ def test_remove(peers):
         peers.remove(A.hex())
 
 
+@vendor_engines
 def test_contact_outcomes(peers, clock):
     peers.add(public_key=A, url="http://a.example", role="vendor", name="")
     peers.record_contact(A.hex(), False, "timeout")
@@ -120,6 +134,7 @@ def test_contact_outcomes(peers, clock):
     assert len(peers.list()) == 1
 
 
+@vendor_engines
 def test_cursors(peers):
     peers.add(public_key=A, url=None, role="vendor", name="")
     peers.set_cursor(A.hex(), pull=40)
@@ -154,6 +169,7 @@ def test_cursors(peers):
         ({"source": "gossip"}, "source"),
     ],
 )
+@vendor_engines
 def test_hostile_input_changes_nothing(peers, store, change, field):
     args = {"public_key": A, "url": "http://a.example", "role": "vendor", "name": "Acme", **change}
     with pytest.raises(ValidationError) as info:

@@ -26,6 +26,7 @@ from node.peers import Peers
 from node.reasons import Reason
 from node.store import Store
 from node.subscriptions import Subscriptions
+from tests.conftest import vendor_engines
 
 NOW = 1_750_000_000_000
 HOUR = 3_600_000
@@ -76,13 +77,18 @@ class Node:
 
 
 @pytest.fixture
-def make_node(tmp_path):
+def make_node(tmp_path, open_vendor_store):
+    """A node of ``role``; a vendor's store is of the test's engine (``@vendor_engines``: both)."""
     stores = []
 
     def make(identity: Identity, role: str, *, subscriptions: tuple[str, ...] = ()) -> Node:
         clock = Clock()
-        store = Store(tmp_path / f"{identity.public_key.hex()[:8]}.db", clock=clock)
-        stores.append(store)
+        name = identity.public_key.hex()[:8]
+        if role == "vendor":
+            store = open_vendor_store(name, clock)
+        else:
+            store = Store(tmp_path / f"{name}.db", clock=clock)
+            stores.append(store)
         subs = Subscriptions(store, clock=clock)
         for text in subscriptions:
             subs.add(text)
@@ -277,6 +283,7 @@ def test_publish_holds_and_queues_for_every_pushable_peer_once(make_node):
 # -- withdrawals -------------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_withdrawal_kills_the_intent_for_matching_and_gossip(make_node):
     alice = make_node(ALICE, "person")
     vendor = make_node(VENDOR, "vendor", subscriptions=("?flight",))
@@ -329,6 +336,7 @@ def test_withdrawal_rules(make_node):
     assert relay.ingest([item(again)]) == [Reason.WITHDRAWN]
 
 
+@vendor_engines
 def test_intent_and_withdrawal_in_one_batch_make_no_lead(make_node):
     vendor = make_node(VENDOR, "vendor", subscriptions=("?sofa",))
     intent = intent_env(ALICE, "?sofa")
@@ -340,6 +348,7 @@ def test_intent_and_withdrawal_in_one_batch_make_no_lead(make_node):
 # -- vendor matching ---------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_a_vendor_matches_new_intents_in_one_batch_into_leads(make_node):
     vendor = make_node(VENDOR, "vendor", subscriptions=("?flight", "?hotel", "?flight ?hotel"))
     envs = [
@@ -367,6 +376,7 @@ def offer_for(intent: envelope.Envelope, *, author: Identity = VENDOR, to: bytes
     return envelope.create(author, "offer", body, created=kw.get("created", NOW), expires=kw.get("expires", NOW + HOUR))
 
 
+@vendor_engines
 def test_offer_accept_round_trip_through_a_relay(make_node):
     alice = make_node(ALICE, "person")
     relay = make_node(RELAY, "relay")
@@ -413,6 +423,7 @@ def test_offers_for_withdrawn_intents_are_refused(make_node):
     assert relay.ingest([item(intent), item(withdrawal), item(offer)]) == [0, 0, Reason.WITHDRAWN]
 
 
+@vendor_engines
 def test_offer_rules_at_the_addressee_and_on_the_way(make_node):
     alice = make_node(ALICE, "person")
     relay = make_node(RELAY, "relay")
@@ -456,6 +467,7 @@ def test_pull_pages_follow_seq_and_limit(make_node):
     assert relay.pages.page(third.next, 3) == wire.PullPage([], third.next)
 
 
+@vendor_engines
 def test_a_failed_ingest_changes_nothing(make_node, monkeypatch):
     """The batch is one transaction: if anything fails half way, nothing of it stays."""
     vendor = make_node(VENDOR, "vendor", subscriptions=("?sofa",))
@@ -492,6 +504,7 @@ def access_request(vendor: Node, person: Node) -> envelope.Envelope:
     return env
 
 
+@vendor_engines
 def test_a_direct_envelope_is_taken_only_by_its_addressee_in_its_role(make_node):
     alice, vendor, relay = make_node(ALICE, "person"), make_node(VENDOR, "vendor"), make_node(RELAY, "relay")
     bob = make_node(BOB, "person")
@@ -514,6 +527,7 @@ def test_a_direct_envelope_is_taken_only_by_its_addressee_in_its_role(make_node)
     assert vendor.ingest([item(to_vendor)]) == [Reason.NOT_FOR_ROLE]
 
 
+@vendor_engines
 def test_publish_direct_queues_for_the_addressee_alone_and_gossip_pulls_leave_it_out(make_node):
     vendor, alice = make_node(VENDOR, "vendor"), make_node(ALICE, "person")
     vendor.peer(alice)

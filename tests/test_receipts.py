@@ -17,6 +17,7 @@ from node.identity import Identity
 from node.reasons import Reason
 from node.receipts import FIRST_PREV, NO_GRANT_ID, RECEIPT_KEYS, Receipts, check_receipt_body
 from node.store import Store
+from tests.conftest import vendor_engines
 
 T0 = 1_700_000_000_000
 PERSON = Identity.from_seed(bytes([1]) * 32)
@@ -279,9 +280,10 @@ def test_a_stored_envelope_of_another_kind_is_found(store):
 # -- copies, export ------------------------------------------------------------------------------------
 
 
-def test_a_vendor_keeps_copies_of_its_receipts(tmp_path, store):
+@vendor_engines
+def test_a_vendor_keeps_copies_of_its_receipts(open_vendor_store, store):
     _, made = chain(store, 3)
-    with Store(tmp_path / "vendor.db") as vendor_store:
+    with open_vendor_store() as vendor_store:
         copies = Receipts(vendor_store, clock=Clock(T0 + 10))
         assert copies.copy_received(made[0], me=VENDOR.public_key) == Reason.OK
         assert copies.copy_received(made[0], me=VENDOR.public_key) == Reason.DUPLICATE

@@ -14,9 +14,16 @@ from node.subscriptions import (
     Subscriptions,
     parse_subscription,
 )
+from tests.conftest import vendor_engines
 
 T0 = 1_700_000_000_000
 EXAMPLE = "?flight to:JFK near:dr5 max>=200USD"
+
+
+@pytest.fixture
+def store(vendor_store):
+    """The store a vendor's node uses: SQLite, and PostgreSQL too for tests marked ``@vendor_engines``."""
+    return vendor_store
 
 
 @pytest.fixture
@@ -102,6 +109,7 @@ def test_parse_same_on_both_backends(native, reference):
 # -- the store -------------------------------------------------------------------------------------------
 
 
+@vendor_engines
 def test_add_list_get_remove(subs, store):
     first = subs.add(EXAMPLE)
     second = subs.add("?hotel near:u09 nights>=2")
@@ -128,6 +136,7 @@ def test_add_list_get_remove(subs, store):
     assert store.count("subscriptions") == 1
 
 
+@vendor_engines
 def test_refusals_change_nothing(subs, store):
     subs.add(EXAMPLE)
     with pytest.raises(IntentSyntaxError):
@@ -145,6 +154,7 @@ def test_refusals_change_nothing(subs, store):
     assert store.count("subscriptions") == 2
 
 
+@vendor_engines
 def test_index_returns_table_ids(subs, backend):
     ids = [subs.add(t).id for t in ("?hotel", EXAMPLE, "?flight #work", "?flight from:SFO before<2026-12-20")]
     subs.remove(ids[0])
@@ -160,6 +170,7 @@ def test_index_returns_table_ids(subs, backend):
     assert index.match_bodies([backend.encode(b) for b in bodies]) == [[ids[1]], [ids[1], ids[2], ids[3]], []]
 
 
+@vendor_engines
 def test_empty_index(subs, backend):
     index = subs.index()
     assert len(index) == 0

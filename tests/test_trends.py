@@ -11,6 +11,7 @@ from node.gossiplog import GossipLog, addressing
 from node.identity import Identity
 from node.intents import parse_intent
 from node.trends import trends
+from tests.conftest import vendor_engines
 
 T0 = 1_700_000_000_000
 HOUR = 3_600_000
@@ -28,6 +29,12 @@ def hold(store, author, text, *, created=T0, kind="intent", body=None):
 
 
 @pytest.fixture
+def store(vendor_store):
+    """The store a vendor's node uses: SQLite, and PostgreSQL too for tests marked ``@vendor_engines``."""
+    return vendor_store
+
+
+@pytest.fixture
 def held(store):
     a, b, c, d, e = PEOPLE
     hold(store, a, "?flight near:u33db")
@@ -40,6 +47,7 @@ def held(store):
 
 
 @pytest.mark.parametrize("backend", [NATIVE, REFERENCE], ids=["native", "reference"])
+@vendor_engines
 def test_people_per_token_and_area(held, backend):
     got = trends(held, now=T0 + HOUR, window_ms=DAY, backend=backend)
     assert got == [
@@ -52,6 +60,7 @@ def test_people_per_token_and_area(held, backend):
     assert trends(held, now=T0 + HOUR, window_ms=3 * DAY)[0] == {"token": "flight", "area": "u33", "count": 3}
 
 
+@vendor_engines
 def test_near_filters_and_refines_the_areas(held):
     assert trends(held, now=T0 + HOUR, window_ms=DAY, near="U33D") == [
         {"token": "flight", "area": "u33d", "count": 1},
@@ -64,6 +73,7 @@ def test_near_filters_and_refines_the_areas(held):
     assert trends(held, now=T0 + HOUR, window_ms=DAY, near="zz") == []
 
 
+@vendor_engines
 def test_window_limit_and_what_does_not_count(store):
     a, b = PEOPLE[:2]
     gone = hold(store, a, "?piano")
@@ -87,6 +97,7 @@ def test_a_fulfilled_intent_still_counts_a_plain_withdrawal_does_not(store):
     assert trends(store, now=T0 + 1, window_ms=DAY) == [{"token": "piano", "area": "", "count": 1}]
 
 
+@vendor_engines
 def test_a_withdrawal_by_someone_else_does_not_hide_an_intent(store):
     mine = hold(store, PEOPLE[0], "?piano")
     hold(store, PEOPLE[1], "?x", kind="withdraw", body={"intent": mine.id})
@@ -109,6 +120,7 @@ def test_a_withdrawal_by_someone_else_does_not_hide_an_intent(store):
         {"limit": 1001},
     ],
 )
+@vendor_engines
 def test_bad_arguments(store, kwargs):
     with pytest.raises(ValidationError):
         trends(store, **{"now": T0, "window_ms": DAY, **kwargs})
