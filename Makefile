@@ -24,8 +24,11 @@ test-debs:
 	@command -v chromium >/dev/null || .ci/ensure-debs chromium
 	@.ci/ensure-debs postgresql systemd nginx
 
+# One worker per core (at most 4: the multi-node tests start many servers each); every test runs on
+# port 0, in its own temp directory, and each worker starts its own PostgreSQL cluster when asked.
+PYTEST_WORKERS ?= auto
 test-python: $(STAMP) test-debs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4
 
 test-rust:
 	cargo test --locked -p vrm-native
