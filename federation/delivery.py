@@ -22,7 +22,7 @@ A loop cancelled mid-request marks nothing, so the batch is sent again: delivery
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -98,6 +98,10 @@ class Deliverer:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.stats: dict[str, PeerStats] = {}
         self._deferrals: dict[str, int] = {}  # peer -> answered rounds in a row where nothing got through
+        # (peer, count) of deliveries ``due`` dead-lettered as expired, told in the store's thread (a
+        # deque: appends there, pops here are thread-safe); said once per sweep of the peer's queue
+        self._expired: deque[tuple[str, int]] = deque(maxlen=4096)
+        outbox.on_expired = lambda peer, count: self._expired.append((peer, count))
 
     async def run(self, *, task_status: trio.TaskStatus[Deliverer] = trio.TASK_STATUS_IGNORED) -> None:
         """Resume every peer with queued deliveries (what a restart must re-send), then serve
@@ -140,6 +144,7 @@ class Deliverer:
                 batch = await self._store.run(
                     self._outbox.due, peer, now, limit=self._batch_limit, max_bytes=self._batch_bytes
                 )
+                self._say_expired()
                 if batch:
                     await self._send(peer, batch, breaker)
                     continue
@@ -186,6 +191,16 @@ class Deliverer:
                 self._deferrals.pop(peer, None)
                 await self._store.run(self._outbox.mark_delivered, ids)
             stats.delivered += len(delivered)
+
+    def _say_expired(self) -> None:
+        """Log what the last sweeps dead-lettered as expired: one line per peer."""
+        counts: Counter[str] = Counter()
+        while self._expired:
+            peer, count = self._expired.popleft()
+            counts[peer] += count
+        for peer, count in counts.items():
+            self.events.expired(peer, count)
+            self.stats.setdefault(peer, PeerStats()).dead += count
 
     async def _defer(
         self, peer: str, deferred: list[int], delivered: list[int], response: httpx.Response, label: str

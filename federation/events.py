@@ -162,6 +162,15 @@ class DaemonEvents:
             f"{count} delivery(ies) to peer {node_id(peer)} dead-lettered (see `vrm status`): {clean(error)}",
         )
 
+    def expired(self, peer: str, count: int) -> None:
+        """Deliveries that expired before the peer took them (a warning: nothing failed for good, but
+        what they said never arrived)."""
+        self._delivery.log(
+            logging.WARNING,
+            f"expired:{peer}",
+            f"{count} delivery(ies) to peer {node_id(peer)} dead-lettered: expired (see `vrm status`)",
+        )
+
     def breaker_changed(self, peer: str, change: tuple[object, object] | None, failures: int) -> None:
         """``change``: what CircuitBreaker.record_* returned (None: nothing changed, nothing said).
         Opening is news an operator acts on (warning); closing again is good news (info); a failed

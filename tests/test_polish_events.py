@@ -105,3 +105,55 @@ async def test_refusals_of_the_request_limits_are_logged_once_rate_limited(net, 
         [again] = lines(log, "vrm.federation", "9 similar suppressed")
         assert again.getMessage().startswith("refused POST /v1/gossip: 413")
         assert len(lines(log, "vrm.federation", ": 413 ")) == 2
+
+
+class Later:
+    """The node's clock (ms), moved forward by the test."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(self) -> int:
+        from node.store import wall_clock_ms
+
+        return wall_clock_ms() + self.offset
+
+
+async def test_deliveries_that_expire_in_the_outbox_are_said_dead_lettered_once_per_sweep(net, log):
+    later = Later()
+    with trio.fail_after(TIMEOUT):
+        alice = await net.node("alice", clock=later)
+        air = await net.node("acme", "vendor")
+        await net.peer(alice, air)
+        await net.stop(air)
+        for i in range(3):  # queued for a peer that is down, retried every few hundred ms
+            await alice.op("intent.cast", {"text": f"?flight SFO->JFK seat {i}", "ttl_ms": HOUR, "terms": []})
+        await eventually(lambda: alice.read(lambda s: s.query_one("SELECT 1 FROM outbox WHERE attempts > 0")))
+        assert not lines(log, "vrm.delivery", "expired")
+        later.offset = 2 * HOUR  # they expire before the peer comes back: the next sweep buries them
+        [expired] = await eventually(logged(log, "vrm.delivery", "dead-lettered: expired"))
+        assert expired.levelno == logging.WARNING
+        assert expired.getMessage().startswith(f"3 delivery(ies) to peer {air.node_id} dead-lettered: expired")
+        dead = await alice.read(lambda s: s.query("SELECT reason FROM outbox_dead"))
+        assert [d["reason"] for d in dead] == ["expired"] * 3
+        await trio.sleep(0.5)  # more sweeps of the (now empty) queue say nothing more
+        assert len(lines(log, "vrm.delivery", "expired")) == 1
+
+
+def test_the_outbox_tells_of_expired_rows_by_peer(tmp_path):
+    """The per-delivery rows (direct envelopes, access pushes) tell their expiry too, counted by peer."""
+    from federation.outbox import Outbox
+    from node.store import Store
+
+    told: list[tuple[str, int]] = []
+    with Store(tmp_path / "db.sqlite") as store:
+        outbox = Outbox(store)
+        outbox.on_expired = lambda peer, count: told.append((peer, count))
+        with store.transaction():
+            for i in range(2):
+                outbox.enqueue("p", b"x", kind="access", now=0, ref=f"r{i}", expires_at=10)
+            outbox.enqueue("p", b"y", kind="access", now=0, ref="live", expires_at=10_000)
+        [live] = outbox.due("p", 100)
+        assert live.ref == "live" and told == [("p", 2)]
+        outbox.due("p", 100)
+        assert told == [("p", 2)]  # nothing more expired: nothing more told
