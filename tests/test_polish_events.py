@@ -4,6 +4,7 @@ limits, deliveries dead-lettered as expired, and pulls that work again after fai
 from __future__ import annotations
 
 import logging
+import re
 
 import httpx
 import pytest
@@ -157,3 +158,30 @@ def test_the_outbox_tells_of_expired_rows_by_peer(tmp_path):
         assert live.ref == "live" and told == [("p", 2)]
         outbox.due("p", 100)
         assert told == [("p", 2)]  # nothing more expired: nothing more told
+
+
+async def test_a_pull_that_works_after_failures_is_said_once_at_info(net, log):
+    with trio.fail_after(TIMEOUT):
+        alice = await net.node("alice")
+        air = await net.node("acme", "vendor")
+        await net.peer(alice, air)
+        assert (await alice.op("sync", {}))["reached"] == 1
+        assert not lines(log, "vrm.sync", "work again")  # never failed: nothing to say
+        port = air.port
+        await net.stop(air)
+        for _ in range(2):
+            assert (await alice.op("sync", {}))["reached"] == 0
+        [failed] = lines(log, "vrm.sync", "pull from peer")
+        assert failed.levelno == logging.WARNING
+        await net.start(air, port=port)
+
+        async def reached() -> bool:  # the restarted peer's replay floor may refuse the first one
+            return (await alice.op("sync", {}))["reached"] == 1
+
+        await eventually(reached)
+        [again] = lines(log, "vrm.sync", "work again")
+        assert again.levelno == logging.INFO
+        assert again.getMessage().startswith(f"pulls from peer {air.node_id} at {air.url} work again")
+        assert re.search(r"after ([2-9]|\d\d+) failure\(s\)", again.getMessage())
+        assert (await alice.op("sync", {}))["reached"] == 1
+        assert len(lines(log, "vrm.sync", "work again")) == 1  # said once, not on every good pull
