@@ -10,7 +10,9 @@ its queue is due: nothing polls.
 
 Outcomes: a 2xx acknowledges the batch (deleted); its body's per-item reasons (``{"reasons": bin}``)
 are counted in ``PeerStats.reasons`` so refused items are visible, but never resent (the same bytes
-would be refused again) — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``), which
+would be refused again); an item refused for good that ``keeps_refusal(peer, delivery)`` says matters
+(a vendor's offer refused by its addressee) is dead-lettered ``rejected`` with ``refused: <reason>``
+instead, so what the peer answered can be shown — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``), which
 are re-queued at the head of the queue after the answer's ``Retry-After`` or a backoff delay, never
 counted delivered and never dead-lettered for it (PROTOCOL.md section 7). A 429 defers the whole
 batch the same way. A timeout, transport error, 408/5xx or other
@@ -93,6 +95,8 @@ class Deliverer:
         self._batch_bytes = batch_bytes
         self._on_dead = on_dead
         self.events = events if events is not None else DaemonEvents()  # the operator's log
+        # run in the store's thread for each item refused for good: keep the refusal (see the docstring)?
+        self.keeps_refusal: Callable[[str, Delivery], bool] | None = None
         self._nursery: trio.Nursery | None = None
         self._wakeups: dict[str, trio.Event] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -183,14 +187,29 @@ class Deliverer:
                 await self._defer(peer, ids, [], response, "rate_limited")
                 return
             reasons = _count_reasons(stats, response, len(batch))
+            kept = await self._keep_refusals(peer, batch, reasons)
             deferred = [d for d, code in zip(ids, reasons, strict=True) if code in RETRYABLE]
-            delivered = [d for d, code in zip(ids, reasons, strict=True) if code not in RETRYABLE]
+            delivered = [d for d, code in zip(ids, reasons, strict=True) if code not in RETRYABLE and d not in kept]
             if deferred:
                 await self._defer(peer, deferred, delivered, response, _label(reasons[ids.index(deferred[0])]))
             else:
                 self._deferrals.pop(peer, None)
-                await self._store.run(self._outbox.mark_delivered, ids)
+                await self._store.run(self._outbox.mark_delivered, delivered)
             stats.delivered += len(delivered)
+
+    async def _keep_refusals(self, peer: str, batch: list[Delivery], reasons: bytes) -> set[int]:
+        """Dead-letter the refused-for-good items ``keeps_refusal`` wants remembered; their ids."""
+        refused = [(d, code) for d, code in zip(batch, reasons, strict=True) if code not in RETRYABLE and not _held(code)]
+        if not refused or self.keeps_refusal is None:
+            return set()
+        keep = self.keeps_refusal
+        by_code: dict[int, list[int]] = {}
+        for d, code in await self._store.run(lambda: [(d, c) for d, c in refused if keep(peer, d)]):
+            by_code.setdefault(code, []).append(d.id)
+        for code, ids in by_code.items():
+            await self._store.run(self._outbox.mark_rejected, ids, self._clock(), f"refused: {_label(code)}")
+            self.events.delivery_failed(peer, len(ids), _label(code), retry=False)
+        return {i for ids in by_code.values() for i in ids}
 
     def _say_expired(self) -> None:
         """Log what the last sweeps dead-lettered as expired: one line per peer."""
@@ -244,6 +263,10 @@ def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> by
         if code != Reason.OK:
             stats.reasons[_label(code)] += 1
     return bytes(reasons)
+
+
+def _held(code: int) -> bool:
+    return code in (Reason.OK, Reason.DUPLICATE)
 
 
 def _retry_after_ms(response: httpx.Response) -> int:
