@@ -260,7 +260,7 @@ def offers_show(ctx: typer.Context, ref: OfferArg, as_json: JsonOpt = False) -> 
             ("price", output.money(item.price_minor, item.currency)),
             ("text", item.text),
             ("terms", ", ".join(item.terms) or ("none (a version 1 offer)" if item.version == 1 else "none")),
-            ("delivery", f"refused: {item.refused_reason}" if item.refused_reason and item.delivery == "refused" else item.delivery),
+            ("delivery", f"refused: {item.refused_reason}" if item.delivery == "refused" else item.delivery),
             ("made", output.when(item.created)),
             ("expires", output.when(item.expires)),
             ("decided", output.when(item.decided_at) if item.decided_at else None),

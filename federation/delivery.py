@@ -10,15 +10,17 @@ its queue is due: nothing polls.
 
 Outcomes: a 2xx acknowledges the batch (deleted); its body's per-item reasons (``{"reasons": bin}``)
 are counted in ``PeerStats.reasons`` so refused items are visible, but never resent (the same bytes
-would be refused again); an item refused for good that ``keeps_refusal(peer, delivery)`` says matters
-(a vendor's offer refused by its addressee) is dead-lettered ``rejected`` with ``refused: <reason>``
-instead, so what the peer answered can be shown — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``), which
+would be refused again) — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``), which
 are re-queued at the head of the queue after the answer's ``Retry-After`` or a backoff delay, never
 counted delivered and never dead-lettered for it (PROTOCOL.md section 7). A 429 defers the whole
 batch the same way. A timeout, transport error, 408/5xx or other
 refusal counts as a failure (retried with backoff, dead-lettered after ``max_attempts``); a status in
 ``PERMANENT`` means these bytes will never be accepted (dead-lettered at once, the peer counts as up).
 A loop cancelled mid-request marks nothing, so the batch is sent again: delivery is at-least-once.
+
+An item refused for good (not held, not retryable) that ``keeps_refusal(peer, delivery)`` says matters
+(the runtime's: a vendor's offer refused by its addressee) is dead-lettered ``rejected`` with the error
+``refused: <reason>`` instead of acknowledged, so the vendor can see what the person's node answered.
 """
 
 from __future__ import annotations
@@ -199,7 +201,9 @@ class Deliverer:
 
     async def _keep_refusals(self, peer: str, batch: list[Delivery], reasons: bytes) -> set[int]:
         """Dead-letter the refused-for-good items ``keeps_refusal`` wants remembered; their ids."""
-        refused = [(d, code) for d, code in zip(batch, reasons, strict=True) if code not in RETRYABLE and not _held(code)]
+        refused = [
+            (d, code) for d, code in zip(batch, reasons, strict=True) if code not in RETRYABLE and not _held(code)
+        ]
         if not refused or self.keeps_refusal is None:
             return set()
         keep = self.keeps_refusal
