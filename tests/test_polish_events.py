@@ -48,7 +48,7 @@ class FakeClock:
         return self.now
 
 
-async def _slow_request(port: int, *, send_all: bool = False) -> trio.SocketStream:
+async def _slow_request(port: int) -> trio.SocketStream:
     """A POST that announces 100 bytes and sends 10 (the rest never comes)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(
@@ -71,7 +71,7 @@ async def _answer(stream: trio.SocketStream) -> bytes:
 async def test_refusals_of_the_request_limits_are_logged_once_rate_limited(net, log):
     clock = FakeClock()
     events = DaemonEvents(interval_s=60.0, clock=clock)
-    limits = Limits(max_body=1024, idle_timeout=0.3, body_timeout=0.3, per_source=1, total=8)
+    limits = Limits(max_body=1024, idle_timeout=2.0, body_timeout=2.0, per_source=1, total=8)
     with trio.fail_after(TIMEOUT):
         air = await net.node("acme", "vendor", events=events, app_options={"limits": limits})
         async with httpx.AsyncClient() as http:
@@ -90,8 +90,11 @@ async def test_refusals_of_the_request_limits_are_logged_once_rate_limited(net, 
         # same address is over the per-source cap: 503 busy, which a well-behaved peer meets (info)
         slow = await _slow_request(air.port)
         async with httpx.AsyncClient() as http:
-            busy = await http.get(air.url + "/v1/node")
-        assert busy.status_code == 503
+
+            async def busy() -> bool:  # once the slow one is in flight
+                return (await http.get(air.url + "/v1/node")).status_code == 503
+
+            await eventually(busy)
         assert (await _answer(slow)).startswith(b"HTTP/1.1 408")
         await slow.aclose()
         [timeout] = lines(log, "vrm.federation", ": 408 request_timeout")
