@@ -85,3 +85,35 @@ async def test_the_page_shows_an_offer_queued_for_a_person_who_is_away(net):
         [row] = page["offers"]
         assert row["offer"].id == made["id"] and row["delivery"].startswith("queued, ")
         assert "tries" in row["delivery"]
+
+
+async def test_the_deliverer_keeps_only_the_refusals_it_is_asked_to_and_never_a_held_or_retryable_one(
+    store, autojump_clock
+):
+    """In mock time: refused items the rule picks are dead-lettered ``refused: <reason>``; the rest
+    (refused or not) are acknowledged, a retryable refusal is re-queued, the rule never sees held ones."""
+    from tests.test_delivery import InlineStore, Peer, deliverer, item, network, outbox_for, until
+
+    peer = Peer(refuse_items={b"offer": 33, b"other": 21, b"dup": 17, b"busy": 31})
+    outbox = outbox_for(store)
+    with store.transaction():
+        for ref in ("offer", "other", "dup", "busy", "ok"):
+            outbox.enqueue("a", item(ref.encode()), kind="gossip", now=0, ref=ref)
+    asked: list[str] = []
+
+    def keeps(peer_key: str, delivery) -> bool:
+        asked.append(delivery.ref)
+        return peer_key == "a" and delivery.ref in ("offer", "dup")
+
+    async with network({"a": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        d.keeps_refusal = keeps
+        await nursery.start(d.run)
+        await until(lambda: len(peer.received) >= 5)
+        await until(lambda: outbox.pending_counts() == {"a": 1})
+        assert sorted(asked) == ["offer", "other"]  # refused for good: neither held nor retryable
+        [dead] = outbox.dead()
+        assert (dead.ref, dead.reason, dead.last_error) == ("offer", "rejected", "refused: terms_not_agreed")
+        assert [r["ref"] for r in store.query("SELECT ref FROM outbox")] == ["busy"]  # later, not refused
+        assert d.stats["a"].delivered == 3
+        nursery.cancel_scope.cancel()
