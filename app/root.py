@@ -393,7 +393,8 @@ async def start_servers(
         clock=clock,
         **app_options,
     )
-    fed_app = defences.bounded(fed_app, {"limits": limits})  # outermost: every connection's limits
+    # outermost: every connection's limits, its refusals in the same operator log as the app's
+    fed_app = defences.bounded(fed_app, {"limits": limits, "events": app_options.get("events")})
     admin_app = create_admin_app(token=token, run_op=run_op, status=status, ui=ui)
     bound = await nursery.start(
         partial(

@@ -262,6 +262,8 @@ class NodeRuntime:
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
         self.services.events = self.deliverer.events = self.events  # one operator log, one rate limit
+        # a person's node refusing our offer is an answer the vendor sees (`vrm offers list`: refused)
+        self.deliverer.keeps_refusal = lambda peer, d: self.services.offers.is_sent_to(d.ref, peer)
         await self._refresh_peers()
         self._client = client
         self._claims = ClaimVerifier(

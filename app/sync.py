@@ -64,7 +64,7 @@ async def catch_up(services: Services, peer: Peer) -> tuple[int, int, bool]:
     except (DeliveryError, WireError) as exc:
         await _failed(services, peer, exc)
         return 0, 0, False
-    await services.store.run(services.peers.record_contact, peer.public_key, True)
+    await _answered(services, peer)
     return received + inbox, fetched + inbox_items, True
 
 
@@ -73,6 +73,13 @@ async def _failed(services: Services, peer: Peer, exc: Exception) -> None:
     if services.events is not None:
         services.events.pull_failed(peer.public_key, peer.url, exc)
     await services.store.run(services.peers.record_contact, peer.public_key, False, str(exc))
+
+
+async def _answered(services: Services, peer: Peer) -> None:
+    """Record a pull that worked; after failures (``peer`` is as loaded before it), say so in the log."""
+    if peer.failures and services.events is not None:
+        services.events.pull_recovered(peer.public_key, peer.url, peer.failures)
+    await services.store.run(services.peers.record_contact, peer.public_key, True)
 
 
 def _node_id(peer: Peer) -> str:
@@ -124,7 +131,7 @@ async def pull_peer(services: Services, peer: Peer) -> tuple[int, int, bool]:
     except (DeliveryError, WireError) as exc:
         await _failed(services, peer, exc)
         return received, transferred, False
-    await services.store.run(peers.record_contact, peer.public_key, True)
+    await _answered(services, peer)
     return received, transferred, True
 
 

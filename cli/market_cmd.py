@@ -209,7 +209,8 @@ def offer(
 def offers_list(ctx: typer.Context, all_: AllOpt = False, as_json: JsonOpt = False) -> None:
     """Open offers, oldest first: received ones on a person node, the ones you sent on a vendor node.
 
-    On a vendor node each shows its delivery: queued, delivered, accepted, declined, superseded, expired.
+    On a vendor node each shows its delivery: queued, delivered, refused (the person's node refused it:
+    `vrm offers show` says why), accepted, declined, superseded, expired.
     """
     from node.offers import Offers
 
@@ -259,7 +260,7 @@ def offers_show(ctx: typer.Context, ref: OfferArg, as_json: JsonOpt = False) -> 
             ("price", output.money(item.price_minor, item.currency)),
             ("text", item.text),
             ("terms", ", ".join(item.terms) or ("none (a version 1 offer)" if item.version == 1 else "none")),
-            ("delivery", item.delivery),
+            ("delivery", f"refused: {item.refused_reason}" if item.delivery == "refused" else item.delivery),
             ("made", output.when(item.created)),
             ("expires", output.when(item.expires)),
             ("decided", output.when(item.decided_at) if item.decided_at else None),

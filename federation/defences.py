@@ -9,7 +9,8 @@ the rest is filled with the defences' defaults, which need the node's home:
 - ``scoring``: persisted peer scores, gating and scoring every signed request (federation/scoring.py).
 
 ``bounded(app, given)`` then wraps the app in the request limits (federation/limits.py), from
-``given["limits"]`` (a ``Limits``) or the defaults; that option is the wrapper's, not the app's.
+``given["limits"]`` (a ``Limits``) or the defaults; that option is the wrapper's, not the app's. Its
+refusals go to ``given["events"]`` (the runtime's one DaemonEvents), like the app's own.
 """
 
 from __future__ import annotations
@@ -38,4 +39,4 @@ def app_options(home: HomeInfo, given: dict[str, Any], store: AsyncStore, clock:
 
 def bounded(app: ASGIApp, given: dict[str, Any]) -> RequestLimits:
     """``app`` behind the request limits (the outermost layer of the federation port)."""
-    return RequestLimits(app, limits=given.get("limits") or Limits())
+    return RequestLimits(app, limits=given.get("limits") or Limits(), events=given.get("events"))

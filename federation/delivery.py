@@ -17,12 +17,16 @@ batch the same way. A timeout, transport error, 408/5xx or other
 refusal counts as a failure (retried with backoff, dead-lettered after ``max_attempts``); a status in
 ``PERMANENT`` means these bytes will never be accepted (dead-lettered at once, the peer counts as up).
 A loop cancelled mid-request marks nothing, so the batch is sent again: delivery is at-least-once.
+
+An item refused for good (not held, not retryable) that ``keeps_refusal(peer, delivery)`` says matters
+(the runtime's: a vendor's offer refused by its addressee) is dead-lettered ``rejected`` with the error
+``refused: <reason>`` instead of acknowledged, so the vendor can see what the person's node answered.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -93,11 +97,17 @@ class Deliverer:
         self._batch_bytes = batch_bytes
         self._on_dead = on_dead
         self.events = events if events is not None else DaemonEvents()  # the operator's log
+        # run in the store's thread for each item refused for good: keep the refusal (see the docstring)?
+        self.keeps_refusal: Callable[[str, Delivery], bool] | None = None
         self._nursery: trio.Nursery | None = None
         self._wakeups: dict[str, trio.Event] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.stats: dict[str, PeerStats] = {}
         self._deferrals: dict[str, int] = {}  # peer -> answered rounds in a row where nothing got through
+        # (peer, count) of deliveries ``due`` dead-lettered as expired, told in the store's thread (a
+        # deque: appends there, pops here are thread-safe); said once per sweep of the peer's queue
+        self._expired: deque[tuple[str, int]] = deque(maxlen=4096)
+        outbox.on_expired = lambda peer, count: self._expired.append((peer, count))
 
     async def run(self, *, task_status: trio.TaskStatus[Deliverer] = trio.TASK_STATUS_IGNORED) -> None:
         """Resume every peer with queued deliveries (what a restart must re-send), then serve
@@ -140,6 +150,7 @@ class Deliverer:
                 batch = await self._store.run(
                     self._outbox.due, peer, now, limit=self._batch_limit, max_bytes=self._batch_bytes
                 )
+                self._say_expired()
                 if batch:
                     await self._send(peer, batch, breaker)
                     continue
@@ -178,14 +189,41 @@ class Deliverer:
                 await self._defer(peer, ids, [], response, "rate_limited")
                 return
             reasons = _count_reasons(stats, response, len(batch))
+            kept = await self._keep_refusals(peer, batch, reasons)
             deferred = [d for d, code in zip(ids, reasons, strict=True) if code in RETRYABLE]
-            delivered = [d for d, code in zip(ids, reasons, strict=True) if code not in RETRYABLE]
+            delivered = [d for d, code in zip(ids, reasons, strict=True) if code not in RETRYABLE and d not in kept]
             if deferred:
                 await self._defer(peer, deferred, delivered, response, _label(reasons[ids.index(deferred[0])]))
             else:
                 self._deferrals.pop(peer, None)
-                await self._store.run(self._outbox.mark_delivered, ids)
+                await self._store.run(self._outbox.mark_delivered, delivered)
             stats.delivered += len(delivered)
+
+    async def _keep_refusals(self, peer: str, batch: list[Delivery], reasons: bytes) -> set[int]:
+        """Dead-letter the refused-for-good items ``keeps_refusal`` wants remembered; their ids."""
+        refused = [
+            (d, code) for d, code in zip(batch, reasons, strict=True) if code not in RETRYABLE and not _held(code)
+        ]
+        if not refused or self.keeps_refusal is None:
+            return set()
+        keep = self.keeps_refusal
+        by_code: dict[int, list[int]] = {}
+        for d, code in await self._store.run(lambda: [(d, c) for d, c in refused if keep(peer, d)]):
+            by_code.setdefault(code, []).append(d.id)
+        for code, ids in by_code.items():
+            await self._store.run(self._outbox.mark_rejected, ids, self._clock(), f"refused: {_label(code)}")
+            self.events.delivery_failed(peer, len(ids), _label(code), retry=False)
+        return {i for ids in by_code.values() for i in ids}
+
+    def _say_expired(self) -> None:
+        """Log what the last sweeps dead-lettered as expired: one line per peer."""
+        counts: Counter[str] = Counter()
+        while self._expired:
+            peer, count = self._expired.popleft()
+            counts[peer] += count
+        for peer, count in counts.items():
+            self.events.expired(peer, count)
+            self.stats.setdefault(peer, PeerStats()).dead += count
 
     async def _defer(
         self, peer: str, deferred: list[int], delivered: list[int], response: httpx.Response, label: str
@@ -229,6 +267,10 @@ def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> by
         if code != Reason.OK:
             stats.reasons[_label(code)] += 1
     return bytes(reasons)
+
+
+def _held(code: int) -> bool:
+    return code in (Reason.OK, Reason.DUPLICATE)
 
 
 def _retry_after_ms(response: httpx.Response) -> int:

@@ -147,6 +147,15 @@ class DaemonEvents:
             f"pull from peer {node_id(peer)} at {clean(url or '-', 100)} failed: {clean(error)}",
         )
 
+    def pull_recovered(self, peer: str, url: str | None, failures: int) -> None:
+        """A pull worked after ``failures`` failed ones: good news, once (info)."""
+        self._sync.log(
+            logging.INFO,
+            f"pull-ok:{peer}",
+            f"pulls from peer {node_id(peer)} at {clean(url or '-', 100)} work again "
+            f"(after {failures} failure(s))",
+        )
+
     def delivery_failed(self, peer: str, count: int, error: object, *, retry: bool) -> None:
         what = "will retry" if retry else "refused for good"
         self._delivery.log(
@@ -160,6 +169,15 @@ class DaemonEvents:
             logging.ERROR,
             f"dead:{peer}",
             f"{count} delivery(ies) to peer {node_id(peer)} dead-lettered (see `vrm status`): {clean(error)}",
+        )
+
+    def expired(self, peer: str, count: int) -> None:
+        """Deliveries that expired before the peer took them (a warning: nothing failed for good, but
+        what they said never arrived)."""
+        self._delivery.log(
+            logging.WARNING,
+            f"expired:{peer}",
+            f"{count} delivery(ies) to peer {node_id(peer)} dead-lettered: expired (see `vrm status`)",
         )
 
     def breaker_changed(self, peer: str, change: tuple[object, object] | None, failures: int) -> None:

@@ -18,7 +18,8 @@ Whatever a client does, a request costs the node a bounded amount of memory and 
 
 Refusals are small msgpack (or JSON, by ``Accept``) bodies ``{"error": code, "limit": n}`` with the
 status, and ``Connection: close``. Nothing here looks at signatures: it runs before they are checked,
-so unauthenticated floods are bounded too.
+so unauthenticated floods are bounded too. Being outside the app, they never reach its RefusalLog:
+each is told to the operator's log here (``events.refused``, the same rate-limited status+reason key).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 import msgpack
 import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from federation.events import DaemonEvents
 
 TOO_LARGE = "request_too_large"
 TIMEOUT = "request_timeout"
@@ -97,9 +100,10 @@ class _Refused(Exception):
 class RequestLimits:
     """The middleware (see the module docstring). ``in_flight`` and ``buffered`` are observable."""
 
-    def __init__(self, app: ASGIApp, *, limits: Limits = Limits()) -> None:
+    def __init__(self, app: ASGIApp, *, limits: Limits = Limits(), events: DaemonEvents | None = None) -> None:
         self.app = app
         self.limits = limits
+        self.events = events  # the operator's log (None: refusals are only counted)
         self.in_flight: Counter[str] = Counter()
         self.total = 0
         self.buffered = 0
@@ -175,6 +179,15 @@ class RequestLimits:
 
     async def _refuse(self, scope: Scope, send: Send, refused: _Refused) -> None:
         self.refusals[refused.error] += 1
+        if self.events is not None:  # no signer yet: the key is status and reason, the source only said
+            self.events.refused(
+                status=refused.status,
+                reason=refused.error,
+                method=str(scope.get("method", "")),
+                path=str(scope.get("path", "")),
+                peer=None,
+                source=source_of(scope),
+            )
         content = {"error": refused.error, "limit": refused.limit}
         accept = b", ".join(v for k, v in scope.get("headers", ()) if k.lower() == b"accept")
         if b"msgpack" in accept:

@@ -15,12 +15,15 @@ acknowledged (delivery is at-least-once; receivers deduplicate by envelope id).
 A delivery ends in one of two places: deleted when the peer acknowledged it, or moved to
 ``outbox_dead`` with a reason (``max_attempts``, ``expired``, ``rejected``) so it can be reported.
 Every method is synchronous over a ``Store``; the trio edge (federation/delivery.py) runs them through
-``AsyncStore``. Times are integer milliseconds passed in by the caller.
+``AsyncStore``. Times are integer milliseconds passed in by the caller. Expiry happens inside ``due``,
+so nobody else sees it: ``on_expired(peer, count)`` is told of each peer's expired dead letters (in the
+store's thread; the Deliverer hands them to the operator log).
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -85,6 +88,7 @@ class Outbox:
         self.payload_once = "relay_peers" in store.table_names()
         self._rows = "outbox_rows" if self.payload_once else "outbox"  # the per-delivery table
         self.relays = relaylog.RelayLog(store)
+        self.on_expired: Callable[[str, int], None] | None = None
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -206,6 +210,8 @@ class Outbox:
             if not expired:
                 break
             self._bury_relayed("expired", now, None, [_relay_id(r) for r in expired])
+            if self.on_expired is not None:
+                self.on_expired(peer, len(expired))
         return [
             {"id": _relay_id(r), "peer": peer, "kind": GOSSIP_KIND, "ref": r["ref"], "payload": r["payload"],
              "created_at": r["created_at"], "expires_at": r["expires_at"], "attempts": r["attempts"],
@@ -297,10 +303,14 @@ class Outbox:
 
     def _bury(self, reason: str, now: int, error: str | None, where: str, params: Sequence[object]) -> list[int]:
         t = self._rows
-        ids = [r["id"] for r in self.store.query(f"SELECT id FROM {t} WHERE {where} ORDER BY id", params)]
+        rows = self.store.query(f"SELECT id, peer FROM {t} WHERE {where} ORDER BY id", params)
+        ids = [r["id"] for r in rows]
         if ids:
             self._to_dead(t, reason, now, error, ids)
             self.store.execute(f"DELETE FROM {t} WHERE id IN ({_marks(ids)})", ids)
+            if reason == "expired" and self.on_expired is not None:
+                for peer, count in Counter(r["peer"] for r in rows).items():
+                    self.on_expired(peer, count)
         return ids
 
     def _bury_relayed(self, reason: str, now: int, error: str | None, ids: Sequence[int]) -> list[int]:

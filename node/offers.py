@@ -91,8 +91,10 @@ class Offer:
     version: int = 1  # the body version: 1 has no terms
     superseded_at: int | None = None
     # A sent offer's delivery state: "queued" (the outbox still holds a delivery of it), "delivered"
-    # (no delivery of it waits), or its status once decided, superseded or expired. None when received.
+    # (no delivery of it waits), "refused" (the person's node answered it with a reason, kept in
+    # ``refused_reason``), or its status once decided, superseded or expired. None when received.
     delivery: str | None = None
+    refused_reason: str | None = None  # the reason label the person's node refused it with
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,21 +122,32 @@ class Offer:
             "version": self.version,
             "superseded_at": self.superseded_at,
             "delivery": self.delivery,
+            "refused_reason": self.refused_reason,
         }
 
 
 # -- the store -------------------------------------------------------------------------------------
 
 
-def _offer(row: dict[str, Any], now: int, pending: set[str] | None = None) -> Offer:
+def _offer(
+    row: dict[str, Any], now: int, pending: set[str] | None = None, refused: dict[str, str] | None = None
+) -> Offer:
     status = row["status"]
     if status == "open" and row.get("superseded_at") is not None:
         status = "superseded"
     elif status == "open" and row["expires_at"] <= now:
         status = "expired"
     delivery = None
+    refused_reason = (refused or {}).get(row["id"]) if row["direction"] == "sent" else None
     if row["direction"] == "sent":
-        delivery = status if status != "open" else ("queued" if pending and row["id"] in pending else "delivered")
+        if status in ("accepted", "declined", "superseded"):
+            delivery = status  # a decision is news even after a refusal (it came by another way)
+        elif refused_reason is not None:
+            delivery = "refused"  # more telling than "expired": it never reached the person
+        elif status != "open":
+            delivery = status
+        else:
+            delivery = "queued" if pending and row["id"] in pending else "delivered"
     terms = row.get("terms")
     return Offer(
         id=row["id"],
@@ -159,6 +172,7 @@ def _offer(row: dict[str, Any], now: int, pending: set[str] | None = None) -> Of
         version=1 if terms is None else OFFER_VERSION,
         superseded_at=row.get("superseded_at"),
         delivery=delivery,
+        refused_reason=refused_reason,
     )
 
 
@@ -502,27 +516,59 @@ class Offers:
             where, params = [*where, "direction = ?"], [*params, direction]
         sql = "SELECT * FROM offers" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self._store.query(sql + " ORDER BY created_at, id", params)
-        pending = self._queued([r["id"] for r in rows if r["direction"] == "sent"])
-        return [_offer(r, now, pending) for r in rows]
+        sent = [r["id"] for r in rows if r["direction"] == "sent"]
+        pending, refused = self._queued(sent), self.refusals(sent)
+        return [_offer(r, now, pending, refused) for r in rows]
 
     def get(self, ref: str) -> Offer:
         """The offer with id ``ref``, or the only one whose id starts with ``ref`` (6+ hex characters)."""
         row = self._row(ref)
-        return _offer(row, self._clock(), self._queued([row["id"]]))
+        return _offer(row, self._clock(), self._queued([row["id"]]), self.refusals([row["id"]]))
 
     def _queued(self, offer_ids: list[str]) -> set[str]:
-        """Which of these sent offers the outbox still holds a delivery of (one query)."""
-        if not offer_ids:
-            return set()
-        marks = ", ".join("?" for _ in offer_ids)
-        rows = self._store.query(f"SELECT DISTINCT ref FROM outbox WHERE ref IN ({marks})", offer_ids)
-        return {r["ref"] for r in rows}
+        """Which of these sent offers the outbox still holds a delivery of (one query per 500)."""
+        found: set[str] = set()
+        for chunk in _chunks(offer_ids):
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._store.query(f"SELECT DISTINCT ref FROM outbox WHERE ref IN ({marks})", chunk)
+            found |= {r["ref"] for r in rows}
+        return found
+
+    def refusals(self, offer_ids: list[str]) -> dict[str, str]:
+        """The reason the addressee's node refused each of these sent offers with, where it did: the
+        deliverer dead-letters such a delivery ``rejected``, ``refused: <reason>`` (``is_sent_to``)."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(offer_ids):
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._store.query(
+                "SELECT d.ref, d.last_error FROM outbox_dead d JOIN offers o ON o.id = d.ref AND o.person = d.peer "
+                f"WHERE d.ref IN ({marks}) AND d.reason = 'rejected' AND d.last_error LIKE 'refused: %' "
+                "ORDER BY d.id",
+                chunk,
+            )
+            found |= {r["ref"]: r["last_error"].removeprefix("refused: ") for r in rows}
+        return found
+
+    def is_sent_to(self, offer_id: str | None, person: str) -> bool:
+        """Whether ``offer_id`` is an offer we sent to ``person`` (hex key): a refusal of its delivery
+        to that peer is the person's answer, kept for ``refusals``."""
+        if not offer_id:
+            return False
+        row = self._store.query_one(
+            "SELECT 1 AS one FROM offers WHERE id = ? AND direction = 'sent' AND person = ?", [offer_id, person]
+        )
+        return row is not None
 
     def _by_id(self, offer_id: str, now: int) -> Offer:
         row = self._store.query_one("SELECT * FROM offers WHERE id = ?", [offer_id])
         if row is None:
             raise NotFoundError("offer", offer_id)
-        return _offer(row, now, self._queued([offer_id]))
+        return _offer(row, now, self._queued([offer_id]), self.refusals([offer_id]))
 
     def _row(self, ref: object) -> dict[str, Any]:
         return row_by_prefix(self._store, "offers", "offer", ref)
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    """``ids`` in slices a statement's parameters can hold."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

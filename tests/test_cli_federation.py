@@ -390,8 +390,12 @@ def test_readme_federation_and_consented_access_walkthroughs_run_with_two_daemon
 
     # The README's stand-ins for ids, and how to find the real one.
     stand_ins: dict[str, Callable[[], str]] = {
-        "5f1c2a": lambda: eventually(lambda: listed("vrm offers list --json"), "the offer")[0]["id"][:8],
-        "7d3e9b": lambda: eventually(lambda: listed("vrm grants pending --json"), "the request")[0]["id"][:8],
+        # the one offer, accepted or not yet (the access walkthrough names it after Alice accepted it)
+        "5f1c2a": lambda: eventually(lambda: listed("vrm offers list --all --json"), "the offer")[0]["id"][:8],
+        # the first request (a later one serves the offer)
+        "7d3e9b": lambda: eventually(
+            lambda: [r for r in listed("vrm grants pending --json") if r["purpose"] == "ship order 123"], "the request"
+        )[0]["id"][:8],
         "c41a08": lambda: grant(["shipping_address"]),
         "e9b207": lambda: grant(["email"]),
     }
@@ -422,6 +426,12 @@ def test_readme_federation_and_consented_access_walkthroughs_run_with_two_daemon
         assert "verified" in next(v for k, v in out.items() if k.startswith("vrm grants verify-log"))
         spent = stand_ins["c41a08"]()
         eventually(lambda: "confirmed" in run(f"vrm grants show {spent}").stdout, "the deletion statement")
+        offer_id = listed("vrm offers list --all --json")[0]["id"]
+        served = eventually(  # the request that names the offer reached Alice, saying what it serves
+            lambda: [r for r in listed("vrm grants pending --json") if r["purpose"] == "ship the SFO->JFK ticket"],
+            "the request serving the offer",
+        )
+        assert [r["for"] for r in served] == [offer_id]
         receipts = json.loads((tmp_path / "alice-receipts.json").read_text())["receipts"]
         assert [r["outcome"] for r in receipts][:2] == ["ok", "budget_spent"]
     finally:

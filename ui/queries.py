@@ -196,15 +196,30 @@ def lead(store: Store, clock: Clock, ref: str) -> Any:
 
 
 def offers_sent(store: Store, clock: Clock) -> dict[str, Any]:
-    queued = {
-        row["ref"]: row
-        for row in store.query("SELECT ref, attempts, last_error FROM outbox WHERE kind = 'offer'")
-    }
-    dead = {row["ref"]: row for row in store.query("SELECT ref, reason, last_error FROM outbox_dead WHERE kind = 'offer'")}
+    """The vendor's sent offers, newest first, each with its delivery as the outbox says it. Offers are
+    queued as gossip (outbox kind ``gossip``, ref the offer id), so they are found by ref; a dead
+    letter counts only for the person it was addressed to (a relay's is not hers)."""
+    offers = Offers(store, clock=clock).list(direction="sent", status="all")[::-1]
+    queued: dict[str, dict[str, Any]] = {}
+    dead: dict[tuple[str, str], dict[str, Any]] = {}
+    ids = [offer.id for offer in offers]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for row in store.query(
+            f"SELECT ref, max(attempts) AS attempts, max(last_error) AS last_error FROM outbox "
+            f"WHERE ref IN ({marks}) GROUP BY ref",
+            chunk,
+        ):
+            queued[row["ref"]] = row
+        for row in store.query(f"SELECT ref, peer, reason FROM outbox_dead WHERE ref IN ({marks}) ORDER BY id", chunk):
+            dead[(row["ref"], row["peer"])] = row
     rows = []
-    for offer in Offers(store, clock=clock).list(direction="sent", status="all")[::-1]:
-        if offer.id in dead:
-            delivery = f"not delivered ({dead[offer.id]['reason']})"
+    for offer in offers:
+        if offer.delivery == "refused":
+            delivery = f"refused ({offer.refused_reason})"
+        elif (offer.id, offer.person) in dead:
+            delivery = f"not delivered ({dead[(offer.id, offer.person)]['reason']})"
         elif offer.id in queued:
             q = queued[offer.id]
             delivery = "queued" + (f", {q['attempts']} tries: {q['last_error']}" if q["attempts"] else "")
