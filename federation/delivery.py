@@ -35,6 +35,7 @@ import httpx
 import trio
 
 from federation import wire
+from federation.auth import REASON_HEADER
 from federation.breaker import CircuitBreaker
 from federation.events import DaemonEvents
 from federation.outbox import Delivery, Outbox
@@ -46,6 +47,7 @@ T = TypeVar("T")
 MEDIA_TYPE = wire.MEDIA_TYPE
 # Malformed, too large, unsupported or unprocessable: resending the same bytes cannot succeed.
 PERMANENT = frozenset({400, 413, 415, 422})
+STALE_RETRIES = 2  # re-signed sends after a 401 "stale" (each a second later), before it counts as failed
 # Per-item refusals that say "later", not "never": the item is re-queued, not counted delivered.
 RETRYABLE = frozenset({Reason.RATE_LIMITED, Reason.BUSY})
 
@@ -242,13 +244,20 @@ class Deliverer:
         url = self._endpoint(peer, batch[0].kind)
         if url is None:  # no address known for the peer right now: a failure like an unreachable one
             raise DeliveryError("no address for this peer")
-        try:
-            with trio.fail_after(self._timeout):
-                response = await self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE})
-        except trio.TooSlowError:
-            raise DeliveryError(f"timeout after {self._timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+        for fresh in range(STALE_RETRIES + 1):
+            try:
+                with trio.fail_after(self._timeout):
+                    response = await self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE})
+            except trio.TooSlowError:
+                raise DeliveryError(f"timeout after {self._timeout:g}s") from None
+            except httpx.HTTPError as exc:
+                raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+            # A peer just restarted refuses what was signed up to its persisted replay floor (a second
+            # ahead of its last admitted request: federation/noncecache.py). The same bytes signed a
+            # second later pass: re-sign rather than count a failed attempt and back off.
+            if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
+                break
+            await trio.sleep(1.0)
         if response.status_code == 429:  # the peer is up and says when: deferred by the caller
             return response
         if not response.is_success:

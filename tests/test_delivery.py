@@ -424,3 +424,28 @@ async def test_items_refused_rate_limited_are_resent_in_order_and_never_dead_let
         after_429 = [b - a for i, (a, b) in enumerate(zip(peer.attempt_times, peer.attempt_times[1:])) if (i + 1) % 4 == 0]
         assert after_429 and min(after_429) >= 2.0 - 1e-9  # the mock clock's float sums
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_refusing_a_stale_signature_gets_it_re_signed_not_a_failed_attempt(store, autojump_clock):
+    """A peer just restarted refuses what was signed up to its replay floor (401, reason "stale"):
+    the same batch sent again a second later (signed afresh) is delivered, nothing counts as failed."""
+    peer = Peer()
+    refusals = [2]
+    plain = peer.handle
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if refusals[0]:
+            refusals[0] -= 1
+            peer.attempts += 1
+            return httpx.Response(401, headers={"Vrm-Signature-Error": "stale"})
+        return await plain(request)
+
+    peer.handle = handle  # type: ignore[method-assign]
+    outbox = outbox_for(store, max_attempts=1)
+    enqueue(outbox, "p", [item(b"kept")])
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: peer.received == [item(b"kept")])
+        assert peer.attempts == 3 and outbox.dead("p") == [] and d.breakers["p"].failures == 0
+        nursery.cancel_scope.cancel()
