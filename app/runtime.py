@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import trio
 
-from app import ops
+from app import ops, status
 from app.access import queue_pushes, sweep_grants
 from app.peers import say_hello
 from app.root import Daemon, build_daemon, build_discovery, open_store, start_servers
@@ -542,62 +542,22 @@ class NodeRuntime:
     # -- status --------------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        """What `vrm status` shows: who we are, where we listen, each peer (its breaker, failures, last
-        success, what is queued and dead for it), the queues, the last sync, uptime. Times are ``*_at``
-        (ms since the epoch); ``uptime_s`` is seconds."""
+        """What `vrm status` shows (app/status.py)."""
         assert self.store is not None and self._daemon is not None
         store, domain, outbox = self.store.store, self._daemon.core.domain, self._daemon.outbox
-        peers, pending, dead, dead_by_peer, envelopes, subscriptions = await self.store.run(
-            lambda: (
-                domain.peers.list(),
-                outbox.pending_counts(),
-                store.count("outbox_dead"),
-                {r["peer"]: r["n"] for r in store.query("SELECT peer, count(*) AS n FROM outbox_dead GROUP BY peer")},
-                domain.log.count_by_kind(),
-                store.count("subscriptions"),
-            )
+        counts = await self.store.run(status.store_counts, store, domain, outbox)
+        return status.report(
+            self.home,
+            counts,
+            self.deliverer,
+            now=self.clock(),
+            urls={"url": self.url, "public_url": self.public_url, "admin_url": self.admin_url,
+                  "ui_lan_url": self.ui_lan_url},
+            started_at=self.started_at,
+            uptime_s=round(time.monotonic() - self._started_monotonic, 3),
+            last_sync=self.last_sync,
+            discovery=self.discovery.snapshot() if self.discovery is not None else [],
         )
-        deliverer = self.deliverer
-        stats = deliverer.stats if deliverer is not None else {}
-        breakers = deliverer.breakers if deliverer is not None else {}
-        now = self.clock()
-
-        def breaker(key: str) -> dict[str, Any]:
-            b = breakers.get(key)
-            if b is None:  # nothing sent to it in this run: nothing has failed
-                return {"state": "closed", "failures": 0, "retry_at": None}
-            return {"state": b.state(now).value, "failures": b.failures, "retry_at": b.retry_at(now)}
-
-        return {
-            "node_id": self.home.node_id,
-            "role": self.home.role,
-            "name": self.home.name,
-            "running": True,
-            "url": self.url,
-            "public_url": self.public_url,
-            "admin_url": self.admin_url,
-            "ui_url": f"{self.admin_url}/ui/" if self.admin_url else None,
-            "ui_lan_url": f"{self.ui_lan_url}/ui/" if self.ui_lan_url else None,
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-            "uptime_s": round(time.monotonic() - self._started_monotonic, 3),
-            "peers": [
-                {
-                    **p.to_json(),
-                    "queued": pending.get(p.public_key, 0),
-                    "dead": dead_by_peer.get(p.public_key, 0),
-                    "delivered": stats[p.public_key].delivered if p.public_key in stats else 0,
-                    "delivery_failures": stats[p.public_key].failures if p.public_key in stats else 0,
-                    "breaker": breaker(p.public_key),
-                }
-                for p in peers
-            ],
-            "queues": {"outbox": sum(pending.values()), "dead": dead},
-            "last_sync": self.last_sync,
-            "envelopes": envelopes,
-            "subscriptions": subscriptions,
-            "discovery": self.discovery.snapshot() if self.discovery is not None else [],
-        }
 
 
 def _peer_urls(daemon: Daemon, clock: Clock, events: DaemonEvents) -> dict[str, str]:
