@@ -81,6 +81,7 @@ class ModelConfig:
     seed: int = 1
     timers: pt.Timers = pt.Timers()
     initial_eager: int = 2  # peers each node starts eager with (the rest lazy)
+    eager_by_latency: bool = False  # those with the shortest round trip (else at random)
 
 
 @dataclass
@@ -309,7 +310,10 @@ class PlumtreeDriver:
         rng = random.Random(self.w.cfg.seed + 2)
         for n in range(self.w.cfg.nodes):
             peers = [p for p in sorted(self.w.adj[n]) if p not in self.w.nat]  # nobody can push to NAT
-            eager = set(rng.sample(peers, min(len(peers), self.w.cfg.initial_eager)))
+            if self.w.cfg.eager_by_latency:  # a node measures each peer's round trip when it greets it
+                eager = set(sorted(peers, key=lambda p: (self.w.latency[n, p], p))[: self.w.cfg.initial_eager])
+            else:
+                eager = set(rng.sample(peers, min(len(peers), self.w.cfg.initial_eager)))
             for peer in peers:
                 self.trees[n].peer_up(peer, lazy=peer not in eager)
 
