@@ -76,7 +76,7 @@ class Timers:
     """The protocol's timers (ms) and bounds; PROTOCOL.md section 13 gives the defaults' reasons."""
 
     announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
-    graft_timeout_ms: int = 500  # an announced id not received this long after its first IHAVE: GRAFT
+    graft_timeout_ms: int = 400  # an announced id not received this long after its first IHAVE: GRAFT
     graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
     optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
     optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
