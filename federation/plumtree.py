@@ -76,7 +76,7 @@ class Timers:
     """The protocol's timers (ms) and bounds; PROTOCOL.md section 13 gives the defaults' reasons."""
 
     announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
-    graft_timeout_ms: int = 500  # an announced id not received this long after its first IHAVE: GRAFT
+    graft_timeout_ms: int = 400  # an announced id not received this long after its first IHAVE: GRAFT
     graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
     optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
     optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
@@ -86,6 +86,7 @@ class Timers:
     announcers_per_id: int = 8  # announcers remembered per awaited id
     graft_eager_after: int = 1  # GRAFTs in a row to one peer before its link turns eager
     prune_after: int = 6  # duplicates in a row (no new payload between) from a peer before pruning it
+    fanout_hops: int = 0  # a payload this few hops from its author is pushed to lazy peers too (0: off)
     promise_ms: int = 3000  # after the last announcer was asked, how long its answer may take
     prune_grace_ms: int = 2000  # duplicates from a pruned peer this soon after the PRUNE were in flight
 
@@ -161,8 +162,9 @@ class Plumtree:
         t = self.timers
         actions: list[Action] = []
         missing = self._drop_missing(id_)
+        fanned = hops <= t.fanout_hops  # pushed to every peer near its author, not along the tree
         if not fresh:
-            if peer in self.legacy or peer not in self.eager | self.lazy:
+            if peer in self.legacy or peer not in self.eager | self.lazy or (fanned and peer in self.lazy):
                 return actions
             pruned_at = self._pruned_at.get(peer)
             if peer in self.lazy and pruned_at is not None:
@@ -182,7 +184,7 @@ class Plumtree:
         if missing is None or peer not in missing.grafted:
             self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
         pruned_at = self._pruned_at.get(peer)
-        if peer in self.lazy and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms):
+        if peer in self.lazy and not fanned and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms):
             # The sender is on our path now (it answered a GRAFT, or is a new link); one we pruned
             # moments ago only sent this before our PRUNE reached it.
             self.lazy.discard(peer)
@@ -319,6 +321,9 @@ class Plumtree:
             self._remember(id_, hops, None, now)
         actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p != sender]
         lazy = [p for p in self.lazy if p != sender and p not in self.legacy]
+        if hops < self.timers.fanout_hops:
+            actions += [Push(p, id_, hops) for p in sorted(lazy, key=repr)]
+            lazy = []
         for p in lazy:
             self._pending.setdefault(p, []).append((id_, hops))
         if lazy and self._flush_at is None:

@@ -198,3 +198,32 @@ def test_duplicates_from_a_peer_that_ignores_prune_are_reported():
     assert "dup" in tree.lazy
     assert tree.on_payload("dup", mid(0), 0, False, 50) == []  # in flight before the PRUNE: fine
     assert tree.on_payload("dup", mid(0), 0, False, 500) == [pt.Broken("dup", "ignored_prune")]
+
+
+def test_fanout_pushes_near_the_author_to_lazy_peers_without_reshaping_the_tree():
+    timers = pt.Timers(fanout_hops=2, prune_after=1, prune_grace_ms=100)
+    author = pt.Plumtree(timers)
+    author.peer_up("e"), author.peer_up("l", lazy=True)
+    # The author (hops 0) and its neighbours (hops 1) push to every peer; from hops 2 on, the tree.
+    assert {a.peer for a in author.broadcast(mid(0), 0) if isinstance(a, pt.Push)} == {"e", "l"}
+    relay = pt.Plumtree(timers)
+    relay.peer_up("up"), relay.peer_up("e"), relay.peer_up("l")
+    relay.on_payload("up", mid(1), 5, True, 0)
+    assert relay.on_payload("l", mid(1), 5, False, 1) == [pt.Prune("l")] and "l" in relay.lazy
+    assert {a.peer for a in relay.on_payload("up", mid(2), 0, True, 10) if isinstance(a, pt.Push)} == {"e", "l"}
+    assert {a.peer for a in relay.on_payload("up", mid(3), 2, True, 10) if isinstance(a, pt.Push)} == {"e"}
+    assert [a for a in relay.tick(relay.next_deadline()) if isinstance(a, pt.Announce)] == [
+        pt.Announce("l", ((mid(3), 3),))
+    ]
+    # A fanned push from a lazy peer is not an ignored PRUNE, nor a reason to make the link eager;
+    # the same from further away is either.
+    assert relay.on_payload("l", mid(2), 1, False, 500) == [] and "l" in relay.lazy
+    assert relay.on_payload("l", mid(3), 2, False, 500) == [pt.Broken("l", "ignored_prune")]
+    relay.on_payload("l", mid(4), 1, True, 700)
+    assert "l" in relay.lazy
+    relay.on_payload("l", mid(5), 2, True, 700)
+    assert "l" in relay.eager
+    # With fanout off (the default) the author only pushes along the tree.
+    plain = pt.Plumtree()
+    plain.peer_up("e"), plain.peer_up("l", lazy=True)
+    assert {a.peer for a in plain.broadcast(mid(0), 0) if isinstance(a, pt.Push)} == {"e"}
