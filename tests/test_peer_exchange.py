@@ -124,10 +124,21 @@ async def _hostile_app(scope, receive, send, answers):
     if kind == "huge":  # streamed forever-ish: the asker must stop reading at its cap
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/msgpack")]})
         chunk = b"\x00" * 65536
-        for _ in range(HUGE // len(chunk)):
-            answers["huge_sent"] = answers.get("huge_sent", 0) + len(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+        async def stream(cancel_scope) -> None:
+            for _ in range(HUGE // len(chunk)):
+                answers["huge_sent"] = answers.get("huge_sent", 0) + len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            cancel_scope.cancel()
+
+        # The server would buffer on after the asker hung up: stop when it says so, so that what was
+        # sent measures what the asker took.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream, nursery.cancel_scope)
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            nursery.cancel_scope.cancel()
         return
     body = answers[kind]
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/msgpack")]})
