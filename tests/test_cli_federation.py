@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
+from tests.clirun import Vrm
 from node.identity import Identity
 from node.nodeid import encode_node_id
 
@@ -28,23 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VRM = Path(sys.executable).with_name("vrm")
 STARTUP_S = 30.0  # generous: two cores shared with the rest of the suite
 WAIT_S = 20.0
-
-
-class Vrm:
-    """Runs `vrm ARGS` in-process against one home and checks the exit code."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, list(args), env={"VRM_HOME": str(self.home), "VRM_PASSPHRASE": None})
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
 
 
 @pytest.fixture(scope="module")

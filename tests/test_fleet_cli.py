@@ -3,7 +3,6 @@ against a real throwaway cluster, with listeners as real `vrm serve` processes (
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import time
@@ -13,9 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
+from tests.clirun import Vrm
 from fleet.cluster import free_port
 from fleet.launch import start_node
 from fleet.pgschema import PG_MIGRATIONS
@@ -25,23 +23,6 @@ from tests.pgcluster import PgCluster
 
 WAIT_S = 30.0
 LATEST = len(PG_MIGRATIONS)  # the schema version this program migrates to
-
-
-class Vrm:
-    """`vrm ARGS` in-process against one home, the exit code checked."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, list(args), env={"VRM_HOME": str(self.home), "VRM_PASSPHRASE": None})
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
 
 
 def eventually(check: Callable[[], Any], what: str) -> Any:
