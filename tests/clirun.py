@@ -10,16 +10,22 @@ from typer.testing import CliRunner
 
 from cli.main import app
 
+_DEFAULT = ""  # "the runner's passphrase" (None means none at all)
+
 
 class Vrm:
-    """Runs `vrm ARGS` in-process against one home and checks the exit code."""
+    """Runs `vrm ARGS` in-process against one home and checks the exit code; ``passphrase`` is given
+    as VRM_PASSPHRASE (None: unset), per call if ``passphrase=`` is passed."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, passphrase: str | None = None) -> None:
         self.home = home
+        self.passphrase = passphrase
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, list(args), env={"VRM_HOME": str(self.home), "VRM_PASSPHRASE": None})
+    def __call__(self, *args: str, code: int = 0, input: str | None = None, passphrase: str | None = _DEFAULT) -> Any:
+        env = {"VRM_HOME": str(self.home), "VRM_PASSPHRASE": self.passphrase if passphrase == _DEFAULT else passphrase}
+        result = self.runner.invoke(app, list(args), env=env, input=input)
+        # A Python exception (a bug) also exits 1: only deliberate exits count.
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
         return result

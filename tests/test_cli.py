@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests import clirun
 from cli.money import format_money, parse_money
 from node.errors import ValidationError
 
@@ -19,29 +20,11 @@ EMAIL = "alice@example.org"
 ADDRESS = "221B Baker Street, London NW1 6XE"
 
 
-class Vrm:
-    """Runs `vrm ARGS` against one home and checks the exit code."""
+class Vrm(clirun.Vrm):
+    """The runner with this module's passphrase unless told otherwise."""
 
     def __init__(self, home: Path, passphrase: str | None = PASSPHRASE) -> None:
-        self.home = home
-        self.passphrase = passphrase
-        self.runner = CliRunner()
-
-    def __call__(
-        self, *args: str, code: int = 0, input: str | None = None, passphrase: str | None = ""
-    ) -> object:
-        env = {
-            "VRM_HOME": str(self.home),
-            "VRM_PASSPHRASE": self.passphrase if passphrase == "" else passphrase,
-        }
-        result = self.runner.invoke(app, list(args), env=env, input=input)
-        # A Python exception (a bug) also exits 1: only deliberate exits count.
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str) -> object:
-        return json.loads(self(*args, "--json").stdout)
+        super().__init__(home, passphrase)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ tables off a terminal never wrapped, PowerShell completion."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,24 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.clirun import Vrm
 from node.identity import Identity
 from node.nodeid import encode_node_id
 
 VRM = Path(sys.executable).with_name("vrm")
-
-
-class Vrm:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    def __call__(self, *args: str, code: int = 0):
-        result = CliRunner().invoke(app, list(args), env={"VRM_HOME": str(self.home), "VRM_PASSPHRASE": None})
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str):
-        return json.loads(self(*args, "--json").stdout)
 
 
 @pytest.fixture
