@@ -20,6 +20,7 @@ from federation.breaker import CircuitBreaker
 from federation.events import DaemonEvents, RateLimitedLog, clean
 from node.identity import Identity
 from tests.fednet import FedNet, eventually
+from tests.logcheck import FakeClock, lines, logged
 
 TIMEOUT = 30
 HOUR = 3_600_000
@@ -35,27 +36,6 @@ async def net(nursery, tmp_path):
 def log(caplog):
     caplog.set_level(logging.DEBUG, logger="vrm")
     return caplog
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def lines(caplog, logger: str, needle: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == logger and needle in r.getMessage()]
-
-
-def logged(caplog, logger: str, needle: str):
-    """For ``eventually``: the lines so far that say ``needle``."""
-
-    async def check() -> list[logging.LogRecord]:
-        return lines(caplog, logger, needle)
-
-    return check
 
 
 def assert_no_secret(caplog, *more: str) -> None:

@@ -13,6 +13,7 @@ import trio
 from federation.events import DaemonEvents
 from federation.limits import Limits
 from tests.fednet import FedNet, eventually
+from tests.logcheck import FakeClock, lines, logged
 
 TIMEOUT = 30
 HOUR = 3_600_000
@@ -27,25 +28,6 @@ async def net(nursery, tmp_path):
 def log(caplog):
     caplog.set_level(logging.DEBUG, logger="vrm")
     return caplog
-
-
-def lines(caplog, logger: str, needle: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == logger and needle in r.getMessage()]
-
-
-def logged(caplog, logger: str, needle: str):
-    async def check() -> list[logging.LogRecord]:
-        return lines(caplog, logger, needle)
-
-    return check
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _slow_request(port: int) -> trio.SocketStream:
