@@ -63,21 +63,13 @@ def _data_path_v12(db: sqlite_utils.Database) -> None:
     # The per-delivery rows again, now with AUTOINCREMENT: a dead letter keeps its delivery's id in
     # ``outbox_dead``, so an id must never be given twice (a plain rowid reuses the highest after a
     # delete, and the second death of that id broke the dead letter's insert).
-    db.execute(
-        """CREATE TABLE outbox_rows (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            peer TEXT NOT NULL CHECK (length(peer) BETWEEN 1 AND 256),
-            kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 32),
-            ref TEXT,
-            payload BLOB NOT NULL,
-            created_at INTEGER NOT NULL,
-            expires_at INTEGER,
-            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-            next_at INTEGER NOT NULL,
-            last_error TEXT,
-            UNIQUE (peer, kind, ref)
-        )"""
-    )
+    from node.schema import _OUTBOX_V5  # node.schema imports this module: read it when migrating
+
+    # Migration 5's table as shipped, its id now AUTOINCREMENT (derived: shipped text never changes).
+    rows = _OUTBOX_V5[0].replace("CREATE TABLE outbox (", "CREATE TABLE outbox_rows (", 1)
+    rows = rows.replace("id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,", 1)
+    assert "outbox_rows" in rows and "AUTOINCREMENT" in rows, "migration 5's outbox text changed"
+    db.execute(rows)
     db.execute("INSERT INTO outbox_rows SELECT * FROM outbox")
     given = db.execute(
         "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT max(id) FROM outbox_dead "
