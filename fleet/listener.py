@@ -35,7 +35,6 @@ class Listener:
         self.pg = pg
         self.id = listener_id or new_listener_id()
         self.beat = beat
-        self.ingested = 0
         self.notified = 0  # subscription notifications received
         self.reconnects = 0  # LISTEN connections opened again after one broke
 
@@ -49,9 +48,8 @@ class Listener:
 
     def heartbeat(self, now: int) -> None:
         with self.pg.connection() as conn:
-            conn.execute(
-                "UPDATE fleet_listeners SET beat_at = %s, ingested = %s WHERE id = %s", (now, self.ingested, self.id)
-            )
+            # (fleet_listeners.ingested stays 0: per-listener ingest counts are not kept yet)
+            conn.execute("UPDATE fleet_listeners SET beat_at = %s WHERE id = %s", (now, self.id))
 
     def stopped(self, now: int) -> None:
         with self.pg.connection() as conn:
