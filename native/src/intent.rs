@@ -11,10 +11,10 @@
 //! `values` (the typed `key:value` constraints: money, dates, integers, geohashes, places).
 
 mod chars;
-mod values;
-mod words;
 #[cfg(test)]
 mod tests;
+mod values;
+mod words;
 
 mod tables {
     include!("intent_tables.rs");
@@ -46,8 +46,8 @@ pub const TRAILING_PUNCTUATION: &str = concat!(
     "\u{060C}\u{061B}\u{061F}\u{06D4}\u{0964}\u{0965}",
 );
 
-pub use chars::{is_leading, is_name_char, is_space, is_trailing};
 use chars::name;
+pub use chars::{is_leading, is_name_char, is_space, is_trailing};
 pub use values::minor_digits;
 use values::{is_typed_key, key_value, route, typed};
 use words::for_each_word;
