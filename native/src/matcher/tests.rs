@@ -1,5 +1,6 @@
 //! The matcher's unit tests (fixed cases, damage, incremental updates).
 use super::*;
+use crate::{codec, envelope};
 
 fn enc(v: &Value) -> Vec<u8> {
     codec::encode(v).unwrap()
