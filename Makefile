@@ -41,7 +41,8 @@ test-rust:
 LOWEST       := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.vrm-installed
 SMOKE := tests/test_cli.py tests/test_cli_process.py tests/test_store.py tests/test_httpsig.py \
-	tests/test_app.py tests/test_codec.py tests/test_home_keystore.py tests/test_federation.py
+	tests/test_httpsig_reasons.py tests/test_app.py tests/test_codec.py tests/test_codec_refusals.py \
+	tests/test_home_keystore.py tests/test_federation.py
 
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(SMOKE)

@@ -26,57 +26,48 @@ data) go to the peer's ``/v1/access/push``, everything else to ``/v1/gossip``.
 cancelling ``run`` stops at once. Either way the store is closed and admin.json removed.
 
 ``serve_forever`` is what `vrm serve` runs: a runtime stopped gracefully by SIGINT or SIGTERM.
+
+This module is the lifecycle (building, running, stopping, a fleet's listener, status); the servers and
+the routing of changes are ``app.runtime_wiring``, the background loops ``app.runtime_loops``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import httpx
 import trio
 
-from app import ops, status
-from app.access import queue_pushes, sweep_grants
-from app.peers import say_hello
-from app.root import Daemon, build_daemon, build_discovery, open_store, start_servers
-from app.services import PEERS, SUBSCRIPTIONS, Services
-from federation import defences
+from app import status
+from app.root import Daemon, build_daemon, open_store
+from app.runtime_loops import BackgroundLoops
+from app.runtime_wiring import RuntimeWiring
+from app.services import Services
 from federation.admin import AdminClient, new_token, remove_admin_file, write_admin_file
 from federation.auth import SignatureAuth
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.events import DaemonEvents
-from federation.kinds import ACCESS_KIND
 from federation.outbox import Outbox
-from federation import mdns as lan
-from federation.peerexchange import Discovery, Sharing
+from federation.peerexchange import Discovery
 from federation.peerverify import ClaimVerifier, serves_privately
 from federation.plumtree import Timers
-from federation.tree import links as tree_links
-from federation.server import TLSFiles, serve
+from federation.server import TLSFiles
 from node.backends import NATIVE, Backend
-from node.errors import ConflictError, PassphraseError, VaultError
+from node.errors import ConflictError
 from node.home import HomeInfo
 from node.identity import Identity
 from node.store import AsyncStore, Clock, wall_clock_ms
 from ui.auth import UiAuth
 from ui.live import Changes
 
-LOGGER = logging.getLogger("vrm.runtime")
-GOSSIP_PATH = "/v1/gossip"
-ACCESS_PUSH_PATH = "/v1/access/push"
-# Where a delivery goes whose peer was removed while it was being sent: a name that never resolves
-# (RFC 6761), so the attempt fails like an unreachable peer instead of reaching someone else.
 
-
-class NodeRuntime:
+class NodeRuntime(RuntimeWiring, BackgroundLoops):
     """One node: its store, servers and background loops (see the module docstring)."""
 
     def __init__(
@@ -274,56 +265,6 @@ class NodeRuntime:
             allow_private=self.allow_private_peers or serves_privately(self.host),
         )
 
-    async def _start_servers(self, nursery: trio.Nursery) -> None:
-        assert self._daemon is not None and self.services is not None and self.store is not None
-        # The defences: persisted replay floor and peer scores (unverified claimed URLs count too).
-        options = defences.app_options(self.home, self.app_options, self.store, self.clock)
-        options.setdefault("events", self.events)
-        self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
-        allow_private = self._claims.allow_private  # type: ignore[union-attr]
-        options.setdefault("sharing", Sharing(allow_private=allow_private, scoring=options["scoring"]))
-        self.discovery = build_discovery(
-            self._daemon, self._client, self.identity, self.home, allow_private=allow_private,
-            max_peers=self.max_peers, scoring=options["scoring"], clock=self.clock,
-        )
-        listening = await start_servers(
-            nursery,
-            self._daemon,
-            self.home,
-            token=self._token,
-            run_op=self._run_op,
-            status=self.status,
-            on_ingest=self._changed,
-            on_hello=self._hello_received,
-            host=self.host,
-            port=self.port,
-            admin_port=self.admin_port,
-            shutdown_trigger=self._stopping.wait,
-            graceful_timeout=self.graceful_timeout,
-            app_options=options,
-            limits=self.app_options.get("limits"),
-            clock=self.clock,
-            ui=self._ui_app(lan=False),
-            tls=self.tls,
-        )
-        self.url, self.admin_url = listening.url, listening.admin_url
-        self.public_url = (self._configured_public_url or listening.url) if self.reachable else None
-        if self.ui_lan:  # ui: the page alone on the LAN, behind its login plus a pairing code
-            lan = await nursery.start(
-                partial(
-                    serve,
-                    self._ui_app(lan=True),
-                    host="0.0.0.0",
-                    port=self.ui_lan_port,
-                    shutdown_trigger=self._stopping.wait,
-                    graceful_timeout=self.graceful_timeout,
-                )
-            )
-            self.ui_lan_url = lan.url
-        self.services.public_url = self.public_url
-        self.started_at = self.clock()
-        self._started_monotonic = time.monotonic()
-
     # -- a fleet's listener ----------------------------------------------------------------------------
 
     _fleet_outbox: Outbox | None = None
@@ -362,183 +303,6 @@ class NodeRuntime:
             if peer in self._urls:
                 self.deliverer.notify(peer)
 
-    # -- wiring --------------------------------------------------------------------------------------
-
-    async def _run_op(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.services is not None
-        result = await ops.run_op(self.services, name, args)
-        if name == "sync":
-            self._synced(result)
-        return result
-
-    def _synced(self, result: dict[str, Any]) -> None:
-        self.last_sync = {"synced_at": self.clock(), **{k: result[k] for k in ("peers", "reached", "received") if k in result}}
-
-    def _ui_app(self, *, lan: bool) -> Any:
-        """The person's page (ui/): ops through ``_run_op``, reads and record edits on the store's
-        thread, the live stream woken by ``_changed``."""
-        from node.keystore import derive_vault_key
-        from ui import create_ui_app
-
-        astore = self.store
-        assert astore is not None
-
-        async def on_store(fn: Callable[..., Any], *args: Any) -> Any:
-            return await astore.run(fn, astore.store, *args)
-
-        async def write(fn: Callable[..., Any], *args: Any) -> Any:
-            result = await astore.run(fn, astore.store, *args)
-            self.ui_changes.notify()
-            return result
-
-        return create_ui_app(
-            run_op=self._run_op,
-            read=on_store,
-            write=write,
-            events=self.ui_changes,
-            auth=self.ui_auth,
-            role=self.home.role,
-            node_id=self.home.node_id,
-            public_key=self.identity.public_key,
-            name=self.home.name,
-            unlock_vault=partial(derive_vault_key, self.home.key_path),
-            link_token=None if lan else self._token,
-            lan=lan,
-            clock=self.clock,
-        )
-
-    def _endpoint(self, peer: str, kind: str) -> str | None:
-        url = self._urls.get(peer)  # None: removed, or not refreshed yet; the deliverer retries later
-        if url is None:
-            return None
-        return url + (ACCESS_PUSH_PATH if kind == ACCESS_KIND else GOSSIP_PATH)
-
-    def _changed(self, names: set[str]) -> None:
-        """What an op, an ingest or a hello changed: wake the deliverer for peers with new deliveries,
-        rebuild the matcher, refresh the peer list (and pull from a new peer at once)."""
-        self.ui_changes.notify()  # ui: the page's live stream looks again
-        nursery = self._background
-        if nursery is None:  # not running (yet, or any more): the store has it all for next time
-            return
-        unknown = set()
-        for name in names:
-            if name == SUBSCRIPTIONS:
-                self._daemon.index.invalidate()  # type: ignore[union-attr]
-            elif name == PEERS:
-                nursery.start_soon(self._peers_changed)
-            elif name in self._urls:
-                self.deliverer.notify(name)  # type: ignore[union-attr]
-            else:
-                unknown.add(name)  # a peer we have not seen yet (it just said hello)
-        if unknown:
-            nursery.start_soon(self._notify_after_refresh, unknown)
-
-    async def _hello_received(self) -> None:
-        # A peer announced itself, maybe at a new URL (it restarted): deliveries go there once the
-        # URL is verified (before the hello is answered: a stranger cannot make us push to a URL).
-        if self._background is not None and self._claims is not None:
-            await self._claims.run()
-            await self._refresh_peers()
-
-    async def _peers_changed(self) -> None:
-        await self._refresh_peers()
-        self._pull_now.set()
-
-    async def _notify_after_refresh(self, peers: set[str]) -> None:
-        await self._refresh_peers()
-        for peer in peers:
-            if peer in self._urls:
-                self.deliverer.notify(peer)  # type: ignore[union-attr]
-
-    async def _refresh_peers(self) -> None:
-        """Reload peer URLs; deliveries still queued for peers that are gone are dead-lettered."""
-        assert self.store is not None and self._daemon is not None
-        self._urls = await self.store.run(_peer_urls, self._daemon, self.clock, self.events)
-        relay, peers = self._daemon.core.relay, self._daemon.core.domain.peers
-        if relay is not None:  # the tree's members: the peers we gossip with (all eager at first)
-            relay.refresh(await self.store.run(lambda: [p.public_key for p in peers.pushable()]))
-
-    # -- background loops ----------------------------------------------------------------------------
-
-    async def _greet_peers(self) -> None:
-        """Tell every peer with a URL where we are now (our URL may have changed since last run)."""
-        assert self.store is not None and self.services is not None
-        if self.public_url is None:
-            return
-        peers = await self.store.run(self.services.peers.pushable)
-        async with trio.open_nursery() as nursery:
-            for peer in peers:
-                nursery.start_soon(say_hello, self.services, peer)
-
-    async def _pull_loop(self) -> None:
-        assert self.services is not None
-        while True:
-            self._pull_now = trio.Event()
-            try:
-                self._synced(await ops.run_op(self.services, "sync", {}))
-            except Exception:  # a bug in handling one peer's answer must not stop the node pulling
-                LOGGER.exception("pulling from peers failed")
-            with trio.move_on_after(self.pull_interval):
-                await self._pull_now.wait()
-
-    async def _tree_loop(self) -> None:
-        """Plumtree's timer task: IHAVE batches, GRAFTs when an announced id is late, PRUNEs."""
-        assert self.store is not None and self._daemon is not None and self.services is not None
-        relay, services = self._daemon.core.relay, self.services
-        if relay is None:
-            return
-
-        async def ingest(peer: str, items: list) -> None:
-            ingested = await services.store.run(services.pipeline.ingest, items, peer)
-            if ingested.peers:
-                self._changed(set(ingested.peers))
-
-        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest))
-
-    async def _sweep_loop(self) -> None:
-        assert self.store is not None and self._daemon is not None
-        log = self._daemon.core.domain.log
-        while True:
-            try:
-                await self.store.run(log.prune, self.clock())
-            except Exception:
-                LOGGER.exception("sweeping expired envelopes failed")
-            await trio.sleep(self.sweep_interval)
-
-    async def _exchange_loop(self) -> None:
-        """Ask peers for theirs every ``exchange_interval`` and add the verified ones (bounded)."""
-        assert self.discovery is not None and self.exchange_interval is not None
-        while True:
-            try:
-                await self.discovery.round()
-            except Exception:  # a bug in one answer's handling must not stop discovery
-                LOGGER.exception("peer exchange failed")
-            await trio.sleep(self.exchange_interval)
-
-    async def _mdns_loop(self) -> None:
-        assert self.discovery is not None and self.url is not None
-        await lan.on_the_lan(
-            self.discovery, node_id=self.home.node_id, role=self.home.role, host=self.host,
-            port=int(self.url.rsplit(":", 1)[1]), interfaces=self.mdns_interfaces, tls=self.tls is not None,
-            interval=self.mdns_interval,
-        )
-
-    async def _grants_loop(self) -> None:
-        """End due grants, delete expired held data and push changed vault fields, every few seconds."""
-        assert self.services is not None
-        warned = False
-        while True:
-            try:
-                await sweep_grants(self.services)
-                await queue_pushes(self.services)
-            except (PassphraseError, VaultError):  # said once, not every few seconds
-                if not warned:
-                    LOGGER.warning("live push grants cannot be served: this node runs without its vault key")
-                    warned = True
-            except Exception:  # a bug in one grant must not stop the node sweeping the others
-                LOGGER.exception("sweeping grants failed")
-            await trio.sleep(self.grants_interval)
-
     # -- status --------------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
@@ -558,18 +322,6 @@ class NodeRuntime:
             last_sync=self.last_sync,
             discovery=self.discovery.snapshot() if self.discovery is not None else [],
         )
-
-
-def _peer_urls(daemon: Daemon, clock: Clock, events: DaemonEvents) -> dict[str, str]:
-    store, peers, outbox = daemon.core.domain.store, daemon.core.domain.peers, daemon.outbox
-    urls = {p.public_key: p.url for p in peers.deliverable() if p.url}
-    known = {p.public_key for p in peers.list()}
-    for peer in outbox.peers():
-        if peer not in known:
-            ids = [r["id"] for r in store.query("SELECT id FROM outbox WHERE peer = ?", [peer])]
-            outbox.mark_rejected(ids, clock(), "peer removed")
-            events.dead_lettered(peer, len(ids), "peer removed")
-    return urls
 
 
 async def serve_forever(

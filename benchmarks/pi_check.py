@@ -34,7 +34,7 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PYTHON = "usr/bin/python3.11"
 TEST_DEPS = ("pytest>=8", "pytest-trio>=0.8", "hypothesis>=6.100", "http-message-signatures>=3,<4")
-TESTS = ("test_codec.py", "test_nodeid.py", "test_protocol_vectors.py")
+TESTS = ("test_codec.py", "test_codec_refusals.py", "test_nodeid.py", "test_protocol_vectors.py")
 # Without binfmt registration a child process cannot be an arm64 binary: tests that spawn Python are left out.
 DESELECT = ("tests/test_protocol_vectors.py::test_generator_reproduces_the_committed_files",)
 # pip --platform takes exact tags: every manylinux level a bookworm (glibc 2.36) system accepts that

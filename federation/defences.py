@@ -1,6 +1,6 @@
 """The open-network defences a running node adds to its federation API (issue 10), in one place.
 
-The composition root (federation/runtime.py) calls ``app_options(home, given)`` once and passes the
+The running node (app/runtime_wiring.py) calls ``app_options(home, given)`` once and passes the
 result to ``federation.app.federation_app``: what the caller gave (tests, `vrm serve` flags) wins;
 the rest is filled with the defences' defaults, which need the node's home:
 

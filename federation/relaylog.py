@@ -11,7 +11,7 @@ sent twice once acknowledged. Rows every cursor passed are pruned.
 
 A relayed delivery's id (``Delivery.id``) is ``RELAY_BASE + seq * 64 + slot``: unique per (payload,
 peer), above every per-row id (so ``ORDER BY id`` keeps rows first, then relayed payloads in order),
-and it tells ``Outbox`` where to settle it. The ``outbox`` view (node/schema.py, migration 12) shows
+and it tells ``Outbox`` where to settle it. The ``outbox`` view (node/schema_datapath.py, migration 12) shows
 both as one queue, with these ids.
 """
 

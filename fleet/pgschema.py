@@ -97,7 +97,7 @@ _FLEET = (
 
 
 def _journal_trigger(event: str, ids: str) -> tuple[str, str]:
-    """SQLite migration 8's journal trigger (node/schema.py) as a PL/pgSQL function and row trigger."""
+    """SQLite migration 8's journal trigger (node/schema_federation.py) as a PL/pgSQL function and row trigger."""
     name = f"subscriptions_journal_{event.split()[0].lower()}"
     inserts = "; ".join(f"INSERT INTO subscription_changes (subscription_id) VALUES ({i})" for i in ids.split())
     return (

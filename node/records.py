@@ -19,6 +19,8 @@ Issue states follow who owes the next word:
 
 Ending a relationship sets ``ended_at`` (and a reason) and keeps every record; ended vendors are listed
 with ``status="ended"`` or ``"all"``.
+
+Issues are node.records_issues, the timeline node.records_timeline; ``Records`` joins them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from node.errors import ConflictError, NotFoundError, ValidationError
+from node.errors import ConflictError, ValidationError
 from node.records_model import (  # the shapes, re-exported: callers take them from here
     CURRENCY,
     HANDLE,
@@ -53,7 +55,6 @@ from node.records_model import (  # the shapes, re-exported: callers take them f
     normalize_handle,
     normalize_tags,
     resolve_vendor,
-    _EVENT_ORDER,
     _from_row,
     _level,
     _note,
@@ -64,10 +65,12 @@ from node.records_model import (  # the shapes, re-exported: callers take them f
     _vendor,
     _website,
 )
-from node.store import ISSUE_STATES, Clock, Store, wall_clock_ms
+from node.records_issues import IssueRecords
+from node.records_timeline import TimelineRecords
+from node.store import Clock, Store, wall_clock_ms
 
 
-class Records:
+class Records(IssueRecords, TimelineRecords):
     """Relationship records over one Store."""
 
     def __init__(self, store: Store, *, clock: Clock = wall_clock_ms) -> None:
@@ -307,218 +310,3 @@ class Records:
             "SELECT * FROM recommendations WHERE vendor_id = ? ORDER BY at DESC, id DESC", [vendor_id]
         )
         return [_recommendation(r) for r in rows]
-
-    # -- issues ----------------------------------------------------------------------------------
-
-    def open_issue(self, ref: int | str, title: str, *, at: int | None = None) -> Issue:
-        """Open a complaint; it starts ``waiting_on_vendor`` (see the module docstring)."""
-        title = _text("title", title, max_len=MAX_NAME * 2)
-        at = self._at("at", at)
-        with self._store.transaction():
-            row = resolve_vendor(self._store, ref)
-            issue_id = self._store.insert(
-                "issues",
-                {"vendor_id": row["id"], "title": title, "state": "waiting_on_vendor", "opened_at": at},
-            )
-        return self.get_issue(issue_id)
-
-    def add_reply(self, issue_id: int, author: str, text: str, *, at: int | None = None) -> Issue:
-        """Record a reply by ``"me"`` or ``"vendor"``; it moves the state to whoever owes the next word."""
-        if author not in REPLY_AUTHORS:
-            raise ValidationError("author", f"{author!r} is not one of {', '.join(REPLY_AUTHORS)}")
-        text = _text("text", text)
-        at = self._at("at", at)
-        with self._store.transaction():
-            issue = self._issue_row(issue_id)
-            if issue["state"] == "resolved":
-                raise ConflictError(f"issue {issue_id} is resolved; reopen it to add a reply")
-            if at < issue["opened_at"]:
-                raise ValidationError("at", "a reply cannot predate its issue")
-            self._store.insert(
-                "issue_replies", {"issue_id": issue["id"], "author": author, "text": text, "at": at}
-            )
-            state = "open" if author == "vendor" else "waiting_on_vendor"
-            self._store.execute("UPDATE issues SET state = ? WHERE id = ?", [state, issue["id"]])
-        return self.get_issue(issue["id"])
-
-    def resolve_issue(self, issue_id: int, *, at: int | None = None) -> Issue:
-        """Mark an issue resolved. ConflictError if it already is."""
-        at = self._at("at", at)
-        with self._store.transaction():
-            issue = self._issue_row(issue_id)
-            if issue["state"] == "resolved":
-                raise ConflictError(f"issue {issue_id} is already resolved")
-            if at < issue["opened_at"]:
-                raise ValidationError("at", "an issue cannot be resolved before it was opened")
-            self._store.execute(
-                "UPDATE issues SET state = 'resolved', resolved_at = ? WHERE id = ?", [at, issue["id"]]
-            )
-        return self.get_issue(issue["id"])
-
-    def reopen_issue(self, issue_id: int) -> Issue:
-        """Reopen a resolved issue (the problem came back); the vendor owes an answer again."""
-        with self._store.transaction():
-            issue = self._issue_row(issue_id)
-            if issue["state"] != "resolved":
-                raise ConflictError(f"issue {issue_id} is not resolved")
-            self._store.execute(
-                "UPDATE issues SET state = 'waiting_on_vendor', resolved_at = NULL WHERE id = ?",
-                [issue["id"]],
-            )
-        return self.get_issue(issue["id"])
-
-    def get_issue(self, issue_id: int) -> Issue:
-        issue = self._issue_row(issue_id)
-        replies = self._store.query(
-            "SELECT * FROM issue_replies WHERE issue_id = ? ORDER BY at, id", [issue["id"]]
-        )
-        return _from_row(Issue, issue, replies=tuple(_from_row(Reply, r) for r in replies))
-
-    def list_issues(
-        self, ref: int | str | None = None, *, state: str | None = None, unresolved: bool = False
-    ) -> list[Issue]:
-        """Issues newest first, for one vendor or all; filter by ``state`` or to every ``unresolved`` one."""
-        clauses, params = [], []
-        if ref is not None:
-            clauses.append("vendor_id = ?")
-            params.append(resolve_vendor(self._store, ref)["id"])
-        if state is not None:
-            if state not in ISSUE_STATES:
-                raise ValidationError("state", f"{state!r} is not one of {', '.join(ISSUE_STATES)}")
-            clauses.append("state = ?")
-            params.append(state)
-        if unresolved:
-            clauses.append("state != 'resolved'")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        ids = [
-            r["id"]
-            for r in self._store.query(
-                f"SELECT id FROM issues {where} ORDER BY opened_at DESC, id DESC", params
-            )
-        ]
-        return [self.get_issue(i) for i in ids]
-
-    def _issue_row(self, issue_id: int) -> dict[str, Any]:
-        if isinstance(issue_id, str) and issue_id.strip().lstrip("#").isdigit():
-            issue_id = int(issue_id.strip().lstrip("#"))
-        if isinstance(issue_id, bool) or not isinstance(issue_id, int):
-            raise ValidationError("issue", "refer to an issue by its number")
-        row = (
-            self._store.query_one("SELECT * FROM issues WHERE id = ?", [issue_id])
-            if issue_id <= MAX_INT
-            else None
-        )
-        if row is None:
-            raise NotFoundError("issue", issue_id)
-        return row
-
-    # -- timeline --------------------------------------------------------------------------------
-
-    def timeline(self, ref: int | str) -> list[TimelineEvent]:
-        """Everything recorded about one vendor as dated events, newest first."""
-        v = resolve_vendor(self._store, ref)
-        vid = v["id"]
-        events = [TimelineEvent(v["started_at"], "started", vid, vid, "relationship started")]
-        if v["ended_at"] is not None:
-            reason = f": {v['end_reason']}" if v["end_reason"] else ""
-            events.append(
-                TimelineEvent(
-                    v["ended_at"],
-                    "ended",
-                    vid,
-                    vid,
-                    f"relationship ended{reason}",
-                    {"reason": v["end_reason"]},
-                )
-            )
-        q = self._store.query
-        for r in q("SELECT * FROM engagement_changes WHERE vendor_id = ?", [vid]):
-            events.append(
-                TimelineEvent(
-                    r["at"],
-                    "engagement",
-                    vid,
-                    r["id"],
-                    f"engagement set to {r['level']}",
-                    {"level": r["level"]},
-                )
-            )
-        for r in q("SELECT * FROM purchases WHERE vendor_id = ?", [vid]):
-            events.append(
-                TimelineEvent(
-                    r["bought_at"],
-                    "purchase",
-                    vid,
-                    r["id"],
-                    f"bought {r['product']}",
-                    {"product": r["product"], "price_minor": r["price_minor"], "currency": r["currency"]},
-                )
-            )
-        for r in q("SELECT * FROM notes WHERE vendor_id = ?", [vid]):
-            events.append(
-                TimelineEvent(
-                    r["at"], "note", vid, r["id"], _clip(r["text"]), {"tags": json.loads(r["tags"])}
-                )
-            )
-        for r in q("SELECT * FROM ratings WHERE vendor_id = ?", [vid]):
-            comment = f": {_clip(r['comment'])}" if r["comment"] else ""
-            events.append(
-                TimelineEvent(
-                    r["at"], "rating", vid, r["id"], f"rated {r['stars']}/5{comment}", {"stars": r["stars"]}
-                )
-            )
-        for r in q("SELECT * FROM recommendations WHERE vendor_id = ?", [vid]):
-            verdict = "would recommend" if r["would_recommend"] else "would not recommend"
-            text = f": {_clip(r['text'])}" if r["text"] else ""
-            events.append(
-                TimelineEvent(
-                    r["at"],
-                    "recommendation",
-                    vid,
-                    r["id"],
-                    verdict + text,
-                    {"would_recommend": bool(r["would_recommend"])},
-                )
-            )
-        for r in q("SELECT * FROM issues WHERE vendor_id = ?", [vid]):
-            events.append(
-                TimelineEvent(
-                    r["opened_at"],
-                    "issue_opened",
-                    vid,
-                    r["id"],
-                    f"opened issue #{r['id']}: {_clip(r['title'])}",
-                    {"issue_id": r["id"]},
-                )
-            )
-            if r["resolved_at"] is not None:
-                events.append(
-                    TimelineEvent(
-                        r["resolved_at"],
-                        "issue_resolved",
-                        vid,
-                        r["id"],
-                        f"resolved issue #{r['id']}",
-                        {"issue_id": r["id"]},
-                    )
-                )
-        for r in q(
-            "SELECT r.* FROM issue_replies r JOIN issues i ON i.id = r.issue_id WHERE i.vendor_id = ?", [vid]
-        ):
-            who = "the vendor replied" if r["author"] == "vendor" else "I replied"
-            events.append(
-                TimelineEvent(
-                    r["at"],
-                    "reply",
-                    vid,
-                    r["id"],
-                    f"{who} on issue #{r['issue_id']}: {_clip(r['text'])}",
-                    {"issue_id": r["issue_id"], "author": r["author"]},
-                )
-            )
-        events.sort(key=lambda e: (e.at, _EVENT_ORDER[e.kind], e.ref_id), reverse=True)
-        return events
-
-
-def _clip(text: str, width: int = 80) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
