@@ -59,7 +59,7 @@ from federation import mdns as lan
 from federation.peerexchange import Discovery, Sharing
 from federation.peerverify import ClaimVerifier, serves_privately
 from federation.plumtree import Timers
-from federation.tree import links as tree_links
+from federation.tree import LIVE_TIMERS, links as tree_links
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError, PassphraseError, VaultError
@@ -148,7 +148,7 @@ class NodeRuntime:
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
         self._store_override = store
-        self._tree = (tree_timers or Timers()) if plumtree else None
+        self._tree = (tree_timers or LIVE_TIMERS) if plumtree else None
         self.listener: Any = None  # a fleet.listener.Listener when the store is a fleet's
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
@@ -493,7 +493,8 @@ class NodeRuntime:
             if ingested.peers:
                 self._changed(set(ingested.peers))
 
-        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest))
+        offend = self._claims.scoring.record_many if self._claims.scoring is not None else None  # type: ignore[union-attr]
+        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest), offend=offend)
 
     async def _sweep_loop(self) -> None:
         assert self.store is not None and self._daemon is not None

@@ -48,6 +48,11 @@ PATH = "/v1/tree"
 MAX_IDS = pt.MAX_ANNOUNCE  # entries in one message's ihave, and ids in its graft
 MAX_BODY = 128 * 1024  # 1000 ihave entries and 1000 graft ids fit in about 80 KiB
 MAX_PENDING = 4 * MAX_IDS  # announcements (and graft ids) waiting for one peer; older ones are dropped
+# What a running node uses unless told otherwise: the model's fan-out near the author (its p99 < 1 s
+# at 1,000 nodes; benchmarks/gossip_model.py), now that payloads and duplicates carry real hops.
+LIVE_TIMERS = pt.Timers(fanout_hops=2)
+REPORT_INTERVAL_S = 2.0  # how often broken promises are handed to peer scoring
+MAX_REPORTED = 1  # of each offence, per peer per report: a burst (a restart, a flaky link) costs little
 _KEYS = ("graft", "ihave", "prune")
 
 
@@ -180,6 +185,20 @@ Fetch = Callable[[str, list[bytes]], Awaitable[None]]
 Classify = Callable[[str], Awaitable[bool]]
 
 
+def hops_of(arrived_ttl: int) -> int:
+    """How many links an item that arrived with ``arrived_ttl`` took to reach its sender: the author's
+    node sends ``ORIGIN_TTL`` and every hop takes one off, down to 0 (section 7). Exact for the first
+    hops, which is all fan-out needs (0 counts as ``ORIGIN_TTL``: at least that far). An honest node
+    never sends more than ``ORIGIN_TTL``; more counts as far (``MAX_HOPS``), so a peer cannot have its
+    payloads fanned out, or its duplicates excused as fanned, by inflating the ttl."""
+    if arrived_ttl > wire.ORIGIN_TTL:
+        return pt.MAX_HOPS
+    return wire.ORIGIN_TTL - max(arrived_ttl, 0)
+
+
+Offend = Callable[[list[tuple[str, dict[str, int]]]], Awaitable[object]]
+
+
 def links(
     http: PeerClient, url_of: Callable[[str], str | None], ingest: Callable[[str, list], Awaitable[None]]
 ) -> dict[str, Any]:
@@ -226,6 +245,7 @@ class TreeRelay:
         self._planned: int | None = None  # the deadline the timer task sleeps until
         self._wake: Callable[[], None] = lambda: None
         self.stats: Counter[str] = Counter()  # payloads, duplicates, ihave/graft/prune sent and received …
+        self._offences: dict[str, Counter[str]] = {}  # broken promises not yet reported, by member
 
     # -- the pipeline's side (the store's thread, in the ingest transaction) -------------------------
 
@@ -237,8 +257,8 @@ class TreeRelay:
                 actions = self.plumtree.broadcast(env.id, now)
             else:
                 self.stats["payloads"] += 1
-                hops = max(0, wire.ORIGIN_TTL - 1 - ttl)  # informative only: optimisation is off
-                actions = self.plumtree.on_payload(from_peer, env.id, hops, True, now)
+                # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
+                actions = self.plumtree.on_payload(from_peer, env.id, hops_of(ttl + 1), True, now)
             pushes = {a.peer for a in actions if isinstance(a, pt.Push)}
             self._queue(a for a in actions if not isinstance(a, pt.Push))
             members = self._members
@@ -247,13 +267,14 @@ class TreeRelay:
             self._wake()
         return [p for p in pushable if p != from_peer and (p in pushes or p not in members)]
 
-    def duplicates(self, from_peer: str, ids: Sequence[bytes]) -> None:
-        """``from_peer`` sent these envelopes this node held already."""
+    def duplicates(self, from_peer: str, items: Sequence[tuple[bytes, int]]) -> None:
+        """``from_peer`` sent these envelopes this node held already, as ``(id, ttl it arrived with)``:
+        the hops tell a fanned-out copy near its author (never a reason to prune) from a tree push."""
         now = self._clock()
         with self._lock:
-            self.stats["duplicates"] += len(ids)
-            for id_ in ids:
-                self._queue(self.plumtree.on_payload(from_peer, id_, 0, False, now))
+            self.stats["duplicates"] += len(items)
+            for id_, ttl in items:
+                self._queue(self.plumtree.on_payload(from_peer, id_, hops_of(ttl), False, now))
             due = self._due()
         if due:
             self._wake()
@@ -306,6 +327,7 @@ class TreeRelay:
                 self.plumtree.peer_down(gone)
                 self._speaks.pop(gone, None)
                 self._out.pop(gone, None)
+                self._offences.pop(gone, None)
             for new in now_members - self._members:
                 self.plumtree.peer_up(new, legacy=True)
             self._members = now_members
@@ -336,11 +358,14 @@ class TreeRelay:
         send: Send,
         fetch: Fetch,
         classify: Classify,
+        offend: Offend | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Tick the machine at its deadlines and send what it says, until cancelled. ``send`` POSTs a
         tree message, ``fetch`` fetches and ingests ids by ``POST /v1/gossip/ids``, ``classify``
-        tells whether a peer lists plumtree/1; each raises DeliveryError or WireError on failure."""
+        tells whether a peer lists plumtree/1; each raises DeliveryError or WireError on failure.
+        ``offend`` (``federation.scoring.PeerScoring.record_many``) is given the peers' broken
+        promises every ``REPORT_INTERVAL_S``, at most ``MAX_REPORTED`` of each per peer."""
         token = trio.lowlevel.current_trio_token()
         wakeup = trio.Event()
 
@@ -353,6 +378,8 @@ class TreeRelay:
         sending: set[str] = set()
         async with trio.open_nursery() as nursery:
             self._wake = wake
+            if offend is not None:
+                nursery.start_soon(self._report, offend)
             task_status.started()
             try:
                 while True:
@@ -412,6 +439,24 @@ class TreeRelay:
             sending.discard(peer)
             self._poke(force=True)  # what was queued meanwhile gets a sender
 
+    def take_offences(self) -> list[tuple[str, dict[str, int]]]:
+        """The broken promises noted since the last call, at most ``MAX_REPORTED`` of each per peer
+        (``stats`` keeps the true counts)."""
+        with self._lock:
+            taken, self._offences = self._offences, {}
+        return [(peer, {k: min(n, MAX_REPORTED) for k, n in sorted(c.items())}) for peer, c in sorted(taken.items())]
+
+    async def _report(self, offend: Offend) -> None:
+        while True:
+            await trio.sleep(REPORT_INTERVAL_S)
+            offences = self.take_offences()
+            if not offences:
+                continue
+            try:
+                await offend(offences)
+            except Exception:  # scoring failing (the store) must not stop the tree
+                LOGGER.exception("reporting %d peers' broken tree promises failed", len(offences))
+
     async def _classify(self, peer: str, classify: Classify) -> None:
         speaks: bool | None = None
         try:
@@ -436,6 +481,8 @@ class TreeRelay:
                 continue
             if isinstance(a, pt.Broken):
                 self.stats[a.reason] += 1
+                if a.peer in self._members:  # bounded: one counter per peer we gossip with
+                    self._offences.setdefault(a.peer, Counter())[a.reason] += 1
                 if a.reason == "ignored_prune":  # it may have restarted (all eager again): say it again
                     a = pt.Prune(a.peer)
                 elif a.id is not None and a.id not in fetching:  # announced, never pushed: fetch it
