@@ -3,14 +3,16 @@ and ``TreeRelay``, which drives the sans-IO ``federation.plumtree.Plumtree`` for
 the runtime.
 
 - The pipeline asks ``targets`` who gets a new payload (the eager peers, every legacy peer and every
-  peer not classified yet: they get today's push) and tells ``duplicates`` what a peer sent twice
-  (enough in a row and the peer is sent a PRUNE). Both run in the store's thread, inside the ingest
+  peer not classified yet: they get today's push; near its author the lazy peers too) and tells
+  ``duplicates`` what a peer sent twice (enough in a row and the peer is sent a PRUNE). Both pass the
+  hops the item's ttl tells (``hops_of``). Both run in the store's thread, inside the ingest
   transaction, so the pushes are queued in the outbox with the envelope they carry.
 - The handler feeds IHAVE, GRAFT and PRUNE from a peer to the machine; a GRAFT's ids this node holds
   are queued in the outbox for the grafter (the eager push the GRAFT asked for).
 - ``run`` is the runtime's timer task: it ticks the machine when its next deadline comes (IHAVE
   batches flushed, GRAFTs fired), sends the control messages, one sender per peer, fetches with
-  ``POST /v1/gossip/ids`` what no GRAFT brought, and asks new peers whether they speak ``plumtree/1``.
+  ``POST /v1/gossip/ids`` what no GRAFT brought, asks new peers whether they speak ``plumtree/1`` and
+  hands the peers' broken promises (``ignored_prune``, ``unanswered_ihave``) to peer scoring, bounded.
 
 The eager and lazy sets live in memory only: at start every peer is eager again and the first
 duplicates prune the tree back into shape. A peer not known to speak ``plumtree/1`` is legacy: it
@@ -27,6 +29,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["CAPABILITY", "LIVE_TIMERS", "MAX_BODY", "MAX_IDS", "PATH", "TreeMessage", "TreeRelay", "decode_tree",
+           "encode_tree", "hops_of", "links", "tree"]
+
 import msgpack
 import trio
 from starlette.requests import Request
@@ -37,6 +42,7 @@ from federation import wire
 from federation.kinds import DIRECT_KINDS, GOSSIP_KIND
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
+from federation.treewire import MAX_BODY, MAX_IDS, TreeMessage, decode_tree, encode_tree
 from node.envelope import Envelope
 from node.errors import DeliveryError, WireError
 from node.nodeid import encode_node_id
@@ -45,88 +51,12 @@ from node.store import Clock, Store
 LOGGER = logging.getLogger("vrm.tree")
 CAPABILITY = "plumtree/1"  # advertised in GET /v1/node's "gossip" list
 PATH = "/v1/tree"
-MAX_IDS = pt.MAX_ANNOUNCE  # entries in one message's ihave, and ids in its graft
-MAX_BODY = 128 * 1024  # 1000 ihave entries and 1000 graft ids fit in about 80 KiB
 MAX_PENDING = 4 * MAX_IDS  # announcements (and graft ids) waiting for one peer; older ones are dropped
 # What a running node uses unless told otherwise: the model's fan-out near the author (its p99 < 1 s
 # at 1,000 nodes; benchmarks/gossip_model.py), now that payloads and duplicates carry real hops.
 LIVE_TIMERS = pt.Timers(fanout_hops=2)
 REPORT_INTERVAL_S = 2.0  # how often broken promises are handed to peer scoring
 MAX_REPORTED = 1  # of each offence, per peer per report: a burst (a restart, a flaky link) costs little
-_KEYS = ("graft", "ihave", "prune")
-
-
-@dataclass(frozen=True, slots=True)
-class TreeMessage:
-    """One ``POST /v1/tree`` body: any of a GRAFT (``graft`` is ``(eager, ids)``), an IHAVE and a PRUNE."""
-
-    graft: tuple[bool, tuple[bytes, ...]] | None = None
-    ihave: tuple[tuple[bytes, int], ...] = ()
-    prune: bool = False
-
-    @property
-    def cost(self) -> int:
-        """Rate tokens: one per id, as a pushed item costs (the request's own token pays one)."""
-        return max(1, len(self.ihave) + (len(self.graft[1]) if self.graft else 0))
-
-
-def encode_tree(msg: TreeMessage) -> bytes:
-    body: dict[str, Any] = {}
-    if msg.graft is not None:
-        body["graft"] = [msg.graft[0], list(msg.graft[1])]
-    if msg.ihave:
-        body["ihave"] = [[id_, hops] for id_, hops in msg.ihave]
-    if msg.prune:
-        body["prune"] = True
-    return msgpack.packb(body, use_bin_type=True)
-
-
-def decode_tree(body: bytes) -> TreeMessage:
-    """A ``POST /v1/tree`` body; WireError ``too_large`` past MAX_BODY bytes or MAX_IDS entries, else
-    ``malformed`` for anything that is not exactly what PROTOCOL.md section 13 gives. Ids that are
-    not 32 bytes are left out (as in ``POST /v1/gossip/ids``); hops above 255 count as 255."""
-    if len(body) > MAX_BODY:
-        raise WireError("too_large", f"a tree message is at most {MAX_BODY} bytes")
-    try:
-        value = msgpack.unpackb(
-            body, raw=False, strict_map_key=True, max_array_len=MAX_IDS, max_map_len=len(_KEYS),
-            max_bin_len=64, max_str_len=16, max_ext_len=0,
-        )
-    except ValueError as exc:
-        if "exceeds max_" in str(exc):
-            raise WireError("too_large", f"at most {MAX_IDS} entries per list") from None
-        raise WireError("malformed", f"the tree message is not MessagePack: {exc}") from None
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
-        raise WireError("malformed", f"the tree message is not MessagePack: {exc}") from None
-    if not isinstance(value, dict) or not value:
-        raise WireError("malformed", "the tree message must be a map with graft, ihave or prune")
-    unknown = [k for k in value if k not in _KEYS]
-    if unknown:
-        raise WireError("malformed", f"unknown key {unknown[0]!r} (graft, ihave, prune)")
-    graft = None
-    if "graft" in value:
-        g = value["graft"]
-        if not (isinstance(g, list) and len(g) == 2 and isinstance(g[0], bool) and isinstance(g[1], list)):
-            raise WireError("malformed", "graft must be [eager: bool, [id: bin 32, …]]")
-        if not all(isinstance(i, bytes) for i in g[1]):
-            raise WireError("malformed", "graft ids must be bin")
-        graft = (g[0], tuple(i for i in g[1] if len(i) == pt.ID_BYTES))
-    ihave: list[tuple[bytes, int]] = []
-    if "ihave" in value:
-        entries = value["ihave"]
-        if not isinstance(entries, list):
-            raise WireError("malformed", "ihave must be an array of [id: bin 32, hops: uint]")
-        for e in entries:
-            if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], bytes)):
-                raise WireError("malformed", "an ihave entry must be [id: bin 32, hops: uint]")
-            hops = e[1]
-            if type(hops) is not int or hops < 0:
-                raise WireError("malformed", "hops must be an unsigned integer")
-            if len(e[0]) == pt.ID_BYTES:
-                ihave.append((e[0], min(hops, pt.MAX_HOPS)))
-    if "prune" in value and value["prune"] is not True:
-        raise WireError("malformed", "prune must be true")
-    return TreeMessage(graft, tuple(ihave), value.get("prune") is True)
 
 
 async def tree(request: Request, peer: str) -> Response:
