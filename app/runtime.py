@@ -257,7 +257,7 @@ class NodeRuntime:
             request_timeout=self.request_timeout,
             new_breaker=self.new_breaker,
             outbox=self._fleet_outbox,
-            # a fleet's listeners share one key but not their (in-memory) tree: they flood
+            # a fleet's listeners share one key but not their (in-memory) tree: they flood (PROTOCOL.md 13)
             tree=self._tree if self.listener is None else None,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services
