@@ -29,9 +29,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CAPABILITY", "LIVE_TIMERS", "MAX_BODY", "MAX_IDS", "PATH", "TreeMessage", "TreeRelay", "decode_tree",
-           "encode_tree", "hops_of", "links", "tree"]
-
 import msgpack
 import trio
 from starlette.requests import Request
@@ -47,6 +44,9 @@ from node.envelope import Envelope
 from node.errors import DeliveryError, WireError
 from node.nodeid import encode_node_id
 from node.store import Clock, Store
+
+__all__ = ["CAPABILITY", "LIVE_TIMERS", "MAX_BODY", "MAX_IDS", "PATH", "TreeMessage", "TreeRelay", "decode_tree",
+           "encode_tree", "hops_of", "links", "tree"]
 
 LOGGER = logging.getLogger("vrm.tree")
 CAPABILITY = "plumtree/1"  # advertised in GET /v1/node's "gossip" list
@@ -176,6 +176,7 @@ class TreeRelay:
         self._wake: Callable[[], None] = lambda: None
         self.stats: Counter[str] = Counter()  # payloads, duplicates, ihave/graft/prune sent and received …
         self._offences: dict[str, Counter[str]] = {}  # broken promises not yet reported, by member
+        self._unreached: set[str] = set()  # members our last tree message to failed: nothing held against them
 
     # -- the pipeline's side (the store's thread, in the ingest transaction) -------------------------
 
@@ -258,6 +259,7 @@ class TreeRelay:
                 self._speaks.pop(gone, None)
                 self._out.pop(gone, None)
                 self._offences.pop(gone, None)
+                self._unreached.discard(gone)
             for new in now_members - self._members:
                 self.plumtree.peer_up(new, legacy=True)
             self._members = now_members
@@ -349,9 +351,11 @@ class TreeRelay:
                     except (DeliveryError, WireError) as exc:  # hints: lost ones are repaired later
                         with self._lock:
                             self.stats["send_failed"] += 1
+                            self._unreached.add(peer)  # its PRUNE or GRAFT may not have arrived
                         LOGGER.debug("tree message to %s failed: %s", peer[:12], exc)
                         break
                     with self._lock:
+                        self._unreached.discard(peer)
                         self.stats["ihave_sent"] += len(msg.ihave)
                         self.stats["graft_sent"] += msg.graft is not None
                         self.stats["prune_sent"] += msg.prune
@@ -411,7 +415,7 @@ class TreeRelay:
                 continue
             if isinstance(a, pt.Broken):
                 self.stats[a.reason] += 1
-                if a.peer in self._members:  # bounded: one counter per peer we gossip with
+                if a.peer in self._members and a.peer not in self._unreached:  # bounded: one per peer
                     self._offences.setdefault(a.peer, Counter())[a.reason] += 1
                 if a.reason == "ignored_prune":  # it may have restarted (all eager again): say it again
                     a = pt.Prune(a.peer)

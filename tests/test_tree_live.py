@@ -259,3 +259,35 @@ async def test_a_peer_that_breaks_its_tree_promises_loses_score_and_an_honest_on
         assert "ignored_prune" in rogue_standing.why() and "unanswered_ihave" in rogue_standing.why()
         assert rogue_standing.current(victim.runtime.clock()) < FULL
         assert (await victim.read(standing(honest.key))).offences == {}
+
+
+async def test_nothing_is_held_against_a_peer_our_last_tree_message_did_not_reach(tmp_path):
+    from node.errors import DeliveryError
+
+    now = [1_000]
+
+    async def unreachable(peer: str, msg: t.TreeMessage) -> None:
+        raise DeliveryError("connection refused")
+
+    async def reached(peer: str, msg: t.TreeMessage) -> None:
+        pass
+
+    async def fetch(peer: str, ids: list[bytes]) -> None:
+        pass
+
+    with Store(tmp_path / "s.db") as store:
+        relay = _relay(store, now, graft_timeout_ms=10, graft_retry_ms=10, promise_ms=10)
+
+        async def announced_and_grafted(send) -> None:  # type: ignore[no-untyped-def]
+            relay.received("p", t.TreeMessage(ihave=((os.urandom(32), 0),)), set())
+            now[0] += 20
+            relay._queue(relay.plumtree.tick(now[0]))  # the GRAFT, sent (or not) …
+            await relay._sender("p", send, fetch, set())
+            for _ in range(2):  # … and never answered
+                now[0] += 20
+                relay._queue(relay.plumtree.tick(now[0]))
+
+        await announced_and_grafted(unreachable)  # our GRAFT never got there: not its fault
+        assert relay.stats["unanswered_ihave"] == 1 and relay.take_offences() == []
+        await announced_and_grafted(reached)
+        assert relay.take_offences() == [("p", {"unanswered_ihave": 1})]
