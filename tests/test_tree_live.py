@@ -22,6 +22,7 @@ from federation.outbox import Outbox
 from federation.peerclient import PeerClient
 from node.scores import FULL, Scores
 from node.store import Store
+from tests.clirun import Vrm
 from tests.fednet import FedNet, Node, eventually
 
 HOUR = 3_600_000
@@ -259,6 +260,10 @@ async def test_a_peer_that_breaks_its_tree_promises_loses_score_and_an_honest_on
         assert "ignored_prune" in rogue_standing.why() and "unanswered_ihave" in rogue_standing.why()
         assert rogue_standing.current(victim.runtime.clock()) < FULL
         assert (await victim.read(standing(honest.key))).offences == {}
+        # `vrm peers list` on the victim's home says so too
+        listed = {p["public_key"]: p for p in Vrm(victim.home.path, passphrase=None).json("peers", "list")}
+        assert set(listed[rogue.key]["offences"]) == {"ignored_prune", "unanswered_ihave"}
+        assert listed[rogue.key]["score"] < FULL and listed[honest.key]["score"] == FULL
 
 
 async def test_nothing_is_held_against_a_peer_our_last_tree_message_did_not_reach(tmp_path):
