@@ -43,7 +43,7 @@ from federation.discovery import Candidate
 from federation.peerexchange import Discovery
 from federation.scoring import PeerScoring
 from federation.plumtree import Timers
-from federation.tree import TreeRelay
+from federation.tree import LIVE_TIMERS, TreeRelay
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend, VerifierLike
 from node.blocks import Blocks
@@ -325,7 +325,7 @@ def build_daemon(
     request_timeout: float,
     new_breaker: Callable[[], CircuitBreaker],
     outbox: Outbox | None = None,
-    tree: Timers | None = Timers(),
+    tree: Timers | None = LIVE_TIMERS,
 ) -> Daemon:
     """A running node's services over ``astore``; ``client`` is the one signed connection pool for
     pushes, pulls and hellos; ``endpoint(peer, kind)`` is where a delivery goes (None: not now);

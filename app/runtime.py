@@ -58,6 +58,7 @@ from federation.peerexchange import Discovery
 from federation.peerverify import ClaimVerifier, serves_privately
 from federation.plumtree import Timers
 from federation.server import TLSFiles
+from federation.tree import LIVE_TIMERS
 from node.backends import NATIVE, Backend
 from node.errors import ConflictError
 from node.home import HomeInfo
@@ -116,7 +117,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         are asked for theirs; ``mdns`` advertises the node on the LAN and browses it (every
         ``mdns_interval``, on ``mdns_interfaces`` or all); verified candidates are added as peers while
         the node has fewer than ``max_peers`` (federation/peerexchange.py). ``plumtree`` relays gossip
-        by Plumtree (``tree_timers``, else the defaults) and advertises ``plumtree/1``; False floods
+        by Plumtree (``tree_timers``, else ``LIVE_TIMERS``: fan-out on) and advertises ``plumtree/1``; False floods
         with the hop limit, as older nodes do."""
         if identity.public_key.hex() != home.public_key:
             raise ConflictError("the identity given is not this home's key")
@@ -139,7 +140,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         self.graceful_timeout = graceful_timeout
         self.app_options = dict(app_options or {})
         self._store_override = store
-        self._tree = (tree_timers or Timers()) if plumtree else None
+        self._tree = (tree_timers or LIVE_TIMERS) if plumtree else None
         self.listener: Any = None  # a fleet.listener.Listener when the store is a fleet's
         self._configured_public_url = public_url.rstrip("/") if public_url else None
         # Set by run():
@@ -248,7 +249,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
             request_timeout=self.request_timeout,
             new_breaker=self.new_breaker,
             outbox=self._fleet_outbox,
-            # a fleet's listeners share one key but not their (in-memory) tree: they flood
+            # a fleet's listeners share one key but not their (in-memory) tree: they flood (PROTOCOL.md 13)
             tree=self._tree if self.listener is None else None,
         )
         self.outbox, self.deliverer, self.services = self._daemon.outbox, self._daemon.deliverer, self._daemon.services

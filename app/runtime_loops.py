@@ -56,7 +56,8 @@ class BackgroundLoops:
             if ingested.peers:
                 self._changed(set(ingested.peers))
 
-        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest))
+        offend = self._claims.scoring.record_many if self._claims.scoring is not None else None  # type: ignore[union-attr]
+        await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest), offend=offend)
 
     async def _sweep_loop(self) -> None:
         assert self.store is not None and self._daemon is not None

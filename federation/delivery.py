@@ -48,6 +48,7 @@ MEDIA_TYPE = wire.MEDIA_TYPE
 # Malformed, too large, unsupported or unprocessable: resending the same bytes cannot succeed.
 PERMANENT = frozenset({400, 413, 415, 422})
 STALE_RETRIES = 2  # re-signed sends after a 401 "stale" (each a second later), before it counts as failed
+STALE_DELAY_S = 1.0  # the replay floor's margin (federation/noncecache.py): signed a second later, it passes
 # Per-item refusals that say "later", not "never": the item is re-queued, not counted delivered.
 RETRYABLE = frozenset({Reason.RATE_LIMITED, Reason.BUSY})
 
@@ -257,7 +258,7 @@ class Deliverer:
             # second later pass: re-sign rather than count a failed attempt and back off.
             if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
                 break
-            await trio.sleep(1.0)
+            await trio.sleep(STALE_DELAY_S)
         if response.status_code == 429:  # the peer is up and says when: deferred by the caller
             return response
         if not response.is_success:

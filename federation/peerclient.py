@@ -5,6 +5,10 @@ Every request is signed with ``SignatureAuth`` as this node's identity and runs 
 a refusing status (``retry`` tells whether trying later may help), ``WireError`` for an answer that
 is not what the protocol says, ``AccessRefused`` (with the reason's label) for a fetch the person's
 node refused. ``url`` arguments are a peer's base URL (``http://host:port``).
+
+A 401 ``stale`` is a peer that just restarted refusing what was signed up to its replay floor
+(federation/noncecache.py): the request was not processed, so it is signed afresh and sent again a
+second later, at most ``STALE_RETRIES`` times (as the deliverer does), rather than failing the pull.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import trio
 from dataclasses import dataclass
 
 from federation import catchup, wire
-from federation.auth import SignatureAuth
+from federation.auth import REASON_HEADER, SignatureAuth
+from federation.delivery import STALE_DELAY_S, STALE_RETRIES
 from node.backends import NATIVE, Backend
 from node.errors import AccessRefused, DeliveryError, VrmError, WireError
 from node.identity import Identity
@@ -75,15 +80,19 @@ class PeerClient:
         if body:
             headers["Content-Type"] = MEDIA_TYPE
         target = url.rstrip("/") + path
-        try:
-            with trio.fail_after(self.timeout):
-                response = await self._http.request(
-                    method, target, content=body, params=params, headers=headers, auth=self._auth
-                )
-        except trio.TooSlowError:
-            raise DeliveryError(f"{method} {target}: timeout after {self.timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{method} {target}: {type(exc).__name__}: {exc}") from None
+        for fresh in range(STALE_RETRIES + 1):
+            try:
+                with trio.fail_after(self.timeout):  # the auth signs each attempt anew
+                    response = await self._http.request(
+                        method, target, content=body, params=params, headers=headers, auth=self._auth
+                    )
+            except trio.TooSlowError:
+                raise DeliveryError(f"{method} {target}: timeout after {self.timeout:g}s") from None
+            except httpx.HTTPError as exc:
+                raise DeliveryError(f"{method} {target}: {type(exc).__name__}: {exc}") from None
+            if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
+                break
+            await trio.sleep(STALE_DELAY_S)
         if not response.is_success and response.status_code not in answered:
             error = wire.decode_error(response.content) or response.headers.get("vrm-signature-error", "")
             detail = f"{method} {target}: HTTP {response.status_code}" + (f" {error}" if error else "")

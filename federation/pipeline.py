@@ -76,7 +76,7 @@ class Relay(Protocol):
     Plumtree). With a relay the hop limit no longer stops forwarding: the tree does."""
 
     def targets(self, env: Envelope, ttl: int, from_peer: str | None, pushable: Sequence[str]) -> Sequence[str]: ...
-    def duplicates(self, from_peer: str, ids: Sequence[bytes]) -> None: ...
+    def duplicates(self, from_peer: str, items: Sequence[tuple[bytes, int]]) -> None: ...  # (id, ttl it came with)
 
 
 class Ingested(NamedTuple):
@@ -179,7 +179,11 @@ class Pipeline:
                 held.extend(a.env.id for a in batch.accepted.values())
                 remember_committed(self._verifier, held)
             if self._relay is not None and from_peer is not None:  # duplicates prune the tree
-                dups = [v.id for v, r in zip(verified, reasons, strict=True) if r == Reason.DUPLICATE and v.id]
+                dups = [
+                    (v.id, item.ttl)
+                    for item, v, r in zip(items, verified, reasons, strict=True)
+                    if r == Reason.DUPLICATE and v.id
+                ]
                 if dups:
                     self._relay.duplicates(from_peer, dups)
             return Ingested(bytes(reasons), frozenset(peers))

@@ -3,14 +3,16 @@ and ``TreeRelay``, which drives the sans-IO ``federation.plumtree.Plumtree`` for
 the runtime.
 
 - The pipeline asks ``targets`` who gets a new payload (the eager peers, every legacy peer and every
-  peer not classified yet: they get today's push) and tells ``duplicates`` what a peer sent twice
-  (enough in a row and the peer is sent a PRUNE). Both run in the store's thread, inside the ingest
+  peer not classified yet: they get today's push; near its author the lazy peers too) and tells
+  ``duplicates`` what a peer sent twice (enough in a row and the peer is sent a PRUNE). Both pass the
+  hops the item's ttl tells (``hops_of``). Both run in the store's thread, inside the ingest
   transaction, so the pushes are queued in the outbox with the envelope they carry.
 - The handler feeds IHAVE, GRAFT and PRUNE from a peer to the machine; a GRAFT's ids this node holds
   are queued in the outbox for the grafter (the eager push the GRAFT asked for).
 - ``run`` is the runtime's timer task: it ticks the machine when its next deadline comes (IHAVE
   batches flushed, GRAFTs fired), sends the control messages, one sender per peer, fetches with
-  ``POST /v1/gossip/ids`` what no GRAFT brought, and asks new peers whether they speak ``plumtree/1``.
+  ``POST /v1/gossip/ids`` what no GRAFT brought, asks new peers whether they speak ``plumtree/1`` and
+  hands the peers' broken promises (``ignored_prune``, ``unanswered_ihave``) to peer scoring, bounded.
 
 The eager and lazy sets live in memory only: at start every peer is eager again and the first
 duplicates prune the tree back into shape. A peer not known to speak ``plumtree/1`` is legacy: it
@@ -37,91 +39,24 @@ from federation import wire
 from federation.kinds import DIRECT_KINDS, GOSSIP_KIND
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
+from federation.treewire import MAX_BODY, MAX_IDS, TreeMessage, decode_tree, encode_tree
 from node.envelope import Envelope
 from node.errors import DeliveryError, WireError
 from node.nodeid import encode_node_id
 from node.store import Clock, Store
 
+__all__ = ["CAPABILITY", "LIVE_TIMERS", "MAX_BODY", "MAX_IDS", "PATH", "TreeMessage", "TreeRelay", "decode_tree",
+           "encode_tree", "hops_of", "links", "tree"]
+
 LOGGER = logging.getLogger("vrm.tree")
 CAPABILITY = "plumtree/1"  # advertised in GET /v1/node's "gossip" list
 PATH = "/v1/tree"
-MAX_IDS = pt.MAX_ANNOUNCE  # entries in one message's ihave, and ids in its graft
-MAX_BODY = 128 * 1024  # 1000 ihave entries and 1000 graft ids fit in about 80 KiB
 MAX_PENDING = 4 * MAX_IDS  # announcements (and graft ids) waiting for one peer; older ones are dropped
-_KEYS = ("graft", "ihave", "prune")
-
-
-@dataclass(frozen=True, slots=True)
-class TreeMessage:
-    """One ``POST /v1/tree`` body: any of a GRAFT (``graft`` is ``(eager, ids)``), an IHAVE and a PRUNE."""
-
-    graft: tuple[bool, tuple[bytes, ...]] | None = None
-    ihave: tuple[tuple[bytes, int], ...] = ()
-    prune: bool = False
-
-    @property
-    def cost(self) -> int:
-        """Rate tokens: one per id, as a pushed item costs (the request's own token pays one)."""
-        return max(1, len(self.ihave) + (len(self.graft[1]) if self.graft else 0))
-
-
-def encode_tree(msg: TreeMessage) -> bytes:
-    body: dict[str, Any] = {}
-    if msg.graft is not None:
-        body["graft"] = [msg.graft[0], list(msg.graft[1])]
-    if msg.ihave:
-        body["ihave"] = [[id_, hops] for id_, hops in msg.ihave]
-    if msg.prune:
-        body["prune"] = True
-    return msgpack.packb(body, use_bin_type=True)
-
-
-def decode_tree(body: bytes) -> TreeMessage:
-    """A ``POST /v1/tree`` body; WireError ``too_large`` past MAX_BODY bytes or MAX_IDS entries, else
-    ``malformed`` for anything that is not exactly what PROTOCOL.md section 13 gives. Ids that are
-    not 32 bytes are left out (as in ``POST /v1/gossip/ids``); hops above 255 count as 255."""
-    if len(body) > MAX_BODY:
-        raise WireError("too_large", f"a tree message is at most {MAX_BODY} bytes")
-    try:
-        value = msgpack.unpackb(
-            body, raw=False, strict_map_key=True, max_array_len=MAX_IDS, max_map_len=len(_KEYS),
-            max_bin_len=64, max_str_len=16, max_ext_len=0,
-        )
-    except ValueError as exc:
-        if "exceeds max_" in str(exc):
-            raise WireError("too_large", f"at most {MAX_IDS} entries per list") from None
-        raise WireError("malformed", f"the tree message is not MessagePack: {exc}") from None
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
-        raise WireError("malformed", f"the tree message is not MessagePack: {exc}") from None
-    if not isinstance(value, dict) or not value:
-        raise WireError("malformed", "the tree message must be a map with graft, ihave or prune")
-    unknown = [k for k in value if k not in _KEYS]
-    if unknown:
-        raise WireError("malformed", f"unknown key {unknown[0]!r} (graft, ihave, prune)")
-    graft = None
-    if "graft" in value:
-        g = value["graft"]
-        if not (isinstance(g, list) and len(g) == 2 and isinstance(g[0], bool) and isinstance(g[1], list)):
-            raise WireError("malformed", "graft must be [eager: bool, [id: bin 32, …]]")
-        if not all(isinstance(i, bytes) for i in g[1]):
-            raise WireError("malformed", "graft ids must be bin")
-        graft = (g[0], tuple(i for i in g[1] if len(i) == pt.ID_BYTES))
-    ihave: list[tuple[bytes, int]] = []
-    if "ihave" in value:
-        entries = value["ihave"]
-        if not isinstance(entries, list):
-            raise WireError("malformed", "ihave must be an array of [id: bin 32, hops: uint]")
-        for e in entries:
-            if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], bytes)):
-                raise WireError("malformed", "an ihave entry must be [id: bin 32, hops: uint]")
-            hops = e[1]
-            if type(hops) is not int or hops < 0:
-                raise WireError("malformed", "hops must be an unsigned integer")
-            if len(e[0]) == pt.ID_BYTES:
-                ihave.append((e[0], min(hops, pt.MAX_HOPS)))
-    if "prune" in value and value["prune"] is not True:
-        raise WireError("malformed", "prune must be true")
-    return TreeMessage(graft, tuple(ihave), value.get("prune") is True)
+# What a running node uses unless told otherwise: the model's fan-out near the author (its p99 < 1 s
+# at 1,000 nodes; benchmarks/gossip_model.py), now that payloads and duplicates carry real hops.
+LIVE_TIMERS = pt.Timers(fanout_hops=2)
+REPORT_INTERVAL_S = 2.0  # how often broken promises are handed to peer scoring
+MAX_REPORTED = 1  # of each offence, per peer per report: a burst (a restart, a flaky link) costs little
 
 
 async def tree(request: Request, peer: str) -> Response:
@@ -180,6 +115,20 @@ Fetch = Callable[[str, list[bytes]], Awaitable[None]]
 Classify = Callable[[str], Awaitable[bool]]
 
 
+def hops_of(arrived_ttl: int) -> int:
+    """How many links an item that arrived with ``arrived_ttl`` took to reach its sender: the author's
+    node sends ``ORIGIN_TTL`` and every hop takes one off, down to 0 (section 7). Exact for the first
+    hops, which is all fan-out needs (0 counts as ``ORIGIN_TTL``: at least that far). An honest node
+    never sends more than ``ORIGIN_TTL``; more counts as far (``MAX_HOPS``), so a peer cannot have its
+    payloads fanned out, or its duplicates excused as fanned, by inflating the ttl."""
+    if arrived_ttl > wire.ORIGIN_TTL:
+        return pt.MAX_HOPS
+    return wire.ORIGIN_TTL - max(arrived_ttl, 0)
+
+
+Offend = Callable[[list[tuple[str, dict[str, int]]]], Awaitable[object]]
+
+
 def links(
     http: PeerClient, url_of: Callable[[str], str | None], ingest: Callable[[str, list], Awaitable[None]]
 ) -> dict[str, Any]:
@@ -226,6 +175,8 @@ class TreeRelay:
         self._planned: int | None = None  # the deadline the timer task sleeps until
         self._wake: Callable[[], None] = lambda: None
         self.stats: Counter[str] = Counter()  # payloads, duplicates, ihave/graft/prune sent and received …
+        self._offences: dict[str, Counter[str]] = {}  # broken promises not yet reported, by member
+        self._unreached: set[str] = set()  # members our last tree message to failed: nothing held against them
 
     # -- the pipeline's side (the store's thread, in the ingest transaction) -------------------------
 
@@ -237,8 +188,8 @@ class TreeRelay:
                 actions = self.plumtree.broadcast(env.id, now)
             else:
                 self.stats["payloads"] += 1
-                hops = max(0, wire.ORIGIN_TTL - 1 - ttl)  # informative only: optimisation is off
-                actions = self.plumtree.on_payload(from_peer, env.id, hops, True, now)
+                # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
+                actions = self.plumtree.on_payload(from_peer, env.id, hops_of(ttl + 1), True, now)
             pushes = {a.peer for a in actions if isinstance(a, pt.Push)}
             self._queue(a for a in actions if not isinstance(a, pt.Push))
             members = self._members
@@ -247,13 +198,14 @@ class TreeRelay:
             self._wake()
         return [p for p in pushable if p != from_peer and (p in pushes or p not in members)]
 
-    def duplicates(self, from_peer: str, ids: Sequence[bytes]) -> None:
-        """``from_peer`` sent these envelopes this node held already."""
+    def duplicates(self, from_peer: str, items: Sequence[tuple[bytes, int]]) -> None:
+        """``from_peer`` sent these envelopes this node held already, as ``(id, ttl it arrived with)``:
+        the hops tell a fanned-out copy near its author (never a reason to prune) from a tree push."""
         now = self._clock()
         with self._lock:
-            self.stats["duplicates"] += len(ids)
-            for id_ in ids:
-                self._queue(self.plumtree.on_payload(from_peer, id_, 0, False, now))
+            self.stats["duplicates"] += len(items)
+            for id_, ttl in items:
+                self._queue(self.plumtree.on_payload(from_peer, id_, hops_of(ttl), False, now))
             due = self._due()
         if due:
             self._wake()
@@ -306,6 +258,8 @@ class TreeRelay:
                 self.plumtree.peer_down(gone)
                 self._speaks.pop(gone, None)
                 self._out.pop(gone, None)
+                self._offences.pop(gone, None)
+                self._unreached.discard(gone)
             for new in now_members - self._members:
                 self.plumtree.peer_up(new, legacy=True)
             self._members = now_members
@@ -336,11 +290,14 @@ class TreeRelay:
         send: Send,
         fetch: Fetch,
         classify: Classify,
+        offend: Offend | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Tick the machine at its deadlines and send what it says, until cancelled. ``send`` POSTs a
         tree message, ``fetch`` fetches and ingests ids by ``POST /v1/gossip/ids``, ``classify``
-        tells whether a peer lists plumtree/1; each raises DeliveryError or WireError on failure."""
+        tells whether a peer lists plumtree/1; each raises DeliveryError or WireError on failure.
+        ``offend`` (``federation.scoring.PeerScoring.record_many``) is given the peers' broken
+        promises every ``REPORT_INTERVAL_S``, at most ``MAX_REPORTED`` of each per peer."""
         token = trio.lowlevel.current_trio_token()
         wakeup = trio.Event()
 
@@ -353,6 +310,8 @@ class TreeRelay:
         sending: set[str] = set()
         async with trio.open_nursery() as nursery:
             self._wake = wake
+            if offend is not None:
+                nursery.start_soon(self._report, offend)
             task_status.started()
             try:
                 while True:
@@ -392,9 +351,11 @@ class TreeRelay:
                     except (DeliveryError, WireError) as exc:  # hints: lost ones are repaired later
                         with self._lock:
                             self.stats["send_failed"] += 1
+                            self._unreached.add(peer)  # its PRUNE or GRAFT may not have arrived
                         LOGGER.debug("tree message to %s failed: %s", peer[:12], exc)
                         break
                     with self._lock:
+                        self._unreached.discard(peer)
                         self.stats["ihave_sent"] += len(msg.ihave)
                         self.stats["graft_sent"] += msg.graft is not None
                         self.stats["prune_sent"] += msg.prune
@@ -411,6 +372,24 @@ class TreeRelay:
         finally:
             sending.discard(peer)
             self._poke(force=True)  # what was queued meanwhile gets a sender
+
+    def take_offences(self) -> list[tuple[str, dict[str, int]]]:
+        """The broken promises noted since the last call, at most ``MAX_REPORTED`` of each per peer
+        (``stats`` keeps the true counts)."""
+        with self._lock:
+            taken, self._offences = self._offences, {}
+        return [(peer, {k: min(n, MAX_REPORTED) for k, n in sorted(c.items())}) for peer, c in sorted(taken.items())]
+
+    async def _report(self, offend: Offend) -> None:
+        while True:
+            await trio.sleep(REPORT_INTERVAL_S)
+            offences = self.take_offences()
+            if not offences:
+                continue
+            try:
+                await offend(offences)
+            except Exception:  # scoring failing (the store) must not stop the tree
+                LOGGER.exception("reporting %d peers' broken tree promises failed", len(offences))
 
     async def _classify(self, peer: str, classify: Classify) -> None:
         speaks: bool | None = None
@@ -436,6 +415,8 @@ class TreeRelay:
                 continue
             if isinstance(a, pt.Broken):
                 self.stats[a.reason] += 1
+                if a.peer in self._members and a.peer not in self._unreached:  # bounded: one per peer
+                    self._offences.setdefault(a.peer, Counter())[a.reason] += 1
                 if a.reason == "ignored_prune":  # it may have restarted (all eager again): say it again
                     a = pt.Prune(a.peer)
                 elif a.id is not None and a.id not in fetching:  # announced, never pushed: fetch it

@@ -10,7 +10,9 @@ at full; an occasional limit hit costs little and is forgotten within minutes.
 Offences (PROTOCOL.md, peer scoring): ``bad_signature`` (an envelope with an invalid signature in a
 push: relaying forgeries), ``malformed_batch`` (a push that does not decode), ``limit_hit`` (a request
 refused 429 or 413 for its own limit), ``unanswered_promise`` (an announced URL that did not answer as the
-announcer). Times are milliseconds passed in by the caller. At most ``MAX_ROWS`` rows are kept: rows
+announcer); from Plumtree (federation/tree.py, at most one of each per peer every two seconds)
+``ignored_prune`` (pushes on after a PRUNE) and ``unanswered_ihave`` (announced ids it did not deliver
+when grafted). Times are milliseconds passed in by the caller. At most ``MAX_ROWS`` rows are kept: rows
 recovered to full are deleted first (they say nothing), then the oldest.
 """
 
@@ -28,7 +30,14 @@ AFTER_COOLDOWN = 40.0
 RECOVERY_PER_MINUTE = 2.0
 COOLDOWN_MS = 10 * 60_000
 MAX_ROWS = 10_000
-PENALTIES = {"bad_signature": 5.0, "malformed_batch": 20.0, "limit_hit": 2.0, "unanswered_promise": 10.0}
+PENALTIES = {
+    "bad_signature": 5.0,
+    "malformed_batch": 20.0,
+    "limit_hit": 2.0,
+    "unanswered_promise": 10.0,
+    "ignored_prune": 3.0,
+    "unanswered_ihave": 3.0,
+}
 MAX_PENALTY = 40.0  # one request costs at most this much, whatever it carried
 
 
