@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod codec_checks;
+
 use _native::codec::{self, Value};
 use _native::envelope;
 
