@@ -154,6 +154,8 @@ class PlumtreeDriver:
                 if self.broken[node, a.peer] >= self.BAN_AFTER:
                     self.banned.add((node, a.peer))
                     self.trees[node].peer_down(a.peer)
+                elif a.reason == "ignored_prune":  # as federation/tree.py: it may have re-greeted us, all eager
+                    self._send(node, a.peer, 8, self._on_prune, a.peer, node)
         self._schedule(node)
 
     def _send(self, src: int, dst: int, size: int, fn: Callable[..., None], *args: Any) -> None:

@@ -39,12 +39,19 @@ def figures(world: World, net: Net, name: str, cpu: float) -> dict[str, Any]:
     push = sum(net.copies["push"][x] for x in others) / per
     catch = sum(net.copies["catch-up"][x] for x in others) / per
     held = sum(1 for n, k in others if k in net.holds[n]) / per
+    # The first intents pay for pruning the start's tree into shape; a federation that has run a
+    # while is in the later tenths. Steady: the intents after the first quarter, in the same run.
+    intents = len(world.casts)
+    tenths = [[x for x in others if x[1] * 10 // intents == i] for i in range(10)]
+    warm = [x for x in others if x[1] >= intents // 4]
     return {
         "protocol": name,
         "time_to_every_live_matching_vendor_ms": summary(times),
         "coverage_within_5s": within / pairs if pairs else 1.0,
         "live_vendor_pairs": pairs,
         "copies_per_node_per_intent": {"push": round(push, 3), "catch-up": round(catch, 3), "all": round(push + catch, 3)},
+        "copies_by_tenth": [_copies(net, xs) for xs in tenths],
+        "copies_after_first_quarter": _copies(net, warm),
         "announcements_per_node_per_intent": round(sum(net.announced[x] for x in others) / per, 3),
         "bytes_per_node_per_intent": round(net.bytes / len(honest) / len(world.casts), 1),
         "requests": net.requests,
@@ -53,6 +60,12 @@ def figures(world: World, net: Net, name: str, cpu: float) -> dict[str, Any]:
         "cpu_s": round(cpu, 2),
         "breakdown": breakdown(world, net, others, slowest),
     }
+
+
+def _copies(net: Net, xs: list[tuple[int, int]]) -> float | None:
+    if not xs:
+        return None
+    return round(sum(net.copies["push"][x] + net.copies["catch-up"][x] for x in xs) / len(xs), 3)
 
 
 def breakdown(world: World, net: Net, others: list[tuple[int, int]], slowest: list[tuple[int, int, int]]) -> dict[str, Any]:
@@ -148,6 +161,10 @@ def print_report(r: dict[str, Any]) -> None:
             f"coverage in 5 s {p['coverage_within_5s']:.2%} of {p['live_vendor_pairs']}; copies/node/intent push "
             f"{cp['push']} catch-up {cp['catch-up']} all {cp['all']}; announcements {p['announcements_per_node_per_intent']}; "
             f"{p['bytes_per_node_per_intent']:,} B/node/intent; held at end {p['held_at_end']:.2%}; cpu {p['cpu_s']} s"
+        )
+        print(
+            f"  {'':9} copies/node/intent after the first quarter's intents (steady) {p['copies_after_first_quarter']}; "
+            f"by tenth of the intents {p['copies_by_tenth']}"
         )
     b = r["plumtree"]["breakdown"]
     h = b["hops_to_last_vendor"] or {}
