@@ -89,7 +89,7 @@ class Timers:
     fanout_hops: int = 0  # a payload this few hops from its author is pushed to lazy peers too (0: off)
     promise_ms: int = 3000  # after the last announcer was asked, how long its answer may take
     prune_grace_ms: int = 2000  # duplicates from a pruned peer this soon after the PRUNE were in flight
-    prune_unproven_after: int = 2  # the same for an eager peer that never sent us a new payload first
+    prune_unproven_after: int = 0  # the same for an eager peer that never sent us a new payload first (0: off)
 
 
 @dataclass(slots=True)
@@ -180,7 +180,9 @@ class Plumtree:
             # A link that has only ever brought duplicates (most of the start's eager links: each
             # node's choices add to its peers') is a cycle to cut soon; one that has brought a
             # payload first may be on the best path for some authors, so it gets a longer streak.
-            limit = t.prune_after if peer in self._proven else min(t.prune_after, t.prune_unproven_after)
+            limit = t.prune_after
+            if t.prune_unproven_after and peer not in self._proven:
+                limit = min(limit, t.prune_unproven_after)
             if streak < limit:
                 return actions
             self._dups.pop(peer, None)

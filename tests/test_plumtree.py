@@ -250,12 +250,14 @@ def test_a_link_that_never_brought_a_payload_first_is_pruned_sooner_than_one_on_
     assert tree.on_payload("on", mid(6), 0, False, 102) == [pt.Prune("on")]
 
 
-def test_with_default_timers_a_node_cuts_its_start_s_redundant_links_after_two_duplicates():
-    tree = pt.Plumtree()  # a live node: every peer eager at start
-    for p in ("a", "b", "c"):
+def test_with_default_timers_every_link_gets_the_full_streak():
+    # Live nodes keep it off until their relay tells pushed duplicates from pulled ones (PROTOCOL.md 13).
+    tree = pt.Plumtree()
+    for p in ("a", "b"):
         tree.peer_up(p)
     tree.on_payload("a", mid(0), 0, True, 0)
-    assert tree.on_payload("b", mid(0), 0, False, 5) == []
-    tree.on_payload("a", mid(1), 0, True, 30)
-    assert tree.on_payload("b", mid(1), 0, False, 35) == [pt.Prune("b")]
-    assert tree.eager == {"a", "c"} and tree.lazy == {"b"}
+    for k in range(pt.Timers().prune_after - 1):
+        tree.on_payload("a", mid(k + 1), 0, True, 10 * k + 10)
+        assert tree.on_payload("b", mid(k + 1), 0, False, 10 * k + 15) == []
+    tree.on_payload("a", mid(99), 0, True, 500)
+    assert tree.on_payload("b", mid(99), 0, False, 505) == [pt.Prune("b")]
