@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         # Plumtree + reconciliation against flooding on the same simulated world (100 nodes quick):
         # a ratio of payload copies, not a time, so a loaded machine cannot fail it.
         print("modelling gossip: plumtree vs flooding on one world ...", file=sys.stderr)
-        nodes = 100 if args.quick else 1000
-        figures = gossip_model.run(gossip_model.ModelConfig(nodes=nodes, intents=100 if args.quick else 200))
+        figures = gossip_model.run(gossip_model.model_config(args.quick))
         gossip_failures = gossip_model.gate(figures)
         gossip_model.print_report(figures)
         meta["gossip"] = {k: figures[k] for k in ("flooding", "plumtree", "copy_ratio", "world")}

@@ -34,25 +34,35 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import math
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.root import build_core
+from benchmarks.gossip_graph import build_graph, distances, percentile, summary
+from benchmarks.gossip_sim_config import (
+    EPOCH_MS,
+    MAX_HOPS,
+    PULL_LIMIT,
+    VENDOR_SUBSCRIPTIONS,
+    CastIntent,
+    SimClock,
+    SimConfig,
+    SimNode,
+    _Stats,
+    intent_text,
+)
+from benchmarks.gossip_sim_report import print_table, results
 from federation import wire
 from federation.outbox import Outbox
-from federation.pages import Pages
 from federation.pipeline import Pipeline
 from node import envelope
 from node.identity import Identity
@@ -61,163 +71,11 @@ from node.leads import Leads
 from node.peers import Peers
 from node.reasons import Reason
 from node.store import Store
-from node.subscriptions import SubscriptionIndex, Subscriptions
+from node.subscriptions import Subscriptions
+
+__all__ = ["MAX_HOPS", "GossipSim", "SimConfig", "build_graph", "distances", "percentile", "simulate", "summary"]
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results-gossip.json"
-EPOCH_MS = 1_767_225_600_000  # the simulation's time 0 (2026-01-01): fixed, so runs are reproducible
-MAX_HOPS = wire.ORIGIN_TTL + 1  # the origin's ttl counts the hops after the first one
-
-# What the vendors listen for (one tuple per vendor; vendor k takes entry k modulo the list). Some
-# overlap, so one intent can have several matching vendors; some intents match none.
-VENDOR_SUBSCRIPTIONS: tuple[tuple[str, ...], ...] = (
-    ("?flight",),
-    ("?flight max>=400USD",),
-    ("?hotel",),
-    ("?hotel #family",),
-    ("?taxi", "?bike"),
-    ("?bike #electric",),
-    ("?plumber",),
-    ("?sofa max<=800USD",),
-    ("?laptop",),
-    ("?piano", "?tutor"),
-)
-WANTS = ("flight", "hotel", "taxi", "bike", "plumber", "sofa", "laptop", "piano", "tutor", "haircut", "kayak")
-TAGS = ("family", "electric", "urgent")
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    nodes: int = 100
-    vendors: int = 10
-    intents: int = 200
-    min_degree: int = 4
-    max_degree: int = 6
-    min_latency_ms: int = 5
-    max_latency_ms: int = 80
-    interval_ms: int = 10  # mean time between two casts (exponential)
-    batch_limit: int = 100  # the Deliverer's default
-    pull_interval_ms: int = 60_000  # the runtime's default; 0: no pull phase
-    seed: int = 1
-
-    def check(self) -> None:
-        if self.nodes < 2 or not 1 <= self.vendors < self.nodes:
-            raise ValueError("need at least 2 nodes, at least 1 vendor and at least 1 person")
-        if self.intents < 1:
-            raise ValueError("need at least 1 intent")
-        if not 1 <= self.min_degree <= self.max_degree or self.max_degree >= self.nodes:
-            raise ValueError("degrees must satisfy 1 <= min <= max < nodes")
-        if not 0 < self.min_latency_ms <= self.max_latency_ms:
-            raise ValueError("latencies must satisfy 0 < min <= max")
-        if self.interval_ms < 0 or self.pull_interval_ms < 0:
-            raise ValueError("intervals must be >= 0")
-        if not 1 <= self.batch_limit <= wire.MAX_ITEMS:
-            raise ValueError(f"the batch limit must be 1..{wire.MAX_ITEMS}")
-
-
-class SimClock:
-    """The one clock every node reads: simulated milliseconds since EPOCH_MS."""
-
-    def __init__(self) -> None:
-        self.t = 0
-
-    def __call__(self) -> int:
-        return EPOCH_MS + self.t
-
-
-@dataclass
-class SimNode:
-    index: int
-    role: str
-    identity: Identity
-    store: Store
-    outbox: Outbox
-    pipeline: Pipeline
-    pages: Pages
-    matcher: SubscriptionIndex | None  # vendors: their compiled subscriptions
-
-    @property
-    def key(self) -> str:
-        return self.identity.public_key.hex()
-
-
-@dataclass
-class CastIntent:
-    id: str
-    author: int  # node index
-    cast_at: int  # simulated ms
-    text: str
-    vendors: list[int]  # nodes whose subscriptions match it (each vendor's own matcher)
-
-
-# -- the graph ---------------------------------------------------------------------------------------
-
-
-def build_graph(n: int, min_degree: int, max_degree: int, rng: random.Random) -> list[set[int]]:
-    """A connected random graph: a random spanning tree, then random edges until every node has its
-    drawn target degree (min..max) or no partner under max_degree is left."""
-    adj: list[set[int]] = [set() for _ in range(n)]
-    order = list(range(n))
-    rng.shuffle(order)
-    for i in range(1, n):
-        open_ = [v for v in order[:i] if len(adj[v]) < max_degree] or order[:i]
-        v = rng.choice(open_)
-        adj[order[i]].add(v)
-        adj[v].add(order[i])
-    target = [rng.randint(min_degree, max_degree) for _ in range(n)]
-    for u in rng.sample(range(n), n):
-        while len(adj[u]) < target[u]:
-            partners = [v for v in range(n) if v != u and v not in adj[u] and len(adj[v]) < target[v]]
-            if not partners:
-                partners = [v for v in range(n) if v != u and v not in adj[u] and len(adj[v]) < max_degree]
-            if not partners:
-                break
-            v = rng.choice(partners)
-            adj[u].add(v)
-            adj[v].add(u)
-    return adj
-
-
-def distances(adj: Sequence[set[int]], source: int) -> list[int]:
-    """Hops from ``source`` to every node (BFS; -1 for unreachable)."""
-    dist = [-1] * len(adj)
-    dist[source] = 0
-    frontier = [source]
-    while frontier:
-        nxt = []
-        for u in frontier:
-            for v in adj[u]:
-                if dist[v] < 0:
-                    dist[v] = dist[u] + 1
-                    nxt.append(v)
-        frontier = nxt
-    return dist
-
-
-def intent_text(rng: random.Random) -> str:
-    want = rng.choice(WANTS)
-    words = [f"Need ?{want}", f"max:{rng.randrange(50, 1500, 10)}USD"]
-    if rng.random() < 0.4:
-        words.append(f"#{rng.choice(TAGS)}")
-    return " ".join(words)
-
-
-# -- the simulation ----------------------------------------------------------------------------------
-
-PULL_LIMIT = 1000  # items per pull page, as app/sync.py asks
-
-
-@dataclass
-class _Stats:
-    first: dict[tuple[int, str], tuple[int, int | None, str]] = field(default_factory=dict)  # (t, hops, phase)
-    copies: dict[str, Counter[tuple[int, str]]] = field(
-        default_factory=lambda: {"push": Counter(), "pull": Counter()}
-    )  # items offered per (node, id), by phase
-    accepted: Counter[tuple[int, str]] = field(default_factory=Counter)  # reason OK per (node, id)
-    refused: Counter[str] = field(default_factory=Counter)  # reasons other than OK/duplicate, by label
-    requests: Counter[str] = field(default_factory=Counter)  # pushes (by phase) and pulls
-    items: Counter[str] = field(default_factory=Counter)
-    rounds: Counter[int] = field(default_factory=Counter)  # pull rounds per node
-    ingest_wall_s: float = 0.0
 
 
 class GossipSim:
@@ -433,129 +291,12 @@ class GossipSim:
 
     def results(self) -> dict[str, Any]:
         """The figures of a finished run (JSON-able)."""
-        cfg, stats = self.config, self.stats
-        leads = self._leads()
-        dist = {i.author: distances(self.adj, i.author) for i in self.intents}
-        drained = self.push_drained_at
-        others = [(n, i.id) for i in self.intents for n in range(cfg.nodes) if n != i.author]
-        pairs = [(i, v) for i in self.intents for v in i.vendors]
-
-        # The push phase: what the intents' own pushes achieved.
-        push_times, push_all, hops, longer, repair = [], [], [], 0, []
-        missed: Counter[str] = Counter()
-        for intent in self.intents:
-            times = []
-            for vendor in intent.vendors:
-                at = leads[vendor].get(intent.id)
-                if at is not None and at <= drained:
-                    times.append(at - intent.cast_at)
-                    hop = stats.first[vendor, intent.id][1]
-                    hops.append(hop)
-                    longer += hop > dist[intent.author][vendor]
-                else:
-                    beyond = dist[intent.author][vendor] > MAX_HOPS
-                    missed["beyond ttl reach" if beyond else "ttl spent on a longer, faster path"] += 1
-                    if at is not None:
-                        repair.append(at - intent.cast_at)
-            if intent.vendors and len(times) == len(intent.vendors):
-                push_times.append(max(times))
-            firsts = [stats.first.get((n, intent.id)) for n in range(cfg.nodes) if n != intent.author]
-            if all(f is not None and f[2] == "push" for f in firsts):
-                push_all.append(max(f[0] for f in firsts) - intent.cast_at)  # type: ignore[index]
-        push_copies = [stats.copies["push"][k] for k in others]
-        push_reached = [k for k in others if stats.first.get(k, (0, 0, ""))[2] == "push"]
-        push = {
-            "covered": len(pairs) - sum(missed.values()),
-            "coverage": 1 - sum(missed.values()) / len(pairs) if pairs else 1.0,
-            "missed": dict(missed),
-            "node_reach": len(push_reached) / len(others),
-            "time_to_all_matching_vendors_ms": summary(push_times),
-            "time_to_every_node_ms": summary(push_all),
-            "hops_to_matching_vendor": summary(hops),
-            "first_copy_longer_than_shortest_path": longer,
-            "copies_per_node_per_intent": summary(push_copies),
-            "duplicates_per_node_per_intent": summary([c - (c > 0) for c in push_copies]),
-            "requests": stats.requests["push phase pushes"],
-            "items": stats.items["push phase pushes"],
-            "drained_at_ms": drained,
-        }
-
-        # With the pull phase: everything each node ended up holding.
-        pull = None
-        if cfg.pull_interval_ms:
-            all_times = []
-            for intent in self.intents:
-                times = [leads[v].get(intent.id) for v in intent.vendors]
-                if intent.vendors and all(t is not None for t in times):
-                    all_times.append(max(times) - intent.cast_at)  # type: ignore[type-var,operator]
-            covered = sum(1 for i, v in pairs if i.id in leads[v])
-            total = [stats.copies["push"][k] + stats.copies["pull"][k] for k in others]
-            pull = {
-                "interval_ms": cfg.pull_interval_ms,
-                "covered": covered,
-                "coverage": covered / len(pairs) if pairs else 1.0,
-                "node_reach": sum(1 for k in others if k in stats.first) / len(others),
-                "time_to_all_matching_vendors_ms": summary(all_times),
-                "repair_ms": summary(repair),
-                "copies_per_node_per_intent": summary(total),
-                "duplicates_per_node_per_intent": summary([c - (c > 0) for c in total]),
-                "rounds_per_node_max": max(stats.rounds.values(), default=0),
-                "pull_requests": stats.requests["pulls"],
-                "pull_items": stats.items["pulls"],
-                "pushes_in_pull_phase": stats.requests["pull phase pushes"],
-                "ended_at_ms": self.clock.t,
-            }
-        ecc = [max(distances(self.adj, u)) for u in range(cfg.nodes)]
-        degrees = [len(a) for a in self.adj]
-        unexpected = sum(1 for i in self.intents for v, held in leads.items() if i.id in held and v not in i.vendors)
-        return {
-            "config": asdict(cfg),
-            "graph": {
-                "nodes": cfg.nodes,
-                "vendors": len(leads),
-                "edges": sum(degrees) // 2,
-                "degree_min": min(degrees),
-                "degree_mean": round(statistics.fmean(degrees), 2),
-                "degree_max": max(degrees),
-                "diameter": max(ecc),
-                "radius": min(ecc),
-                "max_hops": MAX_HOPS,
-            },
-            "intents": len(self.intents),
-            "intents_matching_a_vendor": sum(1 for i in self.intents if i.vendors),
-            "vendor_pairs": len(pairs),
-            "push": push,
-            "pull": pull,
-            "unexpected_leads": unexpected,
-            "stored_more_than_once": sum(1 for k in others if stats.accepted[k] > 1),
-            "refused": dict(stats.refused),
-            "wall_s": round(self.wall_s, 2),
-            "ingest_wall_s": round(stats.ingest_wall_s, 2),
-        }
+        return results(self)
 
     def stored(self) -> dict[int, Counter[str]]:
         """Per node, how many ``envelopes`` rows each envelope id has (read back from its store)."""
         sql = "SELECT id, count(*) AS n FROM envelopes GROUP BY id"
         return {node.index: Counter({r["id"]: r["n"] for r in node.store.query(sql)}) for node in self.nodes}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def summary(values: Sequence[float]) -> dict[str, float] | None:
-    """n, p50, p99, mean and max of the values (None when there are none)."""
-    if not values:
-        return None
-    return {
-        "n": len(values),
-        "p50": percentile(values, 50),
-        "p99": percentile(values, 99),
-        "mean": round(statistics.fmean(values), 3),
-        "max": max(values),
-    }
 
 
 def simulate(config: SimConfig, directory: Path | None = None) -> dict[str, Any]:
@@ -572,61 +313,6 @@ def simulate(config: SimConfig, directory: Path | None = None) -> dict[str, Any]
         sim = stack.enter_context(GossipSim(config, directory))
         sim.run()
         return sim.results()
-
-
-# -- reporting ---------------------------------------------------------------------------------------
-
-
-def print_table(r: dict[str, Any]) -> None:
-    g, push, pull = r["graph"], r["push"], r["pull"]
-    print(
-        f"{g['nodes']} nodes ({g['vendors']} vendors), {g['edges']} links, degree {g['degree_min']}-"
-        f"{g['degree_max']} (mean {g['degree_mean']}), diameter {g['diameter']}; origin ttl "
-        f"{wire.ORIGIN_TTL}, so at most {g['max_hops']} hops; {r['intents']} intents, "
-        f"{r['intents_matching_a_vendor']} matching a vendor ({r['vendor_pairs']} intent-vendor pairs)"
-    )
-    rows = [
-        ("push", "time to every matching vendor (ms)", push["time_to_all_matching_vendors_ms"]),
-        ("push", "time to every node (ms)", push["time_to_every_node_ms"]),
-        ("push", "hops to a matching vendor", push["hops_to_matching_vendor"]),
-        ("push", "copies received per node per intent", push["copies_per_node_per_intent"]),
-        ("push", "duplicates per node per intent", push["duplicates_per_node_per_intent"]),
-    ]
-    if pull is not None:
-        rows += [
-            ("+pull", "time to every matching vendor (ms)", pull["time_to_all_matching_vendors_ms"]),
-            ("+pull", "lead time of pairs push missed (ms)", pull["repair_ms"]),
-            ("+pull", "copies received per node per intent", pull["copies_per_node_per_intent"]),
-            ("+pull", "duplicates per node per intent", pull["duplicates_per_node_per_intent"]),
-        ]
-    headers = ("phase", "measure (simulated)", "n", "p50", "p99", "mean", "max")
-    cells = [
-        (phase, label, *(["-"] * 5 if s is None else [f"{s[k]:,}" for k in ("n", "p50", "p99", "mean", "max")]))
-        for phase, label, s in rows
-    ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
-    missed = ", ".join(f"{n} {why}" for why, n in push["missed"].items()) or "none missed"
-    print(
-        f"push coverage: {push['covered']}/{r['vendor_pairs']} pairs ({push['coverage']:.2%}; {missed}); "
-        f"nodes reached {push['node_reach']:.2%}; first copy came by a longer path than the shortest "
-        f"{push['first_copy_longer_than_shortest_path']} times; {push['requests']:,} pushes carrying "
-        f"{push['items']:,} items; drained at {push['drained_at_ms']:,} ms"
-    )
-    if pull is not None:
-        print(
-            f"with pulls every {pull['interval_ms']:,} ms: {pull['covered']}/{r['vendor_pairs']} pairs "
-            f"({pull['coverage']:.2%}); nodes reached {pull['node_reach']:.2%}; {pull['pull_requests']:,} pull "
-            f"requests carrying {pull['pull_items']:,} items; at most {pull['rounds_per_node_max']} rounds "
-            f"per node; ended at {pull['ended_at_ms']:,} ms"
-        )
-    refused = ", ".join(f"{k} {v}" for k, v in r["refused"].items()) or "none"
-    print(
-        f"stored more than once: {r['stored_more_than_once']}; unexpected leads: {r['unexpected_leads']}; "
-        f"other refusals: {refused}; {r['wall_s']} s wall ({r['ingest_wall_s']} s in Pipeline.ingest)"
-    )
 
 
 def _range(text: str, what: str) -> tuple[int, int]:
@@ -685,3 +371,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

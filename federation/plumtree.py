@@ -89,6 +89,7 @@ class Timers:
     fanout_hops: int = 0  # a payload this few hops from its author is pushed to lazy peers too (0: off)
     promise_ms: int = 3000  # after the last announcer was asked, how long its answer may take
     prune_grace_ms: int = 2000  # duplicates from a pruned peer this soon after the PRUNE were in flight
+    prune_unproven_after: int = 0  # the same for an eager peer that never sent us a new payload first (0: off)
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ class Plumtree:
         self._dups: dict[Peer, int] = {}  # duplicates in a row from each eager peer
         self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)
         self._pruned_at: dict[Peer, int] = {}  # peers we pruned and when (duplicates after it are noted)
+        self._proven: set[Peer] = set()  # peers that, while eager, sent us a new payload first: on our tree
 
     # -- membership ----------------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Plumtree:
         self._pruned_at.pop(peer, None)
         self._dups.pop(peer, None)
         self._grafts.pop(peer, None)
+        self._proven.discard(peer)
         for missing in self._missing.values():
             if any(p == peer for p, _ in missing.announcers):
                 missing.announcers = deque((p, h) for p, h in missing.announcers if p != peer)
@@ -174,7 +177,13 @@ class Plumtree:
                     self._pruned_at[peer] = now
                 return actions
             streak = self._dups[peer] = self._dups.get(peer, 0) + 1
-            if streak < self.timers.prune_after:
+            # A link that has only ever brought duplicates (most of the start's eager links: each
+            # node's choices add to its peers') is a cycle to cut soon; one that has brought a
+            # payload first may be on the best path for some authors, so it gets a longer streak.
+            limit = t.prune_after
+            if t.prune_unproven_after and peer not in self._proven:
+                limit = min(limit, t.prune_unproven_after)
+            if streak < limit:
                 return actions
             self._dups.pop(peer, None)
             self._to_lazy(peer, now)
@@ -184,6 +193,8 @@ class Plumtree:
         if missing is None or peer not in missing.grafted:
             self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
         pruned_at = self._pruned_at.get(peer)
+        if peer in self.eager:
+            self._proven.add(peer)
         if peer in self.lazy and not fanned and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms):
             # The sender is on our path now (it answered a GRAFT, or is a new link); one we pruned
             # moments ago only sent this before our PRUNE reached it.

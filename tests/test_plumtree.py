@@ -227,3 +227,37 @@ def test_fanout_pushes_near_the_author_to_lazy_peers_without_reshaping_the_tree(
     plain = pt.Plumtree()
     plain.peer_up("e"), plain.peer_up("l", lazy=True)
     assert {a.peer for a in plain.broadcast(mid(0), 0) if isinstance(a, pt.Push)} == {"e"}
+
+
+def test_a_link_that_never_brought_a_payload_first_is_pruned_sooner_than_one_on_the_tree():
+    tree = pt.Plumtree(pt.Timers(prune_after=4, prune_unproven_after=2))
+    tree.peer_up("on"), tree.peer_up("off"), tree.peer_up("other")
+    tree.on_payload("on", mid(0), 0, True, 0)  # "on" brought one first: on our tree for some authors
+    for k in range(1, 4):
+        tree.on_payload("other", mid(k), 0, True, 10 * k)
+        assert tree.on_payload("on", mid(k), 0, False, 10 * k + 1) == []
+    assert tree.on_payload("off", mid(1), 0, False, 50) == []
+    assert tree.on_payload("off", mid(2), 0, False, 60) == [pt.Prune("off")] and "off" in tree.lazy
+    assert tree.on_payload("on", mid(4), 0, False, 70) == [pt.Prune("on")] and "on" in tree.lazy
+    # The shorter streak never exceeds prune_after, and a peer that went down starts unproven again.
+    quick = pt.Plumtree(pt.Timers(prune_after=1, prune_unproven_after=2))
+    quick.peer_up("a"), quick.peer_up("b")
+    quick.on_payload("a", mid(0), 0, True, 0)
+    assert quick.on_payload("b", mid(0), 0, False, 1) == [pt.Prune("b")]
+    tree.peer_down("on"), tree.peer_up("on")
+    tree.on_payload("other", mid(5), 0, True, 100)
+    assert tree.on_payload("on", mid(5), 0, False, 101) == []
+    assert tree.on_payload("on", mid(6), 0, False, 102) == [pt.Prune("on")]
+
+
+def test_with_default_timers_every_link_gets_the_full_streak():
+    # Live nodes keep it off until their relay tells pushed duplicates from pulled ones (PROTOCOL.md 13).
+    tree = pt.Plumtree()
+    for p in ("a", "b"):
+        tree.peer_up(p)
+    tree.on_payload("a", mid(0), 0, True, 0)
+    for k in range(pt.Timers().prune_after - 1):
+        tree.on_payload("a", mid(k + 1), 0, True, 10 * k + 10)
+        assert tree.on_payload("b", mid(k + 1), 0, False, 10 * k + 15) == []
+    tree.on_payload("a", mid(99), 0, True, 500)
+    assert tree.on_payload("b", mid(99), 0, False, 505) == [pt.Prune("b")]
