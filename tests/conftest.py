@@ -203,3 +203,17 @@ def open_vendor_store(vendor_engine, tmp_path, pg_databases):
 def vendor_store(open_vendor_store):
     """An empty vendor store of the test's engine (see ``vendor_engines``)."""
     return open_vendor_store()
+
+
+@pytest.fixture
+async def fleet(nursery, tmp_path, pg_url):
+    """A vendor fleet over a fresh database (tests/fleetnet.py): listeners started by the test, all
+    stopped after it."""
+    import trio
+
+    from tests.fleetnet import Fleet
+
+    fleet = Fleet(nursery, tmp_path, pg_url)
+    yield fleet
+    with trio.fail_after(30):
+        await fleet.aclose()

@@ -28,14 +28,6 @@ from tests.fleetnet import Fleet, Inbox, intent, until
 TIMEOUT = 60
 
 
-@pytest.fixture
-async def fleet(nursery, tmp_path, pg_url):
-    fleet = Fleet(nursery, tmp_path, pg_url)
-    yield fleet
-    with trio.fail_after(30):
-        await fleet.aclose()
-
-
 def leads(db) -> list[str]:
     return [r["intent_id"] for r in db.query("SELECT intent_id FROM leads ORDER BY id")]
 

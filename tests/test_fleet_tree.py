@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import msgpack
-import pytest
 import trio
 
 from federation import tree as t
@@ -18,14 +17,6 @@ from tests.fleetnet import Fleet
 
 HOUR = 3_600_000
 TIMEOUT = 90
-
-
-@pytest.fixture
-async def fleet(nursery, tmp_path, pg_url):
-    fleet = Fleet(nursery, tmp_path, pg_url)
-    yield fleet
-    with trio.fail_after(30):
-        await fleet.aclose()
 
 
 async def test_a_plumtree_peer_pushes_every_intent_to_a_fleet_it_serves_as_legacy(fleet, nursery, tmp_path):

@@ -12,6 +12,7 @@ from federation import wire
 from federation.plumtree import Timers
 from node.leads import Leads
 from tests.fednet import FedNet, Node, eventually
+from tests.treenet import cast, drained, holds_all, intents, link, start_nodes, tree_ready
 
 HOUR = 3_600_000
 TIMEOUT = 120  # a hang guard: the multi-node setup (all nodes share this process) is slow on a loaded machine
@@ -26,71 +27,8 @@ async def net(nursery, tmp_path):
     yield FedNet(nursery, tmp_path)
 
 
-async def _nodes(net: FedNet, names: list[str], role: str = "person", **options) -> list[Node]:
-    """Start these nodes at once."""
-    async with trio.open_nursery() as nursery:
-        for name in names:
-            nursery.start_soon(lambda name=name: net.node(name, role, **options))
-    return [net.nodes[name] for name in names]
-
-
-async def _link(net: FedNet, *pairs: tuple[Node, Node]) -> None:
-    """Peer each pair both ways (a hello alone makes no push target), a few pairs at once (every node
-    runs in this one process: too many at once and an admin API misses its 2 s status check)."""
-    few = trio.CapacityLimiter(3)
-
-    async def both(a: Node, b: Node) -> None:
-        async with few:
-            await net.peer(a, b)
-            await net.peer(b, a)
-
-    async with trio.open_nursery() as nursery:
-        for a, b in pairs:
-            nursery.start_soon(both, a, b)
-
-
-async def _tree_ready(nodes: list[Node]) -> None:
-    """Every plumtree node has asked its peers whether they speak plumtree/1."""
-
-    async def asked() -> bool:
-        return all(not n.runtime.tree.unasked() for n in nodes)
-
-    await eventually(asked)
-
-
-async def _cast(node: Node, i: int) -> str:
-    intent = await node.op("intent.cast", {"text": f"Need ?flight item{i}", "ttl_ms": HOUR, "terms": []})
-    return intent["id"]
-
-
-def _intents(store) -> set[str]:
-    return {r["id"] for r in store.query("SELECT id FROM envelopes WHERE kind = 'intent'")}
-
-
 def _leads(store) -> set[str]:
     return {lead.intent_id for lead in Leads(store).list()}
-
-
-async def _holds_all(nodes: list[Node], ids: set[str]) -> None:
-    async def done() -> bool:
-        for n in nodes:
-            if not ids <= await n.read(_intents):
-                return False
-        return True
-
-    await eventually(done, interval=0.05)
-
-
-async def _drained(nodes: list[Node]) -> None:
-    """Every outbox is empty: each copy sent has been received and counted."""
-
-    async def empty() -> bool:
-        for n in nodes:
-            if sum((await n.runtime.store.run(n.runtime.outbox.pending_counts)).values()):
-                return False
-        return True
-
-    await eventually(empty, interval=0.05)
 
 
 def _copies(nodes: list[Node]) -> int:
@@ -101,37 +39,37 @@ def _copies(nodes: list[Node]) -> int:
 async def test_a_vendor_beyond_the_hop_limit_gets_every_intent_and_a_lost_link_is_grafted(net):
     with trio.fail_after(TIMEOUT):
         names = ["alice", *(f"relay{i}" for i in range(4)), "a", "b"]
-        alice, *relays, a, b = await _nodes(net, names, tree_timers=TIMERS)
+        alice, *relays, a, b = await start_nodes(net, names, tree_timers=TIMERS)
         far = await net.node("far", "vendor", tree_timers=TIMERS)
         await far.op("subscriptions.add", {"text": "?flight"})
         # a path, then a ring: "far" hears from a and from b, each six links from alice
         path = [alice, *relays]
-        await _link(net, *zip(path, path[1:]), (relays[-1], a), (relays[-1], b), (a, far), (b, far))
-        await _tree_ready([*path, a, b, far])
+        await link(net, *zip(path, path[1:]), (relays[-1], a), (relays[-1], b), (a, far), (b, far))
+        await tree_ready([*path, a, b, far])
         # Flooding would stop before "far": alice sends ttl 4, so a and b hold ttl 0 and push no further.
         assert len(path) + 1 > wire.ORIGIN_TTL + 1
-        ids = {await _cast(alice, i) for i in range(3)}
+        ids = {await cast(alice, i) for i in range(3)}
         await eventually(lambda: far.read(lambda s: _leads(s) == ids))
         for node in (a, b):
             assert await node.read(_ttls) == {0}  # the hop count ran out, and they forwarded all the same
         # cast until "far" has pruned one of its two parents (its duplicates come from the slower one)
         tree, i = far.runtime.tree, 10
         while not tree.plumtree.lazy & {a.key, b.key}:
-            ids = {await _cast(alice, i)}
+            ids = {await cast(alice, i)}
             i += 1
             await eventually(lambda: far.read(lambda s: ids <= _leads(s)))
         (parent,) = [n for n in (a, b) if n.key in tree.plumtree.eager]
         (other,) = [n for n in (a, b) if n is not parent]
         await net.stop(parent)  # far's eager link is gone; pushes to it fail and are retried
         grafts = tree.stats["graft_sent"]
-        later = {await _cast(alice, 100 + k) for k in range(3)}
+        later = {await cast(alice, 100 + k) for k in range(3)}
         await eventually(lambda: far.read(lambda s: later <= _leads(s)))
         # the lazy link announced them, far grafted it: it is part of the tree now, on both sides
         assert tree.stats["ihave_received"] > 0 and tree.stats["graft_sent"] > grafts
         assert other.key in tree.plumtree.eager and far.key in other.runtime.tree.plumtree.eager
         # and an intent cast at the far end comes back the whole way
-        back = await _cast(far, 99)
-        await eventually(lambda: alice.read(lambda s: back in _intents(s)))
+        back = await cast(far, 99)
+        await eventually(lambda: alice.read(lambda s: back in intents(s)))
 
 
 def _ttls(store) -> set[int]:
@@ -140,23 +78,23 @@ def _ttls(store) -> set[int]:
 
 async def test_in_a_mesh_duplicates_prune_the_tree_to_about_one_copy_per_node(net):
     with trio.fail_after(TIMEOUT):
-        nodes = await _nodes(net, [f"n{i}" for i in range(5)], tree_timers=TIMERS)
+        nodes = await start_nodes(net, [f"n{i}" for i in range(5)], tree_timers=TIMERS)
         vendor = await net.node("shop", "vendor", tree_timers=TIMERS)
         await vendor.op("subscriptions.add", {"text": "?flight"})
         everyone = [*nodes, vendor]
         # a ring with chords: every node has four peers
         ring = len(everyone)
-        await _link(net, *((a, everyone[(i + step) % ring]) for i, a in enumerate(everyone) for step in (1, 2)))
-        await _tree_ready(everyone)
+        await link(net, *((a, everyone[(i + step) % ring]) for i, a in enumerate(everyone) for step in (1, 2)))
+        await tree_ready(everyone)
         receivers = len(everyone) - 1
 
         async def round_of(count: int, start: int) -> float:
             before = _copies(everyone)
             ids = set()
             for i in range(start, start + count):
-                ids.add(await _cast(nodes[i % len(nodes)], i))
-                await _holds_all(everyone, ids)  # one at a time: each intent's copies are its own
-            await _drained(everyone)
+                ids.add(await cast(nodes[i % len(nodes)], i))
+                await holds_all(everyone, ids)  # one at a time: each intent's copies are its own
+            await drained(everyone)
             return (_copies(everyone) - before) / (count * receivers)
 
         first = await round_of(3, 0)
@@ -176,17 +114,17 @@ async def test_a_node_that_only_floods_still_receives_by_push(net):
         old = await net.node("old", plumtree=False)  # an older node: no plumtree/1, no /v1/tree
         shop = await net.node("shop", "vendor", tree_timers=TIMERS)
         await shop.op("subscriptions.add", {"text": "?flight"})
-        await _link(net, (alice, old), (old, shop), (alice, shop))
-        await _tree_ready([alice, shop])
+        await link(net, (alice, old), (old, shop), (alice, shop))
+        await tree_ready([alice, shop])
         assert old.key in alice.runtime.tree.plumtree.legacy
         assert shop.key not in alice.runtime.tree.plumtree.legacy
-        ids = {await _cast(alice, i) for i in range(6)}
-        await _holds_all([old, shop], ids)
+        ids = {await cast(alice, i) for i in range(6)}
+        await holds_all([old, shop], ids)
         await eventually(lambda: shop.read(lambda s: _leads(s) == ids))
-        await _drained([alice, shop])
+        await drained([alice, shop])
         # a legacy peer is never pruned, never announced to: it keeps getting every payload pushed
         assert old.key in alice.runtime.tree.plumtree.eager and old.key in shop.runtime.tree.plumtree.eager
         assert alice.runtime.deliverer.stats[old.key].delivered >= len(ids)
         # and what it casts reaches the plumtree nodes by its flooding
-        mine = await _cast(old, 50)
-        await _holds_all([alice, shop], {mine})
+        mine = await cast(old, 50)
+        await holds_all([alice, shop], {mine})

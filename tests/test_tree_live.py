@@ -24,6 +24,7 @@ from node.scores import FULL, Scores
 from node.store import Store
 from tests.clirun import Vrm
 from tests.fednet import FedNet, Node, eventually
+from tests.treenet import cast, drained, holds_all, link, start_nodes, tree_ready
 
 HOUR = 3_600_000
 TIMEOUT = 150  # a hang guard: every node shares this process on a loaded machine
@@ -108,62 +109,6 @@ async def net(nursery, tmp_path):
     yield FedNet(nursery, tmp_path)
 
 
-async def _nodes(net: FedNet, names: list[str], **options) -> list[Node]:
-    async with trio.open_nursery() as nursery:
-        for name in names:
-            nursery.start_soon(lambda name=name: net.node(name, **options))
-    return [net.nodes[name] for name in names]
-
-
-async def _link(net: FedNet, *pairs: tuple[Node, Node]) -> None:
-    few = trio.CapacityLimiter(3)  # every node runs in this process: a few at once
-
-    async def both(a: Node, b: Node) -> None:
-        async with few:
-            await net.peer(a, b)
-            await net.peer(b, a)
-
-    async with trio.open_nursery() as nursery:
-        for a, b in pairs:
-            nursery.start_soon(both, a, b)
-
-
-async def _tree_ready(nodes: list[Node]) -> None:
-    async def asked() -> bool:
-        return all(not n.runtime.tree.unasked() for n in nodes)
-
-    await eventually(asked)
-
-
-async def _cast(node: Node, i: int) -> str:
-    intent = await node.op("intent.cast", {"text": f"Need ?flight item{i}", "ttl_ms": HOUR, "terms": []})
-    return intent["id"]
-
-
-def _intents(store) -> set[str]:
-    return {r["id"] for r in store.query("SELECT id FROM envelopes WHERE kind = 'intent'")}
-
-
-async def _holds(nodes: list[Node], ids: set[str]) -> None:
-    async def done() -> bool:
-        for n in nodes:
-            if not ids <= await n.read(_intents):
-                return False
-        return True
-
-    await eventually(done, interval=0.05)
-
-
-async def _drained(nodes: list[Node]) -> None:
-    async def empty() -> bool:
-        for n in nodes:
-            if sum((await n.runtime.store.run(n.runtime.outbox.pending_counts)).values()):
-                return False
-        return True
-
-    await eventually(empty, interval=0.05)
-
-
 def _delivered(node: Node, to: Node) -> int:
     stats = node.runtime.deliverer.stats.get(to.key)
     return 0 if stats is None else stats.delivered
@@ -179,19 +124,19 @@ async def test_near_its_author_a_payload_is_pushed_to_lazy_peers_and_the_tree_st
         # the live defaults (fan-out on), pruning after two duplicates for a small test mesh, and a
         # graft timeout a loaded test machine's pushes fit in
         timers = dataclasses.replace(t.LIVE_TIMERS, prune_after=2, graft_timeout_ms=1500)
-        alice, b1, b2, c, d1, d2, e = everyone = await _nodes(
+        alice, b1, b2, c, d1, d2, e = everyone = await start_nodes(
             net, ["alice", "b1", "b2", "c", "d1", "d2", "e"], tree_timers=timers
         )
-        await _link(net, (alice, b1), (alice, b2), (b1, c), (b2, c), (c, d1), (c, d2), (d1, e), (d2, e))
-        await _tree_ready(everyone)
+        await link(net, (alice, b1), (alice, b2), (b1, c), (b2, c), (c, d1), (c, d2), (d1, e), (d2, e))
+        await tree_ready(everyone)
         i = 0
 
         async def one(author: Node) -> None:
             nonlocal i
-            ids = {await _cast(author, i)}
+            ids = {await cast(author, i)}
             i += 1
-            await _holds(everyone, ids)
-            await _drained(everyone)
+            await holds_all(everyone, ids)
+            await drained(everyone)
 
         # intents from the far end until alice hears each from both b's and prunes one
         while not alice.runtime.tree.plumtree.lazy:
@@ -219,15 +164,15 @@ async def test_a_peer_that_breaks_its_tree_promises_loses_score_and_an_honest_on
         timers = dataclasses.replace(
             t.LIVE_TIMERS, prune_after=2, prune_grace_ms=300, graft_timeout_ms=300, graft_retry_ms=100, promise_ms=500
         )
-        victim, rogue, honest = await _nodes(net, ["victim", "rogue", "honest"], tree_timers=timers)
-        await _link(net, (victim, rogue), (victim, honest))
-        await _tree_ready([victim, rogue, honest])
+        victim, rogue, honest = await start_nodes(net, ["victim", "rogue", "honest"], tree_timers=timers)
+        await link(net, (victim, rogue), (victim, honest))
+        await tree_ready([victim, rogue, honest])
         relay = victim.runtime.tree
         # honest traffic both ways first: nobody is held anything against
-        ids = {await _cast(honest, 0), await _cast(rogue, 1), await _cast(victim, 2)}
-        await _holds([victim, rogue, honest], ids)
-        rogue_id = await _cast(rogue, 3)
-        await _holds([victim], {rogue_id})
+        ids = {await cast(honest, 0), await cast(rogue, 1), await cast(victim, 2)}
+        await holds_all([victim, rogue, honest], ids)
+        rogue_id = await cast(rogue, 3)
+        await holds_all([victim], {rogue_id})
         raw = await rogue.read(lambda s: bytes(s.query_one("SELECT raw FROM envelopes WHERE id = ?", [rogue_id])["raw"]))
         async with PeerClient(rogue.identity, timeout=10) as as_rogue:
             # the rogue pushes the same intent again and again (far copies: ttl 0), pruned or not
