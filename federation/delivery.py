@@ -49,6 +49,26 @@ MEDIA_TYPE = wire.MEDIA_TYPE
 PERMANENT = frozenset({400, 413, 415, 422})
 STALE_RETRIES = 2  # re-signed sends after a 401 "stale" (each a second later), before it counts as failed
 STALE_DELAY_S = 1.0  # the replay floor's margin (federation/noncecache.py): signed a second later, it passes
+
+
+async def send_resigned(send: Callable[[], Awaitable[httpx.Response]], timeout: float, what: str = "") -> httpx.Response:
+    """``send()`` (which signs each attempt anew) within ``timeout``; sent again a second later, at
+    most ``STALE_RETRIES`` times, while the answer is a 401 ``stale``. A peer just restarted refuses
+    what was signed up to its persisted replay floor (a second ahead of its last admitted request:
+    federation/noncecache.py); the same request signed a second later passes, so re-sign rather than
+    count a failure and back off. A timeout or transport error raises DeliveryError (``what`` first)."""
+    for fresh in range(STALE_RETRIES + 1):
+        try:
+            with trio.fail_after(timeout):
+                response = await send()
+        except trio.TooSlowError:
+            raise DeliveryError(f"{what}timeout after {timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{what}{type(exc).__name__}: {exc}") from None
+        if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
+            return response
+        await trio.sleep(STALE_DELAY_S)
+    raise AssertionError("unreachable")
 # Per-item refusals that say "later", not "never": the item is re-queued, not counted delivered.
 RETRYABLE = frozenset({Reason.RATE_LIMITED, Reason.BUSY})
 
@@ -245,20 +265,9 @@ class Deliverer:
         url = self._endpoint(peer, batch[0].kind)
         if url is None:  # no address known for the peer right now: a failure like an unreachable one
             raise DeliveryError("no address for this peer")
-        for fresh in range(STALE_RETRIES + 1):
-            try:
-                with trio.fail_after(self._timeout):
-                    response = await self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE})
-            except trio.TooSlowError:
-                raise DeliveryError(f"timeout after {self._timeout:g}s") from None
-            except httpx.HTTPError as exc:
-                raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
-            # A peer just restarted refuses what was signed up to its persisted replay floor (a second
-            # ahead of its last admitted request: federation/noncecache.py). The same bytes signed a
-            # second later pass: re-sign rather than count a failed attempt and back off.
-            if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
-                break
-            await trio.sleep(STALE_DELAY_S)
+        response = await send_resigned(
+            lambda: self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE}), self._timeout
+        )
         if response.status_code == 429:  # the peer is up and says when: deferred by the caller
             return response
         if not response.is_success:

@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import httpx
-import trio
 
 from dataclasses import dataclass
 
 from federation import catchup, wire
-from federation.auth import REASON_HEADER, SignatureAuth
-from federation.delivery import STALE_DELAY_S, STALE_RETRIES
+from federation.auth import SignatureAuth
+from federation.delivery import send_resigned
 from node.backends import NATIVE, Backend
 from node.errors import AccessRefused, DeliveryError, VrmError, WireError
 from node.identity import Identity
@@ -80,19 +79,12 @@ class PeerClient:
         if body:
             headers["Content-Type"] = MEDIA_TYPE
         target = url.rstrip("/") + path
-        for fresh in range(STALE_RETRIES + 1):
-            try:
-                with trio.fail_after(self.timeout):  # the auth signs each attempt anew
-                    response = await self._http.request(
-                        method, target, content=body, params=params, headers=headers, auth=self._auth
-                    )
-            except trio.TooSlowError:
-                raise DeliveryError(f"{method} {target}: timeout after {self.timeout:g}s") from None
-            except httpx.HTTPError as exc:
-                raise DeliveryError(f"{method} {target}: {type(exc).__name__}: {exc}") from None
-            if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
-                break
-            await trio.sleep(STALE_DELAY_S)
+        http = self._http
+        response = await send_resigned(  # the auth signs each attempt anew
+            lambda: http.request(method, target, content=body, params=params, headers=headers, auth=self._auth),
+            self.timeout,
+            f"{method} {target}: ",
+        )
         if not response.is_success and response.status_code not in answered:
             error = wire.decode_error(response.content) or response.headers.get("vrm-signature-error", "")
             detail = f"{method} {target}: HTTP {response.status_code}" + (f" {error}" if error else "")
