@@ -87,7 +87,9 @@ impl IngestResult {
             usize::try_from(u64::from_ne_bytes(b.try_into().ok()?)).ok()
         };
         let (Some(a), Some(b)) = (at(i), at(i + 1)) else {
-            return Err(pyo3::exceptions::PyIndexError::new_err("item index out of range"));
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "item index out of range",
+            ));
         };
         Ok(ids
             .get(a * 8..b * 8)
