@@ -42,7 +42,11 @@ def split(result) -> list[tuple]:
     expires = struct.unpack(f"={n}q", result.expires)
     offsets = struct.unpack(f"={n + 1}Q", result.match_offsets)
     ids = struct.unpack(f"={len(result.match_ids) // 8}q", result.match_ids)
+    one_by_one = [result.body(i) for i in range(n)]  # decoded on demand, before the whole list
+    with pytest.raises(IndexError):
+        result.body(n)
     assert len(result.codes) == len(result.kinds) == len(result.bodies) == n
+    assert result.bodies == one_by_one == [result.body(i) for i in range(n)]
     assert len(result.ids) == len(result.authors) == 32 * n
     return [
         (result.codes[i], result.ids[32 * i : 32 * i + 32], result.kinds[i], result.authors[32 * i : 32 * i + 32],
