@@ -55,9 +55,8 @@ class Accepted:
     def intent(cls, verdicts: Verdicts, i: int, ttl_in: int) -> Accepted:
         """Item ``i`` of stage 1, an intent (never addressed: always forwarded), from its columns."""
         self = cls.__new__(cls)
-        self.kind, self.id, self.hex_id = "intent", verdicts.id(i), verdicts.hex_id(i)
-        self.author, self.created, self.expires = verdicts.author_hex(i), verdicts.created(i), verdicts.expires(i)
-        self.raw, self.ttl_in, self.recipient, self.ref, self.forward = verdicts.raw(i), ttl_in, None, None, True
+        self.id, self.hex_id, self.author, self.created, self.expires, self.raw = verdicts.intent_fields(i)
+        self.kind, self.ttl_in, self.recipient, self.ref, self.forward = "intent", ttl_in, None, None, True
         self._env, self._source, self._at = None, verdicts, i
         return self
 
@@ -104,14 +103,18 @@ class Judge:
         self._receipts = receipts
         self._backend = backend
 
-    def judge_item(self, verdicts: Verdicts, i: int, ttl: int, batch: Batch) -> Reason:
-        """``judge`` for item ``i`` of stage 1 (OK and new here). An intent needs nothing more (its
-        body was checked with its signature) and joins ``batch`` from its columns, no ``Envelope``
-        built; any other kind is judged on its ``Envelope``."""
-        if verdicts.kind(i) == "intent":
-            batch.accepted[verdicts.hex_id(i)] = Accepted.intent(verdicts, i, ttl)
-            return Reason.OK
-        return self.judge(verdicts.envelope(i), ttl, batch)
+    def judge_items(self, verdicts: Verdicts, indexes: list[int], ttls: list[int], batch: Batch, reasons: bytearray) -> None:
+        """``judge`` for items of stage 1 (OK and new here, in batch order; ``ttls`` clamped), their
+        reasons written to ``reasons``. An intent needs nothing more (its body was checked with its
+        signature) and joins ``batch`` from its columns, no ``Envelope`` built; any other kind is
+        judged on its ``Envelope``."""
+        accepted, intent, kind_code = batch.accepted, verdicts.intent_code, verdicts.kind_code
+        for i in indexes:
+            if kind_code(i) == intent:
+                a = Accepted.intent(verdicts, i, ttls[i])
+                accepted[a.hex_id] = a
+            else:
+                reasons[i] = self.judge(verdicts.envelope(i), ttls[i], batch)
 
     def judge(self, env: Envelope, ttl: int, batch: Batch) -> Reason:
         """The reason for one verified, new envelope; when OK it joins ``batch.accepted`` (and its

@@ -156,15 +156,15 @@ class Pipeline:
         # Inside a caller's transaction nothing is committed when we return (it may still roll back),
         # so the verifier remembers nothing then; the store's own dedupe still answers duplicates.
         joined = self.store.in_transaction
+        ttls = [min(max(item.ttl, 0), MAX_TTL) for item in items]
         for attempt in range(_CONFLICT_RETRIES + 1):
             reasons = bytearray(verdicts.codes)
             held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
             batch = Batch(now=prepared.now)
             try:
                 with self.store.transaction():
-                    judge = self._judge.judge_item
-                    for i in self._dedupe(verdicts, reasons, held):
-                        reasons[i] = judge(verdicts, i, min(max(items[i].ttl, 0), MAX_TTL), batch)
+                    fresh = self._dedupe(verdicts, reasons, held)
+                    self._judge.judge_items(verdicts, fresh, ttls, batch, reasons)
                     peers: set[str] = set()
                     if batch.accepted:
                         self._store(batch, from_peer)

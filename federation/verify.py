@@ -44,13 +44,14 @@ _SIG_START = _SIG_END - 64
 class Verdicts:
     """Stage 1's verdicts on one batch, by column (see the module docstring)."""
 
-    __slots__ = ("codes", "ok", "_result", "_raws", "_names", "_ids", "_hex", "_authors", "_authors_hex",
-                 "_kinds", "_created", "_expires", "_offsets", "_match_ids")  # fmt: skip
+    __slots__ = ("codes", "ok", "intent_code", "_result", "_raws", "_names", "_ids", "_hex", "_authors",
+                 "_authors_hex", "_kinds", "_created", "_expires", "_offsets", "_match_ids")  # fmt: skip
 
     def __init__(self, result: IngestResultLike, raws: Sequence[bytes], names: Sequence[str]) -> None:
         self.codes: bytes = result.codes
         self.ok = [i for i, code in enumerate(self.codes) if code == Reason.OK]
         self._result, self._raws, self._names = result, raws, names
+        self.intent_code = names.index("intent")  # the kind code of the common case
         self._ids, self._kinds = result.ids, result.kinds
         self._hex = self._ids.hex()  # one conversion for the batch; an item's id is a slice of it
         self._authors = result.authors
@@ -110,6 +111,14 @@ class Verdicts:
                 out.append(i)
             seen.add(id_)
         return out
+
+    def kind_code(self, i: int) -> int:
+        return self._kinds[i]
+
+    def intent_fields(self, i: int) -> tuple[bytes, str, str, int, int, bytes]:
+        """(id, hex id, hex author, created, expires, raw) of item ``i``, in one call."""
+        return (self._ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64],
+                self._authors_hex[64 * i : 64 * i + 64], self._created[i], self._expires[i], bytes(self._raws[i]))  # fmt: skip
 
     def matches(self, i: int) -> list[int]:
         start, end = self._offsets[i], self._offsets[i + 1]
