@@ -14,7 +14,9 @@ transaction, leads and the relay queue in the store's thread. The cases (``CASES
   the node committed before (target: 3x the all-new rate); and ``Pipeline.ingest`` in process.
 - Every case is also a ratio to native ``verify_batch`` throughput over the same intents, measured
   in the same run (before and after the cases, the best kept): the machine's speed and load divide
-  out. ``python -m benchmarks --gate`` gates on those ratios (``GATES``), never on wall time.
+  out. ``python -m benchmarks --gate`` gates on those ratios (``GATES``), never on wall time, and the
+  target lines printed compare the same load-normalized figures (``normalized``; the raw rate and
+  the CPU time per item are printed beside them).
 
 Quick mode (the gates) runs smaller cases: 100k subscriptions and 100k stored rows instead of 1M.
 """
@@ -292,15 +294,21 @@ def run(*, quick: bool, intents: int | None = None, batch: int = 1000, senders: 
 # under each target keep a loaded two-core machine from failing them: verify-only runs on every core
 # and loses the most when neighbours are busy).
 GATES = [
-    Gate("ingest over HTTP (0 peers) >= 0.03x native verify-only (target 0.35)", "ingest.http.0peers",
-         "ingest.verify_only", 0.03),
-    Gate("90 %-duplicate batches >= 1.5x all-new over HTTP (target 3; measured 2.1-3.7)", "ingest.http.dup90",
+    Gate("ingest over HTTP (0 peers) >= 0.06x native verify-only (target 0.35; measured 0.13-0.23 at load 3-8)",
+         "ingest.http.0peers", "ingest.verify_only", 0.06),
+    Gate("90 %-duplicate batches >= 1.5x all-new over HTTP (target 3; measured 1.9-4.7 at load 3-8)", "ingest.http.dup90",
          "ingest.http.0peers", 1.5),
     Gate("5 peers to relay to >= 0.3x 0 peers over HTTP (target 0.6)", "ingest.http.5peers", "ingest.http.0peers", 0.3),
     Gate("100k subscriptions >= 0.25x 40 over HTTP (target 0.48)", "ingest.http.100k_subs", "ingest.http.0peers", 0.25),
     Gate("100k (quick; else 1M) intents stored >= 0.3x none over HTTP (measured 0.6-0.9)", "ingest.http.stored",
          "ingest.http.0peers", 0.3),
 ]  # fmt: skip
+
+
+def normalized(row: dict, baseline: dict) -> float:
+    """A case's load-normalized rate: its ratio to the verify-only measured around it, times the
+    run's best verify-only rate (what the gates and the printed targets both compare)."""
+    return row["ratio_to_verify_only"] * baseline["verify_only_per_s"]
 
 
 def to_suite(suite: Suite, rows: list[dict], baseline: dict) -> None:
@@ -314,7 +322,7 @@ def to_suite(suite: Suite, rows: list[dict], baseline: dict) -> None:
         rate, 2, 0, 1024,
     )  # fmt: skip
     for r in rows:
-        per_op = 1 / max(r["ratio_to_verify_only"] * rate, 1e-9)
+        per_op = 1 / max(normalized(r, baseline), 1e-9)
         suite.results[f"ingest.{r['key']}"] = Result(
             f"ingest.{r['key']}", f"{r['label']} (load-normalized)", "ingest", per_op, per_op, 1 / per_op, 1, 0,
             r["batch"], baseline="ingest.verify_only", ratio=r["ratio_to_verify_only"],
@@ -335,16 +343,21 @@ def print_table(rows: list[dict], baseline: dict) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
     print(f"native verify-only (1024/call, all threads, same run): {baseline['verify_only_per_s']:,} intents/s, "
           f"{baseline['verify_only_cpu_us']} CPU µs each")  # fmt: skip
+    # The targets are judged on the figures the gates use (load-normalized); raw ones beside them.
     by_key = {r["key"]: r for r in rows}
     for key, target in TARGETS.items():
         if key in by_key:
-            got = by_key[key]["items_per_s"]
-            print(f"target {key} {target:,}/s: {'met' if got >= target else 'NOT met'} ({got:,}/s)")
+            got, raw = round(normalized(by_key[key], baseline)), by_key[key]["items_per_s"]
+            print(f"target {key} {target:,}/s: {'met' if got >= target else 'NOT met'} "
+                  f"({got:,}/s load-normalized; raw {raw:,}/s)")  # fmt: skip
     if "http.0peers" in by_key:
         print(f"target ratio {TARGET_RATIO} of verify-only (0 peers): {by_key['http.0peers']['ratio_to_verify_only']:.3f}")
     if "http.0peers" in by_key and "http.dup90" in by_key:
-        dup = by_key["http.dup90"]["items_per_s"] / max(by_key["http.0peers"]["items_per_s"], 1)
-        print(f"target 90 %-duplicate batches >= {DUPLICATE_TARGET}x all-new: {dup:.2f}x")
+        dup, new = by_key["http.dup90"], by_key["http.0peers"]
+        ratio = normalized(dup, baseline) / max(normalized(new, baseline), 1e-9)
+        raw = dup["items_per_s"] / max(new["items_per_s"], 1)
+        print(f"target 90 %-duplicate batches >= {DUPLICATE_TARGET}x all-new: {ratio:.2f}x load-normalized "
+              f"(raw {raw:.2f}x; CPU per item {new['cpu_us_per_item'] / max(dup['cpu_us_per_item'], 1e-9):.2f}x)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,15 +110,20 @@ class Admission:
         verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
         # The author sits at a fixed place in a canonical envelope (its first key): no decode per
         # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.
-        authors_at = {i: author for i in range(allowed) if (author := _author(items[i].envelope)) is not None}
-        known = self._remembered(set(authors_at.values()))
-        unsure = set(authors_at.values()) - known
+        # Authors are compared as bytes; only the batch's few distinct ones become hex.
+        authors = [_author_key(items[i].envelope) for i in range(allowed)]
+        distinct = {a.hex(): a for a in set(authors) if a is not None}
+        known = self._remembered(set(distinct))
+        unsure = set(distinct) - known
         if unsure:
             found = await store.run(known_authors, store.store, unsure)
             self._remember(found)
             known |= found
-        for i, author in authors_at.items():
-            if author in known:
+        if len(known) == len(distinct):  # every author seen before: the common case, no loop
+            return verdicts
+        known_keys = {distinct[a] for a in known if a in distinct}
+        for i, author in enumerate(authors):
+            if author is None or author in known_keys:
                 continue
             if self.strangers.take(GLOBAL, 1):
                 continue
@@ -131,14 +136,15 @@ class Admission:
 # A canonical envelope begins with a map of 7 keys whose first is "author", a bin 8 of 32 bytes
 # (PROTOCOL.md section 2: keys in bytewise order).
 _AUTHOR_PREFIX = b"\x87\xa6author\xc4\x20"
-_AUTHOR_END = len(_AUTHOR_PREFIX) + 32
+_AUTHOR_START = len(_AUTHOR_PREFIX)
+_AUTHOR_END = _AUTHOR_START + 32
 
 
-def _author(raw: bytes) -> str | None:
-    """The hex author key of a canonical envelope, read in place (None: not one)."""
+def _author_key(raw: bytes) -> bytes | None:
+    """The author key of a canonical envelope, read in place (None: not one)."""
     if len(raw) < _AUTHOR_END or not raw.startswith(_AUTHOR_PREFIX):
         return None
-    return raw[len(_AUTHOR_PREFIX) : _AUTHOR_END].hex()
+    return raw[_AUTHOR_START:_AUTHOR_END]
 
 
 def _meets(raw: bytes, bits: int) -> bool:
@@ -162,5 +168,7 @@ def known_authors(store: Store, authors: set[str]) -> set[str]:
 
 def merge(verdicts: bytes, reasons: bytes) -> bytes:
     """The answer's reasons: each admitted item's (in order, from ``reasons``), else its verdict."""
+    if verdicts.count(0) == len(verdicts):  # every item admitted: the answer is the pipeline's
+        return bytes(reasons)
     judged = iter(reasons)
     return bytes(next(judged) if v == 0 else v for v in verdicts)

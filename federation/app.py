@@ -168,7 +168,8 @@ async def push(request: Request, peer: str) -> Response:
             return _refusal(413, wire.TOO_LARGE, exc.detail)
         return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
     verdicts = await fed.admission.judge(fed.store, fed.limiter, peer, source_of(request.scope), items)
-    granted = [item for item, verdict in zip(items, verdicts, strict=True) if verdict == 0]
+    admitted = verdicts.count(0) == len(verdicts)  # the common case: no per-item filter
+    granted = items if admitted else [item for item, verdict in zip(items, verdicts, strict=True) if verdict == 0]
     reasons = b""
     if granted:
         # The native pass runs on a worker thread of its own, outside the store's: this batch is

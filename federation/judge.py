@@ -12,6 +12,7 @@ by the pipeline in the same transaction). Effects are written in the batch's tra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from node import envelope as envelopes
 from node.backends import NATIVE, Backend
@@ -27,16 +28,44 @@ from node.receipts import Receipts
 
 from federation.kinds import DIRECT_KINDS, DIRECT_ROLES, GOSSIPED_KINDS
 
+if TYPE_CHECKING:
+    from federation.verify import Verdicts
 
-@dataclass
+
 class Accepted:
-    """An envelope judged acceptable, waiting for the batch's transaction."""
+    """An envelope judged acceptable, waiting for the batch's transaction: the fields its row and its
+    forwarding need (ids and keys as hex), and ``env``, its ``Envelope``. An intent accepted from
+    stage 1's columns gets its ``env`` (and with it its decoded body) only if something reads it: a
+    lead, a relay; storing and queueing it need only the fields."""
 
-    env: Envelope
-    ttl_in: int  # as received (clamped); forwarded while > 0
-    recipient: str | None
-    ref: str | None
-    forward: bool  # False for envelopes addressed to us: they have arrived
+    __slots__ = ("kind", "id", "hex_id", "author", "created", "expires", "raw", "ttl_in", "recipient", "ref",
+                 "forward", "_env", "_source", "_at")  # fmt: skip
+
+    def __init__(self, env: Envelope, ttl_in: int, recipient: str | None, ref: str | None, forward: bool) -> None:
+        self.kind, self.id, self.hex_id, self.author = env.kind, env.id, env.id.hex(), env.author.hex()
+        self.created, self.expires, self.raw = env.created, env.expires, env.raw
+        self.ttl_in = ttl_in  # as received (clamped); forwarded while > 0
+        self.recipient, self.ref = recipient, ref
+        self.forward = forward  # False for envelopes addressed to us: they have arrived
+        self._env: Envelope | None = env
+        self._source: Verdicts | None = None
+        self._at = 0
+
+    @classmethod
+    def intent(cls, verdicts: Verdicts, i: int, ttl_in: int) -> Accepted:
+        """Item ``i`` of stage 1, an intent (never addressed: always forwarded), from its columns."""
+        self = cls.__new__(cls)
+        self.id, self.hex_id, self.author, self.created, self.expires, self.raw = verdicts.intent_fields(i)
+        self.kind, self.ttl_in, self.recipient, self.ref, self.forward = "intent", ttl_in, None, None, True
+        self._env, self._source, self._at = None, verdicts, i
+        return self
+
+    @property
+    def env(self) -> Envelope:
+        if self._env is None:
+            assert self._source is not None
+            self._env = self._source.envelope(self._at)
+        return self._env
 
 
 @dataclass
@@ -73,6 +102,19 @@ class Judge:
         self._grants = grants
         self._receipts = receipts
         self._backend = backend
+
+    def judge_items(self, verdicts: Verdicts, indexes: list[int], ttls: list[int], batch: Batch, reasons: bytearray) -> None:
+        """``judge`` for items of stage 1 (OK and new here, in batch order; ``ttls`` clamped), their
+        reasons written to ``reasons``. An intent needs nothing more (its body was checked with its
+        signature) and joins ``batch`` from its columns, no ``Envelope`` built; any other kind is
+        judged on its ``Envelope``."""
+        accepted, intent, kind_code = batch.accepted, verdicts.intent_code, verdicts.kind_code
+        for i in indexes:
+            if kind_code(i) == intent:
+                a = Accepted.intent(verdicts, i, ttls[i])
+                accepted[a.hex_id] = a
+            else:
+                reasons[i] = self.judge(verdicts.envelope(i), ttls[i], batch)
 
     def judge(self, env: Envelope, ttl: int, batch: Batch) -> Reason:
         """The reason for one verified, new envelope; when OK it joins ``batch.accepted`` (and its
@@ -134,9 +176,9 @@ class Judge:
         """(expires, author hex, withdrawn) of an intent held or accepted earlier in the batch."""
         pending = batch.accepted.get(intent_id)
         if pending is not None:
-            if pending.env.kind != "intent":
+            if pending.kind != "intent":
                 return None
-            return pending.env.expires, pending.env.author.hex(), intent_id in batch.withdrawn
+            return pending.expires, pending.author, intent_id in batch.withdrawn
         held = self._log.get(intent_id)
         if held is None or held.kind != "intent":
             return None
@@ -195,7 +237,7 @@ class Judge:
     def _offer(self, offer_id: str, batch: Batch) -> Envelope | None:
         pending = batch.accepted.get(offer_id)
         if pending is not None:
-            return pending.env if pending.env.kind == "offer" else None
+            return pending.env if pending.kind == "offer" else None
         held = self._log.get(offer_id)
         if held is None or held.kind != "offer":
             return None

@@ -39,14 +39,14 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from federation import wire
-from federation.judge import Batch, Judge
+from federation.judge import Accepted, Batch, Judge
 from federation.kinds import DIRECT_KINDS, GOSSIP_KIND, addressee
 from federation.outbox import Outbox
-from federation.verify import Verified, decode_and_verify, remember_committed
+from federation.verify import Verdicts, decode_and_verify, remember_committed
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError
-from node.gossiplog import GossipLog, addressing
+from node.gossiplog import MAX_TTL, GossipLog, addressing
 from node.leads import Leads
 from node.peers import Peers
 from node.reasons import Reason
@@ -64,11 +64,11 @@ class MatcherIndex(Protocol):
 
 
 class Prepared(NamedTuple):
-    """A batch after stage 1 (``Pipeline.prepare``): its items, one ``Verified`` per item, the clock
-    it was judged at and whether the native pass matched its intents."""
+    """A batch after stage 1 (``Pipeline.prepare``): its items, their ``Verdicts``, the clock it was
+    judged at and whether the native pass matched its intents."""
 
     items: tuple[wire.GossipItem, ...]
-    verified: list[Verified]
+    verified: Verdicts
     now: int
     matched: bool
 class Relay(Protocol):
@@ -147,7 +147,7 @@ class Pipeline:
     def commit(self, prepared: Prepared, from_peer: str | None = None) -> Ingested:
         """Stages 2-6 of a prepared batch in the store's thread: dedupe, judge, store, match and
         deliver in one transaction; the reason bytes and the peers to wake."""
-        items, verified = prepared.items, prepared.verified
+        items, verdicts = prepared.items, prepared.verified
         if not items:
             return Ingested(b"", frozenset())
         index = None if prepared.matched else self._vendor_index()
@@ -156,33 +156,32 @@ class Pipeline:
         # Inside a caller's transaction nothing is committed when we return (it may still roll back),
         # so the verifier remembers nothing then; the store's own dedupe still answers duplicates.
         joined = self.store.in_transaction
+        ttls = [min(max(item.ttl, 0), MAX_TTL) for item in items]
         for attempt in range(_CONFLICT_RETRIES + 1):
-            reasons = bytearray(v.reason for v in verified)
+            reasons = bytearray(verdicts.codes)
             held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
             batch = Batch(now=prepared.now)
             try:
                 with self.store.transaction():
-                    for i in self._dedupe(verified, reasons, held):
-                        env = verified[i].env
-                        assert env is not None
-                        reasons[i] = self._judge.judge(env, min(max(items[i].ttl, 0), wire.MAX_TTL), batch)
+                    fresh = self._dedupe(verdicts, reasons, held)
+                    self._judge.judge_items(verdicts, fresh, ttls, batch, reasons)
                     peers: set[str] = set()
                     if batch.accepted:
                         self._store(batch, from_peer)
-                        self._match(batch, verified, index)
+                        self._match(batch, verdicts, index)
                         peers = self._deliver(batch, from_peer)
             except ConflictError:
                 if attempt == _CONFLICT_RETRIES:
                     raise
                 continue
             if not joined:  # our transaction committed: only now may copies skip verification
-                held.extend(a.env.id for a in batch.accepted.values())
+                held.extend(a.id for a in batch.accepted.values())
                 remember_committed(self._verifier, held)
             if self._relay is not None and from_peer is not None:  # duplicates prune the tree
                 dups = [
-                    (v.id, item.ttl)
-                    for item, v, r in zip(items, verified, reasons, strict=True)
-                    if r == Reason.DUPLICATE and v.id
+                    (verdicts.id(i), items[i].ttl)
+                    for i, r in enumerate(reasons)
+                    if r == Reason.DUPLICATE and verdicts.decoded(i)
                 ]
                 if dups:
                     self._relay.duplicates(from_peer, dups)
@@ -199,72 +198,67 @@ class Pipeline:
     def _vendor_index(self) -> MatcherIndex | None:
         return self._index() if self.role == "vendor" and self._index is not None else None
 
-    def _dedupe(self, verified: list[Verified], reasons: bytearray, held: list[bytes]) -> list[int]:
-        """The indexes of OK items new here; later copies in the batch and envelopes already held
-        become ``duplicate`` (one query; the held ones go to ``held``, to be remembered)."""
-        fresh: list[tuple[int, str]] = []
-        seen: set[str] = set()
-        for i, v in enumerate(verified):
-            if v.id is None:
-                continue
-            hex_id = v.id.hex()
-            if hex_id in seen:
-                reasons[i] = Reason.DUPLICATE
-            else:
-                seen.add(hex_id)
-                if v.reason == Reason.OK:
-                    fresh.append((i, hex_id))
-        known = self.log.known([hex_id for _, hex_id in fresh])
+    def _dedupe(self, verdicts: Verdicts, reasons: bytearray, held: list[bytes]) -> list[int]:
+        """The indexes of OK items new here; later copies in the batch (of any item that decoded) and
+        envelopes already held become ``duplicate`` (one query; the held ones go to ``held``, to be
+        remembered). Only the OK items are looked at one by one: a duplicate the native pass
+        remembered costs nothing here."""
+        for i in verdicts.repeats():
+            reasons[i] = Reason.DUPLICATE
+        fresh = [i for i in verdicts.ok if reasons[i] == Reason.OK]
+        if not fresh:
+            return fresh
+        known = self.log.known([verdicts.hex_id(i) for i in fresh])
+        if not known:
+            return fresh
         out: list[int] = []
-        for i, hex_id in fresh:
-            if hex_id in known:
+        for i in fresh:
+            if verdicts.hex_id(i) in known:
                 reasons[i] = Reason.DUPLICATE
-                held.append(bytes.fromhex(hex_id))
+                held.append(verdicts.id(i))
             else:
                 out.append(i)
         return out
 
     def _store(self, batch: Batch, from_peer: str | None) -> None:
         """Store what ``batch`` accepted with its effects (the caller's transaction)."""
-        accepted = [(a.env, a.ttl_in - 1, a.recipient, a.ref) for a in batch.accepted.values()]
-        self.log.add_verified(accepted, from_peer=from_peer, received_at=batch.now)
+        now = batch.now
+        rows = [(a.hex_id, a.kind, a.author, a.created, a.expires, a.recipient, a.ref, min(max(a.ttl_in - 1, 0), MAX_TTL),
+                 a.raw, now, from_peer) for a in batch.accepted.values()]  # fmt: skip
+        self.log.add_verified(rows)
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)
 
-    def _match(self, batch: Batch, verified: list[Verified], index: MatcherIndex | None) -> None:
+    def _match(self, batch: Batch, verdicts: Verdicts, index: MatcherIndex | None) -> None:
         """Leads for the batch's new live intents, when this node is a vendor: from the matches the
-        native pass found, or (an index without a native MatchIndex) one matcher call."""
+        native pass found, or (an index without a native MatchIndex) one matcher call. Only a lead
+        needs an intent's ``Envelope`` (its body)."""
         if self.role != "vendor":
             return
-        intents = [
-            a.env
-            for a in batch.accepted.values()
-            if a.env.kind == "intent" and a.env.id.hex() not in batch.withdrawn
-        ]
+        withdrawn = batch.withdrawn
+        intents = [a for a in batch.accepted.values() if a.kind == "intent" and a.hex_id not in withdrawn]
         if not intents:
             return
         if index is not None and len(index):
-            matches = index.match_envelopes([env.raw for env in intents])
+            matches = index.match_envelopes([a.raw for a in intents])
         else:
-            found = {v.id: v.matches for v in verified if v.matches}
-            matches = [found.get(env.id, []) for env in intents]
-        leads = [(env, ids) for env, ids in zip(intents, matches, strict=True) if ids]
+            found = {verdicts.id(i): m for i in verdicts.ok if (m := verdicts.matches(i))}
+            matches = [found.get(a.id, []) for a in intents]
+        leads = [(a.env, ids) for a, ids in zip(intents, matches, strict=True) if ids]
         if leads:
             self._leads.add_many(leads)
 
     def _deliver(self, batch: Batch, from_peer: str | None) -> set[str]:
         """Queue the forwards and the replies; the peers to wake."""
         relayed = self._relay is not None  # then the tree decides, whatever hops remain (no horizon)
-        forwards = [
-            (a.env, max(a.ttl_in - 1, 0)) for a in batch.accepted.values() if a.forward and (relayed or a.ttl_in > 0)
-        ]
+        forwards = [(a, max(a.ttl_in - 1, 0)) for a in batch.accepted.values() if a.forward and (relayed or a.ttl_in > 0)]
         peers = self._enqueue(forwards, exclude={from_peer} if from_peer else set(), from_peer=from_peer)
         for reply, to in batch.replies:
             peers |= self.publish_direct(reply, to)
         return peers
 
     def _enqueue(
-        self, forwards: list[tuple[Envelope, int]], *, exclude: set[str], from_peer: str | None = None
+        self, forwards: list[tuple[Accepted, int]], *, exclude: set[str], from_peer: str | None = None
     ) -> set[str]:
         """Queue each (envelope, ttl) for every pushable peer but ``exclude`` and the author (or those
         of them the relay names)."""
@@ -275,14 +269,14 @@ class Pipeline:
         if not peers and not addressees:
             return set()  # nobody to relay to: no payload is even encoded
         items: list[tuple[bytes, str, int | None, list[str]]] = []
-        for env, ttl in forwards:
-            author = env.author.hex()
-            recipient = addressing(env)[0]  # a verified announced peer gets what is addressed to it
-            tree = peers if self._relay is None else list(self._relay.targets(env, ttl, from_peer, peers))
+        relay = self._relay
+        for a, ttl in forwards:
+            author, recipient = a.author, a.recipient  # a verified announced peer gets what is addressed to it
+            tree = peers if relay is None else list(relay.targets(a.env, ttl, from_peer, peers))
             targets = tree + [recipient] if recipient in addressees else tree
             to = [peer for peer in targets if peer != author]
             if to:
-                items.append((wire.encode_item(ttl, env.raw), env.id.hex(), env.expires, to))
+                items.append((wire.encode_item(ttl, a.raw), a.hex_id, a.expires, to))
         return self._outbox.relay(items, now=self._clock())  # each payload stored once
 
     # -- local envelopes ------------------------------------------------------------------------------
@@ -299,7 +293,7 @@ class Pipeline:
                 return set()
             recipient, ref = addressing(env)
             self.log.add(env, ttl=wire.ORIGIN_TTL, recipient=recipient, ref=ref, from_peer=None)
-            return self._enqueue([(env, wire.ORIGIN_TTL)], exclude=set())
+            return self._enqueue([(Accepted(env, wire.ORIGIN_TTL, recipient, ref, True), wire.ORIGIN_TTL)], exclude=set())
 
     def publish_direct(self, env: Envelope, to_hex: str) -> set[str]:
         """Hold a direct envelope this node made, addressed to ``to_hex`` (ttl 0, served to it alone

@@ -6,17 +6,21 @@ node/reference/ingest.py): with the GIL released the native core decodes every i
 before any signature check (so an id it remembers as committed, or a repeat inside the batch, is a
 ``duplicate`` without being verified), checks lifetimes and clocks, verifies the survivors' ZIP-215
 signatures in batches spread over the cores, re-tokenizes each intent's text against its body, and
-matches the accepted intents against the vendor's index. Python builds one ``Envelope`` per accepted
-item from the packed fields: no decode, no re-tokenize, no re-validation.
+matches the accepted intents against the vendor's index.
 
 Contract. In: the batch's raw envelopes, ``now`` (ms) and the native index (None: no matching). Out:
-one ``Verified`` per item, in order:
+one ``Verdicts``, the batch by column rather than an object per item, since most items of a busy
+node's batch are duplicates that need nothing but their reason, and most accepted ones are intents
+stored and relayed from their fields alone:
 
-- ``reason``: ``Reason.OK`` or the refusal (a verify reason, ``DUPLICATE`` for a remembered or
+- ``codes[i]``: ``Reason.OK`` or the refusal (a verify reason, ``DUPLICATE`` for a remembered or
   repeated id, or ``INVALID_BODY`` for an intent whose body the tokenizer rejects);
-- ``id``: the envelope's 32-byte id whenever it decoded, else None;
-- ``env``: the decoded ``Envelope`` for OK items, else None;
-- ``matches``: the subscription ids an accepted intent matched (empty otherwise).
+- ``decoded(i)``, ``id(i)`` (32 bytes), ``hex_id(i)``: whether it decoded, and then its id;
+- ``ok``: the indexes of the OK items; ``kind(i)``, ``author_hex(i)``, ``created(i)``,
+  ``expires(i)``, ``raw(i)``: their fields, read from the packed columns;
+- ``envelope(i)``: the decoded ``Envelope`` of an OK item, built when asked for (its body is decoded
+  only then: no decode, no re-tokenize, no re-validation);
+- ``matches(i)``: the subscription ids an accepted intent matched (empty otherwise).
 
 ``remember_committed`` tells the verifier which ids the store now holds, once their transaction
 committed: only then may a later copy skip verification.
@@ -25,9 +29,9 @@ committed: only then may a later copy skip verification.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from node.backends import Backend, VerifierLike
+from node.backends import Backend, IngestResultLike, VerifierLike
 from node.envelope import Envelope
 from node.reasons import Reason
 
@@ -37,40 +41,95 @@ _SIG_END = -3
 _SIG_START = _SIG_END - 64
 
 
-class Verified(NamedTuple):
-    reason: int
-    id: bytes | None
-    env: Envelope | None
-    matches: list[int]
+class Verdicts:
+    """Stage 1's verdicts on one batch, by column (see the module docstring)."""
+
+    __slots__ = ("codes", "ok", "intent_code", "_result", "_raws", "_names", "_ids", "_hex", "_authors",
+                 "_authors_hex", "_kinds", "_created", "_expires", "_offsets", "_match_ids")  # fmt: skip
+
+    def __init__(self, result: IngestResultLike, raws: Sequence[bytes], names: Sequence[str]) -> None:
+        self.codes: bytes = result.codes
+        self.ok = [i for i, code in enumerate(self.codes) if code == Reason.OK]
+        self._result, self._raws, self._names = result, raws, names
+        self.intent_code = names.index("intent")  # the kind code of the common case
+        self._ids, self._kinds = result.ids, result.kinds
+        self._hex = self._ids.hex()  # one conversion for the batch; an item's id is a slice of it
+        self._authors = result.authors
+        self._authors_hex = self._authors.hex()
+        self._created = memoryview(result.created).cast("q")
+        self._expires = memoryview(result.expires).cast("q")
+        self._offsets = memoryview(result.match_offsets).cast("Q")
+        self._match_ids = memoryview(result.match_ids).cast("q")
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def decoded(self, i: int) -> bool:
+        return self._kinds[i] < len(self._names)
+
+    def id(self, i: int) -> bytes:
+        return self._ids[32 * i : 32 * i + 32]
+
+    def hex_id(self, i: int) -> str:
+        return self._hex[64 * i : 64 * i + 64]
+
+    def kind(self, i: int) -> str:
+        return self._names[self._kinds[i]]
+
+    def author_hex(self, i: int) -> str:
+        return self._authors_hex[64 * i : 64 * i + 64]
+
+    def created(self, i: int) -> int:
+        return self._created[i]
+
+    def expires(self, i: int) -> int:
+        return self._expires[i]
+
+    def raw(self, i: int) -> bytes:
+        return bytes(self._raws[i])
+
+    def envelope(self, i: int) -> Envelope:
+        """The ``Envelope`` of OK item ``i`` (its body decoded now)."""
+        raw = bytes(self._raws[i])
+        # Positional (the field order of Envelope, as node.envelope.decode builds it): half the cost
+        # of keywords.
+        return Envelope(1, self._names[self._kinds[i]], self._authors[32 * i : 32 * i + 32], self._created[i],
+                        self._expires[i], self._result.body(i), raw[_SIG_START:_SIG_END], self.id(i), raw)  # fmt: skip
+
+    def repeats(self) -> list[int]:
+        """The items that decoded with the id of an earlier item that decoded (rare: senders dedupe)."""
+        ids, kinds, known = self._ids, self._kinds, len(self._names)
+        n = len(kinds)
+        decoded = range(n) if not n or max(kinds) < known else [i for i in range(n) if kinds[i] < known]
+        if len({ids[32 * i : 32 * i + 32] for i in decoded}) == len(decoded):
+            return []
+        seen: set[bytes] = set()
+        out = []
+        for i in decoded:
+            id_ = ids[32 * i : 32 * i + 32]
+            if id_ in seen:
+                out.append(i)
+            seen.add(id_)
+        return out
+
+    def kind_code(self, i: int) -> int:
+        return self._kinds[i]
+
+    def intent_fields(self, i: int) -> tuple[bytes, str, str, int, int, bytes]:
+        """(id, hex id, hex author, created, expires, raw) of item ``i``, in one call."""
+        return (self._ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64],
+                self._authors_hex[64 * i : 64 * i + 64], self._created[i], self._expires[i], bytes(self._raws[i]))  # fmt: skip
+
+    def matches(self, i: int) -> list[int]:
+        start, end = self._offsets[i], self._offsets[i + 1]
+        return self._match_ids[start:end].tolist() if end > start else []
 
 
 def decode_and_verify(
     verifier: VerifierLike, backend: Backend, raws: Sequence[bytes], now: int, index: Any = None
-) -> list[Verified]:
+) -> Verdicts:
     """Verify ``raws`` in one native pass (see the module docstring for the contract)."""
-    result = verifier.ingest(raws, now, index)
-    codes, ids, kinds, authors = result.codes, result.ids, result.kinds, result.authors
-    created = memoryview(result.created).cast("q")
-    expires = memoryview(result.expires).cast("q")
-    offsets = memoryview(result.match_offsets).cast("Q")
-    match_ids = memoryview(result.match_ids).cast("q")
-    bodies = result.bodies
-    names = backend.KINDS
-    out: list[Verified] = []
-    for i, code in enumerate(codes):
-        env_id = ids[32 * i : 32 * i + 32] if kinds[i] < len(names) else None
-        if code != Reason.OK:
-            out.append(Verified(code, env_id, None, []))
-            continue
-        raw = bytes(raws[i])
-        at = 32 * i
-        # Positional (the field order of Envelope, as node.envelope.decode builds it): half the cost
-        # of keywords, once per accepted item.
-        env = Envelope(1, names[kinds[i]], authors[at : at + 32], created[i], expires[i], bodies[i],
-                       raw[_SIG_START:_SIG_END], env_id, raw)  # type: ignore[arg-type]  # fmt: skip
-        start, end = offsets[i], offsets[i + 1]
-        out.append(Verified(Reason.OK, env_id, env, match_ids[start:end].tolist() if end > start else []))
-    return out
+    return Verdicts(verifier.ingest(raws, now, index), raws, backend.KINDS)
 
 
 def remember_committed(verifier: VerifierLike, ids: Iterable[bytes]) -> None:

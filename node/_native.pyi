@@ -73,7 +73,8 @@ class IngestResult:
                    are match_ids[match_offsets[i]:match_offsets[i+1]] (empty unless an accepted intent
                    and an index was given)
 
-    Everything but the bodies is built with the GIL released.
+    Everything but the bodies is built with the GIL released; the bodies are decoded only when
+    read (``bodies`` decodes them all once, ``body(i)`` one).
     """
 
     codes: bytes
@@ -86,6 +87,8 @@ class IngestResult:
     match_offsets: bytes
     match_ids: bytes
     def __len__(self) -> int: ...
+    def body(self, i: int) -> Any:
+        """Item i's body, as ``bodies[i]`` (IndexError outside 0..n-1)."""
     def matched(self, i: int) -> list[int]:
         """Item i's matching subscription ids as a list (IndexError outside 0..n-1)."""
 

@@ -28,6 +28,8 @@ _MAX_INT = 2**63 - 1
 _COLUMNS = (
     "seq, id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
 )
+VERIFIED_COLUMNS = "id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
+_INSERT_VERIFIED = f"INSERT INTO envelopes ({VERIFIED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True)
@@ -195,40 +197,15 @@ class GossipLog:
             raise ConflictError("an envelope in the batch is already held") from None
         return seqs
 
-    def add_verified(
-        self,
-        accepted: Sequence[tuple[Envelope, int, str | None, str | None]],
-        *,
-        from_peer: str | None,
-        received_at: int,
-    ) -> None:
-        """Insert ``(envelope, ttl, recipient, ref)`` the ingest pipeline accepted: envelopes the native
-        pass decoded and verified, and whose addressing came from bodies its kind's check passed, so
-        the per-row checks of ``add_many`` would only repeat them (one prepared statement, no
-        re-validation). ConflictError when an id is already held. Joins the caller's transaction."""
-        rows = [
-            (
-                env.id.hex(),
-                env.kind,
-                env.author.hex(),
-                env.created,
-                env.expires,
-                recipient,
-                ref,
-                min(max(ttl, 0), MAX_TTL),
-                env.raw,
-                received_at,
-                from_peer,
-            )
-            for env, ttl, recipient, ref in accepted
-        ]
+    def add_verified(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows the ingest pipeline accepted, in ``VERIFIED_COLUMNS`` order (hex id, kind, hex
+        author, created, expires, recipient, ref, ttl 0..MAX_TTL, raw, received_at, from_peer): envelopes
+        the native pass decoded and verified, and whose addressing came from bodies its kind's check
+        passed, so the per-row checks of ``add_many`` would only repeat them (one prepared statement,
+        no re-validation). ConflictError when an id is already held. Joins the caller's transaction."""
         try:
             with self._store.transaction():
-                self._store.execute_many(
-                    "INSERT INTO envelopes (id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, "
-                    "received_at, from_peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                self._store.execute_many(_INSERT_VERIFIED, rows)
         except sqlite3.IntegrityError:
             raise ConflictError("an envelope in the batch is already held") from None
 

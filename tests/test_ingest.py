@@ -42,7 +42,11 @@ def split(result) -> list[tuple]:
     expires = struct.unpack(f"={n}q", result.expires)
     offsets = struct.unpack(f"={n + 1}Q", result.match_offsets)
     ids = struct.unpack(f"={len(result.match_ids) // 8}q", result.match_ids)
+    one_by_one = [result.body(i) for i in range(n)]  # decoded on demand, before the whole list
+    with pytest.raises(IndexError):
+        result.body(n)
     assert len(result.codes) == len(result.kinds) == len(result.bodies) == n
+    assert result.bodies == one_by_one == [result.body(i) for i in range(n)]
     assert len(result.ids) == len(result.authors) == 32 * n
     return [
         (result.codes[i], result.ids[32 * i : 32 * i + 32], result.kinds[i], result.authors[32 * i : 32 * i + 32],
@@ -324,3 +328,30 @@ def test_native_equals_reference_on_a_large_mixed_batch(native, reference):
     assert {Reason.OK, Reason.DUPLICATE, Reason.INVALID_BODY, Reason.BAD_SIGNATURE, Reason.EXPIRED,
             Reason.TOO_LONG_LIVED, Reason.MALFORMED, Reason.TRAILING_BYTES} <= seen  # fmt: skip
     assert any(row[7] for row in results[0])  # something matched
+
+
+def test_the_pipelines_columns_give_what_decoding_gives(backend):
+    """Stage 1's columns (federation.verify.Verdicts) for a mixed batch, in both implementations: an
+    accepted item's fields and its Envelope are what decoding it gives; refusals and repeats are only
+    codes; an intent is accepted from its columns with its Envelope built only when read."""
+    from federation.judge import Accepted
+    from federation.verify import decode_and_verify
+    from node import envelope as envelopes
+
+    good, offer = intent(), other("offer")
+    batch = [good, b"\x01\x02", intent(created=NOW_MS - 2 * DAY), offer, good]
+    verdicts = decode_and_verify(backend.Verifier(), backend, batch, NOW_MS, backend.MatchIndex(SUBS))
+    assert list(verdicts.codes) == [Reason.OK, Reason.TRAILING_BYTES, Reason.EXPIRED, Reason.OK, Reason.DUPLICATE]
+    assert verdicts.ok == [0, 3] and verdicts.repeats() == [4]
+    assert [verdicts.decoded(i) for i in range(5)] == [True, False, True, True, True]
+    for i, raw in ((0, good), (3, offer)):
+        env = envelopes.decode(raw, backend)
+        assert verdicts.envelope(i) == env and verdicts.id(i) == env.id and verdicts.hex_id(i) == env.id.hex()
+        assert (verdicts.kind(i), verdicts.author_hex(i), verdicts.created(i), verdicts.expires(i), verdicts.raw(i)) == (
+            env.kind, env.author.hex(), env.created, env.expires, raw)
+    assert verdicts.matches(0) == [1, 2] and verdicts.matches(3) == []
+    accepted = Accepted.intent(verdicts, 0, 3)
+    assert accepted._env is None  # nothing decoded yet
+    assert (accepted.hex_id, accepted.author, accepted.raw, accepted.ttl_in, accepted.forward) == (
+        verdicts.hex_id(0), ALICE.public_key.hex(), good, 3, True)
+    assert accepted.env == envelopes.decode(good, backend) and accepted.env.body == FLIGHT

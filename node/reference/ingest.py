@@ -50,6 +50,12 @@ class IngestResult:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def body(self, i: int) -> Any:
+        """Item i's body (None unless accepted); the native core decodes it only now."""
+        if not 0 <= i < len(self.codes):
+            raise IndexError("item index out of range")
+        return self.bodies[i]
+
     def matched(self, i: int) -> list[int]:
         if not 0 <= i < len(self.codes):
             raise IndexError("item index out of range")

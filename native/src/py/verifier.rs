@@ -1,11 +1,13 @@
 //! The Verifier binding: bounded constructor arguments, `verify_batch` / `verify_one` on threads
 //! for large batches, and the one-pass `ingest` with its packed `IngestResult` (GIL released for
-//! all the work but building the bodies).
+//! all the work; the bodies become Python objects only when asked for: most accepted items are
+//! intents the pipeline stores and relays without ever reading their body).
 
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList};
 
 use super::{bytes_arg, bytes_like, read_py, Batch, PyMatchIndex};
@@ -48,7 +50,8 @@ pub(super) struct Verifier {
 }
 
 /// What `Verifier.ingest` returns: per item a code, id, kind code, author, times, body (OK items)
-/// and matched subscription ids; fixed-width fields packed in bytes (see node/_native.pyi).
+/// and matched subscription ids; fixed-width fields packed in bytes (see node/_native.pyi). The
+/// bodies stay canonical bytes in the batch's buffer until `body(i)` or `bodies` decodes them.
 #[pyclass(frozen, module = "node._native")]
 pub(super) struct IngestResult {
     #[pyo3(get)]
@@ -63,8 +66,10 @@ pub(super) struct IngestResult {
     created: Py<PyBytes>,
     #[pyo3(get)]
     expires: Py<PyBytes>,
-    #[pyo3(get)]
-    bodies: Py<PyList>,
+    /// The batch's bytes and, for each accepted item, where its body lies in them.
+    buf: Vec<u8>,
+    body_spans: Vec<Option<(usize, usize)>>,
+    bodies: PyOnceLock<Py<PyList>>,
     #[pyo3(get)]
     match_offsets: Py<PyBytes>,
     #[pyo3(get)]
@@ -72,10 +77,47 @@ pub(super) struct IngestResult {
     len: usize,
 }
 
+impl IngestResult {
+    /// Item i's body as Python objects (None unless accepted); the bytes were checked by the pass.
+    fn decode_body<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        match self.body_spans.get(i).copied().flatten() {
+            Some((a, b)) => {
+                let mut r = Reader::new(self.buf.get(a..b).unwrap_or(&[]));
+                read_py(py, &mut r, 2)
+            }
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+}
+
 #[pymethods]
 impl IngestResult {
     fn __len__(&self) -> usize {
         self.len
+    }
+
+    /// Every item's body (None unless accepted), decoded on first access and kept.
+    #[getter]
+    fn bodies(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let list = self.bodies.get_or_try_init(py, || -> PyResult<Py<PyList>> {
+            let list = PyList::empty(py);
+            for i in 0..self.len {
+                list.append(self.decode_body(py, i)?)?;
+            }
+            Ok(list.unbind())
+        })?;
+        Ok(list.clone_ref(py))
+    }
+
+    /// Item i's body (None unless accepted), decoded now: IndexError outside 0..n-1.
+    fn body<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        if i >= self.len {
+            return Err(pyo3::exceptions::PyIndexError::new_err("item index out of range"));
+        }
+        if let Some(list) = self.bodies.get(py) {
+            return list.bind(py).get_item(i);
+        }
+        self.decode_body(py, i)
     }
 
     /// The matched subscription ids of item i (ascending), as a list.
@@ -87,7 +129,9 @@ impl IngestResult {
             usize::try_from(u64::from_ne_bytes(b.try_into().ok()?)).ok()
         };
         let (Some(a), Some(b)) = (at(i), at(i + 1)) else {
-            return Err(pyo3::exceptions::PyIndexError::new_err("item index out of range"));
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "item index out of range",
+            ));
         };
         Ok(ids
             .get(a * 8..b * 8)
@@ -186,16 +230,19 @@ impl Verifier {
             }
             (items, p)
         });
-        let bodies = PyList::empty(py);
-        for item in &items {
-            match (&item.env, item.reason) {
+        // Where each accepted item's body lies in the batch's buffer (its slices point into it).
+        let base = batch.buf.as_ptr() as usize;
+        let body_spans = items
+            .iter()
+            .map(|item| match (&item.env, item.reason) {
                 (Some(env), Reason::Ok) => {
-                    let mut r = Reader::new(env.body_raw);
-                    bodies.append(read_py(py, &mut r, 2)?)?;
+                    let start = (env.body_raw.as_ptr() as usize).wrapping_sub(base);
+                    Some((start, start + env.body_raw.len()))
                 }
-                _ => bodies.append(py.None())?,
-            }
-        }
+                _ => None,
+            })
+            .collect();
+        drop(items);
         Ok(IngestResult {
             codes: PyBytes::new(py, &packed.codes).unbind(),
             ids: PyBytes::new(py, &packed.ids).unbind(),
@@ -203,7 +250,9 @@ impl Verifier {
             authors: PyBytes::new(py, &packed.authors).unbind(),
             created: PyBytes::new(py, &packed.created).unbind(),
             expires: PyBytes::new(py, &packed.expires).unbind(),
-            bodies: bodies.unbind(),
+            buf: batch.buf,
+            body_spans,
+            bodies: PyOnceLock::new(),
             match_offsets: PyBytes::new(py, &packed.offsets).unbind(),
             match_ids: PyBytes::new(py, &packed.match_ids).unbind(),
             len: n,
