@@ -52,7 +52,7 @@ class BackgroundLoops:
             return
 
         async def ingest(peer: str, items: list) -> None:
-            ingested = await services.store.run(services.pipeline.ingest, items, peer)
+            ingested = await services.store.run(services.pipeline.ingest, items, peer, pushed=False)  # fetched
             if ingested.peers:
                 self._changed(set(ingested.peers))
 

@@ -109,7 +109,7 @@ async def _reconcile(services: Services, peer: Peer, *, tokens: bool = False) ->
 async def _ingest(services: Services, peer: Peer, items: list) -> int:
     if not items:
         return 0
-    ingested = await services.store.run(services.pipeline.ingest, items, peer.public_key)
+    ingested = await services.store.run(services.pipeline.ingest, items, peer.public_key, pushed=False)
     if ingested.peers:
         services.changed(set(ingested.peers))
     return sum(1 for r in ingested.reasons if r == Reason.OK)

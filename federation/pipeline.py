@@ -126,9 +126,12 @@ class Pipeline:
 
     # -- ingest -------------------------------------------------------------------------------------
 
-    def ingest(self, items: Sequence[wire.GossipItem], from_peer: str | None = None) -> Ingested:
-        """Judge, store and relay a batch from ``from_peer`` (hex key; None when unknown)."""
-        return self.commit(self._prepare(items, self._vendor_index()), from_peer)
+    def ingest(
+        self, items: Sequence[wire.GossipItem], from_peer: str | None = None, *, pushed: bool = True
+    ) -> Ingested:
+        """Judge, store and relay a batch from ``from_peer`` (hex key; None when unknown). ``pushed``:
+        the peer sent it unasked (a push); False for what this node pulled or fetched."""
+        return self.commit(self._prepare(items, self._vendor_index()), from_peer, pushed=pushed)
 
     def prepare(self, items: Sequence[wire.GossipItem]) -> Prepared:
         """Stage 1 without the store: the one native pass over ``items``. Safe on any thread while
@@ -144,7 +147,7 @@ class Pipeline:
         verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], now, native)
         return Prepared(tuple(items), verified, now, native is not None)
 
-    def commit(self, prepared: Prepared, from_peer: str | None = None) -> Ingested:
+    def commit(self, prepared: Prepared, from_peer: str | None = None, *, pushed: bool = True) -> Ingested:
         """Stages 2-6 of a prepared batch in the store's thread: dedupe, judge, store, match and
         deliver in one transaction; the reason bytes and the peers to wake."""
         items, verdicts = prepared.items, prepared.verified
@@ -177,7 +180,9 @@ class Pipeline:
             if not joined:  # our transaction committed: only now may copies skip verification
                 held.extend(a.id for a in batch.accepted.values())
                 remember_committed(self._verifier, held)
-            if self._relay is not None and from_peer is not None:  # duplicates prune the tree
+            # Duplicates a peer pushed prune the tree; what we pulled or fetched from it says nothing of
+            # its links (a page overlaps what the tree brought), so it is never held against them.
+            if self._relay is not None and from_peer is not None and pushed:
                 dups = [
                     (verdicts.id(i), items[i].ttl)
                     for i, r in enumerate(reasons)

@@ -54,7 +54,7 @@ PATH = "/v1/tree"
 MAX_PENDING = 4 * MAX_IDS  # announcements (and graft ids) waiting for one peer; older ones are dropped
 # What a running node uses unless told otherwise: the model's fan-out near the author (its p99 < 1 s
 # at 1,000 nodes; benchmarks/gossip_model.py), now that payloads and duplicates carry real hops.
-LIVE_TIMERS = pt.Timers(fanout_hops=2)
+LIVE_TIMERS = pt.Timers(fanout_hops=2, prune_unproven_after=2)
 REPORT_INTERVAL_S = 2.0  # how often broken promises are handed to peer scoring
 MAX_REPORTED = 1  # of each offence, per peer per report: a burst (a restart, a flaky link) costs little
 

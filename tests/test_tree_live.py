@@ -20,6 +20,7 @@ from federation import wire
 from federation.auth import SignatureAuth
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
+from node.reasons import Reason
 from node.scores import FULL, Scores
 from node.store import Store
 from tests.clirun import Vrm
@@ -241,3 +242,30 @@ async def test_nothing_is_held_against_a_peer_our_last_tree_message_did_not_reac
         assert relay.stats["unanswered_ihave"] == 1 and relay.take_offences() == []
         await announced_and_grafted(reached)
         assert relay.take_offences() == [("p", {"unanswered_ihave": 1})]
+
+
+def test_copies_pulled_or_fetched_from_a_peer_never_prune_its_link(tmp_path):
+    """A pull page or a fetch by ids overlaps what the tree already brought: those duplicates say
+    nothing of the peer's links. Only pushed duplicates count towards a PRUNE."""
+    from app.root import build_core
+    from node import envelope
+    from node.identity import Identity
+    from node.intents import parse_intent
+
+    author, peer = Identity.from_seed(b"\xa1" * 32), Identity.from_seed(b"\x12" * 32)
+    now = [1_750_000_000_000]
+    with Store(tmp_path / "s.db", clock=lambda: now[0]) as store:
+        core = build_core(store, Identity.from_seed(b"\x7e" * 32).public_key, "person", clock=lambda: now[0],
+                          tree=dataclasses.replace(t.LIVE_TIMERS, prune_after=1, prune_unproven_after=1))
+        relay, key = core.relay, peer.public_key.hex()
+        relay.refresh([key])
+        relay.classified(key, True)
+        env = envelope.create(author, "intent", parse_intent("Need ?flight").body(), created=now[0] - 1000,
+                              expires=now[0] + HOUR)
+        far = wire.GossipItem(0, env.raw)  # far from its author: a duplicate of it may prune
+        assert list(core.pipeline.ingest([far], key).reasons) == [0]
+        for _ in range(3):  # pulled, then fetched: duplicates every time, none held against the link
+            assert list(core.pipeline.ingest([far], key, pushed=False).reasons) == [Reason.DUPLICATE]
+        assert relay.stats["duplicates"] == 0 and key not in relay.plumtree.lazy
+        assert list(core.pipeline.ingest([far], key).reasons) == [Reason.DUPLICATE]  # pushed again
+        assert relay.stats["duplicates"] == 1 and key in relay.plumtree.lazy
