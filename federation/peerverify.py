@@ -8,12 +8,14 @@ checks each claim once, a few at a time, before the node ever pushes there:
    multicast, reserved and unspecified addresses are refused unless the operator allowed them or the
    node itself serves on such an address (a LAN or loopback federation: ``serves_privately``);
 2. a signed ``GET /v1/node`` there (no redirects, a short timeout, at most ``MAX_ANSWER`` bytes read)
-   must answer with the announcer's own node id. A 401 is tried once more, signed a moment later: a
-   node that has just restarted refuses requests signed within its replay floor's margin.
+   must answer with the announcer's own node id. A 401 ``stale`` is signed anew and tried again, a
+   second apart, as often as ``federation.delivery.send_resigned`` does: a node that has just
+   restarted refuses requests signed up to its replay floor (up to two seconds after its last one).
 
 Then the claim becomes the peer's URL; otherwise it is dropped and the peer's next claim is ignored
 for ``CLAIM_RETRY_MS``. So a flood of hellos costs the node at most one small request per announced
-peer (two if it answers 401; and the announced peers are capped), never a stream of pushes or pulls to URLs strangers chose.
+peer (three if it answers 401 ``stale``; and the announced peers are capped), never a stream of pushes
+or pulls to URLs strangers chose.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import httpx
 import trio
 
 from federation import wire
-from federation.auth import SignatureAuth
+from federation.auth import REASON_HEADER, SignatureAuth
+from federation.delivery import STALE_DELAY_S, STALE_RETRIES
 from federation.scoring import PeerScoring
 from node.errors import VrmError
 from node.peers import Peer, Peers
@@ -37,7 +40,7 @@ LOGGER = logging.getLogger("vrm.federation")
 MAX_ANSWER = 64 * 1024  # a node info answer is a few hundred bytes
 CONCURRENCY = 4  # verifications in flight at once
 TIMEOUT = 5.0  # seconds per verification request
-RESIGN_DELAY = 1.5  # a 401 is tried once more, signed anew after this (federation/noncecache.py's margin)
+STALE = "HTTP 401 stale"  # what ``probe`` says of a node refusing a request signed within its replay floor
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -133,8 +136,10 @@ class ClaimVerifier:
                     url = peer.claimed_url
                     assert url is not None
                     error = await self._check(peer, url)
-                    if error == "HTTP 401":  # a node just restarted refuses requests signed before (its replay floor)
-                        await trio.sleep(RESIGN_DELAY)
+                    for _ in range(STALE_RETRIES):  # a node just restarted: signed a second later, it passes
+                        if error != STALE:
+                            break
+                        await trio.sleep(STALE_DELAY_S)
                         error = await self._check(peer, url)
                     if error is not None:
                         LOGGER.info("announced URL %s of %s not verified: %s", url, peer.node_id, error)
@@ -167,6 +172,8 @@ async def probe(
             request = client.build_request("GET", url + "/v1/node", headers={"Accept": wire.MEDIA_TYPE})
             response = await client.send(request, auth=auth, stream=True, follow_redirects=False)
             try:
+                if response.status_code == 401 and response.headers.get(REASON_HEADER) == "stale":
+                    return None, STALE
                 if response.status_code != 200:
                     return None, f"HTTP {response.status_code}"
                 body = b""

@@ -1,6 +1,7 @@
 """Pulls from a peer that just restarted (federation/peerclient.py): the restarted node refuses, as
 ``stale``, requests signed up to its persisted replay floor; the puller signs again a second later
-instead of failing the round (as the deliverer does for pushes)."""
+instead of failing the round (as the deliverer does for pushes), and so does the probe that verifies
+a URL the restarted node announces (federation/peerverify.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 import trio
 
 from federation.noncecache import Admission, NonceCache, ReplayFloor
-from tests.fednet import FedNet
+from node.peers import Peers
+from tests.fednet import FedNet, eventually
 
 HOUR = 3_600_000
 TIMEOUT = 90
@@ -65,3 +67,34 @@ async def test_the_first_pull_after_a_peer_restarts_succeeds_without_a_failed_ro
         assert second["id"] in await bob.read(_intents)
         (row,) = await bob.read(lambda s: s.query("SELECT failures, last_error FROM peers"))
         assert row["failures"] == 0 and row["last_error"] is None
+
+
+class FloorTwoSecondsDeep(NonceCache):
+    """A restarted node whose floor (its last request's ``created`` + 1) refuses the first two
+    requests it is sent, a second apart: signed in that same second and in the next."""
+
+    def __init__(self, floor: ReplayFloor) -> None:
+        super().__init__(persist=floor)
+        self.refused = 0
+
+    def admit(self, key, created, now):  # type: ignore[no-untyped-def]
+        if self.refused < 2:
+            self.refused += 1
+            return Admission.FORGOTTEN
+        return super().admit(key, created, now)
+
+
+async def test_a_peer_back_on_a_new_port_is_verified_there_though_it_refuses_the_first_probes(net):
+    with trio.fail_after(TIMEOUT):
+        alice = await net.node("alice")
+        shop = await net.node("shop", "vendor")
+        await net.peer(alice, shop)
+        await net.stop(alice)
+        memory = FloorTwoSecondsDeep(ReplayFloor(alice.home.replay_floor_path))
+        await net.start(alice, app_options={"nonces": memory})  # a new port: her hello claims it
+
+        async def moved() -> bool:
+            return await shop.read(lambda s: Peers(s).by_key(alice.key).url == alice.url)
+
+        await eventually(moved)  # the shop's probe of her new URL, refused twice, signed a third time
+        assert memory.refused == 2
