@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -40,8 +40,10 @@ RATE_LIMITED = "rate_limited"
 MALFORMED_REQUEST = "malformed_request"
 
 
-@dataclass(frozen=True, slots=True)
-class GossipItem:
+class GossipItem(NamedTuple):
+    """One ``[ttl, envelope]`` of a batch or page (a tuple: a thousand are built per push, and a
+    frozen dataclass costs several times as much to construct)."""
+
     ttl: int  # 0..MAX_TTL after clamping
     envelope: bytes
 
@@ -145,7 +147,18 @@ def _items(value: Any, what: str) -> list[GossipItem]:
         raise WireError("malformed", f"{what} is not an array of items")
     if len(value) > MAX_ITEMS:
         raise WireError("too_large", f"{what} has {len(value)} items, over the limit of {MAX_ITEMS}")
-    return [_item(v, i) for i, v in enumerate(value)]
+    out: list[GossipItem] = []
+    append = out.append
+    for i, v in enumerate(value):
+        # The common, well-formed item checked inline (``type(...) is`` refuses bool and subclasses);
+        # anything else goes through ``_item``, which says what is wrong with it.
+        if type(v) is list and len(v) == 2:
+            ttl, envelope = v
+            if type(ttl) is int and ttl >= 0 and type(envelope) is bytes:
+                append(GossipItem(ttl if ttl <= MAX_TTL else MAX_TTL, envelope))
+                continue
+        append(_item(v, i))
+    return out
 
 
 def decode_batch(body: bytes) -> list[GossipItem]:
