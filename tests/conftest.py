@@ -206,6 +206,15 @@ def vendor_store(open_vendor_store):
 
 
 @pytest.fixture
+def make_node(tmp_path, open_vendor_store):
+    """Pipelines over real stores, passing items by hand (tests/pipelinenodes.py)."""
+    from tests.pipelinenodes import pipeline_nodes
+
+    with pipeline_nodes(tmp_path, open_vendor_store) as make:
+        yield make
+
+
+@pytest.fixture
 async def fleet(nursery, tmp_path, pg_url):
     """A vendor fleet over a fresh database (tests/fleetnet.py): listeners started by the test, all
     stopped after it."""
