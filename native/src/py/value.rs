@@ -13,6 +13,18 @@ fn too_deep() -> PyErr {
     env_err(Reason::TooDeep, "nesting deeper than 16")
 }
 
+/// A list's or a tuple's items at nesting `depth` as one array.
+fn array_of<'py>(items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>, depth: usize) -> PyResult<Value> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(to_value(&item, depth + 1)?);
+    }
+    Ok(Value::Array(out))
+}
+
 /// Converts a Python object at nesting `depth` (outermost = 1) into a `Value`.
 pub(super) fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     if obj.is_none() {
@@ -47,24 +59,10 @@ pub(super) fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> 
         return Ok(Value::Bin(b.into_owned()));
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        if depth > MAX_DEPTH {
-            return Err(too_deep());
-        }
-        let mut items = Vec::with_capacity(list.len());
-        for item in list.iter() {
-            items.push(to_value(&item, depth + 1)?);
-        }
-        return Ok(Value::Array(items));
+        return array_of(list.iter(), depth);
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
-        if depth > MAX_DEPTH {
-            return Err(too_deep());
-        }
-        let mut items = Vec::with_capacity(tuple.len());
-        for item in tuple.iter() {
-            items.push(to_value(&item, depth + 1)?);
-        }
-        return Ok(Value::Array(items));
+        return array_of(tuple.iter(), depth);
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         if depth > MAX_DEPTH {
