@@ -103,14 +103,22 @@ pub struct Item<'a> {
 fn constraint_value(c: &Constraint<'_>) -> Value {
     let s = |t: &str| Value::Str(t.to_owned());
     let map = |entries: Vec<(&str, Value)>| {
-        Value::Map(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
     };
     match c {
         Constraint::Money { minor, cur } => {
             map(vec![("money", Value::UInt(*minor)), ("cur", s(cur))])
         }
         Constraint::MoneyRange { lo, hi, cur } => map(vec![
-            ("range", Value::Array(vec![Value::UInt(*lo), Value::UInt(*hi)])),
+            (
+                "range",
+                Value::Array(vec![Value::UInt(*lo), Value::UInt(*hi)]),
+            ),
             ("cur", s(cur)),
         ]),
         Constraint::Date(d) => map(vec![("date", s(d))]),
@@ -163,8 +171,7 @@ pub fn intent_body_ok(body: &Value, raw: &[u8]) -> bool {
     let Value::Map(entries) = body else {
         return false;
     };
-    if entries.len() != BODY_KEYS.len() || entries.iter().zip(BODY_KEYS).any(|((k, _), w)| k != w)
-    {
+    if entries.len() != BODY_KEYS.len() || entries.iter().zip(BODY_KEYS).any(|((k, _), w)| k != w) {
         return false;
     }
     let (Some((_, Value::Array(terms))), Some((_, Value::Str(text)))) =

@@ -23,7 +23,10 @@ pub struct Outcome {
 }
 
 /// Looks up (or decodes and caches) the keys of `authors`. Decoding happens outside the lock.
-pub(crate) fn resolve_keys(cache: &Mutex<KeyCache>, authors: &[&[u8; 32]]) -> Vec<Option<EdwardsPoint>> {
+pub(crate) fn resolve_keys(
+    cache: &Mutex<KeyCache>,
+    authors: &[&[u8; 32]],
+) -> Vec<Option<EdwardsPoint>> {
     let mut points: Vec<Option<EdwardsPoint>> = Vec::with_capacity(authors.len());
     let mut misses = Vec::new();
     {

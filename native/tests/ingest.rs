@@ -59,7 +59,10 @@ fn duplicates_and_forgeries() {
     );
     let id = out[2].id.unwrap();
     recent.lock().unwrap().insert(id);
-    assert_eq!(codes(&run(&recent, &[&forged], 1, None)), [Reason::Duplicate]);
+    assert_eq!(
+        codes(&run(&recent, &[&forged], 1, None)),
+        [Reason::Duplicate]
+    );
 }
 
 #[test]

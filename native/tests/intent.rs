@@ -224,7 +224,8 @@ fn name_characters() {
 
 #[test]
 fn cjk_punctuation_joiners_and_empty_typed_keys() {
-    let i = parse("?寿司 #東京。 「#大阪」、 #می\u{200C}خواهم #क्\u{200D}ष ?col\u{B7}lecció").unwrap();
+    let i =
+        parse("?寿司 #東京。 「#大阪」、 #می\u{200C}خواهم #क्\u{200D}ष ?col\u{B7}lecció").unwrap();
     assert_eq!(i.tokens, ["寿司", "col\u{B7}lecció"]);
     assert_eq!(i.tags, ["東京", "大阪", "می\u{200C}خواهم", "क्\u{200D}ष"]);
     for (text, word, offset) in [

@@ -18,8 +18,7 @@ fn dir() -> PathBuf {
 /// A missing file fails the test: the suites are part of the repository.
 fn load(rel: &str) -> Json {
     let path = dir().join(rel);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("vector file is JSON")
 }
 

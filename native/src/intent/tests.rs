@@ -301,7 +301,9 @@ fn cjk_and_full_width_marks_are_punctuation() {
     for c in ['「', '『', '（', '【', '《'] {
         assert!(is_leading(c), "{c:?}");
     }
-    for c in ['。', '、', '！', '？', '」', '』', '）', '，', '．', '：', '؟', '،', '।'] {
+    for c in [
+        '。', '、', '！', '？', '」', '』', '）', '，', '．', '：', '؟', '،', '।',
+    ] {
         assert!(is_trailing(c), "{c:?}");
         assert!(!is_name_char(c), "{c:?}");
     }
@@ -317,7 +319,15 @@ fn joiners_and_middle_dots_follow_uax31() {
     assert_eq!(ok("?x #क्\u{200C}ष").tags, ["क्\u{200C}ष"]);
     assert_eq!(ok("?col\u{B7}lecció").tokens, ["col\u{B7}lecció"]);
     assert_eq!(ok("?İ\u{B7}l").tokens, ["i\u{307}\u{B7}l"]);
-    for bad in ["?a\u{200C}b", "?a\u{200D}b", "?\u{200C}", "?\u{B7}l", "?l\u{B7}", "?l\u{B7}\u{B7}l", "?ا\u{200C}ب"] {
+    for bad in [
+        "?a\u{200C}b",
+        "?a\u{200D}b",
+        "?\u{200C}",
+        "?\u{B7}l",
+        "?l\u{B7}",
+        "?l\u{B7}\u{B7}l",
+        "?ا\u{200C}ب",
+    ] {
         let e = err(bad);
         assert!(e.message.contains("in a name only"), "{bad:?}: {e}");
         assert_eq!(e.offset, 0);
@@ -329,9 +339,16 @@ fn a_typed_key_without_value_is_refused() {
     let e = err("?flight max:");
     assert_eq!((e.word.as_str(), e.offset), ("max", 8));
     assert_eq!(e.message, err("?flight max:lots").message);
-    assert!(err("?x before:.").message.starts_with("before: expected a date"));
-    assert!(err("?x (qty:)").message.starts_with("qty: expected a whole number"));
-    assert_eq!(ok("?help needed: a plumber").words, ["needed", "a", "plumber"]);
+    assert!(err("?x before:.")
+        .message
+        .starts_with("before: expected a date"));
+    assert!(err("?x (qty:)")
+        .message
+        .starts_with("qty: expected a whole number"));
+    assert_eq!(
+        ok("?help needed: a plumber").words,
+        ["needed", "a", "plumber"]
+    );
     assert_eq!(ok("?x max").words, ["max"]);
 }
 

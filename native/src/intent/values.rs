@@ -49,8 +49,20 @@ pub fn minor_digits(currency: &str) -> u32 {
 pub(super) fn is_typed_key(key: &str) -> bool {
     matches!(
         key,
-        "max" | "min" | "budget" | "before" | "after" | "on" | "qty" | "size" | "nights" | "seats"
-            | "guests" | "near" | "from" | "to"
+        "max"
+            | "min"
+            | "budget"
+            | "before"
+            | "after"
+            | "on"
+            | "qty"
+            | "size"
+            | "nights"
+            | "seats"
+            | "guests"
+            | "near"
+            | "from"
+            | "to"
     )
 }
 

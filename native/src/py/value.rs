@@ -14,7 +14,10 @@ fn too_deep() -> PyErr {
 }
 
 /// A list's or a tuple's items at nesting `depth` as one array.
-fn array_of<'py>(items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>, depth: usize) -> PyResult<Value> {
+fn array_of<'py>(
+    items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>,
+    depth: usize,
+) -> PyResult<Value> {
     if depth > MAX_DEPTH {
         return Err(too_deep());
     }

@@ -99,20 +99,24 @@ impl IngestResult {
     /// Every item's body (None unless accepted), decoded on first access and kept.
     #[getter]
     fn bodies(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let list = self.bodies.get_or_try_init(py, || -> PyResult<Py<PyList>> {
-            let list = PyList::empty(py);
-            for i in 0..self.len {
-                list.append(self.decode_body(py, i)?)?;
-            }
-            Ok(list.unbind())
-        })?;
+        let list = self
+            .bodies
+            .get_or_try_init(py, || -> PyResult<Py<PyList>> {
+                let list = PyList::empty(py);
+                for i in 0..self.len {
+                    list.append(self.decode_body(py, i)?)?;
+                }
+                Ok(list.unbind())
+            })?;
         Ok(list.clone_ref(py))
     }
 
     /// Item i's body (None unless accepted), decoded now: IndexError outside 0..n-1.
     fn body<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
         if i >= self.len {
-            return Err(pyo3::exceptions::PyIndexError::new_err("item index out of range"));
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "item index out of range",
+            ));
         }
         if let Some(list) = self.bodies.get(py) {
             return list.bind(py).get_item(i);
