@@ -37,7 +37,23 @@ def test_durability_settings(store):
     assert store.pragma("journal_mode") == "wal"
     assert store.pragma("synchronous") == 2  # FULL
     assert store.pragma("foreign_keys") == 1
+    assert store.pragma("wal_autocheckpoint") == 10_000
     assert store.schema_version == len(MIGRATIONS)
+
+
+def test_commits_leave_the_wal_unchecked_until_10000_pages_and_a_truncate_empties_it(store):
+    wal = store.path.with_name(store.path.name + "-wal")
+    page = store.pragma("page_size")
+    for batch in range(6):  # ~2,400 pages of rows over six commits: past the default's 1,000
+        with store.transaction():
+            store.execute_many(
+                "INSERT INTO vendors (handle, name, started_at, created_at, updated_at) VALUES (?, ?, 1, 1, 1)",
+                [(f"@v{batch}-{i}", "x" * 1500) for i in range(1500)],
+            )
+    assert wal.stat().st_size > 2_000 * page  # no checkpoint copied it back and restarted the WAL
+    assert store.count("vendors") == 9_000
+    store.checkpoint_truncate()
+    assert wal.stat().st_size == 0
 
 
 def test_writes_outside_a_transaction_are_refused(store):
