@@ -41,7 +41,7 @@ def test_durability_settings(store):
     assert store.schema_version == len(MIGRATIONS)
 
 
-def test_commits_leave_the_wal_unchecked_until_10000_pages_and_a_truncate_empties_it(store):
+def test_the_wal_is_not_checkpointed_before_10000_pages_and_a_truncate_empties_it(store):
     wal = store.path.with_name(store.path.name + "-wal")
     page = store.pragma("page_size")
     for batch in range(6):  # ~2,400 pages of rows over six commits: past the default's 1,000
