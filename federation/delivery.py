@@ -67,6 +67,7 @@ async def send_resigned(send: Callable[[], Awaitable[httpx.Response]], timeout: 
             raise DeliveryError(f"{what}{type(exc).__name__}: {exc}") from None
         if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
             return response
+        await response.aclose()  # a streamed answer holds its connection until closed
         await trio.sleep(STALE_DELAY_S)
     raise AssertionError("unreachable")
 # Per-item refusals that say "later", not "never": the item is re-queued, not counted delivered.

@@ -8,9 +8,10 @@ checks each claim once, a few at a time, before the node ever pushes there:
    multicast, reserved and unspecified addresses are refused unless the operator allowed them or the
    node itself serves on such an address (a LAN or loopback federation: ``serves_privately``);
 2. a signed ``GET /v1/node`` there (no redirects, a short timeout, at most ``MAX_ANSWER`` bytes read)
-   must answer with the announcer's own node id. A 401 ``stale`` is signed anew and tried again, a
-   second apart, as often as ``federation.delivery.send_resigned`` does: a node that has just
+   must answer with the announcer's own node id. A 401 ``stale`` is signed anew and sent again
+   (``federation.delivery.send_resigned``, as for every request to a peer): a node that has just
    restarted refuses requests signed up to its replay floor (up to two seconds after its last one).
+   Peer exchange verifies the nodes it discovers with the same ``probe``.
 
 Then the claim becomes the peer's URL; otherwise it is dropped and the peer's next claim is ignored
 for ``CLAIM_RETRY_MS``. So a flood of hellos costs the node at most one small request per announced
@@ -29,10 +30,10 @@ import httpx
 import trio
 
 from federation import wire
-from federation.auth import REASON_HEADER, SignatureAuth
-from federation.delivery import STALE_DELAY_S, STALE_RETRIES
+from federation.auth import SignatureAuth
+from federation.delivery import send_resigned
 from federation.scoring import PeerScoring
-from node.errors import VrmError
+from node.errors import DeliveryError, VrmError
 from node.peers import Peer, Peers
 from node.store import AsyncStore, Clock, wall_clock_ms
 
@@ -40,7 +41,6 @@ LOGGER = logging.getLogger("vrm.federation")
 MAX_ANSWER = 64 * 1024  # a node info answer is a few hundred bytes
 CONCURRENCY = 4  # verifications in flight at once
 TIMEOUT = 5.0  # seconds per verification request
-STALE = "HTTP 401 stale"  # what ``probe`` says of a node refusing a request signed within its replay floor
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -136,11 +136,6 @@ class ClaimVerifier:
                     url = peer.claimed_url
                     assert url is not None
                     error = await self._check(peer, url)
-                    for _ in range(STALE_RETRIES):  # a node just restarted: signed a second later, it passes
-                        if error != STALE:
-                            break
-                        await trio.sleep(STALE_DELAY_S)
-                        error = await self._check(peer, url)
                     if error is not None:
                         LOGGER.info("announced URL %s of %s not verified: %s", url, peer.node_id, error)
                     results.append((peer.public_key, url, error))
@@ -166,27 +161,32 @@ async def probe(
     client: httpx.AsyncClient, auth: SignatureAuth, url: str, node_id: str, *, timeout: float = TIMEOUT
 ) -> tuple[wire.NodeInfo | None, str | None]:
     """A signed ``GET url/v1/node`` (no redirects, at most ``MAX_ANSWER`` bytes read): the node info
-    when the node there is ``node_id``, else why not. The caller checked ``url_allowed`` first."""
+    when the node there is ``node_id``, else why not. Signed anew while it answers 401 ``stale``, as
+    every request to a peer is (``send_resigned``). The caller checked ``url_allowed`` first."""
+
+    async def send() -> httpx.Response:
+        request = client.build_request("GET", url + "/v1/node", headers={"Accept": wire.MEDIA_TYPE})
+        return await client.send(request, auth=auth, stream=True, follow_redirects=False)
+
     try:
+        response = await send_resigned(send, timeout)
+    except DeliveryError as exc:
+        return None, str(exc)
+    try:
+        if response.status_code != 200:
+            return None, f"HTTP {response.status_code}"
+        body = b""
         with trio.fail_after(timeout):
-            request = client.build_request("GET", url + "/v1/node", headers={"Accept": wire.MEDIA_TYPE})
-            response = await client.send(request, auth=auth, stream=True, follow_redirects=False)
-            try:
-                if response.status_code == 401 and response.headers.get(REASON_HEADER) == "stale":
-                    return None, STALE
-                if response.status_code != 200:
-                    return None, f"HTTP {response.status_code}"
-                body = b""
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) > MAX_ANSWER:
-                        return None, "answer too large"
-            finally:
-                await response.aclose()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > MAX_ANSWER:
+                    return None, "answer too large"
     except trio.TooSlowError:
         return None, "timeout"
     except httpx.HTTPError as exc:
         return None, type(exc).__name__
+    finally:
+        await response.aclose()
     try:
         info = wire.decode_node_info(body)
     except VrmError as exc:

@@ -21,14 +21,21 @@ TIMEOUT = 90
 class RestartedMemory(NonceCache):
     """A restarted node's replay memory (its floor loaded from the home), whose floor the test can
     set to what the node would have persisted had it admitted, just before the restart, a request
-    signed a second ahead of now (the signer's clock a second fast: well within the allowed skew)."""
+    signed a second ahead of now (the signer's clock a second fast: well within the allowed skew), or
+    that refuses the next ``refuse_next`` requests whenever they come (a floor two seconds deep refuses
+    two, a second apart: signed in its last request's second and in the next)."""
 
     def __init__(self, floor: ReplayFloor) -> None:
         super().__init__(persist=floor)
         self.until: int | None = None
+        self.refuse_next = 0
         self.refused = 0
 
     def admit(self, key, created, now):  # type: ignore[no-untyped-def]
+        if self.refuse_next:
+            self.refuse_next -= 1
+            self.refused += 1
+            return Admission.FORGOTTEN
         if self.until is not None and created <= self.until:
             self.refused += 1
             return Admission.FORGOTTEN  # answered 401 "stale", as the floor does
@@ -69,28 +76,14 @@ async def test_the_first_pull_after_a_peer_restarts_succeeds_without_a_failed_ro
         assert row["failures"] == 0 and row["last_error"] is None
 
 
-class FloorTwoSecondsDeep(NonceCache):
-    """A restarted node whose floor (its last request's ``created`` + 1) refuses the first two
-    requests it is sent, a second apart: signed in that same second and in the next."""
-
-    def __init__(self, floor: ReplayFloor) -> None:
-        super().__init__(persist=floor)
-        self.refused = 0
-
-    def admit(self, key, created, now):  # type: ignore[no-untyped-def]
-        if self.refused < 2:
-            self.refused += 1
-            return Admission.FORGOTTEN
-        return super().admit(key, created, now)
-
-
 async def test_a_peer_back_on_a_new_port_is_verified_there_though_it_refuses_the_first_probes(net):
     with trio.fail_after(TIMEOUT):
         alice = await net.node("alice")
         shop = await net.node("shop", "vendor")
         await net.peer(alice, shop)
         await net.stop(alice)
-        memory = FloorTwoSecondsDeep(ReplayFloor(alice.home.replay_floor_path))
+        memory = RestartedMemory(ReplayFloor(alice.home.replay_floor_path))
+        memory.refuse_next = 2
         await net.start(alice, app_options={"nonces": memory})  # a new port: her hello claims it
 
         async def moved() -> bool:
