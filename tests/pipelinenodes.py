@@ -19,6 +19,7 @@ from node.intents import Intents, parse_intent
 from node.peers import Peers
 from node.store import Store
 from node.subscriptions import Subscriptions
+from tests.helpers import Clock
 
 NOW = 1_750_000_000_000
 HOUR = 3_600_000
@@ -27,14 +28,6 @@ BOB = Identity.from_seed(b"\xb0" * 32)  # another person
 RELAY = Identity.from_seed(b"\x12" * 32)
 VENDOR = Identity.from_seed(b"\x7e" * 32)
 OTHER = Identity.from_seed(b"\x0f" * 32)  # some other node
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.ms = NOW
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @dataclass
@@ -75,7 +68,7 @@ def pipeline_nodes(tmp_path: Path, open_vendor_store: Callable[..., Store]) -> I
     stores = []
 
     def make(identity: Identity, role: str, *, subscriptions: tuple[str, ...] = ()) -> Node:
-        clock = Clock()
+        clock = Clock(NOW)
         name = identity.public_key.hex()[:8]
         if role == "vendor":
             store = open_vendor_store(name, clock)

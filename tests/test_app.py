@@ -32,6 +32,7 @@ from node.receipts import Receipts
 from node.seal import seal
 from node.store import AsyncStore
 from node.vault import Vault
+from tests.helpers import Clock
 
 HOUR = 3_600_000
 RELAY = Identity.from_seed(b"\x12" * 32)
@@ -42,22 +43,12 @@ VENDOR = Identity.from_seed(b"\x7e" * 32)
 BASE = "http://relay.test"
 
 
-class FrozenMs:
-    """The rate limiter's clock: time moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.ms = 1_000_000
-
-    def __call__(self) -> int:
-        return self.ms
-
-
 @dataclass
 class Served:
     store: AsyncStore
     app: object
     notified: list[frozenset[str]]
-    limiter_clock: FrozenMs
+    limiter_clock: Clock  # the rate limiter's: time moves only when a test says so
 
     def client(self, identity: Identity | None = ALICE) -> httpx.AsyncClient:
         auth = SignatureAuth(identity) if identity else None
@@ -73,7 +64,7 @@ class Served:
 async def relay(tmp_path):
     store = await AsyncStore.open(tmp_path / "relay.db")
     core = await store.run(build_core, store.store, RELAY.public_key, "relay")
-    clock = FrozenMs()
+    clock = Clock(1_000_000)
     notified: list[frozenset[str]] = []
     app = federation_app_for(
         store,
@@ -197,7 +188,7 @@ async def test_a_flooding_peer_is_limited_while_another_gets_through(relay):
             # Another peer has its own budget.
             assert await bob.push(BASE, items(5, BOB)) == bytes(5)
             # Time refills the bucket: the limited items can be sent again.
-            relay.limiter_clock.ms += 1000
+            relay.limiter_clock.now += 1000
             assert await alice.push(BASE, flood[200:]) == bytes(50)
 
 
@@ -249,7 +240,7 @@ async def test_random_and_hostile_bytes_never_hurt_the_node(relay):
                         assert path in ("/v1/gossip", "/v1/access/push")
                         reasons = msgpack.unpackb(response.content)["reasons"]
                         assert all(r != Reason.OK for r in reasons)
-                relay.limiter_clock.ms += 10_000  # the flood of junk is not what is tested here
+                relay.limiter_clock.now += 10_000  # the flood of junk is not what is tested here
             junk_query = await http.get("/v1/gossip?" + rng.randbytes(50).hex() + "=%ff%00&after=%00")
             assert junk_query.status_code in (200, 400)
         # Still up and well.
@@ -324,10 +315,10 @@ async def person(tmp_path, request):
         node_id=encode_node_id(ALICE.public_key),
         role="person",
         on_ingest=notified.append,
-        limiter=RateLimiter(rate=100, burst=200, clock=FrozenMs()),
+        limiter=RateLimiter(rate=100, burst=200, clock=Clock(1_000_000)),
     )
     try:
-        yield Person(Served(store, app, notified, FrozenMs()), grant), locked
+        yield Person(Served(store, app, notified, Clock(1_000_000)), grant), locked
     finally:
         await store.aclose()
 

@@ -92,7 +92,7 @@ def test_dead_and_future_envelopes_are_refused(make_node):
     fine = intent_env(ALICE, "?fine", expires=NOW + 1000)
     assert relay.ingest([item(fine)]) == [0]
     assert [i.envelope for i in relay.pages.page(0, 10).items] == [fine.raw]
-    relay.clock.ms = NOW + 1000
+    relay.clock.now = NOW + 1000
     assert relay.pages.page(0, 10).items == []
 
 

@@ -90,7 +90,7 @@ def test_offer_rules_at_the_addressee_and_on_the_way(make_node):
     assert relay.ingest([item(offer_for(never_cast))]) == [0]
     # Once the intent is dead, offers for it are too late.
     late = offer_for(intent, created=NOW + HOUR, expires=NOW + 2 * HOUR)
-    alice.clock.ms = relay.clock.ms = NOW + HOUR
+    alice.clock.now = relay.clock.now = NOW + HOUR
     assert alice.ingest([item(late)]) == [Reason.EXPIRED]
     assert relay.ingest([item(late)]) == [Reason.EXPIRED]
 
