@@ -56,7 +56,8 @@ async def send_resigned(send: Callable[[], Awaitable[httpx.Response]], timeout: 
     most ``STALE_RETRIES`` times, while the answer is a 401 ``stale``. A peer just restarted refuses
     what was signed up to its persisted replay floor (a second ahead of its last admitted request:
     federation/noncecache.py); the same request signed a second later passes, so re-sign rather than
-    count a failure and back off. A timeout or transport error raises DeliveryError (``what`` first)."""
+    count a failure and back off. A timeout, a transport error or a URL httpx cannot build a request
+for raises DeliveryError (``what`` first)."""
     for fresh in range(STALE_RETRIES + 1):
         try:
             with trio.fail_after(timeout):
@@ -65,6 +66,8 @@ async def send_resigned(send: Callable[[], Awaitable[httpx.Response]], timeout: 
             raise DeliveryError(f"{what}timeout after {timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{what}{type(exc).__name__}: {exc}") from None
+        except (httpx.InvalidURL, UnicodeError) as exc:  # a URL no request can be built for (a DEL, a bad IDNA label)
+            raise DeliveryError(f"{what}not a usable URL: {exc}") from None
         if response.status_code != 401 or response.headers.get(REASON_HEADER) != "stale" or fresh == STALE_RETRIES:
             return response
         await response.aclose()  # a streamed answer holds its connection until closed

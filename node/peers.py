@@ -82,7 +82,7 @@ def check_url(url: object) -> str | None:
     if not isinstance(url, str):
         raise ValidationError("url", "must be text")
     text = url.strip().rstrip("/")
-    if not text or len(text) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in text):
+    if not text or len(text) > MAX_URL or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
         raise ValidationError("url", f"{url!r} is not a URL (one line, at most {MAX_URL} characters)")
     try:
         parts = urllib.parse.urlsplit(text)

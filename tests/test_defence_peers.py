@@ -17,10 +17,13 @@ from starlette.responses import Response
 
 from federation import wire
 from federation.peerclient import PeerClient
-from federation.peerverify import serves_privately, url_allowed
+from federation.auth import SignatureAuth
+from federation.peerverify import ClaimVerifier, serves_privately, url_allowed
 from federation.server import serve
+from node.errors import DeliveryError
 from node.identity import Identity
 from node.peers import Peers
+from node.store import AsyncStore
 from tests.fednet import FedNet, eventually
 from tests.test_defence_refusals import intents
 
@@ -131,3 +134,40 @@ async def test_only_global_addresses_unless_allowed():
     assert await url_allowed("http://public.example", allow_private=False, resolver=await resolver_to("93.184.216.34"))
     assert serves_privately("127.0.0.1") and serves_privately("192.168.1.4") and serves_privately("localhost")
     assert not serves_privately("0.0.0.0") and not serves_privately("203.0.113.9".replace("203.0.113", "8.8.8"))
+
+
+async def test_a_hello_claiming_a_url_with_a_control_character_is_refused_and_changes_nothing(net, nursery):
+    with trio.fail_after(TIMEOUT):
+        node = await net.node("relay")
+        http = await nursery_client(nursery)
+        with pytest.raises(DeliveryError, match="HTTP 400 malformed_request"):  # a DEL: httpx could not use it
+            await PeerClient(Identity.generate(), http, 30).hello(node.url, f"{node.url}/x\x7f", "person", "s")
+        assert await node.read(lambda s: [p for p in Peers(s).list() if p.source == "announced"]) == []
+
+
+async def test_a_claimed_url_no_request_can_be_built_for_fails_verification_instead_of_raising(tmp_path):
+    with trio.fail_after(TIMEOUT):
+        store = await AsyncStore.open(tmp_path / "node.db")
+        try:
+            # Valid syntax, a host that resolves to a global address, and an empty Punycode label:
+            # httpx cannot build the request (an IDNA error). The hello handler used to answer 500,
+            # and the run's other claims were never settled.
+            await store.run(
+                lambda: Peers(store.store).announce(
+                    public_key=Identity.generate().public_key, url="http://xn--.example", role="person", name="s"
+                )
+            )
+
+            async def resolver(host: str, port: int) -> list[str]:
+                return ["93.184.216.34"]
+
+            async with httpx.AsyncClient() as http:
+                verifier = ClaimVerifier(
+                    store, http, SignatureAuth(Identity.generate()), allow_private=False, resolver=resolver
+                )
+                assert await verifier.run() is False
+            (peer,) = await store.run(Peers(store.store).list)
+            assert peer.claimed_url is None and peer.url is None
+            assert "not a usable URL" in peer.last_error
+        finally:
+            await store.aclose()

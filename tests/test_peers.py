@@ -186,3 +186,6 @@ def test_check_url():
     assert check_url(None) is None
     assert check_url(" https://Relay.Example/vrm/ ") == "https://relay.example/vrm"
     assert check_url("http://[::1]:8470") == "http://[::1]:8470"
+    for bad in ("ftp://a.example", "http://a.example/x\x7f", "http://a\x00.example", "http://a.example:99999", "relay"):
+        with pytest.raises(ValidationError, match="url"):
+            check_url(bad)
