@@ -138,9 +138,25 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
-        """All writes inside commit together or not at all; nested blocks are savepoints."""
-        with self._db.atomic():
+        """All writes inside commit together or not at all; nested blocks are savepoints. The outermost
+        block takes the write lock at once (BEGIN IMMEDIATE, waiting up to the busy timeout): a deferred
+        BEGIN that read first failed at its first write with "database is locked", without waiting, when
+        another connection (the CLI beside the daemon) had committed in between."""
+        if self._db.conn.in_transaction:
+            with self._db.atomic():  # a savepoint
+                yield self
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             yield self
+        except BaseException:
+            self._db.conn.rollback()  # a no-op when the error already ended the transaction
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.conn.rollback()
+            raise
 
     @property
     def in_transaction(self) -> bool:

@@ -275,3 +275,26 @@ async def test_async_store_keeps_the_event_loop_free(tmp_path):
                 await astore.run(time.sleep, 0.3)  # a slow disk
                 nursery.cancel_scope.cancel()
             assert ticks >= 10
+
+
+def test_a_transaction_that_reads_then_writes_survives_another_connection_committing_meanwhile(tmp_path):
+    # The CLI beside a running daemon: two connections to one file. A deferred BEGIN that had read
+    # failed at its first write ("database is locked", at once) when the other committed in between.
+    with Store(tmp_path / "node.db") as first, Store(tmp_path / "node.db") as second:
+        errors: list[BaseException] = []
+
+        def other_writer() -> None:
+            try:
+                with second.transaction():
+                    second.insert("vendors", _vendor(2))
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        with first.transaction():
+            assert first.count("vendors") == 0
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            time.sleep(0.3)  # the other connection waits for the lock (it committed here before)
+            first.insert("vendors", _vendor(1))
+        writer.join(10)
+        assert errors == [] and first.count("vendors") == 2
