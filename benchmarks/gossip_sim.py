@@ -296,7 +296,7 @@ class GossipSim:
     def stored(self) -> dict[int, Counter[str]]:
         """Per node, how many ``envelopes`` rows each envelope id has (read back from its store)."""
         sql = "SELECT id, count(*) AS n FROM envelopes GROUP BY id"
-        return {node.index: Counter({r["id"]: r["n"] for r in node.store.query(sql)}) for node in self.nodes}
+        return {node.index: Counter({bytes(r["id"]).hex(): r["n"] for r in node.store.query(sql)}) for node in self.nodes}
 
 
 def simulate(config: SimConfig, directory: Path | None = None) -> dict[str, Any]:

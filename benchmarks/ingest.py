@@ -113,7 +113,7 @@ def add_stored(store: Store, count: int, chunk: int = 50_000) -> None:
     now = envelope.now_ms()
     raw = bytes(300)
     for at in range(0, count, chunk):
-        rows = [(os.urandom(32).hex(), "intent", os.urandom(32).hex(), now, now + 86_400_000, None, None, 3, raw, now, None)
+        rows = [(os.urandom(32), "intent", os.urandom(32), now, now + 86_400_000, None, None, 3, raw, now, None)
                 for _ in range(min(chunk, count - at))]  # fmt: skip
         with store.transaction():
             store.execute_many(

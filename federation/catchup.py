@@ -26,7 +26,7 @@ from federation.kinds import DIRECT_KINDS
 from node import reconcile
 from node.backends import NATIVE, Backend
 from node.errors import WireError
-from node.store import Clock, Store, wall_clock_ms
+from node.store import Clock, Store, in_list, wall_clock_ms
 
 CAPABILITY = "reconcile/1"  # advertised in GET /v1/node's "gossip" list
 MAX_SET = 200_000  # items in the set one reconciliation covers (newest first)
@@ -147,27 +147,26 @@ class CatchUp:
                 f"SELECT created_at, id FROM envelopes WHERE {_LIVE} ORDER BY created_at DESC, id DESC LIMIT ?",
                 [self._clock(), *sorted(DIRECT_KINDS), MAX_SET],
             )
-            return reconcile.ItemSet((r["created_at"], bytes.fromhex(r["id"])) for r in rows)
+            return reconcile.ItemSet((r["created_at"], bytes(r["id"])) for r in rows)
         rows = self.store.query(
             f"SELECT created_at, id FROM envelopes WHERE kind = 'intent' AND {_LIVE}"
             " ORDER BY created_at DESC, id DESC LIMIT ?",
             [self._clock(), *sorted(DIRECT_KINDS), MAX_SET],
         )
-        known = self._tokens_of([r["id"] for r in rows])
+        ids = [bytes(r["id"]) for r in rows]
+        known = self._tokens_of(ids)
         return reconcile.ItemSet(
-            (r["created_at"], bytes.fromhex(r["id"])) for r in rows if not known.get(r["id"], frozenset()).isdisjoint(tokens)
+            (r["created_at"], i) for r, i in zip(rows, ids) if not known.get(i, frozenset()).isdisjoint(tokens)
         )
 
-    def _tokens_of(self, ids: list[str]) -> dict[str, frozenset[str]]:
-        """The ``tokens`` of each intent (hex id), decoded once and remembered (at most MAX_CACHED)."""
+    def _tokens_of(self, ids: list[bytes]) -> dict[bytes, frozenset[str]]:
+        """The ``tokens`` of each intent, decoded once and remembered (at most MAX_CACHED)."""
         missing = [i for i in ids if i not in self._tokens]
-        for start in range(0, len(missing), 5000):
-            chunk = missing[start : start + 5000]
-            for r in self.store.query(
-                "SELECT id, raw FROM envelopes WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(chunk)]
-            ):
+        for start in range(0, len(missing), 4096):
+            marks, params = in_list(missing[start : start + 4096])
+            for r in self.store.query(f"SELECT id, raw FROM envelopes WHERE id IN {marks}", params):
                 tokens = _intent_tokens(bytes(r["raw"]), self._backend)
-                self._tokens[r["id"]] = self._shared.setdefault(tokens, tokens)  # one copy of each token set
+                self._tokens[bytes(r["id"])] = self._shared.setdefault(tokens, tokens)  # one copy of each token set
         found = {i: self._tokens[i] for i in ids if i in self._tokens}
         while len(self._tokens) > MAX_CACHED:
             self._tokens.pop(next(iter(self._tokens)))
@@ -193,9 +192,10 @@ class CatchUp:
         """The ``[ttl, envelope]`` of those of ``ids`` (hex) that are in the set, capped in bytes."""
         if not ids:
             return []
+        marks, params = in_list([bytes.fromhex(i) for i in ids])
         rows = self.store.query(
-            f"SELECT ttl, raw FROM envelopes WHERE id IN (SELECT value FROM json_each(?)) AND {_LIVE} ORDER BY seq",
-            [json.dumps(list(ids)), self._clock(), *sorted(DIRECT_KINDS)],
+            f"SELECT ttl, raw FROM envelopes WHERE id IN {marks} AND {_LIVE} ORDER BY seq",
+            [*params, self._clock(), *sorted(DIRECT_KINDS)],
         )
         out, size = [], 0
         for r in rows:

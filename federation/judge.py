@@ -38,11 +38,12 @@ class Accepted:
     stage 1's columns gets its ``env`` (and with it its decoded body) only if something reads it: a
     lead, a relay; storing and queueing it need only the fields."""
 
-    __slots__ = ("kind", "id", "hex_id", "author", "created", "expires", "raw", "ttl_in", "recipient", "ref",
-                 "forward", "_env", "_source", "_at")  # fmt: skip
+    __slots__ = ("kind", "id", "hex_id", "author", "author_key", "created", "expires", "raw", "ttl_in", "recipient",
+                 "ref", "forward", "_env", "_source", "_at")  # fmt: skip
 
     def __init__(self, env: Envelope, ttl_in: int, recipient: str | None, ref: str | None, forward: bool) -> None:
         self.kind, self.id, self.hex_id, self.author = env.kind, env.id, env.id.hex(), env.author.hex()
+        self.author_key = env.author
         self.created, self.expires, self.raw = env.created, env.expires, env.raw
         self.ttl_in = ttl_in  # as received (clamped); forwarded while > 0
         self.recipient, self.ref = recipient, ref
@@ -55,7 +56,7 @@ class Accepted:
     def intent(cls, verdicts: Verdicts, i: int, ttl_in: int) -> Accepted:
         """Item ``i`` of stage 1, an intent (never addressed: always forwarded), from its columns."""
         self = cls.__new__(cls)
-        self.id, self.hex_id, self.author, self.created, self.expires, self.raw = verdicts.intent_fields(i)
+        self.id, self.hex_id, self.author, self.author_key, self.created, self.expires, self.raw = verdicts.intent_fields(i)
         self.kind, self.ttl_in, self.recipient, self.ref, self.forward = "intent", ttl_in, None, None, True
         self._env, self._source, self._at = None, verdicts, i
         return self

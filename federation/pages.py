@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from federation import wire
 from federation.kinds import DIRECT_KINDS
 from node.gossiplog import GossipLog
-from node.store import Store
+from node.store import Store, in_list
 
 
 class Pages:
@@ -39,8 +37,6 @@ class Pages:
         """Which of these intents a held withdrawal ended (one query)."""
         if not intent_ids:
             return set()
-        rows = self.store.query(
-            "SELECT ref FROM envelopes WHERE kind = 'withdraw' AND ref IN (SELECT value FROM json_each(?))",
-            [json.dumps(intent_ids)],
-        )
-        return {r["ref"] for r in rows}
+        marks, params = in_list([bytes.fromhex(i) for i in intent_ids])
+        rows = self.store.query(f"SELECT ref FROM envelopes WHERE kind = 'withdraw' AND ref IN {marks}", params)
+        return {bytes(r["ref"]).hex() for r in rows}

@@ -46,7 +46,7 @@ from federation.verify import Verdicts, decode_and_verify, remember_committed
 from node.backends import Backend, VerifierLike
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError
-from node.gossiplog import MAX_TTL, GossipLog, addressing
+from node.gossiplog import MAX_TTL, GossipLog, addressing, blob_id
 from node.leads import Leads
 from node.peers import Peers
 from node.reasons import Reason
@@ -213,12 +213,12 @@ class Pipeline:
         fresh = [i for i in verdicts.ok if reasons[i] == Reason.OK]
         if not fresh:
             return fresh
-        known = self.log.known([verdicts.hex_id(i) for i in fresh])
+        known = self.log.known([verdicts.id(i) for i in fresh])
         if not known:
             return fresh
         out: list[int] = []
         for i in fresh:
-            if verdicts.hex_id(i) in known:
+            if verdicts.id(i) in known:
                 reasons[i] = Reason.DUPLICATE
                 held.append(verdicts.id(i))
             else:
@@ -228,8 +228,9 @@ class Pipeline:
     def _store(self, batch: Batch, from_peer: str | None) -> None:
         """Store what ``batch`` accepted with its effects (the caller's transaction)."""
         now = batch.now
-        rows = [(a.hex_id, a.kind, a.author, a.created, a.expires, a.recipient, a.ref, min(max(a.ttl_in - 1, 0), MAX_TTL),
-                 a.raw, now, from_peer) for a in batch.accepted.values()]  # fmt: skip
+        rows = [(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient) if a.recipient else None,
+                 blob_id(a.ref) if a.ref else None, min(max(a.ttl_in - 1, 0), MAX_TTL), a.raw, now, from_peer)
+                for a in batch.accepted.values()]  # fmt: skip
         self.log.add_verified(rows)
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)
@@ -292,9 +293,8 @@ class Pipeline:
         transaction, so what produced the envelope and its sending commit together."""
         if env.kind in DIRECT_KINDS:  # never gossiped, whoever publishes it
             return self.publish_direct(env, addressee(env))
-        hex_id = env.id.hex()
         with self.store.transaction():
-            if self.log.known([hex_id]):
+            if self.log.known([env.id]):
                 return set()
             recipient, ref = addressing(env)
             self.log.add(env, ttl=wire.ORIGIN_TTL, recipient=recipient, ref=ref, from_peer=None)
@@ -310,7 +310,7 @@ class Pipeline:
             raise ValidationError("to", "a direct envelope goes to the key its body names")
         hex_id = env.id.hex()
         with self.store.transaction():
-            if self.log.known([hex_id]):
+            if self.log.known([env.id]):
                 return set()
             self.log.add(env, ttl=0, recipient=to_hex, ref=None, from_peer=None)
             peer = self._peers.by_key(to_hex)

@@ -21,7 +21,6 @@ always gets ``POST /v1/gossip`` items, is never pruned and is never sent an anno
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -43,7 +42,7 @@ from federation.treewire import MAX_BODY, MAX_IDS, TreeMessage, decode_tree, enc
 from node.envelope import Envelope
 from node.errors import DeliveryError, WireError
 from node.nodeid import encode_node_id
-from node.store import Clock, Store
+from node.store import Clock, Store, in_list
 
 __all__ = ["CAPABILITY", "LIVE_TIMERS", "MAX_BODY", "MAX_IDS", "PATH", "TreeMessage", "TreeRelay", "decode_tree",
            "encode_tree", "hops_of", "links", "tree"]
@@ -69,9 +68,9 @@ async def tree(request: Request, peer: str) -> Response:
     extra = msg.cost - 1  # the request's own token was taken by the guard
     if extra and fed.limiter.take(peer, extra) < extra:
         return _answer(wire.error_body(wire.RATE_LIMITED), 429, {"Retry-After": fed.limiter.retry_after_header(peer)})
-    held: set[str] = set()
+    held: set[bytes] = set()
     if msg.ihave:
-        held = await fed.store.run(fed.pipeline.log.known, [id_.hex() for id_, _ in msg.ihave])
+        held = await fed.store.run(fed.pipeline.log.known, [id_ for id_, _ in msg.ihave])
     pushes = relay.received(peer, msg, held)
     if pushes:
         woken = await fed.store.run(relay.queue_held, peer, pushes)
@@ -212,7 +211,7 @@ class TreeRelay:
 
     # -- the handler's side ---------------------------------------------------------------------
 
-    def received(self, peer: str, msg: TreeMessage, held: set[str]) -> list[bytes]:
+    def received(self, peer: str, msg: TreeMessage, held: set[bytes]) -> list[bytes]:
         """A peer's tree message; the ids to push to it (its GRAFT). ``held``: of its IHAVE ids, those
         the store holds (left out unless recent here: they may show a shorter path)."""
         now = self._clock()
@@ -227,7 +226,7 @@ class TreeRelay:
                 pushes = [a.id for a in self.plumtree.on_graft(peer, ids, now, eager) if isinstance(a, pt.Push)]
             if msg.ihave:
                 self.stats["ihave_received"] += len(msg.ihave)
-                items = [(i, h) for i, h in msg.ihave if i.hex() not in held or self.plumtree.knows(i)]
+                items = [(i, h) for i, h in msg.ihave if i not in held or self.plumtree.knows(i)]
                 self._queue(self.plumtree.on_ihave(peer, items, now))
             if msg.prune:
                 self.stats["prune_received"] += 1
@@ -238,12 +237,15 @@ class TreeRelay:
     def queue_held(self, peer: str, ids: Sequence[bytes]) -> set[str]:
         """Queue for ``peer`` the envelopes of ``ids`` held here (live, gossiped kinds), in the store's
         thread; the peers to wake."""
+        if not ids:
+            return set()
+        marks, params = in_list(ids)
         rows = self._store.query(
-            f"SELECT id, ttl, raw, expires_at FROM envelopes WHERE id IN (SELECT value FROM json_each(?))"
+            f"SELECT id, ttl, raw, expires_at FROM envelopes WHERE id IN {marks}"
             f" AND expires_at > ? AND kind NOT IN ({', '.join('?' * len(DIRECT_KINDS))})",
-            [json.dumps([i.hex() for i in ids]), self._clock(), *sorted(DIRECT_KINDS)],
+            [*params, self._clock(), *sorted(DIRECT_KINDS)],
         )
-        deliveries = [(peer, wire.encode_item(r["ttl"], bytes(r["raw"])), r["id"], r["expires_at"]) for r in rows]
+        deliveries = [(peer, wire.encode_item(r["ttl"], bytes(r["raw"])), bytes(r["id"]).hex(), r["expires_at"]) for r in rows]
         with self._store.transaction():
             return self._outbox.enqueue_many(deliveries, kind=GOSSIP_KIND, now=self._clock())
 

@@ -115,10 +115,10 @@ class Verdicts:
     def kind_code(self, i: int) -> int:
         return self._kinds[i]
 
-    def intent_fields(self, i: int) -> tuple[bytes, str, str, int, int, bytes]:
-        """(id, hex id, hex author, created, expires, raw) of item ``i``, in one call."""
-        return (self._ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64],
-                self._authors_hex[64 * i : 64 * i + 64], self._created[i], self._expires[i], bytes(self._raws[i]))  # fmt: skip
+    def intent_fields(self, i: int) -> tuple[bytes, str, str, bytes, int, int, bytes]:
+        """(id, hex id, hex author, author, created, expires, raw) of item ``i``, in one call."""
+        return (self._ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64],
+                self._authors[32 * i : 32 * i + 32], self._created[i], self._expires[i], bytes(self._raws[i]))  # fmt: skip
 
     def matches(self, i: int) -> list[int]:
         start, end = self._offsets[i], self._offsets[i + 1]

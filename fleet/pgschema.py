@@ -157,6 +157,13 @@ _JOURNAL_IN_COMMIT_ORDER = (
     _ordered_journal("UPDATE OF id, spec", "old.id new.id"),
 )
 
+# SQLite migration 13 (node/schema_datapath.py): the envelopes' ids and keys as their bytes. Version 1
+# translated migration 6's hex CHECKs; the native pass checked every row, so they go (as on SQLite in 12).
+_BLOB_IDS = (
+    *(f"ALTER TABLE envelopes DROP CONSTRAINT IF EXISTS envelopes_{c}_check" for c in ("id", "author", "recipient", "ref", "ttl")),
+    "ALTER TABLE envelopes " + ", ".join(f"ALTER COLUMN {c} TYPE BYTEA USING decode({c}, 'hex')" for c in ("id", "author", "recipient", "ref")),
+)
+
 PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "vendor side: vault, intents, outbox, federation, consented access", _vendor_tables()),
     (2, "fleet: identity, listeners, shared nonces, delivery claims, subscription notify", _FLEET),
@@ -165,4 +172,5 @@ PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     # SQLite migration 11, translated: offer terms, withdrawal reasons, superseded offers, agreements.
     (5, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
      tuple(translate_ddl(s) for s in AGREEMENTS_V11)),
+    (6, "the gossip log's ids and keys as 32-byte BYTEA, without per-row checks", _BLOB_IDS),
 )

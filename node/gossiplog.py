@@ -4,11 +4,14 @@ Rows are kept until they expire. ``seq`` orders them as peers pull them (``GET /
 ``id`` deduplicates, ``recipient`` marks an addressed envelope (offer, accept, decline) for inbox pulls
 and ``ref`` is the id it is about. Nothing here checks signatures or bodies: the pipeline stores only
 what it accepted, and ``addressing`` reads the two columns from an already checked body.
+
+The table holds ids and keys as their 32 bytes (BLOBs: half the index, migration 13); ``Held`` and
+every method here speak hex, as the rest of the domain does, except ``known`` and ``add_verified``,
+the ingest pipeline's, which take the bytes the native pass gave.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -17,7 +20,7 @@ from typing import Any
 
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError
-from node.store import Clock, Store, wall_clock_ms
+from node.store import Clock, Store, in_list, wall_clock_ms
 
 ORIGIN_TTL = 4  # hops an envelope may still travel when its author sends it
 MAX_TTL = 8  # a receiver clamps a larger ttl to this
@@ -136,13 +139,13 @@ def _column_row(row: Mapping[str, Any], now: int) -> dict[str, Any]:
     if expires <= created:
         raise ValidationError("expires", "must be after created")
     return {
-        "id": row["id"],
+        "id": bytes.fromhex(row["id"]),
         "kind": kind,
-        "author": row["author"],
+        "author": bytes.fromhex(row["author"]),
         "created_at": created,
         "expires_at": expires,
-        "recipient": _hex_or_none(row, "recipient"),
-        "ref": _hex_or_none(row, "ref"),
+        "recipient": _blob_or_none(_hex_or_none(row, "recipient")),
+        "ref": _blob_or_none(_hex_or_none(row, "ref")),
         "ttl": _int(row, "ttl", 0, MAX_TTL),
         "raw": bytes(raw),
         "received_at": now if row.get("received_at") is None else _int(row, "received_at"),
@@ -150,16 +153,30 @@ def _column_row(row: Mapping[str, Any], now: int) -> dict[str, Any]:
     }
 
 
+def _blob_or_none(hex_value: str | None) -> bytes | None:
+    return None if hex_value is None else bytes.fromhex(hex_value)
+
+
+def _hex_of(value: bytes | None) -> str | None:
+    return None if value is None else bytes(value).hex()
+
+
+def blob_id(hex_value: str) -> bytes | None:
+    """The stored form of a hex id or key (None when it is not 64 lower-case hex characters: no row
+    has it)."""
+    return bytes.fromhex(hex_value) if isinstance(hex_value, str) and _HEX64.fullmatch(hex_value) else None
+
+
 def _held(row: dict[str, Any]) -> Held:
     return Held(
         seq=row["seq"],
-        id=row["id"],
+        id=bytes(row["id"]).hex(),
         kind=row["kind"],
-        author=row["author"],
+        author=bytes(row["author"]).hex(),
         created=row["created_at"],
         expires=row["expires_at"],
-        recipient=row["recipient"],
-        ref=row["ref"],
+        recipient=_hex_of(row["recipient"]),
+        ref=_hex_of(row["ref"]),
         ttl=row["ttl"],
         raw=bytes(row["raw"]),
         received_at=row["received_at"],
@@ -174,15 +191,15 @@ class GossipLog:
         self._store = store
         self._clock = clock
 
-    def known(self, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` (hex) are held, in one query whatever their number."""
-        ids = list(ids)
-        if not ids:
-            return set()
-        rows = self._store.query(
-            "SELECT id FROM envelopes WHERE id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
-        )
-        return {r["id"] for r in rows}
+    def known(self, ids: Sequence[bytes]) -> set[bytes]:
+        """Which of ``ids`` (32 bytes each) are held, in one query per thousand."""
+        if not all(type(i) is bytes and len(i) == 32 for i in ids):
+            raise ValidationError("ids", "must be 32-byte ids (bytes, not hex)")
+        found: set[bytes] = set()
+        for at in range(0, len(ids), MAX_PAGE):
+            marks, params = in_list(ids[at : at + MAX_PAGE])
+            found.update(bytes(r["id"]) for r in self._store.query(f"SELECT id FROM envelopes WHERE id IN {marks}", params))
+        return found
 
     def add_many(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert rows with Held's fields (``seq`` aside; ``received_at`` defaults to now) and return
@@ -198,8 +215,9 @@ class GossipLog:
         return seqs
 
     def add_verified(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows the ingest pipeline accepted, in ``VERIFIED_COLUMNS`` order (hex id, kind, hex
-        author, created, expires, recipient, ref, ttl 0..MAX_TTL, raw, received_at, from_peer): envelopes
+        """Insert rows the ingest pipeline accepted, in ``VERIFIED_COLUMNS`` order (id, kind, author,
+        created, expires, recipient, ref, ttl 0..MAX_TTL, raw, received_at, from_peer; the four ids and
+        keys as 32 bytes, from_peer hex): envelopes
         the native pass decoded and verified, and whose addressing came from bodies its kind's check
         passed, so the per-row checks of ``add_many`` would only repeat them (one prepared statement,
         no re-validation). ConflictError when an id is already held. Joins the caller's transaction."""
@@ -229,7 +247,7 @@ class GossipLog:
         if recipient is not None:
             _hex_or_none({"recipient": recipient}, "recipient")
             where += " AND recipient = ?"
-            params.append(recipient)
+            params.append(bytes.fromhex(recipient))
         rows = self._store.query(
             f"SELECT {_COLUMNS} FROM envelopes WHERE {where} ORDER BY seq LIMIT ?", [*params, limit]
         )
@@ -238,12 +256,16 @@ class GossipLog:
 
     def get(self, envelope_id: str) -> Held | None:
         """The held envelope with this hex id (expired or not, until pruned)."""
-        row = self._store.query_one(f"SELECT {_COLUMNS} FROM envelopes WHERE id = ?", [envelope_id])
+        key = blob_id(envelope_id)
+        row = None if key is None else self._store.query_one(f"SELECT {_COLUMNS} FROM envelopes WHERE id = ?", [key])
         return None if row is None else _held(row)
 
     def by_ref(self, ref: str, kind: str | None = None) -> list[Held]:
         """Held envelopes about ``ref`` (hex id), optionally of one kind, in seq order."""
-        sql, params = f"SELECT {_COLUMNS} FROM envelopes WHERE ref = ?", [ref]
+        key = blob_id(ref)
+        if key is None:
+            return []
+        sql, params = f"SELECT {_COLUMNS} FROM envelopes WHERE ref = ?", [key]
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)

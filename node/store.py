@@ -43,6 +43,18 @@ if TYPE_CHECKING:  # trio is imported where it is used: the CLI opens stores wit
 T = TypeVar("T")
 
 
+def in_list(values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``(?, ?, …)`` and its parameters for ``column IN`` a list (ids are BLOBs, so no JSON array can
+    carry them). The list is padded to a power of two with its last value (IN ignores repeats), so a
+    query has a dozen shapes for the statement cache instead of one per length. At least one value;
+    callers keep lists at most a few thousand long (SQLite binds 32,766 parameters at most)."""
+    if not values:
+        raise ValueError("in_list needs at least one value")
+    params = list(values)
+    params += [params[-1]] * ((1 << (len(params) - 1).bit_length()) - len(params))
+    return "(" + ", ".join("?" * len(params)) + ")", params
+
+
 class Store:
     """The node database. Not safe for concurrent use from several threads: use AsyncStore for that."""
 

@@ -106,4 +106,4 @@ def item(env: envelope.Envelope | bytes, ttl: int = 4) -> wire.GossipItem:
 
 
 def held_ids(node: Node) -> set[str]:
-    return {r["id"] for r in node.store.query("SELECT id FROM envelopes")}
+    return {bytes(r["id"]).hex() for r in node.store.query("SELECT id FROM envelopes")}

@@ -329,7 +329,7 @@ async def test_revocation_makes_the_vendor_delete_and_confirm(net):
         theirs = await acme.read(lambda s: Grants(s).get(grant.id))
         assert theirs.status == "ended" and await acme.read(lambda s: Grants(s).held(grant.id)) == {}
         # The deletion statement is signed by the vendor and names the revocation.
-        deletion = await alice.read(lambda s: s.query_one("SELECT raw FROM envelopes WHERE id = ?", [mine.deletion_id]))
+        deletion = await alice.read(lambda s: s.query_one("SELECT raw FROM envelopes WHERE id = ?", [bytes.fromhex(mine.deletion_id)]))
         statement = envelope.decode(deletion["raw"])
         assert statement.kind == "deletion" and statement.author.hex() == acme.key
         assert statement.body["grant"].hex() == grant.id and statement.body["revoke"].hex() == mine.revoke_id

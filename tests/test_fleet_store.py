@@ -43,7 +43,7 @@ def test_a_duplicate_lead_is_one_row_and_a_duplicate_envelope_an_integrity_error
             with store.transaction():
                 store.execute(f"INSERT INTO leads ({cols}) VALUES ({marks}) ON CONFLICT (intent_id) DO NOTHING", row)
         assert store.count("leads") == 1
-        env = {"id": "c" * 64, "kind": "intent", "author": "b" * 64, "created_at": 1, "expires_at": 2,
+        env = {"id": b"c" * 32, "kind": "intent", "author": b"b" * 32, "created_at": 1, "expires_at": 2,
                "ttl": 3, "raw": b"x", "received_at": 1}
         with store.transaction():
             assert store.insert_many("envelopes", [env]) == [1]
@@ -80,10 +80,39 @@ def test_a_batch_insert_is_one_statement_that_keeps_the_domains_duplicate_rules(
             assert store.execute_many(lead, rows[:2] + [[f"{1:064x}", "b" * 64, "t", "{}", "[1]", 1, 2, 1]]) == 1
         before = store.count("envelopes")
         env = "INSERT INTO envelopes (id, kind, author, created_at, expires_at, ttl, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        fresh = [[f"{i:064x}", "intent", "b" * 64, 1, 2, 3, memoryview(b"raw"), 1] for i in range(20_000, 20_003)]
+        fresh = [[i.to_bytes(32, "big"), "intent", b"b" * 32, 1, 2, 3, memoryview(b"raw"), 1] for i in range(20_000, 20_003)]
         with store.transaction():
             assert store.execute_many(env, fresh) == 3
         with pytest.raises(sqlite3.IntegrityError), store.transaction():
-            store.execute_many(env, [[f"{30_000:064x}", "intent", "b" * 64, 1, 2, 3, b"x", 1], fresh[0]])
+            store.execute_many(env, [[(30_000).to_bytes(32, "big"), "intent", b"b" * 32, 1, 2, 3, b"x", 1], fresh[0]])
         assert store.count("envelopes") == before + 3  # the failed batch left nothing
         assert bytes(store.query_one("SELECT raw FROM envelopes WHERE id = ?", [fresh[0][0]])["raw"]) == b"raw"
+
+
+def test_the_blob_id_migration_converts_the_hex_rows_a_fleet_holds(pg_url, monkeypatch):
+    """Version 6 (SQLite's 13): a fleet's envelopes written with hex ids and keys are read back by the
+    gossip log unchanged, their columns now the 32 bytes."""
+    import psycopg
+
+    import fleet.pgstore as pgstore
+    from node.gossiplog import GossipLog
+
+    base = pg_url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE blob_ids")
+    url = f"{base}/blob_ids"
+    monkeypatch.setattr(pgstore, "PG_MIGRATIONS", PG_MIGRATIONS[:5])
+    ids = {"id": "ab" * 32, "author": "cd" * 32, "recipient": "ef" * 32, "ref": "12" * 32}
+    with PgStore(url) as old, old.transaction():
+        old.execute(
+            "INSERT INTO envelopes (id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at) "
+            "VALUES (:id, 'offer', :author, 1, 2, :recipient, :ref, 3, :raw, 1)", {**ids, "raw": b"raw"},
+        )  # fmt: skip
+    monkeypatch.undo()
+    with PgStore(url) as new:
+        assert new.schema_version == len(PG_MIGRATIONS)
+        row = new.query_one("SELECT id, author, recipient, ref FROM envelopes")
+        assert {k: bytes(v) for k, v in row.items()} == {k: bytes.fromhex(v) for k, v in ids.items()}
+        held = GossipLog(new).get(ids["id"])
+        assert (held.author, held.recipient, held.ref, held.raw) == (ids["author"], ids["recipient"], ids["ref"], b"raw")
+        assert GossipLog(new).known([bytes.fromhex(ids["id"])]) == {bytes.fromhex(ids["id"])}

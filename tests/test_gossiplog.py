@@ -84,8 +84,10 @@ def test_add_get_known_and_count(log, clock):
     )
     assert held.to_json()["raw"] == second.raw.hex()
     assert log.get("00" * 32) is None
-    assert log.known([first.id.hex(), "00" * 32, second.id.hex()]) == {first.id.hex(), second.id.hex()}
+    assert log.known([first.id, bytes(32), second.id]) == {first.id, second.id}
     assert log.known([]) == set()
+    with pytest.raises(ValidationError):  # hex is not an id here: it would never match a BLOB
+        log.known([first.id.hex()])
     assert log.count_by_kind() == {"intent": 1, "offer": 1}
     assert log.by_ref(INTENT_ID.hex()) == [held] and log.by_ref(INTENT_ID.hex(), "withdraw") == []
 
@@ -96,8 +98,8 @@ def test_known_answers_thousands_of_ids_in_one_query(log):
     log.add_many(
         [envelope_row(e, ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0) for e in held]
     )
-    asked = [f"{i:064x}" for i in range(5000)] + [e.id.hex() for e in held]
-    assert log.known(asked) == {e.id.hex() for e in held}
+    asked = [i.to_bytes(32, "big") for i in range(5000)] + [e.id for e in held]
+    assert log.known(asked) == {e.id for e in held}
 
 
 @vendor_engines
@@ -227,23 +229,34 @@ def test_prune_drops_what_expired(log, store):
 
 
 def test_the_data_path_migration_keeps_every_envelope_and_never_reuses_a_seq(tmp_path, clock):
-    """Migration 12 (the data path) rebuilds ``envelopes`` without its CHECKs: rows, indexes and the seq history stay
-    (a seq given out before, even to a pruned envelope, is never given again: pull cursors hold)."""
+    """Migrations 12 and 13 (the data path) rebuild ``envelopes`` without its CHECKs and with ids and keys as
+    bytes: rows, indexes and the seq history stay (a seq given out before, even to a pruned envelope, is never
+    given again: pull cursors hold)."""
     from node.schema import MIGRATIONS
     from node.store import Store
 
     path = tmp_path / "old.db"
     with Store(path, migrations=MIGRATIONS[:10], clock=clock) as old:
-        log = GossipLog(old, clock=clock)
-        seqs = [log.add(env(body={"n": i}, ttl=10 if i == 2 else DAY), ttl=1, recipient=None, ref=None, from_peer=None) for i in range(3)]
-        assert log.prune(T0 + 10) == 1  # the newest (seq 3) is gone
+        # Rows as a node of that version wrote them: ids and keys as hex text; the second an offer, addressed.
+        held = [env(body={"n": 0}), env("offer", {"to": ALICE.public_key, "intent": INTENT_ID}), env(body={"n": 2}, ttl=10)]
+        with old.transaction():
+            seqs = old.insert_many("envelopes", [
+                {"id": e.id.hex(), "kind": e.kind, "author": e.author.hex(), "created_at": e.created, "expires_at": e.expires,
+                 "recipient": ALICE.public_key.hex() if e.kind == "offer" else None,
+                 "ref": INTENT_ID.hex() if e.kind == "offer" else None, "ttl": 1, "raw": e.raw, "received_at": T0,
+                 "from_peer": None} for e in held])  # fmt: skip
+        assert GossipLog(old, clock=clock).prune(T0 + 10) == 1  # the newest (seq 3) is gone
         kept = rows(old)
     with Store(path, clock=clock) as new:
-        assert new.schema_version == len(MIGRATIONS) and rows(new) == kept
+        as_bytes = ("id", "author", "recipient", "ref")
+        assert new.schema_version == len(MIGRATIONS)
+        assert rows(new) == [{k: bytes.fromhex(v) if k in as_bytes and v else v for k, v in r.items()} for r in kept]
         indexes = {r["name"] for r in new.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'envelopes'")}
         assert {"envelopes_expires", "envelopes_recipient", "envelopes_ref", "envelopes_kind_created", "envelopes_author"} <= indexes
         log = GossipLog(new, clock=clock)
         assert log.add(env(body={"n": 9}), ttl=1, recipient=None, ref=None, from_peer=None) == seqs[-1] + 1
-        assert log.known([kept[0]["id"]]) == {kept[0]["id"]}
+        assert log.known([bytes.fromhex(kept[0]["id"])]) == {bytes.fromhex(kept[0]["id"])}
+        assert log.get(kept[0]["id"]).raw == kept[0]["raw"]
+        assert log.by_ref(INTENT_ID.hex()) == [log.get(kept[1]["id"])] and log.get(kept[1]["id"]).recipient == ALICE.public_key.hex()
         with pytest.raises(ConflictError):  # the id stays unique
             log.add(env(body={"n": 0}), ttl=1, recipient=None, ref=None, from_peer=None)

@@ -34,7 +34,7 @@ def _peer_row(store, node_id):
 
 
 def _intent_from(store, author_key):
-    row = store.query_one("SELECT from_peer FROM envelopes WHERE kind = 'intent' AND author = ?", [author_key])
+    row = store.query_one("SELECT from_peer FROM envelopes WHERE kind = 'intent' AND author = ?", [bytes.fromhex(author_key)])
     return row and row["from_peer"]
 
 

@@ -43,7 +43,7 @@ class RestartedMemory(NonceCache):
 
 
 def _intents(store) -> set[str]:
-    return {r["id"] for r in store.query("SELECT id FROM envelopes WHERE kind = 'intent'")}
+    return {bytes(r["id"]).hex() for r in store.query("SELECT id FROM envelopes WHERE kind = 'intent'")}
 
 
 @pytest.fixture

@@ -174,7 +174,7 @@ async def test_a_peer_that_breaks_its_tree_promises_loses_score_and_an_honest_on
         await holds_all([victim, rogue, honest], ids)
         rogue_id = await cast(rogue, 3)
         await holds_all([victim], {rogue_id})
-        raw = await rogue.read(lambda s: bytes(s.query_one("SELECT raw FROM envelopes WHERE id = ?", [rogue_id])["raw"]))
+        raw = await rogue.read(lambda s: bytes(s.query_one("SELECT raw FROM envelopes WHERE id = ?", [bytes.fromhex(rogue_id)])["raw"]))
         async with PeerClient(rogue.identity, timeout=10) as as_rogue:
             # the rogue pushes the same intent again and again (far copies: ttl 0), pruned or not
             while rogue.key not in relay.plumtree.lazy:

@@ -49,7 +49,7 @@ async def cast(node: Node, i: int) -> str:
 
 
 def intents(store) -> set[str]:
-    return {r["id"] for r in store.query("SELECT id FROM envelopes WHERE kind = 'intent'")}
+    return {bytes(r["id"]).hex() for r in store.query("SELECT id FROM envelopes WHERE kind = 'intent'")}
 
 
 async def holds_all(nodes: list[Node], ids: set[str]) -> None:
