@@ -33,6 +33,7 @@ the routing of changes are ``app.runtime_wiring``, the background loops ``app.ru
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -325,6 +326,16 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         )
 
 
+def settle_heap() -> None:
+    """Move what a started node holds for good (modules, the composition root's services, the
+    matcher's index, caches) out of the cyclic collector's reach (``gc.freeze``): a full collection
+    then walks only what came after. Unfrozen, one pass over a vendor's heap took 25-38 ms, a stall
+    of the store's thread in the middle of a batch every dozen batches. Garbage is collected first,
+    so nothing frozen is garbage; called once per process, when the node listens."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve_forever(
     home: HomeInfo,
     identity: Identity,
@@ -346,6 +357,7 @@ async def serve_forever(
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
+            settle_heap()
             on_ready(runtime)
             async for _signum in signals:
                 on_stopping()

@@ -38,6 +38,7 @@ from pathlib import Path
 import trio
 
 from app.root import build_core, federation_app_for
+from app.runtime import settle_heap
 from benchmarks.harness import Gate, Result, Suite, print_load
 from federation import wire
 from federation.admission import Admission
@@ -170,6 +171,7 @@ async def over_http(home: Path, raws: list[bytes], case: Case, *, batch: int, se
             await store.run(core.pipeline.ingest, items, None)
         # The set-up's WAL checkpointed now: copying it back is the set-up's cost, not the case's.
         await store.run(store.store.checkpoint_truncate)
+        settle_heap()  # as `vrm serve` does once its node listens
         app = federation_app_for(
             store,
             core,

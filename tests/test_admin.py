@@ -233,21 +233,32 @@ async def test_admin_api_of_a_running_node(nursery, tmp_path):
 
 
 async def test_serve_forever_stops_gracefully_on_sigterm(tmp_path):
+    import gc
+
+    gc.unfreeze()
     with trio.fail_after(20):
         home = init_home(tmp_path / "alice", None, "person")
         ready: list[NodeRuntime] = []
+        frozen: list[int] = []
 
         async with trio.open_nursery() as nursery:
             done = trio.Event()
 
             async def run() -> None:
-                await serve_forever(home, load_identity(home.key_path, None), on_ready=ready.append)
+                def on_ready(runtime: NodeRuntime) -> None:
+                    frozen.append(gc.get_freeze_count())
+                    ready.append(runtime)
+
+                await serve_forever(home, load_identity(home.key_path, None), on_ready=on_ready)
                 done.set()
 
             nursery.start_soon(run)
             while not ready:
                 await trio.sleep(0.01)
             runtime = ready[0]
+            # the started node's objects are out of the collector's generations (settle_heap)
+            assert frozen[0] > 10_000
+            gc.unfreeze()
             client = await AdminClient.from_home(home)
             assert (await client.status())["url"] == runtime.url
             os.kill(os.getpid(), signal.SIGTERM)

@@ -298,3 +298,14 @@ def test_a_transaction_that_reads_then_writes_survives_another_connection_commit
             first.insert("vendors", _vendor(1))
         writer.join(10)
         assert errors == [] and first.count("vendors") == 2
+
+
+def test_an_in_list_is_padded_to_a_power_of_two_with_its_last_value():
+    from node.store import in_list
+
+    assert in_list([b"a"]) == ("(?)", [b"a"])
+    assert in_list([1, 2, 3]) == ("(?, ?, ?, ?)", [1, 2, 3, 3])  # IN ignores the repeat
+    marks, params = in_list(list(range(1000)))
+    assert marks.count("?") == len(params) == 1024 and params[1000:] == [999] * 24
+    with pytest.raises(ValueError):
+        in_list([])
