@@ -12,7 +12,7 @@ by the pipeline in the same transaction). Effects are written in the batch's tra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from node import envelope as envelopes
 from node.backends import NATIVE, Backend
@@ -30,6 +30,12 @@ from federation.kinds import DIRECT_KINDS, DIRECT_ROLES, GOSSIPED_KINDS
 
 if TYPE_CHECKING:
     from federation.verify import Verdicts
+
+
+class TtlOf(Protocol):
+    """Item i's ttl, clamped (a list, or the pipeline's lazy view)."""
+
+    def __getitem__(self, i: int, /) -> int: ...
 
 
 class Accepted:
@@ -104,7 +110,7 @@ class Judge:
         self._receipts = receipts
         self._backend = backend
 
-    def judge_items(self, verdicts: Verdicts, indexes: list[int], ttls: list[int], batch: Batch, reasons: bytearray) -> None:
+    def judge_items(self, verdicts: Verdicts, indexes: list[int], ttls: TtlOf, batch: Batch, reasons: bytearray) -> None:
         """``judge`` for items of stage 1 (OK and new here, in batch order; ``ttls`` clamped), their
         reasons written to ``reasons``. An intent needs nothing more (its body was checked with its
         signature) and joins ``batch`` from its columns, no ``Envelope`` built; any other kind is
