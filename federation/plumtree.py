@@ -156,7 +156,8 @@ class Plumtree:
 
     def broadcast(self, id_: bytes, now: int) -> list[Action]:
         """Our own new envelope: push it to every eager peer, announce it to the lazy ones."""
-        return self._spread(id_, 0, None, now)
+        self._remember(id_, 0, None, now)
+        return self._spread(id_, 0, set(), now)
 
     def on_payload(self, peer: Peer, id_: bytes, hops: int, fresh: bool, now: int) -> list[Action]:
         """``peer`` sent the payload ``id_`` that took ``hops`` hops to reach it; ``fresh`` is whether
@@ -209,7 +210,9 @@ class Plumtree:
                 if better != peer and peer not in self.legacy:
                     actions += self._swap(better, peer, now)
         self._remember(id_, hops, peer, now)
-        actions += self._spread(id_, hops, peer, now)
+        # Peers that announced it to us hold it: a push or an IHAVE to them would be wasted.
+        holders = {peer} if missing is None else {peer, *missing.grafted, *(p for p, _ in missing.announcers)}
+        actions += self._spread(id_, hops, holders, now)
         return actions
 
     def on_ihave(self, peer: Peer, items: Iterable[tuple[bytes, int]], now: int) -> list[Action]:
@@ -327,11 +330,9 @@ class Plumtree:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _spread(self, id_: bytes, hops: int, sender: Peer | None, now: int) -> list[Action]:
-        if sender is None:
-            self._remember(id_, hops, None, now)
-        actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p != sender]
-        lazy = [p for p in self.lazy if p != sender and p not in self.legacy]
+    def _spread(self, id_: bytes, hops: int, holders: set[Peer], now: int) -> list[Action]:
+        actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p not in holders]
+        lazy = [p for p in self.lazy if p not in holders and p not in self.legacy]
         if hops < self.timers.fanout_hops:
             actions += [Push(p, id_, hops) for p in sorted(lazy, key=repr)]
             lazy = []

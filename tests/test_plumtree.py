@@ -261,3 +261,18 @@ def test_with_default_timers_every_link_gets_the_full_streak():
         assert tree.on_payload("b", mid(k + 1), 0, False, 10 * k + 15) == []
     tree.on_payload("a", mid(99), 0, True, 500)
     assert tree.on_payload("b", mid(99), 0, False, 505) == [pt.Prune("b")]
+
+
+def test_a_payload_is_neither_pushed_nor_announced_to_peers_that_announced_it():
+    tree = pt.Plumtree()
+    tree.peer_up("parent"), tree.peer_up("e")
+    tree.peer_up("l1", lazy=True), tree.peer_up("l2", lazy=True)
+    tree.on_ihave("e", [(mid(0), 2)], 0), tree.on_ihave("l1", [(mid(0), 2)], 0)
+    actions = tree.on_payload("parent", mid(0), 1, True, 10)
+    assert not [a for a in actions if isinstance(a, pt.Push)]  # "e" holds it: a push could only be a duplicate
+    assert tree.tick(tree.next_deadline()) == [pt.Announce("l2", ((mid(0), 2),))]
+    # Near the author too (fan-out pushes to lazy peers, but not to those that hold it).
+    fan = pt.Plumtree(pt.Timers(fanout_hops=2))
+    fan.peer_up("parent"), fan.peer_up("l1", lazy=True), fan.peer_up("l2", lazy=True)
+    fan.on_ihave("l1", [(mid(0), 1)], 0)
+    assert [a.peer for a in fan.on_payload("parent", mid(0), 0, True, 5) if isinstance(a, pt.Push)] == ["l2"]
