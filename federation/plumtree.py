@@ -80,7 +80,7 @@ class Timers:
     graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
     optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
     optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
-    recent: int = 65_536  # ids remembered (hops, first sender, time) for optimisation and timers
+    recent: int = 65_536  # ids remembered (hops, sender, time, peers grafted) for optimisation and timers
     max_missing: int = 65_536  # announced ids awaited at once, in all
     max_missing_per_peer: int = 4096  # of those, first announced by one peer
     announcers_per_id: int = 8  # announcers remembered per awaited id
@@ -113,7 +113,8 @@ class Plumtree:
         self._missing: dict[bytes, _Missing] = {}
         self._timers: list[tuple[int, bytes]] = []  # (deadline, id) heap; stale entries are skipped
         self._missing_by: dict[Peer, int] = {}  # awaited ids per first announcer
-        self._recent: OrderedDict[bytes, tuple[int, Peer | None, int]] = OrderedDict()  # id -> hops, from, at
+        # id -> hops, from, at, and the peers we GRAFTed it from (their late answers are no offence)
+        self._recent: OrderedDict[bytes, tuple[int, Peer | None, int, tuple[Peer, ...]]] = OrderedDict()
         self._dups: dict[Peer, int] = {}  # duplicates in a row from each eager peer
         self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)
         self._pruned_at: dict[Peer, int] = {}  # peers we pruned and when (duplicates after it are noted)
@@ -168,6 +169,9 @@ class Plumtree:
         missing = self._drop_missing(id_)
         fanned = hops <= t.fanout_hops  # pushed to every peer near its author, not along the tree
         if not fresh:
+            seen = self._recent.get(id_)
+            if seen is not None and peer in seen[3]:
+                return actions  # the late answer to our GRAFT: asked for, so neither an offence nor a cycle
             if peer in self.legacy or peer not in self.eager | self.lazy or (fanned and peer in self.lazy):
                 return actions
             pruned_at = self._pruned_at.get(peer)
@@ -209,7 +213,7 @@ class Plumtree:
                 better, _ = missing.announcers[0]
                 if better != peer and peer not in self.legacy:
                     actions += self._swap(better, peer, now)
-        self._remember(id_, hops, peer, now)
+        self._remember(id_, hops, peer, now, () if missing is None else tuple(missing.grafted))
         # Peers that announced it to us hold it: a push or an IHAVE to them would be wasted.
         holders = {peer} if missing is None else {peer, *missing.grafted, *(p for p, _ in missing.announcers)}
         actions += self._spread(id_, hops, holders, now)
@@ -228,11 +232,11 @@ class Plumtree:
             hops = min(max(hops, 0) + 1, MAX_HOPS)
             seen = self._recent.get(id_)
             if seen is not None:
-                have_hops, sender, _ = seen
+                have_hops, sender, _, _ = seen
                 if t.optimise_hops and sender is not None and sender != peer and hops + t.optimise_hops <= have_hops:
                     if sender not in self.legacy and peer not in self.eager:
                         actions += self._swap(peer, sender, now)
-                        self._recent[id_] = (hops, peer, seen[2])
+                        self._recent[id_] = (hops, peer, seen[2], seen[3])
                 continue
             missing = self._missing.get(id_)
             if missing is None:
@@ -353,8 +357,8 @@ class Plumtree:
         self.lazy.add(peer)
         self._pruned_at[peer] = now
 
-    def _remember(self, id_: bytes, hops: int, sender: Peer | None, now: int) -> None:
-        self._recent[id_] = (hops, sender, now)
+    def _remember(self, id_: bytes, hops: int, sender: Peer | None, now: int, asked: tuple[Peer, ...] = ()) -> None:
+        self._recent[id_] = (hops, sender, now, asked)
         self._recent.move_to_end(id_)
         while len(self._recent) > self.timers.recent:
             self._recent.popitem(last=False)

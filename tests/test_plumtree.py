@@ -276,3 +276,13 @@ def test_a_payload_is_neither_pushed_nor_announced_to_peers_that_announced_it():
     fan.peer_up("parent"), fan.peer_up("l1", lazy=True), fan.peer_up("l2", lazy=True)
     fan.on_ihave("l1", [(mid(0), 1)], 0)
     assert [a.peer for a in fan.on_payload("parent", mid(0), 0, True, 5) if isinstance(a, pt.Push)] == ["l2"]
+
+
+def test_a_late_answer_to_our_graft_is_not_a_duplicate():
+    tree = pt.Plumtree(pt.Timers(prune_after=1))
+    tree.peer_up("parent"), tree.peer_up("b", lazy=True)
+    tree.on_ihave("b", [(mid(3), 3)], 6000)
+    assert tree.tick(tree.next_deadline()) == [pt.Graft("b", (mid(3),), True)]
+    tree.on_payload("parent", mid(3), 1, True, 6410)  # the tree's copy came after all
+    assert tree.on_payload("b", mid(3), 3, False, 6420) == [] and "b" in tree.eager  # what we asked for
+    assert tree.on_payload("b", mid(4), 3, False, 6500) == [pt.Prune("b")]  # not so an unasked one
