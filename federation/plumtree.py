@@ -8,8 +8,8 @@ the actions to carry out, in order:
 
 - ``Push(peer, id, hops)``: send the envelope (read from the store) to ``peer`` as a payload;
 - ``Announce(peer, items)``: send ``[(id, hops), …]`` as an IHAVE (batched: one per peer per flush);
-- ``Graft(peer, ids)``: ask ``peer`` for these payloads and to push to us from now on (``ids`` may be
-  empty: only the latter);
+- ``Graft(peer, ids, eager)``: ask ``peer`` for these payloads and, when ``eager``, to push to us from
+  now on (``ids`` may be empty: only the latter; not ``eager``: only the former, an early fetch);
 - ``Prune(peer)``: tell ``peer`` to stop pushing to us (announce instead);
 - ``Broken(peer, reason, id)``: the peer broke the protocol in a way worth a lower score (an announced
   id never came: ``id`` names it; duplicates after a prune); what to do about it is the driver's policy.
@@ -76,11 +76,21 @@ class Timers:
     """The protocol's timers (ms) and bounds; PROTOCOL.md section 13 gives the defaults' reasons."""
 
     announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
-    graft_timeout_ms: int = 400  # an announced id not received this long after its first IHAVE: GRAFT
+    graft_timeout_ms: int = 300  # an announced id not received this long after its first IHAVE: GRAFT
+    # Announced by two peers and still not here: our tree path is cut or slow for this id. It is
+    # fetched from the first announcer this long after the second IHAVE by a GRAFT that leaves the
+    # link lazy (one late payload is no reason to reshape the tree: eager GRAFTs this early made
+    # cycles); the eager GRAFT still follows at graft_timeout if the fetch brought nothing.
+    early_fetch_announcers: int = 2  # announcers that start it (0: off)
+    early_fetch_ms: int = 100
+    # A fetch that brought the payload first, with no other copy by graft_timeout: the tree does not
+    # reach us by that side. After this many in a row through one peer its link is grafted eager (an
+    # empty GRAFT), as graft_timeout would have done without the fetch (0: never).
+    fetch_graft_after: int = 3
     graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
     optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
     optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
-    recent: int = 65_536  # ids remembered (hops, first sender, time) for optimisation and timers
+    recent: int = 65_536  # ids remembered (hops, sender, time, peers grafted) for optimisation and timers
     max_missing: int = 65_536  # announced ids awaited at once, in all
     max_missing_per_peer: int = 4096  # of those, first announced by one peer
     announcers_per_id: int = 8  # announcers remembered per awaited id
@@ -100,6 +110,8 @@ class _Missing:
     announcers: deque[tuple[Peer, int]] = field(default_factory=deque)
     grafted: list[Peer] = field(default_factory=list)
     exhausted: bool = False  # every announcer was asked; waiting out promise_ms
+    early: bool = False  # the next GRAFT is the early fetch (the link stays lazy)
+    fetched: Peer | None = None  # the announcer an early fetch asked (its answer leaves the link lazy)
 
 
 class Plumtree:
@@ -113,11 +125,15 @@ class Plumtree:
         self._missing: dict[bytes, _Missing] = {}
         self._timers: list[tuple[int, bytes]] = []  # (deadline, id) heap; stale entries are skipped
         self._missing_by: dict[Peer, int] = {}  # awaited ids per first announcer
-        self._recent: OrderedDict[bytes, tuple[int, Peer | None, int]] = OrderedDict()  # id -> hops, from, at
+        # id -> hops, from, at, and the peers we GRAFTed it from (their late answers are no offence)
+        self._recent: OrderedDict[bytes, tuple[int, Peer | None, int, tuple[Peer, ...]]] = OrderedDict()
         self._dups: dict[Peer, int] = {}  # duplicates in a row from each eager peer
         self._grafts: dict[Peer, int] = {}  # GRAFTs in a row to each peer (a payload from it resets)
         self._pruned_at: dict[Peer, int] = {}  # peers we pruned and when (duplicates after it are noted)
         self._proven: set[Peer] = set()  # peers that, while eager, sent us a new payload first: on our tree
+        self._watch: dict[bytes, tuple[int, Peer]] = {}  # ids an early fetch brought first -> (graft_timeout, peer)
+        self._watching: list[tuple[int, bytes]] = []  # their (deadline, id) heap; stale entries are skipped
+        self._holes: dict[Peer, int] = {}  # fetches in a row through a peer that no other copy followed
 
     # -- membership ----------------------------------------------------------------------------
 
@@ -144,6 +160,7 @@ class Plumtree:
         self._dups.pop(peer, None)
         self._grafts.pop(peer, None)
         self._proven.discard(peer)
+        self._holes.pop(peer, None)
         for missing in self._missing.values():
             if any(p == peer for p, _ in missing.announcers):
                 missing.announcers = deque((p, h) for p, h in missing.announcers if p != peer)
@@ -156,7 +173,8 @@ class Plumtree:
 
     def broadcast(self, id_: bytes, now: int) -> list[Action]:
         """Our own new envelope: push it to every eager peer, announce it to the lazy ones."""
-        return self._spread(id_, 0, None, now)
+        self._remember(id_, 0, None, now)
+        return self._spread(id_, 0, set(), now)
 
     def on_payload(self, peer: Peer, id_: bytes, hops: int, fresh: bool, now: int) -> list[Action]:
         """``peer`` sent the payload ``id_`` that took ``hops`` hops to reach it; ``fresh`` is whether
@@ -167,6 +185,12 @@ class Plumtree:
         missing = self._drop_missing(id_)
         fanned = hops <= t.fanout_hops  # pushed to every peer near its author, not along the tree
         if not fresh:
+            seen = self._recent.get(id_)
+            if seen is not None and peer in seen[3]:
+                return actions  # the late answer to our GRAFT: asked for, so neither an offence nor a cycle
+            watched = self._watch.pop(id_, None)
+            if watched is not None:  # the tree brought it too, only later: no hole there
+                self._holes.pop(watched[1], None)
             if peer in self.legacy or peer not in self.eager | self.lazy or (fanned and peer in self.lazy):
                 return actions
             pruned_at = self._pruned_at.get(peer)
@@ -195,9 +219,16 @@ class Plumtree:
         pruned_at = self._pruned_at.get(peer)
         if peer in self.eager:
             self._proven.add(peer)
-        if peer in self.lazy and not fanned and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms):
+        fetched = missing is not None and peer == missing.fetched  # the answer to an early fetch
+        if fetched and t.fetch_graft_after and missing is not None:
+            at = missing.first_at + t.graft_timeout_ms  # a hole if no other copy comes by then
+            if now < at:
+                self._watch[id_] = (at, peer)
+                heapq.heappush(self._watching, (at, id_))
+        if (peer in self.lazy and not fanned and not fetched
+                and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms)):
             # The sender is on our path now (it answered a GRAFT, or is a new link); one we pruned
-            # moments ago only sent this before our PRUNE reached it.
+            # moments ago only sent this before our PRUNE reached it. An early fetch leaves it lazy.
             self.lazy.discard(peer)
             self.eager.add(peer)
             self._pruned_at.pop(peer, None)
@@ -208,8 +239,10 @@ class Plumtree:
                 better, _ = missing.announcers[0]
                 if better != peer and peer not in self.legacy:
                     actions += self._swap(better, peer, now)
-        self._remember(id_, hops, peer, now)
-        actions += self._spread(id_, hops, peer, now)
+        self._remember(id_, hops, peer, now, () if missing is None else tuple(missing.grafted))
+        # Peers that announced it to us hold it: a push or an IHAVE to them would be wasted.
+        holders = {peer} if missing is None else {peer, *missing.grafted, *(p for p, _ in missing.announcers)}
+        actions += self._spread(id_, hops, holders, now)
         return actions
 
     def on_ihave(self, peer: Peer, items: Iterable[tuple[bytes, int]], now: int) -> list[Action]:
@@ -225,11 +258,11 @@ class Plumtree:
             hops = min(max(hops, 0) + 1, MAX_HOPS)
             seen = self._recent.get(id_)
             if seen is not None:
-                have_hops, sender, _ = seen
+                have_hops, sender, _, _ = seen
                 if t.optimise_hops and sender is not None and sender != peer and hops + t.optimise_hops <= have_hops:
                     if sender not in self.legacy and peer not in self.eager:
                         actions += self._swap(peer, sender, now)
-                        self._recent[id_] = (hops, peer, seen[2])
+                        self._recent[id_] = (hops, peer, seen[2], seen[3])
                 continue
             missing = self._missing.get(id_)
             if missing is None:
@@ -240,6 +273,12 @@ class Plumtree:
                 self._missing_by[peer] = self._missing_by.get(peer, 0) + 1
             if len(missing.announcers) < t.announcers_per_id and all(p != peer for p, _ in missing.announcers):
                 missing.announcers.append((peer, hops))
+                if (t.early_fetch_announcers and not missing.grafted and not missing.early
+                        and len(missing.announcers) >= t.early_fetch_announcers
+                        and now + t.early_fetch_ms < missing.deadline):
+                    missing.early = True
+                    missing.deadline = now + t.early_fetch_ms
+                    heapq.heappush(self._timers, (missing.deadline, id_))
         return actions
 
     def on_graft(self, peer: Peer, ids: Iterable[bytes], now: int, eager: bool = True) -> list[Action]:
@@ -266,7 +305,10 @@ class Plumtree:
         """When ``tick`` has something to do (ms, the driver's clock), or None."""
         while self._timers and self._stale(self._timers[0]):
             heapq.heappop(self._timers)
-        deadlines = [d for d in (self._flush_at, self._timers[0][0] if self._timers else None) if d is not None]
+        while self._watching and self._watch.get(self._watching[0][1], (None,))[0] != self._watching[0][0]:
+            heapq.heappop(self._watching)
+        deadlines = [d for d in (self._flush_at, self._timers[0][0] if self._timers else None,
+                                 self._watching[0][0] if self._watching else None) if d is not None]
         return min(deadlines, default=None)
 
     def tick(self, now: int) -> list[Action]:
@@ -278,6 +320,7 @@ class Plumtree:
                     actions.append(Announce(peer, tuple(items[i : i + MAX_ANNOUNCE])))
             self._pending.clear()
         grafts: dict[Peer, list[bytes]] = {}
+        fetches: dict[Peer, list[bytes]] = {}  # early fetches: GRAFTs that leave the link lazy
         while self._timers and self._timers[0][0] <= now:
             entry = heapq.heappop(self._timers)
             if self._stale(entry):
@@ -298,9 +341,32 @@ class Plumtree:
                 continue
             peer, _ = missing.announcers.popleft()
             missing.grafted.append(peer)
+            if missing.early:  # the fetch; the eager GRAFT (to the next announcer) stays at graft_timeout
+                missing.early = False
+                missing.fetched = peer
+                t = self.timers
+                missing.deadline = max(now + t.graft_retry_ms, missing.first_at + t.graft_timeout_ms)
+                heapq.heappush(self._timers, (missing.deadline, id_))
+                fetches.setdefault(peer, []).append(id_)
+                continue
             missing.deadline = now + self.timers.graft_retry_ms
             heapq.heappush(self._timers, (missing.deadline, id_))
             grafts.setdefault(peer, []).append(id_)
+        while self._watching and self._watching[0][0] <= now:
+            deadline, id_ = heapq.heappop(self._watching)
+            if self._watch.get(id_, (None,))[0] != deadline:
+                continue
+            _, peer = self._watch.pop(id_)
+            holes = self._holes[peer] = self._holes.get(peer, 0) + 1
+            if holes >= self.timers.fetch_graft_after and peer in self.lazy:
+                self._holes.pop(peer, None)
+                self.lazy.discard(peer)
+                self.eager.add(peer)
+                self._pruned_at.pop(peer, None)
+                actions.append(Graft(peer, (), True))
+        for peer, ids in fetches.items():
+            for i in range(0, len(ids), MAX_ANNOUNCE):
+                actions.append(Graft(peer, tuple(ids[i : i + MAX_ANNOUNCE]), False))
         for peer, ids in grafts.items():
             # One missed payload is fetched alone; a peer we had to ask again and again in a row is
             # on our best path, so the link becomes eager. (Making every GRAFT eager, as the paper
@@ -327,11 +393,9 @@ class Plumtree:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _spread(self, id_: bytes, hops: int, sender: Peer | None, now: int) -> list[Action]:
-        if sender is None:
-            self._remember(id_, hops, None, now)
-        actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p != sender]
-        lazy = [p for p in self.lazy if p != sender and p not in self.legacy]
+    def _spread(self, id_: bytes, hops: int, holders: set[Peer], now: int) -> list[Action]:
+        actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p not in holders]
+        lazy = [p for p in self.lazy if p not in holders and p not in self.legacy]
         if hops < self.timers.fanout_hops:
             actions += [Push(p, id_, hops) for p in sorted(lazy, key=repr)]
             lazy = []
@@ -352,8 +416,8 @@ class Plumtree:
         self.lazy.add(peer)
         self._pruned_at[peer] = now
 
-    def _remember(self, id_: bytes, hops: int, sender: Peer | None, now: int) -> None:
-        self._recent[id_] = (hops, sender, now)
+    def _remember(self, id_: bytes, hops: int, sender: Peer | None, now: int, asked: tuple[Peer, ...] = ()) -> None:
+        self._recent[id_] = (hops, sender, now, asked)
         self._recent.move_to_end(id_)
         while len(self._recent) > self.timers.recent:
             self._recent.popitem(last=False)

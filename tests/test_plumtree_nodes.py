@@ -17,9 +17,10 @@ from tests.treenet import cast, drained, holds_all, intents, link, start_nodes, 
 HOUR = 3_600_000
 TIMEOUT = 120  # a hang guard: the multi-node setup (all nodes share this process) is slow on a loaded machine
 # Two duplicates in a row prune (the default six needs more intents to settle a small test mesh), and
-# an announced id is grafted after 1.5 s (not 0.5 s): on a loaded test machine an eager push may take
-# longer than the default, and grafting it anyway only adds copies.
-TIMERS = Timers(prune_after=2, graft_timeout_ms=1500)
+# an announced id is grafted after 1.5 s (not 0.3 s), fetched early 0.5 s after a second IHAVE (not
+# 0.1 s): on a loaded test machine an eager push may take longer than the defaults, and grafting or
+# fetching it anyway only adds copies.
+TIMERS = Timers(prune_after=2, graft_timeout_ms=1500, early_fetch_ms=500)
 
 
 @pytest.fixture

@@ -123,8 +123,8 @@ async def test_near_its_author_a_payload_is_pushed_to_lazy_peers_and_the_tree_st
     """A ladder alice = b1,b2 = c = d1,d2 = e: c is two links from alice, e four."""
     with trio.fail_after(TIMEOUT):
         # the live defaults (fan-out on), pruning after two duplicates for a small test mesh, and a
-        # graft timeout a loaded test machine's pushes fit in
-        timers = dataclasses.replace(t.LIVE_TIMERS, prune_after=2, graft_timeout_ms=1500)
+        # graft timeout (and early fetch) a loaded test machine's pushes fit in
+        timers = dataclasses.replace(t.LIVE_TIMERS, prune_after=2, graft_timeout_ms=1500, early_fetch_ms=500)
         alice, b1, b2, c, d1, d2, e = everyone = await start_nodes(
             net, ["alice", "b1", "b2", "c", "d1", "d2", "e"], tree_timers=timers
         )
