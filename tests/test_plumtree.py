@@ -7,7 +7,7 @@ import hashlib
 import heapq
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from federation import plumtree as pt
@@ -103,6 +103,9 @@ def random_graph(rng, n, extra):
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32), st.integers(3, 40), st.integers(0, 60))
+# Found by hypothesis before the early fetch: node 12's eager path from author 29 took 430 ms, its
+# direct lazy link announced at once, so every intent of 29's reached it twice (GRAFT, then the copy).
+@example(seed=7797, n=38, extra=5)
 def test_everyone_gets_everything_and_one_copy_once_settled(seed, n, extra):
     rng = random.Random(seed)
     adj, latency = random_graph(rng, n, extra)
