@@ -106,14 +106,15 @@ def encode_ids(ids: Sequence[bytes]) -> bytes:
     return msgpack.packb({"ids": list(ids)}, use_bin_type=True)
 
 
-def decode_ids(body: bytes) -> list[str]:
-    """``{"ids": [bin 32, …]}`` (at most MAX_FETCH) → hex ids; ids that are not 32 bytes are ignored."""
+def decode_ids(body: bytes) -> list[bytes]:
+    """``{"ids": [bin 32, …]}`` (at most MAX_FETCH) → the distinct ids, sorted; ids that are not 32 bytes
+    are ignored."""
     if len(body) > MAX_FETCH * 35 + 64:
         raise WireError("too_large", f"at most {MAX_FETCH} ids per request")
     ids = _unpack(body, "the ids request").get("ids")
     if not isinstance(ids, list) or len(ids) > MAX_FETCH:
         raise WireError("malformed", f"ids must be an array of at most {MAX_FETCH} bin 32")
-    return sorted({i.hex() for i in ids if isinstance(i, bytes) and len(i) == reconcile.ID_BYTES})
+    return sorted({i for i in ids if isinstance(i, bytes) and len(i) == reconcile.ID_BYTES})
 
 
 def _unpack(body: bytes, what: str) -> dict[str, Any]:
@@ -188,11 +189,11 @@ class CatchUp:
             firsts.append(min(spec_tokens))
         return token_filter(firsts)
 
-    def by_ids(self, ids: Sequence[str]) -> list[tuple[int, bytes]]:
-        """The ``[ttl, envelope]`` of those of ``ids`` (hex) that are in the set, capped in bytes."""
+    def by_ids(self, ids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """The ``[ttl, envelope]`` of those of ``ids`` (32 bytes each) that are in the set, capped in bytes."""
         if not ids:
             return []
-        marks, params = in_list([bytes.fromhex(i) for i in ids])
+        marks, params = in_list(ids)
         rows = self.store.query(
             f"SELECT ttl, raw FROM envelopes WHERE id IN {marks} AND {_LIVE} ORDER BY seq",
             [*params, self._clock(), *sorted(DIRECT_KINDS)],

@@ -241,9 +241,8 @@ class Pipeline:
     def _store(self, batch: Batch, from_peer: str | None) -> None:
         """Store what ``batch`` accepted with its effects (the caller's transaction)."""
         now = batch.now
-        rows = [(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient) if a.recipient else None,
-                 blob_id(a.ref) if a.ref else None, min(max(a.ttl_in - 1, 0), MAX_TTL), a.raw, now, from_peer)
-                for a in batch.accepted.values()]  # fmt: skip
+        rows = [(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient), blob_id(a.ref),
+                 min(max(a.ttl_in - 1, 0), MAX_TTL), a.raw, now, from_peer) for a in batch.accepted.values()]  # fmt: skip
         self.log.add_verified(rows)
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)

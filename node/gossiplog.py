@@ -161,9 +161,9 @@ def _hex_of(value: bytes | None) -> str | None:
     return None if value is None else bytes(value).hex()
 
 
-def blob_id(hex_value: str) -> bytes | None:
-    """The stored form of a hex id or key (None when it is not 64 lower-case hex characters: no row
-    has it)."""
+def blob_id(hex_value: str | None) -> bytes | None:
+    """The stored form of a hex id or key (None for None, and for anything not 64 lower-case hex
+    characters: no row has it)."""
     return bytes.fromhex(hex_value) if isinstance(hex_value, str) and _HEX64.fullmatch(hex_value) else None
 
 

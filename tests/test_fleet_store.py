@@ -116,3 +116,6 @@ def test_the_blob_id_migration_converts_the_hex_rows_a_fleet_holds(pg_url, monke
         held = GossipLog(new).get(ids["id"])
         assert (held.author, held.recipient, held.ref, held.raw) == (ids["author"], ids["recipient"], ids["ref"], b"raw")
         assert GossipLog(new).known([bytes.fromhex(ids["id"])]) == {bytes.fromhex(ids["id"])}
+        # the hex CHECKs are gone (dropped by PostgreSQL's own names for them), not left over bytea
+        checks = new.query("SELECT conname FROM pg_constraint WHERE conrelid = 'envelopes'::regclass AND contype = 'c'")
+        assert checks == []
