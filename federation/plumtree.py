@@ -357,8 +357,10 @@ class Plumtree:
             if self._watch.get(id_, (None,))[0] != deadline:
                 continue
             _, peer = self._watch.pop(id_)
+            if peer not in self.lazy:
+                continue  # gone (peer_down forgot its count) or eager already: no hole to count
             holes = self._holes[peer] = self._holes.get(peer, 0) + 1
-            if holes >= self.timers.fetch_graft_after and peer in self.lazy:
+            if holes >= self.timers.fetch_graft_after:
                 self._holes.pop(peer, None)
                 self.lazy.discard(peer)
                 self.eager.add(peer)

@@ -329,6 +329,13 @@ def test_a_link_whose_fetches_the_tree_never_follows_is_grafted():
     fetched_first(3, 3000)  # the second in a row that nothing followed: the tree misses us on a's side
     assert grafts(tree.tick(3300)) == [pt.Graft("a", (), True)] and "a" in tree.eager
     assert tree.next_deadline() is None
+    # A peer that leaves with a fetch still watched is not counted again (nor remembered) when it expires.
+    tree.peer_up("c", lazy=True), tree.peer_up("d", lazy=True)
+    tree.on_ihave("c", [(mid(9), 3)], 4000), tree.on_ihave("d", [(mid(9), 3)], 4000)
+    assert grafts(tree.tick(4100)) == [pt.Graft("c", (mid(9),), False)]
+    tree.on_payload("c", mid(9), 3, True, 4150)
+    tree.peer_down("c")
+    assert grafts(tree.tick(4300)) == [] and "c" not in tree._holes
 
 
 def test_a_late_answer_to_our_graft_is_neither_an_ignored_prune_nor_a_duplicate():
