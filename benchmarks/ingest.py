@@ -3,7 +3,8 @@
 ``python -m benchmarks.ingest [--quick] [--intents N] [--batch 1000] [--senders 2] [--json PATH]``
 
 A vendor node (durable store on disk) serves its federation API with Hypercorn on 127.0.0.1;
-``senders`` peers push pre-signed intents (from 64 authors) in batches of ``batch`` through signed
+``senders`` peers (in a process of their own: ``benchmarks.pushers``) push pre-signed intents (from 64
+authors) in batches of ``batch`` through signed
 ``POST /v1/gossip`` requests, concurrently. Each figure is items answered per second, wall clock,
 from the first request to the last answer: HTTP, request signatures, admission, the one native pass
 per batch (decode, verify, body checks, match) on a worker thread, then dedupe, judge, the store
@@ -25,7 +26,6 @@ batches in 0.08 s, swing by half from run to run), 100k subscriptions and 100k s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -40,9 +40,9 @@ import trio
 from app.root import build_core, federation_app_for
 from app.runtime import settle_heap
 from benchmarks.harness import Gate, Result, Suite, print_load
+from benchmarks.pushers import Pushers
 from federation import wire
 from federation.admission import Admission
-from federation.peerclient import PeerClient
 from federation.ratelimit import RateLimiter
 from federation.server import serve
 from node import envelope
@@ -181,28 +181,16 @@ async def over_http(home: Path, raws: list[bytes], case: Case, *, batch: int, se
             limiter=RateLimiter(rate=1e9, burst=10**9),
             admission=unbounded_admission(),
         )
-        # Items are encoded before the clock starts: the sender's work is not the vendor's.
+        # Items are encoded before the clock starts, and the peers push from a process of their own
+        # (benchmarks/pushers.py): the senders' work is not the vendor's.
         work = [[wire.encode_item(i.ttl, i.envelope) for i in items] for items in batches(raws, batch)]
-        answered = accepted = 0
-
-        async def sender(client: PeerClient, k: int, url: str) -> None:
-            nonlocal answered, accepted
-            for items in work[k::senders]:
-                reasons = await client.push(url, items)
-                answered += len(reasons)
-                accepted += reasons.count(0)
-
-        async with contextlib.AsyncExitStack() as clients, trio.open_nursery() as nursery:
-            # The peers' clients (TLS context, connection pool) exist before the clock starts.
-            peers = [await clients.enter_async_context(PeerClient(Identity.from_seed(bytes([0x50 + k]) * 32), timeout=120))
-                     for k in range(senders)]  # fmt: skip
-            bound = await nursery.start(serve, app)
-            cpu, started = time.process_time(), time.perf_counter()
-            async with trio.open_nursery() as pushers:
-                for k, client in enumerate(peers):
-                    pushers.start_soon(sender, client, k, bound.url)
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            nursery.cancel_scope.cancel()
+        with Pushers(work, senders) as pushers:
+            async with trio.open_nursery() as nursery:
+                bound = await nursery.start(serve, app)
+                cpu = time.process_time()  # the vendor's CPU time: this process's, every thread
+                answered, accepted, elapsed = await pushers.push(bound.url)
+                cpu = time.process_time() - cpu
+                nursery.cancel_scope.cancel()
         leads = await store.run(store.store.count, "leads")
         queued = await store.run(store.store.count, "outbox")
     finally:
