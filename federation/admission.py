@@ -31,6 +31,7 @@ from federation.ratelimit import RateLimiter
 from node import envelope as envelopes
 from node.clock import wall_clock_ms
 from node.errors import EnvelopeError
+from node.gossiplog import GossipLog
 from node.pow import MAX_BITS, meets
 from node.reasons import Reason
 from node.store import AsyncStore, Clock, Store, in_list
@@ -159,13 +160,14 @@ KNOWN_CACHE = 65_536  # authors an Admission remembers as known
 
 
 def known_authors(store: Store, authors: set[str]) -> set[str]:
-    """Which of ``authors`` (hex keys) the node has seen: an envelope of theirs is held, or a peer."""
+    """Which of ``authors`` (hex keys) the node has seen: an envelope of theirs is held (within the
+    hour: ``GossipLog.authors_held``), or a peer."""
     if not authors:
         return set()
-    keys, hexes = in_list([bytes.fromhex(a) for a in authors]), in_list(list(authors))
-    held = store.query(f"SELECT DISTINCT author AS k FROM envelopes WHERE author IN {keys[0]}", keys[1])
+    held = GossipLog(store).authors_held([bytes.fromhex(a) for a in authors])
+    hexes = in_list(list(authors))
     peers = store.query(f"SELECT public_key AS k FROM peers WHERE public_key IN {hexes[0]}", hexes[1])
-    return {bytes(r["k"]).hex() for r in held} | {r["k"] for r in peers}
+    return {a.hex() for a in held} | {r["k"] for r in peers}
 
 
 def merge(verdicts: bytes, reasons: bytes) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from node.schema import AGREEMENTS_V11
+from node.schema_datapath import _AUTHORS_V14
 from node.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from node.schema import SUBSCRIPTION_JOURNAL_KEEP
 
@@ -173,4 +174,7 @@ PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (5, "agreements: offer terms, withdrawal reasons, superseded offers, agreements",
      tuple(translate_ddl(s) for s in AGREEMENTS_V11)),
     (6, "the gossip log's ids and keys as 32-byte BYTEA, without per-row checks", _BLOB_IDS),
+    # SQLite migration 14, translated: whose envelopes are held, a row per author, not an index.
+    (7, "the authors held in a table of their own, not an index on every envelope",
+     tuple(translate_ddl(s) for s in _AUTHORS_V14)),
 )

@@ -33,6 +33,11 @@ _COLUMNS = (
 )
 VERIFIED_COLUMNS = "id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
 _INSERT_VERIFIED = f"INSERT INTO envelopes ({VERIFIED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_AUTHOR_HOUR = 3_600_000  # ``authors.held_until`` is rounded up to it: one update per author and hour
+_NOTE_AUTHORS = (
+    "INSERT INTO authors (author, held_until) VALUES (?, ?) ON CONFLICT (author) "
+    "DO UPDATE SET held_until = excluded.held_until WHERE excluded.held_until > authors.held_until"
+)
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,7 @@ class GossipLog:
         try:
             with self._store.transaction():
                 seqs = self._store.insert_many("envelopes", checked)
+                self._note_authors([(r["author"], r["expires_at"]) for r in checked])
         except sqlite3.IntegrityError:
             raise ConflictError("an envelope in the batch is already held") from None
         return seqs
@@ -224,8 +230,29 @@ class GossipLog:
         try:
             with self._store.transaction():
                 self._store.execute_many(_INSERT_VERIFIED, rows)
+                self._note_authors([(r[2], r[4]) for r in rows])
         except sqlite3.IntegrityError:
             raise ConflictError("an envelope in the batch is already held") from None
+
+    def _note_authors(self, pairs: Sequence[tuple[bytes, int]]) -> None:
+        """Keep ``authors`` (migration 14) for newly held (author key, expires) pairs: each author's row
+        says until when an envelope of theirs may be held, rounded up to the hour. Written in key
+        order, so listeners sharing a fleet's database lock the rows they update in one order."""
+        until: dict[bytes, int] = {}
+        for author, expires in pairs:
+            if expires > until.get(author, -1):
+                until[author] = expires
+        hour = _AUTHOR_HOUR
+        self._store.execute_many(_NOTE_AUTHORS, [(a, -(-until[a] // hour) * hour) for a in sorted(until)])
+
+    def authors_held(self, authors: Sequence[bytes]) -> set[bytes]:
+        """Which of ``authors`` (32-byte keys) have an envelope held (or had one within the hour)."""
+        found: set[bytes] = set()
+        for at in range(0, len(authors), MAX_PAGE):
+            marks, params = in_list(authors[at : at + MAX_PAGE])
+            rows = self._store.query(f"SELECT author FROM authors WHERE author IN {marks}", params)
+            found.update(bytes(r["author"]) for r in rows)
+        return found
 
     def add(
         self, env: Envelope, *, ttl: int, recipient: str | None, ref: str | None, from_peer: str | None
@@ -274,6 +301,7 @@ class GossipLog:
     def prune(self, now: int) -> int:
         """Drop every envelope dead at ``now``; how many went."""
         with self._store.transaction():
+            self._store.execute("DELETE FROM authors WHERE held_until <= ?", [now])
             return self._store.execute("DELETE FROM envelopes WHERE expires_at <= ?", [now])
 
     def count_by_kind(self) -> dict[str, int]:

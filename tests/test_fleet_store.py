@@ -91,7 +91,7 @@ def test_a_batch_insert_is_one_statement_that_keeps_the_domains_duplicate_rules(
 
 def test_the_blob_id_migration_converts_the_hex_rows_a_fleet_holds(pg_url, monkeypatch):
     """Version 6 (SQLite's 13): a fleet's envelopes written with hex ids and keys are read back by the
-    gossip log unchanged, their columns now the 32 bytes."""
+    gossip log unchanged, their columns now the 32 bytes; version 7 carries their authors over."""
     import psycopg
 
     import fleet.pgstore as pgstore
@@ -119,3 +119,6 @@ def test_the_blob_id_migration_converts_the_hex_rows_a_fleet_holds(pg_url, monke
         # the hex CHECKs are gone (dropped by PostgreSQL's own names for them), not left over bytea
         checks = new.query("SELECT conname FROM pg_constraint WHERE conrelid = 'envelopes'::regclass AND contype = 'c'")
         assert checks == []
+        # version 7 (SQLite's 14): the held author is in ``authors``, no longer an index on every envelope
+        assert GossipLog(new).authors_held([bytes.fromhex(ids["author"]), bytes(32)]) == {bytes.fromhex(ids["author"])}
+        assert new.query("SELECT indexname FROM pg_indexes WHERE indexname = 'envelopes_author'") == []

@@ -227,11 +227,34 @@ def test_prune_drops_what_expired(log, store):
     assert len(rows(store)) == 1 and log.count_by_kind() == {"intent": 1}
 
 
+@vendor_engines
+def test_an_author_is_held_while_an_envelope_of_theirs_may_be(log, store):
+    """``authors`` (admission's "seen before?"): until the latest expiry, rounded up to the hour, so a busy
+    author's row changes once an hour, and pruning never forgets an author whose envelope is held."""
+    hour, bob = 3_600_000, Identity.from_seed(bytes([10]) * 32)
+
+    def held_until():
+        return {bytes(r["author"]): r["held_until"] for r in store.query("SELECT * FROM authors")}
+
+    for i, ttl in enumerate((10, 20)):
+        log.add(env(body={"n": i}, ttl=ttl), ttl=1, recipient=None, ref=None, from_peer=None)
+    first_hour = -(-(T0 + 20) // hour) * hour
+    assert log.authors_held([ALICE.public_key, bob.public_key]) == {ALICE.public_key}
+    assert held_until() == {ALICE.public_key: first_hour}
+    log.add(env(body={"n": 2}, ttl=3 * hour), ttl=1, recipient=None, ref=None, from_peer=None)
+    assert held_until() == {ALICE.public_key: -(-(T0 + 3 * hour) // hour) * hour}
+    assert log.prune(first_hour) == 2 and log.authors_held([ALICE.public_key]) == {ALICE.public_key}
+    assert log.prune(T0 + 3 * hour) == 1
+    assert log.authors_held([ALICE.public_key]) == {ALICE.public_key}  # within the hour of the last
+    log.prune(T0 + 4 * hour)
+    assert log.authors_held([ALICE.public_key]) == set() and held_until() == {}
+
+
 
 def test_the_data_path_migration_keeps_every_envelope_and_never_reuses_a_seq(tmp_path, clock):
     """Migrations 12 and 13 (the data path) rebuild ``envelopes`` without its CHECKs and with ids and keys as
     bytes: rows, indexes and the seq history stay (a seq given out before, even to a pruned envelope, is never
-    given again: pull cursors hold)."""
+    given again: pull cursors hold). 14 moves whose envelopes are held from an index into ``authors``."""
     from node.schema import MIGRATIONS
     from node.store import Store
 
@@ -245,14 +268,18 @@ def test_the_data_path_migration_keeps_every_envelope_and_never_reuses_a_seq(tmp
                  "recipient": ALICE.public_key.hex() if e.kind == "offer" else None,
                  "ref": INTENT_ID.hex() if e.kind == "offer" else None, "ttl": 1, "raw": e.raw, "received_at": T0,
                  "from_peer": None} for e in held])  # fmt: skip
-        assert GossipLog(old, clock=clock).prune(T0 + 10) == 1  # the newest (seq 3) is gone
+            assert old.execute("DELETE FROM envelopes WHERE expires_at <= ?", [T0 + 10]) == 1  # its prune: seq 3 went
         kept = rows(old)
     with Store(path, clock=clock) as new:
         as_bytes = ("id", "author", "recipient", "ref")
         assert new.schema_version == len(MIGRATIONS)
         assert rows(new) == [{k: bytes.fromhex(v) if k in as_bytes and v else v for k, v in r.items()} for r in kept]
         indexes = {r["name"] for r in new.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'envelopes'")}
-        assert {"envelopes_expires", "envelopes_recipient", "envelopes_ref", "envelopes_kind_created", "envelopes_author"} <= indexes
+        assert {"envelopes_expires", "envelopes_recipient", "envelopes_ref", "envelopes_kind_created"} <= indexes
+        assert "envelopes_author" not in indexes
+        # each held author once, with the latest expiry of theirs
+        latest = {bytes.fromhex(r["author"]): max(k["expires_at"] for k in kept if k["author"] == r["author"]) for r in kept}
+        assert {bytes(r["author"]): r["held_until"] for r in new.query("SELECT * FROM authors")} == latest
         log = GossipLog(new, clock=clock)
         assert log.add(env(body={"n": 9}), ttl=1, recipient=None, ref=None, from_peer=None) == seqs[-1] + 1
         assert log.known([bytes.fromhex(kept[0]["id"])]) == {bytes.fromhex(kept[0]["id"])}
