@@ -111,9 +111,11 @@ class Admission:
         verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
         # The author sits at a fixed place in a canonical envelope (its first key): no decode per
         # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.
-        # Authors are compared as bytes; only the batch's few distinct ones become hex.
-        authors = [_author_key(items[i].envelope) for i in range(allowed)]
-        distinct = {a.hex(): a for a in set(authors) if a is not None}
+        # The batch's few distinct authors in one pass, compared as bytes and only they made hex;
+        # the loop per item only when one of them is new.
+        start, end, prefix = _AUTHOR_START, _AUTHOR_END, _AUTHOR_PREFIX
+        raws = wire.Items.of(items).envelopes[:allowed]
+        distinct = {a.hex(): a for a in {e[start:end] for e in raws if e.startswith(prefix) and len(e) >= end}}
         known = self._remembered(set(distinct))
         unsure = set(distinct) - known
         if unsure:
@@ -123,12 +125,13 @@ class Admission:
         if len(known) == len(distinct):  # every author seen before: the common case, no loop
             return verdicts
         known_keys = {distinct[a] for a in known if a in distinct}
-        for i, author in enumerate(authors):
+        for i, raw in enumerate(raws):
+            author = _author_key(raw)
             if author is None or author in known_keys:
                 continue
             if self.strangers.take(GLOBAL, 1):
                 continue
-            if self.pow_bits and _meets(items[i].envelope, self.pow_bits):
+            if self.pow_bits and _meets(raw, self.pow_bits):
                 continue
             verdicts[i] = Reason.POW_REQUIRED if self.pow_bits else Reason.BUSY
         return verdicts

@@ -162,14 +162,14 @@ def _budget(limiter: RateLimiter, peer: str, count: int) -> int:
 async def push(request: Request, peer: str) -> Response:
     fed = _federation(request)
     try:
-        items = wire.decode_batch(await request.body())
+        items = fed.pipeline.decode_push(await request.body())
     except WireError as exc:
         if exc.reason == "too_large":
             return _refusal(413, wire.TOO_LARGE, exc.detail)
         return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
     verdicts = await fed.admission.judge(fed.store, fed.limiter, peer, source_of(request.scope), items)
     admitted = verdicts.count(0) == len(verdicts)  # the common case: no per-item filter
-    granted = items if admitted else [item for item, verdict in zip(items, verdicts, strict=True) if verdict == 0]
+    granted = items if admitted else wire.Items.of([i for i, verdict in zip(items, verdicts, strict=True) if verdict == 0])
     reasons = b""
     if granted:
         # The native pass runs on a worker thread of its own, outside the store's: this batch is

@@ -67,7 +67,7 @@ class Prepared(NamedTuple):
     """A batch after stage 1 (``Pipeline.prepare``): its items, their ``Verdicts``, the clock it was
     judged at and whether the native pass matched its intents."""
 
-    items: tuple[wire.GossipItem, ...]
+    items: wire.Items
     verified: Verdicts
     now: int
     matched: bool
@@ -84,19 +84,6 @@ class Ingested(NamedTuple):
 
     reasons: bytes
     peers: frozenset[str]
-
-
-class _Ttls:
-    """Each item's ttl clamped to 0..MAX_TTL, read only for the items judged: most of a busy node's
-    batch is duplicates, and a list for all of them cost a third of a millisecond per batch."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Sequence[wire.GossipItem]) -> None:
-        self._items = items
-
-    def __getitem__(self, i: int) -> int:
-        return min(max(self._items[i].ttl, 0), MAX_TTL)
 
 
 class Pipeline:
@@ -139,6 +126,11 @@ class Pipeline:
 
     # -- ingest -------------------------------------------------------------------------------------
 
+    def decode_push(self, body: bytes) -> wire.Items:
+        """A ``POST /v1/gossip`` body's items by column, in one native scan (``wire.decode_push``):
+        WireError when it is not a batch."""
+        return wire.decode_push(body, self._backend.scan_batch)
+
     def ingest(
         self, items: Sequence[wire.GossipItem], from_peer: str | None = None, *, pushed: bool = True
     ) -> Ingested:
@@ -156,9 +148,10 @@ class Pipeline:
 
     def _prepare(self, items: Sequence[wire.GossipItem], index: MatcherIndex | None) -> Prepared:
         now = self._clock()
+        batch = wire.Items.of(items)
         native = getattr(index, "native", None) if index is not None and len(index) else None
-        verified = decode_and_verify(self._verifier, self._backend, [i.envelope for i in items], now, native)
-        return Prepared(tuple(items), verified, now, native is not None)
+        verified = decode_and_verify(self._verifier, self._backend, batch.envelopes, now, native)
+        return Prepared(batch, verified, now, native is not None)
 
     def commit(self, prepared: Prepared, from_peer: str | None = None, *, pushed: bool = True) -> Ingested:
         """Stages 2-6 of a prepared batch in the store's thread: dedupe, judge, store, match and
@@ -172,7 +165,7 @@ class Pipeline:
         # Inside a caller's transaction nothing is committed when we return (it may still roll back),
         # so the verifier remembers nothing then; the store's own dedupe still answers duplicates.
         joined = self.store.in_transaction
-        ttls = _Ttls(items)
+        ttls = items.ttls  # clamped to 0..MAX_TTL by wire.Items
         for attempt in range(_CONFLICT_RETRIES + 1):
             reasons = bytearray(verdicts.codes)
             held: list[bytes] = []  # ids the store holds once this commits (remembered by the verifier)
@@ -197,7 +190,7 @@ class Pipeline:
             # its links (a page overlaps what the tree brought), so it is never held against them.
             if self._relay is not None and from_peer is not None and pushed:
                 dups = [
-                    (verdicts.id(i), items[i].ttl)
+                    (verdicts.id(i), ttls[i])
                     for i, r in enumerate(reasons)
                     if r == Reason.DUPLICATE and verdicts.decoded(i)
                 ]

@@ -13,9 +13,9 @@ and refused alone with reason ``too_large`` when verified, like any other bad en
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import msgpack
 
@@ -46,6 +46,44 @@ class GossipItem(NamedTuple):
 
     ttl: int  # 0..MAX_TTL after clamping
     envelope: bytes
+
+
+class Items(Sequence[GossipItem]):
+    """A batch by column: ``ttls`` (one byte per item, 0..MAX_TTL) and ``envelopes``. What a push
+    decodes to (``decode_push``) and what the pipeline and admission read: they want a column, never
+    an object per item. Indexing gives a ``GossipItem``."""
+
+    __slots__ = ("ttls", "envelopes")
+
+    def __init__(self, ttls: bytes, envelopes: Sequence[bytes]) -> None:
+        if len(ttls) != len(envelopes):
+            raise ValueError("one ttl per envelope")
+        self.ttls, self.envelopes = ttls, envelopes
+
+    @classmethod
+    def of(cls, items: Sequence[GossipItem]) -> Items:
+        """``items`` by column (itself when it already is), each ttl clamped to 0..MAX_TTL."""
+        if isinstance(items, Items):
+            return items
+        return cls(bytes(min(max(i.ttl, 0), MAX_TTL) for i in items), [i.envelope for i in items])
+
+    def __len__(self) -> int:
+        return len(self.envelopes)
+
+    @overload
+    def __getitem__(self, i: int) -> GossipItem: ...
+    @overload
+    def __getitem__(self, i: slice) -> Items: ...
+    def __getitem__(self, i: int | slice) -> GossipItem | Items:
+        if isinstance(i, slice):
+            return Items(self.ttls[i], self.envelopes[i])
+        return GossipItem(self.ttls[i], self.envelopes[i])
+
+    def __iter__(self) -> Iterator[GossipItem]:
+        return map(GossipItem, self.ttls, self.envelopes)
+
+    def __repr__(self) -> str:
+        return f"<Items: {len(self)}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +207,17 @@ def decode_batch(body: bytes) -> list[GossipItem]:
         raise WireError("too_large", f"the batch has {count} items, over the limit of {MAX_ITEMS}")
     value = _unpack(body, max_bytes=MAX_BATCH_BYTES, max_array=MAX_ITEMS, what="the batch")
     return _items(value, "the batch")
+
+
+def decode_push(body: bytes, scan: Callable[[bytes, int, int], tuple[bytes, list[bytes]] | None]) -> Items:
+    """``decode_batch`` by column, in one pass of ``scan`` (a backend's ``scan_batch``, which accepts
+    exactly what ``decode_batch`` accepts and builds no value per item). What it does not accept goes
+    through ``decode_batch``, which raises the WireError saying why."""
+    if isinstance(body, bytes | bytearray | memoryview) and len(body) <= MAX_BATCH_BYTES:
+        scanned = scan(body, MAX_ITEMS, MAX_TTL)
+        if scanned is not None:
+            return Items(*scanned)
+    return Items.of(decode_batch(body))
 
 
 # -- responses --------------------------------------------------------------------------------------

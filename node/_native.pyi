@@ -163,6 +163,15 @@ def parse_intent(text: str) -> dict[str, Any]:
     TypeError when text is not a str. Never panics.
     """
 
+# -- a pushed gossip batch (PROTOCOL.md section 7; node/reference/batch.py is the twin) --------------
+
+def scan_batch(body: bytes, max_items: int, max_ttl: int) -> tuple[bytes, list[bytes]] | None:
+    """The items of a ``POST /v1/gossip`` body by column: (one ttl byte per item, clamped to
+    ``max_ttl``; the envelopes' bytes), in one pass with no value built per item. Accepts exactly what
+    ``federation.wire.decode_batch`` accepts (an array of at most ``max_items`` ``[ttl, envelope]``
+    pairs in any MessagePack encoding of those types, nothing after); None for anything else (the
+    caller's decoder then says why). Never panics; reserves no more than the body can hold."""
+
 # -- the subscription matcher (node/subscriptions.py compiles; node/reference/matcher.py is the twin) ----
 
 MATCH_OK: int  # 0: the item was read and matched (possibly against nothing)

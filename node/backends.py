@@ -83,6 +83,7 @@ class Backend(Protocol):
     def ed25519_verify_batch(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes: ...
     def ed25519_batch_check(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> bool: ...
     def parse_intent(self, text: str) -> dict[str, Any]: ...
+    def scan_batch(self, body: bytes, max_items: int, max_ttl: int) -> tuple[bytes, list[bytes]] | None: ...
     def MatchIndex(self, subscriptions: Iterable[tuple]) -> MatchIndexLike: ...  # noqa: N802 (the class)
 
 
@@ -91,7 +92,7 @@ _INTERFACE = frozenset(
     | {"MAX_LIFETIME_MS", "NO_KIND"}
     | {"encode", "decode", "signed_bytes", "encode_envelope", "decode_envelope", "Verifier"}
     | {"ed25519_verify", "ed25519_verify_batch", "ed25519_batch_check"}
-    | {"MAX_INTENT_CHARS", "MAX_INTENT_NAME_CHARS", "INTENT_UNICODE_VERSION", "parse_intent"}
+    | {"MAX_INTENT_CHARS", "MAX_INTENT_NAME_CHARS", "INTENT_UNICODE_VERSION", "parse_intent", "scan_batch"}
     | {"MatchIndex", "MATCH_OK", "MATCH_MALFORMED", "MATCH_NOT_INTENT", "MATCH_OPS", "MATCH_KINDS"}
 )
 

@@ -1,7 +1,7 @@
 //! The pyo3 binding module `node._native`: the conversion points from Rust errors to Python
 //! exceptions, bytes-like arguments, and the module's table. The bindings live in submodules:
 //! `value` (Python objects <-> `Value`, the codec and envelope functions), `sig` (raw Ed25519),
-//! `matcher` (MatchIndex), `tokenizer` (parse_intent) and `verifier` (the Verifier: verify, ingest,
+//! `matcher` (MatchIndex), `tokenizer` (parse_intent), `batch` (scan_batch) and `verifier` (the Verifier: verify, ingest,
 //! remember, with the GIL released around the signature and matching work). Everything else is
 //! plain Rust.
 
@@ -17,6 +17,7 @@ use crate::intent;
 use crate::matcher as core_matcher;
 use crate::reason::{Error, Reason};
 
+mod batch;
 mod matcher;
 mod sig;
 mod tokenizer;
@@ -139,6 +140,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sig::ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(sig::ed25519_batch_check, m)?)?;
     m.add_function(wrap_pyfunction!(tokenizer::parse_intent, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::scan_batch, m)?)?;
     m.add("MATCH_OK", core_matcher::FLAG_OK)?;
     m.add("MATCH_MALFORMED", core_matcher::FLAG_MALFORMED)?;
     m.add("MATCH_NOT_INTENT", core_matcher::FLAG_NOT_INTENT)?;

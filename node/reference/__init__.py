@@ -4,6 +4,7 @@ Slow but plain, so it can be read against PROTOCOL.md line by line; the tests ru
 both implementations and fuzz them against each other.
 """
 
+from node.reference.batch import scan_batch
 from node.reference.codec import MAX_DEPTH, MAX_ENVELOPE_BYTES, decode, encode
 from node.reference.ed25519 import batch_check as ed25519_batch_check
 from node.reference.ed25519 import verify as ed25519_verify
@@ -62,5 +63,6 @@ __all__ = [
     "encode",
     "encode_envelope",
     "parse_intent",
+    "scan_batch",
     "signed_bytes",
 ]
