@@ -14,8 +14,8 @@ import contextlib
 import multiprocessing
 import time
 from collections.abc import Sequence
-from typing import Any
 from multiprocessing.connection import Connection
+from typing import Any
 
 import trio
 

@@ -111,11 +111,9 @@ class Admission:
         verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
         # The author sits at a fixed place in a canonical envelope (its first key): no decode per
         # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.
-        # The batch's few distinct authors in one pass, compared as bytes and only they made hex;
-        # the loop per item only when one of them is new.
-        start, end, prefix = _AUTHOR_START, _AUTHOR_END, _AUTHOR_PREFIX
+        # Authors are compared as bytes; only the batch's few distinct ones become hex.
         raws = wire.Items.of(items).envelopes[:allowed]
-        distinct = {a.hex(): a for a in {e[start:end] for e in raws if e.startswith(prefix) and len(e) >= end}}
+        distinct = {a.hex(): a for a in set(map(_author_key, raws)) if a is not None}
         known = self._remembered(set(distinct))
         unsure = set(distinct) - known
         if unsure:

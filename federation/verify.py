@@ -28,7 +28,6 @@ committed: only then may a later copy skip verification.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -40,7 +39,6 @@ from node.reasons import Reason
 # ``sig`` < ``v``; PROTOCOL.md section 2): the signature is read there instead of decoding again.
 _SIG_END = -3
 _SIG_START = _SIG_END - 64
-_OK = re.compile(re.escape(bytes([Reason.OK])))
 
 
 class Verdicts:
@@ -51,7 +49,7 @@ class Verdicts:
 
     def __init__(self, result: IngestResultLike, raws: Sequence[bytes], names: Sequence[str]) -> None:
         self.codes: bytes = result.codes
-        self.ok = _ok_indexes(self.codes)
+        self.ok = [i for i, code in enumerate(self.codes) if code == Reason.OK]
         self._result, self._raws, self._names = result, raws, names
         self.intent_code = names.index("intent")  # the kind code of the common case
         self._ids, self._kinds = result.ids, result.kinds
@@ -125,17 +123,6 @@ class Verdicts:
     def matches(self, i: int) -> list[int]:
         start, end = self._offsets[i], self._offsets[i + 1]
         return self._match_ids[start:end].tolist() if end > start else []
-
-
-def _ok_indexes(codes: bytes) -> list[int]:
-    """The indexes of the OK codes. Most of a busy node's batch is duplicates: a scan for the few
-    zero bytes then beats a loop over every code, which wins when most are OK."""
-    ok = codes.count(Reason.OK)
-    if ok == len(codes):
-        return list(range(ok))
-    if 2 * ok < len(codes):
-        return [m.start() for m in _OK.finditer(codes)]
-    return [i for i, code in enumerate(codes) if code == Reason.OK]
 
 
 def decode_and_verify(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 from node.schema import AGREEMENTS_V11
-from node.schema_datapath import _AUTHORS_V14
 from node.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from node.schema import SUBSCRIPTION_JOURNAL_KEEP
+from node.schema_datapath import _AUTHORS_V14
 
 # SQLite migration versions whose tables a vendor listener uses.
 VENDOR_SQLITE_VERSIONS = (3, 4, 5, 6, 7)

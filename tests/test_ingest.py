@@ -356,11 +356,3 @@ def test_the_pipelines_columns_give_what_decoding_gives(backend):
         verdicts.hex_id(0), ALICE.public_key.hex(), good, 3, True)
     assert accepted.env == envelopes.decode(good, backend) and accepted.env.body == FLIGHT
 
-
-@given(st.binary(max_size=64).map(lambda b: bytes(x % 3 for x in b)), st.sampled_from([0, 1, 2]))
-def test_the_ok_items_are_the_zero_codes_however_many(codes, fill):
-    """``Verdicts.ok`` takes one of three scans by how many codes are OK; each gives the same indexes."""
-    from federation.verify import _ok_indexes
-
-    for batch in (codes, bytes([fill]) * len(codes) + codes, codes + bytes(len(codes))):
-        assert _ok_indexes(batch) == [i for i, code in enumerate(batch) if code == Reason.OK]
