@@ -45,7 +45,7 @@ class Accepted:
     lead, a relay; storing and queueing it need only the fields."""
 
     __slots__ = ("kind", "id", "hex_id", "author", "author_key", "created", "expires", "raw", "ttl_in", "recipient",
-                 "ref", "forward", "_env", "_source", "_at")  # fmt: skip
+                 "ref", "forward", "at", "_env", "_source")  # fmt: skip
 
     def __init__(self, env: Envelope, ttl_in: int, recipient: str | None, ref: str | None, forward: bool) -> None:
         self.kind, self.id, self.hex_id, self.author = env.kind, env.id, env.id.hex(), env.author.hex()
@@ -54,9 +54,9 @@ class Accepted:
         self.ttl_in = ttl_in  # as received (clamped); forwarded while > 0
         self.recipient, self.ref = recipient, ref
         self.forward = forward  # False for envelopes addressed to us: they have arrived
+        self.at = -1  # its place in the batch (set by ``judge_items``): rows keep the batch's order
         self._env: Envelope | None = env
         self._source: Verdicts | None = None
-        self._at = 0
 
     @classmethod
     def intent(cls, verdicts: Verdicts, i: int, ttl_in: int) -> Accepted:
@@ -64,25 +64,87 @@ class Accepted:
         self = cls.__new__(cls)
         self.id, self.hex_id, self.author, self.author_key, self.created, self.expires, self.raw = verdicts.intent_fields(i)
         self.kind, self.ttl_in, self.recipient, self.ref, self.forward = "intent", ttl_in, None, None, True
-        self._env, self._source, self._at = None, verdicts, i
+        self._env, self._source, self.at = None, verdicts, i
         return self
 
     @property
     def env(self) -> Envelope:
         if self._env is None:
             assert self._source is not None
-            self._env = self._source.envelope(self._at)
+            self._env = self._source.envelope(self.at)
         return self._env
+
+
+class Intents:
+    """The intents of one batch accepted from stage 1's columns: their indexes in batch order, no
+    object per item. A batch of intents alone (a busy node's usual batch) is stored, matched and
+    remembered from these columns; ``accepted`` gives them as ``Accepted`` where one is needed (a
+    relay, a mixed batch), ``get`` one by hex id (a withdrawal or offer later in the batch)."""
+
+    __slots__ = ("verdicts", "ttls", "indexes", "_by_hex")
+
+    def __init__(self, verdicts: Verdicts, ttls: TtlOf) -> None:
+        self.verdicts, self.ttls = verdicts, ttls
+        self.indexes: list[int] = []
+        self._by_hex: dict[str, int] = {}  # built as far as asked: most batches never ask
+
+    def __len__(self) -> int:
+        return len(self.indexes)
+
+    def get(self, hex_id: str) -> Accepted | None:
+        for i in self.indexes[len(self._by_hex) :]:  # ids are unique in a batch past dedupe
+            self._by_hex[self.verdicts.hex_id(i)] = i
+        i = self._by_hex.get(hex_id)
+        return None if i is None else Accepted.intent(self.verdicts, i, self.ttls[i])
+
+    def accepted(self) -> list[Accepted]:
+        verdicts, ttls = self.verdicts, self.ttls
+        return [Accepted.intent(verdicts, i, ttls[i]) for i in self.indexes]
+
+    def packed_ids(self) -> bytes:
+        """Their ids, concatenated (the batch's whole id column when every item is one)."""
+        verdicts = self.verdicts
+        if len(self.indexes) == len(verdicts):  # distinct, ascending: then exactly 0..n-1
+            return verdicts.packed_ids
+        return b"".join([verdicts.id(i) for i in self.indexes])
 
 
 @dataclass
 class Batch:
-    """The state of one ingest: what was accepted so far (later items may refer to earlier ones)."""
+    """The state of one ingest: what was accepted so far (later items may refer to earlier ones):
+    ``intents`` from stage 1's columns, every other kind in ``accepted``."""
 
     now: int
-    accepted: dict[str, Accepted] = field(default_factory=dict)  # by hex id, in batch order
+    intents: Intents | None = None
+    accepted: dict[str, Accepted] = field(default_factory=dict)  # other kinds, by hex id, in batch order
     withdrawn: set[str] = field(default_factory=set)  # intent ids withdrawn by this batch
     replies: list[tuple[Envelope, str]] = field(default_factory=list)  # direct envelopes to send back
+
+    def __len__(self) -> int:
+        return len(self.accepted) + (len(self.intents) if self.intents is not None else 0)
+
+    def pending(self, hex_id: str) -> Accepted | None:
+        """What this batch accepted with this id, so far."""
+        found = self.accepted.get(hex_id)
+        if found is None and self.intents is not None:
+            found = self.intents.get(hex_id)
+        return found
+
+    def in_order(self) -> list[Accepted]:
+        """Everything accepted, as ``Accepted``, in batch order."""
+        intents = self.intents.accepted() if self.intents is not None else []
+        if not self.accepted:
+            return intents
+        others = list(self.accepted.values())
+        return sorted(intents + others, key=_place) if intents else others
+
+    def packed_ids(self) -> bytes:
+        ids = b"".join([a.id for a in self.accepted.values()])
+        return ids + self.intents.packed_ids() if self.intents is not None else ids
+
+
+def _place(a: Accepted) -> int:
+    return a.at
 
 
 class Judge:
@@ -113,15 +175,20 @@ class Judge:
     def judge_items(self, verdicts: Verdicts, indexes: list[int], ttls: TtlOf, batch: Batch, reasons: bytearray) -> None:
         """``judge`` for items of stage 1 (OK and new here, in batch order; ``ttls`` clamped), their
         reasons written to ``reasons``. An intent needs nothing more (its body was checked with its
-        signature) and joins ``batch`` from its columns, no ``Envelope`` built; any other kind is
-        judged on its ``Envelope``."""
-        accepted, intent, kind_code = batch.accepted, verdicts.intent_code, verdicts.kind_code
+        signature) and joins ``batch.intents`` by index, no object built; any other kind is judged on
+        its ``Envelope``."""
+        intents = batch.intents = Intents(verdicts, ttls)
+        intent, kinds = verdicts.intent_code, verdicts.kind_codes
+        if all(kinds[i] == intent for i in indexes):
+            intents.indexes = indexes
+            return
         for i in indexes:
-            if kind_code(i) == intent:
-                a = Accepted.intent(verdicts, i, ttls[i])
-                accepted[a.hex_id] = a
+            if kinds[i] == intent:
+                intents.indexes.append(i)
             else:
                 reasons[i] = self.judge(verdicts.envelope(i), ttls[i], batch)
+                if reasons[i] == Reason.OK:
+                    batch.accepted[verdicts.hex_id(i)].at = i
 
     def judge(self, env: Envelope, ttl: int, batch: Batch) -> Reason:
         """The reason for one verified, new envelope; when OK it joins ``batch.accepted`` (and its
@@ -181,7 +248,7 @@ class Judge:
 
     def _intent(self, intent_id: str, batch: Batch) -> tuple[int, str, bool] | None:
         """(expires, author hex, withdrawn) of an intent held or accepted earlier in the batch."""
-        pending = batch.accepted.get(intent_id)
+        pending = batch.pending(intent_id)
         if pending is not None:
             if pending.kind != "intent":
                 return None
@@ -242,7 +309,7 @@ class Judge:
         return Reason.OK
 
     def _offer(self, offer_id: str, batch: Batch) -> Envelope | None:
-        pending = batch.accepted.get(offer_id)
+        pending = batch.pending(offer_id)
         if pending is not None:
             return pending.env if pending.kind == "offer" else None
         held = self._log.get(offer_id)

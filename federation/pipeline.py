@@ -56,6 +56,7 @@ __all__ = ["GOSSIP_KIND", "Ingested", "MatcherIndex", "Pipeline", "Prepared"]
 
 
 _CONFLICT_RETRIES = 2  # concurrent listeners storing the same envelope (fleet)
+_TTL_OUT = tuple(max(ttl - 1, 0) for ttl in range(MAX_TTL + 1))  # what is stored and passed on, by ttl in
 
 
 class MatcherIndex(Protocol):
@@ -175,17 +176,16 @@ class Pipeline:
                     fresh = self._dedupe(verdicts, reasons, held)
                     self._judge.judge_items(verdicts, fresh, ttls, batch, reasons)
                     peers: set[str] = set()
-                    if batch.accepted:
+                    if len(batch):
                         self._store(batch, from_peer)
-                        self._match(batch, verdicts, index)
+                        self._match(batch, index)
                         peers = self._deliver(batch, from_peer)
             except ConflictError:
                 if attempt == _CONFLICT_RETRIES:
                     raise
                 continue
             if not joined:  # our transaction committed: only now may copies skip verification
-                held.extend(a.id for a in batch.accepted.values())
-                remember_committed(self._verifier, held)
+                remember_committed(self._verifier, b"".join(held) + batch.packed_ids())
             # Duplicates a peer pushed prune the tree; what we pulled or fetched from it says nothing of
             # its links (a page overlaps what the tree brought), so it is never held against them.
             if self._relay is not None and from_peer is not None and pushed:
@@ -232,60 +232,73 @@ class Pipeline:
         return out
 
     def _store(self, batch: Batch, from_peer: str | None) -> None:
-        """Store what ``batch`` accepted with its effects (the caller's transaction)."""
-        now = batch.now
-        rows = [(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient), blob_id(a.ref),
-                 min(max(a.ttl_in - 1, 0), MAX_TTL), a.raw, now, from_peer) for a in batch.accepted.values()]  # fmt: skip
+        """Store what ``batch`` accepted with its effects (the caller's transaction): a batch of
+        intents alone straight from stage 1's columns, any other in batch order from its ``Accepted``."""
+        now, intents = batch.now, batch.intents
+        if not batch.accepted and intents is not None:
+            rows = intents.verdicts.intent_rows(intents.indexes, _TTL_OUT, intents.ttls, now, from_peer)
+        else:
+            rows = [(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient), blob_id(a.ref),
+                     _TTL_OUT[a.ttl_in], a.raw, now, from_peer) for a in batch.in_order()]  # fmt: skip
         self.log.add_verified(rows)
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)
 
-    def _match(self, batch: Batch, verdicts: Verdicts, index: MatcherIndex | None) -> None:
+    def _match(self, batch: Batch, index: MatcherIndex | None) -> None:
         """Leads for the batch's new live intents, when this node is a vendor: from the matches the
         native pass found, or (an index without a native MatchIndex) one matcher call. Only a lead
         needs an intent's ``Envelope`` (its body)."""
-        if self.role != "vendor":
+        intents = batch.intents
+        if self.role != "vendor" or intents is None or not intents.indexes:
             return
-        withdrawn = batch.withdrawn
-        intents = [a for a in batch.accepted.values() if a.kind == "intent" and a.hex_id not in withdrawn]
-        if not intents:
-            return
+        verdicts, withdrawn = intents.verdicts, batch.withdrawn
+        live = [i for i in intents.indexes if verdicts.hex_id(i) not in withdrawn] if withdrawn else intents.indexes
         if index is not None and len(index):
-            matches = index.match_envelopes([a.raw for a in intents])
+            found = index.match_envelopes([verdicts.raw(i) for i in live])
+            leads = [(verdicts.envelope(i), ids) for i, ids in zip(live, found, strict=True) if ids]
         else:
-            found = {verdicts.id(i): m for i in verdicts.ok if (m := verdicts.matches(i))}
-            matches = [found.get(a.id, []) for a in intents]
-        leads = [(a.env, ids) for a, ids in zip(intents, matches, strict=True) if ids]
+            leads = [(verdicts.envelope(i), verdicts.matches(i)) for i in verdicts.matched(live)]
         if leads:
             self._leads.add_many(leads)
 
     def _deliver(self, batch: Batch, from_peer: str | None) -> set[str]:
         """Queue the forwards and the replies; the peers to wake."""
-        relayed = self._relay is not None  # then the tree decides, whatever hops remain (no horizon)
-        forwards = [(a, max(a.ttl_in - 1, 0)) for a in batch.accepted.values() if a.forward and (relayed or a.ttl_in > 0)]
-        peers = self._enqueue(forwards, exclude={from_peer} if from_peer else set(), from_peer=from_peer)
+        peers = self._forward(batch, exclude={from_peer} if from_peer else set(), from_peer=from_peer)
         for reply, to in batch.replies:
             peers |= self.publish_direct(reply, to)
         return peers
 
-    def _enqueue(
-        self, forwards: list[tuple[Accepted, int]], *, exclude: set[str], from_peer: str | None = None
-    ) -> set[str]:
-        """Queue each (envelope, ttl) for every pushable peer but ``exclude`` and the author (or those
-        of them the relay names)."""
-        if not forwards:
-            return set()
+    def _forward(self, batch: Batch, *, exclude: set[str], from_peer: str | None) -> set[str]:
+        """Queue what ``batch`` accepted for forwarding (while hops remain, or as the relay says)."""
+        targets = self._targets(exclude)
+        if targets is None:
+            return set()  # nobody to relay to: no Accepted is even built
+        relayed = self._relay is not None  # then the tree decides, whatever hops remain (no horizon)
+        forwards = [(a, _TTL_OUT[a.ttl_in]) for a in batch.in_order() if a.forward and (relayed or a.ttl_in > 0)]
+        return self._enqueue(forwards, targets, from_peer=from_peer)
+
+    def _targets(self, exclude: set[str]) -> tuple[list[str], set[str]] | None:
+        """(pushable peers, peers that take only what is addressed to them) but ``exclude``; None
+        when there are none."""
         peers = [p.public_key for p in self._peers.pushable() if p.public_key not in exclude]
         addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
-        if not peers and not addressees:
-            return set()  # nobody to relay to: no payload is even encoded
+        return (peers, addressees) if peers or addressees else None
+
+    def _enqueue(
+        self, forwards: list[tuple[Accepted, int]], targets: tuple[list[str], set[str]], *, from_peer: str | None = None
+    ) -> set[str]:
+        """Queue each (envelope, ttl) for every pushable peer of ``targets`` but the author (or those
+        of them the relay names), and for its recipient when that takes only what is addressed to it."""
+        if not forwards:
+            return set()
+        peers, addressees = targets
         items: list[tuple[bytes, str, int | None, list[str]]] = []
         relay = self._relay
         for a, ttl in forwards:
             author, recipient = a.author, a.recipient  # a verified announced peer gets what is addressed to it
             tree = peers if relay is None else list(relay.targets(a.env, ttl, from_peer, peers))
-            targets = tree + [recipient] if recipient in addressees else tree
-            to = [peer for peer in targets if peer != author]
+            targets_of = tree + [recipient] if recipient in addressees else tree
+            to = [peer for peer in targets_of if peer != author]
             if to:
                 items.append((wire.encode_item(ttl, a.raw), a.hex_id, a.expires, to))
         return self._outbox.relay(items, now=self._clock())  # each payload stored once
@@ -303,7 +316,10 @@ class Pipeline:
                 return set()
             recipient, ref = addressing(env)
             self.log.add(env, ttl=wire.ORIGIN_TTL, recipient=recipient, ref=ref, from_peer=None)
-            return self._enqueue([(Accepted(env, wire.ORIGIN_TTL, recipient, ref, True), wire.ORIGIN_TTL)], exclude=set())
+            targets = self._targets(set())
+            if targets is None:
+                return set()
+            return self._enqueue([(Accepted(env, wire.ORIGIN_TTL, recipient, ref, True), wire.ORIGIN_TTL)], targets)
 
     def publish_direct(self, env: Envelope, to_hex: str) -> set[str]:
         """Hold a direct envelope this node made, addressed to ``to_hex`` (ttl 0, served to it alone

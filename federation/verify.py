@@ -44,16 +44,17 @@ _SIG_START = _SIG_END - 64
 class Verdicts:
     """Stage 1's verdicts on one batch, by column (see the module docstring)."""
 
-    __slots__ = ("codes", "ok", "intent_code", "_result", "_raws", "_names", "_ids", "_hex", "_authors",
-                 "_authors_hex", "_kinds", "_created", "_expires", "_offsets", "_match_ids")  # fmt: skip
+    __slots__ = ("codes", "ok", "intent_code", "kind_codes", "packed_ids", "_result", "_raws", "_names", "_hex",
+                 "_authors", "_authors_hex", "_created", "_expires", "_offsets", "_match_ids")  # fmt: skip
 
     def __init__(self, result: IngestResultLike, raws: Sequence[bytes], names: Sequence[str]) -> None:
         self.codes: bytes = result.codes
         self.ok = [i for i, code in enumerate(self.codes) if code == Reason.OK]
         self._result, self._raws, self._names = result, raws, names
         self.intent_code = names.index("intent")  # the kind code of the common case
-        self._ids, self._kinds = result.ids, result.kinds
-        self._hex = self._ids.hex()  # one conversion for the batch; an item's id is a slice of it
+        self.packed_ids: bytes = result.ids  # 32 bytes per item
+        self.kind_codes: bytes = result.kinds  # an index into the kind names; past them: not decoded
+        self._hex = self.packed_ids.hex()  # one conversion for the batch; an item's id is a slice of it
         self._authors = result.authors
         self._authors_hex = self._authors.hex()
         self._created = memoryview(result.created).cast("q")
@@ -65,16 +66,16 @@ class Verdicts:
         return len(self.codes)
 
     def decoded(self, i: int) -> bool:
-        return self._kinds[i] < len(self._names)
+        return self.kind_codes[i] < len(self._names)
 
     def id(self, i: int) -> bytes:
-        return self._ids[32 * i : 32 * i + 32]
+        return self.packed_ids[32 * i : 32 * i + 32]
 
     def hex_id(self, i: int) -> str:
         return self._hex[64 * i : 64 * i + 64]
 
     def kind(self, i: int) -> str:
-        return self._names[self._kinds[i]]
+        return self._names[self.kind_codes[i]]
 
     def author_hex(self, i: int) -> str:
         return self._authors_hex[64 * i : 64 * i + 64]
@@ -93,12 +94,12 @@ class Verdicts:
         raw = bytes(self._raws[i])
         # Positional (the field order of Envelope, as node.envelope.decode builds it): half the cost
         # of keywords.
-        return Envelope(1, self._names[self._kinds[i]], self._authors[32 * i : 32 * i + 32], self._created[i],
+        return Envelope(1, self._names[self.kind_codes[i]], self._authors[32 * i : 32 * i + 32], self._created[i],
                         self._expires[i], self._result.body(i), raw[_SIG_START:_SIG_END], self.id(i), raw)  # fmt: skip
 
     def repeats(self) -> list[int]:
         """The items that decoded with the id of an earlier item that decoded (rare: senders dedupe)."""
-        ids, kinds, known = self._ids, self._kinds, len(self._names)
+        ids, kinds, known = self.packed_ids, self.kind_codes, len(self._names)
         n = len(kinds)
         decoded = range(n) if not n or max(kinds) < known else [i for i in range(n) if kinds[i] < known]
         if len({ids[32 * i : 32 * i + 32] for i in decoded}) == len(decoded):
@@ -112,17 +113,27 @@ class Verdicts:
             seen.add(id_)
         return out
 
-    def kind_code(self, i: int) -> int:
-        return self._kinds[i]
-
     def intent_fields(self, i: int) -> tuple[bytes, str, str, bytes, int, int, bytes]:
         """(id, hex id, hex author, author, created, expires, raw) of item ``i``, in one call."""
-        return (self._ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64],
+        return (self.packed_ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64],
                 self._authors[32 * i : 32 * i + 32], self._created[i], self._expires[i], bytes(self._raws[i]))  # fmt: skip
 
     def matches(self, i: int) -> list[int]:
         start, end = self._offsets[i], self._offsets[i + 1]
         return self._match_ids[start:end].tolist() if end > start else []
+
+    def matched(self, indexes: Iterable[int]) -> list[int]:
+        """Those of ``indexes`` whose intent matched a subscription."""
+        offsets = self._offsets
+        return [i for i in indexes if offsets[i + 1] > offsets[i]]
+
+    def intent_rows(self, indexes: Iterable[int], ttl_out: Sequence[int], ttls: Any, now: int,
+                    from_peer: str | None) -> list[tuple[Any, ...]]:  # fmt: skip
+        """``GossipLog.add_verified`` rows for the intents at ``indexes`` straight from the columns
+        (an intent is never addressed: no recipient, no ref), stored with ``ttl_out[ttls[i]]``."""
+        ids, authors, created, expires, raws = self.packed_ids, self._authors, self._created, self._expires, self._raws
+        return [(ids[32 * i : 32 * i + 32], "intent", authors[32 * i : 32 * i + 32], created[i], expires[i], None, None,
+                 ttl_out[ttls[i]], bytes(raws[i]), now, from_peer) for i in indexes]  # fmt: skip
 
 
 def decode_and_verify(
@@ -132,8 +143,8 @@ def decode_and_verify(
     return Verdicts(verifier.ingest(raws, now, index), raws, backend.KINDS)
 
 
-def remember_committed(verifier: VerifierLike, ids: Iterable[bytes]) -> None:
-    """Tell ``verifier`` these ids are held now (their transaction committed): one call."""
-    packed = b"".join(ids)
+def remember_committed(verifier: VerifierLike, packed: bytes) -> None:
+    """Tell ``verifier`` these ids (32 bytes each, concatenated) are held now (their transaction
+    committed): one call."""
     if packed:
         verifier.remember(packed)

@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool
 from fleet.pgschema import PG_MIGRATIONS
 from node.clock import Clock, wall_clock_ms
 from node.errors import StoreError
+from node.store import values_insert
 
 
 class PgIntegrityError(sqlite3.IntegrityError):
@@ -49,8 +50,6 @@ _INT_KEYS = {
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _JSON_EACH = re.compile(r"json_each\(\?\)")
-# ``INSERT INTO t (cols) VALUES (?, …)`` with nothing but an optional ``ON CONFLICT … DO NOTHING`` after
-_VALUES_INSERT = re.compile(r"(INSERT INTO \w+ \([\w, ]+\))\s+VALUES\s+\(([?, ]+)\)(\s+ON CONFLICT(?: \([\w, ]+\))? DO NOTHING)?", re.S)
 _MAX_PARAMS = 32_000  # PostgreSQL binds at most 65 535 parameters in one statement
 _NULL_TEST = re.compile(r"\?\s+(IS\s+(?:NOT\s+)?NULL)")
 
@@ -262,9 +261,11 @@ class PgStore:
         conn = self._tx_conn()
         if not rows:
             return 0
-        insert = _VALUES_INSERT.fullmatch(sql.strip()) if _RawCursor is not None else None
-        if insert is not None:
-            head, width, tail = insert.group(1), insert.group(2).count("?"), insert.group(3) or ""
+        insert = values_insert(sql) if _RawCursor is not None else None
+        # Only ``ON CONFLICT … DO NOTHING`` (or no tail): PostgreSQL refuses a multi-row DO UPDATE
+        # that meets one key twice, which one row at a time would not.
+        if insert is not None and "DO UPDATE" not in insert[2]:
+            head, width, tail = insert
             step = max(1, _MAX_PARAMS // max(width, 1))
             changed = 0
             # A raw cursor ($1 … $n placeholders): psycopg need not parse a statement this long.

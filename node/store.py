@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -43,6 +44,28 @@ if TYPE_CHECKING:  # trio is imported where it is used: the CLI opens stores wit
 T = TypeVar("T")
 
 
+# ``INSERT INTO t (cols) VALUES (?, …)`` with nothing after it but an optional ``ON CONFLICT`` clause
+_VALUES_INSERT = re.compile(r"(INSERT INTO \w+ \([\w, ]+\))\s+VALUES\s+\(([?, ]+)\)(\s+ON CONFLICT\b[^?]*)?", re.S)
+_MAX_ROWS_PER_INSERT = 512  # rows of one multi-row INSERT (SQLite binds 32,766 parameters at most)
+
+
+@functools.lru_cache(maxsize=256)
+def values_insert(sql: str) -> tuple[str, int, str] | None:
+    """(head, values per row, tail) of a one-row ``INSERT INTO t (…) VALUES (?, …)`` with at most an
+    ``ON CONFLICT`` clause (binding nothing) after it: what a store runs for many rows as a few
+    multi-row INSERTs. None for any other statement."""
+    insert = _VALUES_INSERT.fullmatch(sql.strip())
+    if insert is None:
+        return None
+    return insert.group(1), insert.group(2).count("?"), insert.group(3) or ""
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_insert(head: str, width: int, count: int, tail: str) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * count)}{tail}"
+
+
 def in_list(values: Sequence[Any]) -> tuple[str, list[Any]]:
     """``(?, ?, …)`` and its parameters for ``column IN`` a list (ids are BLOBs, so no JSON array can
     carry them). The list is padded to a power of two with its last value (IN ignores repeats), so a
@@ -65,7 +88,8 @@ class Store:
         self._clock = clock
         try:
             # check_same_thread=False: AsyncStore hands calls to trio's worker threads one at a time.
-            conn = sqlite3.connect(self.path, check_same_thread=False)
+            # cached_statements: room for every shape of the multi-row INSERTs (execute_many) and IN lists.
+            conn = sqlite3.connect(self.path, check_same_thread=False, cached_statements=512)
             self._db = sqlite_utils.Database(conn, execute_plugins=False)
             self._db.execute("PRAGMA busy_timeout = 5000")  # another process (the CLI) may hold the lock
             self._db.enable_wal()
@@ -215,14 +239,28 @@ class Store:
         return list(range(last - len(rows) + 1, last + 1))
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        """Run one prepared write statement for each of ``rows`` inside the current transaction (one
-        executemany); returns the number of rows changed in all."""
+        """Run one write statement for each of ``rows`` inside the current transaction; returns the
+        number of rows changed in all. A plain INSERT (``values_insert``) runs as a few multi-row
+        INSERTs (chunks of a power of two rows, so a dozen statement shapes are cached), anything else
+        as one executemany. Why: sqlite3 lets go of the GIL for every step, and under load each step
+        of an executemany waited for it again (up to the 5 ms switch interval) behind the event loop."""
         self._require_transaction()
         if not rows:
             return 0
-        before = self._db.conn.total_changes
-        self._db.conn.executemany(sql, rows)
-        return self._db.conn.total_changes - before
+        conn = self._db.conn
+        before = conn.total_changes
+        insert = values_insert(sql)
+        if insert is None:
+            conn.executemany(sql, rows)
+            return conn.total_changes - before
+        head, width, tail = insert
+        most = min(_MAX_ROWS_PER_INSERT, 1 << ((32_766 // width).bit_length() - 1))
+        at, count = 0, len(rows)
+        while at < count:
+            size = most if count - at >= most else 1 << ((count - at).bit_length() - 1)
+            conn.execute(_rows_insert(head, width, size, tail), [v for row in rows[at : at + size] for v in row])
+            at += size
+        return conn.total_changes - before
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one write statement inside the current transaction; returns the number of rows changed."""

@@ -6,6 +6,7 @@ import os
 import queue
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -62,6 +63,40 @@ def test_writes_outside_a_transaction_are_refused(store):
     with pytest.raises(StoreError):
         store.execute("DELETE FROM vendors")
     assert store.count("vendors") == 0
+
+
+def test_execute_many_runs_an_insert_as_a_few_statements_with_the_rows_in_order(store):
+    """A plain INSERT over many rows runs as multi-row INSERTs (power-of-two chunks: a few steps, a
+    few cached shapes) that keep the rows' order and their conflict rules: ON CONFLICT DO NOTHING counts
+    only new rows, an upsert's WHERE still decides, a duplicate key fails the whole batch; any other
+    statement runs row by row."""
+    from node.store import values_insert
+
+    with store.transaction():
+        store.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, n INTEGER NOT NULL)")
+    insert = "INSERT INTO items (name, n) VALUES (?, ?)"
+    assert values_insert(insert) == ("INSERT INTO items (name, n)", 2, "")
+    assert values_insert("UPDATE items SET n = ? WHERE name = ?") is None
+    assert values_insert("INSERT INTO items (name, n) VALUES (?, 1)") is None  # a literal: row by row
+    assert values_insert(insert + " ON CONFLICT (name) DO UPDATE SET n = ?") is None  # binds in its tail
+    for count in (1, 7, 512, 1000, 1537):
+        with store.transaction():
+            store.execute("DELETE FROM items")
+            rows = [(f"{count}-{i}", i) for i in range(count)]
+            assert store.execute_many(insert, rows) == count
+        assert [(r["name"], r["n"]) for r in store.query("SELECT name, n FROM items ORDER BY id")] == rows
+    with store.transaction():
+        assert store.execute_many(insert + " ON CONFLICT (name) DO NOTHING", [("1537-0", 9), ("new", 1), ("new", 2)]) == 1
+    upsert = insert + " ON CONFLICT (name) DO UPDATE SET n = excluded.n WHERE excluded.n > items.n"
+    with store.transaction():
+        assert store.execute_many(upsert, [("1537-5", 4), ("1537-6", 60), ("other", 1)]) == 2
+    assert [store.query_one("SELECT n FROM items WHERE name = ?", [k])["n"] for k in ("1537-5", "1537-6")] == [5, 60]
+    before = store.count("items")
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.execute_many(insert, [("fresh", 1)] * 2)
+    assert store.count("items") == before  # the failed batch left nothing
+    with store.transaction():
+        assert store.execute_many("UPDATE items SET n = ? WHERE name = ?", [(7, "new"), (8, "other")]) == 2
 
 
 def test_insert_many_returns_the_keys_in_order_and_checks_its_rows(store):
