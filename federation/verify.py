@@ -28,6 +28,7 @@ committed: only then may a later copy skip verification.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -101,9 +102,14 @@ class Verdicts:
         """The items that decoded with the id of an earlier item that decoded (rare: senders dedupe)."""
         ids, kinds, known = self.packed_ids, self.kind_codes, len(self._names)
         n = len(kinds)
-        decoded = range(n) if not n or max(kinds) < known else [i for i in range(n) if kinds[i] < known]
-        if len({ids[32 * i : 32 * i + 32] for i in decoded}) == len(decoded):
-            return []
+        if not n or max(kinds) < known:  # all decoded: count the distinct ids without a slice each
+            if len(set(struct.iter_unpack("32s", ids))) == n:
+                return []
+            decoded: Sequence[int] = range(n)
+        else:
+            decoded = [i for i in range(n) if kinds[i] < known]
+            if len({ids[32 * i : 32 * i + 32] for i in decoded}) == len(decoded):
+                return []
         seen: set[bytes] = set()
         out = []
         for i in decoded:

@@ -350,6 +350,9 @@ def test_the_pipelines_columns_give_what_decoding_gives(backend):
         assert (verdicts.kind(i), verdicts.author_hex(i), verdicts.created(i), verdicts.expires(i), verdicts.raw(i)) == (
             env.kind, env.author.hex(), env.created, env.expires, raw)
     assert verdicts.matches(0) == [1, 2] and verdicts.matches(3) == []
+    old = intent(created=NOW_MS - 2 * DAY)  # decodes, refused: a later copy is still only a duplicate
+    for batch, repeats in (([good, offer, good, old, good, old], [2, 4, 5]), ([good, offer, old], [])):
+        assert decode_and_verify(backend.Verifier(), backend, batch, NOW_MS).repeats() == repeats
     accepted = Accepted.intent(verdicts, 0, 3)
     assert accepted._env is None  # nothing decoded yet
     assert (accepted.hex_id, accepted.author, accepted.raw, accepted.ttl_in, accepted.forward) == (
