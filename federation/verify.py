@@ -20,7 +20,10 @@ stored and relayed from their fields alone:
   ``expires(i)``, ``raw(i)``: their fields, read from the packed columns;
 - ``envelope(i)``: the decoded ``Envelope`` of an OK item, built when asked for (its body is decoded
   only then: no decode, no re-tokenize, no re-validation);
-- ``matches(i)``: the subscription ids an accepted intent matched (empty otherwise).
+- ``matches(i)``: the subscription ids an accepted intent matched (empty otherwise); ``matched``:
+  which of some indexes matched anything;
+- ``packed_ids``, ``kind_codes``: the id and kind columns themselves; ``intent_rows``: the gossip
+  log's rows for some accepted intents, built from the columns (``Pipeline._store``).
 
 ``remember_committed`` tells the verifier which ids the store now holds, once their transaction
 committed: only then may a later copy skip verification.
