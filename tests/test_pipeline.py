@@ -131,6 +131,19 @@ def test_forwards_with_one_hop_less_to_every_peer_but_the_source_and_the_author(
     assert relay.pages.page(0, 10).items == [wire.GossipItem(2, env.raw)]
 
 
+def test_a_mixed_batch_is_stored_and_forwarded_in_its_own_order(make_node):
+    """Intents join a batch by column and other kinds one by one; rows and forwards still keep the
+    batch's order (a withdrawal after its intent, for pullers and peers alike)."""
+    relay = make_node(RELAY, "relay")
+    relay.peer(OTHER)
+    a, b = intent_env(ALICE, "?sofa"), intent_env(BOB, "?bike repair")
+    gone = envelope.create(ALICE, "withdraw", {"intent": a.id}, created=NOW, expires=a.expires)
+    assert relay.ingest([item(a, ttl=3), item(gone, ttl=3), item(b, ttl=3)]) == [0, 0, 0]
+    stored = [bytes(r["raw"]) for r in relay.store.query("SELECT raw FROM envelopes ORDER BY seq")]
+    assert stored == [a.raw, gone.raw, b.raw]
+    assert relay.queued(OTHER) == [wire.GossipItem(2, x.raw) for x in (a, gone, b)]
+
+
 def test_the_hop_limit(make_node):
     relay = make_node(RELAY, "relay")
     relay.peer(OTHER)
