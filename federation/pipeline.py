@@ -246,8 +246,8 @@ class Pipeline:
 
     def _match(self, batch: Batch, index: MatcherIndex | None) -> None:
         """Leads for the batch's new live intents, when this node is a vendor: from the matches the
-        native pass found, or (an index without a native MatchIndex) one matcher call. Only a lead
-        needs an intent's ``Envelope`` (its body)."""
+        native pass found, or (an index without a native MatchIndex) one matcher call. A lead's row
+        comes from the columns, its body's JSON written by the native core."""
         intents = batch.intents
         if self.role != "vendor" or intents is None or not intents.indexes:
             return
@@ -255,11 +255,13 @@ class Pipeline:
         live = [i for i in intents.indexes if verdicts.hex_id(i) not in withdrawn] if withdrawn else intents.indexes
         if index is not None and len(index):
             found = index.match_envelopes([verdicts.raw(i) for i in live])
-            leads = [(verdicts.envelope(i), ids) for i, ids in zip(live, found, strict=True) if ids]
+            matched = [(i, ids) for i, ids in zip(live, found, strict=True) if ids]
         else:
-            leads = [(verdicts.envelope(i), verdicts.matches(i)) for i in verdicts.matched(live)]
-        if leads:
-            self._leads.add_many(leads)
+            matched = [(i, verdicts.matches(i)) for i in verdicts.matched(live)]
+        rows = [verdicts.lead(i, ids) for i, ids in matched]
+        self._leads.add_matched([row for row in rows if row is not None])
+        if None in rows:  # a body JSON cannot hold: the domain's own checks say why
+            self._leads.add_many([(verdicts.envelope(i), ids) for (i, ids), row in zip(matched, rows) if row is None])
 
     def _deliver(self, batch: Batch, from_peer: str | None) -> set[str]:
         """Queue the forwards and the replies; the peers to wake."""

@@ -21,7 +21,8 @@ stored and relayed from their fields alone:
 - ``envelope(i)``: the decoded ``Envelope`` of an OK item, built when asked for (its body is decoded
   only then: no decode, no re-tokenize, no re-validation);
 - ``matches(i)``: the subscription ids an accepted intent matched (empty otherwise); ``matched``:
-  which of some indexes matched anything;
+  which of some indexes matched anything; ``lead(i, ids)``: its lead's row, its body as JSON
+  written natively (no decode into Python, no dump);
 - ``packed_ids``, ``kind_codes``: the id and kind columns themselves; ``intent_rows``: the gossip
   log's rows for some accepted intents, built from the columns (``Pipeline._store``).
 
@@ -130,6 +131,15 @@ class Verdicts:
     def matches(self, i: int) -> list[int]:
         start, end = self._offsets[i], self._offsets[i + 1]
         return self._match_ids[start:end].tolist() if end > start else []
+
+    def lead(self, i: int, subscription_ids: list[int]) -> tuple[str, str, str, str, list[int], int, int] | None:
+        """The ``Leads.add_matched`` row of accepted intent ``i`` (None when its body holds what JSON
+        cannot: never for a body the pass checked)."""
+        found = self._result.intent_json(i)
+        if found is None:
+            return None
+        return (self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64], found[0], found[1],
+                subscription_ids, self._created[i], self._expires[i])  # fmt: skip
 
     def matched(self, indexes: Iterable[int]) -> list[int]:
         """Those of ``indexes`` whose intent matched a subscription."""

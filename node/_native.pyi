@@ -89,6 +89,10 @@ class IngestResult:
     def __len__(self) -> int: ...
     def body(self, i: int) -> Any:
         """Item i's body, as ``bodies[i]`` (IndexError outside 0..n-1)."""
+    def intent_json(self, i: int) -> tuple[str, str] | None:
+        """(text, body as JSON text) of item i when it is an accepted intent, the JSON exactly as
+        ``json.dumps(body, ensure_ascii=False, sort_keys=True)`` (None otherwise; IndexError outside
+        0..n-1)."""
     def matched(self, i: int) -> list[int]:
         """Item i's matching subscription ids as a list (IndexError outside 0..n-1)."""
 

@@ -73,7 +73,7 @@ def _lead(row: dict[str, Any], now: int) -> Lead:
     )
 
 
-def _lead_row(env: object, subscription_ids: object, now: int) -> dict[str, Any]:
+def _lead_row(env: object, subscription_ids: object, now: int) -> tuple[Any, ...]:
     if not isinstance(env, Envelope) or env.kind != "intent":
         raise ValidationError("envelope", "a lead is made from an intent envelope")
     body = env.body
@@ -83,17 +83,16 @@ def _lead_row(env: object, subscription_ids: object, now: int) -> dict[str, Any]
         isinstance(i, int) and not isinstance(i, bool) for i in subscription_ids
     ):
         raise ValidationError("subscription_ids", "must be a list of subscription ids")
-    return {
-        "intent_id": env.id.hex(),
-        "author": env.author.hex(),
-        "text": body["text"],
-        "body": json.dumps(body, ensure_ascii=False, sort_keys=True),
-        "subscription_ids": json.dumps(sorted(set(subscription_ids))),
-        "created_at": env.created,
-        "expires_at": env.expires,
-        "received_at": now,
-        "status": "live",
-    }
+    return (env.id.hex(), env.author.hex(), body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True),
+            json.dumps(sorted(set(subscription_ids))), env.created, env.expires, now)  # fmt: skip
+
+
+# One statement for a batch (multi-row: on a fleet's PostgreSQL one round trip, not one per lead);
+# a new lead is ``live`` (the column's default).
+_INSERT = (
+    "INSERT INTO leads (intent_id, author, text, body, subscription_ids, created_at, expires_at, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (intent_id) DO NOTHING"
+)
 
 
 class Leads:
@@ -107,17 +106,23 @@ class Leads:
         """Store a lead per (intent envelope, matched subscription ids); an intent already a lead is
         skipped. How many were new. Joins the caller's transaction."""
         now = self._clock()
-        checked = [_lead_row(env, ids, now) for env, ids in rows]
-        if not checked:
+        return self._insert([_lead_row(env, ids, now) for env, ids in rows])
+
+    def add_matched(self, rows: Sequence[tuple[str, str, str, str, Sequence[int], int, int]]) -> int:
+        """Store a lead per intent the ingest pass accepted and matched, from that pass's columns:
+        (intent id hex, author hex, text, body as JSON text, subscription ids, created, expires), each
+        field checked by the pass (``IngestResult.intent_json``), so no Envelope is built and nothing is
+        checked again. An intent already a lead is skipped; how many were new. Joins the caller's
+        transaction."""
+        now = self._clock()
+        return self._insert([(intent_id, author, text, body, json.dumps(sorted(set(ids))), created, expires, now)
+                             for intent_id, author, text, body, ids, created, expires in rows])  # fmt: skip
+
+    def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        if not rows:
             return 0
-        columns = ", ".join(checked[0])
-        marks = ", ".join("?" for _ in checked[0])
-        # one statement for the batch: on a fleet's PostgreSQL one round trip, not one per lead
         with self._store.transaction():
-            return self._store.execute_many(
-                f"INSERT INTO leads ({columns}) VALUES ({marks}) ON CONFLICT (intent_id) DO NOTHING",
-                [list(row.values()) for row in checked],
-            )
+            return self._store.execute_many(_INSERT, rows)
 
     def withdraw(self, intent_id: str, at: int) -> bool:
         """Mark the lead of a withdrawn intent; False when there is no live lead for it."""

@@ -4,6 +4,7 @@ hostile batches."""
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 
@@ -36,7 +37,8 @@ def forged(raw_fields: dict) -> bytes:
 
 
 def split(result) -> list[tuple]:
-    """The result as one tuple per item: (code, id, kind, author, created, expires, body, matched)."""
+    """The result as one tuple per item: (code, id, kind, author, created, expires, body, matched,
+    intent_json)."""
     n = len(result)
     created = struct.unpack(f"={n}q", result.created)
     expires = struct.unpack(f"={n}q", result.expires)
@@ -50,7 +52,7 @@ def split(result) -> list[tuple]:
     assert len(result.ids) == len(result.authors) == 32 * n
     return [
         (result.codes[i], result.ids[32 * i : 32 * i + 32], result.kinds[i], result.authors[32 * i : 32 * i + 32],
-         created[i], expires[i], result.bodies[i], list(ids[offsets[i] : offsets[i + 1]]))
+         created[i], expires[i], result.bodies[i], list(ids[offsets[i] : offsets[i + 1]]), result.intent_json(i))
         for i in range(n)
     ]  # fmt: skip
 
@@ -59,10 +61,11 @@ def test_an_accepted_intent_carries_everything_the_pipeline_needs(backend):
     raw = intent()
     env = backend.decode_envelope(raw)
     result = backend.Verifier().ingest([raw], NOW_MS, backend.MatchIndex(SUBS))
-    [(code, id_, kind, author, created, expires, body, matched)] = split(result)
+    [(code, id_, kind, author, created, expires, body, matched, as_json)] = split(result)
     assert (code, id_, author, created, expires) == (Reason.OK, env[8], ALICE.public_key, env[3], env[4])
     assert backend.KINDS[kind] == "intent"
     assert body == FLIGHT and matched == [1, 2] == result.matched(0)
+    assert as_json == (FLIGHT["text"], json.dumps(FLIGHT, ensure_ascii=False, sort_keys=True))
     # without an index: the same verdict, no matches
     assert split(backend.Verifier().ingest([raw], NOW_MS))[0][:7] == (code, id_, kind, author, created, expires, body)
     assert backend.Verifier().ingest([raw], NOW_MS).matched(0) == []
@@ -156,6 +159,23 @@ def hostile_bodies() -> list:
         body,
     ]
     return out
+
+
+def test_an_accepted_intents_json_is_what_python_dumps(backend):
+    """``intent_json`` (a lead's text and body): the JSON of ``json.dumps(body, ensure_ascii=False,
+    sort_keys=True)`` to the byte, whatever the text holds (quotes, backslashes, every control
+    character the tokenizer lets through, non-ASCII, U+2028); None for what is no accepted intent."""
+    texts = ['?taxi "now" back\\slash', "?café ☕ 🚕 \u2028 end", "?tab\there", "?line\nbreak and\r",
+             "need\x01 \x1f ?taxi", "x\x08y\x0cz ?taxi \x7f"] + [f"w{chr(c)}w ?taxi" for c in range(0x20)]  # fmt: skip
+    bodies = [parse_intent(t).body() for t in texts]
+    batch = [intent(body=b) for b in bodies] + [other("offer"), b"\x01"]
+    result = backend.Verifier().ingest(batch, NOW_MS, None)
+    assert list(result.codes[: len(bodies)]) == [Reason.OK] * len(bodies)
+    for i, body in enumerate(bodies):
+        assert result.intent_json(i) == (body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True))
+    assert result.intent_json(len(bodies)) is None and result.intent_json(len(bodies) + 1) is None  # an offer; junk
+    with pytest.raises(IndexError):
+        result.intent_json(len(batch))
 
 
 def test_the_intent_body_check_is_check_body(backend):

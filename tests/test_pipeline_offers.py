@@ -128,7 +128,8 @@ def test_a_failed_ingest_changes_nothing(make_node, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(vendor.pipeline._leads, "add_many", broken)
+    for write in ("add_many", "add_matched"):  # whichever writes the lead, after the envelope's row
+        monkeypatch.setattr(vendor.pipeline._leads, write, broken)
     with pytest.raises(RuntimeError):
         vendor.ingest([item(intent_env(ALICE, "?sofa"))])
     assert vendor.store.count("envelopes") == vendor.store.count("outbox") == vendor.store.count("leads") == 0

@@ -5,10 +5,14 @@
 //! slice of the remaining bytes, and no buffer is ever sized from a claimed count.
 //!
 //! `reader` holds the decoder (`Reader`: one item header at a time, with the canonical-form rules
-//! of each type byte), `writer` the encoder (shortest forms, map keys sorted).
+//! of each type byte), `writer` the encoder (shortest forms, map keys sorted), `json` a value as the
+//! JSON text Python's `json.dumps(sort_keys=True, ensure_ascii=False)` gives.
 
+mod json;
 mod reader;
 mod writer;
+
+pub use json::to_json;
 
 pub use reader::Reader;
 pub use writer::{

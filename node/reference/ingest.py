@@ -12,6 +12,7 @@ Identical items are verified once: the later ones take the first one's verdict.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,17 @@ class IngestResult:
         if not 0 <= i < len(self.codes):
             raise IndexError("item index out of range")
         return self.bodies[i]
+
+    def intent_json(self, i: int) -> tuple[str, str] | None:
+        """(text, body as JSON text) of item i when it is an accepted intent (the JSON as
+        ``json.dumps(body, ensure_ascii=False, sort_keys=True)``: a lead's row); else None."""
+        body = self.body(i)
+        if self.kinds[i] != KINDS.index("intent") or not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return None
+        try:
+            return body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True)
+        except TypeError:  # bytes: JSON has none
+            return None
 
     def matched(self, i: int) -> list[int]:
         if not 0 <= i < len(self.codes):

@@ -11,7 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList};
 
 use super::{bytes_arg, bytes_like, read_py, Batch, PyMatchIndex};
-use crate::codec::{Reader, MAX_ENVELOPE_BYTES};
+use crate::codec::{self, Reader, Value, MAX_ENVELOPE_BYTES};
 use crate::envelope::KINDS;
 use crate::ingest;
 use crate::keycache::KeyCache;
@@ -122,6 +122,39 @@ impl IngestResult {
             return list.bind(py).get_item(i);
         }
         self.decode_body(py, i)
+    }
+
+    /// (text, body as JSON text) of item i when it is an accepted intent, the JSON exactly as
+    /// Python's `json.dumps(body, ensure_ascii=False, sort_keys=True)` writes it (a lead's row);
+    /// None otherwise. IndexError outside 0..n-1.
+    fn intent_json(&self, py: Python<'_>, i: usize) -> PyResult<Option<(String, String)>> {
+        if i >= self.len {
+            return Err(pyo3::exceptions::PyIndexError::new_err(
+                "item index out of range",
+            ));
+        }
+        let intent = KINDS.iter().position(|k| *k == "intent");
+        let kind = self
+            .kinds
+            .bind(py)
+            .as_bytes()
+            .get(i)
+            .map(|&k| usize::from(k));
+        let (Some((a, b)), true) = (self.body_spans.get(i).copied().flatten(), kind == intent)
+        else {
+            return Ok(None);
+        };
+        let Ok(body) = codec::decode_uncapped(self.buf.get(a..b).unwrap_or(&[])) else {
+            return Ok(None);
+        };
+        let Value::Map(entries) = &body else {
+            return Ok(None);
+        };
+        let text = entries.iter().find_map(|(k, v)| match v {
+            Value::Str(t) if k == "text" => Some(t.clone()),
+            _ => None,
+        });
+        Ok(text.zip(codec::to_json(&body)))
     }
 
     /// The matched subscription ids of item i (ascending), as a list.
