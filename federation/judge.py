@@ -173,10 +173,10 @@ class Judge:
         self._backend = backend
 
     def judge_items(self, verdicts: Verdicts, indexes: list[int], ttls: TtlOf, batch: Batch, reasons: bytearray) -> None:
-        """``judge`` for items of stage 1 (OK and new here, in batch order; ``ttls`` clamped), their
-        reasons written to ``reasons``. An intent needs nothing more (its body was checked with its
-        signature) and joins ``batch.intents`` by index, no object built; any other kind is judged on
-        its ``Envelope``."""
+        """The reasons for items of stage 1 (OK and new here, in batch order; ``ttls`` clamped),
+        written to ``reasons``. An intent needs nothing more (its body was checked with its signature)
+        and joins ``batch.intents`` by index, no object built: intents are taken there and nowhere
+        else. Any other kind is judged on its ``Envelope`` (``_judge_one``)."""
         intents = batch.intents = Intents(verdicts, ttls)
         intent, kinds = verdicts.intent_code, verdicts.kind_codes
         if all(kinds[i] == intent for i in indexes):
@@ -186,21 +186,20 @@ class Judge:
             if kinds[i] == intent:
                 intents.indexes.append(i)
             else:
-                reasons[i] = self.judge(verdicts.envelope(i), ttls[i], batch)
+                reasons[i] = self._judge_one(verdicts.envelope(i), ttls[i], batch)
                 if reasons[i] == Reason.OK:
                     batch.accepted[verdicts.hex_id(i)].at = i
 
-    def judge(self, env: Envelope, ttl: int, batch: Batch) -> Reason:
-        """The reason for one verified, new envelope; when OK it joins ``batch.accepted`` (and its
-        effects on offers are written: they share the batch's transaction)."""
+    def _judge_one(self, env: Envelope, ttl: int, batch: Batch) -> Reason:
+        """The reason for one verified, new envelope that is no intent; when OK it joins
+        ``batch.accepted`` (and its effects on offers are written: they share the batch's
+        transaction)."""
         if env.kind in DIRECT_KINDS:
             return self._judge_direct(env, batch)
-        if env.kind not in GOSSIPED_KINDS:
-            return Reason.NOT_FOR_ROLE  # pragma: no cover - the verifier knows no other kind
+        if env.kind not in GOSSIPED_KINDS or env.kind == "intent":
+            return Reason.NOT_FOR_ROLE  # pragma: no cover - no other kind decodes; intents: judge_items
         try:
-            if env.kind == "intent":
-                reason = Reason.OK  # its body was checked with its signature (federation.verify)
-            elif env.kind == "withdraw":
+            if env.kind == "withdraw":
                 reason = self._judge_withdraw(env, batch)
             elif env.kind == "offer":
                 check_offer_body(env.body)
