@@ -125,8 +125,9 @@ class Verdicts:
 
     def intent_fields(self, i: int) -> tuple[bytes, str, str, bytes, int, int, bytes]:
         """(id, hex id, hex author, author, created, expires, raw) of item ``i``, in one call."""
-        return (self.packed_ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64],
-                self._authors[32 * i : 32 * i + 32], self._created[i], self._expires[i], bytes(self._raws[i]))  # fmt: skip
+        return (self.packed_ids[32 * i : 32 * i + 32], self._hex[64 * i : 64 * i + 64],
+                self._authors_hex[64 * i : 64 * i + 64], self._authors[32 * i : 32 * i + 32], self._created[i],
+                self._expires[i], bytes(self._raws[i]))  # fmt: skip
 
     def matches(self, i: int) -> list[int]:
         start, end = self._offsets[i], self._offsets[i + 1]

@@ -86,7 +86,8 @@ def test_execute_many_runs_an_insert_as_a_few_statements_with_the_rows_in_order(
             assert store.execute_many(insert, rows) == count
         assert [(r["name"], r["n"]) for r in store.query("SELECT name, n FROM items ORDER BY id")] == rows
     with store.transaction():
-        assert store.execute_many(insert + " ON CONFLICT (name) DO NOTHING", [("1537-0", 9), ("new", 1), ("new", 2)]) == 1
+        skip = insert + " ON CONFLICT (name) DO NOTHING"
+        assert store.execute_many(skip, [("1537-0", 9), ("new", 1), ("new", 2)]) == 1
     upsert = insert + " ON CONFLICT (name) DO UPDATE SET n = excluded.n WHERE excluded.n > items.n"
     with store.transaction():
         assert store.execute_many(upsert, [("1537-5", 4), ("1537-6", 60), ("other", 1)]) == 2

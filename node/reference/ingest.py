@@ -61,7 +61,9 @@ class IngestResult:
         """(text, body as JSON text) of item i when it is an accepted intent (the JSON as
         ``json.dumps(body, ensure_ascii=False, sort_keys=True)``: a lead's row); else None."""
         body = self.body(i)
-        if self.kinds[i] != KINDS.index("intent") or not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        if self.kinds[i] != KINDS.index("intent") or not isinstance(body, dict):
+            return None
+        if not isinstance(body.get("text"), str):
             return None
         try:
             return body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True)
