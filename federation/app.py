@@ -169,7 +169,7 @@ async def push(request: Request, peer: str) -> Response:
         return _refusal(400, wire.MALFORMED_BATCH, exc.detail)
     verdicts = await fed.admission.judge(fed.store, fed.limiter, peer, source_of(request.scope), items)
     admitted = verdicts.count(0) == len(verdicts)  # the common case: no per-item filter
-    granted = items if admitted else wire.Items.of([i for i, verdict in zip(items, verdicts, strict=True) if verdict == 0])
+    granted = items if admitted else items.admitted(verdicts)
     reasons = b""
     if granted:
         # The native pass runs on a worker thread of its own, outside the store's: this batch is

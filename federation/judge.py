@@ -12,6 +12,7 @@ by the pipeline in the same transaction). Effects are written in the batch's tra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Protocol
 
 from node import envelope as envelopes
@@ -136,15 +137,11 @@ class Batch:
         if not self.accepted:
             return intents
         others = list(self.accepted.values())
-        return sorted(intents + others, key=_place) if intents else others
+        return sorted(intents + others, key=attrgetter("at")) if intents else others
 
     def packed_ids(self) -> bytes:
         ids = b"".join([a.id for a in self.accepted.values()])
         return ids + self.intents.packed_ids() if self.intents is not None else ids
-
-
-def _place(a: Accepted) -> int:
-    return a.at
 
 
 class Judge:

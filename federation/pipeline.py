@@ -258,10 +258,8 @@ class Pipeline:
             matched = [(i, ids) for i, ids in zip(live, found, strict=True) if ids]
         else:
             matched = [(i, verdicts.matches(i)) for i in verdicts.matched(live)]
-        rows = [verdicts.lead(i, ids) for i, ids in matched]
-        self._leads.add_matched([row for row in rows if row is not None])
-        if None in rows:  # a body JSON cannot hold: the domain's own checks say why
-            self._leads.add_many([(verdicts.envelope(i), ids) for (i, ids), row in zip(matched, rows) if row is None])
+        if matched:
+            self._leads.add_matched(verdicts.leads(matched))
 
     def _deliver(self, batch: Batch, from_peer: str | None) -> set[str]:
         """Queue the forwards and the replies; the peers to wake."""

@@ -21,8 +21,8 @@ stored and relayed from their fields alone:
 - ``envelope(i)``: the decoded ``Envelope`` of an OK item, built when asked for (its body is decoded
   only then: no decode, no re-tokenize, no re-validation);
 - ``matches(i)``: the subscription ids an accepted intent matched (empty otherwise); ``matched``:
-  which of some indexes matched anything; ``lead(i, ids)``: its lead's row, its body as JSON
-  written natively (no decode into Python, no dump);
+  which of some indexes matched anything; ``leads``: the leads' rows, their bodies' JSON
+  written natively in one call (no decode into Python, no dump);
 - ``packed_ids``, ``kind_codes``: the id and kind columns themselves; ``intent_rows``: the gossip
   log's rows for some accepted intents, built from the columns (``Pipeline._store``).
 
@@ -133,14 +133,13 @@ class Verdicts:
         start, end = self._offsets[i], self._offsets[i + 1]
         return self._match_ids[start:end].tolist() if end > start else []
 
-    def lead(self, i: int, subscription_ids: list[int]) -> tuple[str, str, str, str, list[int], int, int] | None:
-        """The ``Leads.add_matched`` row of accepted intent ``i`` (None when its body holds what JSON
-        cannot: never for a body the pass checked)."""
-        found = self._result.intent_json(i)
-        if found is None:
-            return None
-        return (self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64], found[0], found[1],
-                subscription_ids, self._created[i], self._expires[i])  # fmt: skip
+    def leads(self, matched: Sequence[tuple[int, list[int]]]) -> list[tuple[str, str, str, str, list[int], int, int]]:
+        """The ``Leads.add_matched`` rows of accepted intents, given as (index, subscription ids): their
+        texts and bodies' JSON in one native call (``IngestResult.intents_json``), the rest from the
+        columns."""
+        texts = self._result.intents_json([i for i, _ in matched])
+        return [(self._hex[64 * i : 64 * i + 64], self._authors_hex[64 * i : 64 * i + 64], text, body, ids,
+                 self._created[i], self._expires[i]) for (i, ids), (text, body) in zip(matched, texts, strict=True)]  # fmt: skip
 
     def matched(self, indexes: Iterable[int]) -> list[int]:
         """Those of ``indexes`` whose intent matched a subscription."""

@@ -70,6 +70,11 @@ class Items(Sequence[GossipItem]):
     def __len__(self) -> int:
         return len(self.envelopes)
 
+    def admitted(self, verdicts: bytes | bytearray) -> Items:
+        """The items whose verdict (one per item, admission's) is 0, by column."""
+        keep = [i for i, verdict in enumerate(verdicts) if verdict == 0]
+        return Items(bytes(self.ttls[i] for i in keep), [self.envelopes[i] for i in keep])
+
     @overload
     def __getitem__(self, i: int) -> GossipItem: ...
     @overload

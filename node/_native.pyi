@@ -89,10 +89,10 @@ class IngestResult:
     def __len__(self) -> int: ...
     def body(self, i: int) -> Any:
         """Item i's body, as ``bodies[i]`` (IndexError outside 0..n-1)."""
-    def intent_json(self, i: int) -> tuple[str, str] | None:
-        """(text, body as JSON text) of item i when it is an accepted intent, the JSON exactly as
-        ``json.dumps(body, ensure_ascii=False, sort_keys=True)`` (None otherwise; IndexError outside
-        0..n-1)."""
+    def intents_json(self, indexes: Sequence[int]) -> list[tuple[str, str]]:
+        """(text, body as JSON text) of each accepted intent at ``indexes``, the JSON exactly as
+        ``json.dumps(body, ensure_ascii=False, sort_keys=True)``: one call per batch, the GIL released.
+        IndexError outside 0..n-1, ValueError for an index that is no accepted intent."""
     def matched(self, i: int) -> list[int]:
         """Item i's matching subscription ids as a list (IndexError outside 0..n-1)."""
 

@@ -111,7 +111,7 @@ class Leads:
     def add_matched(self, rows: Sequence[tuple[str, str, str, str, Sequence[int], int, int]]) -> int:
         """Store a lead per intent the ingest pass accepted and matched, from that pass's columns:
         (intent id hex, author hex, text, body as JSON text, subscription ids, created, expires), each
-        field checked by the pass (``IngestResult.intent_json``), so no Envelope is built and nothing is
+        field checked by the pass (``IngestResult.intents_json``), so no Envelope is built and nothing is
         checked again. An intent already a lead is skipped; how many were new. Joins the caller's
         transaction."""
         now = self._clock()

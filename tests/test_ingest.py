@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from node.errors import ValidationError
 from node.intents import KNOWN_TERMS, check_body, parse_intent
 from node.reasons import Reason
+from node.reference.envelope import KINDS
 from tests.vectors.loaders import NOW_MS, Author, canonical, envelope_map
 
 ALICE, BOB = Author.numbered(201), Author.numbered(202)
@@ -38,7 +39,7 @@ def forged(raw_fields: dict) -> bytes:
 
 def split(result) -> list[tuple]:
     """The result as one tuple per item: (code, id, kind, author, created, expires, body, matched,
-    intent_json)."""
+    (text, body as JSON) for an accepted intent, else None)."""
     n = len(result)
     created = struct.unpack(f"={n}q", result.created)
     expires = struct.unpack(f"={n}q", result.expires)
@@ -50,9 +51,11 @@ def split(result) -> list[tuple]:
     assert len(result.codes) == len(result.kinds) == len(result.bodies) == n
     assert result.bodies == one_by_one == [result.body(i) for i in range(n)]
     assert len(result.ids) == len(result.authors) == 32 * n
+    intents = [i for i in range(n) if result.codes[i] == Reason.OK and result.kinds[i] == KINDS.index("intent")]
+    as_json = dict(zip(intents, result.intents_json(intents), strict=True))
     return [
         (result.codes[i], result.ids[32 * i : 32 * i + 32], result.kinds[i], result.authors[32 * i : 32 * i + 32],
-         created[i], expires[i], result.bodies[i], list(ids[offsets[i] : offsets[i + 1]]), result.intent_json(i))
+         created[i], expires[i], result.bodies[i], list(ids[offsets[i] : offsets[i + 1]]), as_json.get(i))
         for i in range(n)
     ]  # fmt: skip
 
@@ -162,20 +165,24 @@ def hostile_bodies() -> list:
 
 
 def test_an_accepted_intents_json_is_what_python_dumps(backend):
-    """``intent_json`` (a lead's text and body): the JSON of ``json.dumps(body, ensure_ascii=False,
-    sort_keys=True)`` to the byte, whatever the text holds (quotes, backslashes, every control
-    character the tokenizer lets through, non-ASCII, U+2028); None for what is no accepted intent."""
+    """``intents_json`` (the leads' texts and bodies, one call): the JSON of ``json.dumps(body,
+    ensure_ascii=False, sort_keys=True)`` to the byte, whatever the text holds (quotes, backslashes,
+    every control character the tokenizer lets through, non-ASCII, U+2028); a typed error for an index
+    that is no accepted intent."""
     texts = ['?taxi "now" back\\slash', "?café ☕ 🚕 \u2028 end", "?tab\there", "?line\nbreak and\r",
              "need\x01 \x1f ?taxi", "x\x08y\x0cz ?taxi \x7f"] + [f"w{chr(c)}w ?taxi" for c in range(0x20)]  # fmt: skip
     bodies = [parse_intent(t).body() for t in texts]
     batch = [intent(body=b) for b in bodies] + [other("offer"), b"\x01"]
     result = backend.Verifier().ingest(batch, NOW_MS, None)
     assert list(result.codes[: len(bodies)]) == [Reason.OK] * len(bodies)
-    for i, body in enumerate(bodies):
-        assert result.intent_json(i) == (body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True))
-    assert result.intent_json(len(bodies)) is None and result.intent_json(len(bodies) + 1) is None  # an offer; junk
+    expected = [(body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True)) for body in bodies]
+    assert result.intents_json(range(len(bodies))) == expected
+    assert result.intents_json([2, 0]) == [expected[2], expected[0]] and result.intents_json([]) == []
+    for not_an_intent in (len(bodies), len(bodies) + 1):  # an offer; junk
+        with pytest.raises(ValueError, match=f"item {not_an_intent} is not an accepted intent"):
+            result.intents_json([0, not_an_intent])
     with pytest.raises(IndexError):
-        result.intent_json(len(batch))
+        result.intents_json([len(batch)])
 
 
 def test_the_intent_body_check_is_check_body(backend):

@@ -199,3 +199,13 @@ def test_the_documented_example():
     body = wire.encode_batch([wire.encode_item(4, b"\xc0\xc0\xc0")])
     assert body.hex(" ") == "91 92 04 c4 03 c0 c0 c0"
     assert wire.encode_reasons(b"\x01").hex(" ") == "81 a7 72 65 61 73 6f 6e 73 c4 01 01"
+
+
+def test_a_push_by_column_keeps_only_what_admission_admitted():
+    """``Items.admitted``: the items whose verdict is 0, their ttls and envelopes still paired and in
+    order; ``Items.of`` clamps ttls and passes Items through."""
+    items = wire.Items.of([wire.GossipItem(ttl, bytes([ttl])) for ttl in (0, 3, 9, 1)])
+    assert items.ttls == bytes([0, 3, wire.MAX_TTL, 1]) and wire.Items.of(items) is items
+    kept = items.admitted(bytearray([0, 31, 0, 17]))
+    assert list(kept) == [wire.GossipItem(0, b"\x00"), wire.GossipItem(wire.MAX_TTL, b"\x09")]
+    assert len(items.admitted(bytes(4))) == 4 and len(items.admitted(bytes([1] * 4))) == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,18 +58,20 @@ class IngestResult:
             raise IndexError("item index out of range")
         return self.bodies[i]
 
-    def intent_json(self, i: int) -> tuple[str, str] | None:
-        """(text, body as JSON text) of item i when it is an accepted intent (the JSON as
-        ``json.dumps(body, ensure_ascii=False, sort_keys=True)``: a lead's row); else None."""
-        body = self.body(i)
-        if self.kinds[i] != KINDS.index("intent") or not isinstance(body, dict):
-            return None
-        if not isinstance(body.get("text"), str):
-            return None
-        try:
-            return body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True)
-        except TypeError:  # bytes: JSON has none
-            return None
+    def intents_json(self, indexes: Sequence[int]) -> list[tuple[str, str]]:
+        """(text, body as JSON text) of each accepted intent at ``indexes`` (the JSON as
+        ``json.dumps(body, ensure_ascii=False, sort_keys=True)``: the leads' rows). IndexError outside
+        0..n-1, ValueError for an index that is no accepted intent."""
+        out = []
+        for i in indexes:
+            body = self.body(i)
+            if self.kinds[i] != KINDS.index("intent") or not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                raise ValueError(f"item {i} is not an accepted intent")
+            try:
+                out.append((body["text"], json.dumps(body, ensure_ascii=False, sort_keys=True)))
+            except TypeError:  # bytes: JSON has none (no checked intent body holds any)
+                raise ValueError(f"item {i} is not an accepted intent") from None
+        return out
 
     def matched(self, i: int) -> list[int]:
         if not 0 <= i < len(self.codes):

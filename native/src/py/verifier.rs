@@ -90,6 +90,19 @@ impl IngestResult {
     }
 }
 
+/// (text, JSON) of an intent body's canonical bytes; None when it does not decode or has no text.
+fn intent_json(body: &[u8]) -> Option<(String, String)> {
+    let body = codec::decode_uncapped(body).ok()?;
+    let Value::Map(entries) = &body else {
+        return None;
+    };
+    let text = entries.iter().find_map(|(k, v)| match v {
+        Value::Str(t) if k == "text" => Some(t.clone()),
+        _ => None,
+    })?;
+    Some((text, codec::to_json(&body)?))
+}
+
 #[pymethods]
 impl IngestResult {
     fn __len__(&self) -> usize {
@@ -124,37 +137,31 @@ impl IngestResult {
         self.decode_body(py, i)
     }
 
-    /// (text, body as JSON text) of item i when it is an accepted intent, the JSON exactly as
-    /// Python's `json.dumps(body, ensure_ascii=False, sort_keys=True)` writes it (a lead's row);
-    /// None otherwise. IndexError outside 0..n-1.
-    fn intent_json(&self, py: Python<'_>, i: usize) -> PyResult<Option<(String, String)>> {
-        if i >= self.len {
-            return Err(pyo3::exceptions::PyIndexError::new_err(
-                "item index out of range",
-            ));
+    /// (text, body as JSON text) of each accepted intent at `indexes`, the JSON exactly as Python's
+    /// `json.dumps(body, ensure_ascii=False, sort_keys=True)` writes it (the leads' rows): one call
+    /// per batch, the GIL released while it works. IndexError for an index outside 0..n-1,
+    /// ValueError for one that is no accepted intent.
+    fn intents_json(&self, py: Python<'_>, indexes: Vec<usize>) -> PyResult<Vec<(String, String)>> {
+        if let Some(&i) = indexes.iter().find(|&&i| i >= self.len) {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "item index {i} out of range"
+            )));
         }
         let intent = KINDS.iter().position(|k| *k == "intent");
-        let kind = self
-            .kinds
-            .bind(py)
-            .as_bytes()
-            .get(i)
-            .map(|&k| usize::from(k));
-        let (Some((a, b)), true) = (self.body_spans.get(i).copied().flatten(), kind == intent)
-        else {
-            return Ok(None);
-        };
-        let Ok(body) = codec::decode_uncapped(self.buf.get(a..b).unwrap_or(&[])) else {
-            return Ok(None);
-        };
-        let Value::Map(entries) = &body else {
-            return Ok(None);
-        };
-        let text = entries.iter().find_map(|(k, v)| match v {
-            Value::Str(t) if k == "text" => Some(t.clone()),
-            _ => None,
-        });
-        Ok(text.zip(codec::to_json(&body)))
+        let kinds = self.kinds.bind(py).as_bytes().to_vec();
+        let (buf, spans) = (&self.buf, &self.body_spans);
+        py.detach(|| {
+            indexes
+                .iter()
+                .map(|&i| {
+                    let is_intent = kinds.get(i).map(|&k| usize::from(k)) == intent;
+                    let span = spans.get(i).copied().flatten().filter(|_| is_intent);
+                    span.and_then(|(a, b)| intent_json(buf.get(a..b).unwrap_or(&[])))
+                        .ok_or(i)
+                })
+                .collect::<Result<Vec<_>, usize>>()
+        })
+        .map_err(|i| PyValueError::new_err(format!("item {i} is not an accepted intent")))
     }
 
     /// The matched subscription ids of item i (ascending), as a list.
