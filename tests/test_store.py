@@ -39,6 +39,7 @@ def test_durability_settings(store):
     assert store.pragma("synchronous") == 2  # FULL
     assert store.pragma("foreign_keys") == 1
     assert store.pragma("wal_autocheckpoint") == 10_000
+    assert store.pragma("temp_store") == 2  # MEMORY: statement journals never spill to a temp file
     assert store.schema_version == len(MIGRATIONS)
 
 
@@ -55,6 +56,20 @@ def test_the_wal_is_not_checkpointed_before_10000_pages_and_a_truncate_empties_i
     assert store.count("vendors") == 9_000
     store.checkpoint_truncate()
     assert wal.stat().st_size == 0
+
+
+def test_a_failed_nested_block_of_thousands_of_pages_is_undone_and_the_outer_block_kept(store):
+    """The journal that undoes a savepoint is held in memory (far past SQLite's 64 KB spill point)."""
+    with store.transaction():
+        store.insert("vendors", _vendor(0))
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.execute_many(
+                "INSERT INTO vendors (handle, name, started_at, created_at, updated_at) VALUES (?, ?, 1, 1, 1)",
+                [(f"@v{i}", "x" * 1500) for i in range(1, 3000)],  # ~1,100 pages
+            )
+            store.insert("vendors", _vendor(0))  # already held: the nested block fails
+    assert store.count("vendors") == 1
+    assert store.query_one("SELECT handle FROM vendors")["handle"] == "@v0"
 
 
 def test_writes_outside_a_transaction_are_refused(store):
