@@ -239,8 +239,9 @@ def big_batch(rng: random.Random, n: int) -> list[bytes]:
     return items
 
 
-def test_threads_do_not_change_a_verdict(native):
-    items = big_batch(random.Random(5), 700)
+@pytest.mark.parametrize("n", [100, 700])  # 100: only the signatures are split over threads
+def test_threads_do_not_change_a_verdict(native, n):
+    items = big_batch(random.Random(5), n)
     one, many = native.Verifier(threads=1), native.Verifier(threads=4)
     assert one.threads == 1 and many.threads == 4 and native.Verifier().threads >= 1
     codes, ids = one.verify_batch(items, NOW_MS)

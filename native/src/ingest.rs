@@ -321,7 +321,9 @@ pub fn ingest<'a>(
         .iter()
         .filter_map(|&i| out.get(i).and_then(|it| it.env))
         .collect();
-    let verdicts = parallel::map_chunks(&envs, threads, |chunk| judge(cache, chunk, now_ms, index));
+    let verdicts = parallel::map_split(&envs, threads, parallel::SIGNATURES, |chunk| {
+        judge(cache, chunk, now_ms, index)
+    });
     for (&i, (reason, matched)) in todo.iter().zip(verdicts) {
         if let Some(item) = out.get_mut(i) {
             item.reason = reason;

@@ -143,7 +143,9 @@ pub fn verify_batch_threaded<D: AsRef<[u8]> + Sync>(
     now_ms: i64,
     threads: usize,
 ) -> Vec<Outcome> {
-    parallel::map_chunks(items, threads, |chunk| verify_batch(cache, chunk, now_ms))
+    parallel::map_split(items, threads, parallel::SIGNATURES, |chunk| {
+        verify_batch(cache, chunk, now_ms)
+    })
 }
 
 /// Verifies one envelope with the single (non-batch) check.
