@@ -161,20 +161,28 @@ class Outbox:
                 kind=GOSSIP_KIND,
                 now=now,
             )
-        slots = self.relays.slots({peer for *_, peers in items for peer in peers})
-        rows, spill = [], []
-        for payload, ref, expires, peers in items:
-            targets = 0
+        # A relayed batch names few distinct lists of peers (often one for every item): each is
+        # looked at once.
+        lists = {tuple(peers) for *_, peers in items}
+        slots = self.relays.slots({peer for peers in lists for peer in peers})
+        masks: dict[tuple[str, ...], tuple[int, list[str]]] = {}
+        for peers in lists:
+            targets, beyond = 0, []
             for peer in peers:
                 if peer in slots:
                     targets |= 1 << slots[peer]
                 else:
-                    spill.append((peer, payload, ref, expires))
+                    beyond.append(peer)
+            masks[peers] = (targets, beyond)
+        rows, spill = [], []
+        for payload, ref, expires, peers in items:
+            targets, beyond = masks[tuple(peers)]
             if targets:
                 rows.append((bytes(payload), ref, expires, targets))
+            spill += [(peer, payload, ref, expires) for peer in beyond]
         if rows:
             self.relays.add(rows, now)
-        woken = {peer for *_, peers in items for peer in peers if peer in slots}
+        woken = {peer for peers in lists for peer in peers if peer in slots}
         return woken | (self.enqueue_many(spill, kind=GOSSIP_KIND, now=now) if spill else set())
 
     def due(self, peer: str, now: int, *, limit: int = 100, max_bytes: int = 1 << 20) -> list[Delivery]:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from federation import wire
-from federation.judge import Accepted, Batch, Judge
+from federation.judge import Batch, Judge
 from federation.kinds import DIRECT_KINDS, GOSSIP_KIND, addressee
 from federation.outbox import Outbox
 from federation.verify import Verdicts, decode_and_verify, remember_committed
@@ -57,6 +57,9 @@ __all__ = ["GOSSIP_KIND", "Ingested", "MatcherIndex", "Pipeline", "Prepared"]
 
 _CONFLICT_RETRIES = 2  # concurrent listeners storing the same envelope (fleet)
 _TTL_OUT = tuple(max(ttl - 1, 0) for ttl in range(MAX_TTL + 1))  # what is stored and passed on, by ttl in
+# What relaying one envelope needs: (id, hex id, author hex, recipient hex or None, expires, the ttl it
+# is passed on with, its bytes).
+Forward = tuple[bytes, str, str, str | None, int, int, bytes]
 
 
 class MatcherIndex(Protocol):
@@ -269,12 +272,18 @@ class Pipeline:
         return peers
 
     def _forward(self, batch: Batch, *, exclude: set[str], from_peer: str | None) -> set[str]:
-        """Queue what ``batch`` accepted for forwarding (while hops remain, or as the relay says)."""
+        """Queue what ``batch`` accepted for forwarding (while hops remain, or as the relay says): a
+        batch of intents alone from stage 1's columns, any other from its ``Accepted``."""
         targets = self._targets(exclude)
         if targets is None:
             return set()  # nobody to relay to: no Accepted is even built
         relayed = self._relay is not None  # then the tree decides, whatever hops remain (no horizon)
-        forwards = [(a, _TTL_OUT[a.ttl_in]) for a in batch.in_order() if a.forward and (relayed or a.ttl_in > 0)]
+        intents = batch.intents
+        if not batch.accepted and intents is not None:
+            forwards = intents.verdicts.forwards(intents.indexes, _TTL_OUT, intents.ttls, relayed)
+        else:
+            forwards = [(a.id, a.hex_id, a.author, a.recipient, a.expires, _TTL_OUT[a.ttl_in], a.raw)
+                        for a in batch.in_order() if a.forward and (relayed or a.ttl_in > 0)]  # fmt: skip
         return self._enqueue(forwards, targets, from_peer=from_peer)
 
     def _targets(self, exclude: set[str]) -> tuple[list[str], set[str]] | None:
@@ -284,23 +293,25 @@ class Pipeline:
         addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
         return (peers, addressees) if peers or addressees else None
 
-    def _enqueue(
-        self, forwards: list[tuple[Accepted, int]], targets: tuple[list[str], set[str]], *, from_peer: str | None = None
-    ) -> set[str]:
-        """Queue each (envelope, ttl) for every pushable peer of ``targets`` but the author (or those
-        of them the relay names), and for its recipient when that takes only what is addressed to it."""
+    def _enqueue(self, forwards: list[Forward], targets: tuple[list[str], set[str]], *,
+                 from_peer: str | None = None) -> set[str]:  # fmt: skip
+        """Queue each forward for every pushable peer of ``targets`` but its author (or those of them
+        the relay names), and for its recipient when that takes only what is addressed to it."""
         if not forwards:
             return set()
         peers, addressees = targets
-        items: list[tuple[bytes, str, int | None, list[str]]] = []
         relay = self._relay
-        for a, ttl in forwards:
-            author, recipient = a.author, a.recipient  # a verified announced peer gets what is addressed to it
-            tree = peers if relay is None else list(relay.targets(a.env, ttl, from_peer, peers))
-            targets_of = tree + [recipient] if recipient in addressees else tree
-            to = [peer for peer in targets_of if peer != author]
+        if relay is None:
+            trees: list[list[str]] = [peers] * len(forwards)
+        else:
+            trees = relay.targets_many([(f[0], f[5]) for f in forwards], from_peer, peers)
+        items: list[tuple[bytes, str, int | None, list[str]]] = []
+        for (_, hex_id, author, recipient, expires, ttl, raw), tree in zip(forwards, trees, strict=True):
+            to = tree + [recipient] if recipient in addressees else tree  # a verified announced peer's own
+            if author in to:
+                to = [peer for peer in to if peer != author]
             if to:
-                items.append((wire.encode_item(ttl, a.raw), a.hex_id, a.expires, to))
+                items.append((wire.encode_item(ttl, raw), hex_id, expires, to))
         return self._outbox.relay(items, now=self._clock())  # each payload stored once
 
     # -- local envelopes ------------------------------------------------------------------------------
@@ -319,7 +330,8 @@ class Pipeline:
             targets = self._targets(set())
             if targets is None:
                 return set()
-            return self._enqueue([(Accepted(env, wire.ORIGIN_TTL, recipient, ref, True), wire.ORIGIN_TTL)], targets)
+            forward = (env.id, env.id.hex(), env.author.hex(), recipient, env.expires, wire.ORIGIN_TTL, env.raw)
+            return self._enqueue([forward], targets)
 
     def publish_direct(self, env: Envelope, to_hex: str) -> set[str]:
         """Hold a direct envelope this node made, addressed to ``to_hex`` (ttl 0, served to it alone

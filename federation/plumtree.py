@@ -134,6 +134,9 @@ class Plumtree:
         self._watch: dict[bytes, tuple[int, Peer]] = {}  # ids an early fetch brought first -> (graft_timeout, peer)
         self._watching: list[tuple[int, bytes]] = []  # their (deadline, id) heap; stale entries are skipped
         self._holes: dict[Peer, int] = {}  # fetches in a row through a peer that no other copy followed
+        # The eager peers in push order (by repr: the same in every run), kept while the set is the
+        # same: sorting them for every payload was most of a relayed intent's cost.
+        self._eager_order: tuple[frozenset[Peer], tuple[Peer, ...]] = (frozenset(), ())
 
     # -- membership ----------------------------------------------------------------------------
 
@@ -395,8 +398,16 @@ class Plumtree:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _eager_in_order(self) -> tuple[Peer, ...]:
+        members, order = self._eager_order
+        if members != self.eager:
+            members = frozenset(self.eager)
+            order = tuple(sorted(members, key=repr))
+            self._eager_order = (members, order)
+        return order
+
     def _spread(self, id_: bytes, hops: int, holders: set[Peer], now: int) -> list[Action]:
-        actions: list[Action] = [Push(p, id_, hops) for p in sorted(self.eager, key=repr) if p not in holders]
+        actions: list[Action] = [Push(p, id_, hops) for p in self._eager_in_order() if p not in holders]
         lazy = [p for p in self.lazy if p not in holders and p not in self.legacy]
         if hops < self.timers.fanout_hops:
             actions += [Push(p, id_, hops) for p in sorted(lazy, key=repr)]

@@ -39,7 +39,6 @@ from federation.kinds import DIRECT_KINDS, GOSSIP_KIND
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
 from federation.treewire import MAX_BODY, MAX_IDS, TreeMessage, decode_tree, encode_tree
-from node.envelope import Envelope
 from node.errors import DeliveryError, WireError
 from node.nodeid import encode_node_id
 from node.store import Clock, Store, in_list
@@ -179,23 +178,34 @@ class TreeRelay:
 
     # -- the pipeline's side (the store's thread, in the ingest transaction) -------------------------
 
-    def targets(self, env: Envelope, ttl: int, from_peer: str | None, pushable: Sequence[str]) -> list[str]:
-        """Who gets ``env`` (new here, from ``from_peer``; None: made here) of ``pushable``."""
+    def targets(self, envelope_id: bytes, ttl: int, from_peer: str | None, pushable: Sequence[str]) -> list[str]:
+        """Who gets the envelope ``envelope_id`` (new here, from ``from_peer``; None: made here) of
+        ``pushable``."""
+        return self.targets_many([(envelope_id, ttl)], from_peer, pushable)[0]
+
+    def targets_many(
+        self, items: Sequence[tuple[bytes, int]], from_peer: str | None, pushable: Sequence[str]
+    ) -> list[list[str]]:
+        """``targets`` of each ``(envelope id, ttl)`` of a batch, in one hold of the lock."""
         now = self._clock()
+        out: list[list[str]] = []
         with self._lock:
-            if from_peer is None:
-                actions = self.plumtree.broadcast(env.id, now)
-            else:
-                self.stats["payloads"] += 1
-                # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
-                actions = self.plumtree.on_payload(from_peer, env.id, hops_of(ttl + 1), True, now)
-            pushes = {a.peer for a in actions if isinstance(a, pt.Push)}
-            self._queue(a for a in actions if not isinstance(a, pt.Push))
-            members = self._members
+            members, tree = self._members, self.plumtree
+            for envelope_id, ttl in items:
+                if from_peer is None:
+                    actions = tree.broadcast(envelope_id, now)
+                else:
+                    # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
+                    actions = tree.on_payload(from_peer, envelope_id, hops_of(ttl + 1), True, now)
+                pushes = {a.peer for a in actions if isinstance(a, pt.Push)}
+                self._queue(a for a in actions if not isinstance(a, pt.Push))
+                out.append([p for p in pushable if p != from_peer and (p in pushes or p not in members)])
+            if from_peer is not None:
+                self.stats["payloads"] += len(items)
             due = self._due()
         if due:  # an IHAVE batch to flush before the timer task would wake
             self._wake()
-        return [p for p in pushable if p != from_peer and (p in pushes or p not in members)]
+        return out
 
     def duplicates(self, from_peer: str, items: Sequence[tuple[bytes, int]]) -> None:
         """``from_peer`` sent these envelopes this node held already, as ``(id, ttl it arrived with)``:

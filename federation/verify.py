@@ -146,6 +146,15 @@ class Verdicts:
         offsets = self._offsets
         return [i for i in indexes if offsets[i + 1] > offsets[i]]
 
+    def forwards(self, indexes: Iterable[int], ttl_out: Sequence[int], ttls: Any,
+                 relayed: bool) -> list[tuple[bytes, str, str, None, int, int, bytes]]:  # fmt: skip
+        """The pipeline's forwards (``federation.pipeline.Forward``) of the intents at ``indexes``
+        from the columns: passed on with ``ttl_out[ttls[i]]``, only while hops remain unless
+        ``relayed`` (a tree decides)."""
+        ids, hexes, authors, expires, raws = self.packed_ids, self._hex, self._authors_hex, self._expires, self._raws
+        return [(ids[32 * i : 32 * i + 32], hexes[64 * i : 64 * i + 64], authors[64 * i : 64 * i + 64], None,
+                 expires[i], ttl_out[ttls[i]], bytes(raws[i])) for i in indexes if relayed or ttls[i] > 0]  # fmt: skip
+
     def intent_rows(self, indexes: Iterable[int], ttl_out: Sequence[int], ttls: Any, now: int,
                     from_peer: str | None) -> list[tuple[Any, ...]]:  # fmt: skip
         """``GossipLog.add_verified`` rows for the intents at ``indexes`` straight from the columns

@@ -118,11 +118,25 @@ class Hello:
 # -- items and batches ------------------------------------------------------------------------------
 
 
+_ITEM_HEADS = tuple(bytes([0x92, ttl]) for ttl in range(MAX_TTL + 1))  # fixarray of 2, the ttl a fixint
+
+
 def encode_item(ttl: int, envelope: bytes) -> bytes:
-    """One gossip item, ``[ttl, envelope]``, as it is queued in the outbox and sent in a batch."""
+    """One gossip item, ``[ttl, envelope]``, as it is queued in the outbox and sent in a batch: the
+    bytes ``msgpack.packb`` writes (shortest forms), put together here since a relayed batch makes
+    one per envelope and packb builds a Packer each call."""
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
         raise ValueError(f"ttl must be an integer 0..{MAX_TTL}, not {ttl!r}")
-    return msgpack.packb([ttl, bytes(envelope)], use_bin_type=True)
+    n = len(envelope)
+    if n < 1 << 8:
+        size = b"\xc4" + n.to_bytes(1, "big")
+    elif n < 1 << 16:
+        size = b"\xc5" + n.to_bytes(2, "big")
+    elif n < 1 << 32:
+        size = b"\xc6" + n.to_bytes(4, "big")
+    else:
+        raise ValueError("an envelope of 4 GiB or more has no msgpack form")
+    return b"".join((_ITEM_HEADS[ttl], size, envelope))
 
 
 def array_header(n: int) -> bytes:

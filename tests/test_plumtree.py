@@ -385,3 +385,22 @@ def test_with_early_fetches_everyone_gets_everything_and_few_copies_more(seed, n
     eager_links = {(u, v) for u in range(n) for v in net.trees[u].eager}
     assert all((v, u) in eager_links for u, v in eager_links)
     assert net.broken == []
+
+
+def test_pushes_follow_the_eager_set_as_it_changes_in_one_order():
+    """The eager peers' push order is kept between payloads; a PRUNE, a new peer or a GRAFT shows in
+    the very next payload's pushes."""
+    tree = pt.Plumtree()
+    for peer in ("d", "b", "c", "a"):
+        tree.peer_up(peer)
+
+    def pushed(k):
+        return [a.peer for a in tree.on_payload("a", mid(k), 0, True, k) if isinstance(a, pt.Push)]
+
+    assert pushed(1) == ["b", "c", "d"]  # never back to the sender; in repr order, whatever the set's
+    tree.on_prune("c", 2)
+    assert pushed(2) == ["b", "d"]
+    tree.peer_up("e")
+    assert pushed(3) == ["b", "d", "e"]
+    tree.on_graft("c", (), 4, True)  # asked to push again
+    assert pushed(4) == ["b", "c", "d", "e"]

@@ -120,6 +120,15 @@ def test_rows_come_first_then_relayed_payloads_in_order(outbox, store):
     assert [r["payload"] for r in rows] == [b"direct", b"item0"]
 
 
+def test_items_sharing_one_list_of_peers_and_items_with_their_own_each_reach_theirs(outbox, store):
+    everyone = PEERS[:3]  # one list object for several items, as a relayed batch passes it
+    items = [(b"a", "a" * 64, None, everyone), (b"b", "b" * 64, None, [PEERS[3]]),
+             (b"c", "c" * 64, None, everyone), (b"d", "d" * 64, None, [PEERS[0], PEERS[4]])]  # fmt: skip
+    with store.transaction():
+        assert outbox.relay(items, now=0) == set(PEERS)
+    assert [payloads(outbox.due(p, 0)) for p in PEERS] == [[b"a", b"c", b"d"], [b"a", b"c"], [b"a", b"c"], [b"b"], [b"d"]]
+
+
 def test_more_peers_than_slots_get_a_row_each_beyond_them(outbox, store):
     peers = [f"p{i:03d}" for i in range(SLOTS + 2)]
     assert relay(outbox, 1, peers) == set(peers)

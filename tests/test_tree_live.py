@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from types import SimpleNamespace
 
 import httpx
 import msgpack
@@ -56,21 +55,21 @@ def test_near_its_author_a_payload_goes_to_lazy_peers_too_and_their_copies_are_e
 
 def _fanned_and_excused(relay: t.TreeRelay, now: list[int]) -> None:
     pushable = ["p", "q"]
-    first = SimpleNamespace(id=bytes([1]) * 32)
-    relay.duplicates("q", [(first.id, 0)])  # a far duplicate from q: pruned (prune_after=1)
+    first = bytes([1]) * 32
+    relay.duplicates("q", [(first, 0)])  # a far duplicate from q: pruned (prune_after=1)
     assert relay.plumtree.lazy == {"q"}
     # from the author's node (arrived with ORIGIN_TTL, passed on with one less): pushed to lazy q too
-    near = SimpleNamespace(id=bytes([2]) * 32)
+    near = bytes([2]) * 32
     assert relay.targets(near, wire.ORIGIN_TTL - 1, "p", pushable) == ["q"]
     # two links from the author: still fanned out; three or more (or an inflated ttl): along the tree
-    assert relay.targets(SimpleNamespace(id=bytes([3]) * 32), wire.ORIGIN_TTL - 2, "p", pushable) == []
-    assert relay.targets(SimpleNamespace(id=bytes([4]) * 32), 0, "p", pushable) == []
-    assert relay.targets(SimpleNamespace(id=bytes([5]) * 32), wire.MAX_TTL - 1, "p", pushable) == []
+    assert relay.targets(bytes([3]) * 32, wire.ORIGIN_TTL - 2, "p", pushable) == []
+    assert relay.targets(bytes([4]) * 32, 0, "p", pushable) == []
+    assert relay.targets(bytes([5]) * 32, wire.MAX_TTL - 1, "p", pushable) == []
     # after the grace: a fanned copy from the pruned peer is no offence, a far one is
     now[0] += 1_000
-    relay.duplicates("q", [(near.id, wire.ORIGIN_TTL)])
+    relay.duplicates("q", [(near, wire.ORIGIN_TTL)])
     assert relay.stats["ignored_prune"] == 0 and relay.take_offences() == []
-    relay.duplicates("q", [(first.id, 1)])
+    relay.duplicates("q", [(first, 1)])
     assert relay.stats["ignored_prune"] == 1
 
 

@@ -34,6 +34,14 @@ def test_array_header_is_msgpacks_own(n):
     assert wire.array_header(n) == msgpack.packb([None] * n)[: len(wire.array_header(n))]
 
 
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 65535, 65536])
+def test_an_item_is_msgpacks_own_bytes(n):
+    envelope = bytes([n % 251]) * n
+    for ttl in range(wire.MAX_TTL + 1):
+        assert wire.encode_item(ttl, envelope) == msgpack.packb([ttl, envelope], use_bin_type=True)
+    assert wire.encode_item(2, bytearray(envelope)) == msgpack.packb([2, envelope], use_bin_type=True)
+
+
 def test_a_batch_of_many_encoded_items_is_one_array():
     items = [wire.encode_item(3, bytes([i % 256]) * 3) for i in range(1000)]
     assert wire.decode_batch(wire.encode_batch(items))[999] == wire.GossipItem(3, bytes([999 % 256]) * 3)
