@@ -45,10 +45,12 @@ from federation import wire
 from federation.admission import Admission
 from federation.ratelimit import RateLimiter
 from federation.server import serve
+from federation.tree import LIVE_TIMERS
 from node import envelope
 from node.identity import Identity
 from node.intents import parse_intent
 from node.nodeid import encode_node_id
+from node.peers import Peers
 from node.store import AsyncStore, Store
 from node.subscriptions import LiveIndex, Subscriptions
 
@@ -125,8 +127,6 @@ def add_stored(store: Store, count: int, chunk: int = 50_000) -> None:
 
 
 def add_peers(store: Store, count: int) -> None:
-    from node.peers import Peers
-
     with store.transaction():
         for k in range(count):  # pushable peers nobody delivers to: the relay queue fills
             key = Identity.from_seed(bytes([0xA0 + k]) * 32).public_key
@@ -166,7 +166,14 @@ async def over_http(home: Path, raws: list[bytes], case: Case, *, batch: int, se
         await store.run(add_peers, store.store, case.peers)
         index = LiveIndex(store.store)
         await store.run(index.sync)
-        core = await store.run(build_core, store.store, vendor.public_key, "vendor", None, index)
+        # Relaying as `vrm serve` does, by Plumtree, with peers that answered that they speak it.
+        core = await store.run(build_core, store.store, vendor.public_key, "vendor", None, index, tree=LIVE_TIMERS)
+        tree = core.relay
+        if tree is not None:
+            pushable = await store.run(lambda: [p.public_key for p in Peers(store.store).pushable()])
+            tree.refresh(pushable)
+            for peer in pushable:
+                tree.classified(peer, True)
         for items in batches(before, 1000):  # committed before: the verifier remembers their ids
             await store.run(core.pipeline.ingest, items, None)
         # The set-up's WAL checkpointed now: copying it back is the set-up's cost, not the case's.
