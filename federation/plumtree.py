@@ -194,7 +194,8 @@ class Plumtree:
             watched = self._watch.pop(id_, None)
             if watched is not None:  # the tree brought it too, only later: no hole there
                 self._holes.pop(watched[1], None)
-            if peer in self.legacy or peer not in self.eager | self.lazy or (fanned and peer in self.lazy):
+            if (peer in self.legacy or (peer not in self.eager and peer not in self.lazy)  # no set built per copy
+                    or (fanned and peer in self.lazy)):
                 return actions
             pruned_at = self._pruned_at.get(peer)
             if peer in self.lazy and pruned_at is not None:
