@@ -5,10 +5,10 @@
 A vendor node (durable store on disk, relaying by Plumtree as ``vrm serve`` does) serves its
 federation API with Hypercorn on 127.0.0.1; ``senders`` peers (in a process of their own:
 ``benchmarks.pushers``) push pre-signed intents (from 64 authors) in batches of ``batch`` through
-signed ``POST /v1/gossip`` requests, concurrently. Each figure is items answered per second, wall clock, from the first request to the last answer: HTTP,
-request signatures, admission, the one native pass per batch (decode, verify, body checks, match) on
-a worker thread, then dedupe, judge, the store transaction, leads and the relay queue in the store's
-thread. The cases (``CASES``):
+signed ``POST /v1/gossip`` requests, concurrently. Each figure is items answered per second, wall
+clock, from the first request to the last answer: HTTP, request signatures, admission, the one
+native pass per batch (decode, verify, body checks, match) on a worker thread, then dedupe, judge,
+the store transaction, leads and the relay queue in the store's thread. The cases (``CASES``):
 
 - 0 peers, 40 subscriptions (target 25 000/s); 5 peers to relay to (15 000/s); 100k and 1M
   subscriptions (12 000/s, 5 000/s); 1M intents already stored (``http.stored``); batches that are 90 % copies of what
