@@ -32,15 +32,26 @@ def run(suite: Suite, native, reference, corpus: Corpus) -> None:
     benches.append(Bench("verify.native.ed25519_verify", "native ed25519_verify (single, raw)", native_raw,
                          ops=n, baseline=BASELINE))  # fmt: skip
 
+    # verify_one as a node runs it for signers it has seen before (pyca's keys are loaded too): each
+    # author has been checked hot_key_uses (64) times, so its key has a fixed-base table. And for
+    # authors never seen: no tables, every check the plain one.
     verifier = native.Verifier()
+    _warm_hot_keys(verifier, corpus)
     one = verifier.verify_one
+    cold_one = native.Verifier(hot_keys=0).verify_one
 
     def native_one():
         for raw in envelopes:
             one(raw, NOW_MS)
 
-    benches.append(Bench("verify.native.verify_one", "native Verifier.verify_one (envelope)", native_one,
+    def native_one_cold():
+        for raw in envelopes:
+            cold_one(raw, NOW_MS)
+
+    benches.append(Bench("verify.native.verify_one", "native Verifier.verify_one (envelope, known signers)", native_one,
                          ops=n, baseline=BASELINE))  # fmt: skip
+    benches.append(Bench("verify.native.verify_one_cold", "native Verifier.verify_one (envelope, no key tables)",
+                         native_one_cold, ops=n, baseline=BASELINE))  # fmt: skip
 
     for size in (64, 256):
         if size > n:
@@ -76,6 +87,16 @@ def run(suite: Suite, native, reference, corpus: Corpus) -> None:
 
         suite.run_group("verify", [Bench("verify.reference.verify_one", "reference Verifier.verify_one (pure Python)",
                                          reference_one, ops=len(sample), baseline=BASELINE)])  # fmt: skip
+
+
+def _warm_hot_keys(verifier, corpus: Corpus) -> None:
+    """Verify every author's envelopes until each key has its fixed-base table (at most 64 uses)."""
+    for _ in range(64):
+        if verifier.hot_keys_len() >= corpus.authors:
+            return
+        for raw in corpus.envelopes:
+            verifier.verify_one(raw, NOW_MS)
+    raise SystemExit(f"benchmark corpus: {verifier.hot_keys_len()} of {corpus.authors} keys got a table")
 
 
 def run_threads_and_ingest(suite: Suite, native) -> None:

@@ -170,6 +170,44 @@ def test_native_key_cache_fills_and_is_bounded(native):
     assert small.cache_len() == 4
 
 
+def test_hot_key_tables_never_change_a_verdict(native, reference):
+    """A key that signs often is checked with a fixed-base table of its multiples: the verdicts stay
+    the reference's on good, forged, torsion-component and hostile envelopes, and no table is built
+    before its key's uses reach the threshold."""
+    hot = native.Verifier(hot_key_uses=2)
+    plain = reference.Verifier()
+    items = mixed_items() + [_torsion(a, 1 + i % 7, body={"t": i}) for i, a in enumerate(AUTHORS[:8])]
+    items += [_bad_sig(a, body={"b": i}) for i, a in enumerate(AUTHORS[:8])]
+    assert hot.hot_keys_len() == 0
+    for round_ in range(3):  # the first use of each key is plain, later ones use its table
+        for raw in items:
+            assert hot.verify_one(raw, NOW_MS) == tuple(plain.verify_one(raw, NOW_MS)), (round_, raw.hex())
+    assert hot.hot_keys_len() >= 8
+    # the default waits for 64 uses of one key
+    default = native.Verifier()
+    good, bad = build_envelope(ALICE), _bad_sig(ALICE)
+    for _ in range(63):
+        assert default.verify_one(good, NOW_MS)[0] == Reason.OK
+    assert default.hot_keys_len() == 0
+    assert default.verify_one(good, NOW_MS)[0] == Reason.OK
+    assert default.hot_keys_len() == 1
+    assert default.verify_one(bad, NOW_MS)[0] == Reason.BAD_SIGNATURE
+    assert default.verify_one(good, NOW_MS)[0] == Reason.OK
+    assert default.verify_one(_torsion(ALICE, 3), NOW_MS)[0] == Reason.OK
+
+
+def test_hot_key_tables_are_bounded(native):
+    small = native.Verifier(hot_keys=2, hot_key_uses=1)
+    for a in AUTHORS[:10]:
+        assert small.verify_one(build_envelope(a), NOW_MS)[0] == Reason.OK
+        assert small.hot_keys_len() <= 2
+    assert small.hot_keys_len() == 2
+    none = native.Verifier(hot_keys=0, hot_key_uses=1)
+    for _ in range(3):
+        assert none.verify_one(build_envelope(ALICE), NOW_MS)[0] == Reason.OK
+    assert none.hot_keys_len() == 0
+
+
 def test_key_cache_never_caches_verdicts(backend):
     verifier = backend.Verifier(key_cache_size=2)
     good, bad = build_envelope(ALICE), _bad_sig(ALICE)

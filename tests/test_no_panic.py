@@ -135,14 +135,14 @@ def test_random_garbage_batches(native, reference):
 HUGE = [2**30, 2**31, 2**63 - 1, 2**63]
 
 
-@pytest.mark.parametrize("name", ["key_cache_size", "recent_ids", "threads"])
+@pytest.mark.parametrize("name", ["key_cache_size", "recent_ids", "threads", "hot_keys", "hot_key_uses"])
 @pytest.mark.parametrize("value", HUGE)
 def test_verifier_sizes_are_bounded(backend, name, value):
     with pytest.raises(ValueError, match=name):
         backend.Verifier(**{name: value})
 
 
-@pytest.mark.parametrize("name", ["key_cache_size", "recent_ids", "threads"])
+@pytest.mark.parametrize("name", ["key_cache_size", "recent_ids", "threads", "hot_keys", "hot_key_uses"])
 @pytest.mark.parametrize("value", [-1, -(2**63), 2**64, 2**100])
 def test_verifier_sizes_out_of_64_bits_overflow(backend, name, value):
     with pytest.raises(OverflowError):
@@ -159,5 +159,11 @@ def test_verifier_size_edges(backend):
         backend.Verifier(threads=0)
     with pytest.raises(ValueError, match="recent_ids"):
         backend.Verifier(recent_ids=(1 << 20) + 1)
+    backend.Verifier(hot_keys=0, hot_key_uses=1)
+    backend.Verifier(hot_keys=1024, hot_key_uses=1 << 20)
+    with pytest.raises(ValueError, match="hot_keys must be between 0 and 1024"):
+        backend.Verifier(hot_keys=1025)
+    with pytest.raises(ValueError, match="hot_key_uses must be between 1 and 1048576"):
+        backend.Verifier(hot_key_uses=0)
     with pytest.raises(TypeError):
         backend.Verifier("4096")

@@ -3,6 +3,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use _native::codec::Value;
+use _native::hotkeys::HotKeys;
 use _native::{ed25519, envelope, keycache::KeyCache, verify};
 
 fn best<F: FnMut() -> usize>(reps: usize, n: usize, mut f: F) -> f64 {
@@ -65,11 +66,12 @@ fn main() {
         "verify_batch   {:6.2} us/sig",
         best(20, n, || verify::verify_batch(&cache, &envs, nowi).len())
     );
+    let cold = Mutex::new(HotKeys::new(0, 1));
     println!(
         "verify_one     {:6.2} us/sig",
         best(5, n, || envs
             .iter()
-            .map(|e| verify::verify_one(&cache, e, nowi).reason as usize)
+            .map(|e| verify::verify_one(&cache, &cold, e, nowi).reason as usize)
             .sum())
     );
     let prepared: Vec<ed25519::Prepared> = envs

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use sha2::{Digest, Sha512};
@@ -87,6 +87,14 @@ pub fn prepare(
 pub fn check_one(p: &Prepared) -> bool {
     // [s]B - [k]A
     let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &(-p.a), &p.s);
+    (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
+}
+
+/// `check_one` with a fixed-base table of `A` (`crate::hotkeys`): the same `[s]B - [k]A` from
+/// ~64 additions each instead of ~253 doublings, so the same verdict.
+#[inline]
+pub fn check_one_with(p: &Prepared, a_table: &EdwardsBasepointTable) -> bool {
+    let sb_minus_ka = EdwardsPoint::mul_base(&p.s) - a_table * &p.k;
     (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
 }
 

@@ -10,6 +10,7 @@ use curve25519_dalek::edwards::EdwardsPoint;
 
 use crate::ed25519::{self, Prepared};
 use crate::envelope::{self, Envelope};
+use crate::hotkeys::{self, HotKeys};
 use crate::keycache::{self, lock, KeyCache};
 use crate::parallel;
 use crate::reason::{Reason, Result};
@@ -148,8 +149,14 @@ pub fn verify_batch_threaded<D: AsRef<[u8]> + Sync>(
     })
 }
 
-/// Verifies one envelope with the single (non-batch) check.
-pub fn verify_one(cache: &Mutex<KeyCache>, data: &[u8], now_ms: i64) -> Outcome {
+/// Verifies one envelope with the single (non-batch) check; a key that signs often is checked with
+/// its fixed-base table from `hot` (same verdict, ~0.7 of the time).
+pub fn verify_one(
+    cache: &Mutex<KeyCache>,
+    hot: &Mutex<HotKeys>,
+    data: &[u8],
+    now_ms: i64,
+) -> Outcome {
     let (res, id) = structure(data, now_ms);
     let env = match res {
         Ok(env) => env,
@@ -166,9 +173,12 @@ pub fn verify_one(cache: &Mutex<KeyCache>, data: &[u8], now_ms: i64) -> Outcome 
             id,
         };
     };
-    let reason = match ed25519::prepare(&a, env.author, &env.signed_parts(), env.sig) {
-        Some(p) if ed25519::check_one(&p) => Reason::Ok,
-        _ => Reason::BadSignature,
-    };
+    let ok = ed25519::prepare(&a, env.author, &env.signed_parts(), env.sig).is_some_and(|p| {
+        match hotkeys::table_for(hot, env.author, &a) {
+            Some(table) => ed25519::check_one_with(&p, &table),
+            None => ed25519::check_one(&p),
+        }
+    });
+    let reason = if ok { Reason::Ok } else { Reason::BadSignature };
     Outcome { reason, id }
 }

@@ -3,11 +3,15 @@
 
 mod common;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use _native::ed25519::{self, batch_check, verify, verify_batch};
 use common::*;
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::BasepointTable;
 use sha2::{Digest, Sha512};
 
 /// l, little-endian.
@@ -31,6 +35,11 @@ fn check(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     let ours = verify(pk, msg, sig);
     assert_eq!(
         ours,
+        with_table(pk, msg, sig),
+        "the fixed-base table of A changed a verdict"
+    );
+    assert_eq!(
+        ours,
         zebra(pk, msg, sig),
         "disagree with zebra: pk {} msg {} sig {}",
         hex::encode(pk),
@@ -38,6 +47,27 @@ fn check(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         hex::encode(sig)
     );
     ours
+}
+
+/// The single check through a fixed-base table of A (`hotkeys`), as `verify_one` does for a key
+/// that signs often.
+fn with_table(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let (Ok(pk32), Ok(sig64)) = (<[u8; 32]>::try_from(pk), <[u8; 64]>::try_from(sig)) else {
+        return false;
+    };
+    let Some(a) = ed25519::decompress(&pk32) else {
+        return false;
+    };
+    thread_local! {  // a table costs ~2 ms: one per key these tests use
+        static TABLES: RefCell<HashMap<[u8; 32], EdwardsBasepointTable>> = RefCell::new(HashMap::new());
+    }
+    TABLES.with_borrow_mut(|tables| {
+        let table = tables
+            .entry(pk32)
+            .or_insert_with(|| EdwardsBasepointTable::create(&a));
+        ed25519::prepare(&a, &pk32, &[msg], &sig64)
+            .is_some_and(|p| ed25519::check_one_with(&p, table))
+    })
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use _native::codec::{Value, MAX_ENVELOPE_BYTES};
 use _native::envelope::{self, MAX_CLOCK_SKEW_MS};
+use _native::hotkeys::HotKeys;
 use _native::keycache::KeyCache;
 use _native::reason::Reason;
 use _native::verify::{verify_batch, verify_one, Outcome};
@@ -14,6 +15,15 @@ use sha2::{Digest, Sha256};
 
 fn cache() -> Mutex<KeyCache> {
     Mutex::new(KeyCache::new(64))
+}
+
+/// `verify_one` twice, with no fixed-base tables and with one for every key from its first use:
+/// the two checks must agree on every input of these tests.
+fn one(c: &Mutex<KeyCache>, data: &[u8], now: i64) -> Outcome {
+    let plain = verify_one(c, &Mutex::new(HotKeys::new(0, 1)), data, now);
+    let tabled = verify_one(c, &Mutex::new(HotKeys::new(4, 1)), data, now);
+    assert_eq!(plain, tabled, "the fixed-base table changed a verdict");
+    plain
 }
 
 fn id_of(env: &[u8]) -> [u8; 32] {
@@ -65,7 +75,7 @@ fn valid_envelopes_pass_with_ids() {
                 id: Some(id_of(e))
             }
         );
-        assert_eq!(verify_one(&c, e, NOW), *o);
+        assert_eq!(one(&c, e, NOW), *o);
     }
     assert_eq!(c.lock().unwrap().len(), 5);
 }
@@ -123,7 +133,7 @@ fn reasons_in_order_and_ids() {
         if *has_id {
             assert_eq!(o.id.unwrap(), id_of(data));
         }
-        assert_eq!(verify_one(&c, data, NOW), *o, "verify_one item {i}");
+        assert_eq!(one(&c, data, NOW), *o, "verify_one item {i}");
     }
     // the id does not depend on the signature
     assert_eq!(out[9].id, out[0].id);
@@ -171,7 +181,7 @@ fn wrong_key_signature_is_bad() {
         Value::Bin(sig.to_vec()),
     )
     .unwrap();
-    assert_eq!(verify_one(&c, &forged, NOW).reason, Reason::BadSignature);
+    assert_eq!(one(&c, &forged, NOW).reason, Reason::BadSignature);
     assert_eq!(
         verify_batch(&c, &[good.clone(), forged.clone(), good], NOW)
             .iter()
@@ -196,9 +206,7 @@ fn cache_is_bounded_and_optional() {
     assert!(verify_batch(&none, &envs, NOW)
         .iter()
         .all(|o| o.reason == Reason::Ok));
-    assert!(envs
-        .iter()
-        .all(|e| verify_one(&none, e, NOW).reason == Reason::Ok));
+    assert!(envs.iter().all(|e| one(&none, e, NOW).reason == Reason::Ok));
     assert_eq!(none.lock().unwrap().len(), 0);
     // empty batch
     let empty: Vec<Vec<u8>> = vec![];
@@ -212,20 +220,17 @@ fn extreme_clocks() {
     // Created 0 and never expiring: refused at every clock, before the clock is looked at.
     let forever = envelope_with(&sk, Value::Nil, 0, (1 << 63) - 1, "receipt");
     for now in [i64::MIN, 0, NOW, i64::MAX] {
-        assert_eq!(verify_one(&c, &forever, now).reason, Reason::TooLongLived);
+        assert_eq!(one(&c, &forever, now).reason, Reason::TooLongLived);
     }
     // A receipt living exactly its kind's maximum.
     let e = envelope_with(&sk, Value::Nil, 0, 3650 * 86_400_000, "receipt");
-    assert_eq!(verify_one(&c, &e, i64::MIN).reason, Reason::NotYetValid);
-    assert_eq!(
-        verify_one(&c, &e, -(MAX_CLOCK_SKEW_MS as i64)).reason,
-        Reason::Ok
-    );
-    assert_eq!(verify_one(&c, &e, i64::MAX).reason, Reason::Expired);
-    assert_eq!(verify_one(&c, &e, 0).reason, Reason::Ok);
+    assert_eq!(one(&c, &e, i64::MIN).reason, Reason::NotYetValid);
+    assert_eq!(one(&c, &e, -(MAX_CLOCK_SKEW_MS as i64)).reason, Reason::Ok);
+    assert_eq!(one(&c, &e, i64::MAX).reason, Reason::Expired);
+    assert_eq!(one(&c, &e, 0).reason, Reason::Ok);
     let late = envelope_with(&sk, Value::Nil, (1 << 63) - 2, (1 << 63) - 1, "receipt");
-    assert_eq!(verify_one(&c, &late, NOW).reason, Reason::NotYetValid);
-    assert_eq!(verify_one(&c, &late, i64::MAX - 1).reason, Reason::Ok);
+    assert_eq!(one(&c, &late, NOW).reason, Reason::NotYetValid);
+    assert_eq!(one(&c, &late, i64::MAX - 1).reason, Reason::Ok);
 }
 
 #[test]
@@ -245,7 +250,7 @@ fn fuzzed_envelopes_never_panic_and_agree() {
     }
     let out = verify_batch(&c, &batch, NOW);
     for (d, o) in batch.iter().zip(&out) {
-        assert_eq!(verify_one(&c, d, NOW), *o);
+        assert_eq!(one(&c, d, NOW), *o);
         assert_ne!(
             o.reason,
             Reason::Ok,

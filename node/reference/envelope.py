@@ -37,6 +37,10 @@ MAX_LIFETIME_MS = {
 }
 NO_KIND = 255  # ingest's kind code for an item that did not decode
 MAX_KEY_CACHE = 131_072
+MAX_HOT_KEYS = 1024  # the native Verifier's bound on fixed-base tables (native/src/hotkeys.rs)
+DEFAULT_HOT_KEYS = 128
+DEFAULT_HOT_KEY_USES = 64
+MAX_HOT_KEY_USES = 1 << 20
 MAX_RECENT_IDS = 1 << 20
 MAX_THREADS = 64
 DEFAULT_RECENT_IDS = 262_144
@@ -119,12 +123,22 @@ class Verifier:
     """
 
     def __init__(
-        self, key_cache_size: int = 4096, *, threads: int | None = None, recent_ids: int = DEFAULT_RECENT_IDS
+        self,
+        key_cache_size: int = 4096,
+        *,
+        threads: int | None = None,
+        recent_ids: int = DEFAULT_RECENT_IDS,
+        hot_keys: int = DEFAULT_HOT_KEYS,
+        hot_key_uses: int = DEFAULT_HOT_KEY_USES,
     ) -> None:
         # The same refusals as the native constructor: TypeError, OverflowError (negative or beyond
         # 64 bits), ValueError (outside the bounds).
         self._cache_size = _bounded("key_cache_size", key_cache_size, 0, MAX_KEY_CACHE)
         self._recent_cap = _bounded("recent_ids", recent_ids, 0, MAX_RECENT_IDS)
+        # The native core checks a frequent signer's signatures with a fixed-base table of its key:
+        # the same group element, so the same verdict; the reference computes it one way only.
+        _bounded("hot_keys", hot_keys, 0, MAX_HOT_KEYS)
+        _bounded("hot_key_uses", hot_key_uses, 1, MAX_HOT_KEY_USES)
         # The reference runs on one thread whatever it is given; it only checks the argument.
         self.threads = 1 if threads is None else _bounded("threads", threads, 1, MAX_THREADS)
         self._keys: OrderedDict[bytes, ed25519.Point] = OrderedDict()

@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyList};
 use super::{bytes_arg, bytes_like, read_py, Batch, PyMatchIndex};
 use crate::codec::{self, Reader, Value, MAX_ENVELOPE_BYTES};
 use crate::envelope::KINDS;
+use crate::hotkeys::{self, HotKeys};
 use crate::ingest;
 use crate::keycache::KeyCache;
 use crate::matcher;
@@ -23,6 +24,10 @@ use crate::verify;
 /// The largest key cache a Verifier may have (the LRU preallocates its index table: a few MB at
 /// this size; `Verifier(2**30)` used to abort the interpreter on that allocation).
 const MAX_KEY_CACHE: usize = 131_072;
+/// The most fixed-base tables a Verifier may keep for its frequent signers (30 KB each: 31 MB).
+const MAX_HOT_KEYS: usize = 1024;
+/// The most uses a Verifier may ask of a key before its table.
+const MAX_HOT_KEY_USES: usize = 1 << 20;
 /// The default size of a Verifier's recent-id set (ingest's duplicate memory).
 const DEFAULT_RECENT_IDS: usize = 262_144;
 
@@ -45,6 +50,7 @@ pub(super) const NO_KIND: u8 = 255;
 #[pyclass(frozen, module = "node._native")]
 pub(super) struct Verifier {
     cache: Mutex<KeyCache>,
+    hot: Mutex<HotKeys>,
     recent: Mutex<ingest::RecentIds>,
     threads: usize,
 }
@@ -189,9 +195,18 @@ impl IngestResult {
 #[pymethods]
 impl Verifier {
     #[new]
-    #[pyo3(signature = (key_cache_size = 4096, *, threads = None, recent_ids = DEFAULT_RECENT_IDS as u64))]
-    fn new(key_cache_size: u64, threads: Option<u64>, recent_ids: u64) -> PyResult<Self> {
+    #[pyo3(signature = (key_cache_size = 4096, *, threads = None, recent_ids = DEFAULT_RECENT_IDS as u64,
+                        hot_keys = hotkeys::DEFAULT_TABLES as u64, hot_key_uses = hotkeys::DEFAULT_THRESHOLD as u64))]
+    fn new(
+        key_cache_size: u64,
+        threads: Option<u64>,
+        recent_ids: u64,
+        hot_keys: u64,
+        hot_key_uses: u64,
+    ) -> PyResult<Self> {
         let key_cache_size = bounded("key_cache_size", key_cache_size, 0, MAX_KEY_CACHE)?;
+        let hot_keys = bounded("hot_keys", hot_keys, 0, MAX_HOT_KEYS)?;
+        let hot_key_uses = bounded("hot_key_uses", hot_key_uses, 1, MAX_HOT_KEY_USES)? as u32;
         let recent_ids = bounded("recent_ids", recent_ids, 0, ingest::MAX_RECENT_IDS)?;
         let threads = match threads {
             None => parallel::default_threads(),
@@ -199,6 +214,7 @@ impl Verifier {
         };
         Ok(Verifier {
             cache: Mutex::new(KeyCache::new(key_cache_size)),
+            hot: Mutex::new(HotKeys::new(hot_keys, hot_key_uses)),
             recent: Mutex::new(ingest::RecentIds::new(recent_ids)),
             threads,
         })
@@ -343,11 +359,16 @@ impl Verifier {
             return Ok((Reason::TooLarge.code(), PyBytes::new(py, &[0u8; 32])));
         }
         let data = data.into_owned();
-        let o = py.detach(|| verify::verify_one(&self.cache, &data, now_ms));
+        let o = py.detach(|| verify::verify_one(&self.cache, &self.hot, &data, now_ms));
         Ok((
             o.reason.code(),
             PyBytes::new(py, &o.id.unwrap_or([0u8; 32])),
         ))
+    }
+
+    /// How many keys have a fixed-base table for single verification.
+    fn hot_keys_len(&self) -> usize {
+        hotkeys::lock(&self.hot).len()
     }
 
     fn cache_len(&self) -> usize {
