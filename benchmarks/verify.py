@@ -90,7 +90,8 @@ def run(suite: Suite, native, reference, corpus: Corpus) -> None:
 
 
 def _warm_hot_keys(verifier, corpus: Corpus) -> None:
-    """Verify every author's envelopes until each key has its fixed-base table (at most 64 uses)."""
+    """Verify the corpus until each author's key has its fixed-base table (64 passes give each
+    author at least 64 uses, the default threshold)."""
     for _ in range(64):
         if verifier.hot_keys_len() >= corpus.authors:
             return

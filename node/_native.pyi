@@ -122,7 +122,7 @@ class Verifier:
     ) -> None:
         """``hot_keys``: at most this many fixed-base tables (30 KB each) for the keys that sign most
         often; a key gets one after ``hot_key_uses`` single verifications, and ``verify_one`` then
-        checks its signatures in ~0.7 of the time, with the same verdicts."""
+        checks its signatures in ~0.6 of the time, with the same verdicts."""
     # now_ms is the receiver's clock in ms; outside the int64 range -> OverflowError.
     def verify_batch(self, envelopes: Sequence[bytes], now_ms: int) -> tuple[bytes, bytes]:
         """One call per batch, GIL released. Returns (codes, ids): codes[i] is the Reason of item i

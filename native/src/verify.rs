@@ -150,7 +150,7 @@ pub fn verify_batch_threaded<D: AsRef<[u8]> + Sync>(
 }
 
 /// Verifies one envelope with the single (non-batch) check; a key that signs often is checked with
-/// its fixed-base table from `hot` (same verdict, ~0.7 of the time).
+/// its fixed-base table from `hot` (same verdict, ~0.6 of the time).
 pub fn verify_one(
     cache: &Mutex<KeyCache>,
     hot: &Mutex<HotKeys>,
