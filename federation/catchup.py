@@ -26,7 +26,8 @@ from federation.kinds import DIRECT_KINDS
 from node import reconcile
 from node.backends import NATIVE, Backend
 from node.errors import WireError
-from node.store import Clock, Store, in_list, wall_clock_ms
+from node.gossiplog import id_in
+from node.store import Clock, Store, wall_clock_ms
 
 CAPABILITY = "reconcile/1"  # advertised in GET /v1/node's "gossip" list
 MAX_SET = 200_000  # items in the set one reconciliation covers (newest first)
@@ -164,8 +165,8 @@ class CatchUp:
         """The ``tokens`` of each intent, decoded once and remembered (at most MAX_CACHED)."""
         missing = [i for i in ids if i not in self._tokens]
         for start in range(0, len(missing), 4096):
-            marks, params = in_list(missing[start : start + 4096])
-            for r in self.store.query(f"SELECT id, raw FROM envelopes WHERE id IN {marks}", params):
+            where, params = id_in(missing[start : start + 4096])
+            for r in self.store.query(f"SELECT id, raw FROM envelopes WHERE {where}", params):
                 tokens = _intent_tokens(bytes(r["raw"]), self._backend)
                 self._tokens[bytes(r["id"])] = self._shared.setdefault(tokens, tokens)  # one copy of each token set
         found = {i: self._tokens[i] for i in ids if i in self._tokens}
@@ -193,9 +194,9 @@ class CatchUp:
         """The ``[ttl, envelope]`` of those of ``ids`` (32 bytes each) that are in the set, capped in bytes."""
         if not ids:
             return []
-        marks, params = in_list(ids)
+        where, params = id_in(ids)
         rows = self.store.query(
-            f"SELECT ttl, raw FROM envelopes WHERE id IN {marks} AND {_LIVE} ORDER BY seq",
+            f"SELECT ttl, raw FROM envelopes WHERE {where} AND {_LIVE} ORDER BY seq",
             [*params, self._clock(), *sorted(DIRECT_KINDS)],
         )
         out, size = [], 0

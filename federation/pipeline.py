@@ -239,11 +239,11 @@ class Pipeline:
         intents alone straight from stage 1's columns, any other in batch order from its ``Accepted``."""
         now, intents = batch.now, batch.intents
         if not batch.accepted and intents is not None:
-            rows = intents.verdicts.intent_rows(intents.indexes, _TTL_OUT, intents.ttls, now, from_peer)
+            self.log.add_intents(intents.verdicts.intent_rows(intents.indexes, _TTL_OUT, intents.ttls, now, from_peer))
         else:
-            rows = [(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient), blob_id(a.ref),
-                     _TTL_OUT[a.ttl_in], a.raw, now, from_peer) for a in batch.in_order()]  # fmt: skip
-        self.log.add_verified(rows)
+            self.log.add_verified([(a.id, a.kind, a.author_key, a.created, a.expires, blob_id(a.recipient),
+                                    blob_id(a.ref), _TTL_OUT[a.ttl_in], a.raw, now, from_peer)
+                                   for a in batch.in_order()])  # fmt: skip
         for intent_id in batch.withdrawn:
             self._leads.withdraw(intent_id, batch.now)
 

@@ -41,7 +41,8 @@ from federation.peerclient import PeerClient
 from federation.treewire import MAX_BODY, MAX_IDS, TreeMessage, decode_tree, encode_tree
 from node.errors import DeliveryError, WireError
 from node.nodeid import encode_node_id
-from node.store import Clock, Store, in_list
+from node.gossiplog import id_in
+from node.store import Clock, Store
 
 __all__ = ["CAPABILITY", "LIVE_TIMERS", "MAX_BODY", "MAX_IDS", "PATH", "TreeMessage", "TreeRelay", "decode_tree",
            "encode_tree", "hops_of", "links", "tree"]
@@ -249,9 +250,9 @@ class TreeRelay:
         thread; the peers to wake."""
         if not ids:
             return set()
-        marks, params = in_list(ids)
+        where, params = id_in(ids)
         rows = self._store.query(
-            f"SELECT id, ttl, raw, expires_at FROM envelopes WHERE id IN {marks}"
+            f"SELECT id, ttl, raw, expires_at FROM envelopes WHERE {where}"
             f" AND expires_at > ? AND kind NOT IN ({', '.join('?' * len(DIRECT_KINDS))})",
             [*params, self._clock(), *sorted(DIRECT_KINDS)],
         )

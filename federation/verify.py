@@ -157,11 +157,13 @@ class Verdicts:
 
     def intent_rows(self, indexes: Iterable[int], ttl_out: Sequence[int], ttls: Any, now: int,
                     from_peer: str | None) -> list[tuple[Any, ...]]:  # fmt: skip
-        """``GossipLog.add_verified`` rows for the intents at ``indexes`` straight from the columns
-        (an intent is never addressed: no recipient, no ref), stored with ``ttl_out[ttls[i]]``."""
-        ids, authors, created, expires, raws = self.packed_ids, self._authors, self._created, self._expires, self._raws
-        return [(ids[32 * i : 32 * i + 32], "intent", authors[32 * i : 32 * i + 32], created[i], expires[i], None, None,
-                 ttl_out[ttls[i]], bytes(raws[i]), now, from_peer) for i in indexes]  # fmt: skip
+        """``GossipLog.add_intents`` rows (``INTENT_COLUMNS``) for the intents at ``indexes`` straight
+        from the columns, stored with ``ttl_out[ttls[i]]``. Ids, keys and bytes are bytearrays, which
+        sqlite3 binds at once (``node.store.blobs``): a slice of a bytearray is one."""
+        ids, authors = bytearray(self.packed_ids), bytearray(self._authors)
+        created, expires, raws = self._created, self._expires, self._raws
+        return [(ids[32 * i : 32 * i + 32], "intent", authors[32 * i : 32 * i + 32], created[i], expires[i],
+                 ttl_out[ttls[i]], bytearray(raws[i]), now, from_peer) for i in indexes]  # fmt: skip
 
 
 def decode_and_verify(

@@ -20,7 +20,7 @@ from typing import Any
 
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError
-from node.store import Clock, Store, in_list, wall_clock_ms
+from node.store import Clock, Store, blobs, in_list, wall_clock_ms
 
 ORIGIN_TTL = 4  # hops an envelope may still travel when its author sends it
 MAX_TTL = 8  # a receiver clamps a larger ttl to this
@@ -33,6 +33,10 @@ _COLUMNS = (
 )
 VERIFIED_COLUMNS = "id, kind, author, created_at, expires_at, recipient, ref, ttl, raw, received_at, from_peer"
 _INSERT_VERIFIED = f"INSERT INTO envelopes ({VERIFIED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# An intent is never addressed: its row leaves recipient and ref to their default (NULL), as sqlite3
+# binds a None no faster than a bytes value (see node.store.blobs).
+INTENT_COLUMNS = "id, kind, author, created_at, expires_at, ttl, raw, received_at, from_peer"
+_INSERT_INTENTS = f"INSERT INTO envelopes ({INTENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _AUTHOR_HOUR = 3_600_000  # ``authors.held_until`` is rounded up to it: one update per author and hour
 _NOTE_AUTHORS = (
     "INSERT INTO authors (author, held_until) VALUES (?, ?) ON CONFLICT (author) "
@@ -73,6 +77,13 @@ class Held:
             "received_at": self.received_at,
             "from_peer": self.from_peer,
         }
+
+
+def id_in(ids: Sequence[bytes]) -> tuple[str, list[bytes]]:
+    """The WHERE clause (and its parameters) for the envelopes whose id is one of ``ids`` (32 bytes
+    each, at least one): the 8-byte prefix the index holds (migration 15), then the whole id."""
+    prefixes, marks = in_list(blobs(i[:8] for i in ids)), in_list(blobs(ids))
+    return f"substr(id, 1, 8) IN {prefixes[0]} AND id IN {marks[0]}", prefixes[1] + marks[1]
 
 
 def _key_hex(body: Any, key: str) -> str:
@@ -202,18 +213,23 @@ class GossipLog:
             raise ValidationError("ids", "must be 32-byte ids (bytes, not hex)")
         found: set[bytes] = set()
         for at in range(0, len(ids), MAX_PAGE):
-            marks, params = in_list(ids[at : at + MAX_PAGE])
-            found.update(bytes(r["id"]) for r in self._store.query(f"SELECT id FROM envelopes WHERE id IN {marks}", params))
+            where, params = id_in(ids[at : at + MAX_PAGE])
+            found.update(bytes(r["id"]) for r in self._store.query(f"SELECT id FROM envelopes WHERE {where}", params))
         return found
 
     def add_many(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert rows with Held's fields (``seq`` aside; ``received_at`` defaults to now) and return
         their seqs in order. Every row is checked before the first is written; ConflictError when an id
-        is already held (callers deduplicate with ``known`` first). Joins the caller's transaction."""
+        is already held or twice in ``rows`` (callers deduplicate with ``known`` first). Joins the
+        caller's transaction."""
         now = self._clock()
         checked = [_column_row(row, now) for row in rows]
+        ids = [r["id"] for r in checked]
         try:
             with self._store.transaction():
+                # The id index is not UNIQUE (migration 15): refused here, in the writer's transaction.
+                if len(set(ids)) < len(ids) or (ids and self.known(ids)):
+                    raise ConflictError("an envelope in the batch is already held")
                 seqs = self._store.insert_many("envelopes", checked)
                 self._note_authors([(r["author"], r["expires_at"]) for r in checked])
         except sqlite3.IntegrityError:
@@ -223,14 +239,23 @@ class GossipLog:
     def add_verified(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert rows the ingest pipeline accepted, in ``VERIFIED_COLUMNS`` order (id, kind, author,
         created, expires, recipient, ref, ttl 0..MAX_TTL, raw, received_at, from_peer; the four ids and
-        keys as 32 bytes, from_peer hex): envelopes
-        the native pass decoded and verified, and whose addressing came from bodies its kind's check
-        passed, so the per-row checks of ``add_many`` would only repeat them (one prepared statement,
-        no re-validation). ConflictError when an id is already held. Joins the caller's transaction."""
+        keys as 32 bytes, from_peer hex): envelopes the native pass decoded and verified, and whose
+        addressing came from bodies its kind's check passed, so the per-row checks of ``add_many``
+        would only repeat them (one prepared statement, no re-validation). The caller deduplicates
+        first, in the same transaction (the pipeline's ``known``): the SQLite id index is not UNIQUE,
+        so a held id is refused only where the database enforces it (ConflictError from a fleet's
+        PostgreSQL). Joins the caller's transaction."""
+        self._insert_verified(_INSERT_VERIFIED, rows, 2, 4)
+
+    def add_intents(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``add_verified`` for intents alone, in ``INTENT_COLUMNS`` order (no recipient, no ref)."""
+        self._insert_verified(_INSERT_INTENTS, rows, 2, 4)
+
+    def _insert_verified(self, sql: str, rows: Sequence[tuple[Any, ...]], author: int, expires: int) -> None:
         try:
             with self._store.transaction():
-                self._store.execute_many(_INSERT_VERIFIED, rows)
-                self._note_authors([(r[2], r[4]) for r in rows])
+                self._store.execute_many(sql, rows)
+                self._note_authors([(r[author], r[expires]) for r in rows])
         except sqlite3.IntegrityError:
             raise ConflictError("an envelope in the batch is already held") from None
 
@@ -240,10 +265,11 @@ class GossipLog:
         order, so listeners sharing a fleet's database lock the rows they update in one order."""
         until: dict[bytes, int] = {}
         for author, expires in pairs:
-            if expires > until.get(author, -1):
-                until[author] = expires
+            key = bytes(author)  # the pipeline's rows carry bytearrays (node.store.blobs)
+            if expires > until.get(key, -1):
+                until[key] = expires
         hour = _AUTHOR_HOUR
-        self._store.execute_many(_NOTE_AUTHORS, [(a, -(-until[a] // hour) * hour) for a in sorted(until)])
+        self._store.execute_many(_NOTE_AUTHORS, [(bytearray(a), -(-until[a] // hour) * hour) for a in sorted(until)])
 
     def authors_held(self, authors: Sequence[bytes]) -> set[bytes]:
         """Which of ``authors`` (32-byte keys) have an envelope held (or had one within the hour)."""
@@ -284,7 +310,10 @@ class GossipLog:
     def get(self, envelope_id: str) -> Held | None:
         """The held envelope with this hex id (expired or not, until pruned)."""
         key = blob_id(envelope_id)
-        row = None if key is None else self._store.query_one(f"SELECT {_COLUMNS} FROM envelopes WHERE id = ?", [key])
+        if key is None:
+            return None
+        where, params = id_in([key])
+        row = self._store.query_one(f"SELECT {_COLUMNS} FROM envelopes WHERE {where}", params)
         return None if row is None else _held(row)
 
     def by_ref(self, ref: str, kind: str | None = None) -> list[Held]:

@@ -5,7 +5,7 @@ home upgrades in place, and a crash during an upgrade leaves the previous versio
 shipped migration (existing stores must open); append a new one.
 
 The migrations' texts live by area: node.schema_records (1-3), node.schema_federation (4-6, 8, 11),
-node.schema_access (7, 9, 10), node.schema_datapath (12-14), with the CHECK fragments they share in
+node.schema_access (7, 9, 10), node.schema_datapath (12-15), with the CHECK fragments they share in
 node.schema_sql.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import sqlite_utils
 
 from node.schema_access import _ACCESS_V7, _DEFENCES_V9, _DEFENCES_V10
-from node.schema_datapath import _AUTHORS_V14, _blob_ids_v13, _data_path_v12
+from node.schema_datapath import _AUTHORS_V14, _blob_ids_v13, _data_path_v12, _id_prefix_v15
 from node.schema_federation import (  # noqa: F401 (re-exported: the store and fleet/pgschema read them)
     _FEDERATION_V6,
     _INTENTS_V4,
@@ -53,4 +53,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (12, "data path: the gossip log without per-row checks, relayed payloads stored once", _data_path_v12),
     (13, "data path: the gossip log's ids and keys as 32-byte BLOBs", _blob_ids_v13),
     (14, "data path: the authors held in a table of their own, not an index on every envelope", _AUTHORS_V14),
+    (15, "data path: envelopes found by an index of their ids' first 8 bytes", _id_prefix_v15),
 )

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,6 +64,13 @@ def values_insert(sql: str) -> tuple[str, int, str] | None:
 def _rows_insert(head: str, width: int, count: int, tail: str) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return f"{head} VALUES {', '.join([row] * count)}{tail}"
+
+
+def blobs(values: Iterable[bytes]) -> list[bytearray]:
+    """``values`` as bytearrays, to bind as BLOBs on a hot path: sqlite3 binds a bytearray at once but
+    looks for an adapter for every bytes value (and every None: a tuple built, a dict and two attribute
+    lookups), ~1.4 µs each on a 2 GHz core, which made up half the cost of storing an envelope's row."""
+    return [bytearray(v) for v in values]
 
 
 def in_list(values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -102,6 +102,35 @@ def test_known_answers_thousands_of_ids_in_one_query(log):
     assert log.known(asked) == {e.id for e in held}
 
 
+def intent_row(id_: bytes, raw: bytes = b"\x01" * 40) -> tuple:
+    """An ``add_intents`` row (INTENT_COLUMNS) with a chosen id: ids whose first 8 bytes collide."""
+    return (bytearray(id_), "intent", bytearray(ALICE.public_key), T0, T0 + DAY, 1, bytearray(raw), T0, None)
+
+
+@vendor_engines
+def test_ids_sharing_their_first_8_bytes_stay_apart(log, store):
+    # The SQLite index holds the ids' first 8 bytes (migration 15): every lookup still names the whole id.
+    held, twin = b"\xab" * 8 + b"\x01" * 24, b"\xab" * 8 + b"\x02" * 24
+    with store.transaction():
+        log.add_intents([intent_row(held, b"held")])
+    assert log.known([twin]) == set() and log.known([twin, held]) == {held}
+    assert log.get(twin.hex()) is None and log.get(held.hex()).raw == b"held"
+    twin_env = envelope.Envelope(1, "intent", ALICE.public_key, T0, T0 + DAY, {"n": 0}, bytes(64), twin, b"twin")
+    (seq,) = log.add_many([envelope_row(twin_env, ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0)])
+    assert log.known([twin, held]) == {twin, held} and log.get(twin.hex()).seq == seq
+    with pytest.raises(ConflictError):  # the prefix index is not UNIQUE: add_many refuses a held id itself
+        log.add_many([envelope_row(twin_env, ttl=1, recipient=None, ref=None, from_peer=None, received_at=T0)])
+
+
+def test_id_lookups_search_the_prefix_index(store):
+    from node.gossiplog import id_in
+
+    where, params = id_in([bytes(32), bytes([1]) * 32])
+    rows = store.query(f"EXPLAIN QUERY PLAN SELECT id FROM envelopes WHERE {where}", params)
+    plan = " ".join(r["detail"] for r in rows)
+    assert "USING INDEX envelopes_id" in plan and "SCAN" not in plan
+
+
 @vendor_engines
 def test_a_duplicate_is_refused_and_the_batch_stores_nothing(log, store):
     a, b = env(body={"n": 1}), env(body={"n": 2})
