@@ -245,17 +245,18 @@ class GossipLog:
         first, in the same transaction (the pipeline's ``known``): the SQLite id index is not UNIQUE,
         so a held id is refused only where the database enforces it (ConflictError from a fleet's
         PostgreSQL). Joins the caller's transaction."""
-        self._insert_verified(_INSERT_VERIFIED, rows, 2, 4)
+        self._insert_verified(_INSERT_VERIFIED, rows)
 
     def add_intents(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """``add_verified`` for intents alone, in ``INTENT_COLUMNS`` order (no recipient, no ref)."""
-        self._insert_verified(_INSERT_INTENTS, rows, 2, 4)
+        self._insert_verified(_INSERT_INTENTS, rows)
 
-    def _insert_verified(self, sql: str, rows: Sequence[tuple[Any, ...]], author: int, expires: int) -> None:
+    def _insert_verified(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Both column orders put author third and expires fifth."""
         try:
             with self._store.transaction():
                 self._store.execute_many(sql, rows)
-                self._note_authors([(r[author], r[expires]) for r in rows])
+                self._note_authors([(r[2], r[4]) for r in rows])
         except sqlite3.IntegrityError:
             raise ConflictError("an envelope in the batch is already held") from None
 
