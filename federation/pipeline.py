@@ -192,11 +192,7 @@ class Pipeline:
             # Duplicates a peer pushed prune the tree; what we pulled or fetched from it says nothing of
             # its links (a page overlaps what the tree brought), so it is never held against them.
             if self._relay is not None and from_peer is not None and pushed:
-                dups = [
-                    (verdicts.id(i), ttls[i])
-                    for i, r in enumerate(reasons)
-                    if r == Reason.DUPLICATE and verdicts.decoded(i)
-                ]
+                dups = verdicts.duplicates(reasons, ttls)
                 if dups:
                     self._relay.duplicates(from_peer, dups)
             return Ingested(bytes(reasons), frozenset(peers))

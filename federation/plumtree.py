@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 Peer = Hashable
@@ -183,40 +183,13 @@ class Plumtree:
         """``peer`` sent the payload ``id_`` that took ``hops`` hops to reach it; ``fresh`` is whether
         the store took it as new (``ok``) rather than ``duplicate``. Invalid envelopes never come here."""
         hops = min(max(hops, 0) + 1, MAX_HOPS)
+        if not fresh:
+            action = self._duplicate(peer, id_, hops, now)
+            return [] if action is None else [action]
         t = self.timers
         actions: list[Action] = []
         missing = self._drop_missing(id_)
         fanned = hops <= t.fanout_hops  # pushed to every peer near its author, not along the tree
-        if not fresh:
-            seen = self._recent.get(id_)
-            if seen is not None and peer in seen[3]:
-                return actions  # the late answer to our GRAFT: asked for, so neither an offence nor a cycle
-            watched = self._watch.pop(id_, None)
-            if watched is not None:  # the tree brought it too, only later: no hole there
-                self._holes.pop(watched[1], None)
-            if (peer in self.legacy or (peer not in self.eager and peer not in self.lazy)  # no set built per copy
-                    or (fanned and peer in self.lazy)):
-                return actions
-            pruned_at = self._pruned_at.get(peer)
-            if peer in self.lazy and pruned_at is not None:
-                if now - pruned_at > self.timers.prune_grace_ms:
-                    # At most one report per grace window: a late burst is not many offences.
-                    actions.append(Broken(peer, "ignored_prune"))
-                    self._pruned_at[peer] = now
-                return actions
-            streak = self._dups[peer] = self._dups.get(peer, 0) + 1
-            # A link that has only ever brought duplicates (most of the start's eager links: each
-            # node's choices add to its peers') is a cycle to cut soon; one that has brought a
-            # payload first may be on the best path for some authors, so it gets a longer streak.
-            limit = t.prune_after
-            if t.prune_unproven_after and peer not in self._proven:
-                limit = min(limit, t.prune_unproven_after)
-            if streak < limit:
-                return actions
-            self._dups.pop(peer, None)
-            self._to_lazy(peer, now)
-            actions.append(Prune(peer))
-            return actions
         self._dups.pop(peer, None)  # a new payload from it: the streak of duplicates is broken
         if missing is None or peer not in missing.grafted:
             self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
@@ -247,6 +220,19 @@ class Plumtree:
         # Peers that announced it to us hold it: a push or an IHAVE to them would be wasted.
         holders = {peer} if missing is None else {peer, *missing.grafted, *(p for p, _ in missing.announcers)}
         actions += self._spread(id_, hops, holders, now)
+        return actions
+
+    def on_duplicates(self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int) -> list[Action]:
+        """``on_payload(peer, id, hops, False, now)`` for each ``(id, hops)`` of ``items`` in turn, in one
+        call: the same state after it and the same actions (a pushed batch's copies of what the store
+        held, most of a busy node's payloads, without a list and a call per copy)."""
+        actions: list[Action] = []
+        duplicate = self._duplicate
+        arrived = {hops: min(max(hops, 0) + 1, MAX_HOPS) for hops in {hops for _, hops in items}}  # one or a few
+        for id_, hops in items:
+            action = duplicate(peer, id_, arrived[hops], now)
+            if action is not None:
+                actions.append(action)
         return actions
 
     def on_ihave(self, peer: Peer, items: Iterable[tuple[bytes, int]], now: int) -> list[Action]:
@@ -418,6 +404,42 @@ class Plumtree:
         if lazy and self._flush_at is None:
             self._flush_at = now + self.timers.announce_delay_ms
         return actions
+
+    def _duplicate(self, peer: Peer, id_: bytes, hops: int, now: int) -> Action | None:
+        """A copy of ``id_``, held here already, from ``peer`` (``hops`` as counted on arrival): a Prune
+        when the peer's streak of copies cuts its eager link, Broken when a pruned peer goes on."""
+        t = self.timers
+        if self._missing:
+            self._drop_missing(id_)
+        seen = self._recent.get(id_)
+        if seen is not None and peer in seen[3]:
+            return None  # the late answer to our GRAFT: asked for, so neither an offence nor a cycle
+        if self._watch:
+            watched = self._watch.pop(id_, None)
+            if watched is not None:  # the tree brought it too, only later: no hole there
+                self._holes.pop(watched[1], None)
+        if (peer in self.legacy or (peer not in self.eager and peer not in self.lazy)  # no set built per copy
+                or (hops <= t.fanout_hops and peer in self.lazy)):  # fanned out near its author
+            return None
+        pruned_at = self._pruned_at.get(peer)
+        if peer in self.lazy and pruned_at is not None:
+            if now - pruned_at > t.prune_grace_ms:
+                # At most one report per grace window: a late burst is not many offences.
+                self._pruned_at[peer] = now
+                return Broken(peer, "ignored_prune")
+            return None
+        streak = self._dups[peer] = self._dups.get(peer, 0) + 1
+        # A link that has only ever brought duplicates (most of the start's eager links: each
+        # node's choices add to its peers') is a cycle to cut soon; one that has brought a
+        # payload first may be on the best path for some authors, so it gets a longer streak.
+        limit = t.prune_after
+        if t.prune_unproven_after and peer not in self._proven:
+            limit = min(limit, t.prune_unproven_after)
+        if streak < limit:
+            return None
+        self._dups.pop(peer, None)
+        self._to_lazy(peer, now)
+        return Prune(peer)
 
     def _swap(self, better: Peer, worse: Peer, now: int) -> list[Action]:
         self.lazy.discard(better)

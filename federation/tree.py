@@ -214,8 +214,8 @@ class TreeRelay:
         now = self._clock()
         with self._lock:
             self.stats["duplicates"] += len(items)
-            for id_, ttl in items:
-                self._queue(self.plumtree.on_payload(from_peer, id_, hops_of(ttl), False, now))
+            hops = {ttl: hops_of(ttl) for ttl in {ttl for _, ttl in items}}  # a batch came with a ttl or a few
+            self._queue(self.plumtree.on_duplicates(from_peer, [(id_, hops[ttl]) for id_, ttl in items], now))
             due = self._due()
         if due:
             self._wake()

@@ -102,6 +102,14 @@ class Verdicts:
         return Envelope(1, self._names[self.kind_codes[i]], self._authors[32 * i : 32 * i + 32], self._created[i],
                         self._expires[i], self._result.body(i), raw[_SIG_START:_SIG_END], self.id(i), raw)  # fmt: skip
 
+    def duplicates(self, reasons: bytes | bytearray, ttls: Sequence[int]) -> list[tuple[bytes, int]]:
+        """``(id, ttls[i])`` of each decoded item whose reason is ``duplicate``, in batch order (in one
+        pass over the columns: most of a busy relay's batch)."""
+        dup, known = Reason.DUPLICATE, len(self._names)
+        return [(id_, ttl) for (id_,), reason, kind, ttl
+                in zip(struct.iter_unpack("32s", self.packed_ids), reasons, self.kind_codes, ttls)
+                if reason == dup and kind < known]  # fmt: skip
+
     def repeats(self) -> list[int]:
         """The items that decoded with the id of an earlier item that decoded (rare: senders dedupe)."""
         ids, kinds, known = self.packed_ids, self.kind_codes, len(self._names)
