@@ -226,6 +226,11 @@ class Plumtree:
         """``on_payload(peer, id, hops, False, now)`` for each ``(id, hops)`` of ``items`` in turn, in one
         call: the same state after it and the same actions (a pushed batch's copies of what the store
         held, most of a busy node's payloads, without a list and a call per copy)."""
+        if not self._missing and not self._watch:  # no id awaited or watched: only the peer's link is at stake
+            if peer in self.legacy or (peer not in self.eager and peer not in self.lazy):
+                return []
+            if peer in self.eager:
+                return self._eager_duplicates(peer, items, now)
         actions: list[Action] = []
         duplicate = self._duplicate
         arrived = {hops: min(max(hops, 0) + 1, MAX_HOPS) for hops in {hops for _, hops in items}}  # one or a few
@@ -404,6 +409,31 @@ class Plumtree:
         if lazy and self._flush_at is None:
             self._flush_at = now + self.timers.announce_delay_ms
         return actions
+
+    def _eager_duplicates(self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int) -> list[Action]:
+        """``on_duplicates`` from an eager peer while no id is awaited or watched (the common case): each
+        copy but the late answers to our GRAFTs adds to its streak, whatever its hops; the first that
+        reaches the limit prunes the link, and the copies after it (from a lazy peer pruned ``now``,
+        within the grace) change nothing."""
+        recent = self._recent
+        counted = 0
+        for id_, _ in items:
+            seen = recent.get(id_)
+            if seen is None or peer not in seen[3]:
+                counted += 1
+        if not counted:
+            return []
+        t = self.timers
+        limit = t.prune_after
+        if t.prune_unproven_after and peer not in self._proven:
+            limit = min(limit, t.prune_unproven_after)
+        streak = self._dups.get(peer, 0) + counted
+        if streak < limit:
+            self._dups[peer] = streak
+            return []
+        self._dups.pop(peer, None)
+        self._to_lazy(peer, now)
+        return [Prune(peer)]
 
     def _duplicate(self, peer: Peer, id_: bytes, hops: int, now: int) -> Action | None:
         """A copy of ``id_``, held here already, from ``peer`` (``hops`` as counted on arrival): a Prune
