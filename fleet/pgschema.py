@@ -177,4 +177,9 @@ PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     # SQLite migration 14, translated: whose envelopes are held, a row per author, not an index.
     (7, "the authors held in a table of their own, not an index on every envelope",
      tuple(translate_ddl(s) for s in _AUTHORS_V14)),
+    # SQLite migration 16: leads without the hex and JSON checks version 1 translated (each row is the
+    # native pass's or a verified intent's); the status and reason checks stay.
+    (8, "leads without per-row checks",
+     tuple(f"ALTER TABLE leads DROP CONSTRAINT IF EXISTS leads_{c}_check"
+           for c in ("intent_id", "author", "body", "subscription_ids"))),
 )

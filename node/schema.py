@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import sqlite_utils
 
 from node.schema_access import _ACCESS_V7, _DEFENCES_V9, _DEFENCES_V10
-from node.schema_datapath import _AUTHORS_V14, _blob_ids_v13, _data_path_v12, _id_prefix_v15
+from node.schema_datapath import _AUTHORS_V14, _blob_ids_v13, _data_path_v12, _id_prefix_v15, _lean_leads_v16
 from node.schema_federation import (  # noqa: F401 (re-exported: the store and fleet/pgschema read them)
     _FEDERATION_V6,
     _INTENTS_V4,
@@ -54,4 +54,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (13, "data path: the gossip log's ids and keys as 32-byte BLOBs", _blob_ids_v13),
     (14, "data path: the authors held in a table of their own, not an index on every envelope", _AUTHORS_V14),
     (15, "data path: envelopes found by an index of their ids' first 8 bytes", _id_prefix_v15),
+    (16, "data path: leads without per-row checks", _lean_leads_v16),
 )

@@ -24,6 +24,9 @@ def test_migrations_create_the_vendor_tables(pg_url):
         names = set(store.table_names())
         assert {"envelopes", "leads", "offers", "outbox", "peers", "grants", "held_data", "receipt_copies",
                 "fleet_listeners", "fleet_nonces", "agreements"} <= names
+        # version 8 (SQLite's 16): a lead's hex and JSON checks are gone, its status and reason checks stay
+        checks = store.query("SELECT conname FROM pg_constraint WHERE conrelid = 'leads'::regclass AND contype = 'c'")
+        assert {r["conname"] for r in checks} == {"leads_status_check", "leads_closed_reason_check"}
     with PgStore(pg_url) as again:  # a second listener opening the same database migrates nothing
         assert again.schema_version == len(PG_MIGRATIONS)
 

@@ -360,3 +360,41 @@ def test_an_in_list_is_padded_to_a_power_of_two_with_its_last_value():
     assert marks.count("?") == len(params) == 1024 and params[1000:] == [999] * 24
     with pytest.raises(ValueError):
         in_list([])
+
+
+def test_the_leads_migration_keeps_every_lead_and_what_still_refuses_bad_rows(tmp_path):
+    """Migration 16 rebuilds ``leads`` without its hex and JSON CHECKs (each row is the native pass's or a
+    verified intent's): the leads, their ids and states stay; a repeated intent is still one lead, an
+    unknown status or reason still refused, and new leads get ids after the old."""
+    from node import envelope
+    from node.identity import Identity
+    from node.intents import parse_intent
+    from node.leads import Leads
+
+    author = Identity.from_seed(bytes([9]) * 32)
+    made = [envelope.create(author, "intent", parse_intent(f"?flight n{k}").body([]), created=1_000, ttl_ms=10**9)
+            for k in range(4)]  # fmt: skip
+    path = tmp_path / "node.db"
+    with Store(path, migrations=MIGRATIONS[:15], clock=lambda: 2_000) as old:
+        leads = Leads(old, clock=lambda: 2_000)
+        assert leads.add_many([(made[0], [1]), (made[1], [2, 1]), (made[2], [3])]) == 3
+        with old.transaction():
+            old.execute("UPDATE leads SET status = 'withdrawn', withdrawn_at = 3000, closed_reason = 'fulfilled'"
+                        " WHERE intent_id = ?", [made[1].id.hex()])  # fmt: skip
+        assert leads.withdraw(made[2].id.hex(), 3_000)
+        before = Leads(old, clock=lambda: 2_000).list(status="all")
+    with Store(path, clock=lambda: 2_000) as new:
+        assert new.schema_version == len(MIGRATIONS)
+        leads = Leads(new, clock=lambda: 2_000)
+        assert leads.list(status="all") == before
+        assert [lead.status for lead in before] == ["live", "closed", "withdrawn"]
+        sql = new.query_one("SELECT sql FROM sqlite_master WHERE name = 'leads'")["sql"]
+        assert "GLOB" not in sql and "json_valid" not in sql
+        assert leads.add_many([(made[0], [9]), (made[3], [4])]) == 1  # the old intent is a lead already
+        assert leads.list(status="all")[-1].id > max(lead.id for lead in before)
+        for column, value in (("status", "lost"), ("closed_reason", "bored")):
+            with pytest.raises(sqlite3.IntegrityError), new.transaction():
+                new.execute(f"UPDATE leads SET {column} = ? WHERE intent_id = ?", [value, made[0].id.hex()])
+        assert leads.list()[0].status == "live"
+        indexes = new.query("SELECT name FROM sqlite_master WHERE tbl_name = 'leads' AND type = 'index'")
+        assert "leads_live" in {r["name"] for r in indexes}
