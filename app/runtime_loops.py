@@ -18,6 +18,7 @@ from federation.tree import links as tree_links
 from node.errors import PassphraseError, VaultError
 
 LOGGER = logging.getLogger("vrm.runtime")
+_GREET_RETRY_S = 1.0  # between tries to read the peers to greet while the store is down
 
 
 class BackgroundLoops:
@@ -28,7 +29,13 @@ class BackgroundLoops:
         assert self.store is not None and self.services is not None
         if self.public_url is None:
             return
-        peers = await self.store.run(self.services.peers.pushable)
+        while True:
+            try:
+                peers = await self.store.run(self.services.peers.pushable)
+                break
+            except Exception:  # the store may be down a while (a fleet's PostgreSQL): greet once it is back
+                LOGGER.exception("reading the peers to greet failed; trying again in %s s", _GREET_RETRY_S)
+                await trio.sleep(_GREET_RETRY_S)
         async with trio.open_nursery() as nursery:
             for peer in peers:
                 nursery.start_soon(say_hello, self.services, peer)
