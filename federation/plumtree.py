@@ -421,19 +421,25 @@ class Plumtree:
             seen = recent.get(id_)
             if seen is None or peer not in seen[3]:
                 counted += 1
-        if not counted:
-            return []
+        action = self._add_to_streak(peer, counted, now) if counted else None
+        return [] if action is None else [action]
+
+    def _add_to_streak(self, peer: Peer, copies: int, now: int) -> Action | None:
+        """``copies`` more duplicates in a row over ``peer``'s link: a Prune once they reach its limit."""
         t = self.timers
+        # A link that has only ever brought duplicates (most of the start's eager links: each
+        # node's choices add to its peers') is a cycle to cut soon; one that has brought a
+        # payload first may be on the best path for some authors, so it gets a longer streak.
         limit = t.prune_after
         if t.prune_unproven_after and peer not in self._proven:
             limit = min(limit, t.prune_unproven_after)
-        streak = self._dups.get(peer, 0) + counted
+        streak = self._dups.get(peer, 0) + copies
         if streak < limit:
             self._dups[peer] = streak
-            return []
+            return None
         self._dups.pop(peer, None)
         self._to_lazy(peer, now)
-        return [Prune(peer)]
+        return Prune(peer)
 
     def _duplicate(self, peer: Peer, id_: bytes, hops: int, now: int) -> Action | None:
         """A copy of ``id_``, held here already, from ``peer`` (``hops`` as counted on arrival): a Prune
@@ -458,18 +464,7 @@ class Plumtree:
                 self._pruned_at[peer] = now
                 return Broken(peer, "ignored_prune")
             return None
-        streak = self._dups[peer] = self._dups.get(peer, 0) + 1
-        # A link that has only ever brought duplicates (most of the start's eager links: each
-        # node's choices add to its peers') is a cycle to cut soon; one that has brought a
-        # payload first may be on the best path for some authors, so it gets a longer streak.
-        limit = t.prune_after
-        if t.prune_unproven_after and peer not in self._proven:
-            limit = min(limit, t.prune_unproven_after)
-        if streak < limit:
-            return None
-        self._dups.pop(peer, None)
-        self._to_lazy(peer, now)
-        return Prune(peer)
+        return self._add_to_streak(peer, 1, now)
 
     def _swap(self, better: Peer, worse: Peer, now: int) -> list[Action]:
         self.lazy.discard(better)
