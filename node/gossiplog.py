@@ -20,7 +20,7 @@ from typing import Any
 
 from node.envelope import Envelope
 from node.errors import ConflictError, ValidationError
-from node.store import Clock, Store, blobs, in_list, wall_clock_ms
+from node.store import Clock, Store, blobs, in_list, joined, wall_clock_ms
 
 ORIGIN_TTL = 4  # hops an envelope may still travel when its author sends it
 MAX_TTL = 8  # a receiver clamps a larger ttl to this
@@ -254,7 +254,7 @@ class GossipLog:
     def _insert_verified(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Both column orders put author third and expires fifth."""
         try:
-            with self._store.transaction():
+            with joined(self._store):
                 self._store.execute_many(sql, rows)
                 self._note_authors([(r[2], r[4]) for r in rows])
         except sqlite3.IntegrityError:

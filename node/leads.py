@@ -17,7 +17,7 @@ from typing import Any
 from node.envelope import Envelope
 from node.errors import NotFoundError, ValidationError
 from node.prefix import MIN_PREFIX, is_hex_prefix, rows_by_prefix
-from node.store import Clock, Store, wall_clock_ms
+from node.store import Clock, Store, joined, wall_clock_ms
 
 LEAD_STATUSES = ("live", "withdrawn", "closed", "expired", "all")
 _MAX_INT = 2**63 - 1
@@ -121,7 +121,7 @@ class Leads:
     def _insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
         if not rows:
             return 0
-        with self._store.transaction():
+        with joined(self._store):
             return self._store.execute_many(_INSERT, rows)
 
     def withdraw(self, intent_id: str, at: int) -> bool:

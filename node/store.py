@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 # ``INSERT INTO t (cols) VALUES (?, …)`` with nothing after it but an optional ``ON CONFLICT`` clause
 _VALUES_INSERT = re.compile(r"(INSERT INTO \w+ \([\w, ]+\))\s+VALUES\s+\(([?, ]+)\)(\s+ON CONFLICT\b[^?]*)?", re.S)
+_SELECT = re.compile(r"\s*SELECT\s", re.IGNORECASE)  # a read that cannot write (one statement: sqlite3 runs no more)
 _MAX_ROWS_PER_INSERT = 512  # rows of one multi-row INSERT (SQLite binds 32,766 parameters at most)
 
 
@@ -64,6 +65,15 @@ def values_insert(sql: str) -> tuple[str, int, str] | None:
 def _rows_insert(head: str, width: int, count: int, tail: str) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return f"{head} VALUES {', '.join([row] * count)}{tail}"
+
+
+def joined(store: Any) -> contextlib.AbstractContextManager[Any]:
+    """Writes that are part of the caller's transaction when there is one, with no savepoint of their
+    own (an error leaves that transaction to be rolled back, as the ingest pipeline's is), else a
+    transaction of their own. For the ingest transaction's inserts: a savepoint is two more statements,
+    each handing the GIL away and waiting for it again, and it copies every page it touches.
+    ``store``: a Store or a fleet's PgStore."""
+    return contextlib.nullcontext(store) if store.in_transaction else store.transaction()
 
 
 def blobs(values: Iterable[bytes]) -> list[bytearray]:
@@ -282,7 +292,15 @@ class Store:
     # -- reads -------------------------------------------------------------------------------------
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        return list(self._db.query(sql, params))
+        """The rows of one read (a dict per row). A plain SELECT runs as it is: sqlite-utils wraps every
+        query in a savepoint (to refuse writes), two more statements for each read, each handing the
+        GIL away and waiting for it again (the ingest transaction's reads); anything else goes
+        through sqlite-utils and its guard."""
+        if not _SELECT.match(sql):
+            return list(self._db.query(sql, params))
+        cursor = self._db.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)

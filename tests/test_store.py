@@ -19,7 +19,7 @@ import trio
 from node.errors import StoreError
 from node.records import Records
 from node.search import search
-from node.store import MIGRATIONS, AsyncStore, Store
+from node.store import MIGRATIONS, AsyncStore, Store, joined
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,6 +152,38 @@ def test_nested_transactions_are_savepoints(store):
                 store.insert("vendors", _vendor(2))
                 raise RuntimeError("inner")
     assert [r["handle"] for r in store.query("SELECT handle FROM vendors")] == ["@v1"]
+
+
+def test_a_joined_block_is_part_of_the_callers_transaction_or_one_of_its_own(store):
+    with joined(store):  # alone: a transaction of its own, committed
+        store.insert("vendors", _vendor(1))
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            with joined(store):  # no savepoint: the caller's rollback takes its rows too
+                store.insert("vendors", _vendor(2))
+            raise RuntimeError("caller")
+    with pytest.raises(RuntimeError):
+        with joined(store):
+            store.insert("vendors", _vendor(3))
+            raise RuntimeError("its own")
+    # A caller that goes on after an error keeps what the block wrote: the rollback is the caller's.
+    with store.transaction():
+        with pytest.raises(RuntimeError):
+            with joined(store):
+                store.insert("vendors", _vendor(4))
+                raise RuntimeError("kept")
+    assert [r["handle"] for r in store.query("SELECT handle FROM vendors ORDER BY handle")] == ["@v1", "@v4"]
+
+
+def test_a_select_reads_rows_as_dicts_and_other_statements_are_refused_by_query(store):
+    with store.transaction():
+        store.insert("vendors", _vendor(1))
+        assert store.query("  select handle, 1 AS one FROM vendors WHERE handle = ?", ["@v1"]) == [
+            {"handle": "@v1", "one": 1}
+        ]
+    with pytest.raises(ValueError):  # sqlite-utils' guard: query() is for reads
+        store.query("DELETE FROM vendors")
+    assert store.count("vendors") == 1
 
 
 def test_foreign_keys_are_enforced(store):
