@@ -80,7 +80,7 @@ class Relay(Protocol):
     Plumtree). With a relay the hop limit no longer stops forwarding: the tree does."""
 
     def targets(self, env: Envelope, ttl: int, from_peer: str | None, pushable: Sequence[str]) -> Sequence[str]: ...
-    def duplicates(self, from_peer: str, items: Sequence[tuple[bytes, int]]) -> None: ...  # (id, ttl it came with)
+    def duplicates(self, from_peer: str, count: int, items: Callable[[], Sequence[tuple[bytes, int]]]) -> None: ...
 
 
 class Ingested(NamedTuple):
@@ -192,9 +192,9 @@ class Pipeline:
             # Duplicates a peer pushed prune the tree; what we pulled or fetched from it says nothing of
             # its links (a page overlaps what the tree brought), so it is never held against them.
             if self._relay is not None and from_peer is not None and pushed:
-                dups = verdicts.duplicates(reasons, ttls)
-                if dups:
-                    self._relay.duplicates(from_peer, dups)
+                count = reasons.count(Reason.DUPLICATE)  # only an item that decoded is one
+                if count:
+                    self._relay.duplicates(from_peer, count, lambda: verdicts.duplicates(reasons, ttls))
             return Ingested(bytes(reasons), frozenset(peers))
         raise AssertionError("unreachable")
 
@@ -285,8 +285,9 @@ class Pipeline:
     def _targets(self, exclude: set[str]) -> tuple[list[str], set[str]] | None:
         """(pushable peers, peers that take only what is addressed to them) but ``exclude``; None
         when there are none."""
-        peers = [p.public_key for p in self._peers.pushable() if p.public_key not in exclude]
-        addressees = {p.public_key for p in self._peers.deliverable()} - exclude - set(peers)  # defences
+        with_url = self._peers.deliverable()  # one read: the pushable ones are its added peers
+        peers = [p.public_key for p in with_url if p.source == "added" and p.public_key not in exclude]
+        addressees = {p.public_key for p in with_url} - exclude - set(peers)  # defences
         return (peers, addressees) if peers or addressees else None
 
     def _enqueue(self, forwards: list[Forward], targets: tuple[list[str], set[str]], *,

@@ -222,12 +222,19 @@ class Plumtree:
         actions += self._spread(id_, hops, holders, now)
         return actions
 
+    def heeds_duplicates(self, peer: Peer) -> bool:
+        """Whether copies from ``peer`` could change anything: False (``on_duplicates`` would answer
+        nothing and change nothing) when no id is awaited or watched and the peer is legacy or off
+        the tree."""
+        on_tree = peer in self.eager or peer in self.lazy
+        return bool(self._missing or self._watch) or (on_tree and peer not in self.legacy)
+
     def on_duplicates(self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int) -> list[Action]:
         """``on_payload(peer, id, hops, False, now)`` for each ``(id, hops)`` of ``items`` in turn, in one
         call: the same state after it and the same actions (a pushed batch's copies of what the store
         held, most of a busy node's payloads, without a list and a call per copy)."""
         if not self._missing and not self._watch:  # no id awaited or watched: only the peer's link is at stake
-            if peer in self.legacy or (peer not in self.eager and peer not in self.lazy):
+            if not self.heeds_duplicates(peer):
                 return []
             if peer in self.eager:
                 return self._eager_duplicates(peer, items, now)

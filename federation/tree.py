@@ -208,12 +208,17 @@ class TreeRelay:
             self._wake()
         return out
 
-    def duplicates(self, from_peer: str, items: Sequence[tuple[bytes, int]]) -> None:
-        """``from_peer`` sent these envelopes this node held already, as ``(id, ttl it arrived with)``:
-        the hops tell a fanned-out copy near its author (never a reason to prune) from a tree push."""
+    def duplicates(self, from_peer: str, count: int, items: Callable[[], Sequence[tuple[bytes, int]]]) -> None:
+        """``from_peer`` sent ``count`` envelopes this node held already; ``items()`` lists them as ``(id,
+        ttl it arrived with)``, asked for only when the tree heeds them (most copies come from peers off
+        it: nothing to list). The hops tell a fanned-out copy near its author (never a reason to
+        prune) from a tree push."""
         now = self._clock()
         with self._lock:
-            self.stats["duplicates"] += len(items)
+            self.stats["duplicates"] += count
+            if not self.plumtree.heeds_duplicates(from_peer):
+                return
+            items = items()
             hops = {ttl: hops_of(ttl) for ttl in {ttl for _, ttl in items}}  # a batch came with a ttl or a few
             self._queue(self.plumtree.on_duplicates(from_peer, [(id_, hops[ttl]) for id_, ttl in items], now))
             due = self._due()

@@ -168,8 +168,8 @@ def test_the_relay_pushes_to_eager_and_legacy_peers_and_announces_to_lazy_ones(t
         # made here: every peer gets it, the pushable stranger too (it is no member of the tree)
         assert relay.targets(env.id, 4, None, pushable) == pushable
         # a duplicate from "p" (prune_after=1) prunes it; from "old" it prunes nothing
-        relay.duplicates("old", [(env.id, 0)])
-        relay.duplicates("p", [(env.id, 0)])
+        relay.duplicates("old", 1, lambda: [(env.id, 0)])
+        relay.duplicates("p", 1, lambda: [(env.id, 0)])
         assert relay.plumtree.lazy == {"p"} and "old" in relay.plumtree.eager
         env2 = SimpleNamespace(id=bytes([1]) * 32)
         assert relay.targets(env2.id, 0, "new", pushable) == ["old", "stranger"]  # ttl 0 is no limit

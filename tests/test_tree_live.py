@@ -56,7 +56,7 @@ def test_near_its_author_a_payload_goes_to_lazy_peers_too_and_their_copies_are_e
 def _fanned_and_excused(relay: t.TreeRelay, now: list[int]) -> None:
     pushable = ["p", "q"]
     first = bytes([1]) * 32
-    relay.duplicates("q", [(first, 0)])  # a far duplicate from q: pruned (prune_after=1)
+    relay.duplicates("q", 1, lambda: [(first, 0)])  # a far duplicate from q: pruned (prune_after=1)
     assert relay.plumtree.lazy == {"q"}
     # from the author's node (arrived with ORIGIN_TTL, passed on with one less): pushed to lazy q too
     near = bytes([2]) * 32
@@ -67,9 +67,9 @@ def _fanned_and_excused(relay: t.TreeRelay, now: list[int]) -> None:
     assert relay.targets(bytes([5]) * 32, wire.MAX_TTL - 1, "p", pushable) == []
     # after the grace: a fanned copy from the pruned peer is no offence, a far one is
     now[0] += 1_000
-    relay.duplicates("q", [(near, wire.ORIGIN_TTL)])
+    relay.duplicates("q", 1, lambda: [(near, wire.ORIGIN_TTL)])
     assert relay.stats["ignored_prune"] == 0 and relay.take_offences() == []
-    relay.duplicates("q", [(first, 1)])
+    relay.duplicates("q", 1, lambda: [(first, 1)])
     assert relay.stats["ignored_prune"] == 1
 
 
@@ -88,15 +88,15 @@ def _reported_bounded(relay: t.TreeRelay, now: list[int]) -> None:
         now[0] += 20
         relay._queue(relay.plumtree.tick(now[0]))
     assert relay.stats["unanswered_ihave"] == 50
-    relay.duplicates("q", [(ids[0], 0)])
+    relay.duplicates("q", 1, lambda: [(ids[0], 0)])
     for _ in range(3):  # a pruned peer pushing on, three grace windows in a row
         now[0] += 200
-        relay.duplicates("q", [(ids[0], 0)])
+        relay.duplicates("q", 1, lambda: [(ids[0], 0)])
     assert relay.stats["ignored_prune"] == 3
     assert relay.take_offences() == [("p", {"unanswered_ihave": 1}), ("q", {"ignored_prune": 1})]
     assert relay.take_offences() == []  # each noted once
     now[0] += 200
-    relay.duplicates("q", [(ids[0], 0)])
+    relay.duplicates("q", 1, lambda: [(ids[0], 0)])
     relay.refresh(["p"])  # a peer that is gone is not reported
     assert relay.stats["ignored_prune"] == 4 and relay.take_offences() == []
 
