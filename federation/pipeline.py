@@ -209,13 +209,12 @@ class Pipeline:
         return self._index() if self.role == "vendor" and self._index is not None else None
 
     def _dedupe(self, verdicts: Verdicts, reasons: bytearray, held: list[bytes]) -> list[int]:
-        """The indexes of OK items new here; later copies in the batch (of any item that decoded) and
-        envelopes already held become ``duplicate`` (one query; the held ones go to ``held``, to be
-        remembered). Only the OK items are looked at one by one: a duplicate the native pass
-        remembered costs nothing here."""
-        for i in verdicts.repeats():
-            reasons[i] = Reason.DUPLICATE
-        fresh = [i for i in verdicts.ok if reasons[i] == Reason.OK]
+        """The indexes of OK items new here; envelopes already held become ``duplicate`` (one query;
+        the held ones go to ``held``, to be remembered). Copies inside the batch were answered by the
+        native pass (PROTOCOL.md section 7, "Judging a batch": a duplicate only of an accepted item,
+        so a forged copy first does not make the genuine one after it a duplicate, and a copy of a
+        refused item keeps its reason): at most one OK item per id."""
+        fresh = list(verdicts.ok)
         if not fresh:
             return fresh
         known = self.log.known([verdicts.id(i) for i in fresh])

@@ -3,9 +3,10 @@
 ``decode_and_verify`` is the only code that looks at a batch's raw bytes before the pipeline judges
 them. It makes one ``Verifier.ingest`` call (node/_native.pyi; its pure-Python twin is
 node/reference/ingest.py): with the GIL released the native core decodes every item, computes its id
-before any signature check (so an id it remembers as committed, or a repeat inside the batch, is a
-``duplicate`` without being verified), checks lifetimes and clocks, verifies the survivors' ZIP-215
-signatures in batches spread over the cores, re-tokenizes each intent's text against its body, and
+before any signature check (so an id it remembers as committed, or a copy of an item accepted
+earlier in the batch, is a ``duplicate`` without being verified; identical copies are verified
+once), checks lifetimes and clocks, verifies the survivors' ZIP-215 signatures in batches spread
+over the cores, re-tokenizes each intent's text against its body, and
 matches the accepted intents against the vendor's index.
 
 Contract. In: the batch's raw envelopes, ``now`` (ms) and the native index (None: no matching). Out:
@@ -13,8 +14,9 @@ one ``Verdicts``, the batch by column rather than an object per item, since most
 node's batch are duplicates that need nothing but their reason, and most accepted ones are intents
 stored and relayed from their fields alone:
 
-- ``codes[i]``: ``Reason.OK`` or the refusal (a verify reason, ``DUPLICATE`` for a remembered or
-  repeated id, or ``INVALID_BODY`` for an intent whose body the tokenizer rejects);
+- ``codes[i]``: ``Reason.OK`` or the refusal (a verify reason, ``DUPLICATE`` for a remembered id or
+  a copy of an item accepted earlier in the batch, or ``INVALID_BODY`` for an intent whose body the
+  tokenizer rejects): at most one OK item per id;
 - ``decoded(i)``, ``id(i)`` (32 bytes), ``hex_id(i)``: whether it decoded, and then its id;
 - ``ok``: the indexes of the OK items; ``kind(i)``, ``author_hex(i)``, ``created(i)``,
   ``expires(i)``, ``raw(i)``: their fields, read from the packed columns;
@@ -54,7 +56,7 @@ class Verdicts:
 
     def __init__(self, result: IngestResultLike, raws: Sequence[bytes], names: Sequence[str]) -> None:
         self.codes: bytes = result.codes
-        self.ok = [i for i, code in enumerate(self.codes) if code == Reason.OK]
+        self.ok = [i for i, code in enumerate(self.codes) if not code]  # Reason.OK is 0
         self._result, self._raws, self._names = result, raws, names
         self.intent_code = names.index("intent")  # the kind code of the common case
         self.packed_ids: bytes = result.ids  # 32 bytes per item
@@ -109,27 +111,6 @@ class Verdicts:
         return [(id_, ttl) for (id_,), reason, kind, ttl
                 in zip(struct.iter_unpack("32s", self.packed_ids), reasons, self.kind_codes, ttls)
                 if reason == dup and kind < known]  # fmt: skip
-
-    def repeats(self) -> list[int]:
-        """The items that decoded with the id of an earlier item that decoded (rare: senders dedupe)."""
-        ids, kinds, known = self.packed_ids, self.kind_codes, len(self._names)
-        n = len(kinds)
-        if not n or max(kinds) < known:  # all decoded: count the distinct ids without a slice each
-            if len(set(struct.iter_unpack("32s", ids))) == n:
-                return []
-            decoded: Sequence[int] = range(n)
-        else:
-            decoded = [i for i in range(n) if kinds[i] < known]
-            if len({ids[32 * i : 32 * i + 32] for i in decoded}) == len(decoded):
-                return []
-        seen: set[bytes] = set()
-        out = []
-        for i in decoded:
-            id_ = ids[32 * i : 32 * i + 32]
-            if id_ in seen:
-                out.append(i)
-            seen.add(id_)
-        return out
 
     def intent_fields(self, i: int) -> tuple[bytes, str, str, bytes, int, int, bytes]:
         """(id, hex id, hex author, author, created, expires, raw) of item ``i``, in one call."""

@@ -45,6 +45,22 @@ def test_committed_ids_are_remembered_so_their_copies_skip_verification(make_nod
     assert held_ids(relay) == {a.id.hex()}
 
 
+def test_inside_a_batch_an_item_is_a_duplicate_only_of_one_accepted(make_node):
+    """PROTOCOL.md section 7, "Judging a batch": a forged copy before the genuine one does not make the
+    genuine one a duplicate (it is stored), a copy of a refused item keeps its reason, and a copy of
+    an accepted one is a duplicate."""
+    relay = make_node(RELAY, "relay")
+    a = intent_env(ALICE, "?taxi to the airport")
+    forged = bytearray(a.raw)
+    forged[-5] ^= 1
+    late = intent_env(ALICE, "?late", created=NOW - 2 * HOUR, expires=NOW - 1)
+    pushed = [item(bytes(forged)), item(a), item(a), item(late), item(late), item(bytes(forged))]
+    # ... and any copy after the accepted one, forged or not, is a duplicate (the node holds it now)
+    assert relay.ingest(pushed) == [Reason.BAD_SIGNATURE, Reason.OK, Reason.DUPLICATE, Reason.EXPIRED,
+                                    Reason.EXPIRED, Reason.DUPLICATE]  # fmt: skip
+    assert held_ids(relay) == {a.id.hex()}
+
+
 def test_an_id_held_in_the_store_but_not_remembered_is_a_duplicate_and_then_remembered(make_node):
     relay = make_node(RELAY, "relay")
     a = intent_env(ALICE, "?bike repair")
