@@ -105,6 +105,12 @@ impl<'a> Envelope<'a> {
         out
     }
 
+    /// Whether both sign the very same bytes of one buffer (their id is the same).
+    pub fn same_signed_bytes(&self, other: &Envelope<'_>) -> bool {
+        std::ptr::eq(self.signed_head, other.signed_head)
+            && std::ptr::eq(self.signed_tail, other.signed_tail)
+    }
+
     /// SHA-256 of the signed bytes, hashed from the pieces (no copy).
     pub fn id(&self) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -147,6 +153,76 @@ impl<'a> Envelope<'a> {
         }
         Ok(())
     }
+}
+
+/// The fixed framing of a canonical envelope whose times are uint 64 (every envelope of this
+/// millennium): `{"author": bin8(32), "body": .., "created": u64, "expires": u64, "kind": fixstr,
+/// "sig": bin8(64), "v": 1}`; the offsets of the first two entries and of the last five from the end.
+const AUTHOR_ENTRY: &[u8; 10] = b"\x87\xa6author\xc4\x20";
+const BODY_KEY: &[u8; 5] = b"\xa4body";
+const CREATED_KEY: &[u8; 9] = b"\xa7created\xcf";
+const EXPIRES_KEY: &[u8; 9] = b"\xa7expires\xcf";
+const KIND_KEY: &[u8; 5] = b"\xa4kind";
+const SIG_ENTRY_HEAD: &[u8; 6] = b"\xa3sig\xc4\x40";
+const V_ENTRY: &[u8; 3] = b"\xa1v\x01";
+/// The sig entry (70 bytes) and the v entry (3) close every canonical envelope.
+const CLOSE: usize = 73;
+const TIME_ENTRY: usize = 17;
+
+/// The envelope `data` would be, read at the fixed offsets of that framing and checked no further
+/// (its body is not decoded, its keys not compared beyond the framing); None when the bytes do not
+/// have it. Only for ingest's remembered duplicates: when the id these bytes give is one the node
+/// committed, the bytes are those of an envelope `parse` accepted, the signature aside (the id is
+/// the hash of the rest), and every field read here is the one `parse` reads (a time encoded in
+/// fewer bytes moves its entry, and no shorter encoding matches the key bytes checked here).
+pub fn framed(data: &[u8]) -> Option<Envelope<'_>> {
+    let n = data.len();
+    if n > MAX_ENVELOPE_BYTES || !data.starts_with(AUTHOR_ENTRY) || !data.ends_with(V_ENTRY) {
+        return None;
+    }
+    let sig_at = n.checked_sub(CLOSE)?;
+    let sig_entry = data.get(sig_at..n - V_ENTRY.len())?;
+    let (head, sig) = sig_entry.split_at_checked(SIG_ENTRY_HEAD.len())?;
+    if head != SIG_ENTRY_HEAD {
+        return None;
+    }
+    let sig: &[u8; 64] = sig.try_into().ok()?;
+    let (kind, kind_at) = KINDS.iter().find_map(|k| {
+        let at = sig_at.checked_sub(KIND_KEY.len() + 1 + k.len())?;
+        let entry = data.get(at..sig_at)?;
+        let ok = entry.starts_with(KIND_KEY)
+            && entry.get(KIND_KEY.len()) == Some(&(0xa0 | k.len() as u8))
+            && entry.get(KIND_KEY.len() + 1..) == Some(k.as_bytes());
+        ok.then_some((*k, at))
+    })?;
+    let time = |at: usize, key: &[u8; 9]| -> Option<u64> {
+        let entry = data.get(at..at + TIME_ENTRY)?;
+        let (k, v) = entry.split_at_checked(key.len())?;
+        (k == key).then(|| u64::from_be_bytes(v.try_into().unwrap_or([0xff; 8])))
+    };
+    let expires_at = kind_at.checked_sub(TIME_ENTRY)?;
+    let created_at = expires_at.checked_sub(TIME_ENTRY)?;
+    let (created, expires) = (
+        time(created_at, CREATED_KEY)?,
+        time(expires_at, EXPIRES_KEY)?,
+    );
+    let body_at = AUTHOR_ENTRY.len() + 32;
+    if data.get(body_at..body_at + BODY_KEY.len())? != BODY_KEY
+        || created_at <= body_at + BODY_KEY.len()
+    {
+        return None;
+    }
+    Some(Envelope {
+        v: PROTOCOL_VERSION,
+        author: data.get(AUTHOR_ENTRY.len()..body_at)?.try_into().ok()?,
+        body_raw: data.get(body_at + BODY_KEY.len()..created_at)?,
+        created,
+        expires,
+        kind,
+        sig,
+        signed_head: data.get(1..sig_at)?,
+        signed_tail: data.get(n - V_ENTRY.len()..)?,
+    })
 }
 
 fn wrong_type(what: &'static str) -> Error {

@@ -1,6 +1,7 @@
 //! One pass over a received batch (PROTOCOL.md section 7, "Ingest"): for every item the size cap,
 //! decode and field checks, its id, then duplicates (ids the node committed, kept in a bounded
-//! `RecentIds`, and repeats inside the batch) skip verification; the rest get the lifetime and
+//! `RecentIds`, and repeats inside the batch) skip verification (a committed one is not even
+//! decoded: its id and fields are read from the envelope's fixed framing, `envelope::framed`); the rest get the lifetime and
 //! clock checks, one ZIP-215 batch equation per chunk (bisected, so exactly the bad ones fail),
 //! and, for intents, the body check of `node.intents.check_body` and the match against the
 //! vendor's index. Large batches run on several threads; the verdicts do not depend on how many.
@@ -266,20 +267,47 @@ pub fn ingest<'a>(
     index: Option<&MatchIndex>,
 ) -> Vec<Item<'a>> {
     let mut out: Vec<Item<'a>> = parallel::map_chunks(items, threads, |chunk| {
+        // An id read from the framing alone that the node committed needs no decoding: most of a
+        // busy node's batch (`envelope::framed` says why its fields are then those `parse` gives).
+        let framed: Vec<Option<(Envelope<'a>, [u8; 32])>> = chunk
+            .iter()
+            .map(|data| envelope::framed(data).map(|env| (env, env.id())))
+            .collect();
+        let remembered: Vec<bool> = {
+            let recent = lock_recent(recent);
+            framed
+                .iter()
+                .map(|f| f.as_ref().is_some_and(|(_, id)| recent.contains(id)))
+                .collect()
+        };
         chunk
             .iter()
-            .map(|data| match envelope::parse(data) {
-                Ok(env) => Item {
-                    reason: Reason::Ok,
-                    id: Some(env.id()),
+            .zip(framed)
+            .zip(remembered)
+            .map(|((data, framed), remembered)| match framed {
+                Some((env, id)) if remembered => Item {
+                    reason: Reason::Duplicate,
+                    id: Some(id),
                     env: Some(env),
                     matched: Vec::new(),
                 },
-                Err(e) => Item {
-                    reason: e.reason,
-                    id: None,
-                    env: None,
-                    matched: Vec::new(),
+                framed => match envelope::parse(data) {
+                    Ok(env) => Item {
+                        reason: Reason::Ok,
+                        // The framing's hash when it covered the same bytes (a canonical envelope's).
+                        id: Some(match framed {
+                            Some((f, id)) if f.same_signed_bytes(&env) => id,
+                            _ => env.id(),
+                        }),
+                        env: Some(env),
+                        matched: Vec::new(),
+                    },
+                    Err(e) => Item {
+                        reason: e.reason,
+                        id: None,
+                        env: None,
+                        matched: Vec::new(),
+                    },
                 },
             })
             .collect()
@@ -291,6 +319,9 @@ pub fn ingest<'a>(
         let recent = lock_recent(recent);
         for (i, item) in out.iter_mut().enumerate() {
             let Some(id) = item.id else { continue };
+            if item.reason == Reason::Duplicate {
+                continue; // remembered when its framing was read (it may have aged out since)
+            }
             if recent.contains(&id) {
                 item.reason = Reason::Duplicate;
             } else {

@@ -476,3 +476,83 @@ fn non_canonical_envelopes_are_refused() {
     long.splice(pos..pos + 3, hex("ce000003e8"));
     assert_eq!(reason(&long), Reason::NonCanonical);
 }
+
+/// `framed` (ingest's reading of a remembered duplicate) gives exactly what `parse` gives for every
+/// canonical envelope with uint 64 times, and nothing for any other shape: times in fewer bytes, a
+/// byte of the framing changed, bytes after it, a truncation.
+#[test]
+fn framed_reads_what_parse_reads_or_nothing() {
+    let sk = signer([7; 32]);
+    let mut checked = 0;
+    for (k, kind) in KINDS.iter().enumerate() {
+        for (created, expires) in [(NOW as u64, NOW as u64 + 60_000), (1 << 32, (1 << 62) + 5)] {
+            let data = envelope_with(&sk, body(k as u64), created, expires, kind);
+            let (got, want) = (
+                envelope::framed(&data).expect("framed"),
+                parse(&data).expect("parses"),
+            );
+            assert_eq!(
+                (
+                    got.v,
+                    got.author,
+                    got.body_raw,
+                    got.created,
+                    got.expires,
+                    got.kind,
+                    got.sig
+                ),
+                (
+                    want.v,
+                    want.author,
+                    want.body_raw,
+                    want.created,
+                    want.expires,
+                    want.kind,
+                    want.sig
+                )
+            );
+            assert_eq!(
+                (got.signed_parts(), got.id()),
+                (want.signed_parts(), want.id())
+            );
+            assert!(got.same_signed_bytes(&want));
+            checked += 1;
+        }
+        // A time in 5, 3, 2 or 1 bytes moves its entry: never read at the uint 64 offsets.
+        for (created, expires) in [
+            (1000, 2000),
+            (70_000, (1 << 32) + 1),
+            ((1 << 32) - 1, 1 << 33),
+        ] {
+            let data = envelope_with(&sk, body(k as u64), created, expires, kind);
+            assert!(
+                parse(&data).is_ok() && envelope::framed(&data).is_none(),
+                "{kind} {created} {expires}"
+            );
+        }
+    }
+    assert_eq!(checked, 2 * KINDS.len());
+    let data = envelope_signed(&sk, 3);
+    let mut longer = data.clone();
+    longer.push(0);
+    assert!(envelope::framed(&longer).is_none());
+    for cut in 0..data.len() {
+        assert!(envelope::framed(&data[..cut]).is_none());
+    }
+    // Every byte of the framing itself: the map header, the keys and the headers of the fixed values.
+    let n = data.len();
+    let kind_at = n - 73 - (5 + 1 + "offer".len());
+    let (expires_at, created_at) = (kind_at - 17, kind_at - 34);
+    let framing = (0..10)
+        .chain(42..47)
+        .chain(created_at..created_at + 9)
+        .chain(expires_at..expires_at + 9)
+        .chain(kind_at..n - 73)
+        .chain(n - 73..n - 67)
+        .chain(n - 3..n);
+    for i in framing {
+        let mut changed = data.clone();
+        changed[i] ^= 0x01;
+        assert!(envelope::framed(&changed).is_none(), "byte {i}");
+    }
+}
