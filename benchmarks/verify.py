@@ -121,6 +121,12 @@ def run_threads_and_ingest(suite: Suite, native) -> None:
     def one_pass():
         all_cores.ingest(intents, NOW_MS, index)
 
+    held = native.Verifier()  # the same intents once committed: all remembered duplicates
+    held.remember(held.ingest(intents, NOW_MS).ids)
+
+    def remembered():
+        held.ingest(intents, NOW_MS, index)
+
     def separate():
         codes, _ = all_cores.verify_batch(intents, NOW_MS)
         accepted = []
@@ -139,6 +145,9 @@ def run_threads_and_ingest(suite: Suite, native) -> None:
     suite.run_group("ingest", [
         Bench(SEPARATE, f"verify_batch + decode + check_body + match ({n}/call)", separate, ops=n),
         Bench("ingest.native.pass", f"native Verifier.ingest, one pass ({n}/call)", one_pass, ops=n, baseline=SEPARATE),
+        # A remembered duplicate is read from its framing, never decoded (envelope::framed).
+        Bench("ingest.native.remembered", f"native Verifier.ingest, {n} remembered duplicates", remembered, ops=n,
+              baseline="ingest.native.pass"),
     ])  # fmt: skip
 
 
@@ -146,6 +155,10 @@ def _check_ingest(native, all_cores, one_core, intents, index) -> None:
     """Both sides of each comparison must do the same work and accept everything."""
     if all_cores.verify_batch(intents, NOW_MS) != one_core.verify_batch(intents, NOW_MS):
         raise SystemExit("benchmark: threaded and one-thread verify_batch disagree")
+    held = native.Verifier()
+    held.remember(held.ingest(intents, NOW_MS).ids)
+    if held.ingest(intents, NOW_MS, index).codes != bytes([17]) * len(intents):  # Reason.DUPLICATE
+        raise SystemExit("benchmark: remembered intents are not all duplicates")
     result = all_cores.ingest(intents, NOW_MS, index)
     if result.codes != bytes(len(intents)):
         raise SystemExit(f"benchmark intents are not all accepted by ingest: codes {set(result.codes)}")
