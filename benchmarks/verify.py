@@ -110,7 +110,9 @@ def run_threads_and_ingest(suite: Suite, native) -> None:
     intents = make_intents(native, PER_CALL)
     index = native.MatchIndex(subscriptions(40))
     all_cores, one_core = native.Verifier(), native.Verifier(threads=1)
-    _check_ingest(native, all_cores, one_core, intents, index)
+    held = native.Verifier()  # the same intents once committed: all remembered duplicates
+    held.remember(held.ingest(intents, NOW_MS).ids)
+    _check_ingest(native, all_cores, one_core, held, intents, index)
 
     def batch_all():
         all_cores.verify_batch(intents, NOW_MS)
@@ -120,9 +122,6 @@ def run_threads_and_ingest(suite: Suite, native) -> None:
 
     def one_pass():
         all_cores.ingest(intents, NOW_MS, index)
-
-    held = native.Verifier()  # the same intents once committed: all remembered duplicates
-    held.remember(held.ingest(intents, NOW_MS).ids)
 
     def remembered():
         held.ingest(intents, NOW_MS, index)
@@ -151,13 +150,14 @@ def run_threads_and_ingest(suite: Suite, native) -> None:
     ])  # fmt: skip
 
 
-def _check_ingest(native, all_cores, one_core, intents, index) -> None:
-    """Both sides of each comparison must do the same work and accept everything."""
+def _check_ingest(native, all_cores, one_core, held, intents, index) -> None:
+    """Both sides of each comparison must do the same work and accept everything (``held`` remembers
+    every intent: all duplicates)."""
+    from node.reasons import Reason
+
     if all_cores.verify_batch(intents, NOW_MS) != one_core.verify_batch(intents, NOW_MS):
         raise SystemExit("benchmark: threaded and one-thread verify_batch disagree")
-    held = native.Verifier()
-    held.remember(held.ingest(intents, NOW_MS).ids)
-    if held.ingest(intents, NOW_MS, index).codes != bytes([17]) * len(intents):  # Reason.DUPLICATE
+    if held.ingest(intents, NOW_MS, index).codes != bytes([Reason.DUPLICATE]) * len(intents):
         raise SystemExit("benchmark: remembered intents are not all duplicates")
     result = all_cores.ingest(intents, NOW_MS, index)
     if result.codes != bytes(len(intents)):

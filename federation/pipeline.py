@@ -284,9 +284,9 @@ class Pipeline:
     def _targets(self, exclude: set[str]) -> tuple[list[str], set[str]] | None:
         """(pushable peers, peers that take only what is addressed to them) but ``exclude``; None
         when there are none."""
-        with_url = self._peers.deliverable()  # one read: the pushable ones are its added peers
-        peers = [p.public_key for p in with_url if p.source == "added" and p.public_key not in exclude]
-        addressees = {p.public_key for p in with_url} - exclude - set(peers)  # defences
+        pushable, deliverable = self._peers.reachable()  # one read
+        peers = [p.public_key for p in pushable if p.public_key not in exclude]
+        addressees = {p.public_key for p in deliverable} - exclude - set(peers)  # defences
         return (peers, addressees) if peers or addressees else None
 
     def _enqueue(self, forwards: list[Forward], targets: tuple[list[str], set[str]], *,

@@ -233,11 +233,10 @@ class Plumtree:
         """``on_payload(peer, id, hops, False, now)`` for each ``(id, hops)`` of ``items`` in turn, in one
         call: the same state after it and the same actions (a pushed batch's copies of what the store
         held, most of a busy node's payloads, without a list and a call per copy)."""
-        if not self._missing and not self._watch:  # no id awaited or watched: only the peer's link is at stake
-            if not self.heeds_duplicates(peer):
-                return []
-            if peer in self.eager:
-                return self._eager_duplicates(peer, items, now)
+        if not self.heeds_duplicates(peer):
+            return []
+        if not self._missing and not self._watch and peer in self.eager:  # only the link is at stake
+            return self._eager_duplicates(peer, items, now)
         actions: list[Action] = []
         duplicate = self._duplicate
         arrived = {hops: min(max(hops, 0) + 1, MAX_HOPS) for hops in {hops for _, hops in items}}  # one or a few

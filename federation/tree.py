@@ -218,9 +218,9 @@ class TreeRelay:
             self.stats["duplicates"] += count
             if not self.plumtree.heeds_duplicates(from_peer):
                 return
-            items = items()
-            hops = {ttl: hops_of(ttl) for ttl in {ttl for _, ttl in items}}  # a batch came with a ttl or a few
-            self._queue(self.plumtree.on_duplicates(from_peer, [(id_, hops[ttl]) for id_, ttl in items], now))
+            copies = items()
+            hops = {ttl: hops_of(ttl) for ttl in {ttl for _, ttl in copies}}  # a batch came with a ttl or a few
+            self._queue(self.plumtree.on_duplicates(from_peer, [(id_, hops[ttl]) for id_, ttl in copies], now))
             due = self._due()
         if due:
             self._wake()

@@ -281,13 +281,18 @@ class Peers:
 
     def pushable(self) -> list[Peer]:
         """Added peers with a URL: those we gossip to, pull from and greet."""
-        rows = self._store.query("SELECT * FROM peers WHERE source = 'added' AND url IS NOT NULL ORDER BY id")
-        return [_peer(r) for r in rows]
+        return self.reachable()[0]
 
     def deliverable(self) -> list[Peer]:
         """Peers with a usable URL: the added ones and announced ones whose URL was verified (direct
         messages addressed to them are pushed there)."""
-        return [_peer(r) for r in self._store.query("SELECT * FROM peers WHERE url IS NOT NULL ORDER BY id")]
+        return self.reachable()[1]
+
+    def reachable(self) -> tuple[list[Peer], list[Peer]]:
+        """(``pushable``, ``deliverable``) in one read: the pushable are the added peers among the
+        deliverable ones (the ingest transaction asks for both)."""
+        deliverable = [_peer(r) for r in self._store.query("SELECT * FROM peers WHERE url IS NOT NULL ORDER BY id")]
+        return [p for p in deliverable if p.source == "added"], deliverable
 
     def remove(self, ref: object) -> Peer:
         """Forget a peer; the removed row."""

@@ -171,6 +171,13 @@ def test_the_relay_pushes_to_eager_and_legacy_peers_and_announces_to_lazy_ones(t
         relay.duplicates("old", 1, lambda: [(env.id, 0)])
         relay.duplicates("p", 1, lambda: [(env.id, 0)])
         assert relay.plumtree.lazy == {"p"} and "old" in relay.plumtree.eager
+
+        def unlisted() -> list:
+            raise AssertionError("copies from a peer off the tree are never listed")
+
+        counted = relay.stats["duplicates"]
+        relay.duplicates("stranger", 900, unlisted)  # counted, nothing else
+        assert relay.stats["duplicates"] == counted + 900 and relay.plumtree.lazy == {"p"}
         env2 = SimpleNamespace(id=bytes([1]) * 32)
         assert relay.targets(env2.id, 0, "new", pushable) == ["old", "stranger"]  # ttl 0 is no limit
         now[0] += 1_000

@@ -1,8 +1,8 @@
 //! One pass over a received batch (PROTOCOL.md section 7, "Ingest"): for every item the size cap,
 //! decode and field checks, its id, then duplicates (ids the node committed, kept in a bounded
 //! `RecentIds`, and repeats inside the batch) skip verification (a committed one is not even
-//! decoded: its id and fields are read from the envelope's fixed framing, `envelope::framed`); the rest get the lifetime and
-//! clock checks, one ZIP-215 batch equation per chunk (bisected, so exactly the bad ones fail),
+//! decoded: its id and fields are read from the envelope's fixed framing, `envelope::framed`);
+//! the rest get the lifetime and clock checks, one ZIP-215 batch equation per chunk (bisected, so exactly the bad ones fail),
 //! and, for intents, the body check of `node.intents.check_body` and the match against the
 //! vendor's index. Large batches run on several threads; the verdicts do not depend on how many.
 //!
