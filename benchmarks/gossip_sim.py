@@ -63,7 +63,6 @@ from benchmarks.gossip_sim_config import (
 from benchmarks.gossip_sim_report import print_table, results
 from federation import wire
 from federation.outbox import Outbox
-from federation.pipeline import Pipeline
 from node import envelope
 from node.identity import Identity
 from node.intents import Intents
