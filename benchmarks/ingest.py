@@ -307,9 +307,10 @@ def run(*, quick: bool, intents: int | None = None, batch: int = 1000, senders: 
 
 
 def _median_round(tries: list[tuple[dict, tuple[float, float], tuple[float, float]]]) -> dict:
-    """The median of a case's rounds (by items/s), against the verify-only measured just before and
-    just after it (their mean): the same minute of the machine's load, so a neighbour's burst moves
-    both. The rounds' rates, in the order they ran, go in ``rounds_per_s``."""
+    """The median of a case's rounds by items/s (of an even number, the faster middle one), against
+    the verify-only measured just before and just after it (their mean): the same minute of the
+    machine's load, so a neighbour's burst moves both. The rounds' rates, in the order they ran, go
+    in ``rounds_per_s``."""
     ordered = sorted(tries, key=lambda t: t[0]["items_per_s"])
     row, (before, _), (after, _) = ordered[len(ordered) // 2]
     row["verify_only_per_s"] = round((before + after) / 2)
@@ -396,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intents", type=int, help="how many intents to push per case")
     parser.add_argument("--batch", type=int, default=1000, help="items per push (at most 1000)")
     parser.add_argument("--senders", type=int, default=2, help="peers pushing concurrently")
-    parser.add_argument("--rounds", type=int, help="runs of each case, the median kept (default 3 quick, 1 full-size)")
+    parser.add_argument("--rounds", type=int, help="runs of each case, each on a fresh node, the median kept (default 3 quick, 1 full-size)")
     parser.add_argument("--case", action="append", help="run only these cases (keys such as http.0peers)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
