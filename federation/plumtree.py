@@ -27,79 +27,12 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-Peer = Hashable
-ID_BYTES = 32
-MAX_ANNOUNCE = 1000  # (id, hops) pairs in one IHAVE, ids in one GRAFT
-MAX_HOPS = 255  # hops are counted up to here and then stay (they only order paths)
-
-
-@dataclass(frozen=True, slots=True)
-class Push:
-    peer: Peer
-    id: bytes
-    hops: int
-
-
-@dataclass(frozen=True, slots=True)
-class Announce:
-    peer: Peer
-    items: tuple[tuple[bytes, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Graft:
-    peer: Peer
-    ids: tuple[bytes, ...]
-    eager: bool = True  # also: push to us from now on (else only these payloads)
-
-
-@dataclass(frozen=True, slots=True)
-class Prune:
-    peer: Peer
-
-
-@dataclass(frozen=True, slots=True)
-class Broken:
-    peer: Peer
-    reason: str  # "unanswered_ihave" or "ignored_prune"
-    id: bytes | None = None  # the id announced and never delivered ("unanswered_ihave")
-
-
-Action = Push | Announce | Graft | Prune | Broken
-
-
-@dataclass(frozen=True, slots=True)
-class Timers:
-    """The protocol's timers (ms) and bounds; PROTOCOL.md section 13 gives the defaults' reasons."""
-
-    announce_delay_ms: int = 20  # IHAVEs wait this long to be batched per peer
-    graft_timeout_ms: int = 300  # an announced id not received this long after its first IHAVE: GRAFT
-    # Announced by two peers and still not here: our tree path is cut or slow for this id. It is
-    # fetched from the first announcer this long after the second IHAVE by a GRAFT that leaves the
-    # link lazy (one late payload is no reason to reshape the tree: eager GRAFTs this early made
-    # cycles); the eager GRAFT still follows at graft_timeout if the fetch brought nothing.
-    early_fetch_announcers: int = 2  # announcers that start it (0: off)
-    early_fetch_ms: int = 100
-    # A fetch that brought the payload first, with no other copy by graft_timeout: the tree does not
-    # reach us by that side. After this many in a row through one peer its link is grafted eager (an
-    # empty GRAFT), as graft_timeout would have done without the fetch (0: never).
-    fetch_graft_after: int = 3
-    graft_retry_ms: int = 200  # then the next announcer, this long after each GRAFT
-    optimise_ms: int = 0  # an eager copy this much later than an IHAVE of it swaps the links (0: off)
-    optimise_hops: int = 0  # an IHAVE this many hops shorter than the eager copy swaps them (0: off)
-    recent: int = 65_536  # ids remembered (hops, sender, time, peers grafted) for optimisation and timers
-    max_missing: int = 65_536  # announced ids awaited at once, in all
-    max_missing_per_peer: int = 4096  # of those, first announced by one peer
-    announcers_per_id: int = 8  # announcers remembered per awaited id
-    graft_eager_after: int = 1  # GRAFTs in a row to one peer before its link turns eager
-    prune_after: int = 6  # duplicates in a row (no new payload between) from a peer before pruning it
-    fanout_hops: int = 0  # a payload this few hops from its author is pushed to lazy peers too (0: off)
-    promise_ms: int = 3000  # after the last announcer was asked, how long its answer may take
-    prune_grace_ms: int = 2000  # duplicates from a pruned peer this soon after the PRUNE were in flight
-    prune_unproven_after: int = 0  # the same for an eager peer that never sent us a new payload first (0: off)
+from federation.plumtree_types import (  # noqa: F401  (re-exported: the machine's API)
+    ID_BYTES, MAX_ANNOUNCE, MAX_HOPS, Action, Announce, Broken, Graft, Peer, Prune, Push, Timers,
+)
 
 
 @dataclass(slots=True)
@@ -221,6 +154,59 @@ class Plumtree:
         holders = {peer} if missing is None else {peer, *missing.grafted, *(p for p, _ in missing.announcers)}
         actions += self._spread(id_, hops, holders, now)
         return actions
+
+    def on_payloads(
+        self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int
+    ) -> tuple[list[tuple[Peer, ...]], list[Action]]:
+        """``on_payload(peer, id, hops, True, now)`` for each new ``(id, hops)`` of ``items`` in turn, in
+        one call: the same state after it; for each item the peers its Push actions name, in order,
+        and the other actions in order. An id nobody announced (the common case) costs no Action and
+        no set: the peers it goes to are the same tuple for every item until the links change."""
+        t = self.timers
+        pushes: list[tuple[Peer, ...]] = []
+        others: list[Action] = []
+        spread: dict[bool, tuple[tuple[Peer, ...], list[list[tuple[bytes, int]]]]] = {}  # by fanned out
+        recent, limit = self._recent, t.recent
+        for id_, arrived in items:
+            if self._missing and id_ in self._missing:  # announced, grafted or watched: the full rules
+                actions = self.on_payload(peer, id_, arrived, True, now)
+                pushes.append(tuple(a.peer for a in actions if isinstance(a, Push)))
+                others += [a for a in actions if not isinstance(a, Push)]
+                spread.clear()  # the links may have changed
+                continue
+            hops = min(max(arrived, 0) + 1, MAX_HOPS)
+            self._dups.pop(peer, None)
+            self._grafts.pop(peer, None)
+            if peer in self.eager:
+                self._proven.add(peer)
+            if peer in self.lazy and hops > t.fanout_hops:
+                pruned_at = self._pruned_at.get(peer)
+                if pruned_at is None or now - pruned_at > t.prune_grace_ms:
+                    self.lazy.discard(peer)
+                    self.eager.add(peer)
+                    self._pruned_at.pop(peer, None)
+                    spread.clear()
+            recent[id_] = (hops, peer, now, ())
+            recent.move_to_end(id_)
+            while len(recent) > limit:
+                recent.popitem(last=False)
+            fanned = hops < t.fanout_hops
+            known = spread.get(fanned)
+            if known is None:
+                eager = [p for p in self._eager_in_order() if p != peer]
+                lazy = [p for p in self.lazy if p != peer and p not in self.legacy]
+                if fanned:
+                    known = spread[fanned] = (tuple(eager + sorted(lazy, key=repr)), [])
+                else:
+                    known = spread[fanned] = (tuple(eager), [self._pending.setdefault(p, []) for p in lazy])
+            targets, announce = known
+            pushes.append(targets)
+            if announce:
+                for pending in announce:
+                    pending.append((id_, hops))
+                if self._flush_at is None:
+                    self._flush_at = now + t.announce_delay_ms
+        return pushes, others
 
     def heeds_duplicates(self, peer: Peer) -> bool:
         """Whether copies from ``peer`` could change anything: False (``on_duplicates`` would answer

@@ -187,22 +187,31 @@ class TreeRelay:
     def targets_many(
         self, items: Sequence[tuple[bytes, int]], from_peer: str | None, pushable: Sequence[str]
     ) -> list[list[str]]:
-        """``targets`` of each ``(envelope id, ttl)`` of a batch, in one hold of the lock."""
+        """``targets`` of each ``(envelope id, ttl)`` of a batch, in one hold of the lock. Items going to
+        the same peers share one list: read them, never change them."""
         now = self._clock()
         out: list[list[str]] = []
+        pushed: list[tuple[pt.Peer, ...]] = []
         with self._lock:
             members, tree = self._members, self.plumtree
-            for envelope_id, ttl in items:
-                if from_peer is None:
+            if from_peer is None:
+                for envelope_id, _ in items:
                     actions = tree.broadcast(envelope_id, now)
-                else:
-                    # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
-                    actions = tree.on_payload(from_peer, envelope_id, hops_of(ttl + 1), True, now)
-                pushes = {a.peer for a in actions if isinstance(a, pt.Push)}
-                self._queue(a for a in actions if not isinstance(a, pt.Push))
-                out.append([p for p in pushable if p != from_peer and (p in pushes or p not in members)])
-            if from_peer is not None:
+                    pushed.append(tuple(a.peer for a in actions if isinstance(a, pt.Push)))
+                    self._queue(actions)
+            else:
+                # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
+                pushed, actions = tree.on_payloads(from_peer, [(i, hops_of(ttl + 1)) for i, ttl in items], now)
+                self._queue(actions)
                 self.stats["payloads"] += len(items)
+            # Most items of a batch go to the same peers: one list each (the callers only read them).
+            lists: dict[tuple[pt.Peer, ...], list[str]] = {}
+            for pushes in pushed:
+                to = lists.get(pushes)
+                if to is None:
+                    chosen = set(pushes)
+                    to = lists[pushes] = [p for p in pushable if p != from_peer and (p in chosen or p not in members)]
+                out.append(to)
             due = self._due()
         if due:  # an IHAVE batch to flush before the timer task would wake
             self._wake()

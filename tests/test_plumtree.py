@@ -3,7 +3,6 @@ payload, and once the tree has settled each node receives one copy; missing payl
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import heapq
 import random
@@ -405,50 +404,3 @@ def test_pushes_follow_the_eager_set_as_it_changes_in_one_order():
     assert pushed(3) == ["b", "d", "e"]
     tree.on_graft("c", (), 4, True)  # asked to push again
     assert pushed(4) == ["b", "c", "d", "e"]
-
-
-PEERS = ("a", "b", "c", "d")
-EVENT = st.one_of(
-    st.tuples(st.just("payload"), st.sampled_from(PEERS), st.integers(0, 12), st.integers(0, 8), st.booleans()),
-    st.tuples(st.just("ihave"), st.sampled_from(PEERS), st.integers(0, 12), st.integers(0, 8), st.just(False)),
-    st.tuples(st.just("prune"), st.sampled_from(PEERS), st.just(0), st.just(0), st.just(False)),
-    st.tuples(st.just("tick"), st.sampled_from(PEERS), st.just(0), st.just(0), st.just(False)),
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(EVENT, max_size=40),
-    st.sampled_from(PEERS + ("stranger",)),
-    st.lists(st.tuples(st.integers(0, 12), st.integers(-1, 40)), max_size=30),
-    st.integers(1, 3),
-    st.integers(0, 2),
-    st.integers(0, 3),
-)
-def test_a_batch_of_duplicates_is_the_same_as_one_payload_at_a_time(history, sender, copies, prune_after, unproven,
-                                                                      fanout):  # fmt: skip
-    """``on_duplicates`` (a pushed batch's copies in one call) leaves the same state and answers the
-    same actions as ``on_payload(..., fresh=False)`` per copy, whatever came before: awaited and
-    recent ids, grafted answers, pruned and lazy links, streaks."""
-    timers = pt.Timers(prune_after=prune_after, prune_unproven_after=unproven, fanout_hops=fanout,
-                       prune_grace_ms=50, graft_timeout_ms=30, fetch_graft_after=1)  # fmt: skip
-    tree = pt.Plumtree(timers)
-    tree.peer_up("a"), tree.peer_up("b", lazy=True), tree.peer_up("c", legacy=True), tree.peer_up("d")
-    now = 0
-    for kind, peer, k, hops, fresh in history:
-        now += 17
-        if kind == "payload":
-            tree.on_payload(peer, mid(k), hops, fresh, now)
-        elif kind == "ihave":
-            tree.on_ihave(peer, [(mid(k), hops)], now)
-        elif kind == "prune":
-            tree.on_prune(peer, now)
-        else:
-            tree.tick(now)
-    one_by_one, batched = copy.deepcopy(tree), copy.deepcopy(tree)
-    items = [(mid(k), hops) for k, hops in copies]
-    expected = [a for id_, hops in items for a in one_by_one.on_payload(sender, id_, hops, False, now + 5)]
-    assert batched.on_duplicates(sender, items, now + 5) == expected
-    assert vars(batched) == vars(one_by_one)
-    if not tree.heeds_duplicates(sender):  # the relay then skips listing the copies at all
-        assert expected == [] and vars(one_by_one) == vars(tree)
