@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         gossip_model.print_report(figures)
         meta["gossip"] = {k: figures[k] for k in ("flooding", "plumtree", "copy_ratio", "world")}
     elapsed = time.perf_counter() - started
-    load_after = print_load("after")["load"]
-    write_json(args.json, suite, gates, {**meta, "load_after": load_after, "cpus": os.cpu_count(), "seconds": round(elapsed, 2)})
+    after = print_load("after", since=before)
+    write_json(args.json, suite, gates, {**meta, "load_after": after["load"], "stolen": after.get("stolen"),
+                                         "cpus": os.cpu_count(), "seconds": round(elapsed, 2)})  # fmt: skip
     print(f"results written to {args.json} ({elapsed:.1f} s)", file=sys.stderr)
     if args.gate:
         failed = [g.describe() for g in gates if not g.passed] + gossip_failures

@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     before = print_load("before")
     doc = run(quick=args.quick, intents=args.intents, rounds=args.rounds, batch=args.batch, senders=args.senders,
               listeners=tuple(int(x) for x in args.listeners.split(",")))  # fmt: skip
-    after = print_load("after")
+    after = print_load("after", since=before)
     print_table(doc)
     print(f"machine load before {before['load']}, after {after['load']} (1, 5, 15 min) on {after['cpus']} cpus")
     if args.json:

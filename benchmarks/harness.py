@@ -173,14 +173,43 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds * 1e9:.0f} ns"
 
 
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time so far, all cores, in ticks: /proc/stat's user, nice, system, idle,
+    iowait, irq, softirq and steal (None without /proc)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    return [int(x) for x in fields[1:9]] if len(fields) >= 9 and fields[0] == "cpu" else None
+
+
 def machine_load() -> dict[str, Any]:
-    """The load averages (1, 5, 15 min) and the core count, printed by every benchmark before and after."""
-    return {"load": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count() or 1}
+    """The load averages (1, 5, 15 min), the core count and the CPU counters (``cpu_ticks``), printed
+    by every benchmark before and after."""
+    return {"load": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count() or 1, "cpu_ticks": cpu_ticks()}
 
 
-def print_load(when: str) -> dict[str, Any]:
+def stolen_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of all cores' time between two ``cpu_ticks`` readings that the hypervisor gave to
+    other guests (steal): on a shared VM a run's figures drift with it, and the load average does not
+    show it."""
+    if before is None or after is None:
+        return None
+    spent = [y - x for x, y in zip(before, after, strict=True)]
+    return spent[7] / sum(spent) if sum(spent) > 0 else None
+
+
+def print_load(when: str, since: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Print the machine's load now; with ``since`` (the reading before), also the CPU time stolen in
+    between, which the returned reading carries as ``stolen``."""
     m = machine_load()
-    print(f"machine load {when} (1, 5, 15 min): {m['load']} on {m['cpus']} cpus", file=sys.stderr)
+    line = f"machine load {when} (1, 5, 15 min): {m['load']} on {m['cpus']} cpus"
+    stolen = stolen_share(since.get("cpu_ticks"), m["cpu_ticks"]) if since is not None else None
+    if stolen is not None:
+        m["stolen"] = round(stolen, 4)
+        line += f"; CPU time stolen by the hypervisor since before: {stolen:.1%}"
+    print(line, file=sys.stderr)
     return m
 
 

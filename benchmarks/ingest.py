@@ -42,7 +42,7 @@ import trio
 
 from app.root import build_core, federation_app_for
 from app.runtime import settle_heap
-from benchmarks.harness import Gate, Result, Suite, print_load
+from benchmarks.harness import Gate, Result, Suite, cpu_ticks, print_load, stolen_share
 from benchmarks.pushers import Pushers
 from federation import wire
 from federation.admission import Admission
@@ -197,15 +197,15 @@ async def over_http(home: Path, raws: list[bytes], case: Case, *, batch: int, se
         with Pushers(work, senders) as pushers:
             async with trio.open_nursery() as nursery:
                 bound = await nursery.start(serve, app)
-                cpu = time.process_time()  # the vendor's CPU time: this process's, every thread
+                cpu, ticks = time.process_time(), cpu_ticks()  # the vendor's CPU time: this process's, every thread
                 answered, accepted, elapsed = await pushers.push(bound.url)
-                cpu = time.process_time() - cpu
+                cpu, stolen = time.process_time() - cpu, stolen_share(ticks, cpu_ticks())
                 nursery.cancel_scope.cancel()
         leads = await store.run(store.store.count, "leads")
         queued = await store.run(store.store.count, "outbox")
     finally:
         await store.aclose()
-    return _row(case.key, case.label, answered, accepted, elapsed, cpu, batch, senders, leads, queued)
+    return _row(case.key, case.label, answered, accepted, elapsed, cpu, batch, senders, leads, queued, stolen)
 
 
 def in_process(home: Path, raws: list[bytes], *, batch: int) -> dict:
@@ -215,16 +215,19 @@ def in_process(home: Path, raws: list[bytes], *, batch: int) -> dict:
         index = Subscriptions(store).index()
         pipeline = build_core(store, vendor.public_key, "vendor", None, lambda: index).pipeline
         accepted = 0
-        cpu, started = time.process_time(), time.perf_counter()
+        cpu, started, ticks = time.process_time(), time.perf_counter(), cpu_ticks()
         for items in batches(raws, batch):
             accepted += pipeline.ingest(items, None).reasons.count(0)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        elapsed, cpu, stolen = time.perf_counter() - started, time.process_time() - cpu, stolen_share(ticks, cpu_ticks())
         leads = store.count("leads")
-    return _row("inprocess", "Pipeline.ingest in process (no HTTP)", len(raws), accepted, elapsed, cpu, batch, 1, leads, 0)
+    return _row("inprocess", "Pipeline.ingest in process (no HTTP)", len(raws), accepted, elapsed, cpu, batch, 1, leads, 0,
+                stolen)  # fmt: skip
 
 
 def _row(key: str, label: str, answered: int, accepted: int, elapsed: float, cpu: float, batch: int,
-         senders: int, leads: int, queued: int) -> dict:  # fmt: skip
+         senders: int, leads: int, queued: int, stolen: float | None) -> dict:  # fmt: skip
+    """A case's figures; ``stolen``: the share of the machine's CPU time the hypervisor took while it
+    ran (``harness.stolen_share``; None without /proc)."""
     return {
         "key": key,
         "label": label,
@@ -237,6 +240,7 @@ def _row(key: str, label: str, answered: int, accepted: int, elapsed: float, cpu
         "senders": senders,
         "leads": leads,
         "queued": queued,
+        "stolen": None if stolen is None else round(stolen, 4),
     }
 
 
@@ -360,11 +364,12 @@ def to_suite(suite: Suite, rows: list[dict], baseline: dict) -> None:
 
 
 def print_table(rows: list[dict], baseline: dict) -> None:
-    headers = ("case", "items", "accepted", "seconds", "items/s", "/ verify-only", "CPU µs/item", "leads", "queued",
-               "rounds' items/s")  # fmt: skip
+    headers = ("case", "items", "accepted", "seconds", "items/s", "/ verify-only", "CPU µs/item", "stolen", "leads",
+               "queued", "rounds' items/s")  # fmt: skip
     cells = [
         (r["label"], f"{r['items']:,}", f"{r['accepted']:,}", f"{r['seconds']:.2f}", f"{r['items_per_s']:,}",
-         f"{r['ratio_to_verify_only']:.3f}", f"{r['cpu_us_per_item']}", f"{r['leads']:,}", f"{r['queued']:,}",
+         f"{r['ratio_to_verify_only']:.3f}", f"{r['cpu_us_per_item']}",
+         "-" if r.get("stolen") is None else f"{r['stolen']:.1%}", f"{r['leads']:,}", f"{r['queued']:,}",
          " ".join(f"{x:,}" for x in r.get("rounds_per_s", ())))
         for r in rows
     ]  # fmt: skip
@@ -408,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, baseline = run(quick=args.quick, intents=args.intents, batch=args.batch, senders=args.senders,
                          rounds=args.rounds, only=only)  # fmt: skip
     print_table(rows, baseline)
-    after = print_load("after")
+    after = print_load("after", since=before)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {"targets": TARGETS, "results": rows, "baseline": baseline, "load_before": before, "load_after": after}
