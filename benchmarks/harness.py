@@ -173,6 +173,9 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds * 1e9:.0f} ns"
 
 
+_STEAL = 7  # cpu_ticks' index of steal
+
+
 def cpu_ticks() -> list[int] | None:
     """The machine's CPU time so far, all cores, in ticks: /proc/stat's user, nice, system, idle,
     iowait, irq, softirq and steal (None without /proc)."""
@@ -197,7 +200,7 @@ def stolen_share(before: list[int] | None, after: list[int] | None) -> float | N
     if before is None or after is None:
         return None
     spent = [y - x for x, y in zip(before, after, strict=True)]
-    return spent[7] / sum(spent) if sum(spent) > 0 else None
+    return spent[_STEAL] / sum(spent) if sum(spent) > 0 else None
 
 
 def print_load(when: str, since: dict[str, Any] | None = None) -> dict[str, Any]:

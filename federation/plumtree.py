@@ -126,7 +126,6 @@ class Plumtree:
         self._dups.pop(peer, None)  # a new payload from it: the streak of duplicates is broken
         if missing is None or peer not in missing.grafted:
             self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
-        pruned_at = self._pruned_at.get(peer)
         if peer in self.eager:
             self._proven.add(peer)
         fetched = missing is not None and peer == missing.fetched  # the answer to an early fetch
@@ -135,13 +134,8 @@ class Plumtree:
             if now < at:
                 self._watch[id_] = (at, peer)
                 heapq.heappush(self._watching, (at, id_))
-        if (peer in self.lazy and not fanned and not fetched
-                and (pruned_at is None or now - pruned_at > self.timers.prune_grace_ms)):
-            # The sender is on our path now (it answered a GRAFT, or is a new link); one we pruned
-            # moments ago only sent this before our PRUNE reached it. An early fetch leaves it lazy.
-            self.lazy.discard(peer)
-            self.eager.add(peer)
-            self._pruned_at.pop(peer, None)
+        if not fanned and not fetched:  # an early fetch leaves the link lazy
+            self._pushed_by(peer, now)
         if missing is not None and peer not in missing.grafted:
             # Optimisation: an announcer that was much earlier (in time) than this eager copy is the
             # better parent; graft it and prune this one.
@@ -162,50 +156,33 @@ class Plumtree:
         one call: the same state after it; for each item the peers its Push actions name, in order,
         and the other actions in order. An id nobody announced (the common case) costs no Action and
         no set: the peers it goes to are the same tuple for every item until the links change."""
-        t = self.timers
+        fanout = self.timers.fanout_hops
         pushes: list[tuple[Peer, ...]] = []
         others: list[Action] = []
-        spread: dict[bool, tuple[tuple[Peer, ...], list[list[tuple[bytes, int]]]]] = {}  # by fanned out
-        recent, limit = self._recent, t.recent
+        plans: dict[bool, tuple[tuple[Peer, ...], list[list[tuple[bytes, int]]]]] = {}  # by fanned out
+        holders = {peer}
         for id_, arrived in items:
             if self._missing and id_ in self._missing:  # announced, grafted or watched: the full rules
                 actions = self.on_payload(peer, id_, arrived, True, now)
                 pushes.append(tuple(a.peer for a in actions if isinstance(a, Push)))
                 others += [a for a in actions if not isinstance(a, Push)]
-                spread.clear()  # the links may have changed
+                plans.clear()  # the links may have changed
                 continue
+            # on_payload's rules for an id not awaited, in its order
             hops = min(max(arrived, 0) + 1, MAX_HOPS)
             self._dups.pop(peer, None)
             self._grafts.pop(peer, None)
             if peer in self.eager:
                 self._proven.add(peer)
-            if peer in self.lazy and hops > t.fanout_hops:
-                pruned_at = self._pruned_at.get(peer)
-                if pruned_at is None or now - pruned_at > t.prune_grace_ms:
-                    self.lazy.discard(peer)
-                    self.eager.add(peer)
-                    self._pruned_at.pop(peer, None)
-                    spread.clear()
-            recent[id_] = (hops, peer, now, ())
-            recent.move_to_end(id_)
-            while len(recent) > limit:
-                recent.popitem(last=False)
-            fanned = hops < t.fanout_hops
-            known = spread.get(fanned)
-            if known is None:
-                eager = [p for p in self._eager_in_order() if p != peer]
-                lazy = [p for p in self.lazy if p != peer and p not in self.legacy]
-                if fanned:
-                    known = spread[fanned] = (tuple(eager + sorted(lazy, key=repr)), [])
-                else:
-                    known = spread[fanned] = (tuple(eager), [self._pending.setdefault(p, []) for p in lazy])
-            targets, announce = known
-            pushes.append(targets)
-            if announce:
-                for pending in announce:
-                    pending.append((id_, hops))
-                if self._flush_at is None:
-                    self._flush_at = now + t.announce_delay_ms
+            if hops > fanout and self._pushed_by(peer, now):
+                plans.clear()
+            self._remember(id_, hops, peer, now)
+            fanned = hops < fanout
+            plan = plans.get(fanned)
+            if plan is None:
+                plan = plans[fanned] = self._plan(holders, fanned)
+            pushes.append(plan[0])
+            self._announce(plan[1], id_, hops, now)
         return pushes, others
 
     def heeds_duplicates(self, peer: Peer) -> bool:
@@ -391,16 +368,40 @@ class Plumtree:
         return order
 
     def _spread(self, id_: bytes, hops: int, holders: set[Peer], now: int) -> list[Action]:
-        actions: list[Action] = [Push(p, id_, hops) for p in self._eager_in_order() if p not in holders]
+        targets, announce = self._plan(holders, hops < self.timers.fanout_hops)
+        self._announce(announce, id_, hops, now)
+        return [Push(p, id_, hops) for p in targets]
+
+    def _plan(self, holders: set[Peer], fanned: bool) -> tuple[tuple[Peer, ...], list[list[tuple[bytes, int]]]]:
+        """Where a new payload goes while the links stay as they are: the peers to push it to (the
+        eager ones in order, then, ``fanned`` out near its author, the lazy ones) and the pending
+        IHAVE lists of the lazy peers to announce it to; none of them ``holders``."""
+        eager = [p for p in self._eager_in_order() if p not in holders]
         lazy = [p for p in self.lazy if p not in holders and p not in self.legacy]
-        if hops < self.timers.fanout_hops:
-            actions += [Push(p, id_, hops) for p in sorted(lazy, key=repr)]
-            lazy = []
-        for p in lazy:
-            self._pending.setdefault(p, []).append((id_, hops))
-        if lazy and self._flush_at is None:
+        if fanned:
+            return tuple(eager + sorted(lazy, key=repr)), []
+        return tuple(eager), [self._pending.setdefault(p, []) for p in lazy]
+
+    def _announce(self, pending: list[list[tuple[bytes, int]]], id_: bytes, hops: int, now: int) -> None:
+        for announced in pending:
+            announced.append((id_, hops))
+        if pending and self._flush_at is None:
             self._flush_at = now + self.timers.announce_delay_ms
-        return actions
+
+    def _pushed_by(self, peer: Peer, now: int) -> bool:
+        """A new payload was pushed to us by ``peer``, not fanned out near its author nor fetched: a
+        lazy link becomes eager, since the sender is on our path now (it answered a GRAFT, or is a new
+        link), unless we pruned it moments ago and this was sent before our PRUNE reached it. Whether
+        the links changed."""
+        if peer not in self.lazy:
+            return False
+        pruned_at = self._pruned_at.get(peer)
+        if pruned_at is not None and now - pruned_at <= self.timers.prune_grace_ms:
+            return False
+        self.lazy.discard(peer)
+        self.eager.add(peer)
+        self._pruned_at.pop(peer, None)
+        return True
 
     def _eager_duplicates(self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int) -> list[Action]:
         """``on_duplicates`` from an eager peer while no id is awaited or watched (the common case): each

@@ -110,3 +110,15 @@ def test_a_lazy_sender_of_a_new_payload_is_promoted_once_and_pushed_around_from_
     assert tree.eager == {"a", "b", "d"} and tree.lazy == {"c"}
     (announce,) = tree.tick(100 + tree.timers.announce_delay_ms)
     assert announce == pt.Announce("c", tuple((mid(k), 3) for k in range(3)))
+
+
+def test_a_link_pruned_moments_ago_stays_lazy_through_the_grace_and_turns_eager_after_it():
+    """A payload a pruned peer sent before our PRUNE reached it is no sign it is on our path: within
+    ``prune_grace_ms`` of the PRUNE (inclusive) the link stays lazy, one ms later it is grafted back."""
+    tree = pt.Plumtree(pt.Timers(prune_after=1, prune_grace_ms=50))
+    tree.peer_up("a"), tree.peer_up("b")
+    assert tree.on_payload("a", mid(1), 0, False, 100) == [pt.Prune("a")]  # a copy: pruned at 100
+    tree.on_payloads("a", [(mid(2), 0)], now=150)
+    assert "a" in tree.lazy
+    tree.on_payloads("a", [(mid(3), 0)], now=151)
+    assert "a" in tree.eager
