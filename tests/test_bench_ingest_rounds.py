@@ -3,7 +3,9 @@ on the same store, their rounds alternating with the duplicate case's, each roun
 
 from __future__ import annotations
 
-from benchmarks.ingest import Case, _interleaved, _pair_ratios, _pushes, cases, duplicate_line, mixed
+import pytest
+
+from benchmarks.ingest import Case, _interleaved, _pair_ratios, _pushes, cases, duplicate_line, main, mixed
 
 
 def test_the_duplicate_case_and_its_baseline_run_as_one_interleaved_group_in_place():
@@ -50,6 +52,24 @@ def test_the_target_line_is_judged_on_the_interleaved_ratio_with_the_others_besi
         "http.0peers": {"items_per_s": 45_000, "cpu_us_per_item": 30.0, "ratio_to_verify_only": 0.45},
     }  # fmt: skip
     line = duplicate_line(rows, {"verify_only_per_s": 100_000})
-    assert line.startswith("target 90 %-duplicate batches >= 3.0x all-new: 3.10x all-new batches on the same store")
-    assert "(2.50, 3.10, 3.30)" in line and "CPU per item 4.00x" in line
+    assert line.startswith("target 90 %-duplicate batches >= 3.0x all-new: met (3.10x all-new batches on the same store")
+    assert "interleaved: 2.50, 3.10, 3.30)" in line and "CPU per item 4.00x" in line
     assert "against the 0-peer case 2.00x raw, 2.00x load-normalized" in line
+
+
+def test_the_target_line_says_not_met_under_three_and_not_judged_without_its_baseline():
+    dup = {"items_per_s": 80_000, "cpu_us_per_item": 12.0, "ratio_to_verify_only": 0.8,
+           "round_ratios": [2.9, 2.4, 3.1], "ratio_to_all_new": 2.9}  # fmt: skip
+    line = duplicate_line({"http.dup90": dup}, {"verify_only_per_s": 100_000})
+    assert line == ("target 90 %-duplicate batches >= 3.0x all-new: NOT met (2.90x all-new batches on the same store, "
+                    "rounds interleaved: 2.90, 2.40, 3.10)")  # fmt: skip
+    alone = {k: v for k, v in dup.items() if k not in ("round_ratios", "ratio_to_all_new")}
+    assert "not judged (http.new_held did not run beside it)" in duplicate_line({"http.dup90": alone}, {"verify_only_per_s": 1})
+
+
+def test_a_case_that_does_not_exist_is_refused_with_the_list_of_cases(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--quick", "--case", "http.1m_subs"])  # a full-size case only
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "no such case in quick mode: http.1m_subs" in err and "http.new_held" in err
