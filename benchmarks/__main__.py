@@ -25,10 +25,14 @@ GATES = [
     # 2.9x on a 2 GHz Zen 1; a first-time signer (the plain check) 1.8x there, 2.3x on the CPU before.
     Gate("single verify >= 2x pyca (known signers)", "verify.native.verify_one", "verify.pyca.single", 2.0),
     Gate("single verify >= 1.5x pyca (first-time signers)", "verify.native.verify_one_cold", "verify.pyca.single", 1.5),
-    # Target 1.6x on two cores (1024 per call); the gate keeps a margin for a busy machine.
+    # Target 1.6x one thread on two cores (1024 per call; the table reports it). The gate compares
+    # the threaded call with the same work split by hand over two one-thread calls side by side, in
+    # the same rounds: 1.8x one thread with both cores free (so 0.8 of it is stricter than the 1.3x
+    # one thread it replaces), and as slow as the threaded call when the hypervisor holds a core
+    # (1.24x one thread in a CI run at load 1.2, steal 2.3 %, which failed that gate).
     # Skipped (reason printed) when the load average is above the core count: the ratio needs idle cores.
-    Gate("threaded batch verify >= 1.3x one thread", "verify.native.batch1024.threads", "verify.native.batch1024.threads1", 1.3,
-         needs_idle_cores=True),
+    Gate("threaded batch verify >= 0.8x the same work on two one-thread calls side by side (target 1.6x one thread)",
+         "verify.native.batch1024.threads", "verify.native.batch1024.side_by_side", 0.8, needs_idle_cores=True),
     Gate("decode >= 8x reference", "codec.native.decode", "codec.reference.decode", 8.0),
     Gate("tokenizer >= 5x reference", "tokenizer.native.parse_intent", "tokenizer.reference.parse_intent", 5.0),
     # Target 15x with 100k subscriptions; the gate keeps a margin for noisy CI machines.
