@@ -32,7 +32,7 @@ GATES = [
     # (1.24x one thread in a CI run at load 1.2, steal 2.3 %, which failed that gate).
     # Skipped (reason printed) when the load average is above the core count: the ratio needs idle cores.
     Gate("threaded batch verify >= 0.8x the same work on two one-thread calls side by side (target 1.6x one thread)",
-         "verify.native.batch1024.threads", "verify.native.batch1024.side_by_side", 0.8, needs_idle_cores=True),
+         verify.THREADS, verify.SIDE_BY_SIDE, 0.8, needs_idle_cores=True),
     Gate("decode >= 8x reference", "codec.native.decode", "codec.reference.decode", 8.0),
     Gate("tokenizer >= 5x reference", "tokenizer.native.parse_intent", "tokenizer.reference.parse_intent", 5.0),
     # Target 15x with 100k subscriptions; the gate keeps a margin for noisy CI machines.

@@ -8,7 +8,7 @@ federation API with Hypercorn on 127.0.0.1; ``senders`` peers (in a process of t
 signed ``POST /v1/gossip`` requests, concurrently. Each figure is items answered per second, wall
 clock, from the first request to the last answer: HTTP, request signatures, admission, the one
 native pass per batch (decode, verify, body checks, match) on a worker thread, then dedupe, judge,
-the store transaction, leads and the relay queue in the store's thread. The cases (``CASES``):
+the store transaction, leads and the relay queue in the store's thread. The cases (``cases``):
 
 - 0 peers, 40 subscriptions (target 25 000/s); 5 peers to relay to (15 000/s); 100k and 1M
   subscriptions (12 000/s, 5 000/s); 1M intents already stored (``http.stored``); batches that are 90 % copies of what
@@ -17,8 +17,8 @@ the store transaction, leads and the relay queue in the store's thread. The case
   copies differs), the two cases' rounds alternating, each round's ratio to the one before it kept
   and their median the figure; and ``Pipeline.ingest`` in process.
 - Every case is also a ratio to native ``verify_batch`` throughput over the same intents, measured
-  in the same run (before and after the cases, the best kept): the machine's speed and load divide
-  out. ``python -m benchmarks --gate`` gates on those ratios (``GATES``), never on wall time, and the
+  just before and just after it (their mean, ``_median_round``): the machine's speed and load divide
+  out; the run's best verify-only rate scales those ratios back to rates (``normalized``). ``python -m benchmarks --gate`` gates on those ratios (``GATES``), never on wall time, and the
   target lines printed compare the same load-normalized figures (``normalized``; the raw rate and
   the CPU time per item are printed beside them).
 

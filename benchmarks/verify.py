@@ -11,6 +11,7 @@ from benchmarks.harness import Bench, Suite
 BASELINE = "verify.pyca.single"
 PER_CALL = 1024  # envelopes per call for the threads and ingest comparisons
 ONE_THREAD = "verify.native.batch1024.threads1"
+THREADS = "verify.native.batch1024.threads"  # every core the Verifier has
 # The threaded gate's baseline: what the machine's cores give the same work in the same rounds.
 SIDE_BY_SIDE = "verify.native.batch1024.side_by_side"
 SEPARATE = "ingest.native.separate"
@@ -148,7 +149,7 @@ def run_threads_and_ingest(suite: Suite, native) -> None:
     try:
         suite.run_group("verify", [
             Bench(ONE_THREAD, f"native verify_batch, one thread ({n}/call)", batch_one, ops=n),
-            Bench("verify.native.batch1024.threads", f"native verify_batch, {all_cores.threads} threads ({n}/call)",
+            Bench(THREADS, f"native verify_batch, {all_cores.threads} threads ({n}/call)",
                   batch_all, ops=n, baseline=ONE_THREAD),
             Bench(SIDE_BY_SIDE, f"two one-thread verify_batch calls side by side ({n // 2} each)", side_by_side,
                   ops=n, baseline=ONE_THREAD),

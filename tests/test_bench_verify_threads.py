@@ -34,13 +34,13 @@ def test_side_by_side_halves_answer_what_one_call_answers_with_forged_items_on_b
 
 def _suite(threads_s: float, side_by_side_s: float) -> Suite:
     suite = Suite(quick=True, verbose=False)
-    for name, per_op in (("verify.native.batch1024.threads", threads_s), (verify.SIDE_BY_SIDE, side_by_side_s)):
+    for name, per_op in ((verify.THREADS, threads_s), (verify.SIDE_BY_SIDE, side_by_side_s)):
         suite.results[name] = Result(name, name, "verify", per_op, per_op, 1 / per_op, 5, 0, 1024)
     return suite
 
 
 def test_the_threaded_gate_fails_a_call_that_leaves_the_second_core_idle_and_passes_when_no_core_is_free():
-    gate = next(g for g in GATES if g.result == "verify.native.batch1024.threads")
+    gate = next(g for g in GATES if g.result == verify.THREADS)
     assert gate.baseline == verify.SIDE_BY_SIDE
     # Both cores free: side by side 1.8x one thread; a threaded call stuck on one thread is 0.56 of it.
     (failed,) = evaluate_gates(_suite(threads_s=10.9e-6, side_by_side_s=6.05e-6), [gate])
