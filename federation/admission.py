@@ -12,11 +12,12 @@ Every request (and every pushed item) therefore also spends tokens of:
 A pushed item whose author the node has never seen (no envelope of that author held, not a peer)
 also spends a token of the **strangers** bucket, shared by all such authors. When that is empty the
 node is under pressure: a stranger's item is then admitted only with a proof of work (node/pow.py)
-of ``pow_bits`` leading zero bits on its envelope id (``pow_required``, 31), or, with proof of work
+of ``pow_bits`` leading zero bits on its envelope id (``pow_required``, 32), or, with proof of work
 off (``pow_bits`` 0), refused ``busy`` (31). ``pow_bits`` is advertised in ``GET /v1/node``.
 
 Refusals are per item and retryable: ``rate_limited`` (the key's budget), ``busy`` (source, node or
-strangers); the items were not looked at and the sender re-queues them (federation/delivery.py).
+strangers), ``pow_required``; the items were not looked at and the sender re-queues them
+(federation/delivery.py).
 """
 
 from __future__ import annotations

@@ -10,13 +10,16 @@ its queue is due: nothing polls.
 
 Outcomes: a 2xx acknowledges the batch (deleted); its body's per-item reasons (``{"reasons": bin}``)
 are counted in ``PeerStats.reasons`` so refused items are visible, but never resent (the same bytes
-would be refused again) — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``), which
-are re-queued at the head of the queue after the answer's ``Retry-After`` or a backoff delay, never
-counted delivered and never dead-lettered for it (PROTOCOL.md section 7). A 429 defers the whole
-batch the same way. A timeout, transport error, 408/5xx or other
-refusal counts as a failure (retried with backoff, dead-lettered after ``max_attempts``); a status in
-``PERMANENT`` means these bytes will never be accepted (dead-lettered at once, the peer counts as up).
-A loop cancelled mid-request marks nothing, so the batch is sent again: delivery is at-least-once.
+would be refused again) — except the retryable ones (``RETRYABLE``: ``rate_limited``, ``busy``,
+``pow_required``), which are re-queued at the head of the queue after the answer's ``Retry-After`` or a
+backoff delay, never counted delivered and never dead-lettered for it (PROTOCOL.md section 3). A 429,
+or a 503 with a ``Retry-After`` (``busy``: PROTOCOL.md section 7), defers the whole batch the same way:
+the peer is up and says when, so it is no failure. A 2xx without one readable reason per item says
+nothing of any item (a proxy's page, a body cut short): it counts as a failure like a timeout, a
+transport error, a 408/5xx or other refusal (retried with backoff, dead-lettered after
+``max_attempts``); a status in ``PERMANENT`` means these bytes will never be accepted (dead-lettered
+at once, the peer counts as up). A loop cancelled mid-request marks nothing, so the batch is sent
+again: delivery is at-least-once.
 
 An item refused for good (not held, not retryable) that ``keeps_refusal(peer, delivery)`` says matters
 (the runtime's: a vendor's offer refused by its addressee) is dead-lettered ``rejected`` with the error
@@ -74,7 +77,7 @@ for raises DeliveryError (``what`` first)."""
         await trio.sleep(STALE_DELAY_S)
     raise AssertionError("unreachable")
 # Per-item refusals that say "later", not "never": the item is re-queued, not counted delivered.
-RETRYABLE = frozenset({Reason.RATE_LIMITED, Reason.BUSY})
+RETRYABLE = frozenset(r for r in Reason if r.retryable)
 
 
 class StoreRunner(Protocol):
@@ -90,8 +93,8 @@ class PeerStats:
     failures: int = 0  # failed POSTs
     dead: int = 0  # deliveries dead-lettered
     reasons: Counter[str] = field(default_factory=Counter)  # acknowledged items the peer refused, by reason
-    unreadable: int = 0  # 2xx answers without readable reasons (acknowledged all the same)
-    deferred: int = 0  # items refused for a retryable reason (rate_limited, busy, a 429): re-queued
+    unreadable: int = 0  # 2xx answers without one readable reason per item (failures: sent again)
+    deferred: int = 0  # items refused for a retryable reason (RETRYABLE, a 429, a 503 busy): re-queued
 
 
 class Deliverer:
@@ -194,6 +197,10 @@ class Deliverer:
         stats.requests += 1
         try:
             response = await self._post(peer, batch)
+            whole = _deferred_whole(response)
+            reasons = None if whole else _count_reasons(stats, response, len(batch))
+            if not whole and reasons is None:
+                raise DeliveryError(f"HTTP {response.status_code} without a reason for each item")
         except DeliveryError as exc:
             now = self._clock()
             self.events.delivery_failed(peer, len(ids), exc.detail, retry=exc.retry)
@@ -212,10 +219,10 @@ class Deliverer:
                     self._on_dead(peer, dead)
         else:
             self.events.breaker_changed(peer, breaker.record_success(self._clock()), 0)
-            if response.status_code == 429:  # refused whole for a retryable reason: later, not a failure
-                await self._defer(peer, ids, [], response, "rate_limited")
+            if whole is not None:  # refused whole for a retryable reason: later, not a failure
+                await self._defer(peer, ids, [], response, whole)
                 return
-            reasons = _count_reasons(stats, response, len(batch))
+            assert reasons is not None
             kept = await self._keep_refusals(peer, batch, reasons)
             deferred = [d for d, code in zip(ids, reasons, strict=True) if code in RETRYABLE]
             delivered = [d for d, code in zip(ids, reasons, strict=True) if code not in RETRYABLE and d not in kept]
@@ -272,20 +279,32 @@ class Deliverer:
         response = await send_resigned(
             lambda: self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE}), self._timeout
         )
-        if response.status_code == 429:  # the peer is up and says when: deferred by the caller
+        if _deferred_whole(response) is not None:  # the peer is up and says when: deferred by the caller
             return response
         if not response.is_success:
             raise DeliveryError(f"HTTP {response.status_code}", retry=response.status_code not in PERMANENT)
         return response
 
 
-def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> bytes:
-    """The per-item reasons of a 2xx (all ``ok`` when unreadable: acknowledged all the same)."""
+def _deferred_whole(response: httpx.Response) -> str | None:
+    """The label of a whole request refused for a retryable reason: a 429 (``rate_limited``), or a 503
+    that says when to come back (``busy``: a node's budgets, PROTOCOL.md section 7); None otherwise.
+    A 503 without ``Retry-After`` (a proxy whose node is down) is a failure."""
+    if response.status_code == 429:
+        return "rate_limited"
+    if response.status_code == 503 and "retry-after" in response.headers:
+        return "busy"
+    return None
+
+
+def _count_reasons(stats: PeerStats, response: httpx.Response, count: int) -> bytes | None:
+    """The per-item reasons of a 2xx; None (counted ``unreadable``) when there is not one readable
+    reason per item: then nothing is known of any of them."""
     try:
         reasons = wire.decode_reasons(response.content, count)
     except WireError:
         stats.unreadable += 1
-        return bytes(count)
+        return None
     for code in reasons:
         if code != Reason.OK:
             stats.reasons[_label(code)] += 1

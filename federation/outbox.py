@@ -205,7 +205,8 @@ class Outbox:
         size = 0
         for row in rows:
             size += len(row["payload"])
-            if batch and (row["kind"] != rows[0]["kind"] or size > max_bytes):
+            # A relayed payload deferred (a Retry-After, a backoff) waits behind a due direct row.
+            if batch and (row["kind"] != rows[0]["kind"] or size > max_bytes or row["next_at"] > now):
                 break
             batch.append(Delivery(**row))
         return batch

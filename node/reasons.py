@@ -64,8 +64,10 @@ class Reason(enum.IntEnum):
 
     @property
     def retryable(self) -> bool:
-        """Whether the sender should send the same item again later (it was not looked at)."""
-        return self in (Reason.RATE_LIMITED, Reason.BUSY)
+        """Whether the sender should send the same item again later (it was not looked at). So is
+        ``pow_required``: only the author can add the work, and the receiver asks for it only while
+        under pressure, so a relaying node sends the same bytes again once that may have passed."""
+        return self in (Reason.RATE_LIMITED, Reason.BUSY, Reason.POW_REQUIRED)
 
     @property
     def held(self) -> bool:

@@ -24,6 +24,7 @@ from federation.noncecache import NonceCache
 from federation.outbox import Outbox
 from node.identity import Identity
 from node.nodeid import encode_node_id
+from node.reasons import Reason
 from node.store import AsyncStore, Store
 
 TIMEOUT = 5.0  # seconds per request
@@ -370,19 +371,94 @@ async def test_the_body_is_the_array_of_the_queued_items_and_refusals_are_counte
         nursery.cancel_scope.cancel()
 
 
-async def test_an_unreadable_2xx_still_acknowledges(store, autojump_clock):
-    async def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(204)
+def answering_first(peer: Peer, answers: list[httpx.Response]) -> None:
+    """Make ``peer`` answer its first requests with ``answers`` (one each), then as itself."""
+    plain = peer.handle
 
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if answers:
+            peer.attempts += 1
+            peer.attempt_times.append(trio.current_time())
+            return answers.pop(0)
+        return await plain(request)
+
+    peer.handle = handle  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(204),
+        httpx.Response(200, content=wire.encode_reasons(bytes(2))),  # two reasons for three items
+        httpx.Response(200, content=b"<html>bad gateway</html>", headers={"Content-Type": "text/html"}),
+    ],
+    ids=["empty", "too-few-reasons", "a-proxy-page"],
+)
+async def test_a_2xx_without_a_reason_for_each_item_is_a_failed_attempt_and_sent_again(store, autojump_clock, answer):
+    """Such an answer says nothing of any item (some may have been refused busy): nothing is taken
+    as delivered, and the batch goes again after a backoff."""
+    peer = Peer()
+    answering_first(peer, [answer])
     outbox = outbox_for(store)
     enqueue(outbox, "a", items("u", 3))
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        async with trio.open_nursery() as nursery:
-            d = deliverer(InlineStore(store), outbox, client)
-            await nursery.start(d.run)
-            await until(lambda: d.stats["a"].requests == 1 and outbox.pending_counts() == {})
-            assert d.stats["a"].unreadable == 1 and d.stats["a"].delivered == 3
-            nursery.cancel_scope.cancel()
+    async with network({"a": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: peer.received == items("u", 3))
+        stats = d.stats["a"]
+        assert (stats.unreadable, stats.failures, stats.delivered, peer.attempts) == (1, 1, 3, 2)
+        assert peer.attempt_times[1] - peer.attempt_times[0] >= 0.5  # backed off (base 1 s, rand 0.5)
+        assert outbox.pending_counts() == {} and outbox.dead() == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_503_busy_defers_the_whole_batch_after_its_retry_after_and_is_no_failure(store, autojump_clock):
+    """PROTOCOL.md section 7: a node over its budgets answers 503 ``busy`` with Retry-After; that may be
+    others' doing, so it never opens the breaker nor dead-letters anything, however long it lasts."""
+    peer = Peer()
+    busy = wire.error_body("busy", None)
+    answering_first(peer, [httpx.Response(503, headers={"Retry-After": "30"}, content=busy) for _ in range(6)])
+    outbox = outbox_for(store, max_attempts=2)
+    enqueue(outbox, "p", items("b", 3))
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: peer.received == items("b", 3))
+        gaps = [b - a for a, b in zip(peer.attempt_times, peer.attempt_times[1:])]
+        assert len(gaps) == 6 and min(gaps) >= 30 - 1e-9
+        assert outbox.dead() == [] and d.stats["p"].failures == 0 and d.breakers["p"].failures == 0
+        assert d.stats["p"].deferred == 18 and d.stats["p"].delivered == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_503_without_retry_after_is_a_failure(store, autojump_clock):
+    """A proxy whose node is down answers 503 with no Retry-After: that counts against the peer."""
+    peer = Peer()
+    answering_first(peer, [httpx.Response(503)])
+    outbox = outbox_for(store)
+    enqueue(outbox, "p", items("d", 2))
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: peer.received == items("d", 2))
+        assert d.stats["p"].failures == 1 and d.stats["p"].deferred == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_items_refused_pow_required_are_sent_again_not_dropped(store, autojump_clock):
+    """A relaying node cannot add another author's proof of work; the receiver asks for it only while
+    under pressure, so the same bytes go again later (PROTOCOL.md section 3)."""
+    peer = Peer()
+    refused = wire.encode_reasons(bytes([Reason.POW_REQUIRED]) * 3)
+    answering_first(peer, [httpx.Response(200, content=refused) for _ in range(2)])
+    outbox = outbox_for(store, max_attempts=1)
+    enqueue(outbox, "p", items("w", 3))
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: peer.received == items("w", 3))
+        assert outbox.dead() == [] and d.stats["p"].deferred == 6 and d.stats["p"].delivered == 3
+        nursery.cancel_scope.cancel()
 
 
 # -- retryable refusals are re-queued, never lost (issue 10, item 4) ---------------------------------

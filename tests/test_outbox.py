@@ -236,3 +236,21 @@ def test_a_delivery_id_is_never_given_twice_so_a_second_death_is_recorded_too(st
     dead = outbox.dead()
     assert [d.payload for d in dead] == [b"p0", b"p1", b"p2"] and len({d.id for d in dead}) == 3
     assert outbox.pending_counts() == {}
+
+
+def test_a_deferred_relayed_payload_waits_behind_a_due_direct_row(store):
+    """A relayed payload the peer deferred (its Retry-After) is not sent early because a direct
+    delivery queued later is due: the batch stops at the first row not yet due."""
+    outbox = make(store)
+    assert outbox.payload_once  # SQLite's relay log: each relayed payload stored once
+    with store.transaction():
+        outbox.relay([(b"relayed%d" % i, f"{i:064x}", None, ["a"]) for i in range(3)], now=0)
+    relayed = outbox.due("a", 0)
+    assert payloads(relayed) == [b"relayed0", b"relayed1", b"relayed2"]
+    outbox.defer([d.id for d in relayed], next_at=30_000, error="rate_limited")
+    with store.transaction():
+        outbox.enqueue("a", b"direct", kind="gossip", now=2_000, ref="ab" * 32)
+    assert payloads(outbox.due("a", 2_000)) == [b"direct"]
+    outbox.mark_delivered([d.id for d in outbox.due("a", 2_000)])
+    assert outbox.due("a", 29_999) == []
+    assert payloads(outbox.due("a", 30_000)) == [b"relayed0", b"relayed1", b"relayed2"]

@@ -35,7 +35,7 @@ def test_codes_are_append_only_and_one_byte():
     assert {code: Reason(code).label for code in ACCESS} == ACCESS
     assert {code: Reason(code).label for code in ADMISSION} == ADMISSION
     assert {code: Reason(code).label for code in OFFERS} == OFFERS
-    assert {r for r in Reason if r.retryable} == {Reason.RATE_LIMITED, Reason.BUSY}
+    assert {r for r in Reason if r.retryable} == {Reason.RATE_LIMITED, Reason.BUSY, Reason.POW_REQUIRED}
     assert Reason.BAD_SIGNATURE == 16 and Reason.OK == 0
 
 
