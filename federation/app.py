@@ -67,7 +67,7 @@ from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.scoring import PeerScoring, ScoreMiddleware
 from node import reconcile
-from node.errors import PassphraseError, VaultError, VrmError, WireError
+from node.errors import ConflictError, PassphraseError, VaultError, VrmError, WireError
 from node.peers import Peers
 from node.reasons import Reason
 from node.store import AsyncStore, Clock, Store, wall_clock_ms
@@ -175,7 +175,10 @@ async def push(request: Request, peer: str) -> Response:
         # The native pass runs on a worker thread of its own, outside the store's: this batch is
         # verified while the store's thread commits the one before (federation/pipeline.py).
         prepared = await trio.to_thread.run_sync(fed.pipeline.prepare, granted)
-        ingested = await fed.store.run(fed.pipeline.commit, prepared, peer)
+        try:
+            ingested = await fed.store.run(fed.pipeline.commit, prepared, peer)
+        except ConflictError:  # a fleet's listeners raced past the retries: nothing stored, so later
+            return _refusal(503, "busy", "the store was busy with the same envelopes", {"Retry-After": "1"})
         reasons = ingested.reasons
         if ingested.peers:
             fed.notify(ingested.peers)

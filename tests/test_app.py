@@ -17,10 +17,11 @@ from app.root import build_core, federation_app_for
 from federation import wire
 from federation.auth import SignatureAuth
 from federation.peerclient import PeerClient
+from federation.pipeline import Pipeline
 from federation.ratelimit import RateLimiter
 from federation.server import serve
 from node import envelope
-from node.errors import AccessRefused, DeliveryError
+from node.errors import AccessRefused, ConflictError, DeliveryError
 from node.grants import Grants
 from node.identity import Identity
 from node.intents import parse_intent
@@ -110,6 +111,24 @@ async def test_push_pull_node_and_hello(relay):
         (ALICE.public_key.hex(), None, "http://alice.test:8470", "person", "Alice", "announced")
     ]
     assert relay.notified == []  # nobody to forward to yet
+
+
+async def test_a_push_the_store_could_not_take_now_is_answered_busy_not_malformed(relay, monkeypatch):
+    """A fleet's listeners racing on the same envelopes past the pipeline's retries (ConflictError):
+    nothing was stored, so the push is refused as retryable (503 busy, Retry-After), which a sender
+    re-queues, never as malformed (400), which it would dead-letter."""
+
+    def conflicting(self, prepared, from_peer=None, *, pushed=True):
+        raise ConflictError("an envelope in the batch is already held")
+
+    monkeypatch.setattr(Pipeline, "commit", conflicting)
+    with trio.fail_after(10):
+        async with relay.client(ALICE) as http:
+            response = await http.post("/v1/gossip", content=wire.encode_batch(
+                [wire.encode_item(i.ttl, i.envelope) for i in items(2)]))  # fmt: skip
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert msgpack.unpackb(response.content)["error"] == "busy"
+    assert await relay.store.run(relay.store.store.count, "envelopes") == 0
 
 
 async def test_accepted_items_are_forwarded_and_the_callback_told(relay):
