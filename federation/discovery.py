@@ -37,8 +37,12 @@ class Candidate:
 def _url(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) > MAX_URL:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+    try:  # a peer's answer may hold anything: an unclosed "[", a port out of range
+        parts = urlsplit(value)
+        hostname, _ = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not hostname or parts.username or parts.password:
         return None
     return value.rstrip("/")
 
@@ -92,7 +96,9 @@ def decode_exchange(body: bytes, sender: str, *, own_id: str, known: Iterable[st
 
 class CandidatePool:
     """Candidates awaiting verification, bounded in all (the oldest are forgotten first) and per
-    source (``per_source``: one peer's answers cannot fill the pool and crowd out the others')."""
+    source (``per_source``: one peer's answers cannot fill the pool and crowd out the others'). The
+    first source to name a node keeps its entry until it is taken: another cannot evict it, nor point
+    it at a URL of its own."""
 
     def __init__(self, limit: int = MAX_CANDIDATES, per_source: int = PER_SOURCE) -> None:
         self.limit = limit
@@ -104,7 +110,8 @@ class CandidatePool:
         taken = 0
         for c in candidates:
             key = c.node_id or c.url
-            self._items.pop(key, None)
+            if key in self._items:
+                continue
             if sum(1 for other in self._items.values() if other.source == c.source) >= self.per_source:
                 continue
             self._items[key] = c

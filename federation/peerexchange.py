@@ -188,12 +188,15 @@ class Discovery:
         """Candidates found otherwise (the LAN); how many the pool took."""
         now = self._clock()
 
-        def settled(node_id: str) -> bool:  # removed by the operator, or refused a moment ago
-            f = self.found.get(node_id)
-            return f is not None and (f.state == "removed" or (f.state == "refused" and now < f.at + RETRY_MS))
+        def settled(c: Candidate) -> bool:
+            """Removed by the operator, or refused a moment ago at that URL: a source naming a node at
+            a URL of its own, refused, must not keep the node away at its real one."""
+            f = self.found.get(c.node_id or "")
+            return f is not None and (f.state == "removed" or (f.state == "refused" and f.url == c.url
+                                                               and now < f.at + RETRY_MS))  # fmt: skip
 
         candidates = [c for c in candidates if c.node_id is not None and c.node_id != self.own_id
-                      and not settled(c.node_id)]
+                      and not settled(c)]
         taken = self.pool.add(candidates)
         for c in self.pool.pending():
             if c in candidates and not self._added_before(c):

@@ -409,7 +409,7 @@ def encode_access_ask(grant: bytes, fields: Sequence[str] | None) -> bytes:
 def decode_access_ask(body: bytes) -> AccessAsk:
     """A ``POST /v1/access`` body ``{"grant": bin 32, "fields": [names] or nil}`` (WireError otherwise)."""
     value = _map(body, "the access request")
-    if sorted(value) != ["fields", "grant"]:
+    if value.keys() != {"fields", "grant"}:  # keys may be bytes too: never sorted against text
         raise WireError("malformed", "the access request is not a map of exactly 'grant' and 'fields'")
     fields = value["fields"]
     return AccessAsk(

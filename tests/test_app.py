@@ -378,6 +378,7 @@ async def test_access_bodies_that_break_the_wire_rules_get_400(person):
                 msgpack.packb({"grant": b"x" * 32, "fields": []}),
                 msgpack.packb({"grant": b"x" * 32, "fields": [1]}),
                 msgpack.packb({"grant": b"x" * 32, "fields": None, "more": 1}),
+                msgpack.packb({"grant": b"x" * 32, b"fields": None}),  # a bytes key beside a text one
                 msgpack.packb([b"x" * 32]),
             ):
                 response = await http.post("/v1/access", content=body)
