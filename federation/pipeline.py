@@ -182,7 +182,7 @@ class Pipeline:
                     if len(batch):
                         self._store(batch, from_peer)
                         self._match(batch, index)
-                        peers = self._deliver(batch, from_peer)
+                        peers = self._deliver(batch, from_peer, pushed)
             except ConflictError:
                 if attempt == _CONFLICT_RETRIES:
                     raise
@@ -259,14 +259,15 @@ class Pipeline:
         if matched:
             self._leads.add_matched(verdicts.leads(matched))
 
-    def _deliver(self, batch: Batch, from_peer: str | None) -> set[str]:
+    def _deliver(self, batch: Batch, from_peer: str | None, pushed: bool) -> set[str]:
         """Queue the forwards and the replies; the peers to wake."""
-        peers = self._forward(batch, exclude={from_peer} if from_peer else set(), from_peer=from_peer)
+        exclude = {from_peer} if from_peer else set()
+        peers = self._forward(batch, exclude=exclude, from_peer=from_peer, pushed=pushed)
         for reply, to in batch.replies:
             peers |= self.publish_direct(reply, to)
         return peers
 
-    def _forward(self, batch: Batch, *, exclude: set[str], from_peer: str | None) -> set[str]:
+    def _forward(self, batch: Batch, *, exclude: set[str], from_peer: str | None, pushed: bool) -> set[str]:
         """Queue what ``batch`` accepted for forwarding (while hops remain, or as the relay says): a
         batch of intents alone from stage 1's columns, any other from its ``Accepted``."""
         targets = self._targets(exclude)
@@ -279,7 +280,7 @@ class Pipeline:
         else:
             forwards = [(a.id, a.hex_id, a.author, a.recipient, a.expires, _TTL_OUT[a.ttl_in], a.raw)
                         for a in batch.in_order() if a.forward and (relayed or a.ttl_in > 0)]  # fmt: skip
-        return self._enqueue(forwards, targets, from_peer=from_peer)
+        return self._enqueue(forwards, targets, from_peer=from_peer, pushed=pushed)
 
     def _targets(self, exclude: set[str]) -> tuple[list[str], set[str]] | None:
         """(pushable peers, peers that take only what is addressed to them) but ``exclude``; None
@@ -290,7 +291,7 @@ class Pipeline:
         return (peers, addressees) if peers or addressees else None
 
     def _enqueue(self, forwards: list[Forward], targets: tuple[list[str], set[str]], *,
-                 from_peer: str | None = None) -> set[str]:  # fmt: skip
+                 from_peer: str | None = None, pushed: bool = True) -> set[str]:  # fmt: skip
         """Queue each forward for every pushable peer of ``targets`` but its author (or those of them
         the relay names), and for its recipient when that takes only what is addressed to it."""
         if not forwards:
@@ -300,7 +301,8 @@ class Pipeline:
         if relay is None:
             trees: list[list[str]] = [peers] * len(forwards)
         else:
-            trees = relay.targets_many([(f[0], f[5]) for f in forwards], from_peer, peers)
+            # What we pulled or fetched from a peer says nothing of its link (PROTOCOL.md section 13).
+            trees = relay.targets_many([(f[0], f[5]) for f in forwards], from_peer, peers, pushed=pushed)
         items: list[tuple[bytes, str, int | None, list[str]]] = []
         for (_, hex_id, author, recipient, expires, ttl, raw), tree in zip(forwards, trees, strict=True):
             to = tree + [recipient] if recipient in addressees else tree  # a verified announced peer's own

@@ -112,9 +112,12 @@ class Plumtree:
         self._remember(id_, 0, None, now)
         return self._spread(id_, 0, set(), now)
 
-    def on_payload(self, peer: Peer, id_: bytes, hops: int, fresh: bool, now: int) -> list[Action]:
+    def on_payload(self, peer: Peer, id_: bytes, hops: int, fresh: bool, now: int, *,
+                   pushed: bool = True) -> list[Action]:  # fmt: skip
         """``peer`` sent the payload ``id_`` that took ``hops`` hops to reach it; ``fresh`` is whether
-        the store took it as new (``ok``) rather than ``duplicate``. Invalid envelopes never come here."""
+        the store took it as new (``ok``) rather than ``duplicate``. Invalid envelopes never come here.
+        ``pushed`` False: we pulled it from ``peer`` (a page, a reconciliation): it is passed on as any
+        new payload, but says nothing of the link (PROTOCOL.md section 13), which stays as it was."""
         hops = min(max(hops, 0) + 1, MAX_HOPS)
         if not fresh:
             action = self._duplicate(peer, id_, hops, now)
@@ -123,20 +126,21 @@ class Plumtree:
         actions: list[Action] = []
         missing = self._drop_missing(id_)
         fanned = hops <= t.fanout_hops  # pushed to every peer near its author, not along the tree
-        self._dups.pop(peer, None)  # a new payload from it: the streak of duplicates is broken
-        if missing is None or peer not in missing.grafted:
-            self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
-        if peer in self.eager:
-            self._proven.add(peer)
+        if pushed:
+            self._dups.pop(peer, None)  # a new payload from it: the streak of duplicates is broken
+            if missing is None or peer not in missing.grafted:
+                self._grafts.pop(peer, None)  # an eager push from it: no GRAFT streak
+            if peer in self.eager:
+                self._proven.add(peer)
         fetched = missing is not None and peer == missing.fetched  # the answer to an early fetch
         if fetched and t.fetch_graft_after and missing is not None:
             at = missing.first_at + t.graft_timeout_ms  # a hole if no other copy comes by then
             if now < at:
                 self._watch[id_] = (at, peer)
                 heapq.heappush(self._watching, (at, id_))
-        if not fanned and not fetched:  # an early fetch leaves the link lazy
+        if pushed and not fanned and not fetched:  # an early fetch leaves the link lazy
             self._pushed_by(peer, now)
-        if missing is not None and peer not in missing.grafted:
+        if pushed and missing is not None and peer not in missing.grafted:
             # Optimisation: an announcer that was much earlier (in time) than this eager copy is the
             # better parent; graft it and prune this one.
             if t.optimise_ms and missing.announcers and now - missing.first_at >= t.optimise_ms:
@@ -150,12 +154,13 @@ class Plumtree:
         return actions
 
     def on_payloads(
-        self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int
+        self, peer: Peer, items: Sequence[tuple[bytes, int]], now: int, *, pushed: bool = True
     ) -> tuple[list[tuple[Peer, ...]], list[Action]]:
-        """``on_payload(peer, id, hops, True, now)`` for each new ``(id, hops)`` of ``items`` in turn, in
-        one call: the same state after it; for each item the peers its Push actions name, in order,
-        and the other actions in order. An id nobody announced (the common case) costs no Action and
-        no set: the peers it goes to are the same tuple for every item until the links change."""
+        """``on_payload(peer, id, hops, True, now, pushed=pushed)`` for each new ``(id, hops)`` of
+        ``items`` in turn, in one call: the same state after it; for each item the peers its Push
+        actions name, in order, and the other actions in order. An id nobody announced (the common
+        case) costs no Action and no set: the peers it goes to are the same tuple for every item until
+        the links change."""
         fanout = self.timers.fanout_hops
         pushes: list[tuple[Peer, ...]] = []
         others: list[Action] = []
@@ -163,19 +168,20 @@ class Plumtree:
         holders = {peer}
         for id_, arrived in items:
             if self._missing and id_ in self._missing:  # announced, grafted or watched: the full rules
-                actions = self.on_payload(peer, id_, arrived, True, now)
+                actions = self.on_payload(peer, id_, arrived, True, now, pushed=pushed)
                 pushes.append(tuple(a.peer for a in actions if isinstance(a, Push)))
                 others += [a for a in actions if not isinstance(a, Push)]
                 plans.clear()  # the links may have changed
                 continue
             # on_payload's rules for an id not awaited, in its order
             hops = min(max(arrived, 0) + 1, MAX_HOPS)
-            self._dups.pop(peer, None)
-            self._grafts.pop(peer, None)
-            if peer in self.eager:
-                self._proven.add(peer)
-            if hops > fanout and self._pushed_by(peer, now):
-                plans.clear()
+            if pushed:
+                self._dups.pop(peer, None)
+                self._grafts.pop(peer, None)
+                if peer in self.eager:
+                    self._proven.add(peer)
+                if hops > fanout and self._pushed_by(peer, now):
+                    plans.clear()
             self._remember(id_, hops, peer, now)
             fanned = hops < fanout
             plan = plans.get(fanned)

@@ -185,28 +185,32 @@ class TreeRelay:
         return self.targets_many([(envelope_id, ttl)], from_peer, pushable)[0]
 
     def targets_many(
-        self, items: Sequence[tuple[bytes, int]], from_peer: str | None, pushable: Sequence[str]
-    ) -> list[list[str]]:
+        self, items: Sequence[tuple[bytes, int]], from_peer: str | None, pushable: Sequence[str], *,
+        pushed: bool = True,
+    ) -> list[list[str]]:  # fmt: skip
         """``targets`` of each ``(envelope id, ttl)`` of a batch, in one hold of the lock. Items going to
-        the same peers share one list: read them, never change them."""
+        the same peers share one list: read them, never change them. ``pushed`` False: what we pulled
+        or fetched from ``from_peer``, which leaves its link as it was."""
         now = self._clock()
         out: list[list[str]] = []
-        pushed: list[tuple[pt.Peer, ...]] = []
+        to_peers: list[tuple[pt.Peer, ...]] = []
         with self._lock:
             members, tree = self._members, self.plumtree
             if from_peer is None:
                 for envelope_id, _ in items:
                     actions = tree.broadcast(envelope_id, now)
-                    pushed.append(tuple(a.peer for a in actions if isinstance(a, pt.Push)))
+                    to_peers.append(tuple(a.peer for a in actions if isinstance(a, pt.Push)))
                     self._queue(actions)
             else:
                 # ``ttl`` is what it is passed on with: one less than it arrived with (0 stays 0)
-                pushed, actions = tree.on_payloads(from_peer, [(i, hops_of(ttl + 1)) for i, ttl in items], now)
+                plans, actions = tree.on_payloads(from_peer, [(i, hops_of(ttl + 1)) for i, ttl in items], now,
+                                                  pushed=pushed)  # fmt: skip
+                to_peers.extend(plans)
                 self._queue(actions)
                 self.stats["payloads"] += len(items)
             # Most items of a batch go to the same peers: one list each (the callers only read them).
             lists: dict[tuple[pt.Peer, ...], list[str]] = {}
-            for pushes in pushed:
+            for pushes in to_peers:
                 to = lists.get(pushes)
                 if to is None:
                     chosen = set(pushes)

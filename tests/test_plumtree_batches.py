@@ -76,26 +76,27 @@ def test_a_batch_of_duplicates_is_the_same_as_one_payload_at_a_time(history, sen
     st.lists(st.tuples(st.integers(0, 40), st.integers(-1, 6)), max_size=30, unique_by=lambda c: c[0]),
     TIMERS,
     st.integers(0, 120),
+    st.booleans(),
 )
 # An awaited id in the middle of a batch grafts its earlier announcer (lazy "b") and prunes the sender:
 # the items after it go to "b" too.
-@example([("ihave", "b", 1, 0, False)], "d", [(20, 0), (1, 0), (21, 0)], (1, 0, 0, 10), 20)
-@example([], "b", [(20, 1)], (1, 0, 2, 0), 0)  # two hops from its author, fanout 2: the lazy link stays lazy
-def test_a_batch_of_new_payloads_is_the_same_as_one_payload_at_a_time(history, sender, fresh, timers, later):
-    """``on_payloads`` (a pushed batch's new envelopes in one call) against ``on_payload(..., fresh=True)``
-    per envelope: the same state, each item pushed to the same peers in the same order, the same
-    other actions (the GRAFTs and PRUNEs an awaited id's optimisation makes), the same IHAVEs queued.
-    Ids 0-12 may be awaited or recent after the history; 13-40 are new to the machine."""
+@example([("ihave", "b", 1, 0, False)], "d", [(20, 0), (1, 0), (21, 0)], (1, 0, 0, 10), 20, True)
+@example([], "b", [(20, 1)], (1, 0, 2, 0), 0, True)  # two hops from its author, fanout 2: the lazy link stays lazy
+def test_a_batch_of_new_payloads_is_the_same_as_one_payload_at_a_time(history, sender, fresh, timers, later, pushed):
+    """``on_payloads`` (a pushed batch's new envelopes in one call, or a pulled one's) against
+    ``on_payload(..., fresh=True)`` per envelope: the same state, each item pushed to the same peers in
+    the same order, the same other actions (the GRAFTs and PRUNEs an awaited id's optimisation makes),
+    the same IHAVEs queued. Ids 0-12 may be awaited or recent after the history; 13-40 are new."""
     tree, now = replayed(history, *timers)
     one_by_one, batched = copy.deepcopy(tree), copy.deepcopy(tree)
     at = now + later  # past the prune grace or within it
     items = [(mid(k), hops) for k, hops in fresh]
     pushes, others = [], []
     for id_, hops in items:
-        actions = one_by_one.on_payload(sender, id_, hops, True, at)
+        actions = one_by_one.on_payload(sender, id_, hops, True, at, pushed=pushed)
         pushes.append(tuple(a.peer for a in actions if isinstance(a, pt.Push)))
         others += [a for a in actions if not isinstance(a, pt.Push)]
-    assert batched.on_payloads(sender, items, at) == (pushes, others)
+    assert batched.on_payloads(sender, items, at, pushed=pushed) == (pushes, others)
     assert vars(batched) == vars(one_by_one)
     assert batched.tick(at + 1000) == one_by_one.tick(at + 1000)  # the IHAVEs queued, in order
 
@@ -122,3 +123,19 @@ def test_a_link_pruned_moments_ago_stays_lazy_through_the_grace_and_turns_eager_
     assert "a" in tree.lazy
     tree.on_payloads("a", [(mid(3), 0)], now=151)
     assert "a" in tree.eager
+
+
+def test_what_we_pulled_from_a_peer_is_passed_on_but_leaves_its_link_as_it_was():
+    """PROTOCOL.md section 13: a page or a reconciliation from a lazy peer does not graft it, and one
+    from an eager peer neither proves its link nor breaks its streak of duplicates."""
+    tree = pt.Plumtree(pt.Timers(prune_grace_ms=10, prune_after=3))
+    tree.peer_up("a"), tree.peer_up("b", lazy=True), tree.peer_up("c", lazy=True), tree.peer_up("d")
+    pushes, others = tree.on_payloads("b", [(mid(k), 2) for k in range(3)], now=100, pushed=False)
+    assert pushes == [("a", "d")] * 3 and others == []  # passed on as any new payload
+    assert tree.eager == {"a", "d"} and tree.lazy == {"b", "c"}
+    (announce,) = tree.tick(100 + tree.timers.announce_delay_ms)
+    assert announce == pt.Announce("c", tuple((mid(k), 3) for k in range(3)))
+    assert tree.on_payload("d", mid(1), 2, False, 200) == []  # a copy: d's streak is 1
+    tree.on_payloads("d", [(mid(7), 2)], now=201, pushed=False)
+    assert tree.on_payload("d", mid(2), 2, False, 202) == []  # 2: the pull did not reset it
+    assert tree.on_payload("d", mid(3), 2, False, 203) == [pt.Prune("d")]  # 3, and never proven

@@ -268,3 +268,39 @@ def test_copies_pulled_or_fetched_from_a_peer_never_prune_its_link(tmp_path):
         assert relay.stats["duplicates"] == 0 and key not in relay.plumtree.lazy
         assert list(core.pipeline.ingest([far], key).reasons) == [Reason.DUPLICATE]  # pushed again
         assert relay.stats["duplicates"] == 1 and key in relay.plumtree.lazy
+
+
+def test_a_new_payload_pulled_from_a_lazy_peer_leaves_its_link_lazy(tmp_path):
+    """The counterpart for new payloads: what a page or a reconciliation brought from a peer we pruned
+    is stored and passed on, but does not graft the link back (a peer cannot re-graft itself by
+    being pulled from); the same payload pushed by it would."""
+    from app.root import build_core
+    from node import envelope
+    from node.identity import Identity
+    from node.intents import parse_intent
+    from node.peers import Peers
+
+    author, peer = Identity.from_seed(b"\xa1" * 32), Identity.from_seed(b"\x12" * 32)
+    now = [1_750_000_000_000]
+    with Store(tmp_path / "s.db", clock=lambda: now[0]) as store:
+        core = build_core(store, Identity.from_seed(b"\x7e" * 32).public_key, "person", clock=lambda: now[0],
+                          tree=t.LIVE_TIMERS)
+        relay, key = core.relay, peer.public_key.hex()
+        other = Identity.from_seed(b"\x13" * 32).public_key
+        with store.transaction():  # someone to pass it on to: else no target is even asked for
+            for k, who in enumerate((peer.public_key, other)):
+                Peers(store).add(public_key=who, url=f"http://127.0.0.1:{9 + k}", role="relay", name="")
+        relay.refresh([key, other.hex()])
+        for member in (key, other.hex()):
+            relay.classified(member, True)
+        relay.plumtree.lazy.add(key), relay.plumtree.eager.discard(key)  # pruned long ago
+
+        def far(text: str) -> wire.GossipItem:  # far from its author: a push of it would graft
+            body = parse_intent(text).body()
+            return wire.GossipItem(0, envelope.create(author, "intent", body, created=now[0] - 1000,
+                                                      expires=now[0] + HOUR).raw)  # fmt: skip
+
+        assert list(core.pipeline.ingest([far("Need ?flight")], key, pushed=False).reasons) == [0]
+        assert key in relay.plumtree.lazy
+        assert list(core.pipeline.ingest([far("Need ?hotel")], key).reasons) == [0]
+        assert key in relay.plumtree.eager
