@@ -3,25 +3,30 @@
 A signed request is acceptable while ``now - window <= created``; its nonce must be remembered for
 exactly that long, until ``created + window``, after which the time check alone refuses a replay.
 
-Memory stays bounded under a flood: at ``capacity`` entries the entry with the oldest ``created`` is
-forgotten early. Forgetting must never enable a replay, so the cache keeps a **floor**: the largest
-``created`` it ever forgot early. The rule is:
+Memory stays bounded under a flood: at ``capacity`` entries one entry is forgotten early. Forgetting
+must never enable a replay, so the cache keeps **floors**: a request with ``created <= floor`` is
+refused (``FORGOTTEN``), since its nonce may be among those forgotten and cannot be checked.
 
-- a request with ``created <= floor`` is refused (``FORGOTTEN``): its nonce may be among those
-  forgotten, so it cannot be checked;
-- when full, a new request whose ``created`` is not newer than the oldest retained one is refused
-  (``FORGOTTEN``) instead of evicting anything; otherwise the oldest entry is evicted, raising the floor.
+The memory is shared per signer (a key is ``(signer, nonce)``), so that one signer's flood costs only
+that signer: when full, the entry forgotten is the oldest of the signer holding the most entries (the
+admitting signer itself if it ties), and only that signer's own floor rises to its ``created``. A
+flooding signer thus evicts the oldest entries of signers holding more than it, then its own, then
+has its own requests refused, while every other signer's fresh requests are admitted as before. Only when every signer holds a single entry (``capacity`` signers)
+is no one to blame: the oldest entry is forgotten and the **global** floor, which every signer is held
+to, rises instead. An eviction that raises the admitting signer's floor or the global one is refused
+(``FORGOTTEN``) rather than done when the new request is not newer than the entry it would forget.
 
-Every entry ever forgotten early has ``created <= floor`` and every retained entry is newer than the
-floor, so any request newer than the floor that was admitted before is still remembered. Under a flood
-honest requests signed earlier than the newest forgotten second are refused (the signer retries with a
-fresh ``created``); none is ever accepted twice. The floor stops mattering once it falls out of the
-window. Only authenticated requests reach the cache, so an anonymous flood cannot fill it.
+Each signer's evicted entries have ``created`` at most its floor and its retained ones at least it, so
+any request newer than its floor that was admitted before is still remembered; none is ever accepted
+twice. A signer's floor is kept while it holds an entry (at most ``capacity`` floors): once its last
+entry expires its floor is past the window too, and an evicted last entry raised the global floor.
+Only authenticated requests reach the cache, so an anonymous flood cannot fill it; a flood from as
+many keys as there are entries still raises the global floor, as a single key's flood used to.
 
-Restarts (graceful or kill -9) empty the cache, so the floor is also **persisted** (``ReplayFloor``,
+Restarts (graceful or kill -9) empty the cache, so a floor is also **persisted** (``ReplayFloor``,
 a small file in the node's home): before a request with ``created`` above the persisted value is
 admitted, ``created + margin`` is written and fsynced. A restarted cache starts with that value as its
-floor, so every request admitted before the restart (``created`` at most the persisted value) is
+global floor, so every request admitted before the restart (``created`` at most the persisted value) is
 refused after it, whatever the clocks did meanwhile. The cost is one small synced write every
 ``margin`` seconds of traffic, and that honest requests signed in the last ``margin`` seconds before a
 restart are refused once after it (the signer retries with a fresh ``created``).
@@ -41,7 +46,9 @@ LOGGER = logging.getLogger("vrm.federation")
 
 DEFAULT_WINDOW = 300  # seconds
 UNKNOWN_FLOOR_AHEAD = 60  # seconds: federation.httpsig.MAX_SKEW, how far ahead a request may be signed
-DEFAULT_CAPACITY = 32_768  # about 12 MB when full; over 100 signed requests/s sustained for the window
+# About 12 MB when full (15 with evicted entries awaiting a compaction); over 100 signed requests/s
+# sustained for the window.
+DEFAULT_CAPACITY = 32_768
 
 
 class Admission(enum.Enum):
@@ -92,11 +99,25 @@ class ReplayFloor:
             os.close(dir_fd)
 
 
+_Entry = tuple[int, int, Hashable]  # (created, insertion order, key)
+
+
+def signer_of(key: Hashable) -> Hashable:
+    """Who signed the request a key stands for: ``(signer, nonce)`` keys (federation.httpsig) share
+    the memory per signer; any other key is its own signer."""
+    if isinstance(key, tuple) and len(key) == 2:
+        return key[0]
+    return key
+
+
 class NonceCache:
-    """Which (key, nonce) pairs were admitted within the last ``window`` seconds; at most
+    """Which (signer, nonce) pairs were admitted within the last ``window`` seconds; at most
     ``capacity`` of them. Times are integer seconds, passed in by the caller."""
 
-    __slots__ = ("window", "capacity", "_heap", "_seen", "_floor", "_seq", "_persist", "_persisted", "_margin")
+    __slots__ = (
+        "window", "capacity", "_heap", "_live", "_by_signer", "_signers_holding", "_most", "_floors",
+        "_floor", "_seq", "_persist", "_persisted", "_margin",
+    )
 
     def __init__(
         self,
@@ -111,8 +132,14 @@ class NonceCache:
             raise ValueError("window and capacity must be positive, margin not negative")
         self.window = window
         self.capacity = capacity
-        self._heap: list[tuple[int, int, Hashable]] = []  # (created, insertion order, key): oldest first
-        self._seen: set[Hashable] = set()
+        # Every held entry, oldest first, for expiry. Entries evicted from a signer's own heap stay
+        # here until they surface (stale: their seq is no longer the key's), or until a compaction.
+        self._heap: list[_Entry] = []
+        self._live: dict[Hashable, int] = {}  # key -> seq of the entry that holds it
+        self._by_signer: dict[Hashable, list[_Entry]] = {}  # held entries of each signer, oldest first
+        self._signers_holding: dict[int, set[Hashable]] = {}  # n -> the signers holding n entries
+        self._most = 0  # the largest n above
+        self._floors: dict[Hashable, int] = {}  # per signer, only while it holds an entry
         self._floor: int | None = None
         self._seq = 0
         self._persist = persist
@@ -123,25 +150,36 @@ class NonceCache:
 
     @property
     def floor(self) -> int | None:
-        """The newest ``created`` forgotten before its time, or None if nothing was."""
+        """The floor every signer is held to (the persisted one, raised by evictions that no single
+        signer caused), or None if there is none."""
         return self._floor
 
+    def floor_of(self, signer: Hashable) -> int | None:
+        """The floor ``signer``'s requests are held to: the global one or its own, whichever is newer."""
+        own = self._floors.get(signer)
+        if own is None or (self._floor is not None and self._floor >= own):
+            return self._floor
+        return own
+
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._live)
 
     def admit(self, key: Hashable, created: int, now: int) -> Admission:
         """Remember ``key`` (signed at ``created``) unless it was seen or cannot be checked."""
         self._expire(now)
-        if key in self._seen:
+        if key in self._live:
             return Admission.REPLAYED
-        if created + self.window < now or (self._floor is not None and created <= self._floor):
+        signer = signer_of(key)
+        floor = self.floor_of(signer)
+        if created + self.window < now or (floor is not None and created <= floor):
             return Admission.FORGOTTEN
-        if len(self._seen) >= self.capacity:
-            if created <= self._heap[0][0]:
+        victim = None
+        if len(self._live) >= self.capacity:
+            victim = self._victim_for(signer)
+            # An eviction that raises the admitting signer's floor or everyone's (all hold one entry)
+            # must not forget a newer request to make room for an older one.
+            if (victim == signer or self._most == 1) and created <= self._by_signer[victim][0][0]:
                 return Admission.FORGOTTEN
-            evicted, _, old_key = heapq.heappop(self._heap)
-            self._seen.discard(old_key)
-            self._floor = evicted if self._floor is None else max(self._floor, evicted)
         if self._persist is not None and (self._persisted is None or created > self._persisted):
             try:
                 self._persist.store(created + self._margin)
@@ -150,12 +188,88 @@ class NonceCache:
                 return Admission.FORGOTTEN
             self._persisted = created + self._margin
         self._seq += 1
-        heapq.heappush(self._heap, (created, self._seq, key))
-        self._seen.add(key)
+        entry = (created, self._seq, key)
+        heapq.heappush(self._heap, entry)
+        self._live[key] = self._seq
+        held = self._by_signer.setdefault(signer, [])
+        heapq.heappush(held, entry)
+        self._recount(signer, len(held) - 1, len(held))
+        if victim is not None:  # after the push: a signer replacing its only entry keeps its own floor
+            self._evict(victim)
+        if len(self._heap) > self.capacity + self.capacity // 4:
+            self._compact()
         return Admission.NEW
+
+    def _victim_for(self, signer: Hashable) -> Hashable:
+        """Whose entry makes room, the memory being full: the signer holding the most entries (the
+        admitting one if it ties), so a flood only evicts its own signer's entries. When every signer
+        holds one, the oldest entry's signer (the eviction then raises the global floor)."""
+        held = self._by_signer.get(signer)
+        if held is not None and len(held) == self._most:
+            return signer
+        if self._most > 1:
+            # set.pop resumes where the last one stopped; next(iter()) would rescan the slots that
+            # earlier victims left empty, quadratic while a large tie is drained.
+            heaviest = self._signers_holding[self._most]
+            victim = heaviest.pop()
+            heaviest.add(victim)
+            return victim
+        self._drop_stale_top()
+        return signer_of(self._heap[0][2])
+
+    def _evict(self, signer: Hashable) -> None:
+        """Forget ``signer``'s oldest entry early, raising the floor that covers it."""
+        held = self._by_signer[signer]
+        created, _, key = heapq.heappop(held)
+        del self._live[key]
+        self._recount(signer, len(held) + 1, len(held))
+        if held:
+            self._floors[signer] = max(self._floors.get(signer, created), created)
+        else:  # its last entry (every signer held one): no one signer to blame, so everyone's floor
+            self._forget_signer(signer)
+            self._floor = created if self._floor is None else max(self._floor, created)
 
     def _expire(self, now: int) -> None:
         # An entry is needed while its request could still pass the time check: now <= created + window.
         heap = self._heap
         while heap and heap[0][0] + self.window < now:
-            self._seen.discard(heapq.heappop(heap)[2])
+            created, seq, key = heapq.heappop(heap)
+            if self._live.get(key) != seq:
+                continue  # evicted earlier
+            del self._live[key]
+            signer = signer_of(key)
+            held = self._by_signer[signer]
+            heapq.heappop(held)  # the oldest held entry overall is its signer's oldest
+            self._recount(signer, len(held) + 1, len(held))
+            if not held:
+                # Its floor is at most this entry's created, so the time check now refuses below it.
+                self._forget_signer(signer)
+
+    def _forget_signer(self, signer: Hashable) -> None:
+        del self._by_signer[signer]
+        self._floors.pop(signer, None)
+
+    def _recount(self, signer: Hashable, before: int, after: int) -> None:
+        """Move ``signer`` between the sets of ``_signers_holding``; counts change by one at a time."""
+        if before:
+            bucket = self._signers_holding[before]
+            bucket.discard(signer)
+            if not bucket:
+                del self._signers_holding[before]
+                if before == self._most:
+                    self._most = after
+        if after:
+            self._signers_holding.setdefault(after, set()).add(signer)
+            self._most = max(self._most, after)
+
+    def _drop_stale_top(self) -> None:
+        heap = self._heap
+        while self._live.get(heap[0][2]) != heap[0][1]:
+            heapq.heappop(heap)
+
+    def _compact(self) -> None:
+        # Stale entries (evicted ones, which keep their keys alive) come at most one per admission:
+        # rebuilding once they are a quarter of the capacity bounds memory at an amortised O(1) each.
+        self._heap = [entry for entry in self._heap if self._live.get(entry[2]) == entry[1]]
+        heapq.heapify(self._heap)
+

@@ -89,3 +89,19 @@ def test_the_floor_is_written_before_a_request_is_admitted(tmp_path):
     assert restarted.admit(("k", "n3"), 1_002, 1_002) is Admission.NEW
     (tmp_path / "replay.floor").write_text("garbage")
     assert NonceCache(persist=floor).admit(("k", "n4"), 1_003, 1_003) is Admission.FORGOTTEN
+
+
+def test_after_a_flood_and_a_restart_no_signers_request_is_admitted_again(tmp_path):
+    floor = ReplayFloor(tmp_path / "replay.floor")
+    cache = NonceCache(capacity=4, persist=floor, margin=1)
+    for i in range(4):  # mallory fills the memory a minute ahead
+        assert cache.admit(("mallory", f"m{i}"), 1_060, 1_000) is Admission.NEW
+    assert cache.admit(("mallory", "m4"), 1_061, 1_000) is Admission.NEW  # evicts one of her own
+    assert cache.admit(("alice", "a1"), 1_000, 1_000) is Admission.NEW  # makes room from mallory's
+    assert cache.floor is None and cache.floor_of("mallory") == 1_060
+    assert floor.load() == 1_061  # 1_060 + margin, which also covers 1_061
+    restarted = NonceCache(capacity=4, persist=floor)
+    assert restarted.floor_of("alice") == restarted.floor_of("mallory") == 1_061
+    for key, created in ((("alice", "a1"), 1_000), (("mallory", "m0"), 1_060), (("mallory", "m4"), 1_061)):
+        assert restarted.admit(key, created, 1_001) is Admission.FORGOTTEN
+    assert restarted.admit(("alice", "a2"), 1_062, 1_002) is Admission.NEW

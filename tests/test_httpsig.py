@@ -356,6 +356,111 @@ def test_nonce_cache_without_pressure_is_exact():
     assert cache.floor is None
 
 
+# --- the nonce memory is shared per signer ------------------------------------------------------------
+
+
+def test_one_signers_future_flood_does_not_refuse_other_signers():
+    # The reviewer's scenario: a key fills the memory with valid requests signed MAX_SKEW ahead.
+    cache = NonceCache(window=300, capacity=50)
+    for _ in range(50):
+        verify(signed(BOB, method="GET", target="/v1/node", body=b"", now=NOW + 60), nonces=cache)
+    assert len(cache) == 50
+    for skew in (0, 30, 59):
+        assert verify(signed(ALICE, now=NOW + skew), nonces=cache).key == ALICE.public_key
+    assert cache.floor is None  # nobody else's floor moved
+    assert cache.floor_of(ALICE.public_key) is None
+    assert cache.floor_of(BOB.public_key) == NOW + 60
+    # the flooder's own further requests are what is refused
+    again = signed(BOB, method="GET", target="/v1/node", body=b"", now=NOW + 60)
+    assert reason_of(again, nonces=cache) == "stale"
+    assert len(cache) == 50
+
+
+def test_the_flooders_evicted_nonces_stay_refused_and_others_are_remembered():
+    cache = NonceCache(window=300, capacity=4)
+    assert cache.admit(("alice", "a1"), 100, now=100) is Admission.NEW
+    for i, created in enumerate((160, 161, 162)):
+        assert cache.admit(("mallory", f"m{i}"), created, now=100) is Admission.NEW
+    assert cache.admit(("alice", "a2"), 100, now=101) is Admission.NEW  # evicts mallory's oldest (160)
+    assert cache.floor_of("mallory") == 160 and cache.floor_of("alice") is None and len(cache) == 4
+    assert cache.admit(("mallory", "m0"), 160, now=102) is Admission.FORGOTTEN  # the evicted one's replay
+    assert cache.admit(("mallory", "m1"), 161, now=102) is Admission.REPLAYED
+    assert cache.admit(("alice", "a1"), 100, now=102) is Admission.REPLAYED  # alice lost nothing
+    assert cache.admit(("alice", "a2"), 100, now=102) is Admission.REPLAYED
+    # mallory, now tied with alice at two entries, makes room from her own entries only
+    assert cache.admit(("mallory", "m3"), 170, now=103) is Admission.NEW
+    assert cache.admit(("mallory", "m1"), 161, now=103) is Admission.FORGOTTEN
+    assert cache.floor_of("mallory") == 161 and cache.floor_of("alice") is None
+    # and never for a request older than what it would forget
+    assert cache.admit(("mallory", "m4"), 165, now=103) is Admission.NEW  # evicts 162
+    assert cache.admit(("mallory", "m5"), 163, now=103) is Admission.FORGOTTEN  # 163 <= 165, her oldest now
+
+
+def test_an_honest_signer_holding_the_most_makes_room_from_its_own_entries():
+    cache = NonceCache(window=300, capacity=3)
+    for nonce, created in (("a1", 100), ("a2", 101)):
+        assert cache.admit(("alice", nonce), created, now=101) is Admission.NEW
+    assert cache.admit(("bob", "b1"), 101, now=101) is Admission.NEW
+    assert cache.admit(("bob", "b2"), 102, now=102) is Admission.NEW  # alice holds the most: her 100 goes
+    assert cache.floor_of("alice") == 100 and cache.floor_of("bob") is None
+    assert cache.admit(("alice", "a1"), 100, now=102) is Admission.FORGOTTEN
+    assert cache.admit(("bob", "b1"), 101, now=102) is Admission.REPLAYED
+
+
+def test_when_every_signer_holds_one_entry_the_global_floor_rises():
+    cache = NonceCache(window=300, capacity=3)
+    for signer, created in (("a", 100), ("b", 101), ("c", 102)):
+        assert cache.admit((signer, "n"), created, now=102) is Admission.NEW
+    assert cache.admit(("d", "n"), 103, now=103) is Admission.NEW  # no one holds more: the oldest goes
+    assert cache.floor == 100 and cache.floor_of("a") == 100 and cache.floor_of("d") == 100
+    assert cache.admit(("a", "n"), 100, now=104) is Admission.FORGOTTEN
+    assert cache.admit(("b", "n"), 101, now=104) is Admission.REPLAYED
+    # a signer replacing its only entry raises only its own floor
+    assert cache.admit(("b", "m"), 104, now=104) is Admission.NEW
+    assert cache.floor == 100 and cache.floor_of("b") == 101
+    assert cache.admit(("b", "n"), 101, now=105) is Admission.FORGOTTEN
+
+
+def test_per_signer_state_stays_bounded_under_many_signers():
+    capacity = 16
+    cache = NonceCache(window=300, capacity=capacity)
+    now = NOW
+    for i in range(5_000):
+        now += i % 3 == 0  # about 1 700 s: entries expire too
+        signer = i // 2 % 700 if i % 5 else "flooder"  # two requests in a row: some get a floor of their own
+        cache.admit((signer, i), now + (60 if signer == "flooder" else i % 7), now)
+        assert len(cache) <= capacity
+        assert len(cache._by_signer) <= capacity and len(cache._floors) <= capacity
+        assert len(cache._heap) <= capacity + capacity // 4  # evicted entries are compacted away
+    assert sum(len(held) for held in cache._by_signer.values()) == len(cache)
+
+
+@given(
+    created=st.lists(st.integers(0, 500), min_size=1, max_size=24),
+    ops=st.lists(st.tuples(st.integers(0, 23), st.integers(0, 6)), max_size=300),
+    signers=st.integers(1, 4),
+    capacity=st.integers(1, 8),
+)
+def test_nonce_cache_shared_by_signers_never_admits_a_replay(created, ops, signers, capacity):
+    # Request i is signed by signer i % signers at 800 + created[i]; a replay repeats it.
+    cache = NonceCache(window=300, capacity=capacity)
+    admitted: set[tuple[int, int]] = set()
+    now = 1000
+    for index, step in ops:
+        now += step
+        i = index % len(created)
+        key = (i % signers, i)
+        signed_at = 800 + created[i]
+        if not now - 300 <= signed_at <= now + 60:
+            continue
+        result = cache.admit(key, signed_at, now)
+        if key in admitted:
+            assert result is not Admission.NEW
+        if result is Admission.NEW:
+            admitted.add(key)
+        assert len(cache) <= capacity and len(cache._floors) <= capacity
+
+
 def test_clock_default_is_wall_time():
     # the Auth's default clock signs with the current time, which a fresh verifier accepts
     request = next(SignatureAuth(ALICE).auth_flow(httpx.Request("GET", "http://n.example/")))
