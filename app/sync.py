@@ -96,8 +96,11 @@ async def _reconcile(services: Services, peer: Peer, *, tokens: bool = False) ->
     side = reconcile.Reconciler(ours)
     message: bytes | None = side.initiate()
     while message is not None and side.rounds <= MAX_ROUNDS:
-        message = side.reconcile(await services.http.reconcile(peer.url, message, wanted))
-    need = sorted(side.outcome.need)
+        answer = await services.http.reconcile(peer.url, message, wanted)
+        # up to 2 MiB of the peer's ranges over up to MAX_SET items of ours: CPU work that must not
+        # hold the event loop (the Reconciler is pure, and only this task touches ``side``)
+        message = await trio.to_thread.run_sync(side.reconcile, answer)
+    need = sorted(side.outcome.need)  # at most reconcile.MAX_NEED
     received = fetched = 0
     for start in range(0, len(need), catchup.MAX_FETCH):
         page = await services.http.gossip_by_ids(peer.url, need[start : start + catchup.MAX_FETCH])

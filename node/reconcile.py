@@ -18,6 +18,11 @@ each with its fingerprint, and so on down. Ranges where the sets agree stop at t
 the rounds grow with the logarithm of the set size and the bytes with the size of the difference. The
 responder keeps no state between messages: every message carries all its ranges' bounds.
 
+Each side's work is bounded whatever the other sends (PROTOCOL.md section 13): a responder's answer
+stays within MAX_ANSWER_BYTES (past its budget, ranges are answered by fingerprint and described again
+next round); an initiator takes an id-list answer only over the bounds of an id list it sent, naming
+at most ``2 * max(id_limit, n)`` ids for a list of ``n``, and stops once it needs ``max_need`` ids.
+
 Messages are canonical MessagePack (PROTOCOL.md section 1): ``[1, [range, …]]``, ranges in ascending
 order and contiguous, the first starting at the lowest bound and the last ending at infinity. A range
 is ``[upper, mode, payload]``: ``upper`` is ``[timestamp, id_prefix]`` (the shortest prefix of the id
@@ -48,6 +53,13 @@ MAX_MESSAGE_BYTES = 64 * 1024  # an initiator's message (what a responder accept
 MAX_ANSWER_BYTES = 2 * 1024 * 1024  # a responder's answer: at most ~16x the message it answers
 MAX_IDS = MAX_ANSWER_BYTES // 34  # ids in one message, in all its lists
 BUDGET = MAX_MESSAGE_BYTES - 4096  # an initiator's message stops describing ranges here
+ANSWER_BUDGET = MAX_ANSWER_BYTES - 4096  # a responder's answer, in _cost estimates (room for the frame)
+RANGE_COST = 64  # the most a skip or fingerprint range encodes to (``_cost``)
+# Ids one reconciliation may find the initiator needs: four POST /v1/gossip/ids of 1000, which with
+# the rounds' 100 tokens each fit the 5,000 rate tokens a peer grants at once (federation/app.py), so
+# the fetch is not refused half way. The rest waits for the next reconciliation (what was fetched is
+# then held); a peer naming junk ids costs the initiator this much memory and four requests at most.
+MAX_NEED = 4_000
 _MOD = 2**256
 _TAG = b"vrm-reconcile/1"
 
@@ -127,10 +139,12 @@ class Range:
 @dataclass(slots=True)
 class Outcome:
     """What the initiator learnt: ``need`` (ids the peer holds and we lack: fetch them) and ``have``
-    (ids we hold and the peer lacks: offer them)."""
+    (ids we hold and the peer lacks: offer them). ``capped``: ``need`` reached the initiator's
+    ``max_need`` and reconciliation stopped there (what it did not find, the next one finds)."""
 
     need: set[bytes] = field(default_factory=set)
     have: set[bytes] = field(default_factory=set)
+    capped: bool = False
 
 
 # -- the codec ----------------------------------------------------------------------------------------
@@ -243,69 +257,136 @@ class Reconciler:
     """One side's state machine. The initiator calls ``initiate()``, sends the bytes, and passes each
     answer to ``reconcile(answer)``, which returns the next message or None when done; ``outcome``
     then holds ``need`` and ``have``. The responder answers each message with ``reconcile`` too (a
-    fresh Reconciler per message is fine: it keeps nothing between them)."""
+    fresh Reconciler per message is fine: it keeps nothing between them). Pure: no IO, no trio, so a
+    caller may run it on a worker thread."""
 
     items: ItemSet
     initiator: bool = False
     buckets: int = 16
     id_limit: int = 32
+    max_need: int = MAX_NEED
+    answer_budget: int = ANSWER_BUDGET  # a responder's, in _cost estimates
     outcome: Outcome = field(default_factory=Outcome)
     rounds: int = 0
+    # the initiator's id lists in the message it last sent: (lower key, upper key) -> ids listed
+    _lists_sent: dict[tuple[Any, Any], int] = field(default_factory=dict, repr=False)
 
     def initiate(self) -> bytes:
         self.initiator = True
         self.rounds = 1
-        return encode(self._describe(0, len(self.items), None))
+        return self._send(self._describe(0, len(self.items), None))
 
     def reconcile(self, message: bytes) -> bytes | None:
         ranges = decode(message, MAX_ANSWER_BYTES if self.initiator else MAX_MESSAGE_BYTES)
+        lists_answered, self._lists_sent = self._lists_sent, {}
         out: list[Range] = []
         lo_bound: Bound = (0, b"")
-        size = counted = 0
-        for r in ranges:
+        size = 0
+        answer_full = False
+        for k, r in enumerate(ranges):
             lo, hi = self.items.index(lo_bound), self.items.index(r.upper)
             if self.initiator and size > BUDGET:
                 # Our message is full: the rest goes as one fingerprint of ours, so the other side
-                # takes it up again next round (the ranges before it made progress). A responder's
-                # answer needs no such cut: it is bounded by the message it answers.
+                # takes it up again next round (the ranges before it made progress).
                 out.append(Range(None, FINGERPRINT, self.items.fingerprint(lo, len(self.items))))
                 break
-            if r.mode == SKIP:
-                out.append(Range(r.upper, SKIP))
-            elif r.mode == FINGERPRINT:
-                if self.items.fingerprint(lo, hi) == r.payload:
-                    out.append(Range(r.upper, SKIP))
-                else:
-                    out += self._describe(lo, hi, r.upper)
-            elif r.mode == ID_LIST:
-                out += self._on_list(lo, hi, r.upper, r.payload)
-            else:  # ID_ANSWER, to our own list of ids lo..hi
-                if not self.initiator:
-                    raise _bad("an id-list answer is sent to the initiator only")
-                ours = self.items.ids(lo, hi)
-                extra, bitmap = r.payload
-                if len(bitmap) != (len(ours) + 7) // 8:
-                    raise _bad("the bitmap does not cover the id list")
-                self.outcome.need.update(i for i in extra if i not in set(ours))
-                self.outcome.have.update(i for k, i in enumerate(ours) if bitmap[k // 8] >> (k % 8) & 1)
-                out.append(Range(r.upper, SKIP))
+            if self.initiator:
+                part = self._on_answer(r, lo, hi, lo_bound, lists_answered)
+            else:
+                part = [] if answer_full else self._answer(r, lo, hi)
+                # Every range still to answer may need a fingerprint (at most RANGE_COST each): keep
+                # room for them, so the answer stays within MAX_ANSWER_BYTES whatever it was asked.
+                left = RANGE_COST * (len(ranges) - k - 1)
+                if answer_full or size + sum(_cost(x) for x in part) + left > self.answer_budget:
+                    answer_full = True
+                    part = [self._answer_by_fingerprint(r, lo, hi)]
+            out += part
+            size += sum(_cost(x) for x in part)
             lo_bound = r.upper if r.upper is not None else lo_bound
-            size += sum(_cost(x) for x in out[counted:])
-            counted = len(out)
         out = _merge_skips(out)
-        if self.initiator and all(r.mode == SKIP for r in out):
+        if not self.initiator:
+            return encode(out)
+        if self.outcome.capped or all(r.mode == SKIP for r in out):
             return None
-        if self.initiator:
-            self.rounds += 1
+        self.rounds += 1
+        return self._send(out)
+
+    def _send(self, out: list[Range]) -> bytes:
+        """The initiator's next message; its id lists are remembered, as the only ranges an answer
+        may carry an ID_ANSWER for."""
+        lower: Bound = (0, b"")
+        for r in out:
+            if r.mode == ID_LIST:
+                self._lists_sent[(_key(lower), _key(r.upper))] = len(r.payload)
+            lower = r.upper
         return encode(out)
 
-    def _on_list(self, lo: int, hi: int, upper: Bound, theirs: list[bytes]) -> list[Range]:
-        ours = self.items.ids(lo, hi)
-        if self.initiator:  # the peer's whole range: we can tell both differences ourselves
-            mine, other = set(ours), set(theirs)
-            self.outcome.need.update(other - mine)
+    def _answer(self, r: Range, lo: int, hi: int) -> list[Range]:
+        """The responder's answer to one range of the initiator's message."""
+        if r.mode == SKIP:
+            return [Range(r.upper, SKIP)]
+        if r.mode == FINGERPRINT:
+            if self.items.fingerprint(lo, hi) == r.payload:
+                return [Range(r.upper, SKIP)]
+            return self._describe(lo, hi, r.upper)
+        if r.mode == ID_LIST:
+            return self._on_list(lo, hi, r.upper, r.payload)
+        raise _bad("an id-list answer is sent to the initiator only")
+
+    def _answer_by_fingerprint(self, r: Range, lo: int, hi: int) -> Range:
+        """A range answered once the answer is full: our fingerprint where the sides may differ, so
+        the initiator describes it again next round (as its own BUDGET cut does)."""
+        if r.mode == SKIP:
+            return Range(r.upper, SKIP)
+        if r.mode == ID_ANSWER:
+            raise _bad("an id-list answer is sent to the initiator only")
+        ours = self.items.fingerprint(lo, hi)
+        if r.mode == FINGERPRINT and ours == r.payload:
+            return Range(r.upper, SKIP)
+        return Range(r.upper, FINGERPRINT, ours)
+
+    def _on_answer(self, r: Range, lo: int, hi: int, lower: Bound, lists_answered: dict) -> list[Range]:
+        """The initiator's reading of one range of the responder's answer."""
+        if r.mode == SKIP:
+            return [Range(r.upper, SKIP)]
+        if r.mode == FINGERPRINT:
+            if self.items.fingerprint(lo, hi) == r.payload:
+                return [Range(r.upper, SKIP)]
+            return self._describe(lo, hi, r.upper)
+        if r.mode == ID_LIST:  # the peer's whole range: we can tell both differences ourselves
+            mine, other = set(self.items.ids(lo, hi)), set(r.payload)
+            self._need(other - mine)
             self.outcome.have.update(mine - other)
-            return [Range(upper, SKIP)]
+            return [Range(r.upper, SKIP)]
+        # ID_ANSWER: only to an id list we sent, over exactly its bounds (the peer must not choose
+        # which of our items it answers about, nor how many of its own it names).
+        listed = lists_answered.get((_key(lower), _key(r.upper)))
+        if listed is None:
+            raise _bad("an id-list answer over a range we sent no id list for")
+        extra, bitmap = r.payload
+        if len(bitmap) != (listed + 7) // 8:
+            raise _bad("the bitmap does not cover the id list")
+        if len(extra) > 2 * max(self.id_limit, listed):
+            # a responder holding more there splits the range instead (``_on_list``)
+            raise _bad("an id-list answer names more ids than the list allows")
+        ours = self.items.ids(lo, hi)
+        mine = set(ours)
+        self._need(i for i in extra if i not in mine)
+        self.outcome.have.update(i for k, i in enumerate(ours) if bitmap[k // 8] >> (k % 8) & 1)
+        return [Range(r.upper, SKIP)]
+
+    def _need(self, ids: Iterable[bytes]) -> None:
+        """Add to ``need`` up to ``max_need`` ids; past it, stop reconciling (``capped``)."""
+        need = self.outcome.need
+        for id_ in ids:
+            if len(need) >= self.max_need:
+                self.outcome.capped = True
+                return
+            need.add(id_)
+
+    def _on_list(self, lo: int, hi: int, upper: Bound, theirs: list[bytes]) -> list[Range]:
+        """The responder's answer to the initiator's id list over lo..hi."""
+        ours = self.items.ids(lo, hi)
         if len(ours) > max(self.id_limit, len(theirs)) * 2:
             # Far more here than there: split, so no answer carries more ids than a list would.
             return self._split(lo, hi, upper)
@@ -336,13 +417,19 @@ class Reconciler:
         return out
 
 
+def _key(bound: Bound) -> tuple[int, bytes] | None:
+    """A bound as the position it names (prefixes padded as ``_below`` pads them), for comparing."""
+    return None if bound is None else (bound[0], bound[1] + bytes(ID_BYTES - len(bound[1])))
+
+
 def _cost(r: Range) -> int:
     """An upper estimate of a range's encoded size."""
+    # a range is a 1-byte array header, the bound (at most 44 bytes), the mode and the payload
     if r.mode == ID_LIST:
-        return 48 + 34 * len(r.payload)
+        return 50 + 34 * len(r.payload)
     if r.mode == ID_ANSWER:
         return 56 + 34 * len(r.payload[0]) + len(r.payload[1])
-    return 64
+    return RANGE_COST
 
 
 def _merge_skips(ranges: list[Range]) -> list[Range]:
