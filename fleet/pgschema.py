@@ -4,6 +4,11 @@ Version 1 is the vendor side of the SQLite schema (node/schema.py migrations 3-7
 outbox, federation, consented access), translated statement by statement so the two can never drift
 on columns or constraints; the person's records and their full-text index stay on SQLite. Later
 versions are the fleet's own tables. Never edit a shipped migration; append one.
+
+What is read by a seq cursor commits in seq order across the fleet's listeners (version 4: the
+subscription journal; version 9: the gossip log peers pull by ``after``): each INSERT takes an
+advisory lock held until its transaction ends and draws its seq under it, so a puller that carried
+on from the last seq it saw never misses a row committed later with a smaller one.
 """
 
 from __future__ import annotations
@@ -165,6 +170,37 @@ _BLOB_IDS = (
     "ALTER TABLE envelopes " + ", ".join(f"ALTER COLUMN {c} TYPE BYTEA USING decode({c}, 'hex')" for c in ("id", "author", "recipient", "ref")),
 )
 
+# The gossip log in commit order across listeners, as version 4 did for the subscription journal. A
+# peer pulls ``envelopes`` by seq cursor (``GET /v1/gossip?after=``, ``/v1/inbox``; GossipLog.since)
+# and carries on from the last seq it saw; a seq is drawn when a row is written, not when it commits:
+# a listener could write seq 10, another write 11 and commit first, a puller read 11, and 10 commit
+# after it, behind that puller's cursor for good. Every INSERT into ``envelopes`` first takes
+# ENVELOPES_LOCK, held until its transaction ends: the fleet's envelopes commit one transaction after
+# another, in seq order. The seq is the column's default, drawn for each row as the statement runs,
+# after this BEFORE STATEMENT trigger (so under the lock): one lock and one index probe a statement
+# (a batch of a thousand envelopes is one), nothing a row. Under the lock the sequence is also moved
+# past the largest seq held, so the next seq is one past the largest ever used, as SQLite's
+# AUTOINCREMENT gives (the sequence alone would fall behind a row written with an explicit seq).
+# Holding it until commit serialises the fleet's envelope commits, which is acceptable: a listener's
+# first envelope insert comes after its batch was decoded, verified, deduplicated and judged, so
+# insert-to-commit is only the tail of its ingest transaction (the batch's rows, its authors, leads
+# and outbox rows, and the commit); the native pass (decoding, signatures and, with a current index,
+# matching) runs before its transaction, in parallel across listeners.
+ENVELOPES_LOCK = 4713
+_ENVELOPES_IN_COMMIT_ORDER = (
+    f"""CREATE FUNCTION envelopes_in_seq_order() RETURNS trigger AS $$
+        DECLARE held BIGINT;
+        BEGIN
+        PERFORM pg_advisory_xact_lock({ENVELOPES_LOCK});
+        SELECT max(seq) INTO held FROM envelopes;
+        IF held >= (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM envelopes_seq_seq) THEN
+            PERFORM setval('envelopes_seq_seq', held);
+        END IF;
+        RETURN NULL; END $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER envelopes_in_seq_order BEFORE INSERT ON envelopes
+        FOR EACH STATEMENT EXECUTE FUNCTION envelopes_in_seq_order()""",
+)
+
 PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "vendor side: vault, intents, outbox, federation, consented access", _vendor_tables()),
     (2, "fleet: identity, listeners, shared nonces, delivery claims, subscription notify", _FLEET),
@@ -182,4 +218,5 @@ PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (8, "leads without per-row checks",
      tuple(f"ALTER TABLE leads DROP CONSTRAINT IF EXISTS leads_{c}_check"
            for c in ("intent_id", "author", "body", "subscription_ids"))),
+    (9, "the gossip log in commit order across listeners", _ENVELOPES_IN_COMMIT_ORDER),
 )
