@@ -368,7 +368,7 @@ async def start_servers(
     run_op: RunOp,
     status: Status,
     on_ingest: Callable[[frozenset[str]], None],
-    on_hello: Callable[[], Awaitable[None]],
+    on_hello: Callable[[str], Awaitable[None]],
     host: str,
     port: int,
     admin_port: int,

@@ -204,6 +204,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
                             if self.listener is not None:
                                 await background.start(self._run_listener)
                             background.start_soon(self._greet_peers)
+                            background.start_soon(self._verify_left_claims)
                             background.start_soon(self._pull_loop)
                             background.start_soon(self._sweep_loop)
                             background.start_soon(self._grants_loop)
@@ -265,6 +266,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
             SignatureAuth(self.identity),
             clock=self.clock,
             allow_private=self.allow_private_peers or serves_privately(self.host),
+            on_verified=self._refresh_peers,  # deliveries go to a URL once it is verified
         )
 
     # -- a fleet's listener ----------------------------------------------------------------------------

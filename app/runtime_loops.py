@@ -40,6 +40,14 @@ class BackgroundLoops:
             for peer in peers:
                 nursery.start_soon(say_hello, self.services, peer)
 
+    async def _verify_left_claims(self) -> None:
+        """Verify the claimed URLs the node's last run left pending (each hello has its own verified)."""
+        assert self._claims is not None
+        try:
+            await self._claims.run()
+        except Exception:  # the store may be down a while: those claims wait for their peers' next hellos
+            LOGGER.exception("verifying the claimed URLs left pending failed")
+
     async def _pull_loop(self) -> None:
         assert self.services is not None
         while True:

@@ -153,12 +153,12 @@ class RuntimeWiring:
         if unknown:
             nursery.start_soon(self._notify_after_refresh, unknown)
 
-    async def _hello_received(self) -> None:
-        # A peer announced itself, maybe at a new URL (it restarted): deliveries go there once the
-        # URL is verified (before the hello is answered: a stranger cannot make us push to a URL).
+    async def _hello_received(self, peer: str) -> None:
+        # A peer announced itself, maybe at a new URL (it restarted): deliveries go there once the URL
+        # is verified (the verifier then reloads the peers). The hello waits for its own claim only,
+        # a few seconds at most; the check goes on in the background past that.
         if self._background is not None and self._claims is not None:
-            await self._claims.run()
-            await self._refresh_peers()
+            await self._claims.verify(self._background, peer)
 
     async def _peers_changed(self) -> None:
         await self._refresh_peers()

@@ -113,7 +113,7 @@ class Federation:
     limiter: RateLimiter
     admission: Admission  # the budgets of sources, of the node and of never-seen authors
     notify: Callable[[frozenset[str]], None]
-    on_hello: Callable[[], Awaitable[None]] | None  # awaited: it verifies claimed URLs
+    on_hello: Callable[[str], Awaitable[None]] | None  # awaited with the signer: it verifies its claimed URL
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
     tree: plumtree_tree.TreeRelay | None = None  # Plumtree (None: /v1/tree answers 404; peers get floods)
     sharing: Sharing | None = None  # peer exchange (None: GET /v1/peers answers 404)
@@ -215,8 +215,8 @@ async def hello(request: Request, peer: str) -> Response:
         fed.peers.announce(public_key=bytes.fromhex(peer), url=said.url, role=said.role, name=said.name)
 
     await fed.store.run(announce, fed.store.store)
-    if fed.on_hello is not None:  # answered once its claimed URL is verified (or refused)
-        await fed.on_hello()
+    if fed.on_hello is not None:  # answered once its own claimed URL is checked, or its wait is over
+        await fed.on_hello(peer)
     return _msgpack(fed.info)
 
 
@@ -305,7 +305,7 @@ def federation_app(
     role: str,
     name: str = "",
     on_ingest: Callable[[frozenset[str]], None] | None = None,
-    on_hello: Callable[[], Awaitable[None]] | None = None,
+    on_hello: Callable[[str], Awaitable[None]] | None = None,
     limiter: RateLimiter | None = None,
     nonces: NonceCache | None = None,
     signature_clock: Callable[[], float] = time.time,

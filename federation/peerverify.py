@@ -1,7 +1,7 @@
 """Verifying what strangers claim before the node uses it (issue 10, item 3).
 
-A ``POST /v1/hello`` from a peer nobody added only *claims* a URL (node/peers.py). ``ClaimVerifier``
-checks each claim once, a few at a time, before the node ever pushes there:
+A ``POST /v1/hello`` only *claims* a URL, whoever signs it: an added peer too, since discovery adds
+strangers (node/peers.py). ``ClaimVerifier`` checks each claim once before the node ever uses it:
 
 1. the URL must be allowed (``url_allowed``): http or https, and its host — the literal address, or
    every address its name resolves to — a global unicast address. Private, loopback, link-local,
@@ -13,18 +13,26 @@ checks each claim once, a few at a time, before the node ever pushes there:
    restarted refuses requests signed up to its replay floor (up to two seconds after its last one).
    Peer exchange verifies the nodes it discovers with the same ``probe``.
 
-Then the claim becomes the peer's URL; otherwise it is dropped and the peer's next claim is ignored
-for ``CLAIM_RETRY_MS``. So a flood of hellos costs the node at most one small request per announced
-peer (three if it answers 401 ``stale``; and the announced peers are capped), never a stream of pushes
-or pulls to URLs strangers chose.
+Then the claim becomes the peer's URL; otherwise it is dropped (the URL held, if any, kept) and the
+peer's next claim is ignored for ``CLAIM_RETRY_MS``. So a flood of hellos costs the node at most one
+small request per announced peer (three if it answers 401 ``stale``; and the announced peers are
+capped), never a stream of pushes or pulls to URLs strangers chose.
+
+A hello waits for its signer's claim only, and at most ``HELLO_WAIT`` seconds; the verification goes
+on in the node's background past that. Claims of announced peers are checked at most ``CONCURRENCY``
+at a time; an added peer's never waits behind them. So URLs that accept connections and never answer
+delay only the hellos that claimed them, each by at most ``HELLO_WAIT``: they cannot hold the request
+slots (federation/limits.py) of other peers' hellos.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import httpx
 import trio
@@ -39,8 +47,9 @@ from node.store import AsyncStore, Clock, wall_clock_ms
 
 LOGGER = logging.getLogger("vrm.federation")
 MAX_ANSWER = 64 * 1024  # a node info answer is a few hundred bytes
-CONCURRENCY = 4  # verifications in flight at once
+CONCURRENCY = 16  # verification requests for announced peers in flight at once
 TIMEOUT = 5.0  # seconds per verification request
+HELLO_WAIT = 3.0  # seconds a hello waits for its own claim; then it is answered, the claim checked on
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -95,8 +104,18 @@ def serves_privately(host: str) -> bool:
     return not address.is_unspecified and not address.is_global
 
 
+@dataclass
+class Verification:
+    """The verification of one peer's claims: ``settled`` is set once none is pending."""
+
+    settled: trio.Event = field(default_factory=trio.Event)
+    verified: bool = False  # a claim became the peer's URL
+    asked_again: bool = False  # a hello joined it: its claim may be newer than the last one read
+
+
 class ClaimVerifier:
-    """Verifies the claimed URLs of announced peers; ``await verifier.run()`` after a hello."""
+    """Verifies the URLs hellos claim: a hello's own (``verify``, from the hello handler) and those a
+    previous run of the node left pending (``run``)."""
 
     def __init__(
         self,
@@ -108,6 +127,9 @@ class ClaimVerifier:
         clock: Clock = wall_clock_ms,
         resolver: Resolver = resolve,
         timeout: float = TIMEOUT,
+        hello_wait: float = HELLO_WAIT,
+        concurrency: int = CONCURRENCY,
+        on_verified: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -116,37 +138,77 @@ class ClaimVerifier:
         self._clock = clock
         self._resolver = resolver
         self._timeout = timeout
-        self._lock = trio.Lock()
+        self._hello_wait = hello_wait
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._on_verified = on_verified  # awaited once a claim became a URL (before the hello is answered)
+        self._verifying: dict[str, Verification] = {}  # by hex key: one task per peer
         self.scoring: PeerScoring | None = None  # told of each claim that failed (an unanswered promise)
         self.requests = 0  # verification requests sent (what strangers could make us send)
 
+    async def verify(self, nursery: trio.Nursery, public_key_hex: str) -> bool:
+        """Verify the pending claim of the peer ``public_key_hex`` (a hello's signer) in ``nursery``,
+        waiting at most ``hello_wait`` seconds: whether it was settled by then. Past the deadline it is
+        still checked, in ``nursery``. Other peers' claims are never waited for: a stranger whose URL
+        never answers delays its own hello only."""
+        verification = self.verify_soon(nursery, public_key_hex)
+        with trio.move_on_after(self._hello_wait):
+            await verification.settled.wait()
+        return verification.settled.is_set()
+
+    def verify_soon(self, nursery: trio.Nursery, public_key_hex: str) -> Verification:
+        """Start verifying the peer's pending claim in ``nursery``. A verification of this peer under
+        way is joined (nothing is verified twice), and checks the newer claim next."""
+        verification = self._verifying.get(public_key_hex)
+        if verification is not None:
+            verification.asked_again = True
+            return verification
+        verification = Verification()
+        nursery.start_soon(self._verify_claims_of, public_key_hex, verification)
+        self._verifying[public_key_hex] = verification
+        return verification
+
     async def run(self) -> bool:
-        """Verify every pending claim; returns whether any became a URL. One run at a time: a caller
-        arriving meanwhile waits, then finds the claims already settled (nothing is verified twice)."""
-        async with self._lock:
-            peers = Peers(self._store.store, clock=self._clock)
-            claims = await self._store.run(peers.claims)
-            if not claims:
-                return False
-            limiter = trio.CapacityLimiter(CONCURRENCY)
-            results: list[tuple[str, str, str | None]] = []
+        """Verify every pending claim (each hello has its own verified: these are the claims a previous
+        run left); whether any became a URL."""
+        claims = await self._store.run(Peers(self._store.store, clock=self._clock).claims)
+        async with trio.open_nursery() as nursery:
+            verifications = [self.verify_soon(nursery, peer.public_key) for peer in claims]
+        for verification in verifications:  # some were under way in another nursery
+            await verification.settled.wait()
+        return any(v.verified for v in verifications)
 
-            async def one(peer: Peer) -> None:
-                async with limiter:
-                    url = peer.claimed_url
-                    assert url is not None
+    async def _verify_claims_of(self, key: str, verification: Verification) -> None:
+        peers = Peers(self._store.store, clock=self._clock)
+        settled_url = None
+        try:
+            while True:
+                verification.asked_again = False
+                peer = await self._store.run(peers.by_key, key)
+                url = None if peer is None else peer.claimed_url
+                # settling cleared the claim it checked, and the same URL is no new claim after that
+                if url is None or url == settled_url:
+                    if verification.asked_again:
+                        continue
+                    return
+                assert peer is not None
+                # Added peers are few; strangers' claims queue for a few slots and never delay theirs.
+                async with self._limiter if peer.source == "announced" else contextlib.nullcontext():
                     error = await self._check(peer, url)
-                    if error is not None:
-                        LOGGER.info("announced URL %s of %s not verified: %s", url, peer.node_id, error)
-                    results.append((peer.public_key, url, error))
-
-            async with trio.open_nursery() as nursery:
-                for peer in claims:
-                    nursery.start_soon(one, peer)
-            await self._store.run(peers.settle_claims, results)  # one transaction for the lot
-            if self.scoring is not None:
-                await self.scoring.unanswered([key for key, _, error in results if error is not None])
-            return any(error is None for _, _, error in results)
+                await self._store.run(peers.settle_claim, key, url, error is None, error)
+                settled_url = url
+                if error is None:
+                    verification.verified = True
+                    if self._on_verified is not None:
+                        await self._on_verified()
+                else:
+                    LOGGER.info("claimed URL %s of %s not verified: %s", url, peer.node_id, error)
+                    if self.scoring is not None:
+                        await self.scoring.unanswered([key])
+        except Exception:  # in the node's background: one failed verification must not stop the node
+            LOGGER.exception("verifying a claimed URL of %s failed", key)
+        finally:
+            del self._verifying[key]
+            verification.settled.set()
 
     async def _check(self, peer: Peer, url: str) -> str | None:
         """None when ``url`` answers as ``peer``; else why not."""

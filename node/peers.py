@@ -7,12 +7,14 @@ without a URL (a node behind NAT) pulls from us and is never pushed to. Contact 
 cursors (the last ``seq`` taken from the peer's gossip and inbox) live here too.
 
 Strangers cannot steer this node (issue 10): only ``added`` peers are gossip targets (``pushable``:
-fan-out, pulls, greetings). The URL an announced peer gives is a *claim* (``claimed_url``) that the
-node verifies before any use (federation/peerverify.py: allowed address, and ``GET /v1/node`` there
+fan-out, pulls, greetings). The URL a hello gives is a *claim* (``claimed_url``) that the node
+verifies before any use (federation/peerverify.py: allowed address, and ``GET /v1/node`` there
 answers with the announcer's node id); only then does it become ``url``, where direct messages for
-that peer are pushed (``deliverable``). Until then the peer is served by pull (its inbox). At most
+that peer are pushed (``deliverable``). Until then an announced peer is served by pull (its inbox).
+An added peer's hello is a claim too, and the URL held stays in use until it is verified: discovery
+adds strangers as ``added`` peers, so a pinned key says nothing of the URLs it may later name. At most
 ``max_announced`` announced peers are kept: a new one evicts the one heard from least recently,
-unverified first. An added peer's hello moves its URL at once (its operator pinned the key).
+unverified first.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Peer:
     failures: int
     pull_cursor: int
     inbox_cursor: int
-    claimed_url: str | None = None  # an announced URL not verified yet
+    claimed_url: str | None = None  # a URL said in a hello, not verified yet
     claim_retry_at: int | None = None  # a failed claim is not verified again before this (ms)
     verified_at: int | None = None
 
@@ -155,9 +157,10 @@ class Peers:
         self, *, public_key: bytes, url: str | None, role: str, name: str, max_announced: int = MAX_ANNOUNCED
     ) -> Peer:
         """Record what the peer signing a ``/v1/hello`` says of itself: a new ``announced`` peer, or the
-        known one's role and name updated and its contact time set. The URL of an added peer is taken
-        at once (a missing URL keeps the one we have); an announced peer's is only claimed, for
-        verification (a claim of the URL already verified is no claim)."""
+        known one's role and name updated and its contact time set (its source kept). The URL is only
+        claimed (``claimed_url``), whoever says it, and verified before any use (``settle_claim``);
+        the URL held stays in use meanwhile. The URL held, or none (behind NAT), is no claim, and no
+        claim is taken before ``claim_retry_at`` (the peer's last claim failed)."""
         key, url, role, name = _key(public_key), check_url(url), _role(role), _name(name)
         now = self._clock()
         with self._store.transaction():
@@ -177,12 +180,6 @@ class Peers:
                         "added_at": now,
                         "last_contact_at": now,
                     },
-                )
-            elif existing.source == "added":
-                self._store.execute(
-                    "UPDATE peers SET url = coalesce(?, url), role = ?, name = ?, last_contact_at = ?"
-                    " WHERE id = ?",
-                    [url, role, name, now, existing.id],
                 )
             else:
                 claim = existing.claimed_url
@@ -206,36 +203,30 @@ class Peers:
         )
 
     def claims(self, limit: int = MAX_ANNOUNCED) -> list[Peer]:
-        """Announced peers whose claimed URL waits for verification (oldest claim first)."""
+        """Peers, added or announced, whose claimed URL waits for verification (oldest claim first)."""
         rows = self._store.query(
-            "SELECT * FROM peers WHERE source = 'announced' AND claimed_url IS NOT NULL"
+            "SELECT * FROM peers WHERE claimed_url IS NOT NULL"
             " ORDER BY last_contact_at, id LIMIT ?",
             [limit],
         )
         return [_peer(r) for r in rows]
 
-    def settle_claims(self, results: list[tuple[str, str, str | None]]) -> None:
-        """``settle_claim`` for each ``(public key, url, error or None)``, in one transaction."""
-        with self._store.transaction():
-            for key, url, error in results:
-                self.settle_claim(key, url, error is None, error)
-
     def settle_claim(self, public_key_hex: str, url: str, ok: bool, error: str | None = None) -> None:
-        """The verification of ``url`` for the announced peer: verified (it becomes the peer's URL) or
-        not (forgotten; no claim of this peer is taken for CLAIM_RETRY_MS). A claim replaced meanwhile
-        is left alone."""
+        """The verification of ``url`` claimed by the peer (added or announced, its source kept):
+        verified (it becomes the peer's URL) or not (forgotten, the URL held kept; no claim of this
+        peer is taken for CLAIM_RETRY_MS). A claim replaced meanwhile is left alone."""
         now = self._clock()
         with self._store.transaction():
             if ok:
                 self._store.execute(
                     "UPDATE peers SET url = claimed_url, claimed_url = NULL, verified_at = ?, claim_retry_at = NULL"
-                    " WHERE public_key = ? AND source = 'announced' AND claimed_url = ?",
+                    " WHERE public_key = ? AND claimed_url = ?",
                     [now, public_key_hex, url],
                 )
             else:
                 self._store.execute(
                     "UPDATE peers SET claimed_url = NULL, claim_retry_at = ?, failures = failures + 1, last_error = ?"
-                    " WHERE public_key = ? AND source = 'announced' AND claimed_url = ?",
+                    " WHERE public_key = ? AND claimed_url = ?",
                     [now + CLAIM_RETRY_MS, f"url not verified: {error or 'failed'}"[:MAX_ERROR], public_key_hex, url],
                 )
 

@@ -7,7 +7,7 @@ import pytest
 from node.errors import ConflictError, NotFoundError, ValidationError
 from node.identity import Identity
 from node.nodeid import encode_node_id
-from node.peers import Peer, Peers, check_url
+from node.peers import CLAIM_RETRY_MS, Peer, Peers, check_url
 from tests.helpers import Clock
 from tests.conftest import vendor_engines
 
@@ -64,11 +64,34 @@ def test_an_announcement_never_replaces_a_pinned_key(peers, clock):
     clock.now = T0 + 1
     after = peers.announce(public_key=A, url="https://a.example:9000", role="relay", name="Acme relay")
     assert (after.id, after.public_key, after.source, after.added_at) == (added.id, A.hex(), "added", T0)
-    assert (after.url, after.role, after.name) == ("https://a.example:9000", "relay", "Acme relay")
-    assert after.last_contact_at == T0 + 1
-    # behind NAT now: the URL we know is kept rather than forgotten
+    assert (after.url, after.claimed_url) == ("http://a.example", "https://a.example:9000")
+    assert (after.role, after.name, after.last_contact_at) == ("relay", "Acme relay", T0 + 1)
+    assert peers.pushable() == [after]
+    # behind NAT now: the URL we know and the pending claim are kept rather than forgotten
     again = peers.announce(public_key=A, url=None, role="relay", name="Acme relay")
-    assert again.url == "https://a.example:9000"
+    assert (again.url, again.claimed_url) == ("http://a.example", "https://a.example:9000")
+
+
+@vendor_engines
+def test_an_added_peers_new_url_is_used_only_once_verified(peers, clock):
+    added = peers.add(public_key=A, url="http://a.example", role="vendor", name="Acme")
+    peers.announce(public_key=A, url="http://169.254.169.254/latest", role="vendor", name="Acme")
+    assert [p.public_key for p in peers.claims()] == [A.hex()]
+    peers.settle_claim(A.hex(), "http://169.254.169.254/latest", False, "address not allowed")
+    refused = peers.by_key(A.hex())
+    assert (refused.source, refused.url, refused.claimed_url) == ("added", "http://a.example", None)
+    assert refused.last_error == "url not verified: address not allowed"
+    assert peers.pushable() == [refused]
+    # a failed claim holds back the next ones a while, as for an announced peer
+    assert peers.announce(public_key=A, url="http://a2.example", role="vendor", name="Acme").claimed_url is None
+    clock.now = T0 + CLAIM_RETRY_MS
+    peers.announce(public_key=A, url="http://a2.example", role="vendor", name="Acme")
+    peers.settle_claim(A.hex(), "http://a2.example", True)
+    moved = peers.by_key(A.hex())
+    assert (moved.id, moved.source, moved.url, moved.claimed_url) == (added.id, "added", "http://a2.example", None)
+    assert moved.verified_at == T0 + CLAIM_RETRY_MS
+    # the URL held is no claim
+    assert peers.announce(public_key=A, url="http://a2.example", role="vendor", name="Acme").claimed_url is None
 
 
 @vendor_engines
