@@ -54,6 +54,7 @@ from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.events import DaemonEvents
+from federation.httpsig import OwnAuthorities
 from federation.outbox import Outbox
 from federation.peerexchange import Discovery
 from federation.peerverify import ClaimVerifier, serves_privately
@@ -144,6 +145,9 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         self._tree = (tree_timers or LIVE_TIMERS) if plumtree else None
         self.listener: Any = None  # a fleet.listener.Listener when the store is a fleet's
         self._configured_public_url = public_url.rstrip("/") if public_url else None
+        # The names signed requests must be signed for (PROTOCOL.md section 6): the public URL's here,
+        # the listener's once it listens (app.runtime_wiring), a fleet's other listeners' as they beat.
+        self.authorities = OwnAuthorities([self._configured_public_url] if self._configured_public_url else [])
         # Set by run():
         self.url: str | None = None
         self.admin_url: str | None = None
@@ -292,13 +296,24 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
 
     async def _run_listener(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         assert self.listener is not None and self._daemon is not None
+        await self._add_fleet_names()  # before anyone is told this listener serves
         await self.listener.run(
             url=self.public_url,
             clock=self.clock,
             on_subscriptions=self._daemon.index.invalidate,
-            rescan=self._rescan_outbox,
+            rescan=self._beat,
             task_status=task_status,
         )
+
+    async def _beat(self) -> None:
+        await self._rescan_outbox()
+        await self._add_fleet_names()
+
+    async def _add_fleet_names(self) -> None:
+        # The listeners are one node (one key, one replay memory: a capture replayed at another is
+        # refused `replayed`), and a load balancer may send a request signed for one to any other.
+        assert self.listener is not None
+        self.authorities.add(*await trio.to_thread.run_sync(_fleet_urls, self.listener.pg))
 
     async def _rescan_outbox(self) -> None:
         # Deliveries another listener queued, or a dead one left behind: send them from here too.
@@ -326,6 +341,13 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
             last_sync=self.last_sync,
             discovery=self.discovery.snapshot() if self.discovery is not None else [],
         )
+
+
+def _fleet_urls(pg: Any) -> list[str]:
+    """The URLs the running listeners of a fleet announced (psycopg errors propagate, as a beat's do)."""
+    with pg.connection() as conn:
+        rows = conn.execute("SELECT url FROM fleet_listeners WHERE stopped_at IS NULL AND url IS NOT NULL").fetchall()
+    return [row["url"] for row in rows]
 
 
 def settle_heap() -> None:

@@ -22,7 +22,7 @@ from federation import defences
 from federation.events import DaemonEvents
 from federation.kinds import ACCESS_KIND
 from federation.peerexchange import Sharing
-from federation.server import serve
+from federation.server import bound_from_url, listener_urls, serve
 from node.store import Clock
 
 GOSSIP_PATH = "/v1/gossip"
@@ -40,6 +40,12 @@ class RuntimeWiring:
         self._claims.scoring = options["scoring"]  # type: ignore[union-attr]
         allow_private = self._claims.allow_private  # type: ignore[union-attr]
         options.setdefault("sharing", Sharing(allow_private=allow_private, scoring=options["scoring"]))
+        # The listener's names join the public URL's; a port-0 listener is named once it listens
+        # (nobody can know its URL before).
+        scheme = "https" if self.tls is not None else "http"
+        if self.port:
+            self.authorities.add(*listener_urls(scheme, self.host, self.port))
+        options.setdefault("authorities", self.authorities)
         self.discovery = build_discovery(
             self._daemon, self._client, self.identity, self.home, allow_private=allow_private,
             max_peers=self.max_peers, scoring=options["scoring"], clock=self.clock,
@@ -65,6 +71,8 @@ class RuntimeWiring:
             tls=self.tls,
         )
         self.url, self.admin_url = listening.url, listening.admin_url
+        bound = bound_from_url(listening.url)
+        self.authorities.add(*listener_urls(scheme, self.host, bound.port, bound.host))
         self.public_url = (self._configured_public_url or listening.url) if self.reachable else None
         if self.ui_lan:  # ui: the page alone on the LAN, behind its login plus a pairing code
             lan = await nursery.start(

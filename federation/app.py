@@ -21,12 +21,13 @@ Routes (msgpack bodies, ``application/msgpack``):
 - ``GET /v1/health``, the one unsigned route (federation/health.py): ok/degraded for a load balancer.
 
 Outside it all, the request limits (federation/limits.py, added by the composition root) bound
-every connection's body, time and concurrency. ``SignatureMiddleware`` runs first: an unsigned, forged
-or replayed request never reaches a route
-(401), and a body over the cap is refused before it is hashed (413 ``request_too_large``). Then each
-signer has a token bucket: a request costs one token, a gossip batch one per item; items beyond the
+every connection's body, time and concurrency. ``SignatureMiddleware`` runs first: every request,
+signed or not, spends a token of its source's and of the node's budget before anything else (503
+``busy``, so forgeries cost their source too); an unsigned, forged, replayed request, or one signed
+for another node's name, never reaches a route (401), and a body over the cap is refused before it
+is hashed (413 ``request_too_large``). Then each signer has a token bucket: a request costs one token, a gossip batch one per item; items beyond the
 budget are answered ``rate_limited`` (18) and a peer with no token left gets a 429. ``admission``
-adds the budgets of the request's source, of the node and of never-seen authors (``busy``, 31;
+adds, per pushed item, the budgets of the source, of the node and of never-seen authors (``busy``, 31;
 ``pow_required``, 32; federation/admission.py); ``scoring`` gates and scores each signer
 (federation/scoring.py). Store work runs
 through ``AsyncStore.run``; after an ingest ``on_ingest`` gets the peers with new deliveries. Hostile
@@ -41,7 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 
 import trio
@@ -125,19 +126,16 @@ def _federation(request: Request) -> Federation:
 
 
 def _guarded(handler: PeerHandler) -> Handler:
-    """Rate-limit the signer, map refusals to 4xx and any surprise to a logged 500."""
+    """Rate-limit the signer, map refusals to 4xx and any surprise to a logged 500. The source's and
+    the node's budgets were spent by ``SignatureMiddleware``, before the signature was checked."""
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        fed = _federation(request)
-        limiter, admission = fed.limiter, fed.admission
+        limiter = _federation(request).limiter
         peer = verified_peer(request).key.hex()
         note_signer(request.scope, peer)  # the refusal log names the signer
         if limiter.take(peer, 1) == 0:
             return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": limiter.retry_after_header(peer)})
-        source = source_of(request.scope)  # the source's and the node's budgets too
-        if not admission.request(source):
-            return _refusal(503, "busy", headers={"Retry-After": admission.retry_after_header(source)})
         try:
             return await handler(request, peer)
         except WireError as exc:
@@ -315,6 +313,7 @@ def federation_app(
     admission: Admission | None = None,
     scoring: PeerScoring | None = None,
     trusted_proxies: frozenset[str] = frozenset(),
+    authorities: Container[str] | None = None,
     catchup: CatchUp | None = None,
     events: DaemonEvents | None = None,
     sharing: Sharing | None = None,
@@ -326,10 +325,12 @@ def federation_app(
     ``limiter`` defaults to DEFAULT_RATE items/s with DEFAULT_BURST per peer; ``signature_clock`` is
     the Unix-seconds clock of signature checks; ``peers`` records announced peers (stamped by its
     clock); ``accept_key`` may restrict who can sign.
-    ``on_ingest`` gets the peers given new deliveries by a push; ``on_hello`` is awaited after a peer
-    announced itself (it verifies claimed URLs). ``admission`` adds source, global and stranger budgets;
+    ``on_ingest`` gets the peers given new deliveries by a push; ``on_hello`` is awaited with the signer's
+    hex key after it announced itself (it verifies that peer's claimed URL). ``admission`` adds source,
+    global and stranger budgets;
     ``scoring`` (clocked by ``clock``, ms) gates and scores each signer; ``trusted_proxies`` (see
-    ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed.
+    ``SignatureMiddleware``) are the reverse proxies whose forwarded host and scheme are believed;
+    ``authorities`` this node's own ``@authority`` values (None: not checked; see ``SignatureMiddleware``).
     ``catchup`` serves reconciliation (advertised as ``"gossip": ["reconcile/1", "reconcile-tokens/1"]``
     in ``/v1/node``); ``sharing`` serves ``GET /v1/peers`` (peer exchange); ``tree`` Plumtree's
     ``POST /v1/tree`` (advertised as ``"plumtree/1"``).
@@ -361,7 +362,7 @@ def federation_app(
     nonces = nonces if nonces is not None else NonceCache()
     signed = Middleware(
         SignatureMiddleware, nonces=nonces, clock=signature_clock, accept_key=accept_key, max_body=max_body,
-        trusted_proxies=trusted_proxies,
+        trusted_proxies=trusted_proxies, authorities=authorities, admission=admission,
     )
     # scoring sits inside the signature check (it needs the signer)
     scored = [Middleware(ScoreMiddleware, scoring=scoring, clock=clock)] if scoring is not None else []

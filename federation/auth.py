@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Container, Generator
+from typing import TYPE_CHECKING
 
 import httpx
 import msgpack
@@ -16,10 +17,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from federation import wire
 from federation.httpsig import MAX_SKEW, RequestParts, VerifiedRequest, new_nonce, sign_request, verify_request
+from federation.limits import source_of
 from federation.noncecache import NonceCache
 from node.errors import RequestSignatureError
 from node.identity import Identity
+
+if TYPE_CHECKING:
+    from federation.admission import Admission
 
 MAX_BODY = 8 * 1024 * 1024  # the body is hashed before anything else; an unbounded read is a free DoS
 REASON_HEADER = "Vrm-Signature-Error"
@@ -121,8 +127,11 @@ def verified_peer(request: Request) -> VerifiedRequest:
 class SignatureMiddleware:
     """ASGI middleware: only requests with a valid vrm signature reach ``app``; others get a 401.
 
-    The body is read first (at most ``max_body`` bytes, else 413) because the signature covers its
-    digest, then replayed to ``app``. The handler finds the signer in ``request.state.peer``.
+    In order: the request spends a token of its source's and of the node's budget (``admission``;
+    503 ``busy`` when spent), so forged and unsigned requests pay as signed ones do; the body is read
+    (at most ``max_body`` bytes, else 413) because the signature covers its digest; the signature is
+    checked (``federation.httpsig.verify_request``, its ``@authority`` against ``authorities`` before
+    any hashing); the body is replayed to ``app``. The handler finds the signer in ``request.state.peer``.
     """
 
     def __init__(
@@ -135,10 +144,16 @@ class SignatureMiddleware:
         accept_key: Callable[[bytes], bool] | None = None,
         max_body: int = MAX_BODY,
         trusted_proxies: frozenset[str] = frozenset(),
+        authorities: Container[str] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         """``trusted_proxies``: peer addresses (reverse proxies on this host or network) whose
         X-Forwarded-Host and X-Forwarded-Proto name what the signer signed; from anyone else those
-        fields are ignored, so no client can choose the authority its signature is checked against."""
+        fields are ignored, so no client can choose the authority its signature is checked against.
+        ``authorities``: this node's own ``@authority`` values (``httpsig.OwnAuthorities`` or a
+        frozenset of ``httpsig.authority_of`` values), the forwarded one checked against them too; a
+        request signed for another is refused ``wrong_authority``. None: not checked (in-process use).
+        ``admission``: the source and global budgets every request spends (None: no budget)."""
         self.app = app
         self.nonces = nonces
         self.clock = clock
@@ -146,6 +161,8 @@ class SignatureMiddleware:
         self.accept_key = accept_key
         self.max_body = max_body
         self.trusted_proxies = frozenset(trusted_proxies)
+        self.authorities = authorities
+        self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -155,6 +172,11 @@ class SignatureMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         accept = _header(scope, b"accept")
+        source = source_of(scope)
+        if self.admission is not None and not self.admission.request(source):
+            retry = {"Retry-After": self.admission.retry_after_header(source)}
+            await Response(wire.error_body("busy"), 503, retry, media_type=wire.MEDIA_TYPE)(scope, receive, send)
+            return
         try:
             body = await _read_body(receive, self.max_body)
         except _BodyTooLarge:
@@ -170,6 +192,7 @@ class SignatureMiddleware:
                 nonces=self.nonces,
                 max_skew=self.max_skew,
                 accept_key=self.accept_key,
+                authorities=self.authorities,
             )
         except RequestSignatureError as exc:
             await signature_error_response(exc, accept)(scope, receive, send)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import functools
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -80,6 +81,32 @@ def normalize_authority(authority: str, scheme: str) -> str:
     if sep and "]" not in port and port == _DEFAULT_PORTS.get(scheme.lower()):
         return host
     return authority
+
+
+def authority_of(url: str) -> str:
+    """The ``@authority`` of a request signed for ``url``, normalized as the signature base has it."""
+    parts = urlsplit(url)
+    return normalize_authority(parts.netloc.rpartition("@")[2], parts.scheme)
+
+
+class OwnAuthorities:
+    """The ``@authority`` values a receiver answers to: those of the URLs it is reached at. Names are
+    added as they become known (a node bound to port 0 learns its port only once it listens); until
+    one is added every request is refused, which costs nothing since nobody knows the URL yet."""
+
+    def __init__(self, urls: Iterable[str] = ()) -> None:
+        self._names: frozenset[str] = frozenset()
+        self.add(*urls)
+
+    def add(self, *urls: str) -> None:
+        self._names |= {authority_of(url) for url in urls}
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self._names
+
+    def __contains__(self, authority: object) -> bool:
+        return authority in self._names
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -246,10 +273,14 @@ def verify_request(
     nonces: NonceCache,
     max_skew: int = MAX_SKEW,
     accept_key: Callable[[bytes], bool] | None = None,
+    authorities: Container[str] | None = None,
 ) -> VerifiedRequest:
     """Check a vrm request signature in the order of PROTOCOL.md section 6; raise
     RequestSignatureError with the first failing reason. The replay window is ``nonces.window``.
-    ``accept_key`` (e.g. ``pinned_key.__eq__``) refuses other signers with ``unknown_key``."""
+    ``accept_key`` (e.g. ``pinned_key.__eq__``) refuses other signers with ``unknown_key``.
+    ``authorities``: the receiver's own ``@authority`` values (normalized: ``authority_of``,
+    ``OwnAuthorities``); a request signed for any other is refused ``wrong_authority``, since a
+    capture would otherwise be replayable at every other node within the window. None: not checked."""
     inner, signature = _signature_of(parts)
     params = inner.params
     if params.get("alg") != ALGORITHM or type(params.get("alg")) is not str:
@@ -261,6 +292,9 @@ def verify_request(
     for name in COVERED:
         if name not in covered:
             raise RequestSignatureError("missing_component", f"{name!r} is not covered")
+    # before the digest and Ed25519: free, and nobody can use this node to test captured signatures
+    if authorities is not None and (authority := component_value(parts, "@authority")) not in authorities:
+        raise RequestSignatureError("wrong_authority", f"signed for {authority!r}, another node")
     created = params["created"]
     if created < now - nonces.window:
         raise RequestSignatureError("stale", f"created {now - created} s ago, the window is {nonces.window} s")

@@ -16,6 +16,7 @@ HTTP/1.1 and h2 by ALPN; the reported URL is then ``https://host:port``.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +29,8 @@ from starlette.types import ASGIApp
 
 from federation.limits import Limits, hypercorn_settings
 from node.errors import ValidationError
+
+ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})
 
 # Hypercorn logs "Running on …" and connection errors here; it propagates to the root logger, so the
 # caller (the CLI) decides whether anyone sees it.
@@ -110,3 +113,19 @@ def bound_from_url(url: str) -> Bound:
     if parts.hostname is None or parts.port is None:
         raise ValueError(f"not a listener URL: {url!r}")
     return Bound(host=parts.hostname, port=parts.port, url=f"{parts.scheme}://{parts.netloc}")
+
+
+def listener_urls(scheme: str, host: str, port: int, bound_host: str | None = None) -> list[str]:
+    """The URLs a server bound to ``host:port`` can be reached at: ``host`` as configured (a name like
+    ``localhost`` too) and the address it was bound at (``bound_host``); bound to all interfaces, every
+    address of this host and its host name instead (``0.0.0.0`` names no host, and every such node
+    would share it). A name beyond these (DNS, a proxy) is the operator's to configure as the node's
+    public URL."""
+    if host not in ALL_INTERFACES:
+        hosts = [host, *([bound_host] if bound_host else [])]
+    else:
+        import ifaddr  # zeroconf's dependency
+
+        addresses = [ip.ip if isinstance(ip.ip, str) else ip.ip[0] for a in ifaddr.get_adapters() for ip in a.ips]
+        hosts = [*addresses, "localhost", socket.gethostname()]
+    return [f"{scheme}://[{h}]:{port}" if ":" in h else f"{scheme}://{h}:{port}" for h in dict.fromkeys(hosts)]

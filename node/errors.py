@@ -114,6 +114,7 @@ class RequestSignatureError(VrmError):
         "bad_key_id",
         "unknown_key",
         "missing_component",
+        "wrong_authority",
         "stale",
         "from_future",
         "digest_mismatch",
