@@ -38,7 +38,7 @@ def serve(
         typer.Option(
             "--public-url",
             metavar="URL",
-            help="The URL peers should push to, when it is not the bound one (a proxy, a NAT forward).",
+            help="The URL peers should push to, when it is not the bound one (a proxy, a NAT forward, a DNS name): requests signed for any other name are refused.",
         ),
     ] = None,
     ui_lan: Annotated[
