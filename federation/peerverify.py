@@ -59,8 +59,13 @@ def _address_allowed(text: str, allow_private: bool) -> bool:
         address = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10, deprecated but still a LAN's (ipaddress calls it global)
+            return allow_private
+        # An IPv4 address inside (mapped, or 6to4's 2002::/16, which ipaddress calls global): judge it.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            address = embedded
     if address.is_multicast or address.is_unspecified or address.is_reserved:
         return False
     if address.is_global:

@@ -124,11 +124,12 @@ async def test_only_global_addresses_unless_allowed():
 
     for url in ("http://10.1.2.3", "http://127.0.0.1:80", "http://169.254.169.254/latest", "http://[::1]:8",
                 "http://[fe80::1]", "http://[fc00::5]", "http://0.0.0.0", "http://[::ffff:192.168.1.1]",
-                "http://224.0.0.1"):
+                "http://224.0.0.1", "http://[2002:7f00:1::]", "http://[2002:a9fe:a9fe::1]", "http://[fec0::1]"):
         assert not await url_allowed(url, allow_private=False), url
     assert await url_allowed("http://127.0.0.1:80", allow_private=True)
     assert not await url_allowed("http://224.0.0.1", allow_private=True)  # multicast: never
     assert await url_allowed("https://8.8.8.8", allow_private=False)
+    assert await url_allowed("https://[2002:808:808::1]", allow_private=False)  # 6to4 of a global address
     assert not await url_allowed("ftp://8.8.8.8", allow_private=True)
     assert not await url_allowed("http://intranet.example", allow_private=False, resolver=await resolver_to("10.0.0.7"))
     assert await url_allowed("http://public.example", allow_private=False, resolver=await resolver_to("93.184.216.34"))
