@@ -16,6 +16,7 @@ the intents it could match. A node serving filters advertises ``TOKENS_CAPABILIT
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,7 +73,7 @@ def parse_filter(filter_text: str) -> frozenset[str] | None:
     if (
         len(words) > MAX_FILTER_TOKENS
         or not all(w.startswith("?") and 0 < len(w) - 1 <= MAX_TOKEN for w in words)
-        or any(c.isspace() or ord(c) < 32 or c == "?" for t in tokens for c in t)
+        or any(c.isspace() or unicodedata.category(c) == "Cc" or c == "?" for t in tokens for c in t)  # DEL, C1 too
         or tokens != sorted(set(tokens))
     ):
         raise WireError(

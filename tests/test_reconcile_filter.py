@@ -78,7 +78,8 @@ def test_filters_are_canonical_and_bounded():
     assert token_filter(["flight", "bike", "flight"]) == "?bike ?flight"
     assert token_filter([]) == "" and token_filter([f"t{k}" for k in range(catchup.MAX_FILTER_TOKENS + 1)]) == ""
     assert parse_filter(token_filter([f"t{k}" for k in range(catchup.MAX_FILTER_TOKENS)])) is not None
-    for bad in ("flight", "?flight ?bike", "?a ?a", "?", "?a ", " ?a", "?a?b", "?a\n", "?" + "x" * 101,
+    assert parse_filter("?caf\u00e9 ?\u65c5\u884c") == {"caf\u00e9", "\u65c5\u884c"}  # any text but controls
+    for bad in ("flight", "?flight ?bike", "?a ?a", "?", "?a ", " ?a", "?a?b", "?a\n", "?a\x7f", "?a\x9f", "?" + "x" * 101,
                 " ".join(f"?t{k:03}" for k in range(catchup.MAX_FILTER_TOKENS + 1))):
         with pytest.raises(WireError):
             parse_filter(bad)
