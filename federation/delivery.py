@@ -18,7 +18,9 @@ the peer is up and says when, so it is no failure. A 2xx without one readable re
 nothing of any item (a proxy's page, a body cut short): it counts as a failure like a timeout, a
 transport error, a 408/5xx or other refusal (retried with backoff, dead-lettered after
 ``max_attempts``); a status in ``PERMANENT`` means these bytes will never be accepted (dead-lettered
-at once, the peer counts as up). A loop cancelled mid-request marks nothing, so the batch is sent
+at once, the peer counts as up), but for a 413 to a batch of several items: each may fit alone (the
+peer's body limit is lower than ours, or a proxy's is), so the peer gets batches of half as many
+items and bytes from then on, and only a single item refused 413 is dead-lettered. A loop cancelled mid-request marks nothing, so the batch is sent
 again: delivery is at-least-once.
 
 An item refused for good (not held, not retryable) that ``keeps_refusal(peer, delivery)`` says matters
@@ -134,6 +136,9 @@ class Deliverer:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.stats: dict[str, PeerStats] = {}
         self._deferrals: dict[str, int] = {}  # peer -> answered rounds in a row where nothing got through
+        # peer -> (items, payload bytes) a batch may hold, learned from its 413s (a smaller body limit
+        # than ours, or a proxy's): kept until the node restarts
+        self._limits: dict[str, tuple[int, int]] = {}
         # (peer, count) of deliveries ``due`` dead-lettered as expired, told in the store's thread (a
         # deque: appends there, pops here are thread-safe); said once per sweep of the peer's queue
         self._expired: deque[tuple[str, int]] = deque(maxlen=4096)
@@ -177,9 +182,8 @@ class Deliverer:
             now = self._clock()
             wake_at = breaker.retry_at(now)
             if wake_at is None:
-                batch = await self._store.run(
-                    self._outbox.due, peer, now, limit=self._batch_limit, max_bytes=self._batch_bytes
-                )
+                limit, max_bytes = self._limits.get(peer, (self._batch_limit, self._batch_bytes))
+                batch = await self._store.run(self._outbox.due, peer, now, limit=limit, max_bytes=max_bytes)
                 self._say_expired()
                 if batch:
                     await self._send(peer, batch, breaker)
@@ -197,6 +201,11 @@ class Deliverer:
         stats.requests += 1
         try:
             response = await self._post(peer, batch)
+            if response.status_code == 413:  # several items too large together: sent again in halves
+                self._halve(peer, batch)
+                self.events.delivery_failed(peer, len(ids), "HTTP 413: sent again in smaller batches", retry=True)
+                self.events.breaker_changed(peer, breaker.record_success(self._clock()), 0)
+                return
             whole = _deferred_whole(response)
             reasons = None if whole else _count_reasons(stats, response, len(batch))
             if not whole and reasons is None:
@@ -232,6 +241,13 @@ class Deliverer:
                 self._deferrals.pop(peer, None)
                 await self._store.run(self._outbox.mark_delivered, delivered)
             stats.delivered += len(delivered)
+
+    def _halve(self, peer: str, batch: list[Delivery]) -> None:
+        """A peer refused ``batch`` as too large: from now on it gets batches of at most half as many
+        items and bytes (down to one item, which a 413 then dead-letters: no split can help it)."""
+        limit, max_bytes = self._limits.get(peer, (self._batch_limit, self._batch_bytes))
+        size = sum(len(d.payload) for d in batch)
+        self._limits[peer] = (max(1, min(limit, len(batch) // 2)), max(1, min(max_bytes, size // 2)))
 
     async def _keep_refusals(self, peer: str, batch: list[Delivery], reasons: bytes) -> set[int]:
         """Dead-letter the refused-for-good items ``keeps_refusal`` wants remembered; their ids."""
@@ -280,6 +296,8 @@ class Deliverer:
             lambda: self._client.post(url, content=body, headers={"Content-Type": MEDIA_TYPE}), self._timeout
         )
         if _deferred_whole(response) is not None:  # the peer is up and says when: deferred by the caller
+            return response
+        if response.status_code == 413 and len(batch) > 1:  # maybe each alone fits: the caller splits it
             return response
         if not response.is_success:
             raise DeliveryError(f"HTTP {response.status_code}", retry=response.status_code not in PERMANENT)

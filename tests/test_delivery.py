@@ -269,7 +269,8 @@ async def test_a_permanent_rejection_is_dead_lettered_and_reported(store, autoju
         d = deliverer(InlineStore(store), outbox, client, on_dead=lambda p, ids: reported.append((p, ids)))
         await nursery.start(d.run)
         await until(lambda: peer.received == [item(b"offer")])
-        assert [p for p, _ in reported] == ["v"] and len(reported[0][1]) == 2
+        # each item tried alone before it is buried: a 413 to a batch of several only halves it
+        assert reported == [("v", [x.id]) for x in outbox.dead("v")]
         assert [(x.payload, x.reason, x.last_error) for x in outbox.dead("v")] == [
             (item(b"huge"), "rejected", "HTTP 413"),
             (item(b"huge2"), "rejected", "HTTP 413"),
@@ -524,4 +525,34 @@ async def test_a_peer_refusing_a_stale_signature_gets_it_re_signed_not_a_failed_
         await nursery.start(d.run)
         await until(lambda: peer.received == [item(b"kept")])
         assert peer.attempts == 3 and outbox.dead("p") == [] and d.breakers["p"].failures == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_refused_413_is_sent_again_in_halves_and_only_an_item_too_large_alone_dies(
+    store, autojump_clock
+):
+    """A peer (or the proxy in front of it) whose body limit is below ours: every item that fits
+    alone gets there, in smaller batches from then on; only one too large by itself is dead-lettered."""
+    limit = 300
+    peer = Peer()
+    plain = peer.handle
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if len(request.content) > limit:
+            peer.attempts += 1
+            return httpx.Response(413)
+        return await plain(request)
+
+    peer.handle = handle  # type: ignore[method-assign]
+    outbox = outbox_for(store)
+    small = [item(b"s%02d" % i + b"x" * 40) for i in range(12)]
+    big = item(b"b" * 400)
+    enqueue(outbox, "p", small[:6] + [big] + small[6:])
+    async with network({"p": peer}) as client, trio.open_nursery() as nursery:
+        d = deliverer(InlineStore(store), outbox, client)
+        await nursery.start(d.run)
+        await until(lambda: outbox.pending_counts() == {})
+        assert peer.received == small  # in order, each once
+        assert [(row.reason, row.last_error, row.payload) for row in outbox.dead("p")] == [("rejected", "HTTP 413", big)]
+        assert d.stats["p"].failures == 0 and d.breakers["p"].failures == 0
         nursery.cancel_scope.cancel()
