@@ -167,6 +167,9 @@ class RuntimeWiring:
         # a few seconds at most; the check goes on in the background past that.
         if self._background is not None and self._claims is not None:
             await self._claims.verify(self._background, peer)
+        relay = self._daemon.core.relay if self._daemon is not None else None
+        if relay is not None:  # a legacy peer's own hello: it may speak plumtree/1 now (others wait)
+            relay.recheck(peer)
 
     async def _peers_changed(self) -> None:
         await self._refresh_peers()

@@ -55,6 +55,9 @@ MAX_PENDING = 4 * MAX_IDS  # announcements (and graft ids) waiting for one peer;
 # at 1,000 nodes; benchmarks/gossip_model.py), now that payloads and duplicates carry real hops.
 LIVE_TIMERS = pt.Timers(fanout_hops=2, prune_unproven_after=2)
 REPORT_INTERVAL_S = 2.0  # how often broken promises are handed to peer scoring
+# A peer found legacy is asked again at a refresh (it may have been upgraded), but not sooner than
+# this: refreshes follow hellos and peer changes, which strangers' verified claims can bring often.
+LEGACY_RECHECK_MS = 10 * 60_000
 MAX_REPORTED = 1  # of each offence, per peer per report: a burst (a restart, a flaky link) costs little
 
 
@@ -168,6 +171,7 @@ class TreeRelay:
         self._lock = threading.Lock()
         self._members: set[str] = set()  # pushable peers the machine knows
         self._speaks: dict[str, bool] = {}  # peer -> speaks plumtree/1 (absent: not asked yet)
+        self._legacy_since: dict[str, int] = {}  # peer -> when it answered it does not (ms)
         self._asking: set[str] = set()
         self._unanswered: set[str] = set()  # asked and not answered: asked again at the next refresh
         self._out: dict[str, _Outgoing] = {}
@@ -282,12 +286,15 @@ class TreeRelay:
 
     def refresh(self, pushable: Iterable[str]) -> None:
         """The peers this node gossips with now (added, with a URL). New ones start legacy until
-        they are asked (by ``run``) whether they speak plumtree/1; legacy ones are asked again."""
+        they are asked (by ``run``) whether they speak plumtree/1; legacy ones are asked again once
+        ``LEGACY_RECHECK_MS`` passed since they answered."""
         now_members = set(pushable)
+        now = self._clock()
         with self._lock:
             for gone in self._members - now_members:
                 self.plumtree.peer_down(gone)
                 self._speaks.pop(gone, None)
+                self._legacy_since.pop(gone, None)
                 self._out.pop(gone, None)
                 self._offences.pop(gone, None)
                 self._unreached.discard(gone)
@@ -295,8 +302,19 @@ class TreeRelay:
                 self.plumtree.peer_up(new, legacy=True)
             self._members = now_members
             self._unanswered.clear()
-            for peer in [p for p, speaks in self._speaks.items() if not speaks]:
+            for peer in [p for p, speaks in self._speaks.items()
+                         if not speaks and now - self._legacy_since.get(p, now) >= LEGACY_RECHECK_MS]:  # fmt: skip
                 del self._speaks[peer]  # asked again: it may have been upgraded (legacy meanwhile)
+        self._poke(force=True)
+
+    def recheck(self, peer: str) -> None:
+        """``peer`` itself said hello (it may have restarted, upgraded): if it was found legacy, ask it
+        again now, whatever ``LEGACY_RECHECK_MS`` says. A peer can so cost us one question about itself."""
+        with self._lock:
+            if self._speaks.get(peer) is not False:
+                return
+            del self._speaks[peer]
+            self._legacy_since.pop(peer, None)
         self._poke(force=True)
 
     def unasked(self) -> set[str]:
@@ -309,6 +327,10 @@ class TreeRelay:
             if peer not in self._members:
                 return
             self._speaks[peer] = speaks
+            if speaks:
+                self._legacy_since.pop(peer, None)
+            else:
+                self._legacy_since[peer] = self._clock()
             if speaks == (peer in self.plumtree.legacy):  # it changed: it starts over, eager
                 self.plumtree.peer_down(peer)
                 self.plumtree.peer_up(peer, legacy=not speaks)

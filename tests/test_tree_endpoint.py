@@ -193,3 +193,29 @@ def test_queued_messages_are_split_at_the_entry_limit():
     assert [len(m.ihave) for m in messages] == [1000, 1000, 500]
     assert messages[0].graft == (True, (ID,) * 10) and all(m.graft is None for m in messages[1:])
     assert all(len(t.encode_tree(m)) <= t.MAX_BODY for m in messages)
+
+
+def test_a_legacy_peer_is_asked_again_at_most_every_ten_minutes_unless_it_says_hello_itself(tmp_path):
+    """Refreshes follow hellos and peer changes, which strangers can bring often: each one re-asking
+    every legacy peer whether it speaks plumtree/1 would make any hello a request to each of them."""
+    from federation.outbox import Outbox
+    from federation.plumtree import Timers
+    from node.store import Store
+
+    now = [1_000_000]
+    with Store(tmp_path / "s.db") as store:
+        relay = t.TreeRelay(store=store, outbox=Outbox(store), clock=lambda: now[0], timers=Timers())
+        relay.refresh(["old", "new"])
+        relay.classified("old", False)
+        relay.classified("new", True)
+        now[0] += t.LEGACY_RECHECK_MS - 1
+        relay.refresh(["old", "new"])
+        assert relay.unasked() == set()  # neither asked again yet
+        now[0] += 1
+        relay.refresh(["old", "new"])
+        assert relay.unasked() == {"old"}  # the legacy one, once its time came
+        relay.classified("old", False)
+        relay.recheck("new")  # speaks it: nothing to ask
+        assert relay.unasked() == set()
+        relay.recheck("old")  # its own hello: at once
+        assert relay.unasked() == {"old"}
