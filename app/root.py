@@ -394,7 +394,8 @@ async def start_servers(
         **app_options,
     )
     # outermost: every connection's limits, its refusals in the same operator log as the app's
-    fed_app = defences.bounded(fed_app, {"limits": limits, "events": app_options.get("events")})
+    fed_app = defences.bounded(fed_app, {"limits": limits, "events": app_options.get("events"),
+                                         "trusted_proxies": app_options.get("trusted_proxies", frozenset())})  # fmt: skip
     admin_app = create_admin_app(token=token, run_op=run_op, status=status, ui=ui)
     bound = await nursery.start(
         partial(

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from federation import wire
 from federation.httpsig import MAX_SKEW, RequestParts, VerifiedRequest, new_nonce, sign_request, verify_request
-from federation.limits import source_of
+from federation.limits import PROXY_STATE, source_of
 from federation.noncecache import NonceCache
 from node.errors import RequestSignatureError
 from node.identity import Identity
@@ -203,7 +203,12 @@ class SignatureMiddleware:
 
     def _via_proxy(self, scope: Scope) -> bool:
         client = scope.get("client")
-        return bool(self.trusted_proxies) and client is not None and client[0] in self.trusted_proxies
+        if not self.trusted_proxies:
+            return False
+        proxy = scope.get(PROXY_STATE)  # ForwardedClient put the client it forwarded in "client"
+        if proxy is not None:
+            return proxy in self.trusted_proxies
+        return client is not None and client[0] in self.trusted_proxies
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -9,7 +9,8 @@ the rest is filled with the defences' defaults, which need the node's home:
 - ``scoring``: persisted peer scores, gating and scoring every signed request (federation/scoring.py).
 
 ``bounded(app, given)`` then wraps the app in the request limits (federation/limits.py), from
-``given["limits"]`` (a ``Limits``) or the defaults; that option is the wrapper's, not the app's. Its
+``given["limits"]`` (a ``Limits``) or the defaults; that option is the wrapper's, not the app's; and
+those in ``ForwardedClient``, which counts a request a trusted proxy forwarded as its client's. Its
 refusals go to ``given["events"]`` (the runtime's one DaemonEvents), like the app's own.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from federation.limits import Limits, RequestLimits
+from federation.limits import ForwardedClient, Limits, RequestLimits
 from federation.noncecache import NonceCache, ReplayFloor
 from federation.scoring import PeerScoring
 from node.home import HomeInfo
@@ -37,6 +38,8 @@ def app_options(home: HomeInfo, given: dict[str, Any], store: AsyncStore, clock:
     return options
 
 
-def bounded(app: ASGIApp, given: dict[str, Any]) -> RequestLimits:
-    """``app`` behind the request limits (the outermost layer of the federation port)."""
-    return RequestLimits(app, limits=given.get("limits") or Limits(), events=given.get("events"))
+def bounded(app: ASGIApp, given: dict[str, Any]) -> ForwardedClient:
+    """``app`` behind the request limits, and those behind the client a trusted proxy forwarded
+    (``given["trusted_proxies"]``: limits and budgets count each client, not the proxy)."""
+    limited = RequestLimits(app, limits=given.get("limits") or Limits(), events=given.get("events"))
+    return ForwardedClient(limited, trusted_proxies=given.get("trusted_proxies", frozenset()))

@@ -77,8 +77,48 @@ def hypercorn_settings(limits: Limits) -> dict[str, float | int]:
     }
 
 
+PROXY_STATE = "vrm.proxy"  # scope key: the trusted proxy a request came through (ForwardedClient)
+
+
+class ForwardedClient:
+    """ASGI middleware, outermost: a request from one of ``trusted_proxies`` counts as coming from
+    the address that proxy names last in ``X-Forwarded-For`` (the client it accepted the connection
+    from), so budgets and concurrency slots are each client's, not one shared by all behind the proxy;
+    the proxy's own address is kept in ``scope[PROXY_STATE]`` (its forwarded host is believed). From
+    anyone else the header is ignored: a client cannot choose the source it is counted as."""
+
+    def __init__(self, app: ASGIApp, *, trusted_proxies: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.trusted_proxies = frozenset(trusted_proxies)
+
+    @property
+    def limits(self) -> Limits | None:
+        """The request limits behind it, when it wraps ``RequestLimits`` (the server's deadlines match)."""
+        return getattr(self.app, "limits", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if self.trusted_proxies and scope["type"] != "lifespan" and client and client[0] in self.trusted_proxies:
+            forwarded = _last_forwarded(scope)
+            scope = {**scope, PROXY_STATE: client[0], "client": (forwarded, 0) if forwarded else client}
+        await self.app(scope, receive, send)
+
+
+def _last_forwarded(scope: Scope) -> str | None:
+    """The rightmost address of the request's ``X-Forwarded-For`` fields (None: none, or not one)."""
+    values = [v for k, v in scope.get("headers", ()) if k.lower() == b"x-forwarded-for"]
+    if not values:
+        return None
+    last = values[-1].decode("latin-1").rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(last))
+    except ValueError:
+        return None
+
+
 def source_of(scope: Scope) -> str:
-    """The budget key of a request's source: the IPv4 address, or the IPv6 /64 it is in."""
+    """The budget key of a request's source: the IPv4 address, or the IPv6 /64 it is in (behind a
+    trusted proxy, the client's it forwarded: ``ForwardedClient``)."""
     client = scope.get("client")
     host = client[0] if client else ""
     try:

@@ -18,7 +18,7 @@ import msgpack
 import pytest
 import trio
 
-from federation.limits import Limits, RequestLimits, hypercorn_settings, source_of
+from federation.limits import PROXY_STATE, ForwardedClient, Limits, RequestLimits, hypercorn_settings, source_of
 
 MIB = 1024 * 1024
 LIMITS = {"body_timeout": 2.0, "idle_timeout": 1.5}  # the defaults otherwise (8 MiB bodies, 16 per source)
@@ -176,6 +176,42 @@ async def test_per_source_and_total_concurrency():
             gate.set()
     # third from 10.0.0.1 (per source), second from the same /64 (per source 2 is fine), then total 3.
     assert sorted(statuses) == [200, 200, 200, 503, 503, 503]
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_is_its_own_source():
+    """Behind nginx every request comes from the proxy's address: counted as that, one client could
+    take the slots and budgets of all. From a trusted proxy the last X-Forwarded-For address is the
+    source; from anyone else the header is ignored (nobody chooses what it is counted as)."""
+    gate = trio.Event()
+    seen: list[tuple[str, str | None]] = []
+
+    async def held(scope, receive, send) -> None:
+        seen.append((source_of(scope), scope.get(PROXY_STATE)))
+        await gate.wait()
+        await echo(scope, receive, send)
+
+    app = ForwardedClient(RequestLimits(held, limits=Limits(per_source=1, total=10)),
+                          trusted_proxies=frozenset({"127.0.0.1"}))  # fmt: skip
+    statuses: list[int] = []
+
+    async def call(via: str, forwarded: str) -> None:
+        transport = httpx.ASGITransport(app=app, client=(via, 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as http:
+            headers = {"X-Forwarded-For": forwarded}
+            statuses.append((await http.post("/", content=b"x", headers=headers)).status_code)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            for via, forwarded in (("127.0.0.1", "10.9.9.9, 198.51.100.1"), ("127.0.0.1", "198.51.100.2"),
+                                   ("127.0.0.1", "198.51.100.1"), ("192.0.2.8", "198.51.100.3"),
+                                   ("192.0.2.8", "198.51.100.4")):  # fmt: skip
+                nursery.start_soon(call, via, forwarded)
+                await trio.sleep(0.01)
+            await trio.sleep(0.05)
+            gate.set()
+    # 198.51.100.1's second request and 192.0.2.8's second (its header ignored) are over per_source 1
+    assert sorted(statuses) == [200, 200, 200, 503, 503]
+    assert sorted(seen) == [("192.0.2.8", None), ("198.51.100.1", "127.0.0.1"), ("198.51.100.2", "127.0.0.1")]
 
 
 def test_sources_and_server_settings():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import itertools
 import os
 import shutil
 import socket
@@ -30,6 +31,7 @@ from starlette.routing import Route
 
 from federation.admin import PREFIX, read_admin_file
 from federation.auth import SignatureAuth, SignatureMiddleware, verified_peer
+from federation.limits import ForwardedClient
 from federation.noncecache import NonceCache
 from node.identity import Identity
 from node.leads import Leads
@@ -117,6 +119,7 @@ http {{
             proxy_pass http://127.0.0.1:{node_port};
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
         # A proxy that strips a prefix changes the signed path.
         location /rewritten/ {{
@@ -226,11 +229,16 @@ async def test_forwarded_host_is_believed_only_from_trusted_proxies():
         request.headers[name] = value
     headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
     headers |= {"Host": "127.0.0.1:8470", "X-Forwarded-Host": "node.example", "X-Forwarded-Proto": "https"}
-    for trusted, client, status in ((["10.0.0.1"], "10.0.0.1", 200), ([], "10.0.0.1", 401), (["10.0.0.1"], "10.0.0.2", 401)):
-        transport = httpx.ASGITransport(app(trusted), client=(client, 40000))
+    cases = ((["10.0.0.1"], "10.0.0.1", 200), ([], "10.0.0.1", 401), (["10.0.0.1"], "10.0.0.2", 401))
+    for (trusted, client, status), forwarded_for in itertools.product(cases, (False, True)):
+        served = app(trusted)
+        if forwarded_for:  # as the node serves it: the client the proxy names becomes the source
+            served = ForwardedClient(served, trusted_proxies=frozenset(trusted))
+        transport = httpx.ASGITransport(served, client=(client, 40000))
         async with httpx.AsyncClient(transport=transport) as http:
-            answer = await http.get("http://127.0.0.1:8470/v1/node", headers=headers)
-        assert answer.status_code == status, (trusted, client)
+            extra = {"X-Forwarded-For": "198.51.100.7"} if forwarded_for else {}
+            answer = await http.get("http://127.0.0.1:8470/v1/node", headers=headers | extra)
+        assert answer.status_code == status, (trusted, client, forwarded_for)
         if status == 200:
             assert answer.text == encode_node_id(signer.public_key)
 
