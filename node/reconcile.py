@@ -321,14 +321,22 @@ class Reconciler:
             lower = r.upper
         return encode(out)
 
-    def _answer(self, r: Range, lo: int, hi: int) -> list[Range]:
-        """The responder's answer to one range of the initiator's message."""
+    def _settle(self, r: Range, lo: int, hi: int) -> list[Range] | None:
+        """Either side's reply to a skip or a fingerprint (None for the id modes): a skip stays one, a
+        fingerprint equal to ours becomes one, another is described."""
         if r.mode == SKIP:
             return [Range(r.upper, SKIP)]
         if r.mode == FINGERPRINT:
             if self.items.fingerprint(lo, hi) == r.payload:
                 return [Range(r.upper, SKIP)]
             return self._describe(lo, hi, r.upper)
+        return None
+
+    def _answer(self, r: Range, lo: int, hi: int) -> list[Range]:
+        """The responder's answer to one range of the initiator's message."""
+        settled = self._settle(r, lo, hi)
+        if settled is not None:
+            return settled
         if r.mode == ID_LIST:
             return self._on_list(lo, hi, r.upper, r.payload)
         raise _bad("an id-list answer is sent to the initiator only")
@@ -347,12 +355,9 @@ class Reconciler:
 
     def _on_answer(self, r: Range, lo: int, hi: int, lower: Bound, lists_answered: dict) -> list[Range]:
         """The initiator's reading of one range of the responder's answer."""
-        if r.mode == SKIP:
-            return [Range(r.upper, SKIP)]
-        if r.mode == FINGERPRINT:
-            if self.items.fingerprint(lo, hi) == r.payload:
-                return [Range(r.upper, SKIP)]
-            return self._describe(lo, hi, r.upper)
+        settled = self._settle(r, lo, hi)
+        if settled is not None:
+            return settled
         if r.mode == ID_LIST:  # the peer's whole range: we can tell both differences ourselves
             mine, other = set(self.items.ids(lo, hi)), set(r.payload)
             self._need(other - mine)
