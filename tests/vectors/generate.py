@@ -1,4 +1,4 @@
-"""Generate tests/vectors/protocol.json, tests/vectors/edge.json and PROTOCOL.md's vectors block.
+"""Generate tests/vectors/protocol.json, edge.json, requests.json and PROTOCOL.md's vectors block.
 
     python -m tests.vectors.generate           # (re)write the files
     python -m tests.vectors.generate --check   # exit 1 if any file differs from a fresh generation
@@ -20,6 +20,7 @@ from tests.vectors import VECTORS_DIR
 from tests.vectors.gen_common import CREATED, DAY_MS
 from tests.vectors.gen_edge import edge_vectors
 from tests.vectors.gen_protocol import Base, protocol_vectors
+from tests.vectors.gen_requests import request_vectors
 
 ROOT = VECTORS_DIR.parents[1]
 PROTOCOL_MD = ROOT / "PROTOCOL.md"
@@ -108,6 +109,7 @@ def generate() -> dict[Path, str]:
     return {
         VECTORS_DIR / "protocol.json": render_json(protocol),
         VECTORS_DIR / "edge.json": render_json(edge_vectors()),
+        VECTORS_DIR / "requests.json": render_json(request_vectors()),
         PROTOCOL_MD: with_block(PROTOCOL_MD.read_text(encoding="utf-8"), protocol_md_block(protocol)),
     }
 
