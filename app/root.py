@@ -32,6 +32,7 @@ from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
 from federation.judge import Judge
+from federation.limits import Limits
 from federation.outbox import Outbox
 from federation.pages import Pages
 from federation.catchup import CatchUp
@@ -394,6 +395,7 @@ async def start_servers(
         **app_options,
     )
     # outermost: every connection's limits, its refusals in the same operator log as the app's
+    limits = limits or Limits()
     fed_app = defences.bounded(fed_app, {"limits": limits, "events": app_options.get("events"),
                                          "trusted_proxies": app_options.get("trusted_proxies", frozenset())})  # fmt: skip
     admin_app = create_admin_app(token=token, run_op=run_op, status=status, ui=ui)
@@ -406,7 +408,7 @@ async def start_servers(
             shutdown_trigger=shutdown_trigger,
             graceful_timeout=graceful_timeout,
             tls=tls,
-            limits=fed_app.limits,  # Hypercorn's header and read deadlines match the body limits
+            limits=limits,  # Hypercorn's header and read deadlines match the body limits
         )
     )
     admin = await nursery.start(

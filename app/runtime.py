@@ -313,7 +313,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         # The listeners are one node (one key, one replay memory: a capture replayed at another is
         # refused `replayed`), and a load balancer may send a request signed for one to any other.
         assert self.listener is not None
-        self.authorities.add(*await trio.to_thread.run_sync(_fleet_urls, self.listener.pg))
+        self.authorities.add(*await trio.to_thread.run_sync(self.listener.running_urls))
 
     async def _rescan_outbox(self) -> None:
         # Deliveries another listener queued, or a dead one left behind: send them from here too.
@@ -341,13 +341,6 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
             last_sync=self.last_sync,
             discovery=self.discovery.snapshot() if self.discovery is not None else [],
         )
-
-
-def _fleet_urls(pg: Any) -> list[str]:
-    """The URLs the running listeners of a fleet announced (psycopg errors propagate, as a beat's do)."""
-    with pg.connection() as conn:
-        rows = conn.execute("SELECT url FROM fleet_listeners WHERE stopped_at IS NULL AND url IS NOT NULL").fetchall()
-    return [row["url"] for row in rows]
 
 
 def settle_heap() -> None:

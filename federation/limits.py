@@ -91,11 +91,6 @@ class ForwardedClient:
         self.app = app
         self.trusted_proxies = frozenset(trusted_proxies)
 
-    @property
-    def limits(self) -> Limits | None:
-        """The request limits behind it, when it wraps ``RequestLimits`` (the server's deadlines match)."""
-        return getattr(self.app, "limits", None)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         if self.trusted_proxies and scope["type"] != "lifespan" and client and client[0] in self.trusted_proxies:

@@ -18,6 +18,7 @@ import trio
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
 from federation.discovery import MAX_CANDIDATES, Candidate
+from federation.server import host_addresses
 from federation.wire import PEER_ROLES
 from node.nodeid import is_node_id
 
@@ -34,14 +35,7 @@ def _zeroconf(interfaces: Sequence[str] | None) -> Zeroconf:
 
 def local_addresses() -> list[str]:
     """This host's IPv4 addresses but loopback (what a node bound to all interfaces announces)."""
-    import ifaddr
-
-    out = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
-                out.append(ip.ip)
-    return out
+    return [a for a in host_addresses() if ":" not in a and not a.startswith("127.")]
 
 
 def _txt(node_id: str, role: str, tls: bool) -> dict[str, str]:

@@ -115,6 +115,13 @@ def bound_from_url(url: str) -> Bound:
     return Bound(host=parts.hostname, port=parts.port, url=f"{parts.scheme}://{parts.netloc}")
 
 
+def host_addresses() -> list[str]:
+    """Every address of this host's interfaces, IPv4 and IPv6 (loopback included, no scope ids)."""
+    import ifaddr
+
+    return [ip.ip if isinstance(ip.ip, str) else ip.ip[0] for adapter in ifaddr.get_adapters() for ip in adapter.ips]
+
+
 def listener_urls(scheme: str, host: str, port: int, bound_host: str | None = None) -> list[str]:
     """The URLs a server bound to ``host:port`` can be reached at: ``host`` as configured (a name like
     ``localhost`` too) and the address it was bound at (``bound_host``); bound to all interfaces, every
@@ -124,8 +131,5 @@ def listener_urls(scheme: str, host: str, port: int, bound_host: str | None = No
     if host not in ALL_INTERFACES:
         hosts = [host, *([bound_host] if bound_host else [])]
     else:
-        import ifaddr  # zeroconf's dependency
-
-        addresses = [ip.ip if isinstance(ip.ip, str) else ip.ip[0] for a in ifaddr.get_adapters() for ip in a.ips]
-        hosts = [*addresses, "localhost", socket.gethostname()]
+        hosts = [*host_addresses(), "localhost", socket.gethostname()]
     return [f"{scheme}://[{h}]:{port}" if ":" in h else f"{scheme}://{h}:{port}" for h in dict.fromkeys(hosts)]

@@ -51,6 +51,12 @@ class Listener:
             # (fleet_listeners.ingested stays 0: per-listener ingest counts are not kept yet)
             conn.execute("UPDATE fleet_listeners SET beat_at = %s WHERE id = %s", (now, self.id))
 
+    def running_urls(self) -> list[str]:
+        """The URLs the fleet's running listeners announced (this one's too)."""
+        with self.pg.connection() as conn:
+            rows = conn.execute("SELECT url FROM fleet_listeners WHERE stopped_at IS NULL AND url IS NOT NULL").fetchall()
+        return [row["url"] for row in rows]
+
     def stopped(self, now: int) -> None:
         with self.pg.connection() as conn:
             conn.execute("UPDATE fleet_listeners SET stopped_at = %s, beat_at = %s WHERE id = %s", (now, now, self.id))
