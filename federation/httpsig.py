@@ -101,10 +101,6 @@ class OwnAuthorities:
     def add(self, *urls: str) -> None:
         self._names |= {authority_of(url) for url in urls}
 
-    @property
-    def names(self) -> frozenset[str]:
-        return self._names
-
     def __contains__(self, authority: object) -> bool:
         return authority in self._names
 

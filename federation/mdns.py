@@ -18,12 +18,11 @@ import trio
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
 from federation.discovery import MAX_CANDIDATES, Candidate
-from federation.server import host_addresses
+from federation.server import ALL_INTERFACES, host_addresses
 from federation.wire import PEER_ROLES
 from node.nodeid import is_node_id
 
 SERVICE = "_vrm._tcp.local."
-ALL_INTERFACES = ("0.0.0.0", "", "::")
 LOGGER = logging.getLogger("vrm.discovery")
 
 

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 from federation.limits import Limits, hypercorn_settings
 from node.errors import ValidationError
 
-ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})
+ALL_INTERFACES = frozenset({"0.0.0.0", "::", ""})  # hosts that bind every interface
 
 # Hypercorn logs "Running on …" and connection errors here; it propagates to the root logger, so the
 # caller (the CLI) decides whether anyone sees it.
