@@ -40,7 +40,7 @@ test-rust:
 # trio, httpx).
 LOWEST       := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.vrm-installed
-SMOKE := tests/test_cli.py tests/test_cli_vault.py tests/test_cli_process.py tests/test_store.py tests/test_httpsig.py \
+SMOKE := tests/test_cli.py tests/test_egress.py tests/test_cli_vault.py tests/test_cli_process.py tests/test_store.py tests/test_httpsig.py \
 	tests/test_httpsig_reasons.py tests/test_app.py tests/test_codec.py tests/test_codec_refusals.py \
 	tests/test_home_keystore.py tests/test_federation.py
 

@@ -31,6 +31,7 @@ from federation.app import federation_app
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
+from federation.egress import GuardedTransport, serves_privately
 from federation.judge import Judge
 from federation.limits import Limits
 from federation.outbox import Outbox
@@ -48,6 +49,7 @@ from federation.tree import LIVE_TIMERS, TreeRelay
 from federation.server import TLSFiles, serve
 from node.backends import NATIVE, Backend, VerifierLike
 from node.blocks import Blocks
+from node.config import load as load_config
 from node.errors import ConflictError, ValidationError
 from node.gossiplog import GossipLog
 from node.grants import Grants
@@ -256,6 +258,13 @@ async def open_store(home: HomeInfo, *, clock: Clock, url: str | None = None) ->
     return AsyncStore(store, trio.CapacityLimiter(1))  # type: ignore[arg-type]
 
 
+def allows_private_peers(home: HomeInfo) -> bool:
+    """Whether the home's peers may be on private addresses, as its daemon judges it (node.toml's
+    ``federation.allow_private_peers``, or a ``server.host`` that is not global)."""
+    settings = load_config(home.path)
+    return bool(settings.get("federation.allow_private_peers")) or serves_privately(settings.get("server.host"))
+
+
 @contextlib.asynccontextmanager
 async def direct_services(
     home: HomeInfo,
@@ -287,8 +296,10 @@ async def direct_services(
             if SUBSCRIPTIONS in names and isinstance(index, LiveIndex):
                 index.invalidate()
 
-        async with PeerClient(identity) as http:
-            yield services_of(astore, core, home, identity, http, changed=changed)
+        # The peers this command may dial are judged as the node's daemon judges them (federation.egress).
+        guarded = GuardedTransport(allow_private=allows_private_peers(home))
+        async with httpx.AsyncClient(transport=guarded) as client:
+            yield services_of(astore, core, home, identity, PeerClient(identity, client), changed=changed)
     finally:
         await astore.aclose()
 

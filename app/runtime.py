@@ -57,7 +57,8 @@ from federation.events import DaemonEvents
 from federation.httpsig import OwnAuthorities
 from federation.outbox import Outbox
 from federation.peerexchange import Discovery
-from federation.peerverify import ClaimVerifier, serves_privately
+from federation.egress import GuardedTransport, serves_privately
+from federation.peerverify import ClaimVerifier
 from federation.plumtree import Timers
 from federation.server import TLSFiles
 from federation.tree import LIVE_TIMERS
@@ -169,6 +170,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         # ui: the page's logins and sessions, and the signal its live stream waits on
         # defences: announced peers' URLs are verified before use; private ones only when allowed
         self.allow_private_peers = allow_private_peers
+        self.allow_private = allow_private_peers or serves_privately(host)  # what its peers' addresses may be
         self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._claims: ClaimVerifier | None = None
         self.exchange_interval, self.max_peers = exchange_interval, max_peers
@@ -193,8 +195,10 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
             self._join_fleet(astore)
         wrote_admin = False
         try:
-            # One connection pool for pushes, pulls and hellos; every request signed as this node.
-            async with httpx.AsyncClient(auth=SignatureAuth(self.identity)) as client:
+            # One connection pool for pushes, pulls and hellos; every request signed as this node, every
+            # connection to an address the node may reach (federation.egress: names are judged anew).
+            guarded = GuardedTransport(allow_private=self.allow_private)
+            async with httpx.AsyncClient(auth=SignatureAuth(self.identity), transport=guarded) as client:
                 await self._build(astore, client)
                 async with trio.open_nursery() as servers:
                     await self._start_servers(servers)
@@ -269,7 +273,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
             client,
             SignatureAuth(self.identity),
             clock=self.clock,
-            allow_private=self.allow_private_peers or serves_privately(self.host),
+            allow_private=self.allow_private,
             on_verified=self._refresh_peers,  # deliveries go to a URL once it is verified
         )
 

@@ -74,8 +74,8 @@ def serve(
         bool,
         typer.Option(
             "--allow-private-peers",
-            help="Accept announced peer URLs on private, loopback or link-local addresses "
-            "[federation.allow_private_peers: false].",
+            help="Reach peers on private, loopback or link-local addresses: announced URLs, and names that "
+            "resolve there (judged on every connection) [federation.allow_private_peers: false].",
         ),
     ] = False,
     mdns: Annotated[

@@ -31,7 +31,8 @@ from starlette.responses import Response
 from federation import wire
 from federation.auth import SignatureAuth
 from federation.discovery import MAX_CANDIDATES, MAX_EXCHANGE, Candidate, CandidatePool, decode_exchange, encode_exchange
-from federation.peerverify import TIMEOUT, Resolver, probe, resolve, url_allowed
+from federation.egress import Resolver, resolve, url_allowed
+from federation.peerverify import TIMEOUT, probe
 from federation.scoring import PeerScoring
 from node.errors import WireError
 from node.nodeid import decode_node_id

@@ -3,10 +3,11 @@
 A ``POST /v1/hello`` only *claims* a URL, whoever signs it: an added peer too, since discovery adds
 strangers (node/peers.py). ``ClaimVerifier`` checks each claim once before the node ever uses it:
 
-1. the URL must be allowed (``url_allowed``): http or https, and its host — the literal address, or
-   every address its name resolves to — a global unicast address. Private, loopback, link-local,
-   multicast, reserved and unspecified addresses are refused unless the operator allowed them or the
-   node itself serves on such an address (a LAN or loopback federation: ``serves_privately``);
+1. the URL must be allowed (``federation.egress.url_allowed``): http or https, and its host — the
+   literal address, or every address its name resolves to — a global unicast address. Private,
+   loopback, link-local, multicast, reserved and unspecified addresses are refused unless the operator
+   allowed them or the node itself serves on such an address (a LAN or loopback federation:
+   ``serves_privately``). Every connection the node makes is judged again (a name may rebind);
 2. a signed ``GET /v1/node`` there (no redirects, a short timeout, at most ``MAX_ANSWER`` bytes read)
    must answer with the announcer's own node id. A 401 ``stale`` is signed anew and sent again
    (``federation.delivery.send_resigned``, as for every request to a peer): a node that has just
@@ -28,9 +29,7 @@ slots (federation/limits.py) of other peers' hellos.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +39,7 @@ import trio
 from federation import wire
 from federation.auth import SignatureAuth
 from federation.delivery import send_resigned
+from federation.egress import Resolver, resolve, url_allowed
 from federation.scoring import PeerScoring
 from node.errors import DeliveryError, VrmError
 from node.peers import Peer, Peers
@@ -50,64 +50,6 @@ MAX_ANSWER = 64 * 1024  # a node info answer is a few hundred bytes
 CONCURRENCY = 16  # verification requests for announced peers in flight at once
 TIMEOUT = 5.0  # seconds per verification request
 HELLO_WAIT = 3.0  # seconds a hello waits for its own claim; then it is answered, the claim checked on
-
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-def _address_allowed(text: str, allow_private: bool) -> bool:
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.is_site_local:  # fec0::/10, deprecated but still a LAN's (ipaddress calls it global)
-            return allow_private
-        # An IPv4 address inside (mapped, or 6to4's 2002::/16, which ipaddress calls global): judge it.
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None:
-            address = embedded
-    if address.is_multicast or address.is_unspecified or address.is_reserved:
-        return False
-    if address.is_global:
-        return True
-    return allow_private
-
-
-async def resolve(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (the system resolver, in a thread)."""
-    infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
-
-
-async def url_allowed(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> bool:
-    """Whether the node may send requests to ``url`` (see the module docstring)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    host = parts.hostname
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:  # a name: every address it resolves to must be allowed
-        try:
-            with trio.fail_after(TIMEOUT):
-                addresses = await resolver(host, parts.port or (443 if parts.scheme == "https" else 80))
-        except (OSError, trio.TooSlowError):
-            return False
-        return bool(addresses) and all(_address_allowed(a, allow_private) for a in addresses)
-    return _address_allowed(host, allow_private)
-
-
-def serves_privately(host: str) -> bool:
-    """Whether a node bound to ``host`` serves on a non-global address (then its peers may too). All
-    interfaces (``0.0.0.0``, ``::``) is not: a public node must not be steered to its own LAN."""
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_unspecified and not address.is_global
-
 
 @dataclass
 class Verification:

@@ -94,7 +94,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "federation.bootstrap_peers": Setting(list, [], "peer URLs added (once) when the node starts", _url),
     "federation.allow_private_peers": Setting(
-        bool, False, "accept announced peer URLs on private, loopback or link-local addresses"
+        bool, False, "reach peers on private, loopback or link-local addresses (announced URLs, names resolving there)"
     ),
     "federation.exchange_interval": Setting(
         float, 300.0, "seconds between asking peers for their peers (peer exchange; 0: never)", _nonnegative

@@ -321,6 +321,16 @@ def test_peers_add_without_a_daemon_reaches_a_running_node(alice, acme, daemons)
     assert "removed peer" in alice("peers", "remove", vendor.node_id).stdout
     assert alice.json("peers", "list") == []
 
+    # A node serving on every interface faces the internet: a name resolving to loopback is not dialled
+    # (it could have been public a moment ago), unless private peers are allowed; a literal address is
+    # the operator's own choice.
+    alice("config", "set", "server.host", "0.0.0.0")
+    by_name = vendor.url.replace("127.0.0.1", "localhost")
+    refused = alice("peers", "add", by_name, code=4)
+    assert "refused to connect to localhost" in refused.stderr and "allow_private_peers" in refused.stderr
+    assert alice.json("peers", "list") == []
+    assert alice.json("peers", "add", vendor.url)["node_id"] == vendor.node_id
+
 
 # -- the README's federation walkthrough -------------------------------------------------------------
 

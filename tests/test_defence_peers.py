@@ -18,7 +18,8 @@ from starlette.responses import Response
 from federation import wire
 from federation.peerclient import PeerClient
 from federation.auth import SignatureAuth
-from federation.peerverify import ClaimVerifier, serves_privately, url_allowed
+from federation.egress import serves_privately, url_allowed
+from federation.peerverify import ClaimVerifier
 from federation.server import serve
 from node.errors import DeliveryError
 from node.identity import Identity
