@@ -12,7 +12,8 @@ A name is only as good as its next answer, though: the owner of ``peer.example``
 to a public address while the claim is checked and to ``127.0.0.1`` or ``169.254.169.254`` for every
 push after (DNS rebinding). So the node's HTTP client connects through ``GuardedBackend``: each new
 connection to a name resolves it once, refuses it (``httpx.ConnectError``, a failed attempt the
-deliverer retries) unless every address is allowed, and connects to one of the addresses it judged.
+deliverer retries) unless every address is allowed, and connects to one of the addresses it judged
+(the next one tried when an attempt fails or is slow, as trio's own ``open_tcp_stream`` does).
 TLS is still checked against the name (httpcore's SNI comes from the URL, not the socket). A literal
 address cannot change: it was judged when its URL was accepted, with that URL's source in mind
 (mDNS neighbours are literal private addresses), so here it is only refused when it is never allowed.
@@ -30,7 +31,8 @@ import httpx
 import trio
 
 TIMEOUT = 5.0  # seconds to resolve a name when no connect timeout is given
-MAX_ATTEMPTS = 3  # addresses of one name tried in turn before a connection fails
+MAX_ATTEMPTS = 3  # addresses of one name tried before a connection fails
+STAGGER = 0.25  # seconds before the next address is tried while one attempt is pending (RFC 8305)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -113,16 +115,36 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = await self._judged(host, port, timeout)
-        error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses[:MAX_ATTEMPTS]:
+
+        async def attempt(address: str, failed: trio.Event) -> None:
+            nonlocal connected
             try:
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
+                errors.append(exc)
+                failed.set()
+                return
+            if connected is None:
+                connected = stream
+                attempts.cancel_scope.cancel()
+            else:  # two attempts connected in the same scheduling round
+                await stream.aclose()
+
+        # As trio's own open_tcp_stream does (happy eyeballs): the next address is tried once the
+        # previous attempt failed or STAGGER seconds passed, the first to connect wins.
+        connected: httpcore.AsyncNetworkStream | None = None
+        errors: list[httpcore.ConnectError | httpcore.ConnectTimeout] = []
+        async with trio.open_nursery() as attempts:
+            for address in addresses[:MAX_ATTEMPTS]:
+                failed = trio.Event()
+                attempts.start_soon(attempt, address, failed)
+                with trio.move_on_after(STAGGER):
+                    await failed.wait()
+        if connected is None:
+            raise errors[-1]
+        return connected
 
     async def _judged(self, host: str, port: int, timeout: float | None) -> list[str]:
         if is_literal(host):

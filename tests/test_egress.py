@@ -92,3 +92,16 @@ async def test_literal_addresses_were_judged_when_accepted_and_never_allowed_one
             with pytest.raises(httpx.ConnectError, match="never a peer's address"):
                 await get(guarded, url)
     assert calls == [] and len(connections) == 1
+
+
+async def test_the_next_address_is_tried_when_one_refuses(server):
+    port, connections = server
+    # 127.0.0.2 is loopback too, but nothing listens there: refused, and the name's next address answers
+    guarded = GuardedTransport(allow_private=True, resolver=resolving_to("127.0.0.2", "127.0.0.1"))
+    with trio.fail_after(TIMEOUT):
+        response = await get(guarded, f"http://peer.example:{port}/v1/node")
+    assert response.status_code == 200 and len(connections) == 1
+    only_refusing = GuardedTransport(allow_private=True, resolver=resolving_to("127.0.0.2", "127.0.0.3"))
+    with trio.fail_after(TIMEOUT), pytest.raises(httpx.ConnectError):
+        await get(only_refusing, f"http://peer.example:{port}/v1/node")
+    assert len(connections) == 1
