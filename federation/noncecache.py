@@ -23,13 +23,21 @@ entry expires its floor is past the window too, and an evicted last entry raised
 Only authenticated requests reach the cache, so an anonymous flood cannot fill it; a flood from as
 many keys as there are entries still raises the global floor, as a single key's flood used to.
 
-Restarts (graceful or kill -9) empty the cache, so a floor is also **persisted** (``ReplayFloor``,
-a small file in the node's home): before a request with ``created`` above the persisted value is
-admitted, ``created + margin`` is written and fsynced. A restarted cache starts with that value as its
-global floor, so every request admitted before the restart (``created`` at most the persisted value) is
-refused after it, whatever the clocks did meanwhile. The cost is one small synced write every
-``margin`` seconds of traffic, and that honest requests signed in the last ``margin`` seconds before a
-restart are refused once after it (the signer retries with a fresh ``created``).
+Restarts (graceful or kill -9) empty the cache, so floors are also **persisted** (``ReplayFloor``,
+a small file in the node's home), written and fsynced before the request that needs them is
+admitted. The global one covers what was signed up to the node's own clock: before a request with
+``min(created, now)`` above it is admitted, ``min(created, now) + margin`` is written. A request signed
+*ahead* of the clock (up to MAX_SKEW, 60 s) is covered by a floor of its own signer's instead,
+``created + AHEAD_MARGIN``, so that one signer's fast clock, or a stranger signing a minute ahead on
+purpose, holds only that signer off after a restart, not every peer for a minute. At most
+``AHEAD_CAPACITY`` such floors are kept (each until it is past the window); beyond that the global
+floor is raised to ``created + margin`` as if the request were the clock's. A restarted cache starts
+with those floors, so every request admitted before the restart (``created`` at most its signer's
+persisted floor or the global one) is refused after it, whatever the clocks did meanwhile. The cost
+is one small synced write every ``margin`` seconds of traffic (plus one per ``AHEAD_MARGIN`` seconds
+per signer ahead, at most ``AHEAD_CAPACITY`` in a window), and that honest requests signed in the last
+``margin`` seconds before a restart are refused once after it (the signer retries with a fresh
+``created``).
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ UNKNOWN_FLOOR_AHEAD = 60  # seconds: federation.httpsig.MAX_SKEW, how far ahead 
 # About 12 MB when full (15 with evicted entries awaiting a compaction); over 100 signed requests/s
 # sustained for the window.
 DEFAULT_CAPACITY = 32_768
+AHEAD_MARGIN = 10  # seconds a signer's own persisted floor reaches past its request: one write per 10 s
+AHEAD_CAPACITY = 16  # signers ahead of the clock with a floor of their own (each one synced write)
 
 
 class Admission(enum.Enum):
@@ -58,23 +68,35 @@ class Admission(enum.Enum):
 
 
 class ReplayFloor:
-    """The persisted floor: one decimal integer (Unix seconds) in ``path``, written with fsync."""
+    """The persisted floors in ``path``: the global one (Unix seconds) on the first line, then one line
+    ``<b|s> <hex> <floor>`` per signer ahead of the clock (its key as bytes or text), written with fsync.
+    A file of one number (the format before signers' own floors) is the global floor alone."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def load(self) -> int | None:
+    def load(self) -> tuple[int | None, dict[Hashable, int]]:
+        """(the global floor or None, the signers' own floors)."""
         try:
-            text = self.path.read_text(encoding="ascii").strip()
+            text = self.path.read_text(encoding="ascii")
         except FileNotFoundError:
-            return None
+            return None, {}
         except (OSError, UnicodeDecodeError) as exc:
             LOGGER.warning("replay floor %s unreadable (%s)", self.path, exc)
-            return self._unknown()
-        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            return self._unknown(), {}
+        lines = text.split("\n")
+        first = lines[0].strip()
+        if not _is_time(first):
             LOGGER.warning("replay floor %s is not a number", self.path)
-            return self._unknown()
-        return int(text)
+            return self._unknown(), {}
+        own: dict[Hashable, int] = {}
+        for line in filter(None, (line.strip() for line in lines[1:])):
+            parsed = _parse_own(line)
+            if parsed is None:  # a floor that cannot be read might have been anyone's: hold everyone
+                LOGGER.warning("replay floor %s has an unreadable line", self.path)
+                return self._unknown(), {}
+            own[parsed[0]] = parsed[1]
+        return int(first), own
 
     @staticmethod
     def _unknown() -> int:
@@ -82,12 +104,13 @@ class ReplayFloor:
         # which refuses honest requests too for that long, rather than guess.
         return int(time.time()) + UNKNOWN_FLOOR_AHEAD
 
-    def store(self, value: int) -> None:
-        """Write ``value`` durably (the rename is atomic; the fsyncs make it survive power loss)."""
+    def store(self, value: int, own: dict[Hashable, int] | None = None) -> None:
+        """Write the floors durably (the rename is atomic; the fsyncs make it survive power loss)."""
+        lines = [str(value)] + [_format_own(signer, floor) for signer, floor in (own or {}).items()]
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, str(value).encode("ascii"))
+            os.write(fd, "\n".join(lines).encode("ascii"))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -97,6 +120,28 @@ class ReplayFloor:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _is_time(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
+def _format_own(signer: Hashable, floor: int) -> str:
+    if isinstance(signer, (bytes, bytearray)):
+        return f"b {bytes(signer).hex()} {floor}"
+    return f"s {str(signer).encode().hex()} {floor}"
+
+
+def _parse_own(line: str) -> tuple[Hashable, int] | None:
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[0] not in ("b", "s") or not _is_time(parts[2]):
+        return None
+    try:
+        raw = bytes.fromhex(parts[1])
+        signer: Hashable = raw if parts[0] == "b" else raw.decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return signer, int(parts[2])
 
 
 _Entry = tuple[int, int, Hashable]  # (created, insertion order, key)
@@ -116,7 +161,7 @@ class NonceCache:
 
     __slots__ = (
         "window", "capacity", "_heap", "_live", "_by_signer", "_signers_holding", "_most", "_floors",
-        "_floor", "_seq", "_persist", "_persisted", "_margin",
+        "_floor", "_seq", "_persist", "_persisted", "_margin", "_ahead", "_restored",
     )
 
     def __init__(
@@ -145,8 +190,11 @@ class NonceCache:
         self._persist = persist
         self._margin = margin
         self._persisted: int | None = None
+        self._ahead: dict[Hashable, int] = {}  # the signers' own floors as persisted
+        self._restored: dict[Hashable, int] = {}  # those a previous run persisted: held to here
         if persist is not None:
-            self._floor = self._persisted = persist.load()
+            self._floor, self._ahead = persist.load()
+            self._persisted, self._restored = self._floor, dict(self._ahead)
 
     @property
     def floor(self) -> int | None:
@@ -157,6 +205,10 @@ class NonceCache:
     def floor_of(self, signer: Hashable) -> int | None:
         """The floor ``signer``'s requests are held to: the global one or its own, whichever is newer."""
         own = self._floors.get(signer)
+        if self._restored:
+            restored = self._restored.get(signer)
+            if restored is not None and (own is None or restored > own):
+                own = restored
         if own is None or (self._floor is not None and self._floor >= own):
             return self._floor
         return own
@@ -180,13 +232,8 @@ class NonceCache:
             # must not forget a newer request to make room for an older one.
             if (victim == signer or self._most == 1) and created <= self._by_signer[victim][0][0]:
                 return Admission.FORGOTTEN
-        if self._persist is not None and (self._persisted is None or created > self._persisted):
-            try:
-                self._persist.store(created + self._margin)
-            except OSError as exc:  # cannot promise to remember it across a restart: do not admit it
-                LOGGER.error("cannot persist the replay floor: %s", exc)
-                return Admission.FORGOTTEN
-            self._persisted = created + self._margin
+        if self._persist is not None and not self._persisted_for(signer, created, now):
+            return Admission.FORGOTTEN  # cannot promise to remember it across a restart: not admitted
         self._seq += 1
         entry = (created, self._seq, key)
         heapq.heappush(self._heap, entry)
@@ -199,6 +246,30 @@ class NonceCache:
         if len(self._heap) > self.capacity + self.capacity // 4:
             self._compact()
         return Admission.NEW
+
+    def _persisted_for(self, signer: Hashable, created: int, now: int) -> bool:
+        """Make the persisted floors cover ``created`` (see the module docstring); False when they
+        could not be written."""
+        value, ahead = self._persisted, self._ahead
+        clock = min(created, now)
+        if value is None or clock > value:
+            value = clock + self._margin
+        if created > now and created > max(value, ahead.get(signer, created - 1)):
+            ahead = {k: f for k, f in ahead.items() if f + self.window >= now}  # the rest cannot pass
+            if signer in ahead or len(ahead) < AHEAD_CAPACITY:
+                ahead[signer] = created + AHEAD_MARGIN
+            else:  # too many signers ahead: everyone is held to this one, as one clock
+                value = created + self._margin
+        if value == self._persisted and ahead is self._ahead:
+            return True
+        assert self._persist is not None
+        try:
+            self._persist.store(value, ahead)
+        except OSError as exc:
+            LOGGER.error("cannot persist the replay floor: %s", exc)
+            return False
+        self._persisted, self._ahead = value, ahead
+        return True
 
     def _victim_for(self, signer: Hashable) -> Hashable:
         """Whose entry makes room, the memory being full: the signer holding the most entries (the

@@ -9,10 +9,12 @@ import shutil
 import httpx
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation import wire
 from federation.auth import SignatureAuth
-from federation.noncecache import Admission, NonceCache, ReplayFloor
+from federation.noncecache import AHEAD_CAPACITY, AHEAD_MARGIN, Admission, NonceCache, ReplayFloor
 from node.grants import Grants
 from node.home import load_home
 from tests.fednet import FedNet, Node
@@ -80,9 +82,9 @@ def test_the_floor_is_written_before_a_request_is_admitted(tmp_path):
     floor = ReplayFloor(tmp_path / "replay.floor")
     cache = NonceCache(persist=floor, margin=1)
     assert cache.admit(("k", "n1"), 1_000, 1_000) is Admission.NEW
-    assert floor.load() == 1_001  # on disk (fsynced) before the answer
+    assert floor.load() == (1_001, {})  # on disk (fsynced) before the answer
     assert cache.admit(("k", "n2"), 1_001, 1_001) is Admission.NEW
-    assert floor.load() == 1_001  # within the margin: no write
+    assert floor.load() == (1_001, {})  # within the margin: no write
     restarted = NonceCache(persist=floor)
     assert restarted.admit(("k", "n1"), 1_000, 1_002) is Admission.FORGOTTEN
     assert restarted.admit(("k", "n2"), 1_001, 1_002) is Admission.FORGOTTEN
@@ -99,9 +101,82 @@ def test_after_a_flood_and_a_restart_no_signers_request_is_admitted_again(tmp_pa
     assert cache.admit(("mallory", "m4"), 1_061, 1_000) is Admission.NEW  # evicts one of her own
     assert cache.admit(("alice", "a1"), 1_000, 1_000) is Admission.NEW  # makes room from mallory's
     assert cache.floor is None and cache.floor_of("mallory") == 1_060
-    assert floor.load() == 1_061  # 1_060 + margin, which also covers 1_061
+    # the clock's second + margin for everyone; mallory, a minute ahead, gets a floor of her own
+    assert floor.load() == (1_001, {"mallory": 1_060 + AHEAD_MARGIN})
     restarted = NonceCache(capacity=4, persist=floor)
-    assert restarted.floor_of("alice") == restarted.floor_of("mallory") == 1_061
+    assert restarted.floor_of("alice") == 1_001 and restarted.floor_of("mallory") == 1_060 + AHEAD_MARGIN
     for key, created in ((("alice", "a1"), 1_000), (("mallory", "m0"), 1_060), (("mallory", "m4"), 1_061)):
         assert restarted.admit(key, created, 1_001) is Admission.FORGOTTEN
-    assert restarted.admit(("alice", "a2"), 1_062, 1_002) is Admission.NEW
+    # mallory's minute ahead holds off only her: alice's next request passes at once
+    assert restarted.admit(("alice", "a2"), 1_002, 1_002) is Admission.NEW
+    assert restarted.admit(("mallory", "m5"), 1_060 + AHEAD_MARGIN, 1_002) is Admission.FORGOTTEN
+    assert restarted.admit(("mallory", "m6"), 1_061 + AHEAD_MARGIN, 1_002) is Admission.NEW
+
+
+class CountingFloor(ReplayFloor):
+    writes = 0
+
+    def store(self, value, own=None):
+        self.writes += 1
+        super().store(value, own)
+
+
+def test_signers_ahead_of_the_clock_have_few_floors_of_their_own_then_hold_everyone(tmp_path):
+    floor = CountingFloor(tmp_path / "replay.floor")
+    cache = NonceCache(persist=floor, margin=1)
+    ahead = [f"fast{i}".encode() for i in range(AHEAD_CAPACITY)]
+    for i, signer in enumerate(ahead):
+        assert cache.admit((signer, "n"), 1_030, 1_000) is Admission.NEW
+    assert floor.writes == AHEAD_CAPACITY  # one each (the first also wrote the clock's second)
+    for second in range(1, 5):  # within AHEAD_MARGIN they cost nothing more than the clock's floor
+        for signer in ahead:
+            assert cache.admit((signer, f"n{second}"), 1_030 + second, 1_000 + second) is Admission.NEW
+    assert floor.writes == AHEAD_CAPACITY + 2  # the clock's floor, written past its margin: at 1_002, 1_004
+    # one more signer ahead: no room for its own floor, so everyone is held to it after a restart
+    assert cache.admit((b"one-too-many", "n"), 1_050, 1_005) is Admission.NEW
+    assert floor.writes == AHEAD_CAPACITY + 3
+    restarted = NonceCache(persist=floor)
+    assert restarted.floor_of(b"someone") == 1_051
+    assert floor.load()[1] == {s: 1_030 + AHEAD_MARGIN for s in ahead}  # kept, though 1_051 covers them now
+    assert restarted.admit((b"one-too-many", "n"), 1_050, 1_006) is Admission.FORGOTTEN
+    # past the window a signer's floor cannot matter: its room is taken by the next signer ahead
+    late = 1_030 + AHEAD_MARGIN + restarted.window + 1
+    assert restarted.admit((b"newcomer", "n"), late + 30, late) is Admission.NEW
+    assert floor.load() == (late + 1, {b"newcomer": late + 30 + AHEAD_MARGIN})
+
+
+def test_the_floor_file_of_an_older_version_or_a_damaged_one(tmp_path):
+    path = tmp_path / "replay.floor"
+    path.write_text("1001")  # one number: the global floor, as versions before signers' own floors wrote it
+    assert ReplayFloor(path).load() == (1_001, {})
+    path.write_text("1001\nb 00ff 1070\ns 616c696365 1065\n")
+    assert ReplayFloor(path).load() == (1_001, {b"\x00\xff": 1_070, "alice": 1_065})
+    path.write_text("1001\nb zz 1070\n")  # a floor that cannot be read might have been anyone's
+    value, own = ReplayFloor(path).load()
+    assert value > 1_070 and own == {}
+
+
+_STEP = st.tuples(
+    st.integers(0, 3),  # seconds the clock moves on
+    st.sampled_from([b"a", b"b", b"c", "d", "e"] + [bytes([i]) for i in range(AHEAD_CAPACITY + 2)]),
+    st.integers(-30, 60),  # created, relative to the clock (up to MAX_SKEW ahead)
+    st.booleans(),  # the node restarts before this request
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(_STEP, max_size=80))
+def test_no_request_is_admitted_twice_across_any_restarts(tmp_path_factory, steps):
+    """Whatever the signers' clocks and however often the node restarts, each admitted request is
+    refused when it comes again (a replay of every one so far is tried after each step)."""
+    path = tmp_path_factory.mktemp("floor") / "replay.floor"
+    cache = NonceCache(capacity=8, persist=ReplayFloor(path), margin=1)
+    now, admitted = 1_000, []
+    for n, (tick, signer, ahead, restart) in enumerate(steps):
+        now += tick
+        if restart:
+            cache = NonceCache(capacity=8, persist=ReplayFloor(path), margin=1)
+        if cache.admit((signer, n), now + ahead, now) is Admission.NEW:
+            admitted.append(((signer, n), now + ahead))
+        for key, created in admitted:
+            assert cache.admit(key, created, now) is not Admission.NEW, (key, created, now)
