@@ -17,6 +17,8 @@ deliverer retries) unless every address is allowed, and connects to one of the a
 TLS is still checked against the name (httpcore's SNI comes from the URL, not the socket). A literal
 address cannot change: it was judged when its URL was accepted, with that URL's source in mind
 (mDNS neighbours are literal private addresses), so here it is only refused when it is never allowed.
+Proxies named in the environment (``HTTP_PROXY`` …) are not used for peers: httpx applies them only
+to a client without a transport of its own, and a proxy would dial names the node never judged.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import httpx
 import trio
 
 TIMEOUT = 5.0  # seconds to resolve a name when no connect timeout is given
-MAX_ATTEMPTS = 3  # addresses of one name tried before a connection fails
+MAX_ATTEMPTS = 4  # addresses of one name tried (the families interleaved) before a connection fails
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: an IPv4 address in the low 32 bits
 STAGGER = 0.25  # seconds before the next address is tried while one attempt is pending (RFC 8305)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -46,8 +49,13 @@ def address_allowed(text: str, allow_private: bool) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
         if address.is_site_local:  # fec0::/10, deprecated but still a LAN's (ipaddress calls it global)
             return allow_private
-        # An IPv4 address inside (mapped, or 6to4's 2002::/16, which ipaddress calls global): judge it.
+        if address.is_loopback:  # ::1 sits in ::/8, which ipaddress calls reserved
+            return allow_private
+        # An IPv4 address inside (mapped, 6to4's 2002::/16 which ipaddress calls global, or a DNS64
+        # network's NAT64 prefix, inside ::/8 as well): judge that one.
         embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             address = embedded
     if address.is_multicast or address.is_unspecified or address.is_reserved:
@@ -68,7 +76,20 @@ def is_literal(host: str) -> bool:
 async def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (the system resolver, in a thread)."""
     infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    # an IPv6 link-local address is only reachable through its interface: keep the scope id
+    return [f"{i[4][0]}%{i[4][3]}" if len(i[4]) == 4 and i[4][3] else i[4][0] for i in infos]
+
+
+def interleaved(addresses: list[str]) -> list[str]:
+    """``addresses`` without repeats, IPv6 and IPv4 alternating from the resolver's first (RFC 8305),
+    so a family that does not work here costs one attempt, not all of them."""
+    unique = list(dict.fromkeys(addresses))
+    first = [a for a in unique if (":" in a) == (":" in unique[0])] if unique else []
+    other = [a for a in unique if a not in first]
+    out = []
+    for i in range(max(len(first), len(other))):
+        out.extend(x[i] for x in (first, other) if i < len(x))
+    return out
 
 
 async def url_allowed(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> bool:
@@ -126,6 +147,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 errors.append(exc)
                 failed.set()
                 return
+            except Exception as exc:  # anything else from a socket is an address that did not work
+                errors.append(httpcore.ConnectError(f"connecting to {address}: {exc!r}"))
+                failed.set()
+                return
             if connected is None:
                 connected = stream
                 attempts.cancel_scope.cancel()
@@ -136,12 +161,18 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         # previous attempt failed or STAGGER seconds passed, the first to connect wins.
         connected: httpcore.AsyncNetworkStream | None = None
         errors: list[httpcore.ConnectError | httpcore.ConnectTimeout] = []
-        async with trio.open_nursery() as attempts:
-            for address in addresses[:MAX_ATTEMPTS]:
-                failed = trio.Event()
-                attempts.start_soon(attempt, address, failed)
-                with trio.move_on_after(STAGGER):
-                    await failed.wait()
+        try:
+            async with trio.open_nursery() as attempts:
+                for address in addresses[:MAX_ATTEMPTS]:
+                    failed = trio.Event()
+                    attempts.start_soon(attempt, address, failed)
+                    with trio.move_on_after(STAGGER):
+                        await failed.wait()
+        except BaseException:  # the caller's deadline, say: a stream that connected meanwhile is closed
+            if connected is not None:
+                with trio.CancelScope(shield=True):
+                    await connected.aclose()
+            raise
         if connected is None:
             raise errors[-1]
         return connected
@@ -164,7 +195,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if refused:
             hint = "" if self.allow_private else " (private addresses: federation.allow_private_peers)"
             raise httpcore.ConnectError(f"refused to connect to {host}: it resolves to {', '.join(refused)}{hint}")
-        return list(dict.fromkeys(found))  # getaddrinfo repeats an address once per protocol
+        return interleaved(found)
 
     async def connect_unix_socket(
         self,

@@ -131,6 +131,9 @@ async def test_only_global_addresses_unless_allowed():
     assert not await url_allowed("http://224.0.0.1", allow_private=True)  # multicast: never
     assert await url_allowed("https://8.8.8.8", allow_private=False)
     assert await url_allowed("https://[2002:808:808::1]", allow_private=False)  # 6to4 of a global address
+    assert await url_allowed("http://[::1]:8", allow_private=True)  # loopback, though inside ::/8
+    assert await url_allowed("http://[64:ff9b::808:808]", allow_private=False)  # DNS64's NAT64 of 8.8.8.8
+    assert not await url_allowed("http://[64:ff9b::a9fe:a9fe]", allow_private=False)  # … of 169.254.169.254
     assert not await url_allowed("ftp://8.8.8.8", allow_private=True)
     assert not await url_allowed("http://intranet.example", allow_private=False, resolver=await resolver_to("10.0.0.7"))
     assert await url_allowed("http://public.example", allow_private=False, resolver=await resolver_to("93.184.216.34"))

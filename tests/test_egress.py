@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from federation.egress import GuardedTransport
+from federation.egress import GuardedTransport, interleaved
 
 TIMEOUT = 10
 
@@ -105,3 +105,10 @@ async def test_the_next_address_is_tried_when_one_refuses(server):
     with trio.fail_after(TIMEOUT), pytest.raises(httpx.ConnectError):
         await get(only_refusing, f"http://peer.example:{port}/v1/node")
     assert len(connections) == 1
+
+
+def test_a_names_addresses_are_tried_with_the_families_alternating():
+    six, four = ["2001:db8::1", "2001:db8::2", "2001:db8::3"], ["192.0.2.1", "192.0.2.2"]
+    assert interleaved(six + four + six) == ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2", "2001:db8::3"]
+    assert interleaved(four + six) == ["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2", "2001:db8::3"]
+    assert interleaved([]) == []
