@@ -2,6 +2,8 @@
 
 A signed request is acceptable while ``now - window <= created``; its nonce must be remembered for
 exactly that long, until ``created + window``, after which the time check alone refuses a replay.
+So the cache's time never runs backwards: a ``now`` earlier than one already seen counts as that one,
+or a clock stepped back (NTP) would let an expired entry's request pass the time check again.
 
 Memory stays bounded under a flood: at ``capacity`` entries one entry is forgotten early. Forgetting
 must never enable a replay, so the cache keeps **floors**: a request with ``created <= floor`` is
@@ -162,6 +164,7 @@ class NonceCache:
     __slots__ = (
         "window", "capacity", "_heap", "_live", "_by_signer", "_signers_holding", "_most", "_floors",
         "_floor", "_seq", "_persist", "_persisted", "_margin", "_ahead", "_restored",
+        "_latest",
     )
 
     def __init__(
@@ -187,6 +190,7 @@ class NonceCache:
         self._floors: dict[Hashable, int] = {}  # per signer, only while it holds an entry
         self._floor: int | None = None
         self._seq = 0
+        self._latest = 0  # the latest ``now`` seen: a clock stepped back must not revive what expired
         self._persist = persist
         self._margin = margin
         self._persisted: int | None = None
@@ -218,6 +222,10 @@ class NonceCache:
 
     def admit(self, key: Hashable, created: int, now: int) -> Admission:
         """Remember ``key`` (signed at ``created``) unless it was seen or cannot be checked."""
+        if now < self._latest:
+            now = self._latest
+        else:
+            self._latest = now
         self._expire(now)
         if key in self._live:
             return Admission.REPLAYED

@@ -113,6 +113,14 @@ def test_after_a_flood_and_a_restart_no_signers_request_is_admitted_again(tmp_pa
     assert restarted.admit(("mallory", "m6"), 1_061 + AHEAD_MARGIN, 1_002) is Admission.NEW
 
 
+def test_a_clock_stepped_back_does_not_revive_an_expired_request():
+    cache = NonceCache(window=300)
+    assert cache.admit(("k", "n1"), 1_000, 1_000) is Admission.NEW
+    assert cache.admit(("k", "n2"), 1_400, 1_400) is Admission.NEW  # n1's entry expires here
+    # NTP steps the clock back 200 s: n1 would pass the time check again, its entry is gone
+    assert cache.admit(("k", "n1"), 1_000, 1_200) is Admission.FORGOTTEN
+
+
 class CountingFloor(ReplayFloor):
     writes = 0
 
