@@ -2,8 +2,10 @@
 
 A signed request is acceptable while ``now - window <= created``; its nonce must be remembered for
 exactly that long, until ``created + window``, after which the time check alone refuses a replay.
-So the cache's time never runs backwards: a ``now`` earlier than one already seen counts as that one,
-or a clock stepped back (NTP) would let an expired entry's request pass the time check again.
+So the cache's time does not run backwards: a ``now`` earlier than one already seen counts as that
+one, or a clock stepped back (NTP) would let an expired entry's request pass the time check again.
+Only a step back of more than the whole window is followed (holding to the old time would then refuse
+every honest request for as long), with a warning: a replay of what expired meanwhile could pass.
 
 Memory stays bounded under a flood: at ``capacity`` entries one entry is forgotten early. Forgetting
 must never enable a replay, so the cache keeps **floors**: a request with ``created <= floor`` is
@@ -222,9 +224,12 @@ class NonceCache:
 
     def admit(self, key: Hashable, created: int, now: int) -> Admission:
         """Remember ``key`` (signed at ``created``) unless it was seen or cannot be checked."""
-        if now < self._latest:
+        if now >= self._latest:
+            self._latest = now
+        elif now > self._latest - self.window:
             now = self._latest
-        else:
+        else:  # stepped back a whole window: holding to the old time would refuse every honest request
+            LOGGER.warning("the clock went back %d s, more than the replay window", self._latest - now)
             self._latest = now
         self._expire(now)
         if key in self._live:

@@ -119,6 +119,9 @@ def test_a_clock_stepped_back_does_not_revive_an_expired_request():
     assert cache.admit(("k", "n2"), 1_400, 1_400) is Admission.NEW  # n1's entry expires here
     # NTP steps the clock back 200 s: n1 would pass the time check again, its entry is gone
     assert cache.admit(("k", "n1"), 1_000, 1_200) is Admission.FORGOTTEN
+    assert cache.admit(("k", "n3"), 1_200, 1_200) is Admission.NEW  # honest requests at the new time pass
+    # a step back of more than the window is followed, or every honest request would be refused
+    assert cache.admit(("k", "n4"), 1_000, 1_000) is Admission.NEW
 
 
 class CountingFloor(ReplayFloor):
