@@ -103,7 +103,7 @@ async def url_allowed(url: str, *, allow_private: bool, resolver: Resolver = res
     try:  # a name: every address it resolves to must be allowed
         with trio.fail_after(TIMEOUT):
             addresses = await resolver(host, parts.port or (443 if parts.scheme == "https" else 80))
-    except (OSError, trio.TooSlowError):
+    except (OSError, UnicodeError, trio.TooSlowError):  # UnicodeError: a label IDNA refuses (> 63 chars)
         return False
     return bool(addresses) and all(address_allowed(a, allow_private) for a in addresses)
 
@@ -187,7 +187,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 found = await self._resolver(host, port)
         except trio.TooSlowError:
             raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         refused = [a for a in found if not address_allowed(a, self.allow_private)]
         if not found:

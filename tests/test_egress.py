@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from federation.egress import GuardedTransport, interleaved
+from federation.egress import GuardedTransport, interleaved, url_allowed
 
 TIMEOUT = 10
 
@@ -112,3 +112,11 @@ def test_a_names_addresses_are_tried_with_the_families_alternating():
     assert interleaved(six + four + six) == ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2", "2001:db8::3"]
     assert interleaved(four + six) == ["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2", "2001:db8::3"]
     assert interleaved([]) == []
+
+
+async def test_a_name_the_resolver_cannot_encode_is_refused_as_unreachable():
+    name = "a" * 64 + ".example"  # a DNS label is at most 63 bytes: IDNA refuses it
+    with trio.fail_after(TIMEOUT):
+        assert not await url_allowed(f"http://{name}", allow_private=True)
+        with pytest.raises(httpx.ConnectError, match="cannot resolve"):
+            await get(GuardedTransport(allow_private=True), f"http://{name}:8470/v1/node")
