@@ -53,8 +53,12 @@ def decode_tree(body: bytes) -> TreeMessage:
             max_bin_len=64, max_str_len=16, max_ext_len=0,
         )
     except ValueError as exc:
-        if "exceeds max_" in str(exc):
+        if "exceeds max_array_len" in str(exc):
             raise WireError("too_large", f"at most {MAX_IDS} entries per list") from None
+        if "exceeds max_bin_len" in str(exc):
+            raise WireError("too_large", "an id is 32 bytes") from None
+        if "exceeds max_" in str(exc):  # more keys than there are, or a key longer than any: not ours
+            raise WireError("malformed", "the tree message must be a map with graft, ihave or prune") from None
         raise WireError("malformed", f"the tree message is not MessagePack: {exc}") from None
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
         raise WireError("malformed", f"the tree message is not MessagePack: {exc}") from None

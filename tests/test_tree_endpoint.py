@@ -56,6 +56,8 @@ def test_a_message_round_trips_and_ids_of_another_length_are_left_out():
         pack({"prune": False}),
         pack({"prune": 1}),
         pack({"prune": True}) + b"\x00",  # trailing bytes
+        pack({"p" * 20: True}),  # a key longer than any the message has
+        pack({"graft": [True, []], "ihave": [], "prune": True, "more": 1}),  # more keys than there are
         b"\x81\xa5ihave" + b"\x91" * 5000 + b"\x90",  # nested beyond any sense
     ],
 )
