@@ -11,6 +11,9 @@ import pytest
 import trio
 
 from federation.egress import GuardedTransport, interleaved, url_allowed
+from node.errors import ConflictError
+from node.peers import Peers
+from tests.fednet import FedNet
 
 TIMEOUT = 10
 
@@ -120,3 +123,17 @@ async def test_a_name_the_resolver_cannot_encode_is_refused_as_unreachable():
         assert not await url_allowed(f"http://{name}", allow_private=True)
         with pytest.raises(httpx.ConnectError, match="cannot resolve"):
             await get(GuardedTransport(allow_private=True), f"http://{name}:8470/v1/node")
+
+
+async def test_a_daemon_facing_the_internet_does_not_dial_a_name_that_resolves_to_loopback(nursery, tmp_path):
+    with trio.fail_after(60):
+        net = FedNet(nursery, tmp_path)
+        carol = await net.node("carol")
+        bob = await net.node("bob", host="0.0.0.0")  # every interface: its peers must be public
+        by_name = carol.url.replace("127.0.0.1", "localhost")
+        with pytest.raises(ConflictError, match="refused to connect to localhost"):
+            await bob.op("peers.add", {"url": by_name})
+        assert await bob.read(lambda store: Peers(store).list()) == []
+        # a literal address is what its operator typed: dialled as given
+        added = await bob.op("peers.add", {"url": carol.url})
+        assert added["node_id"] == carol.node_id
