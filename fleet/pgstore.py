@@ -5,7 +5,9 @@ modules run unchanged on either.
 The domain writes SQLite's dialect; ``pg_sql`` translates it here and nowhere else (``?`` and
 ``:name`` placeholders, ``json_each``, ``last_insert_rowid``), cached per statement. Integrity errors
 are raised as ``PgIntegrityError``, a ``sqlite3.IntegrityError``, so the domain's duplicate handling
-(``except sqlite3.IntegrityError``) is the same on both engines.
+(``except sqlite3.IntegrityError``) is the same on both engines. A transaction PostgreSQL rolls back
+to settle a deadlock or a serialization failure (SQLSTATE class 40) is raised as ``StoreBusy``, a
+ConflictError: nothing was written, so the pipeline runs the batch again, and an op says "try again".
 
 Connections come from a psycopg_pool pool (psycopg 3's sync API, called in trio's worker threads by
 ``AsyncStore``). A transaction holds one connection for the thread that opened it (nested blocks are
@@ -29,7 +31,7 @@ from psycopg_pool import ConnectionPool
 
 from fleet.pgschema import PG_MIGRATIONS
 from node.clock import Clock, wall_clock_ms
-from node.errors import StoreError
+from node.errors import StoreBusy, StoreError
 from node.store import values_insert
 
 
@@ -313,6 +315,8 @@ def _translated_errors() -> Iterator[None]:
         yield
     except psycopg.errors.IntegrityError as exc:
         raise PgIntegrityError(str(exc)) from exc
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:  # 40P01, 40001
+        raise StoreBusy(f"the database rolled the transaction back ({exc.sqlstate}): try again") from exc
 
 
 def _redact(url: str) -> str:

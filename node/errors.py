@@ -73,6 +73,12 @@ class ConflictError(VrmError):
     """The request conflicts with what is stored (a duplicate handle, resolving a resolved issue)."""
 
 
+class StoreBusy(ConflictError):
+    """The database rolled the transaction back to settle a deadlock or a serialization conflict with
+    another writer (a fleet's listeners): nothing of it was written, and running it again may work. A
+    ConflictError, so the ingest pipeline's retry of a conflicting batch covers it."""
+
+
 class VaultError(VrmError):
     """A vault value cannot be stored or read (a damaged or swapped ciphertext, a plain write into an
     encrypted vault)."""
