@@ -31,7 +31,7 @@ from federation.app import federation_app
 from federation.backoff import Backoff
 from federation.breaker import CircuitBreaker
 from federation.delivery import Deliverer
-from federation.egress import GuardedTransport, serves_privately
+from federation.egress import GuardedTransport, private_peers_allowed
 from federation.judge import Judge
 from federation.limits import Limits
 from federation.outbox import Outbox
@@ -262,7 +262,7 @@ def allows_private_peers(home: HomeInfo) -> bool:
     """Whether the home's peers may be on private addresses, as its daemon judges it (node.toml's
     ``federation.allow_private_peers``, or a ``server.host`` that is not global)."""
     settings = load_config(home.path)
-    return bool(settings.get("federation.allow_private_peers")) or serves_privately(settings.get("server.host"))
+    return private_peers_allowed(bool(settings.get("federation.allow_private_peers")), settings.get("server.host"))
 
 
 @contextlib.asynccontextmanager

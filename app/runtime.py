@@ -57,7 +57,7 @@ from federation.events import DaemonEvents
 from federation.httpsig import OwnAuthorities
 from federation.outbox import Outbox
 from federation.peerexchange import Discovery
-from federation.egress import GuardedTransport, serves_privately
+from federation.egress import GuardedTransport, private_peers_allowed
 from federation.peerverify import ClaimVerifier
 from federation.plumtree import Timers
 from federation.server import TLSFiles
@@ -170,7 +170,7 @@ class NodeRuntime(RuntimeWiring, BackgroundLoops):
         # ui: the page's logins and sessions, and the signal its live stream waits on
         # defences: announced peers' URLs are verified before use; private ones only when allowed
         self.allow_private_peers = allow_private_peers
-        self.allow_private = allow_private_peers or serves_privately(host)  # what its peers' addresses may be
+        self.allow_private = private_peers_allowed(allow_private_peers, host)  # its peers' addresses
         self.tls = tls  # the federation server speaks HTTPS itself (federation.server.TLSFiles)
         self._claims: ClaimVerifier | None = None
         self.exchange_interval, self.max_peers = exchange_interval, max_peers

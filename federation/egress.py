@@ -108,6 +108,12 @@ async def url_allowed(url: str, *, allow_private: bool, resolver: Resolver = res
     return bool(addresses) and all(address_allowed(a, allow_private) for a in addresses)
 
 
+def private_peers_allowed(allow_private_peers: bool, host: str) -> bool:
+    """Whether a node's peers may be on private addresses: the operator allowed them
+    (``federation.allow_private_peers``), or the node itself serves on such an address."""
+    return allow_private_peers or serves_privately(host)
+
+
 def serves_privately(host: str) -> bool:
     """Whether a node bound to ``host`` serves on a non-global address (then its peers may too). All
     interfaces (``0.0.0.0``, ``::``) is not: a public node must not be steered to its own LAN."""

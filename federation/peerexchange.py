@@ -17,7 +17,6 @@ claimed (or cannot be used) is scored ``unanswered_promise`` for each. Nothing a
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +30,7 @@ from starlette.responses import Response
 from federation import wire
 from federation.auth import SignatureAuth
 from federation.discovery import MAX_CANDIDATES, MAX_EXCHANGE, Candidate, CandidatePool, decode_exchange, encode_exchange
-from federation.egress import Resolver, resolve, url_allowed
+from federation.egress import Resolver, address_allowed, is_literal, resolve, url_allowed
 from federation.peerverify import TIMEOUT, probe
 from federation.scoring import PeerScoring
 from node.errors import WireError
@@ -56,11 +55,7 @@ def literal_private(url: str) -> bool:
     host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return not address.is_global
+    return is_literal(host) and not address_allowed(host, allow_private=False)
 
 
 # -- serving GET /v1/peers ---------------------------------------------------------------------------
