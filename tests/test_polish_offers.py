@@ -92,7 +92,7 @@ async def test_the_deliverer_keeps_only_the_refusals_it_is_asked_to_and_never_a_
 ):
     """In mock time: refused items the rule picks are dead-lettered ``refused: <reason>``; the rest
     (refused or not) are acknowledged, a retryable refusal is re-queued, the rule never sees held ones."""
-    from tests.test_delivery import InlineStore, Peer, deliverer, item, network, outbox_for, until
+    from tests.deliverynet import InlineStore, Peer, deliverer, item, network, outbox_for, until
 
     peer = Peer(refuse_items={b"offer": 33, b"other": 21, b"dup": 17, b"busy": 31})
     outbox = outbox_for(store)
