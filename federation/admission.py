@@ -74,6 +74,34 @@ class Admission:
             return False
         return self.everyone.take(GLOBAL, 1) == 1
 
+    def allowed(self, limiter: RateLimiter, peer: str, source: str, count: int) -> tuple[int, int]:
+        """How many of ``count`` items the signer's budget admits, and how many of those the source's
+        and the node's budgets allow too (each spent for what it granted). The request's own tokens
+        (``SignatureMiddleware``, ``guarded``) paid for the first item."""
+        if count <= 0:
+            return 0, 0
+        admitted = min(count, 1 + limiter.take(peer, count - 1))
+        allowed = min(admitted, 1 + self.sources.take(source, admitted - 1))
+        return admitted, min(allowed, 1 + self.everyone.take(GLOBAL, allowed - 1))
+
+    def spend(self, limiter: RateLimiter, peer: str, source: str, cost: int) -> str | None:
+        """Spend ``cost`` (the request's own token counted) of the signer's, the source's and the
+        node's budgets, all or none: None when spent, else the refusal, ``rate_limited`` (the
+        signer's) or ``busy`` (the source's or the node's). A request that costs what many items do
+        (a reconciliation message, a fetch by ids) so costs a flood of fresh keys from one source
+        what it costs one key, and a refused one spends nothing more."""
+        more = cost - 1
+        if more <= 0:
+            return None
+        if limiter.available(peer) < more:
+            return wire.RATE_LIMITED
+        if self.sources.available(source) < more or self.everyone.available(GLOBAL) < more:
+            return "busy"
+        limiter.take(peer, more)
+        self.sources.take(source, more)
+        self.everyone.take(GLOBAL, more)
+        return None
+
     def retry_after_header(self, source: str) -> str:
         return str(max(int(self.sources.retry_after_header(source)), int(self.everyone.retry_after_header(GLOBAL))))
 
@@ -105,10 +133,8 @@ class Admission:
         verdicts = bytearray(count)
         if not count:
             return verdicts
-        admitted = min(count, 1 + limiter.take(peer, count - 1))
+        admitted, allowed = self.allowed(limiter, peer, source, count)
         verdicts[admitted:] = bytes([Reason.RATE_LIMITED]) * (count - admitted)
-        allowed = min(admitted, 1 + self.sources.take(source, admitted - 1))
-        allowed = min(allowed, 1 + self.everyone.take(GLOBAL, allowed - 1))
         verdicts[allowed:admitted] = bytes([Reason.BUSY]) * (admitted - allowed)
         # The author sits at a fixed place in a canonical envelope (its first key): no decode per
         # item. An item without that prefix is not canonical; the pipeline refuses it with its reason.

@@ -151,10 +151,14 @@ def _guarded(handler: PeerHandler) -> Handler:
     return endpoint
 
 
-def _budget(limiter: RateLimiter, peer: str, count: int) -> int:
-    """How many of ``count`` items the signer may send now (the request's own token paid for the
-    first)."""
-    return min(count, 1 + limiter.take(peer, count - 1)) if count else 0
+def _over_budget(request: Request, peer: str, refused: str) -> Response:
+    """The answer to a request ``Admission.spend`` refused: 429 for the signer's budget, 503 ``busy``
+    for the source's or the node's (both retryable, with Retry-After)."""
+    fed = _federation(request)
+    if refused == wire.RATE_LIMITED:
+        return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
+    retry = fed.admission.retry_after_header(source_of(request.scope))
+    return _refusal(503, "busy", "this node's budgets are spent", {"Retry-After": retry})
 
 
 async def push(request: Request, peer: str) -> Response:
@@ -238,11 +242,12 @@ async def access(request: Request, peer: str) -> Response:
 async def access_push(request: Request, peer: str) -> Response:
     fed = _federation(request)
     items = wire.decode_push_batch(await request.body())
-    granted = _budget(fed.limiter, peer, len(items))
+    # an item opens a seal in the store's thread: it spends the source's and the node's budgets too
+    admitted, allowed = fed.admission.allowed(fed.limiter, peer, source_of(request.scope), len(items))
     reasons = b""
-    if granted:
-        reasons = await fed.store.run(fed.access.receive_pushes, peer, items[:granted])
-    reasons += bytes([Reason.RATE_LIMITED]) * (len(items) - granted)
+    if allowed:
+        reasons = await fed.store.run(fed.access.receive_pushes, peer, items[:allowed])
+    reasons += bytes([Reason.BUSY]) * (admitted - allowed) + bytes([Reason.RATE_LIMITED]) * (len(items) - admitted)
     return _msgpack(wire.encode_reasons(reasons))
 
 
@@ -253,9 +258,11 @@ async def reconcile_range(request: Request, peer: str) -> Response:
         return _refusal(404, "not_found")
     filter_text, msg = catchup.decode_request(await request.body())
     # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
-    # items cost, so one peer cannot keep the store busy with cheap requests
-    if _budget(fed.limiter, peer, RECONCILE_COST) < RECONCILE_COST:
-        return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
+    # items cost, of the signer's, the source's and the node's budgets, so neither one peer nor fresh
+    # keys from one source can keep the store busy with cheap requests
+    refused = fed.admission.spend(fed.limiter, peer, source_of(request.scope), RECONCILE_COST)
+    if refused is not None:
+        return _over_budget(request, peer, refused)
     items = await fed.store.run(fed.catchup.items, filter_text)
     # pure CPU over up to MAX_SET ids (a message of thousands of ranges: ~0.15 s): off the event loop
     answer = await trio.to_thread.run_sync(reconcile.Reconciler(items).reconcile, msg)
@@ -270,8 +277,9 @@ async def gossip_by_ids(request: Request, peer: str) -> Response:
     if fed.catchup is None:
         return _refusal(404, "not_found")
     ids = catchup.decode_ids(await request.body())
-    if _budget(fed.limiter, peer, len(ids)) < len(ids):  # an id costs what a pushed item costs
-        return _refusal(429, wire.RATE_LIMITED, headers={"Retry-After": fed.limiter.retry_after_header(peer)})
+    refused = fed.admission.spend(fed.limiter, peer, source_of(request.scope), len(ids))  # an id costs what an item does
+    if refused is not None:
+        return _over_budget(request, peer, refused)
     found = await fed.store.run(fed.catchup.by_ids, ids)
     return _msgpack(wire.encode_pull(found, 0))
 

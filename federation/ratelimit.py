@@ -75,6 +75,10 @@ class RateLimiter:
         bucket.tokens -= granted
         return granted
 
+    def available(self, peer: str) -> int:
+        """The whole tokens ``peer`` could spend now (none spent)."""
+        return int(self._bucket(peer, self._clock()).tokens)
+
     def retry_after(self, peer: str) -> float:
         """Seconds until ``peer`` has one whole token again (0 when it has one now)."""
         bucket = self._bucket(peer, self._clock())
