@@ -33,13 +33,16 @@ from node.store import Clock, Store, wall_clock_ms
 CAPABILITY = "reconcile/1"  # advertised in GET /v1/node's "gossip" list
 MAX_SET = 200_000  # items in the set one reconciliation covers (newest first)
 MAX_FETCH = wire.MAX_ITEMS  # ids in one POST /v1/gossip/ids
-MAX_FILTER = 1024  # characters of a filter
 ALL = ""  # every gossiped envelope
 TOKENS_CAPABILITY = "reconcile-tokens/1"  # token filters are served (GET /v1/node's "gossip")
 CAPABILITIES = (CAPABILITY, TOKENS_CAPABILITY)
 MAX_FILTER_TOKENS = 64
 MAX_TOKEN = 100  # characters of one token in a filter
-MAX_CACHED = 50_000  # intents whose tokens are remembered (an envelope's tokens never change), ~10 MB
+MAX_FILTER = MAX_FILTER_TOKENS * (MAX_TOKEN + 2)  # characters of the longest canonical filter, and then some
+MAX_FILTER_BYTES = 4 * MAX_FILTER  # its UTF-8 (msgpack bounds a string in bytes)
+MAX_CACHED = MAX_SET  # intents whose tokens are remembered (an envelope's tokens never change), ~30 MB
+ROWS_FOR_MS = 1_000  # a set is read and built again at most this often while the log has nothing new
+MAX_SETS = 8  # filters whose built sets are remembered
 
 _LIVE = f"""expires_at > ? AND recipient IS NULL AND kind NOT IN ({", ".join("?" * len(DIRECT_KINDS))})
     AND NOT (kind = 'intent' AND EXISTS (SELECT 1 FROM envelopes w WHERE w.kind = 'withdraw'
@@ -52,7 +55,7 @@ def encode_request(filter_text: str, msg: bytes) -> bytes:
 
 def decode_request(body: bytes) -> tuple[str, bytes]:
     """``{"filter": text, "msg": bin}`` → (filter, msg); WireError when malformed or too large."""
-    if len(body) > reconcile.MAX_MESSAGE_BYTES + MAX_FILTER + 64:
+    if len(body) > reconcile.MAX_MESSAGE_BYTES + MAX_FILTER_BYTES + 64:
         raise WireError("too_large", f"a reconcile request is at most {reconcile.MAX_MESSAGE_BYTES} bytes of msg")
     value = _unpack(body, "the reconcile request")
     filter_text, msg = value.get("filter"), value.get("msg")
@@ -123,7 +126,7 @@ def _unpack(body: bytes, what: str) -> dict[str, Any]:
     try:
         value = msgpack.unpackb(
             body, raw=False, strict_map_key=True, max_array_len=MAX_FETCH, max_map_len=4,
-            max_bin_len=reconcile.MAX_ANSWER_BYTES, max_str_len=MAX_FILTER,
+            max_bin_len=reconcile.MAX_ANSWER_BYTES, max_str_len=MAX_FILTER_BYTES,
         )
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
         raise WireError("malformed", f"{what} is not MessagePack: {exc}") from None
@@ -139,31 +142,53 @@ class CatchUp:
         self.store = store
         self._clock = clock
         self._backend = backend
-        self._tokens: dict[str, frozenset[str]] = {}
+        self._tokens: dict[bytes, frozenset[str]] = {}
         self._shared: dict[frozenset[str], frozenset[str]] = {}
+        # (intents only?) → ((the log's last seq, the clock's ROWS_FOR_MS slot), the set's rows)
+        self._rows: dict[bool, tuple[tuple[int, int], list[tuple[int, bytes]]]] = {}
+        self._sets: dict[str, tuple[tuple[int, int], reconcile.ItemSet]] = {}  # by filter, the same key
 
     def items(self, filter_text: str = ALL) -> reconcile.ItemSet:
-        """This node's reconciliation set for ``filter_text`` (checked by ``parse_filter``)."""
+        """This node's reconciliation set for ``filter_text`` (checked by ``parse_filter``). Built
+        again only when the log has a new envelope or ROWS_FOR_MS passed: reading and building a set
+        of 200,000 takes the store's thread ~1 s, and peers may send many messages a second."""
         tokens = parse_filter(filter_text)
+        now = self._clock()
+        last = self.store.query("SELECT max(seq) AS s FROM envelopes")[0]["s"] or 0
+        key = (last, now // ROWS_FOR_MS)
+        held = self._sets.get(filter_text)
+        if held is not None and held[0] == key:
+            return held[1]
         if tokens is None:
-            rows = self.store.query(
-                f"SELECT created_at, id FROM envelopes WHERE {_LIVE} ORDER BY created_at DESC, id DESC LIMIT ?",
-                [self._clock(), *sorted(DIRECT_KINDS), MAX_SET],
-            )
-            return reconcile.ItemSet((r["created_at"], bytes(r["id"])) for r in rows)
-        rows = self.store.query(
-            f"SELECT created_at, id FROM envelopes WHERE kind = 'intent' AND {_LIVE}"
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
-            [self._clock(), *sorted(DIRECT_KINDS), MAX_SET],
+            built = reconcile.ItemSet(self._set_rows(key, now, intents_only=False))
+        else:
+            rows = self._set_rows(key, now, intents_only=True)
+            known = self._tokens_of([i for _, i in rows])
+            built = reconcile.ItemSet((c, i) for c, i in rows if not known.get(i, frozenset()).isdisjoint(tokens))
+        self._sets.pop(filter_text, None)
+        while len(self._sets) >= MAX_SETS:
+            self._sets.pop(next(iter(self._sets)))  # the oldest (at most MAX_SETS: no quadratic pops)
+        self._sets[filter_text] = (key, built)
+        return built
+
+    def _set_rows(self, key: tuple[int, int], now: int, *, intents_only: bool) -> list[tuple[int, bytes]]:
+        """``(created, id)`` of the set's live envelopes, newest first, at most MAX_SET: read once per
+        ``key`` (the log's last seq, the clock's ROWS_FOR_MS slot) for every filter of that kind."""
+        held = self._rows.get(intents_only)
+        if held is not None and held[0] == key:
+            return held[1]
+        kind = "kind = 'intent' AND " if intents_only else ""
+        found = self.store.query(
+            f"SELECT created_at, id FROM envelopes WHERE {kind}{_LIVE} ORDER BY created_at DESC, id DESC LIMIT ?",
+            [now, *sorted(DIRECT_KINDS), MAX_SET],
         )
-        ids = [bytes(r["id"]) for r in rows]
-        known = self._tokens_of(ids)
-        return reconcile.ItemSet(
-            (r["created_at"], i) for r, i in zip(rows, ids) if not known.get(i, frozenset()).isdisjoint(tokens)
-        )
+        rows = [(r["created_at"], bytes(r["id"])) for r in found]
+        self._rows[intents_only] = (key, rows)
+        return rows
 
     def _tokens_of(self, ids: list[bytes]) -> dict[bytes, frozenset[str]]:
-        """The ``tokens`` of each intent, decoded once and remembered (at most MAX_CACHED)."""
+        """The ``tokens`` of each intent, decoded once and remembered (at most MAX_CACHED: those of
+        the last set asked, which is the newest MAX_SET live intents, are kept)."""
         missing = [i for i in ids if i not in self._tokens]
         for start in range(0, len(missing), 4096):
             where, params = id_in(missing[start : start + 4096])
@@ -171,8 +196,8 @@ class CatchUp:
                 tokens = _intent_tokens(bytes(r["raw"]), self._backend)
                 self._tokens[bytes(r["id"])] = self._shared.setdefault(tokens, tokens)  # one copy of each token set
         found = {i: self._tokens[i] for i in ids if i in self._tokens}
-        while len(self._tokens) > MAX_CACHED:
-            self._tokens.pop(next(iter(self._tokens)))
+        if len(self._tokens) > MAX_CACHED:  # rebuilt, not popped one by one from the front (quadratic)
+            self._tokens = found
         if len(self._shared) > MAX_CACHED:
             self._shared = {}
         return found

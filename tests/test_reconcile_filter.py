@@ -106,3 +106,34 @@ def test_the_filtered_set_holds_live_matching_intents_only(tmp_path):
         assert ids("?bike ?hotel") == {hotel.id, both.id}
         assert ids("?bike") == set()
         assert ids("") == {flight.id, hotel.id, both.id, w.id}
+
+
+def test_a_long_lived_catchup_follows_the_log_and_keeps_its_token_cache_bounded(tmp_path, monkeypatch):
+    """One CatchUp answers every message of a running node: its remembered sets follow new envelopes
+    and the clock, and its token cache stays within MAX_CACHED (rebuilt from the set last asked)."""
+    monkeypatch.setattr(catchup, "MAX_CACHED", 4)
+    home = init_home(tmp_path / "bob", None, "person")
+    alice = Identity.generate()
+    now = [envelope.now_ms()]
+    with Store(home.db_path) as store:
+        core = build_core(store, load_identity(home.key_path, None).public_key, "person")
+        serving = CatchUp(store, clock=lambda: now[0])
+
+        def held(text: str, ttl_ms: int = HOUR):
+            env = envelope.create(alice, "intent", parse_intent(text).body(), ttl_ms=ttl_ms)
+            assert core.pipeline.ingest([GossipItem(3, env.raw)], None).reasons == b"\x00"
+            return env.id
+
+        flights = {held(f"Need ?flight n{i}") for i in range(6)}
+        hotels = {held(f"Need ?hotel n{i}") for i in range(3)}
+        ids = lambda f: {i for _, i in serving.items(f).items}  # noqa: E731
+        for _ in range(2):  # the second time from what it remembers
+            assert ids("?flight") == flights and ids("?hotel") == hotels and ids("?bike ?hotel") == hotels
+            assert len(serving._tokens) <= 9
+        assert serving.items("?flight") is serving.items("?flight")  # nothing new: not built again
+        flights.add(held("Need ?flight late"))
+        assert ids("?flight") == flights  # a new envelope: built again
+        short = held("Need ?flight brief", ttl_ms=2_000)
+        assert short in ids("?flight")
+        now[0] += 5_000  # past its expiry: the next slot's set leaves it out
+        assert ids("?flight") == flights and short not in ids("")
