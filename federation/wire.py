@@ -307,7 +307,8 @@ def _role(value: Any) -> str:
 
 
 def _map(body: bytes, what: str) -> dict[str, Any]:
-    value = _unpack(body, max_bytes=MAX_SMALL_BODY, max_array=16, what=what)
+    # the longest array a small body holds is an access ask's field names
+    value = _unpack(body, max_bytes=MAX_SMALL_BODY, max_array=MAX_ACCESS_FIELDS, what=what)
     if not isinstance(value, dict):
         raise WireError("malformed", f"{what} is not a map")
     return value

@@ -188,7 +188,7 @@ def decode(body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> list[Range]:
         value = codec.decode(body, max_bytes)
     except Exception as exc:  # the reference codec's typed refusals, whatever they are
         raise _bad(f"not canonical MessagePack ({exc})") from None
-    if not isinstance(value, list) or len(value) != 2 or value[0] != VERSION or not isinstance(value[1], list):
+    if not isinstance(value, list) or len(value) != 2 or type(value[0]) is not int or value[0] != VERSION or not isinstance(value[1], list):  # fmt: skip
         raise _bad("expected [1, [range, ...]]")
     if len(value[1]) > MAX_RANGES:
         raise WireError("too_large", f"at most {MAX_RANGES} ranges")
@@ -209,10 +209,11 @@ def decode(body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> list[Range]:
                 or len(upper_raw) != 2
                 or not isinstance(upper_raw[0], int)
                 or isinstance(upper_raw[0], bool)
+                or not 0 <= upper_raw[0] <= MAX_TIMESTAMP
                 or not isinstance(upper_raw[1], bytes)
                 or len(upper_raw[1]) > ID_BYTES
             ):
-                raise _bad("a bound is [timestamp, id prefix of at most 32 bytes]")
+                raise _bad("a bound is [timestamp 0..2^64-1, id prefix of at most 32 bytes]")
             upper = (upper_raw[0], upper_raw[1])
             if (upper[0], upper[1] + bytes(ID_BYTES - len(upper[1]))) <= (
                 previous[0],
