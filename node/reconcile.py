@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,13 +104,18 @@ class ItemSet:
     """A sorted set of items with prefix sums, so any range's fingerprint is two bisections away."""
 
     def __init__(self, items: Iterable[Item]) -> None:
-        self.items: list[Item] = sorted(set(items))
-        for ts, id_ in self.items:
-            if not 0 <= ts <= MAX_TIMESTAMP or len(id_) != ID_BYTES:
-                raise ValueError("an item is (timestamp 0..2^64-1, 32-byte id)")
-        self._sums = [0]
-        for _, id_ in self.items:
-            self._sums.append((self._sums[-1] + int.from_bytes(id_, "little")) % _MOD)
+        # sorted, not through a set: a store's rows come in order (descending), which sorts in one pass
+        ordered = sorted(items)
+        if any(a == b for a, b in zip(ordered, itertools.islice(ordered, 1, None))):
+            ordered = [item for item, _ in itertools.groupby(ordered)]
+        self.items: list[Item] = ordered
+        # the timestamps' bounds are the first and the last (a responder's set is up to 200,000)
+        if ordered and (
+            not 0 <= ordered[0][0] <= ordered[-1][0] <= MAX_TIMESTAMP or any(len(i) != ID_BYTES for _, i in ordered)
+        ):
+            raise ValueError("an item is (timestamp 0..2^64-1, 32-byte id)")
+        # running sums, reduced mod 2^256 by ``fingerprint`` (one pass in C, not a Python loop)
+        self._sums = [0, *itertools.accumulate(int.from_bytes(i, "little") for _, i in ordered)]
 
     def __len__(self) -> int:
         return len(self.items)
