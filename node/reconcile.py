@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,12 @@ class ItemSet:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def with_changes(self, added: Iterable[Item], removed: Container[bytes]) -> ItemSet:
+        """A new set: this one's items but those whose id is in ``removed``, and ``added`` (two sorted
+        runs: sorted in one merge pass)."""
+        kept = [item for item in self.items if item[1] not in removed] if removed else self.items
+        return ItemSet([*kept, *sorted(added)])
 
     def index(self, bound: Bound) -> int:
         """The index of the first item not below ``bound``."""

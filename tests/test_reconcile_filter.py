@@ -137,3 +137,52 @@ def test_a_long_lived_catchup_follows_the_log_and_keeps_its_token_cache_bounded(
         assert short in ids("?flight")
         now[0] += 5_000  # past its expiry: the next slot's set leaves it out
         assert ids("?flight") == flights and short not in ids("")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_set_updated_in_place_is_the_set_read_whole(tmp_path, seed, monkeypatch):
+    """Whatever arrives, is withdrawn or expires between messages, and however the clock moves, the
+    set a long-lived CatchUp updates in place is the one a fresh CatchUp reads whole; at a small
+    MAX_SET it holds only live items, at most MAX_SET of them."""
+    import random
+
+    rng = random.Random(seed)
+    home = init_home(tmp_path / "bob", None, "person")
+    authors = [Identity.generate() for _ in range(3)]
+    start = envelope.now_ms()
+    now = [start]
+    filters = ["", "?flight", "?hotel", "?flight ?hotel"]
+    with Store(home.db_path) as store:
+        core = build_core(store, load_identity(home.key_path, None).public_key, "person")
+        serving = CatchUp(store, clock=lambda: now[0])
+        held = []
+        for _ in range(60):
+            step = rng.random()
+            if step < 0.5:
+                token = rng.choice(["flight", "hotel", "bike"])
+                env = envelope.create(rng.choice(authors), "intent", parse_intent(f"Need ?{token} {rng.random()}").body(),
+                                      ttl_ms=rng.choice([2_000, 20_000, HOUR]))  # fmt: skip
+                assert core.pipeline.ingest([GossipItem(3, env.raw)], None).reasons == b"\x00"
+                held.append((env, authors.index(next(a for a in authors if a.public_key == env.author))))
+            elif step < 0.6 and held:
+                env, who = rng.choice(held)
+                w = envelope.create(authors[who], "withdraw", {"intent": env.id}, expires=env.expires)
+                core.pipeline.ingest([GossipItem(3, w.raw)], None)  # may be a duplicate or expired
+            elif step < 0.85:
+                now[0] += rng.choice([0, 500, 3_000, 15_000])
+            else:
+                now[0] = max(start, now[0] - rng.choice([0, 1_000]))
+            for f in filters:
+                fresh = CatchUp(store, clock=lambda: now[0]).items(f).items
+                assert serving.items(f).items == fresh
+        monkeypatch.setattr(catchup, "MAX_SET", 4)
+        capped = CatchUp(store, clock=lambda: now[0])
+        for _ in range(10):
+            env = envelope.create(authors[0], "intent", parse_intent("Need ?flight more").body(), ttl_ms=3_000)
+            core.pipeline.ingest([GossipItem(3, env.raw)], None)
+            now[0] += 1_000
+            live = set(CatchUp(store, clock=lambda: now[0]).items("").items) | set(
+                (c, i) for c, i in ((r["created_at"], bytes(r["id"])) for r in store.query(
+                    "SELECT created_at, id FROM envelopes WHERE expires_at > ?", [now[0]])))  # fmt: skip
+            got = capped.items("").items
+            assert len(got) <= 4 and set(got) <= live
