@@ -30,15 +30,7 @@ from node.nodeid import encode_node_id
 from node.reasons import Reason
 from node.seal import seal
 from node.store import Store
-
-
-class InlineStore:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def run(self, fn, *args, **kwargs):
-        await trio.lowlevel.checkpoint()
-        return fn(*args, **kwargs)
+from tests.helpers import InlineStore
 
 
 def node_app(tmp_path, role: str, *, frozen: bool = False):

@@ -32,23 +32,13 @@ from node.identity import Identity
 from node.intents import parse_intent
 from node.nodeid import encode_node_id
 from node.store import Store
+from tests.helpers import InlineStore
 
 EXAMPLES = 300
 ME = Identity.from_seed(b"\x42" * 32)
 SIGNER = Identity.from_seed(b"\x43" * 32)
 HOUR = 3_600_000
 PATHS = ["/v1/gossip", "/v1/inbox", "/v1/node", "/v1/hello", "/v1/access", "/v1/access/push", "/", "/v1", "/v2/x"]
-
-
-class InlineStore:
-    """``AsyncStore`` without its thread: one Store shared by every example's ``trio.run``."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def run(self, fn, *args, **kwargs):
-        await trio.lowlevel.checkpoint()
-        return fn(*args, **kwargs)
 
 
 class Errors(logging.Handler):
