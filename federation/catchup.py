@@ -217,8 +217,7 @@ class CatchUp:
             known = self._tokens_of([i for _, i in new])
             new = [(c, i) for c, i in new if not known.get(i, frozenset()).isdisjoint(tokens)]
         items = held.items.with_changes(new, removed) if new or removed else held.items
-        if len(items) > MAX_SET:  # the newest MAX_SET, as a whole read keeps them
-            items = reconcile.ItemSet(items.items[-MAX_SET:])
+        items = items.newest(MAX_SET)  # as a whole read keeps them
         return _Held(last, now, held.built_at, items)
 
     def _set_rows(self, key: tuple[int, int], now: int, *, intents_only: bool) -> list[tuple[int, bytes]]:

@@ -122,9 +122,28 @@ class ItemSet:
 
     def with_changes(self, added: Iterable[Item], removed: Container[bytes]) -> ItemSet:
         """A new set: this one's items but those whose id is in ``removed``, and ``added`` (two sorted
-        runs: sorted in one merge pass)."""
+        runs: sorted in one merge pass). New envelopes are mostly the newest: with nothing removed and
+        every added item after the last, the items and sums are only extended."""
+        new = sorted(set(added))
+        if not removed and new and (not self.items or new[0] > self.items[-1]):
+            checked = ItemSet(new)  # the added items' own checks and sums
+            base = self._sums[-1]
+            return ItemSet._of(self.items + checked.items, self._sums + [base + x for x in checked._sums[1:]])
         kept = [item for item in self.items if item[1] not in removed] if removed else self.items
-        return ItemSet([*kept, *sorted(added)])
+        return ItemSet([*kept, *new])
+
+    def newest(self, count: int) -> ItemSet:
+        """The ``count`` greatest items (all when fewer). The sums are kept as they are: a range's
+        fingerprint needs only their differences."""
+        if count >= len(self.items):
+            return self
+        return ItemSet._of(self.items[len(self.items) - count :], self._sums[len(self.items) - count :])
+
+    @classmethod
+    def _of(cls, items: list[Item], sums: list[int]) -> ItemSet:
+        made = cls.__new__(cls)
+        made.items, made._sums = items, sums
+        return made
 
     def index(self, bound: Bound) -> int:
         """The index of the first item not below ``bound``."""

@@ -304,3 +304,27 @@ async def test_a_sync_with_a_junk_peer_fetches_at_most_max_need_off_the_event_lo
     assert peer_http.answers == 2 and sum(peer_http.fetches) == reconcile.MAX_NEED
     assert len(peer_http.fetches) == reconcile.MAX_NEED // 1000
     assert threads and threading.main_thread() not in threads
+
+
+_ITEMS = st.lists(st.tuples(st.integers(0, 50), st.binary(min_size=32, max_size=32)), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ITEMS, _ITEMS, st.data(), st.integers(0, 40))
+def test_a_set_changed_in_place_fingerprints_as_one_built_whole(held, added, data, keep):
+    """``with_changes`` and ``newest`` (a responder's set kept up to date) give the items and every
+    range's fingerprint of a set built from scratch."""
+    base = reconcile.ItemSet(held)
+    removed = set(data.draw(st.lists(st.sampled_from([i for _, i in held]), max_size=5))) if held else set()
+    if data.draw(st.booleans()) and base.items:  # the common case: only newer items arrive
+        top = base.items[-1][0]
+        added = [(top + 1 + t, i) for t, i in added]
+        removed = set()
+    changed = base.with_changes(added, removed).newest(keep)
+    whole = sorted({it for it in held if it[1] not in removed} | set(added))
+    expected = reconcile.ItemSet(whole[len(whole) - keep :] if keep < len(whole) else whole)
+    assert changed.items == expected.items
+    n = len(expected)
+    for lo in range(n + 1):
+        for hi in range(lo, n + 1):
+            assert changed.fingerprint(lo, hi) == expected.fingerprint(lo, hi)
