@@ -42,7 +42,7 @@ MAX_TOKEN = 100  # characters of one token in a filter
 MAX_FILTER = MAX_FILTER_TOKENS * (MAX_TOKEN + 2)  # characters of the longest canonical filter, and then some
 MAX_FILTER_BYTES = 4 * MAX_FILTER  # its UTF-8 (msgpack bounds a string in bytes)
 MAX_CACHED = MAX_SET  # intents whose tokens are remembered (an envelope's tokens never change), ~30 MB
-ROWS_FOR_MS = 1_000  # a set is read and built again at most this often while the log has nothing new
+ROWS_FOR_MS = 1_000  # the live rows one whole read found serve every filter's first build this long
 MAX_SETS = 8  # filters whose built sets are remembered
 MAX_CHANGES = 4_096  # envelopes added, withdrawn or expired since a set was built that update it in place
 REBUILD_MS = 60_000  # a set at MAX_SET that lost items is read whole again after this (older ones refill it)
@@ -141,12 +141,14 @@ def _unpack(body: bytes, what: str) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class _Held:
     """A built reconciliation set: the log's last seq and the clock when it was last brought up to
-    date, when it was last read whole, the set."""
+    date, when it was last read whole, the set; ``short``: it was at MAX_SET and lost items since,
+    so older live ones a whole read would hold may be missing."""
 
     seq: int
     at: int
     built_at: int
     items: reconcile.ItemSet
+    short: bool = False
 
 
 class CatchUp:
@@ -191,7 +193,7 @@ class CatchUp:
 
     def _updated(self, held: _Held, tokens: frozenset[str] | None, last: int, now: int) -> _Held | None:
         """``held`` with what changed since it was built, or None when it must be built whole again:
-        too many changes, a clock gone back, or a set at MAX_SET that lost items REBUILD_MS ago."""
+        too many changes, a clock gone back, or a set that is ``short`` REBUILD_MS after its read."""
         if now < held.at or last < held.seq:
             return None
         limit = [MAX_CHANGES + 1]
@@ -209,16 +211,18 @@ class CatchUp:
         if len(added) > MAX_CHANGES or len(ended) > MAX_CHANGES:
             return None
         removed = {bytes(r["id"]) for r in ended}
-        full = len(held.items) >= MAX_SET
-        if full and removed and now - held.built_at >= REBUILD_MS:
+        short = held.short or (bool(removed) and len(held.items) >= MAX_SET)
+        if short and now - held.built_at >= REBUILD_MS:
             return None
+        for i in removed:  # what left every set leaves the token cache too
+            self._tokens.pop(i, None)
         new = [(r["created_at"], bytes(r["id"])) for r in added]
         if tokens is not None and new:
             known = self._tokens_of([i for _, i in new])
             new = [(c, i) for c, i in new if not known.get(i, frozenset()).isdisjoint(tokens)]
         items = held.items.with_changes(new, removed) if new or removed else held.items
         items = items.newest(MAX_SET)  # as a whole read keeps them
-        return _Held(last, now, held.built_at, items)
+        return _Held(last, now, held.built_at, items, short)
 
     def _set_rows(self, key: tuple[int, int], now: int, *, intents_only: bool) -> list[tuple[int, bytes]]:
         """``(created, id)`` of the set's live envelopes, newest first, at most MAX_SET: read once per

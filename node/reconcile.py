@@ -219,7 +219,8 @@ def decode(body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> list[Range]:
         value = codec.decode(body, max_bytes)
     except Exception as exc:  # the reference codec's typed refusals, whatever they are
         raise _bad(f"not canonical MessagePack ({exc})") from None
-    if not isinstance(value, list) or len(value) != 2 or type(value[0]) is not int or value[0] != VERSION or not isinstance(value[1], list):  # fmt: skip
+    version_ok = isinstance(value, list) and len(value) == 2 and type(value[0]) is int and value[0] == VERSION  # not True
+    if not version_ok or not isinstance(value[1], list):
         raise _bad("expected [1, [range, ...]]")
     if len(value[1]) > MAX_RANGES:
         raise WireError("too_large", f"at most {MAX_RANGES} ranges")

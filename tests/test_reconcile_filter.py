@@ -137,13 +137,15 @@ def test_a_long_lived_catchup_follows_the_log_and_keeps_its_token_cache_bounded(
         assert short in ids("?flight")
         now[0] += 5_000  # past its expiry: the next slot's set leaves it out
         assert ids("?flight") == flights and short not in ids("")
+        assert short not in serving._tokens  # what left the sets left the token cache
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_set_updated_in_place_is_the_set_read_whole(tmp_path, seed, monkeypatch):
     """Whatever arrives, is withdrawn or expires between messages, and however the clock moves, the
     set a long-lived CatchUp updates in place is the one a fresh CatchUp reads whole; at a small
-    MAX_SET it holds only live items, at most MAX_SET of them."""
+    MAX_SET it holds only live items, at most MAX_SET of them, and is whole again REBUILD_MS after
+    its last read once it lost some."""
     import random
 
     rng = random.Random(seed)
@@ -186,3 +188,16 @@ def test_a_set_updated_in_place_is_the_set_read_whole(tmp_path, seed, monkeypatc
                     "SELECT created_at, id FROM envelopes WHERE expires_at > ?", [now[0]])))  # fmt: skip
             got = capped.items("").items
             assert len(got) <= 4 and set(got) <= live
+        now[0] += catchup.REBUILD_MS  # a set that lost items at the cap is read whole again: refilled
+        whole = lambda: CatchUp(store, clock=lambda: now[0]).items("").items  # noqa: E731
+        assert capped.items("").items == whole()
+        for ttl in (HOUR, HOUR, HOUR, HOUR, 2_000):  # the newest four, the last of them brief
+            body = parse_intent(f"Need ?hotel {ttl} {rng.random()}").body()
+            env = envelope.create(authors[1], "intent", body, expires=now[0] + ttl)  # by the set's clock
+            assert core.pipeline.ingest([GossipItem(3, env.raw)], None).reasons == b"\x00"
+        kept = CatchUp(store, clock=lambda: now[0])
+        assert kept.items("").items == whole() and len(whole()) == 4
+        now[0] += 3_000  # the brief one expired: one short of a whole read until REBUILD_MS passed
+        assert len(kept.items("").items) == 3 and len(whole()) == 4
+        now[0] += catchup.REBUILD_MS
+        assert kept.items("").items == whole()
