@@ -29,6 +29,7 @@ OPS: dict[str, Op] = {
     "intent.withdraw": intents.intent_withdraw,
     "peers.add": peers.peers_add,
     "peers.remove": peers.peers_remove,
+    "peers.resend": peers.peers_resend,
     "subscriptions.add": market.subscriptions_add,
     "subscriptions.remove": market.subscriptions_remove,
     "offers.make": market.offers_make,

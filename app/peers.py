@@ -1,4 +1,5 @@
-"""Ops on who this node talks to: peers (added, greeted, removed) and blocked nodes."""
+"""Ops on who this node talks to: peers (added, greeted, removed, sent their dead letters again) and
+blocked nodes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 from app.args import Args
 from app.services import PEERS, Services
-from node.errors import ConflictError, DeliveryError, ValidationError, WireError
+from federation.kinds import ACCESS_KIND, GOSSIP_KIND
+from federation.outbox import DeadDelivery
+from node.errors import ConflictError, DeliveryError, NotFoundError, ValidationError, WireError
 from node.nodeid import decode_node_id, is_node_id
 from node.peers import Peer, check_url
 
@@ -55,6 +58,42 @@ async def peers_remove(services: Services, args: dict[str, Any]) -> dict[str, An
     peer = await services.store.run(services.peers.remove, ref)
     services.changed({PEERS})
     return peer.to_json()
+
+
+async def peers_resend(services: Services, args: dict[str, Any]) -> dict[str, Any]:
+    """Queue again what the outbox gave up on for a peer after its last attempt (``max_attempts``: the
+    peer was unreachable for longer than the retries last). Only what is still worth sending goes: an
+    envelope this node still holds, unexpired (queued with its expiry), and an access push whose grant
+    is still live (consent revoked since is never sent on). Dead letters the peer refused, or that
+    expired, stay where they are. The deliverer is woken for the peer."""
+    ref = Args("peers.resend", args, ("ref",)).ref()
+
+    def work() -> tuple[Peer, int, int, int]:
+        peer = services.peers.get(ref)
+        now = services.clock()
+        dead = [d for d in services.outbox.dead(peer.public_key) if d.reason == "max_attempts"]
+        due = [(d.id, expires) for d in dead if (expires := _still_due(services, d, now)) is not False]
+        queued = services.outbox.resend(due, now) if due else 0
+        return peer, queued, len(due) - queued, len(dead) - len(due)
+
+    peer, queued, merged, stale = await services.store.run(work)
+    if queued:
+        services.changed({peer.public_key})
+    return {**peer.to_json(), "queued": queued, "already_queued": merged, "not_resent": stale}
+
+
+def _still_due(services: Services, dead: DeadDelivery, now: int) -> int | None | bool:
+    """The expiry to queue ``dead`` with again (None: none), or False when it is no longer to send."""
+    if dead.kind == GOSSIP_KIND and dead.ref is not None:
+        held = services.log.get(dead.ref)
+        return held.expires if held is not None and held.expires > now else False
+    if dead.kind == ACCESS_KIND and dead.ref is not None:
+        try:
+            grant = services.grants.get(dead.ref.split(":", 1)[0])
+        except (NotFoundError, ValidationError):
+            return False
+        return None if grant.direction == "given" and grant.status == "live" and grant.expires > now else False
+    return False
 
 
 async def blocks_add(services: Services, args: dict[str, Any]) -> dict[str, Any]:

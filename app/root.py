@@ -212,6 +212,8 @@ def services_of(
         home=home,
         pipeline=core.pipeline,
         access=core.access,
+        outbox=core.outbox,
+        log=d.log,
         http=http,
         catchup=core.catchup,
         intents=d.intents,

@@ -9,11 +9,13 @@ from typing import Any
 import trio
 
 from federation.access import Access
+from federation.outbox import Outbox
 from federation.peerclient import PeerClient
 from federation.pipeline import Pipeline
 from node import envelope
 from node.blocks import Blocks
 from node.errors import ValidationError
+from node.gossiplog import GossipLog
 from node.grants import Grants
 from node.home import HomeInfo
 from node.identity import Identity
@@ -43,6 +45,8 @@ class Services:
     home: HomeInfo
     pipeline: Pipeline  # publish what an op signed; ingest what sync pulls
     access: Access  # queue pushes of changed vault fields
+    outbox: Outbox  # the delivery queue (dead letters sent again: peers.resend)
+    log: GossipLog  # the envelopes this node holds
     http: PeerClient
     intents: Intents
     peers: Peers

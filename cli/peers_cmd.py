@@ -123,6 +123,16 @@ def remove(ctx: typer.Context, ref: PeerArg) -> None:
     output.say(f"removed peer {peer['node_id']} ({_who(peer)})")
 
 
+@peers.command("resend")
+def resend(ctx: typer.Context, ref: PeerArg) -> None:
+    """Queue again the deliveries to a peer that were given up after their last attempt (the peer
+    was away longer than the retries last); what expired or lost its consent since stays unsent."""
+    result = node(ctx).run_op("peers.resend", {"ref": ref})
+    output.say(f"queued {result['queued']} delivery(ies) again for {result['node_id']} ({_who(result)})"
+               + (f"; {result['already_queued']} already queued" if result["already_queued"] else "")
+               + (f"; {result['not_resent']} expired or no longer consented, not sent" if result["not_resent"] else ""))
+
+
 @peers.command("discover")
 def discover(
     ctx: typer.Context,

@@ -346,6 +346,22 @@ class Outbox:
         rows = [i for i in ids if not relaylog.is_relayed(i)]
         return rows, [i for i in ids if relaylog.is_relayed(i)]
 
+    def resend(self, deliveries: Sequence[tuple[int, int | None]], now: int) -> int:
+        """Queue these dead letters (``(dead id, expires_at)``) again, due now with their attempts
+        reset, and drop them from ``outbox_dead``; one still queued under the same ``(peer, kind, ref)``
+        is only dropped. How many were queued. The caller decides which are still worth sending."""
+        queued = 0
+        with self.store.transaction():
+            for dead_id, expires_at in deliveries:
+                queued += self.store.execute(
+                    f"INSERT INTO {self._rows} (peer, kind, ref, payload, created_at, expires_at, next_at) "
+                    "SELECT peer, kind, ref, payload, created_at, ?, ? FROM outbox_dead WHERE id = ? "
+                    "ON CONFLICT (peer, kind, ref) DO NOTHING",
+                    [expires_at, now, dead_id],
+                )
+                self.store.execute("DELETE FROM outbox_dead WHERE id = ?", [dead_id])
+        return queued
+
     # -- reads -------------------------------------------------------------------------------------
 
     def next_at(self, peer: str) -> int | None:

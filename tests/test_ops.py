@@ -48,6 +48,7 @@ async def test_the_op_table_is_the_designed_one():
             "intent.withdraw",
             "peers.add",
             "peers.remove",
+            "peers.resend",
             "subscriptions.add",
             "subscriptions.remove",
             "offers.make",

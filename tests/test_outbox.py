@@ -254,3 +254,20 @@ def test_a_deferred_relayed_payload_waits_behind_a_due_direct_row(store):
     outbox.mark_delivered([d.id for d in outbox.due("a", 2_000)])
     assert outbox.due("a", 29_999) == []
     assert payloads(outbox.due("a", 30_000)) == [b"relayed0", b"relayed1", b"relayed2"]
+
+
+@vendor_engines
+def test_resend_queues_dead_letters_again_due_now_with_their_attempts_reset(store):
+    outbox = make(store, max_attempts=1)
+    with store.transaction():
+        outbox.enqueue("a", b"one", kind="gossip", now=0, ref="01" * 32, expires_at=9_000)
+        outbox.enqueue("a", b"two", kind="gossip", now=0, ref="02" * 32, expires_at=9_000)
+    dead = outbox.mark_failed([d.id for d in outbox.due("a", 0)], 0, "connection refused")
+    assert len(dead) == 2 and outbox.due("a", 10**9) == []
+    with store.transaction():  # "two" was queued again meanwhile (published anew): it is not doubled
+        outbox.enqueue("a", b"two", kind="gossip", now=50, ref="02" * 32, expires_at=9_000)
+    assert outbox.resend([(dead[0], 8_000), (dead[1], 9_000)], now=100) == 1
+    assert outbox.dead() == []
+    batch = outbox.due("a", 100)
+    assert payloads(batch) == [b"two", b"one"] and [d.attempts for d in batch] == [0, 0]
+    assert payloads(outbox.due("a", 8_000)) == [b"two"]  # queued again with the expiry it was given
