@@ -204,7 +204,9 @@ def _merged(runs: list[tuple[int, int] | Item], items: list[Item], new: list[Ite
     return out
 
 
-def _spliced(runs: Sequence[tuple[int, int] | Item], items: list[Item], sums: list[int]) -> tuple[list[Item], list[int]]:
+def _spliced(
+    runs: Sequence[tuple[int, int] | Item], items: list[Item], sums: list[int]
+) -> tuple[list[Item], list[int]]:
     """The items and running sums of ``runs`` in order. A run of old items keeps its sums shifted by one
     amount; the longest is not shifted at all (a fingerprint needs only differences of the sums)."""
     shifts: list[int] = []

@@ -157,6 +157,10 @@ def test_a_set_updated_in_place_is_the_set_read_whole(tmp_path, seed, monkeypatc
     with Store(home.db_path) as store:
         core = build_core(store, load_identity(home.key_path, None).public_key, "person")
         serving = CatchUp(store, clock=lambda: now[0])
+        cycled = CatchUp(store, clock=lambda: now[0])
+        many = ["?bike", "?flight", "?hotel", "?bike ?flight", "?bike ?hotel", "?flight ?hotel", "?bike ?flight ?hotel",
+                "?bike ?car", "?car ?flight"][: catchup.MAX_SETS + 1]  # fmt: skip
+        assert len(many) > catchup.MAX_SETS
         held = []
         for _ in range(60):
             step = rng.random()
@@ -177,6 +181,8 @@ def test_a_set_updated_in_place_is_the_set_read_whole(tmp_path, seed, monkeypatc
             for f in filters:
                 fresh = CatchUp(store, clock=lambda: now[0]).items(f).items
                 assert serving.items(f).items == fresh
+            for f in many:  # more filters than are kept: each is built again, from the kept intents' set
+                assert cycled.items(f).items == CatchUp(store, clock=lambda: now[0]).items(f).items
         monkeypatch.setattr(catchup, "MAX_SET", 4)
         capped = CatchUp(store, clock=lambda: now[0])
         for _ in range(10):
@@ -191,13 +197,21 @@ def test_a_set_updated_in_place_is_the_set_read_whole(tmp_path, seed, monkeypatc
         now[0] += catchup.REBUILD_MS  # a set that lost items at the cap is read whole again: refilled
         whole = lambda: CatchUp(store, clock=lambda: now[0]).items("").items  # noqa: E731
         assert capped.items("").items == whole()
+        for _ in range(2):  # older than what follows: what a whole read refills with
+            body = parse_intent(f"Need ?bike {rng.random()}").body()
+            env = envelope.create(authors[2], "intent", body, expires=now[0] + HOUR)
+            assert core.pipeline.ingest([GossipItem(3, env.raw)], None).reasons == b"\x00"
         for ttl in (HOUR, HOUR, HOUR, HOUR, 2_000):  # the newest four, the last of them brief
             body = parse_intent(f"Need ?hotel {ttl} {rng.random()}").body()
             env = envelope.create(authors[1], "intent", body, expires=now[0] + ttl)  # by the set's clock
             assert core.pipeline.ingest([GossipItem(3, env.raw)], None).reasons == b"\x00"
         kept = CatchUp(store, clock=lambda: now[0])
         assert kept.items("").items == whole() and len(whole()) == 4
+        assert len(kept.items("?hotel").items) == 4  # the live intents' set, which filters are built from
         now[0] += 3_000  # the brief one expired: one short of a whole read until REBUILD_MS passed
         assert len(kept.items("").items) == 3 and len(whole()) == 4
+        fresh = lambda f: CatchUp(store, clock=lambda: now[0]).items(f).items  # noqa: E731
+        assert len(kept.items("?bike ?hotel").items) == 3 and len(fresh("?bike ?hotel")) == 4  # built short
         now[0] += catchup.REBUILD_MS
         assert kept.items("").items == whole()
+        assert kept.items("?bike ?hotel").items == fresh("?bike ?hotel")  # and refilled like the rest
