@@ -43,7 +43,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 from starlette.applications import Starlette
@@ -54,7 +54,7 @@ from starlette.routing import Route
 
 from federation import wire
 from federation.admission import Admission, merge
-from federation.catchup import CAPABILITIES, CatchUp
+from federation.catchup import CAPABILITIES, Builds, CatchUp
 from federation.events import DaemonEvents, RefusalLog, note_signer
 from federation import catchup, tree as plumtree_tree
 from federation.auth import SignatureMiddleware, verified_peer
@@ -116,6 +116,7 @@ class Federation:
     notify: Callable[[frozenset[str]], None]
     on_hello: Callable[[str], Awaitable[None]] | None  # awaited with the signer: it verifies its claimed URL
     catchup: CatchUp | None = None  # reconciliation (None: /v1/reconcile and /v1/gossip/ids answer 404)
+    builds: Builds = field(default_factory=Builds)  # how many sets peers may have built for filters not kept
     tree: plumtree_tree.TreeRelay | None = None  # Plumtree (None: /v1/tree answers 404; peers get floods)
     sharing: Sharing | None = None  # peer exchange (None: GET /v1/peers answers 404)
     clock: Clock = wall_clock_ms
@@ -260,9 +261,16 @@ async def reconcile_range(request: Request, peer: str) -> Response:
     # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
     # items cost, of the signer's, the source's and the node's budgets, so neither one peer nor fresh
     # keys from one source can keep the store busy with cheap requests
+    # a filter the node keeps no set for costs a build, which the peer chooses: few are allowed
+    build = not fed.catchup.kept(filter_text)
+    wait = fed.builds.refused(peer) if build else None
+    if wait is not None:
+        return _refusal(503, "busy", "this node builds few new reconciliation sets a second", {"Retry-After": wait})
     refused = fed.admission.spend(fed.limiter, peer, source_of(request.scope), RECONCILE_COST)
     if refused is not None:
         return _over_budget(request, peer, refused)
+    if build:
+        fed.builds.spend(peer)
     items = await fed.store.run(fed.catchup.items, filter_text)
     # pure CPU over up to MAX_SET ids (a message of thousands of ranges: ~0.15 s): off the event loop
     answer = await trio.to_thread.run_sync(reconcile.Reconciler(items).reconcile, msg)
@@ -362,6 +370,7 @@ def federation_app(
         notify=on_ingest if on_ingest is not None else (lambda peers: None),
         on_hello=on_hello,
         catchup=catchup,
+        builds=Builds(clock=clock),
         sharing=sharing,
         clock=clock,
         tree=tree,

@@ -25,6 +25,7 @@ import msgpack
 
 from federation import wire
 from federation.kinds import DIRECT_KINDS
+from federation.ratelimit import RateLimiter
 from node import reconcile
 from node.backends import NATIVE, Backend
 from node.errors import WireError
@@ -45,6 +46,13 @@ MAX_CACHED = MAX_SET  # intents whose tokens are remembered (an envelope's token
 ROWS_FOR_MS = 1_000  # the live rows one whole read found serve every filter's first build this long
 MAX_SETS = 8  # filters whose built sets are remembered
 MAX_CHANGES = 4_096  # envelopes added, withdrawn or expired since a set was built that update it in place
+# Sets built for a filter not kept (the peer chooses it; a build reads or filters every live intent,
+# 0.1-0.5 s of the store's thread at MAX_SET): a signer may have one every BUILD_EVERY_S (BUILD_BURST at
+# once), the node BUILDS_PER_S (NODE_BUILD_BURST at once). A request over either is answered busy.
+BUILD_EVERY_S = 10.0
+BUILD_BURST = 2
+BUILDS_PER_S = 1.0
+NODE_BUILD_BURST = 8
 REBUILD_MS = 60_000  # a set at MAX_SET that lost items is read whole again after this (older ones refill it)
 
 _NONE: frozenset[str] = frozenset()
@@ -152,6 +160,26 @@ class _Held:
     short: bool = False
 
 
+class Builds:
+    """How many sets peers may make this node build for filters it does not keep (see BUILD_EVERY_S)."""
+
+    def __init__(self, *, clock: Clock = wall_clock_ms) -> None:
+        self._signers = RateLimiter(1 / BUILD_EVERY_S, BUILD_BURST, clock=clock)
+        self._node = RateLimiter(BUILDS_PER_S, NODE_BUILD_BURST, clock=clock)
+
+    def refused(self, signer: str) -> str | None:
+        """None when ``signer`` may have a build now (nothing spent: ``spend`` does), else the
+        Retry-After header of the budget that is out."""
+        for limiter, key in ((self._signers, signer), (self._node, "*")):
+            if limiter.available(key) < 1:
+                return limiter.retry_after_header(key)
+        return None
+
+    def spend(self, signer: str) -> None:
+        self._signers.take(signer, 1)
+        self._node.take("*", 1)
+
+
 class CatchUp:
     """The store reads of reconciliation (in the store's thread)."""
 
@@ -165,6 +193,10 @@ class CatchUp:
         self._rows: dict[bool, tuple[tuple[int, int], list[tuple[int, bytes]]]] = {}
         self._sets: dict[str, _Held] = {}  # by filter
         self._intents: _Held | None = None  # every live intent's: what token filters are first built from
+
+    def kept(self, filter_text: str) -> bool:
+        """Whether a set for ``filter_text`` is kept (a message over it updates it, not builds it)."""
+        return filter_text in self._sets
 
     def items(self, filter_text: str = ALL) -> reconcile.ItemSet:
         """This node's reconciliation set for ``filter_text`` (checked by ``parse_filter``). A set

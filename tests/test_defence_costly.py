@@ -42,7 +42,7 @@ def node_app(tmp_path, role: str, *, frozen: bool = False):
     store = Store(home.db_path)
     inline = InlineStore(store)
     core = build_core(store, bytes.fromhex(home.public_key), role, identity=identity)
-    options = defences.app_options(home, {"admission": Admission(clock=clock)}, inline, clock)
+    options = defences.app_options(home, {"admission": Admission(clock=clock), "clock": clock}, inline, clock)
     node_id = encode_node_id(bytes.fromhex(home.public_key))
     app = federation_app_for(inline, core, node_id=node_id, role=role, **options)
     return defences.bounded(app, {}), identity
@@ -138,3 +138,21 @@ def test_a_reconciliation_message_with_a_bad_version_or_bound_is_refused(message
 
     with pytest.raises(WireError):
         reconcile.decode(codec.encode(message))
+
+
+def test_sets_built_for_filters_not_kept_are_few_for_a_signer_and_for_the_node(tmp_path):
+    """A filter the node keeps no set for costs a build the peer chose (a pass over every live
+    intent): a signer gets BUILD_BURST of them at once, the node NODE_BUILD_BURST; past that a new
+    filter is answered 503 busy with Retry-After, while a filter already kept is still answered."""
+    app, _ = node_app(tmp_path, "person", frozen=True)
+    msg = reconcile.Reconciler(reconcile.ItemSet([])).initiate()
+    request = lambda f: catchup.encode_request(f, msg)  # noqa: E731
+    one = Identity.generate()
+    first = [trio.run(statuses, app, "/v1/reconcile", request(f), [one])[0][0] for f in ("?a", "?b", "?c", "?a")]
+    assert first == [200] * catchup.BUILD_BURST + [503, 200]  # ?c refused; ?a is kept, so answered
+    others = [Identity.generate() for _ in range(catchup.NODE_BUILD_BURST)]
+    filters = [f"?t{k}" for k in range(catchup.NODE_BUILD_BURST)]
+    got = [trio.run(statuses, app, "/v1/reconcile", request(f), [who])[0] for f, who in zip(filters, others)]
+    left = catchup.NODE_BUILD_BURST - catchup.BUILD_BURST
+    assert [status for status, _ in got] == [200] * left + [503] * (len(got) - left)
+    assert msgpack.unpackb(got[-1][1])["error"] == "busy"
