@@ -11,6 +11,7 @@ from app.services import PEERS, Services
 from federation.kinds import ACCESS_KIND, GOSSIP_KIND
 from federation.outbox import DeadDelivery
 from node.errors import ConflictError, DeliveryError, NotFoundError, ValidationError, WireError
+from node.gossiplog import blob_id
 from node.nodeid import decode_node_id, is_node_id
 from node.peers import Peer, check_url
 
@@ -71,8 +72,8 @@ async def peers_resend(services: Services, args: dict[str, Any]) -> dict[str, An
     def work() -> tuple[Peer, int, int, int]:
         peer = services.peers.get(ref)
         now = services.clock()
-        dead = [d for d in services.outbox.dead(peer.public_key) if d.reason == "max_attempts"]
-        due = [(d.id, expires) for d in dead if (expires := _still_due(services, d, now)) is not False]
+        dead = services.outbox.dead(peer.public_key, "max_attempts")
+        due = _still_due(services, dead, now)
         queued = services.outbox.resend(due, now) if due else 0
         return peer, queued, len(due) - queued, len(dead) - len(due)
 
@@ -82,18 +83,35 @@ async def peers_resend(services: Services, args: dict[str, Any]) -> dict[str, An
     return {**peer.to_json(), "queued": queued, "already_queued": merged, "not_resent": stale}
 
 
-def _still_due(services: Services, dead: DeadDelivery, now: int) -> int | None | bool:
-    """The expiry to queue ``dead`` with again (None: none), or False when it is no longer to send."""
-    if dead.kind == GOSSIP_KIND and dead.ref is not None:
-        held = services.log.get(dead.ref)
-        return held.expires if held is not None and held.expires > now else False
-    if dead.kind == ACCESS_KIND and dead.ref is not None:
-        try:
-            grant = services.grants.get(dead.ref.split(":", 1)[0])
-        except (NotFoundError, ValidationError):
-            return False
-        return None if grant.direction == "given" and grant.status == "live" and grant.expires > now else False
-    return False
+def _still_due(services: Services, dead: list[DeadDelivery], now: int) -> list[tuple[int, int | None]]:
+    """``(id, expiry to queue it with)`` of the dead letters still worth sending: gossip this node
+    holds unexpired (its expiry; the log read once per thousand) and access pushes under a grant we
+    gave that is live (no expiry, as first queued; each grant read once)."""
+    ids = {d.ref: blob_id(d.ref) for d in dead if d.kind == GOSSIP_KIND and d.ref is not None}
+    expiries = services.log.expiries([key for key in ids.values() if key is not None])
+    live: dict[str, bool] = {}
+    due: list[tuple[int, int | None]] = []
+    for d in dead:
+        if d.kind == GOSSIP_KIND and d.ref is not None:
+            key = ids[d.ref]
+            expires = expiries.get(key) if key is not None else None
+            if expires is not None and expires > now:
+                due.append((d.id, expires))
+        elif d.kind == ACCESS_KIND and d.ref is not None:
+            grant_id = d.ref.split(":", 1)[0]
+            if grant_id not in live:
+                live[grant_id] = _grant_live(services, grant_id, now)
+            if live[grant_id]:
+                due.append((d.id, None))
+    return due
+
+
+def _grant_live(services: Services, grant_id: str, now: int) -> bool:
+    try:
+        grant = services.grants.get(grant_id)
+    except (NotFoundError, ValidationError):
+        return False
+    return grant.direction == "given" and grant.status == "live" and grant.expires > now
 
 
 async def blocks_add(services: Services, args: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import msgpack
 
 from federation import wire
 from federation.kinds import DIRECT_KINDS
+from federation.admission import GLOBAL
 from federation.ratelimit import RateLimiter
 from node import reconcile
 from node.backends import NATIVE, Backend
@@ -43,7 +44,6 @@ MAX_TOKEN = 100  # characters of one token in a filter
 MAX_FILTER = MAX_FILTER_TOKENS * (MAX_TOKEN + 2)  # characters of the longest canonical filter, and then some
 MAX_FILTER_BYTES = 4 * MAX_FILTER  # its UTF-8 (msgpack bounds a string in bytes)
 MAX_CACHED = MAX_SET  # intents whose tokens are remembered (an envelope's tokens never change), ~30 MB
-ROWS_FOR_MS = 1_000  # the live rows one whole read found serve every filter's first build this long
 MAX_SETS = 8  # filters whose built sets are remembered
 MAX_CHANGES = 4_096  # envelopes added, withdrawn or expired since a set was built that update it in place
 # Sets built for a filter not kept (the peer chooses it; a build reads or filters every live intent,
@@ -165,19 +165,19 @@ class Builds:
 
     def __init__(self, *, clock: Clock = wall_clock_ms) -> None:
         self._signers = RateLimiter(1 / BUILD_EVERY_S, BUILD_BURST, clock=clock)
-        self._node = RateLimiter(BUILDS_PER_S, NODE_BUILD_BURST, clock=clock)
+        self._node = RateLimiter(BUILDS_PER_S, NODE_BUILD_BURST, clock=clock, max_peers=1)
 
     def refused(self, signer: str) -> str | None:
         """None when ``signer`` may have a build now (nothing spent: ``spend`` does), else the
         Retry-After header of the budget that is out."""
-        for limiter, key in ((self._signers, signer), (self._node, "*")):
+        for limiter, key in ((self._signers, signer), (self._node, GLOBAL)):
             if limiter.available(key) < 1:
                 return limiter.retry_after_header(key)
         return None
 
     def spend(self, signer: str) -> None:
         self._signers.take(signer, 1)
-        self._node.take("*", 1)
+        self._node.take(GLOBAL, 1)
 
 
 class CatchUp:
@@ -189,13 +189,12 @@ class CatchUp:
         self._backend = backend
         self._tokens: dict[bytes, frozenset[str]] = {}
         self._shared: dict[frozenset[str], frozenset[str]] = {}
-        # (intents only?) → ((the log's last seq, the clock's ROWS_FOR_MS slot), the set's rows)
-        self._rows: dict[bool, tuple[tuple[int, int], list[tuple[int, bytes]]]] = {}
         self._sets: dict[str, _Held] = {}  # by filter
         self._intents: _Held | None = None  # every live intent's: what token filters are first built from
 
     def kept(self, filter_text: str) -> bool:
-        """Whether a set for ``filter_text`` is kept (a message over it updates it, not builds it)."""
+        """Whether a set for ``filter_text`` is kept (a message over it updates it, not builds it).
+        Asked from the event loop while the store's thread may change the sets: one dict lookup."""
         return filter_text in self._sets
 
     def items(self, filter_text: str = ALL) -> reconcile.ItemSet:
@@ -223,14 +222,13 @@ class CatchUp:
         kept up to date as a set of their own) whose tokens meet ``tokens``. So a filter asked for the
         first time costs a pass over the intents' cached tokens, not a read of the whole log (0.4 s
         at 200,000), however many filters peers ask for."""
-        key = (last, now // ROWS_FOR_MS)
         if tokens is None:
-            return _Held(last, now, now, reconcile.ItemSet(self._set_rows(key, now, intents_only=False)))
+            return _Held(last, now, now, reconcile.ItemSet(self._set_rows(now, intents_only=False)))
         base = self._intents
         if base is not None and (base.seq, base.at) != (last, now):
             base = self._updated(base, None, last, now, intents=True)
         if base is None:
-            base = _Held(last, now, now, reconcile.ItemSet(self._set_rows(key, now, intents_only=True)))
+            base = _Held(last, now, now, reconcile.ItemSet(self._set_rows(now, intents_only=True)))
         self._intents = base
         ordered = base.items.items
         known = self._tokens_of([i for _, i in ordered])
@@ -268,25 +266,21 @@ class CatchUp:
         new = [(r["created_at"], bytes(r["id"])) for r in added]
         if tokens is not None and new:
             known = self._tokens_of([i for _, i in new])
-            new = [(c, i) for c, i in new if not known.get(i, frozenset()).isdisjoint(tokens)]
+            new = [(c, i) for c, i in new if not known.get(i, _NONE).isdisjoint(tokens)]
         items = held.items.with_changes(new, removed) if new or removed else held.items
         items = items.newest(MAX_SET)  # as a whole read keeps them
         return _Held(last, now, held.built_at, items, short)
 
-    def _set_rows(self, key: tuple[int, int], now: int, *, intents_only: bool) -> list[tuple[int, bytes]]:
-        """``(created, id)`` of the set's live envelopes, newest first, at most MAX_SET: read once per
-        ``key`` (the log's last seq, the clock's ROWS_FOR_MS slot) for every filter of that kind."""
-        held = self._rows.get(intents_only)
-        if held is not None and held[0] == key:
-            return held[1]
+    def _set_rows(self, now: int, *, intents_only: bool) -> list[tuple[int, bytes]]:
+        """``(created, id)`` of the set's live envelopes (or intents), newest first, at most MAX_SET:
+        a whole read, done only when the set of every envelope or that of the intents (which token
+        filters are built from) cannot be brought up to date."""
         kind = "kind = 'intent' AND " if intents_only else ""
         found = self.store.query(
             f"SELECT created_at, id FROM envelopes WHERE {kind}{_LIVE} ORDER BY created_at DESC, id DESC LIMIT ?",
             [now, *sorted(DIRECT_KINDS), MAX_SET],
         )
-        rows = [(r["created_at"], bytes(r["id"])) for r in found]
-        self._rows[intents_only] = (key, rows)
-        return rows
+        return [(r["created_at"], bytes(r["id"])) for r in found]
 
     def _tokens_of(self, ids: list[bytes]) -> dict[bytes, frozenset[str]]:
         """The ``tokens`` of each intent, decoded once and remembered (at most MAX_CACHED: those of

@@ -350,16 +350,14 @@ class Outbox:
         """Queue these dead letters (``(dead id, expires_at)``) again, due now with their attempts
         reset, and drop them from ``outbox_dead``; one still queued under the same ``(peer, kind, ref)``
         is only dropped. How many were queued. The caller decides which are still worth sending."""
-        queued = 0
         with self.store.transaction():
-            for dead_id, expires_at in deliveries:
-                queued += self.store.execute(
-                    f"INSERT INTO {self._rows} (peer, kind, ref, payload, created_at, expires_at, next_at) "
-                    "SELECT peer, kind, ref, payload, created_at, ?, ? FROM outbox_dead WHERE id = ? "
-                    "ON CONFLICT (peer, kind, ref) DO NOTHING",
-                    [expires_at, now, dead_id],
-                )
-                self.store.execute("DELETE FROM outbox_dead WHERE id = ?", [dead_id])
+            queued = self.store.execute_many(
+                f"INSERT INTO {self._rows} (peer, kind, ref, payload, created_at, expires_at, next_at) "
+                "SELECT peer, kind, ref, payload, created_at, ?, ? FROM outbox_dead WHERE id = ? "
+                "ON CONFLICT (peer, kind, ref) DO NOTHING",
+                [(expires_at, now, dead_id) for dead_id, expires_at in deliveries],
+            )
+            self.store.execute_many("DELETE FROM outbox_dead WHERE id = ?", [(dead_id,) for dead_id, _ in deliveries])
         return queued
 
     # -- reads -------------------------------------------------------------------------------------
@@ -385,12 +383,14 @@ class Outbox:
         rows = self.store.query("SELECT peer, count(*) AS n FROM outbox GROUP BY peer ORDER BY peer")
         return {r["peer"]: r["n"] for r in rows}
 
-    def dead(self, peer: str | None = None) -> list[DeadDelivery]:
-        where, params = ("WHERE peer = ?", (peer,)) if peer is not None else ("", ())
+    def dead(self, peer: str | None = None, reason: str | None = None) -> list[DeadDelivery]:
+        """The dead letters, of ``peer`` and for ``reason`` when given, oldest first."""
+        found = [("peer = ?", peer), ("reason = ?", reason)]
+        where = " AND ".join(clause for clause, value in found if value is not None)
         rows = self.store.query(
             "SELECT id, peer, kind, ref, payload, created_at, attempts, reason, last_error, dead_at "
-            f"FROM outbox_dead {where} ORDER BY id",
-            params,
+            f"FROM outbox_dead {'WHERE ' + where if where else ''} ORDER BY id",
+            [value for _, value in found if value is not None],
         )
         return [DeadDelivery(**r) for r in rows]
 

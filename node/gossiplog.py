@@ -209,13 +209,20 @@ class GossipLog:
 
     def known(self, ids: Sequence[bytes]) -> set[bytes]:
         """Which of ``ids`` (32 bytes each) are held, in one query per thousand."""
+        return {bytes(r["id"]) for r in self._rows_of(ids, "id")}
+
+    def expiries(self, ids: Sequence[bytes]) -> dict[bytes, int]:
+        """When each of ``ids`` (32 bytes each) that is held expires, in one query per thousand."""
+        return {bytes(r["id"]): r["expires_at"] for r in self._rows_of(ids, "id, expires_at")}
+
+    def _rows_of(self, ids: Sequence[bytes], columns: str) -> list[dict[str, Any]]:
         if not all(type(i) is bytes and len(i) == 32 for i in ids):
             raise ValidationError("ids", "must be 32-byte ids (bytes, not hex)")
-        found: set[bytes] = set()
+        rows: list[dict[str, Any]] = []
         for at in range(0, len(ids), MAX_PAGE):
             where, params = id_in(ids[at : at + MAX_PAGE])
-            found.update(bytes(r["id"]) for r in self._store.query(f"SELECT id FROM envelopes WHERE {where}", params))
-        return found
+            rows += self._store.query(f"SELECT {columns} FROM envelopes WHERE {where}", params)
+        return rows
 
     def add_many(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert rows with Held's fields (``seq`` aside; ``received_at`` defaults to now) and return

@@ -174,8 +174,6 @@ class ItemSet:
         return sorted(id_ for _, id_ in self.items[lo:hi])
 
 
-
-
 def _merged(runs: list[tuple[int, int] | Item], items: list[Item], new: list[Item]) -> list[tuple[int, int] | Item]:
     """``runs`` (slices of ``items``, ascending) with the sorted ``new`` items put in place; an item
     already in a run is not added twice."""
