@@ -11,10 +11,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
-use crate::codec::{self, Value};
 use crate::ed25519::{self, Prepared};
 use crate::envelope::{self, Envelope};
-use crate::intent::{self, Constraint};
+use crate::intent_body;
+pub use crate::intent_body::{expected_body, KNOWN_TERMS};
 use crate::keycache::KeyCache;
 use crate::matcher::MatchIndex;
 use crate::parallel;
@@ -23,25 +23,6 @@ use crate::verify::resolve_keys;
 
 /// The most ids a `RecentIds` may hold (about 80 MB when full).
 pub const MAX_RECENT_IDS: usize = 1 << 20;
-
-/// The terms an intent may carry, as node/intents.py's KNOWN_TERMS.
-pub const KNOWN_TERMS: [&str; 5] = [
-    "contact-only-about-this",
-    "no-resale",
-    "delete-after-use",
-    "no-profiling",
-    "no-third-parties",
-];
-/// The keys of an intent body, in canonical order.
-const BODY_KEYS: [&str; 7] = [
-    "constraints",
-    "handles",
-    "tags",
-    "terms",
-    "text",
-    "tokens",
-    "words",
-];
 
 /// Ids of envelopes the node has committed, oldest out first once `cap` is reached. Memory grows
 /// with use, never preallocated.
@@ -101,100 +82,6 @@ pub struct Item<'a> {
     pub matched: Vec<i64>,
 }
 
-fn constraint_value(c: &Constraint<'_>) -> Value {
-    let s = |t: &str| Value::Str(t.to_owned());
-    let map = |entries: Vec<(&str, Value)>| {
-        Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        )
-    };
-    match c {
-        Constraint::Money { minor, cur } => {
-            map(vec![("money", Value::UInt(*minor)), ("cur", s(cur))])
-        }
-        Constraint::MoneyRange { lo, hi, cur } => map(vec![
-            (
-                "range",
-                Value::Array(vec![Value::UInt(*lo), Value::UInt(*hi)]),
-            ),
-            ("cur", s(cur)),
-        ]),
-        Constraint::Date(d) => map(vec![("date", s(d))]),
-        Constraint::DateRange(lo, hi) => map(vec![("range", Value::Array(vec![s(lo), s(hi)]))]),
-        Constraint::Int(n) => map(vec![("int", Value::UInt(*n))]),
-        Constraint::IntRange(lo, hi) => map(vec![(
-            "range",
-            Value::Array(vec![Value::UInt(*lo), Value::UInt(*hi)]),
-        )]),
-        Constraint::Geohash(g) => map(vec![("geohash", s(g))]),
-        Constraint::Place(p) => map(vec![("place", s(p))]),
-        Constraint::Text(t) => map(vec![("text", s(t))]),
-    }
-}
-
-fn strs<S: AsRef<str>>(items: &[S]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|x| Value::Str(x.as_ref().to_owned()))
-            .collect(),
-    )
-}
-
-/// The intent body section 5 gives for `text` and `terms`; `None` when the text does not parse.
-pub fn expected_body(text: &str, terms: &[&str]) -> Option<Value> {
-    let parsed = intent::parse(text).ok()?;
-    let constraints = Value::Map(
-        parsed
-            .constraints
-            .iter()
-            .map(|(k, c)| ((*k).to_owned(), constraint_value(c)))
-            .collect(),
-    );
-    Some(Value::Map(vec![
-        ("constraints".to_owned(), constraints),
-        ("handles".to_owned(), strs(&parsed.handles)),
-        ("tags".to_owned(), strs(&parsed.tags)),
-        ("terms".to_owned(), strs(terms)),
-        ("text".to_owned(), Value::Str(text.to_owned())),
-        ("tokens".to_owned(), strs(&parsed.tokens)),
-        ("words".to_owned(), strs(&parsed.words)),
-    ]))
-}
-
-/// Whether an intent's body (decoded, and `raw` its canonical bytes) is exactly what PROTOCOL.md
-/// section 5 gives for its text and terms: the check of `node.intents.check_body`. Terms must be
-/// known, distinct and already normal; the comparison is of canonical bytes, so types are strict.
-pub fn intent_body_ok(body: &Value, raw: &[u8]) -> bool {
-    let Value::Map(entries) = body else {
-        return false;
-    };
-    if entries.len() != BODY_KEYS.len() || entries.iter().zip(BODY_KEYS).any(|((k, _), w)| k != w) {
-        return false;
-    }
-    let (Some((_, Value::Array(terms))), Some((_, Value::Str(text)))) =
-        (entries.get(3), entries.get(4))
-    else {
-        return false;
-    };
-    let mut seen: Vec<&str> = Vec::with_capacity(terms.len());
-    for t in terms {
-        match t {
-            Value::Str(t) if KNOWN_TERMS.contains(&t.as_str()) && !seen.contains(&t.as_str()) => {
-                seen.push(t)
-            }
-            _ => return false,
-        }
-    }
-    let Some(expected) = expected_body(text, &seen) else {
-        return false;
-    };
-    codec::encode(&expected).is_ok_and(|bytes| bytes == raw)
-}
-
 /// Lifetime, clock, key, signature (one batch equation for the chunk), then the intent body check
 /// and the match, for decoded items that are no duplicates. One verdict per input, in order.
 fn judge(
@@ -241,13 +128,16 @@ fn judge(
         if !ok {
             o.0 = Reason::BadSignature;
         } else if env.kind == "intent" {
-            match env.body() {
-                Ok(body) if intent_body_ok(&body, env.body_raw) => {
-                    if let Some(ix) = index {
-                        ix.match_value(&body, &mut o.1);
+            match intent_body::check(env.body_raw) {
+                // Most intents ask for what a vendor's index has no subscription for: the body's
+                // value is built only for one that may match.
+                Some(body) => match index {
+                    Some(ix) if ix.may_match(&body.intent.tokens) => {
+                        ix.match_value(&body.value(), &mut o.1);
                     }
-                }
-                _ => o.0 = Reason::InvalidBody,
+                    _ => {}
+                },
+                None => o.0 = Reason::InvalidBody,
             }
         }
     }

@@ -6,8 +6,8 @@
 //! the keys that sign most often), `verify` (the envelope batch pipeline),
 //! `reason` (reason codes and the error type), `intent` (the intent tokenizer, with its generated
 //! Unicode tables in `intent_tables.rs`), `matcher` (the vendor's subscription index, matching
-//! batches of intents), `ingest` (the one pass per received batch: decode, dedupe, verify, intent
-//! body check, match), `parallel` (threads).
+//! batches of intents), `intent_body` (the intent body check), `ingest` (the one pass per
+//! received batch: decode, dedupe, verify, intent body check, match), `parallel` (threads).
 //! The only pyo3 code is in `py`, the binding module `node._native`.
 
 #![forbid(unsafe_code)]
@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod hotkeys;
 pub mod ingest;
 pub mod intent;
+pub mod intent_body;
 pub mod keycache;
 pub mod matcher;
 pub mod parallel;

@@ -6,7 +6,8 @@ mod common;
 use std::sync::Mutex;
 
 use _native::codec::Value;
-use _native::ingest::{expected_body, ingest, intent_body_ok, RecentIds};
+use _native::ingest::{expected_body, ingest, RecentIds};
+use _native::intent_body;
 use _native::keycache::KeyCache;
 use _native::matcher::{MatchIndex, Subscription};
 use _native::reason::Reason;
@@ -106,11 +107,17 @@ fn body_check_and_match() {
     assert_eq!(out[0].matched, vec![9]);
     assert!(out[1].matched.is_empty() && out[3].matched.is_empty());
     let body = expected_body("?flight max:300USD", &["no-resale", "no-profiling"]).unwrap();
-    assert!(intent_body_ok(&body, &enc(&body)));
+    assert_eq!(
+        intent_body::check(&enc(&body)).map(|c| c.value()),
+        Some(body)
+    );
     let dup_terms = expected_body("?flight", &["no-resale", "no-resale"]).unwrap();
-    assert!(!intent_body_ok(&dup_terms, &enc(&dup_terms)));
+    assert_eq!(
+        intent_body::check(&enc(&dup_terms)).map(|c| c.value()),
+        None
+    );
     let unknown = expected_body("?flight", &["sell-it"]).unwrap();
-    assert!(!intent_body_ok(&unknown, &enc(&unknown)));
+    assert_eq!(intent_body::check(&enc(&unknown)).map(|c| c.value()), None);
 }
 
 #[test]

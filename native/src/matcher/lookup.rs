@@ -98,6 +98,16 @@ impl MatchIndex {
         }
     }
 
+    /// Whether an intent with these tokens may match anything: some subscription wants one of them.
+    /// `match_value` finds nothing for a body whose tokens are all unwanted.
+    pub fn may_match<S: AsRef<str>>(&self, tokens: &[S]) -> bool {
+        tokens.iter().any(|t| {
+            self.strings
+                .get(t.as_ref().as_bytes())
+                .is_some_and(|sym| self.token_subs.get(sym as usize).is_some_and(|&n| n > 0))
+        })
+    }
+
     /// Appends the ids of the subscriptions a decoded body matches (ascending, each once) to `out`;
     /// false (and nothing appended) when the body is malformed.
     pub fn match_value(&self, value: &Value, out: &mut Vec<i64>) -> bool {
