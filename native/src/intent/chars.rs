@@ -22,14 +22,15 @@ pub fn is_space(c: char) -> bool {
     )
 }
 
-/// One of LEADING_PUNCTUATION.
+/// One of LEADING_PUNCTUATION. Most words start with a letter or digit, which no list holds: they
+/// are answered without a scan of it.
 pub fn is_leading(c: char) -> bool {
-    LEADING_PUNCTUATION.contains(c)
+    !c.is_ascii_alphanumeric() && LEADING_PUNCTUATION.contains(c)
 }
 
-/// One of TRAILING_PUNCTUATION.
+/// One of TRAILING_PUNCTUATION (a letter or digit answered without a scan, as `is_leading`).
 pub fn is_trailing(c: char) -> bool {
-    TRAILING_PUNCTUATION.contains(c)
+    !c.is_ascii_alphanumeric() && TRAILING_PUNCTUATION.contains(c)
 }
 
 /// Whether `c` falls in one of the sorted inclusive `ranges`.
