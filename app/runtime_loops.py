@@ -75,13 +75,15 @@ class BackgroundLoops:
         await relay.run(**tree_links(services.http, lambda peer: self._urls.get(peer), ingest), offend=offend)
 
     async def _sweep_loop(self) -> None:
-        assert self.store is not None and self._daemon is not None
-        log = self._daemon.core.domain.log
+        """Drop expired envelopes, and dead letters past their keeping time, every ``sweep_interval``."""
+        assert self.store is not None and self._daemon is not None and self.services is not None
+        log, outbox = self._daemon.core.domain.log, self.services.outbox
         while True:
             try:
                 await self.store.run(log.prune, self.clock())
+                await self.store.run(outbox.prune_dead, self.clock())
             except Exception:
-                LOGGER.exception("sweeping expired envelopes failed")
+                LOGGER.exception("sweeping expired envelopes and old dead letters failed")
             await trio.sleep(self.sweep_interval)
 
     async def _exchange_loop(self) -> None:

@@ -13,7 +13,11 @@ the queue lives in the store, a node killed at any moment re-sends on restart wh
 acknowledged (delivery is at-least-once; receivers deduplicate by envelope id).
 
 A delivery ends in one of two places: deleted when the peer acknowledged it, or moved to
-``outbox_dead`` with a reason (``max_attempts``, ``expired``, ``rejected``) so it can be reported.
+``outbox_dead`` with a reason (``max_attempts``, ``expired``, ``rejected``) so it can be reported
+(and a ``max_attempts`` one sent again: ``peers.resend``). Dead letters are bounded, since a peer that
+refuses everything it is sent would otherwise have this node keep a copy of every envelope relayed to
+it: a peer's newest ``dead_per_peer`` are kept (by when they died) and ``prune_dead`` drops those
+older than ``dead_kept_ms`` (the runtime's sweep, with expired envelopes; migration 17's index).
 Every method is synchronous over a ``Store``; the trio edge (federation/delivery.py) runs them through
 ``AsyncStore``. Times are integer milliseconds passed in by the caller. Expiry happens inside ``due``,
 so nobody else sees it: ``on_expired(peer, count)`` is told of each peer's expired dead letters (in the
@@ -34,6 +38,8 @@ from node.errors import ValidationError
 from node.store import Store
 
 DEAD_REASONS = ("max_attempts", "expired", "rejected")
+DEAD_PER_PEER = 10_000  # dead letters kept for a peer, its newest (~5 MB of relayed intents)
+DEAD_KEPT_MS = 30 * 86_400_000  # and for at most 30 days
 _COLUMNS = "id, peer, kind, ref, payload, created_at, expires_at, attempts, next_at, last_error"
 
 
@@ -76,12 +82,16 @@ class Outbox:
         backoff: Backoff = Backoff(),
         max_attempts: int = 20,
         rand: Callable[[], float] = random.random,
+        dead_per_peer: int = DEAD_PER_PEER,
+        dead_kept_ms: int = DEAD_KEPT_MS,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        if max_attempts < 1 or dead_per_peer < 1:
+            raise ValueError("max_attempts and dead_per_peer must be at least 1")
         self.store = store
         self.backoff = backoff
         self.max_attempts = max_attempts
+        self.dead_per_peer = dead_per_peer
+        self.dead_kept_ms = dead_kept_ms
         self._rand = rand
         # Relayed gossip in the relay log where the store has it (SQLite since migration 12); a fleet's
         # PostgreSQL outbox is one table with a row per delivery.
@@ -338,6 +348,27 @@ class Outbox:
             f"coalesce(?, last_error), ? FROM {table} WHERE id IN ({_marks(ids)})",
             [reason, error, now, *ids],
         )
+        peers = self.store.query(f"SELECT DISTINCT peer FROM outbox_dead WHERE id IN ({_marks(ids)})", list(ids))
+        for row in peers:
+            self._trim_dead(row["peer"])
+
+    def _trim_dead(self, peer: str) -> None:
+        """Keep ``peer``'s newest ``dead_per_peer`` dead letters (by when they died, then id)."""
+        oldest_kept = self.store.query_one(
+            "SELECT dead_at, id FROM outbox_dead WHERE peer = ? ORDER BY dead_at DESC, id DESC LIMIT 1 OFFSET ?",
+            (peer, self.dead_per_peer - 1),
+        )
+        if oldest_kept is not None:
+            at, last = oldest_kept["dead_at"], oldest_kept["id"]
+            self.store.execute(
+                "DELETE FROM outbox_dead WHERE peer = ? AND (dead_at < ? OR (dead_at = ? AND id < ?))",
+                [peer, at, at, last],
+            )
+
+    def prune_dead(self, now: int) -> int:
+        """Drop the dead letters older than ``dead_kept_ms``; how many went."""
+        with self.store.transaction():
+            return self.store.execute("DELETE FROM outbox_dead WHERE dead_at <= ?", [now - self.dead_kept_ms])
 
     def _split(self, ids: Sequence[int]) -> tuple[list[int], list[int]]:
         """(per-row ids, relayed ids)."""

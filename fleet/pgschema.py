@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from node.schema import AGREEMENTS_V11
+from node.schema import AGREEMENTS_V11, DEAD_BY_AGE_V17
 from node.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from node.schema import SUBSCRIPTION_JOURNAL_KEEP
 from node.schema_datapath import _AUTHORS_V14
@@ -219,4 +219,7 @@ PG_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
      tuple(f"ALTER TABLE leads DROP CONSTRAINT IF EXISTS leads_{c}_check"
            for c in ("intent_id", "author", "body", "subscription_ids"))),
     (9, "the gossip log in commit order across listeners", _ENVELOPES_IN_COMMIT_ORDER),
+    # SQLite migration 17, translated: dead letters found by peer and age, to bound them.
+    (10, "dead letters bounded: kept newest first per peer, swept by age",
+     tuple(translate_ddl(s) for s in DEAD_BY_AGE_V17)),
 )

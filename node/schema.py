@@ -22,6 +22,7 @@ from node.schema_federation import (  # noqa: F401 (re-exported: the store and f
     _INTENTS_V4,
     _OUTBOX_V5,
     AGREEMENTS_V11,
+    DEAD_BY_AGE_V17,
     SUBSCRIPTION_JOURNAL_KEEP,
     _subscriptions_v8,
     spec_hash,
@@ -55,4 +56,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     (14, "data path: the authors held in a table of their own, not an index on every envelope", _AUTHORS_V14),
     (15, "data path: envelopes found by an index of their ids' first 8 bytes", _id_prefix_v15),
     (16, "data path: leads without per-row checks", _lean_leads_v16),
+    (17, "dead letters bounded: kept newest first per peer, swept by age", DEAD_BY_AGE_V17),
 )

@@ -71,6 +71,10 @@ _OUTBOX_V5 = (
     "CREATE INDEX outbox_dead_peer ON outbox_dead(peer, id)",
 )
 
+# Dead letters are bounded (federation/outbox.py): a peer's newest are kept and old ones swept, both
+# found by this index.
+DEAD_BY_AGE_V17 = ("CREATE INDEX outbox_dead_age ON outbox_dead(peer, dead_at, id)",)
+
 # The federation (PROTOCOL.md sections 7 and 8). ``envelopes`` is every envelope this node holds for
 # gossip (its own and its peers'): ``seq`` is the order peers pull in, ``id`` deduplicates, and rows
 # leave once expired. ``recipient`` is the addressee of an offer, acceptance or decline (inbox pulls);

@@ -14,6 +14,7 @@ import trio
 
 from federation import wire
 from federation.auth import SignatureAuth
+from federation.outbox import DEAD_KEPT_MS, Outbox
 from federation.peerclient import PeerClient
 from federation.ratelimit import RateLimiter
 from node import envelope
@@ -277,6 +278,26 @@ async def test_expired_envelopes_are_swept(net):
         await eventually(lambda: alice.read(lambda s: s.count("envelopes") == 0))
         assert await alice.read(lambda s: s.count("intents")) == 1  # her own record stays (as expired)
 
+
+
+async def test_old_dead_letters_are_swept(net):
+    """A running node drops dead letters once they are DEAD_KEPT_MS old, with the expired envelopes."""
+    with trio.fail_after(TIMEOUT):
+        now = [envelope.now_ms()]
+        alice = await net.node("alice", clock=lambda: now[0], sweep_interval=0.02)
+
+        def dead_letter(store):
+            outbox = Outbox(store)
+            with store.transaction():
+                queued = outbox.enqueue("ab" * 32, b"refused", kind="intent", now=now[0])
+            outbox.mark_rejected([queued], now[0], "HTTP 400")
+
+        await alice.read(dead_letter)
+        now[0] += DEAD_KEPT_MS - 1
+        await trio.sleep(0.1)  # sweeps ran: it is not yet old enough
+        assert await alice.read(lambda s: s.count("outbox_dead")) == 1
+        now[0] += 1
+        await eventually(lambda: alice.read(lambda s: s.count("outbox_dead") == 0))
 
 async def test_server_reports_the_bound_port_and_drains_requests_on_shutdown():
     from starlette.applications import Starlette

@@ -174,6 +174,44 @@ def test_rejected_deliveries_are_dead_lettered_at_once(store):
     assert [(d.reason, d.last_error, d.dead_at) for d in outbox.dead("a")] == [("rejected", "HTTP 413", 7)] * 2
 
 
+@vendor_engines
+def test_a_peer_keeps_only_its_newest_dead_letters(store):
+    """A peer that refuses everything cannot make the node keep a copy of all it was sent: its newest
+    ``dead_per_peer`` dead letters stay (by when they died), another peer's are untouched."""
+    outbox = make(store, dead_per_peer=3)
+    fill(outbox, "b", 1)
+    outbox.mark_rejected([d.id for d in outbox.due("b", 0)], 1, "HTTP 400")
+    fill(outbox, "a", 5)
+    for at, delivery in zip((10, 30, 20, 40, 15), outbox.due("a", 0), strict=True):  # not in id order
+        outbox.mark_rejected([delivery.id], at, "HTTP 400")
+    assert [(d.payload, d.dead_at) for d in outbox.dead("a")] == [(b"p1", 30), (b"p2", 20), (b"p3", 40)]
+    assert payloads(outbox.dead("b")) == [b"p0"]
+    fill(outbox, "a", 2, start=5)
+    outbox.mark_rejected([d.id for d in outbox.due("a", 0)], 50, "HTTP 400")
+    assert [(d.payload, d.dead_at) for d in outbox.dead("a")] == [(b"p3", 40), (b"p5", 50), (b"p6", 50)]
+
+
+def test_relayed_dead_letters_are_bounded_too(store):
+    """Relayed gossip (stored once, a cursor per peer) dead-letters a copy per peer: bounded alike."""
+    outbox = make(store, dead_per_peer=2)
+    with store.transaction():
+        outbox.relay([(b"relayed%d" % i, f"{i:064x}", None, ["a"]) for i in range(4)], now=0)
+    outbox.mark_rejected([d.id for d in outbox.due("a", 0)], 5, "HTTP 400")
+    assert payloads(outbox.dead("a")) == [b"relayed2", b"relayed3"]
+
+
+@vendor_engines
+def test_old_dead_letters_are_swept(store):
+    outbox = make(store, dead_kept_ms=100)
+    fill(outbox, "a", 3)
+    for at, delivery in zip((10, 50, 60), outbox.due("a", 0), strict=True):
+        outbox.mark_rejected([delivery.id], at, "HTTP 400")
+    assert outbox.prune_dead(149) == 1  # kept 100 ms: at 149 the one that died at 50 is 99 ms old
+    assert [d.dead_at for d in outbox.dead()] == [50, 60]
+    assert outbox.prune_dead(150) == 1
+    assert [d.dead_at for d in outbox.dead()] == [60]
+
+
 def test_the_queue_survives_a_restart(tmp_path):
     path = tmp_path / "node.db"
     with Store(path) as first:
