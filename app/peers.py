@@ -8,7 +8,7 @@ from typing import Any
 
 from app.args import Args
 from app.services import PEERS, Services
-from federation.kinds import ACCESS_KIND, GOSSIP_KIND
+from federation.kinds import ACCESS_KIND, GOSSIP_KIND, grant_of
 from federation.outbox import DeadDelivery
 from node.errors import ConflictError, DeliveryError, NotFoundError, ValidationError, WireError
 from node.gossiplog import blob_id
@@ -86,7 +86,7 @@ async def peers_resend(services: Services, args: dict[str, Any]) -> dict[str, An
 def _still_due(services: Services, dead: list[DeadDelivery], now: int) -> list[tuple[int, int | None]]:
     """``(id, expiry to queue it with)`` of the dead letters still worth sending: gossip this node
     holds unexpired (its expiry; the log read once per thousand) and access pushes under a grant we
-    gave that is live (no expiry, as first queued; each grant read once)."""
+    gave that is live (the grant's expiry, as first queued; each grant read once)."""
     ids = {d.ref: blob_id(d.ref) for d in dead if d.kind == GOSSIP_KIND and d.ref is not None}
     expiries = services.log.expiries([key for key in ids.values() if key is not None])
     live: dict[str, bool] = {}
@@ -98,20 +98,23 @@ def _still_due(services: Services, dead: list[DeadDelivery], now: int) -> list[t
             if expires is not None and expires > now:
                 due.append((d.id, expires))
         elif d.kind == ACCESS_KIND and d.ref is not None:
-            grant_id = d.ref.split(":", 1)[0]
+            grant_id = grant_of(d.ref)
             if grant_id not in live:
-                live[grant_id] = _grant_live(services, grant_id, now)
-            if live[grant_id]:
-                due.append((d.id, None))
+                live[grant_id] = _live_until(services, grant_id, now)
+            until = live[grant_id]
+            if until is not None:
+                due.append((d.id, until))
     return due
 
 
-def _grant_live(services: Services, grant_id: str, now: int) -> bool:
+def _live_until(services: Services, grant_id: str, now: int) -> int | None:
+    """When a grant we gave that is live at ``now`` expires (None: it is not)."""
     try:
         grant = services.grants.get(grant_id)
     except (NotFoundError, ValidationError):
-        return False
-    return grant.direction == "given" and grant.status == "live" and grant.expires > now
+        return None
+    live = grant.direction == "given" and grant.status == "live" and grant.expires > now
+    return grant.expires if live else None
 
 
 async def blocks_add(services: Services, args: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from federation import wire
-from federation.kinds import ACCESS_KIND, addressee
+from federation.kinds import ACCESS_KIND, access_ref, addressee
 from federation.outbox import Outbox
 from node.backends import NATIVE, Backend
 from node.envelope import Envelope
@@ -107,7 +107,8 @@ class Access:
     def queue_pushes(self) -> set[str]:
         """Seal, for each live push grant whose vault fields changed since it was last pushed, the
         granted fields to the grantee and queue them (outbox kind ``access``, one delivery per grant
-        and version), each with its ``pushed`` receipt whose copy goes to the grantee; the peers to
+        and version, expiring with the grant; a revocation drops them: ``Pipeline.publish_direct``),
+        each with its ``pushed`` receipt whose copy goes to the grantee; the peers to
         wake. The grantee must be a peer with a URL to be reached (the outbox retries until it has
         one; a grantee that is no peer at all has its deliveries dead-lettered by the runtime)."""
         with self.store.transaction():
@@ -119,18 +120,19 @@ class Access:
             now = self._clock()
             for grantee, grant_id, version, values in due:
                 grant_bytes = bytes.fromhex(grant_id) if isinstance(grant_id, str) else bytes(grant_id)
+                grant = self._grants.get(grant_bytes.hex())
                 sealed = seal(bytes.fromhex(grantee), self._backend.encode(dict(values)), info=grant_bytes)
                 queued = self._outbox.enqueue(
                     grantee,
                     wire.encode_push_item(grant_bytes, version, sealed),
                     kind=ACCESS_KIND,
                     now=now,
-                    ref=f"{grant_bytes.hex()}:{version}",
+                    ref=access_ref(grant_bytes.hex(), version),
+                    expires_at=grant.expires,  # undelivered by then, it is dead-lettered, never sent late
                 )
                 if queued is None:
                     continue  # this version is already on its way
                 peers.add(grantee)
-                grant = self._grants.get(grant_bytes.hex())
                 receipt = self._receipts.append(
                     identity,
                     to=bytes.fromhex(grantee),

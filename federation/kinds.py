@@ -25,3 +25,13 @@ def addressee(env: Envelope) -> str:
     if not isinstance(to, bytes) or len(to) != 32:
         raise ValidationError("to", f"a {env.kind} names its addressee in 'to' (32 bytes)")
     return to.hex()
+
+
+def access_ref(grant_hex: str, version: int) -> str:
+    """The outbox ref of a push of a grant's data: one delivery per (grant, version)."""
+    return f"{grant_hex}:{version}"
+
+
+def grant_of(ref: str) -> str:
+    """The grant (hex id) an access push's outbox ref is under."""
+    return ref.split(":", 1)[0]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from federation import relaylog
 from federation.backoff import Backoff
-from federation.kinds import GOSSIP_KIND
+from federation.kinds import ACCESS_KIND, GOSSIP_KIND
 from node.errors import ValidationError
 from node.store import Store
 
@@ -376,6 +376,15 @@ class Outbox:
             return list(ids), []
         rows = [i for i in ids if not relaylog.is_relayed(i)]
         return rows, [i for i in ids if relaylog.is_relayed(i)]
+
+    def drop_access(self, peer: str, grant_hex: str) -> int:
+        """Drop the pushes of a grant's data still queued for ``peer`` (the grant ended: they must never
+        be sent); how many. Joins the caller's transaction."""
+        with self.store.transaction():
+            return self.store.execute(
+                f"DELETE FROM {self._rows} WHERE peer = ? AND kind = ? AND ref LIKE ?",
+                [peer, ACCESS_KIND, f"{grant_hex}:%"],  # kinds.access_ref's form; hex holds no wildcard
+            )
 
     def resend(self, deliveries: Sequence[tuple[int, int | None]], now: int) -> int:
         """Queue these dead letters (``(dead id, expires_at)``) again, due now with their attempts

@@ -333,7 +333,8 @@ class Pipeline:
 
     def publish_direct(self, env: Envelope, to_hex: str) -> set[str]:
         """Hold a direct envelope this node made, addressed to ``to_hex`` (ttl 0, served to it alone
-        by ``GET /v1/inbox``), and queue it for that one peer when it has a URL; the peers to wake.
+        by ``GET /v1/inbox``), and queue it for that one peer when it has a URL; the peers to wake. A
+        ``revoke`` drops the pushes of its grant's data still queued for that peer.
         Publishing it again changes nothing. Joins the caller's transaction."""
         if env.kind not in DIRECT_KINDS:
             raise ValidationError("kind", f"{env.kind!r} is gossiped, not sent directly")
@@ -344,6 +345,8 @@ class Pipeline:
             if self.log.known([env.id]):
                 return set()
             self.log.add(env, ttl=0, recipient=to_hex, ref=None, from_peer=None)
+            if env.kind == "revoke":  # consent ended: what it would still have pushed never goes
+                self._outbox.drop_access(to_hex, env.body["grant"].hex())
             peer = self._peers.by_key(to_hex)
             if peer is None or peer.url is None:
                 return set()  # it pulls its inbox from us

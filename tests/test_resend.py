@@ -73,6 +73,8 @@ async def test_only_what_is_still_live_and_consented_is_queued_again(tmp_path):
             assert left.ref == brief["id"]
             expiry = services.store.store.query_one("SELECT expires_at FROM outbox WHERE ref = ?", [lasting["id"]])
             assert expiry["expires_at"] == lasting["expires"]  # still dead-lettered `expired` in its turn
+            push = services.store.store.query_one("SELECT expires_at FROM outbox WHERE ref = ?", [f"{grant['id']}:1"])
+            assert push["expires_at"] == grant["expires"]  # the push ends with its consent, as first queued
 
             # The consent ends while the vendor is still away: the push is never sent on; the revocation is.
             await services.store.run(_give_up, services, vendor.hex(), now[0])
