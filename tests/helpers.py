@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
 import trio
 
 from node.store import Store
@@ -27,3 +31,26 @@ class InlineStore:
     async def run(self, fn, *args, **kwargs):
         await trio.lowlevel.checkpoint()
         return fn(*args, **kwargs)
+
+
+DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+@contextlib.asynccontextmanager
+async def person_with_away_vendor(path: Path, clock: Callable[[], int] | None = None):
+    """A person's node in direct mode whose vault holds an email, with a vendor peer that is away (its
+    URL answers nothing): ``(services, the vendor's key)``."""
+    from app.ops import run_op
+    from app.root import direct_services
+    from node.home import init_home
+    from node.identity import Identity
+    from node.keystore import load_identity
+    from node.peers import Peers
+
+    home = init_home(path, None, "person")
+    kwargs = {"clock": clock} if clock is not None else {}
+    async with direct_services(home, load_identity(home.key_path, None), **kwargs) as services:
+        vendor = Identity.generate().public_key
+        Peers(services.store.store).add(public_key=vendor, url=DEAD_URL, role="vendor", name="Acme")
+        await run_op(services, "vault.set", {"name": "email", "value": "alice@example.org"})
+        yield services, vendor

@@ -9,16 +9,11 @@ import trio
 
 from app.access import sweep_grants
 from app.ops import run_op
-from app.root import direct_services
-from node.home import init_home
-from node.identity import Identity
-from node.keystore import load_identity
-from node.peers import Peers
+from tests.helpers import person_with_away_vendor
 
 HOUR = 3_600_000
 MINUTE = 60_000
 TIMEOUT = 30
-DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
 def _queued(services, peer: str) -> list[tuple[str, str, int | None]]:
@@ -36,12 +31,8 @@ async def _grant(services, vendor: bytes, fields: list[str], duration_ms: int) -
 
 
 async def test_a_revocation_drops_the_pushes_still_queued_for_its_grant(tmp_path):
-    home = init_home(tmp_path / "alice", None, "person")
     with trio.fail_after(TIMEOUT):
-        async with direct_services(home, load_identity(home.key_path, None)) as services:
-            vendor = Identity.generate().public_key
-            Peers(services.store.store).add(public_key=vendor, url=DEAD_URL, role="vendor", name="Acme")
-            await run_op(services, "vault.set", {"name": "email", "value": "alice@example.org"})
+        async with person_with_away_vendor(tmp_path / "alice") as (services, vendor):
             await run_op(services, "vault.set", {"name": "phone", "value": "+1 555 0100"})
             ending = await _grant(services, vendor, ["email"], HOUR)
             staying = await _grant(services, vendor, ["phone"], HOUR)
@@ -56,13 +47,9 @@ async def test_a_revocation_drops_the_pushes_still_queued_for_its_grant(tmp_path
 
 
 async def test_a_grant_ended_by_the_sweep_drops_its_pushes(tmp_path):
-    home = init_home(tmp_path / "alice", None, "person")
     now = [1_000_000_000_000]
     with trio.fail_after(TIMEOUT):
-        async with direct_services(home, load_identity(home.key_path, None), clock=lambda: now[0]) as services:
-            vendor = Identity.generate().public_key
-            Peers(services.store.store).add(public_key=vendor, url=DEAD_URL, role="vendor", name="Acme")
-            await run_op(services, "vault.set", {"name": "email", "value": "alice@example.org"})
+        async with person_with_away_vendor(tmp_path / "alice", lambda: now[0]) as (services, vendor):
             brief = await _grant(services, vendor, ["email"], 2 * MINUTE)
             lasting = await _grant(services, vendor, ["email"], HOUR)
             assert _pushes(services, vendor.hex()) == [f"{brief['id']}:1", f"{lasting['id']}:1"]

@@ -11,18 +11,13 @@ import trio
 from typer.testing import CliRunner
 
 from app.ops import run_op
-from app.root import direct_services
 from cli.main import app
-from node.home import init_home
-from node.identity import Identity
-from node.keystore import load_identity
-from node.peers import Peers
 from tests.fednet import FedNet, eventually
+from tests.helpers import person_with_away_vendor
 
 HOUR = 3_600_000
 MINUTE = 60_000
 TIMEOUT = 30
-DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
 @pytest.fixture
@@ -46,13 +41,9 @@ def _queued(services, peer: str) -> list[tuple[str, str]]:
 
 
 async def test_only_what_is_still_live_and_consented_is_queued_again(tmp_path):
-    home = init_home(tmp_path / "alice", None, "person")
     now = [1_000_000_000_000]
     with trio.fail_after(TIMEOUT):
-        async with direct_services(home, load_identity(home.key_path, None), clock=lambda: now[0]) as services:
-            vendor = Identity.generate().public_key
-            Peers(services.store.store).add(public_key=vendor, url=DEAD_URL, role="vendor", name="Acme")
-            await run_op(services, "vault.set", {"name": "email", "value": "alice@example.org"})
+        async with person_with_away_vendor(tmp_path / "alice", lambda: now[0]) as (services, vendor):
             grant = await run_op(services, "grants.create", {"vendor": vendor.hex(), "fields": ["email"],
                                                              "purpose": "receipts", "duration_ms": HOUR, "push": True})  # fmt: skip
             lasting = await run_op(services, "intent.cast", {"text": "?flight SFO->JFK", "ttl_ms": HOUR})
