@@ -89,7 +89,7 @@ def _still_due(services: Services, dead: list[DeadDelivery], now: int) -> list[t
     gave that is live (the grant's expiry, as first queued; each grant read once)."""
     ids = {d.ref: blob_id(d.ref) for d in dead if d.kind == GOSSIP_KIND and d.ref is not None}
     expiries = services.log.expiries([key for key in ids.values() if key is not None])
-    live: dict[str, bool] = {}
+    live: dict[str, int | None] = {}  # grant id: when it expires, if live
     due: list[tuple[int, int | None]] = []
     for d in dead:
         if d.kind == GOSSIP_KIND and d.ref is not None:

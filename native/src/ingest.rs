@@ -3,8 +3,8 @@
 //! `RecentIds`, and repeats inside the batch) skip verification (a committed one is not even
 //! decoded: its id and fields are read from the envelope's fixed framing, `envelope::framed`);
 //! the rest get the lifetime and clock checks, one ZIP-215 batch equation per chunk (bisected, so exactly the bad ones fail),
-//! and, for intents, the body check of `node.intents.check_body` and the match against the
-//! vendor's index. Large batches run on several threads; the verdicts do not depend on how many.
+//! and, for intents, the body check of `node.intents.check_body` (`intent_body`) and the match
+//! against the vendor's index. Large batches run on several threads; the verdicts do not depend on how many.
 //!
 //! Pure Rust, no pyo3; `py` turns the items into the Python result.
 
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use crate::ed25519::{self, Prepared};
 use crate::envelope::{self, Envelope};
 use crate::intent_body;
-pub use crate::intent_body::{expected_body, KNOWN_TERMS};
+pub use crate::intent_body::expected_body;
 use crate::keycache::KeyCache;
 use crate::matcher::MatchIndex;
 use crate::parallel;
