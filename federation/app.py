@@ -57,7 +57,7 @@ from federation.admission import Admission, merge
 from federation.catchup import CAPABILITIES, Builds, CatchUp
 from federation.events import DaemonEvents, RefusalLog, note_signer
 from federation import catchup, tree as plumtree_tree
-from federation.auth import SignatureMiddleware, verified_peer
+from federation.auth import SignatureMiddleware, signed_body, verified_peer
 from federation.health import Health, HealthMiddleware
 from federation.limits import source_of
 from federation.noncecache import NonceCache
@@ -165,7 +165,7 @@ def _over_budget(request: Request, peer: str, refused: str) -> Response:
 async def push(request: Request, peer: str) -> Response:
     fed = _federation(request)
     try:
-        items = fed.pipeline.decode_push(await request.body())
+        items = fed.pipeline.decode_push(signed_body(request))
     except WireError as exc:
         if exc.reason == "too_large":
             return _refusal(413, wire.TOO_LARGE, exc.detail)
@@ -210,7 +210,7 @@ async def node(request: Request, peer: str) -> Response:
 
 async def hello(request: Request, peer: str) -> Response:
     fed = _federation(request)
-    said = wire.decode_hello(await request.body())
+    said = wire.decode_hello(signed_body(request))
     if peer == fed.me:
         raise WireError("malformed", "a node does not greet itself")
 
@@ -225,7 +225,7 @@ async def hello(request: Request, peer: str) -> Response:
 
 async def access(request: Request, peer: str) -> Response:
     fed = _federation(request)
-    ask = wire.decode_access_ask(await request.body())
+    ask = wire.decode_access_ask(signed_body(request))
     try:
         answered = await fed.store.run(
             fed.access.answer_access, peer, ask.grant, ask.fields, source_of(request.scope)
@@ -242,7 +242,7 @@ async def access(request: Request, peer: str) -> Response:
 
 async def access_push(request: Request, peer: str) -> Response:
     fed = _federation(request)
-    items = wire.decode_push_batch(await request.body())
+    items = wire.decode_push_batch(signed_body(request))
     # an item opens a seal in the store's thread: it spends the source's and the node's budgets too
     admitted, allowed = fed.admission.allowed(fed.limiter, peer, source_of(request.scope), len(items))
     reasons = b""
@@ -257,7 +257,7 @@ async def reconcile_range(request: Request, peer: str) -> Response:
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
-    filter_text, msg = catchup.decode_request(await request.body())
+    filter_text, msg = catchup.decode_request(signed_body(request))
     # a message reads the whole set (up to catchup.MAX_SET rows): it costs what RECONCILE_COST pushed
     # items cost, of the signer's, the source's and the node's budgets, so neither one peer nor fresh
     # keys from one source can keep the store busy with cheap requests
@@ -284,7 +284,7 @@ async def gossip_by_ids(request: Request, peer: str) -> Response:
     fed = _federation(request)
     if fed.catchup is None:
         return _refusal(404, "not_found")
-    ids = catchup.decode_ids(await request.body())
+    ids = catchup.decode_ids(signed_body(request))
     refused = fed.admission.spend(fed.limiter, peer, source_of(request.scope), len(ids))  # an id costs what an item does
     if refused is not None:
         return _over_budget(request, peer, refused)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 MAX_BODY = 8 * 1024 * 1024  # the body is hashed before anything else; an unbounded read is a free DoS
 REASON_HEADER = "Vrm-Signature-Error"
 PEER_STATE = "peer"  # request.state.peer: the VerifiedRequest of the signer
+BODY_STATE = "signed_body"  # request.state.signed_body: the body its signature covers
 
 
 class SignatureAuth(httpx.Auth):
@@ -124,6 +125,13 @@ def verified_peer(request: Request) -> VerifiedRequest:
     return getattr(request.state, PEER_STATE)
 
 
+def signed_body(request: Request) -> bytes:
+    """The body of a request that passed ``SignatureMiddleware``, as it was read to check the digest
+    its signature covers: handlers take it from here rather than read the request again (Starlette's
+    ``body()`` would copy a push's few hundred kilobytes once more)."""
+    return getattr(request.state, BODY_STATE)
+
+
 class SignatureMiddleware:
     """ASGI middleware: only requests with a valid vrm signature reach ``app``; others get a 401.
 
@@ -131,7 +139,8 @@ class SignatureMiddleware:
     503 ``busy`` when spent), so forged and unsigned requests pay as signed ones do; the body is read
     (at most ``max_body`` bytes, else 413) because the signature covers its digest; the signature is
     checked (``federation.httpsig.verify_request``, its ``@authority`` against ``authorities`` before
-    any hashing); the body is replayed to ``app``. The handler finds the signer in ``request.state.peer``.
+    any hashing); the body is replayed to ``app``. The handler finds the signer in ``request.state.peer``
+    (``verified_peer``) and the body in ``request.state.signed_body`` (``signed_body``).
     """
 
     def __init__(
@@ -197,7 +206,7 @@ class SignatureMiddleware:
         except RequestSignatureError as exc:
             await signature_error_response(exc, accept)(scope, receive, send)
             return
-        scope = {**scope, "state": {**scope.get("state", {}), PEER_STATE: peer}}
+        scope = {**scope, "state": {**scope.get("state", {}), PEER_STATE: peer, BODY_STATE: body}}
         await self.app(scope, _replay(body, receive), send)
 
 

@@ -35,6 +35,7 @@ from starlette.responses import Response
 
 from federation import plumtree as pt
 from federation import wire
+from federation.auth import signed_body
 from federation.kinds import DIRECT_KINDS, GOSSIP_KIND
 from federation.outbox import Outbox
 from federation.peerclient import PeerClient
@@ -67,7 +68,7 @@ async def tree(request: Request, peer: str) -> Response:
     relay: TreeRelay | None = fed.tree
     if relay is None:
         return _answer(wire.error_body("not_found"), 404)
-    msg = decode_tree(await request.body())
+    msg = decode_tree(signed_body(request))
     extra = msg.cost - 1  # the request's own token was taken by the guard
     if extra and fed.limiter.take(peer, extra) < extra:
         return _answer(wire.error_body(wire.RATE_LIMITED), 429, {"Retry-After": fed.limiter.retry_after_header(peer)})
