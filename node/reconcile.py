@@ -134,17 +134,16 @@ class ItemSet:
         # ids' values cost 0.1 s a message when anything had expired).
         items, sums = self.items, self._sums
         gone = [k for k, (_, id_) in enumerate(items) if id_ in removed] if removed else []
-        runs: list[tuple[int, int] | Item] = []  # (start, end) of old items, or an added item
+        runs: list[range] = []  # the old items kept, as runs of positions between those removed
         start = 0
         for k in gone:
             if k > start:
-                runs.append((start, k))
+                runs.append(range(start, k))
             start = k + 1
         if start < len(items):
-            runs.append((start, len(items)))
-        if new:
-            runs = _merged(runs, items, new)
-        return ItemSet._of(*_spliced(runs, items, sums))
+            runs.append(range(start, len(items)))
+        pieces: Sequence[range | Item] = _merged(runs, items, new) if new else runs
+        return ItemSet._of(*_spliced(pieces, items, sums))
 
     def newest(self, count: int) -> ItemSet:
         """The ``count`` greatest items (all when fewer). The sums are kept as they are: a range's
@@ -174,23 +173,23 @@ class ItemSet:
         return sorted(id_ for _, id_ in self.items[lo:hi])
 
 
-def _merged(runs: list[tuple[int, int] | Item], items: list[Item], new: list[Item]) -> list[tuple[int, int] | Item]:
-    """``runs`` (slices of ``items``, ascending) with the sorted ``new`` items put in place; an item
-    already in a run is not added twice."""
-    out: list[tuple[int, int] | Item] = []
+def _merged(runs: list[range], items: list[Item], new: list[Item]) -> list[range | Item]:
+    """``runs`` (runs of positions in ``items``, ascending) with the sorted ``new`` items put in place;
+    an item already in a run is not added twice."""
+    out: list[range | Item] = []
     at = 0
     for run in runs:
-        a, b = run  # type: ignore[misc]
+        a, b = run.start, run.stop
         while a < b:
             if at == len(new):
-                out.append((a, b))
+                out.append(range(a, b))
                 break
             k = bisect.bisect_left(items, new[at], a, b)
             if k > a:
-                out.append((a, k))
+                out.append(range(a, k))
             if k < b and items[k] == new[at]:  # held already: the old item stays
                 at += 1
-                out.append((k, k + 1))
+                out.append(range(k, k + 1))
                 a = k + 1
             elif k < b:
                 out.append(new[at])
@@ -202,31 +201,29 @@ def _merged(runs: list[tuple[int, int] | Item], items: list[Item], new: list[Ite
     return out
 
 
-def _spliced(
-    runs: Sequence[tuple[int, int] | Item], items: list[Item], sums: list[int]
-) -> tuple[list[Item], list[int]]:
-    """The items and running sums of ``runs`` in order. A run of old items keeps its sums shifted by one
-    amount; the longest is not shifted at all (a fingerprint needs only differences of the sums)."""
+def _spliced(pieces: Sequence[range | Item], items: list[Item], sums: list[int]) -> tuple[list[Item], list[int]]:
+    """The items and running sums of ``pieces`` (runs of positions in ``items``, and added items) in
+    order. A run of old items keeps its sums shifted by one amount; the longest is not shifted at all
+    (a fingerprint needs only differences of the sums)."""
     shifts: list[int] = []
-    acc = 0  # the new running sum before the run
-    for run in runs:
-        if isinstance(run[1], bytes):
-            shifts.append(0)
-            acc += int.from_bytes(run[1], "little")
+    acc = 0  # the new running sum before the piece
+    for piece in pieces:
+        if isinstance(piece, range):
+            shifts.append(acc - sums[piece.start])
+            acc += sums[piece.stop] - sums[piece.start]
         else:
-            a, b = run
-            shifts.append(acc - sums[a])
-            acc += sums[b] - sums[a]
-    olds = [(run[1] - run[0], i) for i, run in enumerate(runs) if not isinstance(run[1], bytes)]
-    ref = shifts[max(olds)[1]] if olds else 0
+            shifts.append(0)
+            acc += int.from_bytes(piece[1], "little")
+    runs = [(len(piece), i) for i, piece in enumerate(pieces) if isinstance(piece, range)]
+    ref = shifts[max(runs)[1]] if runs else 0
     out_items: list[Item] = []
     out_sums = [-ref]
-    for run, shift in zip(runs, shifts):
-        if isinstance(run[1], bytes):
-            out_items.append(run)  # type: ignore[arg-type]
-            out_sums.append(out_sums[-1] + int.from_bytes(run[1], "little"))
+    for piece, shift in zip(pieces, shifts):
+        if not isinstance(piece, range):
+            out_items.append(piece)
+            out_sums.append(out_sums[-1] + int.from_bytes(piece[1], "little"))
             continue
-        a, b = run
+        a, b = piece.start, piece.stop
         out_items += items[a:b]
         delta = shift - ref
         out_sums += sums[a + 1 : b + 1] if delta == 0 else [x + delta for x in sums[a + 1 : b + 1]]
