@@ -128,16 +128,17 @@ fn judge(
         if !ok {
             o.0 = Reason::BadSignature;
         } else if env.kind == "intent" {
-            match intent_body::check(env.body_raw) {
-                // Most intents ask for what a vendor's index has no subscription for: the body's
-                // value is built only for one that may match.
-                Some(body) => match index {
-                    Some(ix) if ix.may_match(&body.intent.tokens) => {
-                        ix.match_value(&body.value(), &mut o.1);
+            // Most intents ask for what a vendor's index has no subscription for: the body's value is
+            // built only for one that may match.
+            match (intent_body::check(env.body_raw), index) {
+                (None, _) => o.0 = Reason::InvalidBody,
+                (Some(body), Some(ix)) if ix.may_match(&body.intent.tokens) => match body.value() {
+                    Some(value) => {
+                        ix.match_value(&value, &mut o.1);
                     }
-                    _ => {}
+                    None => o.0 = Reason::InvalidBody,
                 },
-                None => o.0 = Reason::InvalidBody,
+                (Some(_), _) => {}
             }
         }
     }

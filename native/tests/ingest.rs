@@ -108,16 +108,19 @@ fn body_check_and_match() {
     assert!(out[1].matched.is_empty() && out[3].matched.is_empty());
     let body = expected_body("?flight max:300USD", &["no-resale", "no-profiling"]).unwrap();
     assert_eq!(
-        intent_body::check(&enc(&body)).map(|c| c.value()),
+        intent_body::check(&enc(&body)).and_then(|c| c.value()),
         Some(body)
     );
     let dup_terms = expected_body("?flight", &["no-resale", "no-resale"]).unwrap();
     assert_eq!(
-        intent_body::check(&enc(&dup_terms)).map(|c| c.value()),
+        intent_body::check(&enc(&dup_terms)).and_then(|c| c.value()),
         None
     );
     let unknown = expected_body("?flight", &["sell-it"]).unwrap();
-    assert_eq!(intent_body::check(&enc(&unknown)).map(|c| c.value()), None);
+    assert_eq!(
+        intent_body::check(&enc(&unknown)).and_then(|c| c.value()),
+        None
+    );
 }
 
 #[test]
