@@ -32,6 +32,11 @@ def access_ref(grant_hex: str, version: int) -> str:
     return f"{grant_hex}:{version}"
 
 
+def access_refs_of(grant_hex: str) -> str:
+    """A LIKE pattern matching ``access_ref`` of every version of a grant (hex holds no wildcard)."""
+    return f"{grant_hex}:%"
+
+
 def grant_of(ref: str) -> str:
     """The grant (hex id) an access push's outbox ref is under."""
     return ref.split(":", 1)[0]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from federation import relaylog
 from federation.backoff import Backoff
-from federation.kinds import ACCESS_KIND, GOSSIP_KIND
+from federation.kinds import ACCESS_KIND, GOSSIP_KIND, access_refs_of
 from node.errors import ValidationError
 from node.store import Store
 
@@ -383,7 +383,7 @@ class Outbox:
         with self.store.transaction():
             return self.store.execute(
                 f"DELETE FROM {self._rows} WHERE peer = ? AND kind = ? AND ref LIKE ?",
-                [peer, ACCESS_KIND, f"{grant_hex}:%"],  # kinds.access_ref's form; hex holds no wildcard
+                [peer, ACCESS_KIND, access_refs_of(grant_hex)],
             )
 
     def resend(self, deliveries: Sequence[tuple[int, int | None]], now: int) -> int:

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import trio
 
+from app.ops import run_op
+from app.root import direct_services
+from node.home import init_home
+from node.identity import Identity
+from node.keystore import load_identity
+from node.peers import Peers
 from node.store import Store
 
 
@@ -40,13 +46,6 @@ DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
 async def person_with_away_vendor(path: Path, clock: Callable[[], int] | None = None):
     """A person's node in direct mode whose vault holds an email, with a vendor peer that is away (its
     URL answers nothing): ``(services, the vendor's key)``."""
-    from app.ops import run_op
-    from app.root import direct_services
-    from node.home import init_home
-    from node.identity import Identity
-    from node.keystore import load_identity
-    from node.peers import Peers
-
     home = init_home(path, None, "person")
     kwargs = {"clock": clock} if clock is not None else {}
     async with direct_services(home, load_identity(home.key_path, None), **kwargs) as services:
